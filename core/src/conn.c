@@ -1,0 +1,224 @@
+/*
+** conn.c: connections and statements, independent of the backend.
+**
+** This is the public face of 'loam_conn' and 'loam_stmt'.  It parses the
+** URL, picks the driver, checks every argument and every state transition
+** (closed handles, stepping past the end, reading a column with no current
+** row), and keeps the list of open statements so that closing a connection
+** finalizes them instead of leaving dangling pointers.  Drivers therefore
+** only see valid calls.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "loam_int.h"
+
+#define DEFAULT_STATEMENT_CACHE 64
+#define DEFAULT_BUSY_TIMEOUT_MS 5000
+#define DEFAULT_CONNECT_TIMEOUT_S 10
+
+
+const char *loam_type_name (int type) {
+  switch (type) {
+    case LOAM_NULL: return "null";
+    case LOAM_BOOL: return "boolean";
+    case LOAM_INT: return "integer";
+    case LOAM_DOUBLE: return "double";
+    case LOAM_TEXT: return "text";
+    case LOAM_BLOB: return "blob";
+    default: return "unknown";
+  }
+}
+
+
+int loam_connect (const char *url, const loam_conn_opts *opts, loam_conn **out,
+                  loam_error *err) {
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  loam__url u;
+  loam_conn *c;
+  int rc;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_connect: 'out' is NULL");
+  *out = NULL;
+  if (opts != NULL) o = *opts;
+  if (o.statement_cache < 0) o.statement_cache = DEFAULT_STATEMENT_CACHE;
+  if (o.busy_timeout_ms < 0) o.busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
+  if (o.connect_timeout_s < 0) o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
+  if (loam__url_parse(url, &u, err) != LOAM_OK) {
+    loam__url_free(&u);
+    return LOAM_ERROR;
+  }
+  c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    loam__url_free(&u);
+    return loam__err_nomem(err);
+  }
+  c->backend = u.backend;
+  c->drv = (u.backend == LOAM_SQLITE) ? &loam__sqlite_driver : &loam__pg_driver;
+  rc = c->drv->open(c, &u, &o, err);
+  loam__url_free(&u);
+  if (rc != LOAM_OK) {
+    free(c);
+    return LOAM_ERROR;
+  }
+  *out = c;
+  return LOAM_OK;
+}
+
+
+static void unlink_stmt (loam_stmt *s) {
+  loam_conn *c = s->conn;
+  if (s->prev) s->prev->next = s->next; else c->stmts = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+
+/* Releases the backend side of 's' and detaches it from its connection. */
+static void finish_stmt (loam_stmt *s) {
+  loam_conn *c = s->conn;
+  if (c == NULL) return;
+  c->drv->finish(s);
+  if (c->streaming == s) c->streaming = NULL;
+  unlink_stmt(s);
+  s->conn = NULL;
+}
+
+
+void loam_conn_close (loam_conn *c) {
+  if (c == NULL) return;
+  while (c->stmts != NULL) {
+    loam_stmt *s = c->stmts;
+    finish_stmt(s);
+    s->state = LOAM__ST_DEAD;
+  }
+  loam__cache_clear(&c->cache);
+  c->drv->close(c);
+  free(c);
+}
+
+
+loam_backend loam_conn_backend (const loam_conn *c) {
+  return c ? c->backend : (loam_backend)0;
+}
+
+
+int loam_conn_cached_statements (const loam_conn *c) {
+  return c ? c->cache.count : 0;
+}
+
+
+int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
+                int flags, loam_stmt **out, loam_error *err) {
+  loam_stmt *s = NULL;
+  int i;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: 'out' is NULL");
+  *out = NULL;
+  if (c == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed connection");
+  if (sql == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: SQL text is NULL");
+  if (nparams < 0 || (nparams > 0 && params == NULL))
+    return loam__err(err, LOAM_E_MISUSE, "loam_query: bad parameter array");
+  for (i = 0; i < nparams; i++) {
+    loam_type t = params[i].type;
+    if ((int)t < (int)LOAM_NULL || t > LOAM_BLOB)
+      return loam__err(err, LOAM_E_MISUSE, "parameter %d has an unknown type (%d)", i + 1, (int)t);
+    if ((t == LOAM_TEXT || t == LOAM_BLOB) && params[i].u.s.ptr == NULL && params[i].u.s.len > 0)
+      return loam__err(err, LOAM_E_MISUSE, "parameter %d: NULL pointer with a length", i + 1);
+  }
+  if (c->streaming != NULL)
+    return loam__err(err, LOAM_E_MISUSE,
+                     "connection is busy streaming another result; "
+                     "finish or close that iteration first");
+  if (c->drv->query(c, sql, params, nparams, flags, &s, err) != LOAM_OK) return LOAM_ERROR;
+  s->conn = c;
+  s->state = LOAM__ST_READY;
+  s->prev = NULL;
+  s->next = c->stmts;
+  if (c->stmts) c->stmts->prev = s;
+  c->stmts = s;
+  *out = s;
+  return LOAM_OK;
+}
+
+
+int loam_step (loam_stmt *s, loam_error *err) {
+  int rc;
+  if (s == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed statement");
+  switch (s->state) {
+    case LOAM__ST_DONE: return LOAM_DONE;
+    case LOAM__ST_DEAD:
+      return loam__err(err, LOAM_E_MISUSE, "the statement's connection was closed");
+    case LOAM__ST_FAILED:
+      return loam__err(err, LOAM_E_MISUSE, "the statement failed earlier; run it again");
+    default: break;
+  }
+  rc = s->conn->drv->step(s, err);
+  if (rc == LOAM_ROW) s->state = LOAM__ST_ROW;
+  else if (rc == LOAM_DONE) s->state = LOAM__ST_DONE;
+  else s->state = LOAM__ST_FAILED;
+  if (rc != LOAM_ROW && s->conn->streaming == s) s->conn->streaming = NULL;
+  return rc;
+}
+
+
+int loam_column_count (const loam_stmt *s) {
+  return s ? s->ncols : 0;
+}
+
+
+const char *loam_column_name (const loam_stmt *s, int i) {
+  if (s == NULL || s->conn == NULL || i < 0 || i >= s->ncols) return NULL;
+  return s->conn->drv->column_name(s, i);
+}
+
+
+int loam_column (loam_stmt *s, int i, loam_value *out) {
+  if (out == NULL) return LOAM_ERROR;
+  *out = loam_null();
+  if (s == NULL || s->state != LOAM__ST_ROW || i < 0 || i >= s->ncols) return LOAM_ERROR;
+  s->conn->drv->column(s, i, out);
+  return LOAM_OK;
+}
+
+
+int64_t loam_stmt_changes (const loam_stmt *s) {
+  return s ? s->changes : 0;
+}
+
+
+int loam_stmt_insert_id (const loam_stmt *s, int64_t *id) {
+  if (s == NULL || !s->has_insert_id) return 0;
+  if (id) *id = s->insert_id;
+  return 1;
+}
+
+
+void loam_stmt_close (loam_stmt *s) {
+  if (s == NULL) return;
+  finish_stmt(s);
+  free(s);
+}
+
+
+int loam_exec (loam_conn *c, const char *sql, const loam_value *params, int nparams,
+               int64_t *changes, int64_t *id, int *has_id, loam_error *err) {
+  loam_stmt *s;
+  int rc, got_id = 0, first = 1;
+  int64_t the_id = 0;
+  if (loam_query(c, sql, params, nparams, 0, &s, err) != LOAM_OK) return LOAM_ERROR;
+  while ((rc = loam_step(s, err)) == LOAM_ROW) {
+    loam_value v;
+    if (first && s->ncols > 0 && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT) {
+      the_id = v.u.i;
+      got_id = 1;
+    }
+    first = 0;
+  }
+  if (rc == LOAM_DONE) {
+    if (!got_id) got_id = loam_stmt_insert_id(s, &the_id);
+    if (changes) *changes = s->changes;
+    if (id) *id = got_id ? the_id : 0;
+    if (has_id) *has_id = got_id;
+  }
+  loam_stmt_close(s);
+  return rc == LOAM_DONE ? LOAM_OK : LOAM_ERROR;
+}

@@ -1,0 +1,361 @@
+/*
+** drv_sqlite.c: the SQLite driver, the embedded default backend.
+**
+** Transport only: open with the settings every loam connection needs
+** (foreign keys on, a busy timeout, WAL for files), prepare through the
+** statement cache, bind, step, and translate SQLite's result codes into
+** loam's error codes and fields.  SQLite stores booleans as integers, so
+** columns declared BOOLEAN are turned back into booleans here, which keeps
+** results alike on both backends.
+*/
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "loam_int.h"
+
+
+typedef struct sq_conn {
+  sqlite3 *db;
+} sq_conn;
+
+typedef struct sq_stmt {
+  loam_stmt base;
+  sqlite3_stmt *st;
+  loam__centry *ce;          /* cache entry when the statement is cached */
+  unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
+  sqlite3_int64 total_before;
+  int is_insert;
+} sq_stmt;
+
+
+static sqlite3 *dbof (loam_conn *c) {
+  return ((sq_conn *)c->impl)->db;
+}
+
+
+/*
+** Splits "t.a" from a constraint message into table and column.  Only a
+** single column is named: for a composite key the column list stays in
+** the message.
+*/
+static void set_table_column (loam_error *err, const char *what) {
+  const char *dot = strchr(what, '.');
+  if (dot == NULL) return;
+  loam__err_field(&err->table, what, (size_t)(dot - what));
+  if (strchr(dot + 1, ',') == NULL) loam__err_field(&err->column, dot + 1, strlen(dot + 1));
+}
+
+
+static loam_errcode code_of (int rc, const char *msg) {
+  switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY: return LOAM_E_UNIQUE_VIOLATION;
+    case SQLITE_CONSTRAINT_FOREIGNKEY: return LOAM_E_FOREIGN_KEY_VIOLATION;
+    case SQLITE_CONSTRAINT_NOTNULL: return LOAM_E_NOT_NULL_VIOLATION;
+    case SQLITE_CONSTRAINT_CHECK: return LOAM_E_CHECK_VIOLATION;
+    default: break;
+  }
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT: return LOAM_E_CONSTRAINT_VIOLATION;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return LOAM_E_BUSY;
+    case SQLITE_READONLY: return LOAM_E_READ_ONLY;
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB: return LOAM_E_CONNECTION_FAILED;
+    case SQLITE_NOMEM: return LOAM_E_NOMEM;
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE: return LOAM_E_DATA_ERROR;
+    case SQLITE_INTERRUPT: return LOAM_E_TIMEOUT;
+    case SQLITE_AUTH:
+    case SQLITE_PERM: return LOAM_E_PERMISSION_DENIED;
+    case SQLITE_MISUSE: return LOAM_E_MISUSE;
+    case SQLITE_ERROR:
+      if (strstr(msg, "syntax error") || strstr(msg, "incomplete input") ||
+          strstr(msg, "unrecognized token"))
+        return LOAM_E_SYNTAX_ERROR;
+      if (strncmp(msg, "no such table", 13) == 0) return LOAM_E_UNDEFINED_TABLE;
+      if (strncmp(msg, "no such column", 14) == 0) return LOAM_E_UNDEFINED_COLUMN;
+      return LOAM_E_DATABASE_ERROR;
+    default: return LOAM_E_DATABASE_ERROR;
+  }
+}
+
+
+static int sq_error (sqlite3 *db, int rc, loam_error *err) {
+  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  loam_errcode code = code_of(rc, msg);
+  static const char failed[] = "constraint failed: ";
+  const char *what;
+  loam__err_msg(err, code, msg, strlen(msg));
+  if (err == NULL || err->code == LOAM_E_NOMEM) return LOAM_ERROR;
+  what = strstr(msg, failed);
+  if (what != NULL) {
+    what += sizeof failed - 1;
+    if (code == LOAM_E_CHECK_VIOLATION) loam__err_field(&err->constraint, what, strlen(what));
+    else if (code == LOAM_E_UNIQUE_VIOLATION || code == LOAM_E_NOT_NULL_VIOLATION)
+      set_table_column(err, what);
+  }
+  return LOAM_ERROR;
+}
+
+
+static void destroy_stmt (void *ud, void *handle) {
+  (void)ud;
+  sqlite3_finalize((sqlite3_stmt *)handle);
+}
+
+
+static int sq_pragma (sqlite3 *db, const char *sql, loam_error *err) {
+  int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? LOAM_OK : sq_error(db, rc, err);
+}
+
+
+static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, loam_error *err) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  int busy = o->busy_timeout_ms, readonly = 0, memory, i, rc;
+  sq_conn *sc;
+  for (i = 0; i < u->nopts; i++) {
+    const char *k = u->opts[i].key, *v = u->opts[i].value;
+    if (strcmp(k, "mode") == 0) {
+      flags &= ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_READONLY);
+      if (strcmp(v, "ro") == 0) { flags |= SQLITE_OPEN_READONLY; readonly = 1; }
+      else if (strcmp(v, "rw") == 0) flags |= SQLITE_OPEN_READWRITE;
+      else flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    }
+    else if (strcmp(k, "busy_timeout") == 0) busy = atoi(v);
+  }
+  memory = strcmp(u->path, ":memory:") == 0;
+  sc = calloc(1, sizeof *sc);
+  if (sc == NULL) return loam__err_nomem(err);
+  rc = sqlite3_open_v2(u->path, &sc->db, flags, NULL);
+  if (rc != SQLITE_OK) {
+    const char *m = sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc);
+    loam__err(err, LOAM_E_CONNECTION_FAILED, "cannot open SQLite database '%s': %s", u->path, m);
+    sqlite3_close_v2(sc->db);
+    free(sc);
+    return LOAM_ERROR;
+  }
+  sqlite3_extended_result_codes(sc->db, 1);
+  sqlite3_busy_timeout(sc->db, busy);
+  /* A file that is not a database opens fine; the first read says so. */
+  if (sq_pragma(sc->db, "PRAGMA foreign_keys = ON", err) != LOAM_OK ||
+      (!memory && !readonly && sq_pragma(sc->db, "PRAGMA journal_mode = WAL", err) != LOAM_OK)) {
+    if (err && (err->code == LOAM_E_DATABASE_ERROR || err->code == LOAM_E_CONNECTION_FAILED)) {
+      char *m = err->message;
+      err->message = NULL;
+      loam__err(err, LOAM_E_CONNECTION_FAILED, "cannot open SQLite database '%s': %s", u->path,
+                m ? m : "error");
+      free(m);
+    }
+    sqlite3_close_v2(sc->db);
+    free(sc);
+    return LOAM_ERROR;
+  }
+  c->impl = sc;
+  loam__cache_init(&c->cache, o->statement_cache, destroy_stmt, NULL);
+  return LOAM_OK;
+}
+
+
+static void sq_close (loam_conn *c) {
+  sq_conn *sc = c->impl;
+  if (sc == NULL) return;
+  sqlite3_close_v2(sc->db);
+  free(sc);
+  c->impl = NULL;
+}
+
+
+/* True when 'tail' (what follows the first statement) holds another statement. */
+static int has_second_statement (sqlite3 *db, const char *tail) {
+  sqlite3_stmt *st = NULL;
+  const char *p = tail;
+  while (isspace((unsigned char)*p) || *p == ';') p++;
+  if (*p == '\0') return 0;
+  if (sqlite3_prepare_v2(db, p, -1, &st, NULL) != SQLITE_OK) return 1;
+  if (st == NULL) return 0;   /* only comments */
+  sqlite3_finalize(st);
+  return 1;
+}
+
+
+static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) {
+  sqlite3 *db = dbof(c);
+  size_t len = strlen(sql);
+  const char *tail = NULL;
+  int rc;
+  s->ce = loam__cache_get(&c->cache, sql, len);
+  if (s->ce != NULL) {
+    s->st = loam__cache_handle(s->ce);
+    return LOAM_OK;
+  }
+  rc = sqlite3_prepare_v3(db, sql, (int)len, c->cache.capacity ? SQLITE_PREPARE_PERSISTENT : 0,
+                          &s->st, &tail);
+  if (rc != SQLITE_OK) return sq_error(db, rc, err);
+  if (s->st == NULL) return loam__err(err, LOAM_E_MISUSE, "SQL holds no statement");
+  if (tail != NULL && has_second_statement(db, tail)) {
+    sqlite3_finalize(s->st);
+    s->st = NULL;
+    return loam__err(err, LOAM_E_MISUSE, "SQL holds more than one statement; run them one at a time");
+  }
+  s->ce = loam__cache_put(&c->cache, sql, len, s->st);
+  return LOAM_OK;
+}
+
+
+static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *err) {
+  sqlite3 *db = sqlite3_db_handle(s->st);
+  int expected = sqlite3_bind_parameter_count(s->st), i, rc = SQLITE_OK;
+  if (expected != nparams)
+    return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d", expected,
+                     expected == 1 ? "" : "s", nparams);
+  for (i = 0; i < nparams && rc == SQLITE_OK; i++) {
+    const loam_value *v = &params[i];
+    switch (v->type) {
+      case LOAM_NULL: rc = sqlite3_bind_null(s->st, i + 1); break;
+      case LOAM_BOOL: rc = sqlite3_bind_int(s->st, i + 1, v->u.b != 0); break;
+      case LOAM_INT: rc = sqlite3_bind_int64(s->st, i + 1, v->u.i); break;
+      case LOAM_DOUBLE:
+        /* SQLite would silently store NaN as NULL. */
+        if (isnan(v->u.d))
+          return loam__err(err, LOAM_E_DATA_ERROR, "parameter %d: SQLite cannot store NaN", i + 1);
+        rc = sqlite3_bind_double(s->st, i + 1, v->u.d);
+        break;
+      /* Parameters are borrowed for the call only, and rows are stepped later. */
+      case LOAM_TEXT:
+        rc = sqlite3_bind_text64(s->st, i + 1, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
+                                 SQLITE_TRANSIENT, SQLITE_UTF8);
+        break;
+      case LOAM_BLOB:
+        rc = sqlite3_bind_blob64(s->st, i + 1, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
+                                 SQLITE_TRANSIENT);
+        break;
+    }
+  }
+  return rc == SQLITE_OK ? LOAM_OK : sq_error(db, rc, err);
+}
+
+
+static int is_bool_decl (const char *t) {
+  return t != NULL && (sqlite3_stricmp(t, "BOOLEAN") == 0 || sqlite3_stricmp(t, "BOOL") == 0);
+}
+
+
+static void release (loam_conn *c, sq_stmt *s) {
+  if (s->st == NULL) return;
+  if (s->ce != NULL) {
+    sqlite3_reset(s->st);
+    sqlite3_clear_bindings(s->st);
+    loam__cache_release(&c->cache, s->ce);
+  }
+  else sqlite3_finalize(s->st);
+  s->st = NULL;
+  s->ce = NULL;
+}
+
+
+static int sq_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
+                     int flags, loam_stmt **out, loam_error *err) {
+  sq_stmt *s = calloc(1, sizeof *s);
+  int i, n;
+  (void)flags;   /* SQLite always steps lazily */
+  if (s == NULL) return loam__err_nomem(err);
+  if (prepare(c, sql, s, err) != LOAM_OK || bind(s, params, nparams, err) != LOAM_OK) {
+    release(c, s);
+    free(s);
+    return LOAM_ERROR;
+  }
+  n = sqlite3_column_count(s->st);
+  for (i = 0; i < n; i++) {
+    if (is_bool_decl(sqlite3_column_decltype(s->st, i))) {
+      if (s->isbool == NULL && (s->isbool = calloc((size_t)n, 1)) == NULL) {
+        release(c, s);
+        free(s);
+        return loam__err_nomem(err);
+      }
+      s->isbool[i] = 1;
+    }
+  }
+  s->base.ncols = n;
+  s->is_insert = loam__sql_starts_with(sql, "INSERT") || loam__sql_starts_with(sql, "REPLACE");
+  s->total_before = sqlite3_total_changes64(dbof(c));
+  *out = &s->base;
+  return LOAM_OK;
+}
+
+
+static int sq_step (loam_stmt *base, loam_error *err) {
+  sq_stmt *s = (sq_stmt *)base;
+  sqlite3 *db = sqlite3_db_handle(s->st);
+  int rc = sqlite3_step(s->st);
+  if (rc == SQLITE_ROW) return LOAM_ROW;
+  if (rc == SQLITE_DONE) {
+    /* 'sqlite3_changes' keeps the count of the last write, even across a SELECT. */
+    if (sqlite3_total_changes64(db) != s->total_before) {
+      base->changes = sqlite3_changes64(db);
+      if (s->is_insert) {
+        base->has_insert_id = 1;
+        base->insert_id = sqlite3_last_insert_rowid(db);
+      }
+    }
+    sqlite3_reset(s->st);
+    return LOAM_DONE;
+  }
+  sq_error(db, rc, err);
+  sqlite3_reset(s->st);
+  return LOAM_ERROR;
+}
+
+
+static const char *sq_column_name (const loam_stmt *base, int i) {
+  return sqlite3_column_name(((const sq_stmt *)base)->st, i);
+}
+
+
+static void sq_column (loam_stmt *base, int i, loam_value *out) {
+  sq_stmt *s = (sq_stmt *)base;
+  switch (sqlite3_column_type(s->st, i)) {
+    case SQLITE_INTEGER:
+      if (s->isbool && s->isbool[i]) *out = loam_bool(sqlite3_column_int64(s->st, i) != 0);
+      else *out = loam_int(sqlite3_column_int64(s->st, i));
+      break;
+    case SQLITE_FLOAT: *out = loam_double(sqlite3_column_double(s->st, i)); break;
+    case SQLITE_TEXT: {
+      const char *p = (const char *)sqlite3_column_text(s->st, i);
+      *out = loam_text(p ? p : "", (size_t)sqlite3_column_bytes(s->st, i));
+      break;
+    }
+    case SQLITE_BLOB: {
+      const void *p = sqlite3_column_blob(s->st, i);
+      *out = loam_blob(p ? p : "", (size_t)sqlite3_column_bytes(s->st, i));
+      break;
+    }
+    default: *out = loam_null(); break;
+  }
+}
+
+
+static void sq_finish (loam_stmt *base) {
+  sq_stmt *s = (sq_stmt *)base;
+  release(base->conn, s);
+  free(s->isbool);
+  s->isbool = NULL;
+}
+
+
+const loam__driver loam__sqlite_driver = {
+  "sqlite",
+  sq_open,
+  sq_close,
+  sq_query,
+  sq_step,
+  sq_column_name,
+  sq_column,
+  sq_finish
+};

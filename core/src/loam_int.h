@@ -1,0 +1,231 @@
+/*
+** loam_int.h: internal interfaces shared by the files of libloam.
+**
+** Nothing here is part of the public API.  Internal functions that cross
+** files carry the 'loam__' prefix and hidden visibility, so the shared
+** library exports only the 'loam_' names of loam.h.
+*/
+#ifndef LOAM_INT_H
+#define LOAM_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loam.h"
+
+#if defined(__GNUC__)
+#define LOAMI_FUNC __attribute__((visibility("hidden"))) extern
+#define LOAMI_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define LOAMI_FUNC extern
+#define LOAMI_PRINTF(f, a)
+#endif
+
+
+/* {======================================================================
+** Growable byte buffer (buf.c)
+**
+** The one buffer type for SQL text and messages.  Appends never fail
+** visibly: on allocation failure the buffer sets 'oom' and ignores further
+** appends, so callers check once at the end.  'p' is always NUL-terminated
+** once anything was appended (or after 'loam__buf_cstr').
+** ======================================================================= */
+
+typedef struct loam__buf {
+  char *p;
+  size_t len;
+  size_t cap;
+  int oom;
+} loam__buf;
+
+#define LOAM__BUF_INIT { NULL, 0, 0, 0 }
+
+LOAMI_FUNC void loam__buf_add (loam__buf *b, const void *p, size_t n);
+LOAMI_FUNC void loam__buf_adds (loam__buf *b, const char *s);
+LOAMI_FUNC void loam__buf_addc (loam__buf *b, char c);
+LOAMI_FUNC void loam__buf_addf (loam__buf *b, const char *fmt, ...) LOAMI_PRINTF(2, 3);
+LOAMI_FUNC void loam__buf_vaddf (loam__buf *b, const char *fmt, va_list ap);
+/* Returns the NUL-terminated contents ("" when empty, NULL after OOM). */
+LOAMI_FUNC const char *loam__buf_cstr (loam__buf *b);
+LOAMI_FUNC void loam__buf_reset (loam__buf *b);   /* keeps the memory */
+LOAMI_FUNC void loam__buf_free (loam__buf *b);
+
+/* strdup/strndup that return NULL on allocation failure. */
+LOAMI_FUNC char *loam__strdup (const char *s);
+LOAMI_FUNC char *loam__strndup (const char *s, size_t n);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Errors (error.c)
+** ======================================================================= */
+
+/*
+** Clears 'err' and sets code and a formatted message.  Returns LOAM_ERROR
+** so callers can 'return loam__err(...)'.  'err' may be NULL.
+*/
+LOAMI_FUNC int loam__err (loam_error *err, loam_errcode code, const char *fmt, ...)
+  LOAMI_PRINTF(3, 4);
+/* Copies 'msg' (first 'n' bytes, trailing whitespace and newlines dropped). */
+LOAMI_FUNC int loam__err_msg (loam_error *err, loam_errcode code, const char *msg, size_t n);
+/* Sets an owned field ('detail', 'constraint', 'table', 'column') from 'v' (NULL clears). */
+LOAMI_FUNC void loam__err_field (char **field, const char *v, size_t n);
+LOAMI_FUNC int loam__err_nomem (loam_error *err);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** URLs (url.c)
+** ======================================================================= */
+
+typedef struct loam__kv {
+  char *key;
+  char *value;
+} loam__kv;
+
+typedef struct loam__url {
+  loam_backend backend;
+  /* SQLite */
+  char *path;            /* file path, or ":memory:" */
+  /* PostgreSQL (decoded) */
+  char *user;
+  char *password;
+  char *host;            /* host name, IP, or socket directory */
+  char *port;
+  char *dbname;
+  /* query options in order, decoded */
+  loam__kv *opts;
+  int nopts;
+} loam__url;
+
+/* Parses 'url' into '*u' (which the caller frees with 'loam__url_free'). */
+LOAMI_FUNC int loam__url_parse (const char *url, loam__url *u, loam_error *err);
+LOAMI_FUNC void loam__url_free (loam__url *u);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** SQL text (sqltext.c)
+** ======================================================================= */
+
+/*
+** Scans 'sql' as PostgreSQL reads it (string literals, E'' strings,
+** dollar quotes, quoted identifiers, nested block comments, line comments)
+** and writes into 'out' the text with each '?' rewritten to '$n' and '??'
+** to '?'.  '$n' placeholders already present are kept.  '*nparams' receives
+** the number of parameters the statement takes.  Mixing '?' and '$n', or
+** a second statement after ';', is LOAM_E_MISUSE.
+*/
+LOAMI_FUNC int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams,
+                                   loam_error *err);
+
+/* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
+LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Prepared-statement cache (stmt_cache.c)
+**
+** An LRU map from a key (SQL text, plus whatever else makes a statement
+** distinct for its driver) to a driver handle.  Entries handed out with
+** 'loam__cache_get' are pinned until 'loam__cache_release', and pinned
+** entries are never evicted, so a statement in use is never finalized under
+** its user.  The cache may then hold more than its capacity for a while.
+** ======================================================================= */
+
+typedef struct loam__centry loam__centry;
+
+typedef struct loam__cache {
+  int capacity;              /* 0 disables caching */
+  int count;
+  loam__centry **buckets;
+  size_t nbuckets;
+  loam__centry *head;        /* most recently used */
+  loam__centry *tail;        /* least recently used */
+  void (*destroy) (void *ud, void *handle);
+  void *ud;
+} loam__cache;
+
+LOAMI_FUNC void loam__cache_init (loam__cache *c, int capacity,
+                                  void (*destroy) (void *ud, void *handle), void *ud);
+/* Finds and pins 'key'; returns NULL (and pins nothing) when absent or already pinned. */
+LOAMI_FUNC loam__centry *loam__cache_get (loam__cache *c, const char *key, size_t keylen);
+/* Adds a pinned entry for 'handle'; NULL when caching is off or memory ran out
+** (the caller then owns 'handle' and destroys it itself). */
+LOAMI_FUNC loam__centry *loam__cache_put (loam__cache *c, const char *key, size_t keylen,
+                                          void *handle);
+LOAMI_FUNC void *loam__cache_handle (const loam__centry *e);
+/* Unpins; then evicts least recently used unpinned entries above capacity. */
+LOAMI_FUNC void loam__cache_release (loam__cache *c, loam__centry *e);
+/* Removes 'e' (pinned by the caller) and destroys its handle. */
+LOAMI_FUNC void loam__cache_drop (loam__cache *c, loam__centry *e);
+/* Destroys every handle; pinned ones too (the connection is closing). */
+LOAMI_FUNC void loam__cache_clear (loam__cache *c);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Drivers (conn.c dispatches; drv_sqlite.c and drv_pg.c implement)
+**
+** Dialects are data, drivers are transport: a driver prepares, binds,
+** steps and reports errors.  It never builds SQL of its own beyond the
+** session settings it needs.
+** ======================================================================= */
+
+typedef struct loam__driver loam__driver;
+
+/*
+** The common head of every statement.  A driver allocates its own struct
+** with this as the first member.
+*/
+struct loam_stmt {
+  loam_conn *conn;           /* NULL once the connection closed under it */
+  loam_stmt *next, *prev;    /* the connection's list of open statements */
+  int ncols;
+  int state;                 /* LOAM__ST_* */
+  int64_t changes;
+  int has_insert_id;
+  int64_t insert_id;
+};
+
+enum { LOAM__ST_READY = 0, LOAM__ST_ROW, LOAM__ST_DONE, LOAM__ST_FAILED, LOAM__ST_DEAD };
+
+struct loam__driver {
+  const char *name;
+  /* Opens the backend connection into 'conn->impl'. */
+  int (*open) (loam_conn *conn, const loam__url *u, const loam_conn_opts *o, loam_error *err);
+  /* Closes the backend connection (statements are already finalized). */
+  void (*close) (loam_conn *conn);
+  /* Prepares (or fetches from the cache), binds and starts 'sql'; '*out' is a new statement. */
+  int (*query) (loam_conn *conn, const char *sql, const loam_value *params, int nparams,
+                int flags, loam_stmt **out, loam_error *err);
+  /* Advances: LOAM_ROW, LOAM_DONE or LOAM_ERROR; sets 'changes' and insert id at DONE. */
+  int (*step) (loam_stmt *s, loam_error *err);
+  const char *(*column_name) (const loam_stmt *s, int i);
+  void (*column) (loam_stmt *s, int i, loam_value *out);
+  /* Releases the backend resources of 's' (not 's' itself). */
+  void (*finish) (loam_stmt *s);
+};
+
+struct loam_conn {
+  const loam__driver *drv;
+  loam_backend backend;
+  void *impl;                /* driver state */
+  loam__cache cache;
+  loam_stmt *stmts;          /* open statements */
+  loam_stmt *streaming;      /* PostgreSQL: the statement that owns the wire, if any */
+};
+
+LOAMI_FUNC const loam__driver loam__sqlite_driver;
+LOAMI_FUNC const loam__driver loam__pg_driver;
+
+/* }====================================================================== */
+
+#endif

@@ -1,0 +1,73 @@
+/*
+** main.c: the runner of the C test suite.
+**
+** Runs every registered test, or those whose name contains argv[1], prints
+** one line per test and closes with "N passed, N failed".  Exit status is
+** non-zero when any test failed.
+*/
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "t.h"
+
+static t_case *cases, **lastcase = &cases;
+static int current_failed;
+static char tmpdir[256];
+
+void t_register (t_case *c) {
+  *lastcase = c;
+  lastcase = &c->next;
+}
+
+void t_fail (const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  if (current_failed) return;
+  current_failed = 1;
+  printf("    %s:%d: ", file, line);
+  va_start(ap, fmt);
+  vprintf(fmt, ap);
+  va_end(ap);
+  printf("\n");
+}
+
+int t_failed (void) {
+  return current_failed;
+}
+
+const char *t_pg_url (void) {
+  const char *u = getenv("LOAM_TEST_PG");
+  if (u == NULL || *u == '\0') return NULL;
+  return u;
+}
+
+const char *t_tmpdir (void) {
+  if (tmpdir[0] == '\0') {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/loam-ctest.XXXXXX");
+    if (mkdtemp(tmpdir) == NULL) { perror("mkdtemp"); exit(2); }
+  }
+  return tmpdir;
+}
+
+int main (int argc, char **argv) {
+  int passed = 0, failed = 0;
+  t_case *c;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (c = cases; c != NULL; c = c->next) {
+    if (argc > 1 && strstr(c->name, argv[1]) == NULL) continue;
+    current_failed = 0;
+    c->fn();
+    if (current_failed) { failed++; printf("FAIL %s (%s)\n", c->name, c->file); }
+    else { passed++; printf("ok   %s\n", c->name); }
+  }
+  if (tmpdir[0] != '\0') {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
