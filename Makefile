@@ -1,0 +1,280 @@
+# Makefile: builds libloam, the Lua module loam.core, the 'loam' host and
+# the tests (GNU make).
+#
+#   make                 libraries, Lua module, host, tests, benchmarks and
+#                        examples under build/
+#   make test            C tests, busted specs and the rockspec, against real
+#                        SQLite and a throwaway PostgreSQL cluster
+#   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
+#   make bench           libloam against the raw sqlite3 and libpq APIs
+#   make demo            runs examples/demo.lua
+#   make install         PREFIX (default /usr/local) and DESTDIR are honoured
+#   make uninstall       removes what 'make install' put there
+#   make env             eval "$(make -s env)": plain lua5.4 finds this checkout
+#   make check-rockspec  the rockspec lists every C source of loam.core
+#   make clean
+#
+# Missing Debian packages are installed (as root) or named (otherwise) by
+# scripts/deps before anything is built.  CFLAGS is yours to set; the flags
+# the code needs are added with 'override' and survive it.
+
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+LUA_VERSION  := 5.4
+LUADIR       ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LUACDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+
+CFLAGS     ?= -O2 -g
+LDFLAGS    ?=
+INSTALL    ?= install
+PKG_CONFIG ?= pkg-config
+LUA_PC     ?= lua5.4
+LUA        ?= lua5.4
+BUILD      ?= build
+# Extra compile and link flags, e.g. sanitizers ('make asan' sets them).
+SANITIZE   ?=
+
+VERSION := $(shell sed -n 's/.*define LOAM_VERSION "\(.*\)".*/\1/p' core/include/loam.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+           -Wmissing-declarations -Wundef -Wwrite-strings -Wpointer-arith \
+           -Wformat=2 -Wvla -Wold-style-definition
+override CFLAGS += -std=c11 $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC \
+                   -fvisibility=hidden $(SANITIZE)
+override LDFLAGS += $(SANITIZE)
+DEPFLAGS = -MMD -MP
+
+# pkg-config is asked lazily, once, and only from recipes: those run after
+# the 'deps' prerequisite, so a fresh machine gets the packages first.
+DB_CFLAGS = $(eval DB_CFLAGS := $$(shell $(PKG_CONFIG) --cflags sqlite3 libpq 2>/dev/null \
+              || echo "-I$$$$(pg_config --includedir)"))$(DB_CFLAGS)
+DB_LIBS   = $(eval DB_LIBS := $$(shell $(PKG_CONFIG) --libs sqlite3 libpq 2>/dev/null \
+              || echo "-lsqlite3 -L$$$$(pg_config --libdir) -lpq"))$(DB_LIBS)
+LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell $(PKG_CONFIG) --cflags $(LUA_PC)))$(LUA_CFLAGS)
+LUA_LIBS   = $(eval LUA_LIBS := $$(shell $(PKG_CONFIG) --libs $(LUA_PC)))$(LUA_LIBS)
+
+CORE_SRC  := $(wildcard core/src/*.c)
+BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
+HOST_SRC  := bindings/loam_main.c
+CTEST_SRC := $(wildcard spec/c/*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+EXAMPLE_SRC := $(wildcard examples/*.c)
+LUA_SRC   := $(shell find lua -name '*.lua' 2>/dev/null | sort)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJ  := $(call obj,$(CORE_SRC))
+BIND_OBJ  := $(call obj,$(BIND_SRC))
+HOST_OBJ  := $(call obj,$(HOST_SRC))
+CTEST_OBJ := $(call obj,$(CTEST_SRC))
+BENCH_OBJ := $(call obj,$(BENCH_SRC))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(BENCH_SRC))
+EXAMPLE_OBJ := $(call obj,$(EXAMPLE_SRC))
+EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
+
+LIBA   := $(BUILD)/lib/libloam.a
+LIBSO  := $(BUILD)/lib/libloam.so
+LUAMOD := $(BUILD)/lib/loam/core.so
+HOST   := $(BUILD)/bin/loam
+CTEST  := $(BUILD)/bin/loam-ctest
+LUALIBA  := $(BUILD)/lib/libloam-lua.a
+LUALIBSO := $(BUILD)/lib/libloam-lua.so
+PCFILES  := $(BUILD)/loam.pc $(BUILD)/loam-lua.pc
+
+ASAN_DIR   := build-asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+# Any sanitizer report fails the run.  A suppressions file, if there is
+# one, names only leaks inside code that is not loam's.
+LSAN_SUPP := $(wildcard spec/support/lsan.supp)
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            LSAN_OPTIONS=print_suppressions=0$(if $(LSAN_SUPP),:suppressions=$(CURDIR)/$(LSAN_SUPP))
+
+# What scripts/deps checks: the build packages, plus those of the goals.
+DEPSETS = build $(filter test asan bench demo,$(MAKECMDGOALS))
+
+# The Lua search path that finds this checkout first and keeps the defaults.
+CHECKOUT_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
+
+.DEFAULT_GOAL := all
+.PHONY: all deps test asan bench demo install uninstall clean env check-rockspec FORCE
+.DELETE_ON_ERROR:
+
+# The benchmarks and C examples are built too, so they keep compiling.
+all: $(LIBA) $(LIBSO) $(LUALIBA) $(LUALIBSO) $(LUAMOD) $(HOST) $(CTEST) $(PCFILES) \
+     $(BENCH_BIN) $(EXAMPLE_BIN)
+
+deps:
+	@bash scripts/deps $(DEPSETS)
+
+# {==================================================================
+# Compiling
+# ===================================================================
+
+# Everything is rebuilt when the compiler flags change, and what has an
+# install path built in (the host, the .pc files) when those change.  Each
+# file is rewritten only when its contents differ.
+FLAGS_SIG = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(DB_CFLAGS) $(LUA_CFLAGS)
+PATHS_SIG = $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(LUADIR)
+$(BUILD)/flags: FORCE | deps
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(FLAGS_SIG)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_SIG)' > $@
+$(BUILD)/paths: FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(PATHS_SIG)' | cmp -s - $@ || printf '%s\n' '$(PATHS_SIG)' > $@
+$(HOST_OBJ): $(BUILD)/paths
+
+$(CORE_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Icore/src $(DB_CFLAGS) -c $< -o $@
+
+$(BIND_OBJ) $(HOST_OBJ) $(EXAMPLE_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Ibindings $(LUA_CFLAGS) \
+	  $(if $(filter $@,$(HOST_OBJ)),-DLOAM_LUADIR='"$(LUADIR)"') -c $< -o $@
+
+$(CTEST_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Icore/src -Ispec/c $(DB_CFLAGS) -c $< -o $@
+
+$(BENCH_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include $(DB_CFLAGS) -c $< -o $@
+
+-include $(patsubst %.o,%.d,$(CORE_OBJ) $(BIND_OBJ) $(HOST_OBJ) $(CTEST_OBJ) $(BENCH_OBJ) \
+           $(EXAMPLE_OBJ))
+
+# }==================================================================
+
+# {==================================================================
+# Linking
+# ===================================================================
+
+$(LIBA): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# The shared library exports only the 'loam_' API (-fvisibility=hidden
+# plus LOAM_API on the public declarations).
+$(LIBSO): $(CORE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libloam.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $^ \
+	  $(LDFLAGS) $(DB_LIBS)
+
+# The binding as a library of its own, for host programs that embed Lua
+# and call 'loam_lua_open' (bindings/loam_lua.h).  libloam stays free of Lua.
+$(LUALIBA): $(BIND_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(LUALIBSO): $(BIND_OBJ) $(LIBSO)
+	@mkdir -p $(@D)
+	$(CC) -shared -Wl,-soname,libloam-lua.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $(BIND_OBJ) \
+	  -L$(BUILD)/lib -lloam $(LDFLAGS) $(LUA_LIBS)
+
+# A Lua module is not linked with liblua: the interpreter that loads it
+# provides the 'lua_' symbols.  libloam is linked in whole but keeps its
+# symbols to itself, so the module exports only 'luaopen_loam_core'.
+$(LUAMOD): $(BIND_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -shared -o $@ $(BIND_OBJ) $(LIBA) -Wl,--exclude-libs,ALL $(LDFLAGS) $(DB_LIBS)
+
+# The host exports its symbols (-E) so that C modules it loads resolve
+# the Lua API against it, as lua.c does.
+$(HOST): $(HOST_OBJ) $(BIND_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $(HOST_OBJ) $(BIND_OBJ) $(LIBA) -Wl,-E $(LDFLAGS) $(LUA_LIBS) $(DB_LIBS) -lm -ldl
+
+$(CTEST): $(CTEST_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $(CTEST_OBJ) $(LIBA) $(LDFLAGS) $(DB_LIBS) -lm
+
+$(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(LIBA) $(LDFLAGS) $(DB_LIBS) -lm
+
+$(EXAMPLE_BIN): $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LUALIBA) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) -o $@ $< $(LUALIBA) $(LIBA) -Wl,-E $(LDFLAGS) $(LUA_LIBS) $(DB_LIBS) -lm -ldl
+
+# Paths under PREFIX are written relative to it, so 'pkg-config
+# --define-prefix' can relocate a DESTDIR install.
+$(PCFILES): $(BUILD)/%.pc: %.pc.in $(BUILD)/paths
+	@mkdir -p $(@D)
+	sed -e 's|@PREFIX@|$(PREFIX)|' \
+	    -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LUA_PC@|$(LUA_PC)|' $< > $@
+
+# }==================================================================
+
+# {==================================================================
+# Running
+# ===================================================================
+
+test: all | deps
+	bash spec/support/run-tests $(HOST) $(CTEST)
+
+# The host and the C tests are built instrumented; busted runs inside
+# the instrumented host (an instrumented module loaded into an
+# uninstrumented lua5.4 would abort).  The rockspec part is left out:
+# luarocks builds with its own flags.
+asan: | deps
+	$(MAKE) --no-print-directory BUILD=$(ASAN_DIR) CFLAGS='-O1 -g' \
+	  SANITIZE='$(ASAN_FLAGS)' $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
+	$(ASAN_ENV) bash spec/support/run-tests --no-rockspec \
+	  $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
+
+bench: all | deps
+	bash bench/run $(BUILD)
+
+demo: $(HOST) | deps
+	LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/demo.lua
+
+check-rockspec:
+	$(LUA) scripts/check-rockspec.lua loam-scm-1.rockspec
+
+env:
+	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$${LUA_PATH:-;}"'
+	@echo 'export LUA_CPATH="$(CURDIR)/$(BUILD)/lib/?.so;$${LUA_CPATH:-;}"'
+
+# }==================================================================
+
+# {==================================================================
+# Installing
+# ===================================================================
+
+install: all
+	$(INSTALL) -d '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' \
+	  '$(DESTDIR)$(LUACDIR)/loam' '$(DESTDIR)$(BINDIR)'
+	$(INSTALL) -m 644 core/include/loam.h $(wildcard bindings/loam_lua.h) '$(DESTDIR)$(INCLUDEDIR)'
+	$(INSTALL) -m 644 $(LIBA) $(LUALIBA) '$(DESTDIR)$(LIBDIR)'
+	$(foreach l,libloam libloam-lua,\
+	  $(INSTALL) -m 755 $(BUILD)/lib/$(l).so '$(DESTDIR)$(LIBDIR)/$(l).so.$(VERSION)' && \
+	  ln -sf $(l).so.$(VERSION) '$(DESTDIR)$(LIBDIR)/$(l).so.$(SOMAJOR)' && \
+	  ln -sf $(l).so.$(SOMAJOR) '$(DESTDIR)$(LIBDIR)/$(l).so' &&) true
+	$(INSTALL) -m 644 $(PCFILES) '$(DESTDIR)$(PKGCONFIGDIR)'
+	$(foreach f,$(LUA_SRC),$(INSTALL) -D -m 644 $(f) '$(DESTDIR)$(LUADIR)/$(patsubst lua/%,%,$(f))' &&) true
+	$(INSTALL) -m 755 $(LUAMOD) '$(DESTDIR)$(LUACDIR)/loam/core.so'
+	$(INSTALL) -m 755 $(HOST) '$(DESTDIR)$(BINDIR)/loam'
+
+uninstall:
+	rm -f '$(DESTDIR)$(INCLUDEDIR)/loam.h' '$(DESTDIR)$(INCLUDEDIR)/loam_lua.h' \
+	  $(foreach l,libloam libloam-lua,'$(DESTDIR)$(LIBDIR)/$(l).a' '$(DESTDIR)$(LIBDIR)/$(l).so' \
+	    '$(DESTDIR)$(LIBDIR)/$(l).so.$(SOMAJOR)' '$(DESTDIR)$(LIBDIR)/$(l).so.$(VERSION)') \
+	  '$(DESTDIR)$(PKGCONFIGDIR)/loam.pc' '$(DESTDIR)$(PKGCONFIGDIR)/loam-lua.pc' \
+	  '$(DESTDIR)$(LUACDIR)/loam/core.so' \
+	  '$(DESTDIR)$(BINDIR)/loam'
+	rm -rf '$(DESTDIR)$(LUADIR)/loam'
+	-rmdir '$(DESTDIR)$(LUACDIR)/loam' 2>/dev/null
+
+clean:
+	rm -rf $(BUILD) $(ASAN_DIR)
+
+# }==================================================================

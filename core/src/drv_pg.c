@@ -1,0 +1,853 @@
+/*
+** drv_pg.c: the PostgreSQL driver, on top of libpq.
+**
+** It turns a parsed URL into libpq connection keywords, binds loam values
+** as typed parameters, keeps server-side prepared statements in the
+** connection's LRU cache, and reads results either whole or one row at a
+** time (single-row mode) for streaming.  Server errors become loam codes
+** through their SQLSTATE, so callers branch on the same codes as with
+** SQLite.  With a statement cache of 0 only unnamed statements are used,
+** which is what a transaction-pooling proxy such as PgBouncer requires.
+*/
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "loam_int.h"
+
+/* Type OIDs of the built-in types the driver binds or decodes. */
+#define OID_BOOL    16
+#define OID_BYTEA   17
+#define OID_INT8    20
+#define OID_INT2    21
+#define OID_INT4    23
+#define OID_OID     26
+#define OID_FLOAT4  700
+#define OID_FLOAT8  701
+
+
+/* A server-side prepared statement, named "loam_<id>". */
+typedef struct pgprep {
+  unsigned long id;
+} pgprep;
+
+
+typedef struct pgconn {
+  PGconn *pg;
+  loam_conn *conn;
+  unsigned long lastid;       /* the last prepared-statement number handed out */
+  /* Evicted statements whose DEALLOCATE waits for a safe point. */
+  unsigned long *dead;
+  int ndead, capdead;
+  int forget;                 /* the server already dropped every prepared statement */
+  /* Scratch space reused by every query, so binding does not allocate. */
+  loam__buf key;              /* cache key */
+  loam__buf sql;              /* SQL with '$n' placeholders */
+  loam__buf text;             /* parameter values in text form */
+  const char **vals;
+  int *lens, *fmts;
+  Oid *types;
+  size_t *offs;
+  int cappar;
+} pgconn;
+
+
+typedef struct pgstmt {
+  struct loam_stmt base;      /* first: conn.c sees only this */
+  PGresult *res;              /* the result holding the current row */
+  int row, nrows;             /* current row of 'res' and its row count */
+  int stream;                 /* single-row mode: every row is its own PGresult */
+  int primed;                 /* stream: 'res' was fetched by the query, not yet stepped */
+  int hasbytea;
+  char **names;               /* column names, copied (one block) */
+  unsigned char **blobs;      /* decoded bytea values of the current row, per column */
+  size_t *bloblens;
+} pgstmt;
+
+
+/* {======================================================================
+** Errors
+** ======================================================================= */
+
+/*
+** SQLSTATE classes and codes to loam codes, most specific first: an entry
+** matches when the SQLSTATE starts with it.
+*/
+static const struct { const char *state; loam_errcode code; } sqlstates[] = {
+  { "23505", LOAM_E_UNIQUE_VIOLATION },
+  { "23503", LOAM_E_FOREIGN_KEY_VIOLATION },
+  { "23502", LOAM_E_NOT_NULL_VIOLATION },
+  { "23514", LOAM_E_CHECK_VIOLATION },
+  { "23",    LOAM_E_CONSTRAINT_VIOLATION },
+  { "42601", LOAM_E_SYNTAX_ERROR },
+  { "42P01", LOAM_E_UNDEFINED_TABLE },
+  { "42703", LOAM_E_UNDEFINED_COLUMN },
+  { "42501", LOAM_E_PERMISSION_DENIED },
+  { "40001", LOAM_E_SERIALIZATION_FAILURE },
+  { "40P01", LOAM_E_DEADLOCK },
+  { "57014", LOAM_E_TIMEOUT },               /* statement_timeout, cancel */
+  { "55P03", LOAM_E_TIMEOUT },               /* lock_timeout, NOWAIT */
+  { "57P0",  LOAM_E_CONNECTION_FAILED },     /* shutdown, crash, terminated session */
+  { "08",    LOAM_E_CONNECTION_FAILED },
+  { "22",    LOAM_E_DATA_ERROR },
+  { "25006", LOAM_E_READ_ONLY },
+  { "25P02", LOAM_E_TRANSACTION_ABORTED },
+  { "28",    LOAM_E_AUTH_FAILED },
+};
+
+
+static loam_errcode code_of_sqlstate (const char *state) {
+  size_t i;
+  for (i = 0; i < sizeof sqlstates / sizeof sqlstates[0]; i++)
+    if (strncmp(state, sqlstates[i].state, strlen(sqlstates[i].state)) == 0)
+      return sqlstates[i].code;
+  return LOAM_E_DATABASE_ERROR;
+}
+
+
+/*
+** Fills 'err' from a failed result, or from the connection when libpq
+** could not even produce a result ('r' NULL).  Whatever the SQLSTATE, a
+** failure that left the connection bad (a FATAL error, a crash, a network
+** loss) is reported as a lost connection, since that is what the caller
+** must act on; the SQLSTATE itself is kept.
+*/
+static int report (pgconn *pc, const PGresult *r, loam_error *err) {
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  loam_errcode code;
+  const char *f;
+  if (err == NULL) return LOAM_ERROR;
+  if (PQstatus(pc->pg) == CONNECTION_BAD) code = LOAM_E_CONNECTION_FAILED;
+  else if (state != NULL && strlen(state) == 5) code = code_of_sqlstate(state);
+  else if (r == NULL) code = LOAM_E_NOMEM;
+  else code = LOAM_E_DATABASE_ERROR;
+  if (msg == NULL && r != NULL) msg = PQresultErrorMessage(r);
+  if (msg == NULL || *msg == '\0') msg = PQerrorMessage(pc->pg);
+  if (*msg == '\0') msg = (code == LOAM_E_NOMEM) ? "out of memory" : "unknown error";
+  loam__err_msg(err, code, msg, strlen(msg));
+  if (state != NULL && strlen(state) == 5) memcpy(err->sqlstate, state, 6);
+  if (r != NULL) {
+    if ((f = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL)) != NULL)
+      loam__err_field(&err->detail, f, strlen(f));
+    if ((f = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME)) != NULL)
+      loam__err_field(&err->constraint, f, strlen(f));
+    if ((f = PQresultErrorField(r, PG_DIAG_TABLE_NAME)) != NULL)
+      loam__err_field(&err->table, f, strlen(f));
+    if ((f = PQresultErrorField(r, PG_DIAG_COLUMN_NAME)) != NULL)
+      loam__err_field(&err->column, f, strlen(f));
+  }
+  return LOAM_ERROR;
+}
+
+
+/*
+** libpq reports connection failures as text only, so the code comes from
+** the wording.  Option errors are raised before any connection attempt and
+** all start with "invalid" ("invalid connection option", "invalid sslmode
+** value", "invalid integer value ... for connection option").
+*/
+static loam_errcode code_of_connect_failure (const char *msg) {
+  if (strncmp(msg, "invalid ", 8) == 0) return LOAM_E_INVALID_URL;
+  if (strstr(msg, "password authentication failed") != NULL ||
+      strstr(msg, "no password supplied") != NULL ||
+      strstr(msg, "authentication failed") != NULL ||
+      (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL))
+    return LOAM_E_AUTH_FAILED;
+  if (strstr(msg, "timeout expired") != NULL) return LOAM_E_TIMEOUT;
+  return LOAM_E_CONNECTION_FAILED;
+}
+
+
+/* Copies 'msg' into 'b' with every occurrence of a password masked. */
+static void mask_passwords (loam__buf *b, const char *msg, const char *const *pw, int npw) {
+  while (*msg != '\0') {
+    int i, hit = 0;
+    for (i = 0; i < npw && !hit; i++) {
+      size_t n = strlen(pw[i]);
+      if (n > 0 && strncmp(msg, pw[i], n) == 0) {
+        loam__buf_adds(b, "***");
+        msg += n;
+        hit = 1;
+      }
+    }
+    if (!hit) loam__buf_addc(b, *msg++);
+  }
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Prepared statements
+** ======================================================================= */
+
+/*
+** The cache's destroy callback.  Eviction happens while a statement is
+** being released, possibly in a failed transaction or at connection close,
+** when a DEALLOCATE would fail or be wasted; so the name is only queued
+** here and 'flush_dead' drops the queue before the next prepare.
+*/
+static void destroy_prep (void *ud, void *handle) {
+  pgconn *pc = ud;
+  pgprep *p = handle;
+  if (!pc->forget) {
+    if (pc->ndead == pc->capdead) {
+      int n = pc->capdead ? pc->capdead * 2 : 8;
+      unsigned long *d = realloc(pc->dead, sizeof *d * (size_t)n);
+      /* Without memory the statement lives on until the session ends; harmless. */
+      if (d != NULL) { pc->dead = d; pc->capdead = n; }
+    }
+    if (pc->ndead < pc->capdead) pc->dead[pc->ndead++] = p->id;
+  }
+  free(p);
+}
+
+
+/*
+** Deallocates the queued statements in one round trip.  Only outside a
+** failed transaction (it would fail there) and when the wire is free;
+** prepared statements are not transactional, so a later ROLLBACK does not
+** bring them back.
+*/
+static void flush_dead (pgconn *pc) {
+  PGTransactionStatusType ts = PQtransactionStatus(pc->pg);
+  loam__buf b = LOAM__BUF_INIT;
+  int i;
+  if (pc->ndead == 0 || (ts != PQTRANS_IDLE && ts != PQTRANS_INTRANS)) return;
+  for (i = 0; i < pc->ndead; i++) loam__buf_addf(&b, "DEALLOCATE loam_%lu;", pc->dead[i]);
+  if (loam__buf_cstr(&b) != NULL) {
+    PQclear(PQexec(pc->pg, b.p));
+    pc->ndead = 0;
+  }
+  loam__buf_free(&b);
+}
+
+
+/*
+** Called after a successful DISCARD or DEALLOCATE from the user: the
+** server may have dropped our statements, so every cached name is
+** forgotten without a DEALLOCATE of its own (at worst one of them outlives
+** its use until the session ends, which is better than an error).
+*/
+static void forget_all (pgconn *pc) {
+  pc->forget = 1;
+  loam__cache_clear(&pc->conn->cache);
+  pc->forget = 0;
+  pc->ndead = 0;
+}
+
+
+static const char *prep_name (const pgprep *p, char *buf, size_t n) {
+  snprintf(buf, n, "loam_%lu", p->id);
+  return buf;
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Parameters
+** ======================================================================= */
+
+static int grow_params (pgconn *pc, int n) {
+  int cap = pc->cappar ? pc->cappar : 8;
+  void *p;
+  if (n <= pc->cappar) return 1;
+  while (cap < n) cap *= 2;
+#define GROW(field) \
+  if ((p = realloc((void *)pc->field, sizeof *pc->field * (size_t)cap)) == NULL) return 0; \
+  pc->field = p;
+  GROW(vals) GROW(lens) GROW(fmts) GROW(types) GROW(offs)
+#undef GROW
+  pc->cappar = cap;
+  return 1;
+}
+
+
+/*
+** Writes a double in the form PostgreSQL reads, whatever LC_NUMERIC the
+** host program chose ('%g' would follow it and write a comma).
+*/
+static void add_double (loam__buf *b, double d) {
+  const char *dp = localeconv()->decimal_point;
+  size_t start = b->len, i;
+  if (isnan(d)) { loam__buf_adds(b, "NaN"); return; }
+  if (isinf(d)) { loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity"); return; }
+  loam__buf_addf(b, "%.17g", d);
+  if (b->oom || dp == NULL || dp[0] == '.' || dp[0] == '\0') return;
+  for (i = start; i < b->len; i++) if (b->p[i] == dp[0]) b->p[i] = '.';
+}
+
+
+/*
+** Fills the connection's parameter arrays from 'p'.  Text goes untyped
+** (OID 0) so the server infers dates, JSON and the like from the context;
+** blobs go in binary format so they need no escaping.
+*/
+static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err) {
+  static const char empty[] = "";
+  int i;
+  if (!grow_params(pc, n)) return loam__err_nomem(err);
+  loam__buf_reset(&pc->text);
+  for (i = 0; i < n; i++) {
+    pc->vals[i] = NULL;
+    pc->lens[i] = 0;
+    pc->fmts[i] = 0;
+    pc->types[i] = 0;
+    pc->offs[i] = (size_t)-1;
+    switch (p[i].type) {
+      case LOAM_NULL:
+        break;
+      case LOAM_BOOL:
+        pc->vals[i] = p[i].u.b ? "t" : "f";
+        pc->types[i] = OID_BOOL;
+        break;
+      case LOAM_INT:
+        pc->offs[i] = pc->text.len;
+        loam__buf_addf(&pc->text, "%lld", (long long)p[i].u.i);
+        loam__buf_addc(&pc->text, '\0');
+        pc->types[i] = OID_INT8;
+        break;
+      case LOAM_DOUBLE:
+        pc->offs[i] = pc->text.len;
+        add_double(&pc->text, p[i].u.d);
+        loam__buf_addc(&pc->text, '\0');
+        pc->types[i] = OID_FLOAT8;
+        break;
+      case LOAM_TEXT:
+        /* libpq takes text parameters as C strings and would cut at the NUL. */
+        if (p[i].u.s.len > 0 && memchr(p[i].u.s.ptr, '\0', p[i].u.s.len) != NULL)
+          return loam__err(err, LOAM_E_DATA_ERROR,
+                           "parameter %d: text contains a NUL byte; bind it as a blob", i + 1);
+        pc->offs[i] = pc->text.len;
+        if (p[i].u.s.len > 0) loam__buf_add(&pc->text, p[i].u.s.ptr, p[i].u.s.len);
+        loam__buf_addc(&pc->text, '\0');
+        break;
+      case LOAM_BLOB:
+        if (p[i].u.s.len > (size_t)INT_MAX)
+          return loam__err(err, LOAM_E_DATA_ERROR, "parameter %d: blob is too large", i + 1);
+        /* A NULL pointer would mean SQL NULL to libpq, not an empty blob. */
+        pc->vals[i] = p[i].u.s.ptr ? p[i].u.s.ptr : empty;
+        pc->lens[i] = (int)p[i].u.s.len;
+        pc->fmts[i] = 1;
+        pc->types[i] = OID_BYTEA;
+        break;
+    }
+  }
+  if (pc->text.oom) return loam__err_nomem(err);
+  /* The text buffer may have moved while growing, so pointers are taken last. */
+  for (i = 0; i < n; i++)
+    if (pc->offs[i] != (size_t)-1) pc->vals[i] = pc->text.p + pc->offs[i];
+  return LOAM_OK;
+}
+
+
+/* The cache key: the SQL text, a NUL, then one character per parameter type. */
+static int make_key (pgconn *pc, const char *sql, const loam_value *p, int n) {
+  int i;
+  loam__buf_reset(&pc->key);
+  loam__buf_add(&pc->key, sql, strlen(sql) + 1);
+  for (i = 0; i < n; i++) loam__buf_addc(&pc->key, (char)('0' + (int)p[i].type));
+  return !pc->key.oom;
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Results
+** ======================================================================= */
+
+/* Reads and discards results until libpq says the command is over. */
+static void drain (PGconn *pg) {
+  PGresult *r;
+  while ((r = PQgetResult(pg)) != NULL) PQclear(r);
+}
+
+
+/*
+** COPY would leave the connection waiting for data loam never sends or
+** reads, so it is ended at once (an error for COPY FROM STDIN, a skipped
+** stream for COPY TO STDOUT) and reported as misuse.
+*/
+static int refuse_copy (pgconn *pc, PGresult *r, loam_error *err) {
+  ExecStatusType st = PQresultStatus(r);
+  PQclear(r);
+  if (st == PGRES_COPY_OUT) {
+    char *buf;
+    while (PQgetCopyData(pc->pg, &buf, 0) > 0) PQfreemem(buf);
+  }
+  else PQputCopyEnd(pc->pg, "COPY is not supported through loam_query");
+  drain(pc->pg);
+  return loam__err(err, LOAM_E_MISUSE,
+                   "COPY FROM STDIN and COPY TO STDOUT are not supported by loam_query");
+}
+
+
+static int is_copy (ExecStatusType st) {
+  return st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+}
+
+
+/*
+** Rows changed by the command of 'r'.  PostgreSQL counts the rows a SELECT
+** returned or a FETCH moved; those changed nothing.
+*/
+static int64_t changes_of (PGresult *r) {
+  const char *st = PQcmdStatus(r), *n = PQcmdTuples(r);
+  if ((PQresultStatus(r) == PGRES_TUPLES_OK && strncmp(st, "SELECT", 6) == 0) ||
+      strncmp(st, "FETCH", 5) == 0 || strncmp(st, "MOVE", 4) == 0 || *n == '\0')
+    return 0;
+  return (int64_t)strtoll(n, NULL, 10);
+}
+
+
+/*
+** Copies the column names of 'r' into one block (in single-row mode every
+** row is a new PGresult, so they cannot point into one) and notes whether
+** any column needs bytea decoding.
+*/
+static int describe (pgstmt *s, PGresult *r, loam_error *err) {
+  int n = PQnfields(r), i;
+  size_t size = sizeof(char *) * (size_t)n;
+  char *p;
+  s->base.ncols = n;
+  if (n == 0) return LOAM_OK;
+  for (i = 0; i < n; i++) size += strlen(PQfname(r, i)) + 1;
+  s->names = malloc(size);
+  if (s->names == NULL) return loam__err_nomem(err);
+  p = (char *)(s->names + n);
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(PQfname(r, i)) + 1;
+    memcpy(p, PQfname(r, i), len);
+    s->names[i] = p;
+    p += len;
+    if (PQftype(r, i) == OID_BYTEA) s->hasbytea = 1;
+  }
+  if (s->hasbytea) {
+    s->blobs = calloc((size_t)n, sizeof *s->blobs);
+    s->bloblens = calloc((size_t)n, sizeof *s->bloblens);
+    if (s->blobs == NULL || s->bloblens == NULL) return loam__err_nomem(err);
+  }
+  return LOAM_OK;
+}
+
+
+static void free_blobs (pgstmt *s) {
+  int i;
+  if (s->blobs == NULL) return;
+  for (i = 0; i < s->base.ncols; i++) {
+    if (s->blobs[i] != NULL) PQfreemem(s->blobs[i]);
+    s->blobs[i] = NULL;
+  }
+}
+
+
+/*
+** Makes row 's->row' of 's->res' current.  bytea values are decoded here
+** rather than in the column reader, which cannot report running out of
+** memory.
+*/
+static int enter_row (pgstmt *s, loam_error *err) {
+  int i;
+  if (!s->hasbytea) return LOAM_ROW;
+  for (i = 0; i < s->base.ncols; i++) {
+    if (PQftype(s->res, i) != OID_BYTEA || PQgetisnull(s->res, s->row, i)) continue;
+    s->blobs[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i),
+                                  &s->bloblens[i]);
+    if (s->blobs[i] == NULL) return loam__err_nomem(err);
+  }
+  return LOAM_ROW;
+}
+
+
+/* Parses a float4/float8 in PostgreSQL's text form, independent of the locale. */
+static double parse_double (const char *v) {
+  const char *dp = localeconv()->decimal_point;
+  char tmp[64];
+  size_t n, i;
+  if (strcmp(v, "NaN") == 0) return NAN;
+  if (strcmp(v, "Infinity") == 0) return HUGE_VAL;
+  if (strcmp(v, "-Infinity") == 0) return -HUGE_VAL;
+  n = strlen(v);
+  if (dp == NULL || dp[0] == '.' || dp[0] == '\0' || dp[1] != '\0' || n >= sizeof tmp)
+    return strtod(v, NULL);
+  for (i = 0; i <= n; i++) tmp[i] = (v[i] == '.') ? dp[0] : v[i];
+  return strtod(tmp, NULL);
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Driver entry points
+** ======================================================================= */
+
+static void quiet_notice (void *arg, const char *message) {
+  /* A library must not write to stderr; notices are not errors. */
+  (void)arg;
+  (void)message;
+}
+
+
+static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o,
+                    loam_error *err) {
+  const char **keys, **vals;
+  const char *pw[2];
+  char timeout[24];
+  int n = 0, npw = 0, i, has_timeout = 0;
+  PGconn *pg;
+  pgconn *pc;
+  keys = malloc(sizeof *keys * (size_t)(u->nopts + 9));
+  vals = malloc(sizeof *vals * (size_t)(u->nopts + 9));
+  if (keys == NULL || vals == NULL) {
+    free(keys);
+    free(vals);
+    return loam__err_nomem(err);
+  }
+#define KW(k, v) do { if ((v) != NULL) { keys[n] = (k); vals[n] = (v); n++; } } while (0)
+  KW("user", u->user);
+  KW("password", u->password);
+  KW("host", u->host);
+  KW("port", u->port);
+  KW("dbname", u->dbname);
+  KW("fallback_application_name", "loam");
+  for (i = 0; i < u->nopts; i++) {
+    KW(u->opts[i].key, u->opts[i].value);
+    if (strcmp(u->opts[i].key, "connect_timeout") == 0) has_timeout = 1;
+    if (strcmp(u->opts[i].key, "password") == 0 && npw < 2) pw[npw++] = u->opts[i].value;
+  }
+  if (!has_timeout) {
+    snprintf(timeout, sizeof timeout, "%d", o->connect_timeout_s);
+    KW("connect_timeout", timeout);
+  }
+  /* Last, so it wins: result text is promised to be UTF-8. */
+  KW("client_encoding", "UTF8");
+#undef KW
+  keys[n] = vals[n] = NULL;
+  if (u->password != NULL && npw < 2) pw[npw++] = u->password;
+  pg = PQconnectdbParams(keys, vals, 0);
+  free(keys);
+  free(vals);
+  if (pg == NULL) return loam__err_nomem(err);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    loam__buf b = LOAM__BUF_INIT;
+    const char *msg = PQerrorMessage(pg);
+    mask_passwords(&b, msg, pw, npw);
+    if (loam__buf_cstr(&b) == NULL) loam__err_nomem(err);
+    else loam__err_msg(err, code_of_connect_failure(b.p), b.p, b.len);
+    loam__buf_free(&b);
+    PQfinish(pg);
+    return LOAM_ERROR;
+  }
+  pc = calloc(1, sizeof *pc);
+  if (pc == NULL) {
+    PQfinish(pg);
+    return loam__err_nomem(err);
+  }
+  PQsetNoticeProcessor(pg, quiet_notice, NULL);
+  pc->pg = pg;
+  pc->conn = conn;
+  conn->impl = pc;
+  loam__cache_init(&conn->cache, o->statement_cache, destroy_prep, pc);
+  return LOAM_OK;
+}
+
+
+static void pg_close (loam_conn *conn) {
+  pgconn *pc = conn->impl;
+  if (pc == NULL) return;
+  PQfinish(pc->pg);
+  free(pc->dead);
+  loam__buf_free(&pc->key);
+  loam__buf_free(&pc->sql);
+  loam__buf_free(&pc->text);
+  free((void *)pc->vals);
+  free(pc->lens);
+  free(pc->fmts);
+  free(pc->types);
+  free(pc->offs);
+  free(pc);
+  conn->impl = NULL;
+}
+
+
+static void free_stmt (pgstmt *s) {
+  free_blobs(s);
+  PQclear(s->res);
+  s->res = NULL;
+  free(s->names);
+  free(s->blobs);
+  free(s->bloblens);
+  s->names = NULL;
+  s->blobs = NULL;
+  s->bloblens = NULL;
+}
+
+
+/*
+** Looks up or creates the prepared statement for 'sql'.  '*prep' is NULL
+** when caching is off (the caller then runs 'pc->sql' unnamed); '*entry'
+** is the pinned cache entry, or NULL when the statement could not be
+** cached and the caller owns '*prep'.
+*/
+static int prepare (pgconn *pc, const char *sql, const loam_value *params, int nparams,
+                    pgprep **prep, loam__centry **entry, loam_error *err) {
+  loam__cache *cache = &pc->conn->cache;
+  /* DISCARD and DEALLOCATE run unnamed: they may drop what the cache holds. */
+  int cached = cache->capacity > 0 && !loam__sql_starts_with(sql, "DISCARD") &&
+               !loam__sql_starts_with(sql, "DEALLOCATE");
+  int want = 0;
+  *prep = NULL;
+  *entry = NULL;
+  if (cached) {
+    if (!make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
+    if ((*entry = loam__cache_get(cache, pc->key.p, pc->key.len)) != NULL) {
+      /* A key with the same types implies the same, already checked, count. */
+      if (bind_params(pc, params, nparams, err) != LOAM_OK) {
+        loam__cache_release(cache, *entry);
+        *entry = NULL;
+        return LOAM_ERROR;
+      }
+      *prep = loam__cache_handle(*entry);
+      return LOAM_OK;
+    }
+  }
+  loam__buf_reset(&pc->sql);
+  if (loam__sql_to_dollar(sql, &pc->sql, &want, err) != LOAM_OK) return LOAM_ERROR;
+  if (want != nparams)
+    return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d",
+                     want, want == 1 ? "" : "s", nparams);
+  if (bind_params(pc, params, nparams, err) != LOAM_OK) return LOAM_ERROR;
+  if (cached) {
+    PGresult *r;
+    char name[32];
+    pgprep *p = malloc(sizeof *p);
+    if (p == NULL) return loam__err_nomem(err);
+    p->id = ++pc->lastid;
+    flush_dead(pc);
+    r = PQprepare(pc->pg, prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      report(pc, r, err);
+      PQclear(r);
+      free(p);
+      return LOAM_ERROR;
+    }
+    PQclear(r);
+    *prep = p;
+    *entry = loam__cache_put(cache, pc->key.p, pc->key.len, p);
+  }
+  return LOAM_OK;
+}
+
+
+/* Gives the prepared statement back to the cache, or disposes of an uncached one. */
+static void unprepare (pgconn *pc, pgprep *prep, loam__centry *entry) {
+  if (entry != NULL) loam__cache_release(&pc->conn->cache, entry);
+  else if (prep != NULL) destroy_prep(pc, prep);
+}
+
+
+/*
+** The statement is sent whole and its first result read here, in both
+** modes, so that errors surface from 'loam_query' and the column count is
+** known.  The prepared statement is released as soon as it was sent: the
+** server keeps what the running command needs, and an eviction meanwhile
+** only queues a DEALLOCATE.
+*/
+static int pg_query (loam_conn *conn, const char *sql, const loam_value *params, int nparams,
+                     int flags, loam_stmt **out, loam_error *err) {
+  pgconn *pc = conn->impl;
+  PGconn *pg = pc->pg;
+  pgprep *prep;
+  loam__centry *entry;
+  PGresult *r;
+  ExecStatusType st;
+  pgstmt *s;
+  char name[32];
+  int stream = (flags & LOAM_STREAM) != 0, sent = 1;
+  *out = NULL;
+  if (conn->streaming != NULL)
+    return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
+                                         "finish or close that iteration first");
+  if (PQstatus(pg) != CONNECTION_OK)
+    return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  if (prepare(pc, sql, params, nparams, &prep, &entry, err) != LOAM_OK) return LOAM_ERROR;
+  if (prep != NULL) prep_name(prep, name, sizeof name);
+  if (!stream) {
+    if (prep != NULL)
+      r = PQexecPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0);
+    else
+      r = PQexecParams(pg, pc->sql.p, nparams, pc->types, pc->vals, pc->lens, pc->fmts, 0);
+  }
+  else {
+    if (prep != NULL)
+      sent = PQsendQueryPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0);
+    else
+      sent = PQsendQueryParams(pg, pc->sql.p, nparams, pc->types, pc->vals, pc->lens,
+                               pc->fmts, 0);
+    if (sent) PQsetSingleRowMode(pg);
+    r = sent ? PQgetResult(pg) : NULL;
+  }
+  unprepare(pc, prep, entry);
+  st = PQresultStatus(r);
+  if (r != NULL && is_copy(st)) return refuse_copy(pc, r, err);
+  if (r == NULL || (st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE &&
+                    st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY)) {
+    report(pc, r, err);
+    PQclear(r);
+    if (stream && sent) drain(pg);
+    return LOAM_ERROR;
+  }
+  if (st == PGRES_COMMAND_OK && (loam__sql_starts_with(sql, "DISCARD") ||
+                                 loam__sql_starts_with(sql, "DEALLOCATE")))
+    forget_all(pc);
+  s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    PQclear(r);
+    if (stream) drain(pg);
+    return loam__err_nomem(err);
+  }
+  s->res = r;
+  s->stream = stream;
+  s->row = -1;
+  s->nrows = PQntuples(r);
+  if (describe(s, r, err) != LOAM_OK) {
+    if (stream) drain(pg);
+    free_stmt(s);
+    free(s);
+    return LOAM_ERROR;
+  }
+  if (stream) {
+    if (st == PGRES_SINGLE_TUPLE) {
+      s->primed = 1;
+      s->row = 0;
+      conn->streaming = &s->base;
+    }
+    else {
+      /* The whole result is already here (no rows, or a command): read it as such. */
+      s->stream = 0;
+      drain(pg);
+    }
+  }
+  *out = &s->base;
+  return LOAM_OK;
+}
+
+
+/* Ends a stream: its result is complete and the connection is free again. */
+static int stream_done (pgstmt *s, PGresult *r) {
+  loam_conn *conn = s->base.conn;
+  s->res = r;
+  s->base.changes = changes_of(r);
+  drain(((pgconn *)conn->impl)->pg);
+  if (conn->streaming == &s->base) conn->streaming = NULL;
+  return LOAM_DONE;
+}
+
+
+static int pg_step (loam_stmt *base, loam_error *err) {
+  pgstmt *s = (pgstmt *)base;
+  pgconn *pc = base->conn->impl;
+  PGresult *r;
+  free_blobs(s);
+  if (!s->stream) {
+    if (++s->row < s->nrows) return enter_row(s, err);
+    s->base.changes = changes_of(s->res);
+    return LOAM_DONE;
+  }
+  if (s->primed) {
+    s->primed = 0;
+    return enter_row(s, err);
+  }
+  PQclear(s->res);
+  s->res = NULL;
+  r = PQgetResult(pc->pg);
+  switch (PQresultStatus(r)) {
+    case PGRES_SINGLE_TUPLE:
+      s->res = r;
+      return enter_row(s, err);
+    case PGRES_TUPLES_OK: case PGRES_COMMAND_OK:
+      return stream_done(s, r);
+    default:
+      if (r == NULL)
+        loam__err(err, PQstatus(pc->pg) == CONNECTION_BAD ? LOAM_E_CONNECTION_FAILED
+                                                          : LOAM_E_DATABASE_ERROR,
+                  "the result ended without completing");
+      else report(pc, r, err);
+      PQclear(r);
+      drain(pc->pg);
+      if (base->conn->streaming == base) base->conn->streaming = NULL;
+      return LOAM_ERROR;
+  }
+}
+
+
+static const char *pg_column_name (const loam_stmt *base, int i) {
+  return ((const pgstmt *)base)->names[i];
+}
+
+
+static void pg_column (loam_stmt *base, int i, loam_value *out) {
+  pgstmt *s = (pgstmt *)base;
+  const char *v;
+  if (PQgetisnull(s->res, s->row, i)) { *out = loam_null(); return; }
+  v = PQgetvalue(s->res, s->row, i);
+  switch (PQftype(s->res, i)) {
+    case OID_BOOL:
+      *out = loam_bool(v[0] == 't');
+      break;
+    case OID_INT8: case OID_INT2: case OID_INT4: case OID_OID:
+      *out = loam_int((int64_t)strtoll(v, NULL, 10));
+      break;
+    case OID_FLOAT4: case OID_FLOAT8:
+      *out = loam_double(parse_double(v));
+      break;
+    case OID_BYTEA:
+      *out = loam_blob(s->blobs[i], s->bloblens[i]);
+      break;
+    default:
+      *out = loam_text(v, (size_t)PQgetlength(s->res, s->row, i));
+      break;
+  }
+}
+
+
+/*
+** A stream closed before its end is drained rather than cancelled: a
+** cancel request travels on a separate connection and may arrive after
+** the command ended, hitting the next one, and a cancelled command aborts
+** the enclosing transaction.  Draining discards each row as it arrives,
+** so memory stays constant; the cost is reading the rest of the result.
+*/
+static void pg_finish (loam_stmt *base) {
+  pgstmt *s = (pgstmt *)base;
+  loam_conn *conn = base->conn;
+  if (s->stream && conn != NULL && conn->streaming == base) {
+    PQclear(s->res);
+    s->res = NULL;
+    drain(((pgconn *)conn->impl)->pg);
+    conn->streaming = NULL;
+  }
+  free_stmt(s);
+}
+
+
+const loam__driver loam__pg_driver = {
+  "postgresql",
+  pg_open,
+  pg_close,
+  pg_query,
+  pg_step,
+  pg_column_name,
+  pg_column,
+  pg_finish
+};
+
+/* }====================================================================== */

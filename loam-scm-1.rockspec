@@ -1,0 +1,71 @@
+-- loam-scm-1.rockspec: the Lua modules of loam and its C module loam.core
+-- (libloam built in).  Offline build of this checkout:
+--
+--   luarocks --lua-version 5.4 make loam-scm-1.rockspec
+--
+-- On Debian libpq-fe.h lives in /usr/include/postgresql, which luarocks
+-- does not search: add PGSQL_INCDIR=/usr/include/postgresql (the output of
+-- 'pg_config --includedir').  Every C source is listed by name ('make
+-- check-rockspec' tells when one is missing); the Lua modules are the
+-- lua/ directory, which luarocks installs whole.
+
+rockspec_format = "3.0"
+package = "loam"
+version = "scm-1"
+
+source = {
+  -- 'luarocks make' builds the checkout it is run in.
+  url = ".",
+}
+
+description = {
+  summary = "An ORM for Lua with a C core, for SQLite and PostgreSQL",
+  detailed = [[
+loam makes the ORM failures that cause production incidents impossible or
+loud: N+1 queries, cartesian explosions, implicit lazy loads, unsafe
+migrations, leaked connections and long transactions.  Its core is a C
+library with drivers for SQLite and PostgreSQL (libpq).
+]],
+  labels = { "database", "orm", "sqlite", "postgresql" },
+  license = "MIT",
+}
+
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+
+external_dependencies = {
+  SQLITE = { header = "sqlite3.h" },
+  PGSQL = { header = "libpq-fe.h" },
+}
+
+test_dependencies = {
+  "busted",
+}
+
+test = {
+  type = "busted",
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["loam.core"] = {
+      sources = {
+        "bindings/lua_loam.c",
+        "core/src/buf.c",
+        "core/src/conn.c",
+        "core/src/drv_pg.c",
+        "core/src/drv_sqlite.c",
+        "core/src/error.c",
+        "core/src/sqltext.c",
+        "core/src/stmt_cache.c",
+        "core/src/url.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "core/include", "$(SQLITE_INCDIR)", "$(PGSQL_INCDIR)" },
+      libdirs = { "$(SQLITE_LIBDIR)", "$(PGSQL_LIBDIR)" },
+      libraries = { "sqlite3", "pq" },
+    },
+  },
+}

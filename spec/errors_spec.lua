@@ -1,0 +1,263 @@
+-- spec/errors_spec.lua: the error objects raised by failed statements and by
+-- misuse, the same 'code' on every backend, and statements that fail
+-- leaving their table as it was.
+
+local loam = require "loam"
+local helper = require "spec.helper"
+
+local function catch(f, ...)
+  local ok, err = pcall(f, ...)
+  assert.is_false(ok, "expected an error")
+  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
+  return err
+end
+
+for _, backend in ipairs(helper.backends()) do
+  local pg = backend.name == "postgres"
+
+  describe(backend.label .. ":", function()
+    local db
+
+    before_each(function()
+      db = helper.connect(backend)
+      if pg then
+        db:exec("drop table if exists child, parent, people, checked cascade")
+      else
+        for _, t in ipairs { "child", "parent", "people", "checked" } do
+          db:exec("drop table if exists " .. t)
+        end
+      end
+      helper.table(db, "people",
+        "id integer primary key, email text not null constraint people_email_key unique, "
+          .. "name text not null",
+        "id bigserial primary key, email text not null constraint people_email_key unique, "
+          .. "name text not null")
+      helper.table(db, "parent", "id integer primary key", "id bigint primary key")
+      helper.table(db, "child",
+        "id integer primary key, parent_id integer constraint child_parent_fkey "
+          .. "references parent (id)",
+        "id bigint primary key, parent_id bigint constraint child_parent_fkey "
+          .. "references parent (id)")
+      helper.table(db, "checked", "v integer constraint checked_v_positive check (v > 0)")
+      db:exec("insert into people (email, name) values (?, ?)", { "a@example.com", "Ann" })
+      db:exec("insert into parent (id) values (1)")
+    end)
+
+    after_each(function()
+      db:close()
+    end)
+
+    it("raises unique_violation", function()
+      local err = catch(db.exec, db, "insert into people (email, name) values (?, ?)",
+        { "a@example.com", "Again" })
+      assert.are.equal("unique_violation", err.code)
+      if pg then
+        assert.are.equal("23505", err.sqlstate)
+        assert.are.equal("people_email_key", err.constraint)
+        assert.are.equal("people", err.table)
+        assert.are.equal('duplicate key value violates unique constraint "people_email_key"',
+          err.message)
+        assert.are.equal("Key (email)=(a@example.com) already exists.", err.detail)
+      else
+        assert.is_nil(err.sqlstate)
+        assert.are.equal("people", err.table)
+        assert.are.equal("email", err.column)
+        assert.are.equal("UNIQUE constraint failed: people.email", err.message)
+      end
+      assert.are.equal(1, helper.count(db, "people"))
+    end)
+
+    it("formats an error object with where, code, message and SQLSTATE", function()
+      local ok, err = pcall(function()
+        db:exec("insert into people (email, name) values (?, ?)", { "a@example.com", "B" })
+      end)
+      assert.is_false(ok)
+      assert.matches("^spec/errors_spec.lua:%d+: $", err.where)
+      if pg then
+        assert.are.equal(err.where .. "loam.unique_violation: duplicate key value violates "
+          .. 'unique constraint "people_email_key" (SQLSTATE 23505)', tostring(err))
+      else
+        assert.are.equal(err.where .. "loam.unique_violation: UNIQUE constraint failed: people.email",
+          tostring(err))
+      end
+    end)
+
+    it("raises foreign_key_violation", function()
+      local err = catch(db.exec, db, "insert into child (id, parent_id) values (?, ?)", { 1, 99 })
+      assert.are.equal("foreign_key_violation", err.code)
+      if pg then
+        assert.are.equal("23503", err.sqlstate)
+        assert.are.equal("child_parent_fkey", err.constraint)
+        assert.are.equal("child", err.table)
+        assert.matches('violates foreign key constraint "child_parent_fkey"', err.message, 1, true)
+      else
+        assert.are.equal("FOREIGN KEY constraint failed", err.message)
+      end
+      assert.are.equal(0, helper.count(db, "child"))
+    end)
+
+    it("raises not_null_violation", function()
+      local err = catch(db.exec, db, "insert into people (email, name) values (?, ?)",
+        { "b@example.com", loam.null })
+      assert.are.equal("not_null_violation", err.code)
+      assert.are.equal("people", err.table)
+      assert.are.equal("name", err.column)
+      if pg then
+        assert.are.equal("23502", err.sqlstate)
+        assert.matches('null value in column "name"', err.message, 1, true)
+      else
+        assert.are.equal("NOT NULL constraint failed: people.name", err.message)
+      end
+      assert.are.equal(1, helper.count(db, "people"))
+    end)
+
+    it("raises check_violation", function()
+      local err = catch(db.exec, db, "insert into checked (v) values (?)", { -1 })
+      assert.are.equal("check_violation", err.code)
+      assert.are.equal("checked_v_positive", err.constraint)
+      if pg then
+        assert.are.equal("23514", err.sqlstate)
+        assert.are.equal("checked", err.table)
+        assert.matches('violates check constraint "checked_v_positive"', err.message, 1, true)
+      else
+        assert.are.equal("CHECK constraint failed: checked_v_positive", err.message)
+      end
+      assert.are.equal(0, helper.count(db, "checked"))
+    end)
+
+    it("applies nothing of a statement that fails halfway", function()
+      local err = catch(db.exec, db,
+        "insert into people (email, name) values (?, ?), (?, ?), (?, ?)",
+        { "new1@example.com", "N1", "new2@example.com", "N2", "a@example.com", "Dup" })
+      assert.are.equal("unique_violation", err.code)
+      assert.are.equal(1, helper.count(db, "people"))
+      assert.are.same({ { email = "a@example.com" } }, db:query("select email from people"))
+      db:exec("insert into checked (v) values (5), (20)")
+      err = catch(db.exec, db, "update checked set v = v - 10")
+      assert.are.equal("check_violation", err.code)
+      assert.are.same({ { v = 5 }, { v = 20 } }, db:query("select v from checked order by v"))
+    end)
+
+    it("raises syntax_error", function()
+      local err = catch(db.query, db, "selec 1")
+      assert.are.equal("syntax_error", err.code)
+      if pg then
+        assert.are.equal("42601", err.sqlstate)
+        assert.are.equal('syntax error at or near "selec"', err.message)
+      else
+        assert.are.equal('near "selec": syntax error', err.message)
+      end
+    end)
+
+    it("raises undefined_table", function()
+      local err = catch(db.query, db, "select * from no_such_table")
+      assert.are.equal("undefined_table", err.code)
+      if pg then
+        assert.are.equal("42P01", err.sqlstate)
+        assert.are.equal('relation "no_such_table" does not exist', err.message)
+      else
+        assert.are.equal("no such table: no_such_table", err.message)
+      end
+    end)
+
+    it("raises the same error from each", function()
+      local err = catch(function()
+        for _ in db:each("select * from no_such_table") do end
+      end)
+      assert.are.equal("undefined_table", err.code)
+      assert.matches("^spec/errors_spec.lua:%d+: $", err.where)
+    end)
+
+    it("raises misuse for a wrong parameter count, with a hint about NULL", function()
+      local err = catch(db.query, db, "select cast(? as integer) as a, cast(? as integer) as b",
+        { 1 })
+      assert.are.equal("misuse", err.code)
+      assert.is_nil(err.sqlstate)
+      assert.are.equal("statement takes 2 parameters, got 1 (write loam.null for NULL parameters)",
+        err.message)
+      err = catch(db.exec, db, "insert into checked (v) values (?)", {})
+      assert.are.equal("statement takes 1 parameter, got 0 (write loam.null for NULL parameters)",
+        err.message)
+      err = catch(db.each, db, "select 1 as one", { 1 })
+      assert.are.equal("statement takes 0 parameters, got 1 (write loam.null for NULL parameters)",
+        err.message)
+    end)
+
+    it("raises misuse for a value that cannot be bound", function()
+      local err = catch(db.query, db, "select ? as a", { {} })
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("parameter #1: cannot bind a table", err.message)
+      err = catch(db.exec, db, "select ? as a, ? as b", { 1, print })
+      assert.are.equal("parameter #2: cannot bind a function", err.message)
+      err = catch(db.query, db, "select ? as a", { db })
+      assert.are.equal("parameter #1: cannot bind a loam.Conn", err.message)
+      err = catch(db.each, db, "select ? as a", { coroutine.create(print) })
+      assert.are.equal("parameter #1: cannot bind a thread", err.message)
+    end)
+
+    it("raises misuse for a nil hole in the parameters", function()
+      local params = { 1, 2, 3 }
+      params[2] = nil
+      local err = catch(db.query, db, "select ? as a, ? as b, ? as c", params)
+      assert.are.equal("misuse", err.code)
+      assert.matches("(write loam.null for NULL parameters)", err.message, 1, true)
+    end)
+
+    it("raises misuse for arguments of the wrong type", function()
+      local err = catch(function() return db:query(nil) end)
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("bad argument #1 to 'query' (string expected, got nil)", err.message)
+      err = catch(function() return db:exec("select 1", "x") end)
+      assert.are.equal("bad argument #2 to 'exec' (table expected, got string)", err.message)
+      err = catch(function() return db:each(42) end)
+      assert.are.equal("bad argument #1 to 'each' (string expected, got number)", err.message)
+      err = catch(function() return loam.blob({}) end)
+      assert.are.equal("bad argument #1 to 'blob' (string expected, got table)", err.message)
+    end)
+
+    it("raises misuse for two statements in one call", function()
+      local err = catch(db.exec, db, "select 1; select 2")
+      assert.are.equal("misuse", err.code)
+      assert.is_string(err.message)
+    end)
+
+    it("leaves the connection usable after an error", function()
+      catch(db.query, db, "select * from no_such_table")
+      catch(db.exec, db, "insert into checked (v) values (?)", { 0 })
+      assert.are.equal(1, db:query("select 1 as one")[1].one)
+    end)
+
+    if pg then
+      it("raises data_error for a NUL byte in text, and takes it as a blob", function()
+        local err = catch(db.query, db, "select ? as t", { "a\0b" })
+        assert.are.equal("data_error", err.code)
+        assert.are.equal("parameter 1: text contains a NUL byte; bind it as a blob", err.message)
+        local r = db:query("select ? as b", { loam.blob("a\0b") })[1]
+        assert.are.equal("a\0b", r.b)
+      end)
+
+      it("raises an error met in the middle of a stream and ends the stream", function()
+        local n = 0
+        local err = catch(function()
+          for _ in db:each("select 1 / (5000 - g) as x from generate_series(1, 10000) as g") do
+            n = n + 1
+          end
+        end)
+        assert.are.equal("22012", err.sqlstate)
+        assert.are.equal("data_error", err.code)
+        assert.are.equal("division by zero", err.message)
+        assert.is_true(n < 5000)
+        assert.are.equal(1, db:query("select 1 as one")[1].one)
+      end)
+    end
+  end)
+end
+
+describe("error objects", function()
+  it("can be made and recognised from Lua", function()
+    local e = setmetatable({ code = "custom", message = "made in Lua", where = "x.lua:1: " },
+      loam.Error)
+    assert.are.equal("x.lua:1: loam.custom: made in Lua", tostring(e))
+    assert.are.equal("loam.error: (no message)", tostring(setmetatable({}, loam.Error)))
+  end)
+end)

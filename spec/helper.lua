@@ -1,0 +1,121 @@
+-- spec/helper.lua: what every loam spec needs to reach real databases.
+--
+-- busted loads this file once before the specs ('helper' in .busted); the
+-- specs take the same table with 'require "spec.helper"'.
+--
+--   helper.backends()        the databases each spec runs against: a fresh
+--                            SQLite file, SQLite ':memory:' and PostgreSQL
+--                            (LOAM_TEST_PG, which must be set: PostgreSQL
+--                            specs never skip silently; LOAM_TEST_SKIP_PG=1
+--                            drops them with a loud warning)
+--   helper.postgres()        the PostgreSQL entry alone (nil when skipped)
+--   helper.connect(backend)  a connection to one of them
+--   helper.table(db, name, sqlite_ddl, pg_ddl)
+--                            (re)creates a table from a column list, so a spec
+--                            starts from a known state on the shared database
+--   helper.tmpname(suffix)   a temporary file name, removed at exit
+--   helper.pg_socket()       host (socket directory) and port of the test server
+
+local loam = require "loam"
+
+local helper = {}
+
+-- Names handed out by 'tmpname'; the files and SQLite's companions
+-- (journal, WAL, shared memory) are removed when the Lua state closes.
+local tmpfiles = {}
+
+helper._reaper = setmetatable({}, {
+  __gc = function()
+    for _, name in ipairs(tmpfiles) do
+      for _, suffix in ipairs { "", "-journal", "-wal", "-shm" } do
+        os.remove(name .. suffix)
+      end
+    end
+  end,
+})
+
+function helper.tmpname(suffix)
+  local base = os.tmpname()  -- creates the file, which reserves the name
+  tmpfiles[#tmpfiles + 1] = base
+  if suffix == nil or suffix == "" then
+    return base
+  end
+  local name = base .. suffix
+  tmpfiles[#tmpfiles + 1] = name
+  return name
+end
+
+local warned = false
+
+local function pg_url()
+  local url = os.getenv("LOAM_TEST_PG")
+  if url ~= nil and url ~= "" then
+    return url
+  end
+  if os.getenv("LOAM_TEST_SKIP_PG") == "1" then
+    if not warned then
+      warned = true
+      io.stderr:write(("\n"):rep(1), ("!"):rep(72), "\n",
+        "!! LOAM_TEST_SKIP_PG=1: the PostgreSQL specs are NOT running.\n",
+        "!! Only SQLite was tested; do not take this run as a full pass.\n",
+        ("!"):rep(72), "\n\n")
+    end
+    return nil
+  end
+  error("LOAM_TEST_PG is not set: the specs need a PostgreSQL server " ..
+        "(run them through the test harness, or set LOAM_TEST_SKIP_PG=1 " ..
+        "to run SQLite only)", 3)
+end
+
+function helper.backends()
+  local list = {
+    { name = "sqlite", label = "sqlite file", url = "sqlite:" .. helper.tmpname(".db") },
+    { name = "sqlite", label = "sqlite memory", url = "sqlite::memory:", memory = true },
+  }
+  local url = pg_url()
+  if url ~= nil then
+    list[#list + 1] = { name = "postgres", label = "postgres", url = url }
+  end
+  return list
+end
+
+-- The PostgreSQL backend alone, or nil when LOAM_TEST_SKIP_PG=1 dropped it.
+function helper.postgres()
+  local url = pg_url()
+  return url and { name = "postgres", label = "postgres", url = url }
+end
+
+function helper.connect(backend, opts)
+  return loam.connect(backend.url, opts)
+end
+
+-- The socket directory and port of the test server, for specs that build
+-- URLs of their own (other roles, wrong passwords).
+function helper.pg_socket()
+  local host, port = os.getenv("LOAM_TEST_PG_HOST"), os.getenv("LOAM_TEST_PG_PORT")
+  if host == nil or host == "" then
+    error("LOAM_TEST_PG_HOST is not set (the test harness exports it with LOAM_TEST_PG)", 2)
+  end
+  return host, port
+end
+
+function helper.table(db, name, sqlite_ddl, pg_ddl)
+  if db:backend() == "postgres" then
+    db:exec("drop table if exists " .. name .. " cascade")
+    db:exec("create table " .. name .. " (" .. (pg_ddl or sqlite_ddl) .. ")")
+  else
+    db:exec("drop table if exists " .. name)
+    db:exec("create table " .. name .. " (" .. sqlite_ddl .. ")")
+  end
+end
+
+-- Counts the rows of 'name'.
+function helper.count(db, name)
+  return db:query("select count(*) as n from " .. name)[1].n
+end
+
+-- The same table for 'require "spec.helper"' as for busted's own load, so
+-- the warning above appears once per run.
+package.loaded["spec.helper"] = package.loaded["spec.helper"] or helper
+
+return package.loaded["spec.helper"]
