@@ -22,13 +22,24 @@ typedef struct sq_conn {
   sqlite3 *db;
 } sq_conn;
 
+/*
+** A prepared statement with what loam derives from it once: the columns
+** declared BOOLEAN and whether it inserts.  The cache holds these, so a
+** cache hit costs no per-column work.
+*/
+typedef struct sq_prep {
+  sqlite3_stmt *st;
+  unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
+  int ncols;
+  int is_insert;
+} sq_prep;
+
 typedef struct sq_stmt {
   loam_stmt base;
-  sqlite3_stmt *st;
-  loam__centry *ce;          /* cache entry when the statement is cached */
-  unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
+  sq_prep *prep;
+  sqlite3_stmt *st;          /* prep->st */
+  loam__centry *ce;          /* cache entry when 'prep' is cached */
   sqlite3_int64 total_before;
-  int is_insert;
 } sq_stmt;
 
 
@@ -104,9 +115,17 @@ static int sq_error (sqlite3 *db, int rc, loam_error *err) {
 }
 
 
+static void free_prep (sq_prep *p) {
+  if (p == NULL) return;
+  sqlite3_finalize(p->st);
+  free(p->isbool);
+  free(p);
+}
+
+
 static void destroy_stmt (void *ud, void *handle) {
   (void)ud;
-  sqlite3_finalize((sqlite3_stmt *)handle);
+  free_prep(handle);
 }
 
 
@@ -185,26 +204,58 @@ static int has_second_statement (sqlite3 *db, const char *tail) {
 }
 
 
-static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) {
-  sqlite3 *db = dbof(c);
-  size_t len = strlen(sql);
+static int is_bool_decl (const char *t) {
+  return t != NULL && (sqlite3_stricmp(t, "BOOLEAN") == 0 || sqlite3_stricmp(t, "BOOL") == 0);
+}
+
+
+/* Prepares 'sql' into a new 'sq_prep' in '*out'. */
+static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent, sq_prep **out,
+                        loam_error *err) {
   const char *tail = NULL;
-  int rc;
-  s->ce = loam__cache_get(&c->cache, sql, len);
-  if (s->ce != NULL) {
-    s->st = loam__cache_handle(s->ce);
-    return LOAM_OK;
+  sq_prep *p = calloc(1, sizeof *p);
+  int rc, i;
+  if (p == NULL) return loam__err_nomem(err);
+  rc = sqlite3_prepare_v3(db, sql, (int)len, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st,
+                          &tail);
+  if (rc != SQLITE_OK) {
+    free_prep(p);
+    return sq_error(db, rc, err);
   }
-  rc = sqlite3_prepare_v3(db, sql, (int)len, c->cache.capacity ? SQLITE_PREPARE_PERSISTENT : 0,
-                          &s->st, &tail);
-  if (rc != SQLITE_OK) return sq_error(db, rc, err);
-  if (s->st == NULL) return loam__err(err, LOAM_E_MISUSE, "SQL holds no statement");
+  if (p->st == NULL) {
+    free_prep(p);
+    return loam__err(err, LOAM_E_MISUSE, "SQL holds no statement");
+  }
   if (tail != NULL && has_second_statement(db, tail)) {
-    sqlite3_finalize(s->st);
-    s->st = NULL;
+    free_prep(p);
     return loam__err(err, LOAM_E_MISUSE, "SQL holds more than one statement; run them one at a time");
   }
-  s->ce = loam__cache_put(&c->cache, sql, len, s->st);
+  p->ncols = sqlite3_column_count(p->st);
+  for (i = 0; i < p->ncols; i++) {
+    if (is_bool_decl(sqlite3_column_decltype(p->st, i))) {
+      if (p->isbool == NULL && (p->isbool = calloc((size_t)p->ncols, 1)) == NULL) {
+        free_prep(p);
+        return loam__err_nomem(err);
+      }
+      p->isbool[i] = 1;
+    }
+  }
+  p->is_insert = loam__sql_starts_with(sql, "INSERT") || loam__sql_starts_with(sql, "REPLACE");
+  *out = p;
+  return LOAM_OK;
+}
+
+
+static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) {
+  size_t len = strlen(sql);
+  s->ce = loam__cache_get(&c->cache, sql, len);
+  if (s->ce != NULL) s->prep = loam__cache_handle(s->ce);
+  else {
+    if (prepare_new(dbof(c), sql, len, c->cache.capacity > 0, &s->prep, err) != LOAM_OK)
+      return LOAM_ERROR;
+    s->ce = loam__cache_put(&c->cache, sql, len, s->prep);
+  }
+  s->st = s->prep->st;
   return LOAM_OK;
 }
 
@@ -242,20 +293,16 @@ static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *
 }
 
 
-static int is_bool_decl (const char *t) {
-  return t != NULL && (sqlite3_stricmp(t, "BOOLEAN") == 0 || sqlite3_stricmp(t, "BOOL") == 0);
-}
-
-
 static void release (loam_conn *c, sq_stmt *s) {
-  if (s->st == NULL) return;
+  if (s->prep == NULL) return;
   if (s->ce != NULL) {
     sqlite3_reset(s->st);
     sqlite3_clear_bindings(s->st);
     loam__cache_release(&c->cache, s->ce);
   }
-  else sqlite3_finalize(s->st);
+  else free_prep(s->prep);
   s->st = NULL;
+  s->prep = NULL;
   s->ce = NULL;
 }
 
@@ -263,7 +310,6 @@ static void release (loam_conn *c, sq_stmt *s) {
 static int sq_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                      int flags, loam_stmt **out, loam_error *err) {
   sq_stmt *s = calloc(1, sizeof *s);
-  int i, n;
   (void)flags;   /* SQLite always steps lazily */
   if (s == NULL) return loam__err_nomem(err);
   if (prepare(c, sql, s, err) != LOAM_OK || bind(s, params, nparams, err) != LOAM_OK) {
@@ -271,19 +317,7 @@ static int sq_query (loam_conn *c, const char *sql, const loam_value *params, in
     free(s);
     return LOAM_ERROR;
   }
-  n = sqlite3_column_count(s->st);
-  for (i = 0; i < n; i++) {
-    if (is_bool_decl(sqlite3_column_decltype(s->st, i))) {
-      if (s->isbool == NULL && (s->isbool = calloc((size_t)n, 1)) == NULL) {
-        release(c, s);
-        free(s);
-        return loam__err_nomem(err);
-      }
-      s->isbool[i] = 1;
-    }
-  }
-  s->base.ncols = n;
-  s->is_insert = loam__sql_starts_with(sql, "INSERT") || loam__sql_starts_with(sql, "REPLACE");
+  s->base.ncols = s->prep->ncols;
   s->total_before = sqlite3_total_changes64(dbof(c));
   *out = &s->base;
   return LOAM_OK;
@@ -299,7 +333,7 @@ static int sq_step (loam_stmt *base, loam_error *err) {
     /* 'sqlite3_changes' keeps the count of the last write, even across a SELECT. */
     if (sqlite3_total_changes64(db) != s->total_before) {
       base->changes = sqlite3_changes64(db);
-      if (s->is_insert) {
+      if (s->prep->is_insert) {
         base->has_insert_id = 1;
         base->insert_id = sqlite3_last_insert_rowid(db);
       }
@@ -322,7 +356,7 @@ static void sq_column (loam_stmt *base, int i, loam_value *out) {
   sq_stmt *s = (sq_stmt *)base;
   switch (sqlite3_column_type(s->st, i)) {
     case SQLITE_INTEGER:
-      if (s->isbool && s->isbool[i]) *out = loam_bool(sqlite3_column_int64(s->st, i) != 0);
+      if (s->prep->isbool && s->prep->isbool[i]) *out = loam_bool(sqlite3_column_int64(s->st, i) != 0);
       else *out = loam_int(sqlite3_column_int64(s->st, i));
       break;
     case SQLITE_FLOAT: *out = loam_double(sqlite3_column_double(s->st, i)); break;
@@ -344,8 +378,6 @@ static void sq_column (loam_stmt *base, int i, loam_value *out) {
 static void sq_finish (loam_stmt *base) {
   sq_stmt *s = (sq_stmt *)base;
   release(base->conn, s);
-  free(s->isbool);
-  s->isbool = NULL;
 }
 
 
