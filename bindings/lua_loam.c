@@ -18,6 +18,7 @@
 
 #include "loam.h"
 #include "loam_lua.h"
+#include "lua_loam_int.h"
 
 
 #define CONN_T   "loam.Conn"
@@ -117,7 +118,7 @@ static int builderror (lua_State *L) {
 ** since 'lua_error' never returns.  If building the object itself failed,
 ** that failure (a memory error) is raised instead.
 */
-static int raiseerror (lua_State *L, loam_error *err, const char *hint) {
+int loamL_raise (lua_State *L, loam_error *err, const char *hint) {
   ErrArgs a;
   a.err = err;
   a.hint = hint;
@@ -134,7 +135,7 @@ static int raiseerror (lua_State *L, loam_error *err, const char *hint) {
 
 
 /* Raises a misuse error object with a formatted message. */
-static int misusef (lua_State *L, const char *fmt, ...) {
+int loamL_misuse (lua_State *L, const char *fmt, ...) {
   const char *msg;
   va_list ap;
   va_start(ap, fmt);
@@ -157,13 +158,13 @@ static int argerror (lua_State *L, int arg, const char *extramsg) {
     if (ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0) {
       arg--;
       if (arg == 0)
-        return misusef(L, "calling '%s' on bad self (%s)",
+        return loamL_misuse(L, "calling '%s' on bad self (%s)",
                        ar.name ? ar.name : "?", extramsg);
     }
     if (ar.name != NULL)
       name = ar.name;
   }
-  return misusef(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
+  return loamL_misuse(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
 }
 
 
@@ -223,7 +224,7 @@ static int error_tostring (lua_State *L) {
 ** NULL sentinel and BLOB wrapper
 ** ======================================================================= */
 
-static void pushnull (lua_State *L) {
+void loamL_pushnull (lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &nullkey);
 }
 
@@ -267,7 +268,7 @@ static int blob_tostring (lua_State *L) {
 static int l_isnull (lua_State *L) {
   if (lua_isnone(L, 1))
     argerror(L, 1, "value expected");
-  pushnull(L);
+  loamL_pushnull(L);
   lua_pushboolean(L, lua_rawequal(L, 1, -1));
   return 1;
 }
@@ -278,6 +279,54 @@ static int l_isnull (lua_State *L) {
 /* {======================================================================
 ** Parameters and values
 ** ======================================================================= */
+
+/*
+** Converts the Lua value at 'idx' into a core value in '*v'; text and blob
+** values point into Lua strings kept alive by the value itself.  'pos'
+** numbers the parameter in the misuse message for anything unbindable.
+*/
+void loamL_tovalue (lua_State *L, int idx, int pos, loam_value *v) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        *v = loam_int((int64_t)lua_tointeger(L, idx));
+      else
+        *v = loam_double((double)lua_tonumber(L, idx));
+      return;
+    case LUA_TBOOLEAN:
+      *v = loam_bool(lua_toboolean(L, idx));
+      return;
+    case LUA_TSTRING: {
+      size_t len;
+      const char *s = lua_tolstring(L, idx, &len);
+      *v = loam_text(s, len);
+      return;
+    }
+    case LUA_TUSERDATA:
+      if (luaL_testudata(L, idx, NULL_T) != NULL) {
+        *v = loam_null();
+        return;
+      }
+      if (luaL_testudata(L, idx, BLOB_T) != NULL) {
+        size_t len;
+        const char *s;
+        lua_getiuservalue(L, idx, 1);
+        s = lua_tolstring(L, -1, &len);
+        *v = loam_blob(s, len);
+        lua_pop(L, 1);  /* the wrapper at 'idx' keeps the string alive */
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  {
+    int isnil = lua_isnil(L, idx);
+    const char *tname = valuename(L, idx);
+    loamL_misuse(L, "parameter #%d: cannot bind a %s%s", pos, tname, isnil ? NULL_HINT : "");
+  }
+}
+
 
 /*
 ** Converts the array at 'arg' (absent or nil: no parameters) into core
@@ -297,50 +346,12 @@ static const loam_value *checkparams (lua_State *L, int arg, loam_value *local,
     typeerror(L, arg, "table");
   n = lua_rawlen(L, arg);
   if (n > INT_MAX)
-    misusef(L, "too many parameters");
+    loamL_misuse(L, "too many parameters");
   if (n > NPARAMS_LOCAL)
     v = (loam_value *)lua_newuserdatauv(L, (size_t)n * sizeof *v, 0);
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, arg, (lua_Integer)i + 1);
-    switch (lua_type(L, -1)) {
-      case LUA_TNUMBER:
-        if (lua_isinteger(L, -1))
-          v[i] = loam_int((int64_t)lua_tointeger(L, -1));
-        else
-          v[i] = loam_double((double)lua_tonumber(L, -1));
-        break;
-      case LUA_TBOOLEAN:
-        v[i] = loam_bool(lua_toboolean(L, -1));
-        break;
-      case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, -1, &len);
-        v[i] = loam_text(s, len);
-        break;
-      }
-      case LUA_TUSERDATA:
-        if (luaL_testudata(L, -1, NULL_T) != NULL) {
-          v[i] = loam_null();
-          break;
-        }
-        if (luaL_testudata(L, -1, BLOB_T) != NULL) {
-          size_t len;
-          const char *s;
-          lua_getiuservalue(L, -1, 1);
-          s = lua_tolstring(L, -1, &len);
-          v[i] = loam_blob(s, len);
-          lua_pop(L, 1);
-          break;
-        }
-        /* FALLTHROUGH */
-      default: {
-        int isnil = lua_isnil(L, -1);
-        const char *tname = valuename(L, -1);
-        misusef(L, "parameter #%d: cannot bind a %s%s", (int)i + 1, tname,
-                isnil ? NULL_HINT : "");
-        return NULL;  /* not reached */
-      }
-    }
+    loamL_tovalue(L, -1, (int)i + 1, &v[i]);
     lua_pop(L, 1);
   }
   *nparams = (int)n;
@@ -360,19 +371,32 @@ static const char *queryhint (const loam_error *err) {
 }
 
 
+/*
+** Pushes a core value: BLOB as a plain string (reading gives bytes; only
+** binding needs the 'loam.blob' wrapper), NULL as the sentinel at 'nullidx'
+** (0: fetch it from the registry).
+*/
+void loamL_pushvalue (lua_State *L, const loam_value *v, int nullidx) {
+  switch (v->type) {
+    case LOAM_BOOL: lua_pushboolean(L, v->u.b); break;
+    case LOAM_INT: lua_pushinteger(L, (lua_Integer)v->u.i); break;
+    case LOAM_DOUBLE: lua_pushnumber(L, (lua_Number)v->u.d); break;
+    case LOAM_TEXT:
+    case LOAM_BLOB: lua_pushlstring(L, v->u.s.ptr, v->u.s.len); break;
+    default:
+      if (nullidx != 0) lua_pushvalue(L, nullidx);
+      else loamL_pushnull(L);
+      break;
+  }
+}
+
+
 /* Pushes column 'i' of the current row; 'nullidx' holds the NULL sentinel. */
 static void pushcolumn (lua_State *L, loam_stmt *stmt, int i, int nullidx) {
   loam_value v;
   if (loam_column(stmt, i, &v) != LOAM_OK)
     v = loam_null();
-  switch (v.type) {
-    case LOAM_BOOL: lua_pushboolean(L, v.u.b); break;
-    case LOAM_INT: lua_pushinteger(L, (lua_Integer)v.u.i); break;
-    case LOAM_DOUBLE: lua_pushnumber(L, (lua_Number)v.u.d); break;
-    case LOAM_TEXT:
-    case LOAM_BLOB: lua_pushlstring(L, v.u.s.ptr, v.u.s.len); break;
-    default: lua_pushvalue(L, nullidx); break;
-  }
+  loamL_pushvalue(L, &v, nullidx);
 }
 
 /* }====================================================================== */
@@ -447,12 +471,12 @@ static int stmt_next (lua_State *L) {
   LConn *c;
   int rc, ncols, namesidx, i;
   if (s->stmt == NULL)
-    return misusef(L, "attempt to use a closed statement");
+    return loamL_misuse(L, "attempt to use a closed statement");
   lua_getiuservalue(L, 1, 1);
   c = (LConn *)lua_touserdata(L, -1);
   if (c == NULL || c->conn == NULL) {
     closestmt(s);
-    return misusef(L, "attempt to use a closed connection");
+    return loamL_misuse(L, "attempt to use a closed connection");
   }
   rc = loam_step(s->stmt, &err);
   if (rc == LOAM_DONE) {
@@ -462,7 +486,7 @@ static int stmt_next (lua_State *L) {
   }
   if (rc != LOAM_ROW) {
     closestmt(s);
-    return raiseerror(L, &err, NULL);
+    return loamL_raise(L, &err, NULL);
   }
   ncols = loam_column_count(s->stmt);
   if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
@@ -477,7 +501,7 @@ static int stmt_next (lua_State *L) {
     lua_setiuservalue(L, 1, 2);
   }
   namesidx = lua_gettop(L);
-  pushnull(L);
+  loamL_pushnull(L);
   lua_createtable(L, 0, ncols);
   for (i = 0; i < ncols; i++) {
     lua_rawgeti(L, namesidx, i + 1);
@@ -503,8 +527,13 @@ static LConn *checkconn (lua_State *L) {
   if (c == NULL)
     typeerror(L, 1, CONN_T);
   else if (c->conn == NULL)
-    misusef(L, "attempt to use a closed connection");
+    loamL_misuse(L, "attempt to use a closed connection");
   return c;
+}
+
+
+loam_conn *loamL_checkconn (lua_State *L) {
+  return checkconn(L)->conn;
 }
 
 
@@ -586,7 +615,7 @@ static int l_connect (lua_State *L) {
   c->conn = NULL;
   luaL_setmetatable(L, CONN_T);
   if (loam_connect(url, &o, &c->conn, &err) != LOAM_OK)
-    return raiseerror(L, &err, NULL);
+    return loamL_raise(L, &err, NULL);
   return 1;
 }
 
@@ -650,7 +679,7 @@ static LStmt *startquery (lua_State *L, int flags) {
   LStmt *s = newstmt(L, 1);
   lua_toclose(L, -1);
   if (loam_query(c->conn, sql, params, np, flags, &s->stmt, &err) != LOAM_OK)
-    raiseerror(L, &err, queryhint(&err));
+    loamL_raise(L, &err, queryhint(&err));
   return s;
 }
 
@@ -665,7 +694,7 @@ static int conn_query (lua_State *L) {
   LStmt *s = startquery(L, 0);
   int rowsidx, nullidx, namesidx = 0, ncols = 0, rc, i;
   lua_Integer n = 0;
-  pushnull(L);
+  loamL_pushnull(L);
   nullidx = lua_gettop(L);
   lua_newtable(L);
   rowsidx = lua_gettop(L);
@@ -689,7 +718,7 @@ static int conn_query (lua_State *L) {
   }
   closestmt(s);
   if (rc != LOAM_DONE)
-    return raiseerror(L, &err, NULL);
+    return loamL_raise(L, &err, NULL);
   lua_pushvalue(L, rowsidx);
   return 1;
 }
@@ -706,7 +735,7 @@ static int conn_exec (lua_State *L) {
   LStmt *s = startquery(L, 0);
   int rc, hasid = 0, idx;
   int64_t id;
-  pushnull(L);
+  loamL_pushnull(L);
   idx = lua_gettop(L);
   while ((rc = loam_step(s->stmt, &err)) == LOAM_ROW) {
     if (!hasid && loam_column_count(s->stmt) > 0) {
@@ -716,7 +745,7 @@ static int conn_exec (lua_State *L) {
   }
   if (rc != LOAM_DONE) {
     closestmt(s);
-    return raiseerror(L, &err, NULL);
+    return loamL_raise(L, &err, NULL);
   }
   lua_pushinteger(L, (lua_Integer)loam_stmt_changes(s->stmt));
   if (hasid)
@@ -745,7 +774,7 @@ static int conn_each (lua_State *L) {
   LStmt *s = newstmt(L, 1);
   sidx = lua_gettop(L);
   if (loam_query(c->conn, sql, params, np, LOAM_STREAM, &s->stmt, &err) != LOAM_OK)
-    return raiseerror(L, &err, queryhint(&err));
+    return loamL_raise(L, &err, queryhint(&err));
   lua_pushcfunction(L, stmt_next);
   lua_pushvalue(L, sidx);
   lua_pushnil(L);
@@ -856,7 +885,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   createmeta(L, NULL_T, NULL, null_metameth);
   createmeta(L, BLOB_T, NULL, blob_metameth);
   createnull(L);
-  pushnull(L);
+  loamL_pushnull(L);
   lua_setfield(L, -2, "null");
   luaL_getmetatable(L, CONN_T);
   lua_getfield(L, -1, "__index");

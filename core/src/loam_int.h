@@ -126,6 +126,16 @@ LOAMI_FUNC int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparam
 /* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
 LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 
+/* The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1). */
+#define LOAM__IDENT_MAX 63
+
+/* Checks an identifier: non-empty, no NUL, at most LOAM__IDENT_MAX bytes (LOAM_E_MISUSE). */
+LOAMI_FUNC int loam__ident_check (const char *name, size_t len, loam_error *err);
+/* Appends 'name' as a quoted identifier ("a""b"). */
+LOAMI_FUNC void loam__buf_ident (loam__buf *b, const char *name, size_t len);
+/* Appends 's' as a quoted SQL string literal ('it''s'); DDL only, where no parameters exist. */
+LOAMI_FUNC void loam__buf_literal (loam__buf *b, const char *s, size_t len);
+
 /* }====================================================================== */
 
 

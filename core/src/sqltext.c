@@ -146,3 +146,50 @@ int loam__sql_starts_with (const char *sql, const char *kw) {
     if (toupper((unsigned char)p[i]) != kw[i]) return 0;
   return !identchar((unsigned char)p[n]);
 }
+
+
+/*
+** Identifiers come from model declarations, never from end users, but a
+** wrong one must still fail loudly before any SQL is sent: empty, too long
+** for PostgreSQL (which would truncate it silently) or holding a NUL.
+*/
+int loam__ident_check (const char *name, size_t len, loam_error *err) {
+  if (name == NULL || len == 0)
+    return loam__err(err, LOAM_E_MISUSE, "invalid identifier: empty name");
+  if (memchr(name, '\0', len) != NULL)
+    return loam__err(err, LOAM_E_MISUSE, "invalid identifier: name contains a NUL byte");
+  if (len > LOAM__IDENT_MAX)
+    return loam__err(err, LOAM_E_MISUSE, "invalid identifier '%.*s...': longer than %d bytes",
+                     20, name, LOAM__IDENT_MAX);
+  return LOAM_OK;
+}
+
+
+void loam__buf_ident (loam__buf *b, const char *name, size_t len) {
+  size_t i, run = 0;
+  loam__buf_addc(b, '"');
+  for (i = 0; i < len; i++) {
+    if (name[i] == '"') {
+      loam__buf_add(b, name + run, i + 1 - run);
+      loam__buf_addc(b, '"');
+      run = i + 1;
+    }
+  }
+  loam__buf_add(b, name + run, len - run);
+  loam__buf_addc(b, '"');
+}
+
+
+void loam__buf_literal (loam__buf *b, const char *s, size_t len) {
+  size_t i, run = 0;
+  loam__buf_addc(b, '\'');
+  for (i = 0; i < len; i++) {
+    if (s[i] == '\'') {
+      loam__buf_add(b, s + run, i + 1 - run);
+      loam__buf_addc(b, '\'');
+      run = i + 1;
+    }
+  }
+  loam__buf_add(b, s + run, len - run);
+  loam__buf_addc(b, '\'');
+}

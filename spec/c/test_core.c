@@ -253,3 +253,26 @@ TEST(api_null_handles) {
   CHECK_INT(err.code, LOAM_E_MISUSE);
   loam_error_clear(&err);
 }
+
+
+TEST(identifiers_and_literals) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam__buf b = LOAM__BUF_INIT;
+  char longname[80];
+  loam__buf_ident(&b, "we\"ird", 6);
+  loam__buf_addc(&b, ' ');
+  loam__buf_literal(&b, "it's", 4);
+  CHECK_STR(loam__buf_cstr(&b), "\"we\"\"ird\" 'it''s'");
+  loam__buf_free(&b);
+  CHECK_OK(loam__ident_check("orders", 6, &err), &err);
+  CHECK_INT(loam__ident_check("", 0, &err), LOAM_ERROR);
+  CHECK_INT(err.code, LOAM_E_MISUSE);
+  CHECK_STR(err.message, "invalid identifier: empty name");
+  CHECK_INT(loam__ident_check("a\0b", 3, &err), LOAM_ERROR);
+  CHECK_HAS(err.message, "NUL");
+  memset(longname, 'x', 64);
+  CHECK_INT(loam__ident_check(longname, 64, &err), LOAM_ERROR);
+  CHECK_HAS(err.message, "longer than 63 bytes");
+  CHECK_OK(loam__ident_check(longname, 63, &err), &err);
+  loam_error_clear(&err);
+}
