@@ -33,13 +33,7 @@
 #define SELECT_ONE_RAW "SELECT id, name, qty, price FROM bench_raw WHERE id = $1"
 #define SELECT_ONE_LOAM "SELECT id, name, qty, price FROM bench_loam WHERE id = ?"
 
-#define KEY(i) ((int64_t)(((i) * 7919) % BENCH_ROWS) + 1)
-
-typedef struct checksum {
-  int64_t ints;
-  size_t bytes;
-  double reals;
-} checksum;
+static const loam_sql_set loam_sql = { INSERT_LOAM, SELECT_ALL("bench_loam"), SELECT_ONE_LOAM };
 
 
 static void die_pg (PGconn *pg, const char *what) {
@@ -48,22 +42,10 @@ static void die_pg (PGconn *pg, const char *what) {
 }
 
 
-static void die_loam (const char *what, loam_error *err) {
-  fprintf(stderr, "bench_pg: %s: %s: %s\n", what, loam_errcode_name(err->code),
-          err->message ? err->message : "");
-  exit(1);
-}
-
-
 /* The server's NOTICEs ("table does not exist, skipping") are not results. */
 static void quiet (void *arg, const char *message) {
   (void)arg;
   (void)message;
-}
-
-
-static void item_name (int i, char *buf, size_t size) {
-  snprintf(buf, size, "item-%05d", i);
 }
 
 
@@ -150,89 +132,6 @@ static double raw_point_selects (PGconn *pg, checksum *sum) {
 /* }================================================================== */
 
 
-/* {==================================================================
-** libloam
-** =================================================================== */
-
-static void loam_run (loam_conn *db, const char *sql) {
-  loam_error err = LOAM_ERROR_INIT;
-  if (loam_exec(db, sql, NULL, 0, NULL, NULL, NULL, &err) != LOAM_OK) die_loam(sql, &err);
-}
-
-
-static void loam_read (loam_stmt *st, checksum *sum) {
-  loam_value v[4];
-  int i;
-  for (i = 0; i < 4; i++) loam_column(st, i, &v[i]);
-  sum->ints += v[0].u.i;
-  sum->bytes += v[1].u.s.len + 1;
-  sum->ints += v[2].u.i;
-  sum->reals += v[3].u.d;
-}
-
-
-static double loam_insert (loam_conn *db) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_value params[3];
-  char name[32];
-  int i;
-  loam_run(db, "BEGIN");
-  for (i = 0; i < BENCH_ROWS; i++) {
-    item_name(i, name, sizeof name);
-    params[0] = loam_text(name, strlen(name));
-    params[1] = loam_int(i % 100);
-    params[2] = loam_double(i * 0.25);
-    if (loam_exec(db, INSERT_LOAM, params, 3, NULL, NULL, NULL, &err) != LOAM_OK)
-      die_loam(INSERT_LOAM, &err);
-  }
-  loam_run(db, "COMMIT");
-  return bench_now_ms() - t0;
-}
-
-
-static double loam_select_all (loam_conn *db, checksum *sum) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_stmt *st;
-  int rc;
-  if (loam_query(db, SELECT_ALL("bench_loam"), NULL, 0, 0, &st, &err) != LOAM_OK)
-    die_loam(SELECT_ALL("bench_loam"), &err);
-  while ((rc = loam_step(st, &err)) == LOAM_ROW) loam_read(st, sum);
-  if (rc != LOAM_DONE) die_loam(SELECT_ALL("bench_loam"), &err);
-  loam_stmt_close(st);
-  return bench_now_ms() - t0;
-}
-
-
-static double loam_point_selects (loam_conn *db, checksum *sum) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_value key;
-  loam_stmt *st;
-  int i;
-  for (i = 0; i < BENCH_ROWS; i++) {
-    key = loam_int(KEY(i));
-    if (loam_query(db, SELECT_ONE_LOAM, &key, 1, 0, &st, &err) != LOAM_OK)
-      die_loam(SELECT_ONE_LOAM, &err);
-    if (loam_step(st, &err) != LOAM_ROW) die_loam(SELECT_ONE_LOAM, &err);
-    loam_read(st, sum);
-    loam_stmt_close(st);
-  }
-  return bench_now_ms() - t0;
-}
-
-/* }================================================================== */
-
-
-static void check_same (const char *workload, const checksum *a, const checksum *b) {
-  if (a->ints != b->ints || a->bytes != b->bytes || a->reals != b->reals) {
-    fprintf(stderr, "bench_pg: %s: raw and loam read different data\n", workload);
-    exit(1);
-  }
-}
-
-
 int main (void) {
   bench_result r[3] = {
     { "insert 10000 rows, one transaction", -1, -1 },
@@ -245,6 +144,7 @@ int main (void) {
   PGconn *pg;
   loam_conn *db = NULL;
   loam_error err = LOAM_ERROR_INIT;
+  bench_prog = "bench_pg";
   if (url == NULL || *url == '\0') {
     fprintf(stderr, "bench_pg: set LOAM_TEST_PG to a PostgreSQL URL ('make bench' does)\n");
     return 2;
@@ -262,12 +162,12 @@ int main (void) {
     loam_run(db, DROP("bench_loam"));
     loam_run(db, SCHEMA("bench_loam"));
     bench_keep(&r[0].raw_ms, raw_insert(pg));
-    bench_keep(&r[0].loam_ms, loam_insert(db));
+    bench_keep(&r[0].loam_ms, loam_insert(db, &loam_sql));
     bench_keep(&r[1].raw_ms, raw_select_all(pg, &rs));
-    bench_keep(&r[1].loam_ms, loam_select_all(db, &ls));
+    bench_keep(&r[1].loam_ms, loam_select_all(db, &loam_sql, &ls));
     check_same(r[1].workload, &rs, &ls);
     bench_keep(&r[2].raw_ms, raw_point_selects(pg, &rs));
-    bench_keep(&r[2].loam_ms, loam_point_selects(db, &ls));
+    bench_keep(&r[2].loam_ms, loam_point_selects(db, &loam_sql, &ls));
     check_same(r[2].workload, &rs, &ls);
   }
   raw_exec(pg, DROP("bench_raw"));

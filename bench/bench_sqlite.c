@@ -25,31 +25,13 @@
 #define SELECT_ALL "SELECT id, name, qty, price FROM items ORDER BY id"
 #define SELECT_ONE "SELECT id, name, qty, price FROM items WHERE id = ?"
 
-/* The key of the 'i'th point select: every row once, in a scattered order. */
-#define KEY(i) ((int64_t)(((i) * 7919) % BENCH_ROWS) + 1)
-
-typedef struct checksum {
-  int64_t ints;
-  size_t bytes;
-  double reals;
-} checksum;
+/* The same statements on both sides: SQLite takes '?' natively. */
+static const loam_sql_set loam_sql = { INSERT, SELECT_ALL, SELECT_ONE };
 
 
 static void die_sqlite (sqlite3 *db, const char *what) {
   fprintf(stderr, "bench_sqlite: %s: %s\n", what, sqlite3_errmsg(db));
   exit(1);
-}
-
-
-static void die_loam (const char *what, loam_error *err) {
-  fprintf(stderr, "bench_sqlite: %s: %s: %s\n", what, loam_errcode_name(err->code),
-          err->message ? err->message : "");
-  exit(1);
-}
-
-
-static void item_name (int i, char *buf, size_t size) {
-  snprintf(buf, size, "item-%05d", i);
 }
 
 
@@ -126,88 +108,6 @@ static double raw_point_selects (sqlite3 *db, checksum *sum) {
 /* }================================================================== */
 
 
-/* {==================================================================
-** libloam
-** =================================================================== */
-
-static void loam_run (loam_conn *db, const char *sql) {
-  loam_error err = LOAM_ERROR_INIT;
-  if (loam_exec(db, sql, NULL, 0, NULL, NULL, NULL, &err) != LOAM_OK) die_loam(sql, &err);
-}
-
-
-static void loam_read (loam_stmt *st, checksum *sum) {
-  loam_value v[4];
-  int i;
-  for (i = 0; i < 4; i++) loam_column(st, i, &v[i]);
-  sum->ints += v[0].u.i;
-  sum->bytes += v[1].u.s.len + (v[1].u.s.ptr != NULL);
-  sum->ints += v[2].u.i;
-  sum->reals += v[3].u.d;
-}
-
-
-static double loam_insert (loam_conn *db) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_value params[3];
-  char name[32];
-  int i;
-  loam_run(db, "BEGIN");
-  for (i = 0; i < BENCH_ROWS; i++) {
-    item_name(i, name, sizeof name);
-    params[0] = loam_text(name, strlen(name));
-    params[1] = loam_int(i % 100);
-    params[2] = loam_double(i * 0.25);
-    if (loam_exec(db, INSERT, params, 3, NULL, NULL, NULL, &err) != LOAM_OK)
-      die_loam(INSERT, &err);
-  }
-  loam_run(db, "COMMIT");
-  return bench_now_ms() - t0;
-}
-
-
-static double loam_select_all (loam_conn *db, checksum *sum) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_stmt *st;
-  int rc;
-  if (loam_query(db, SELECT_ALL, NULL, 0, 0, &st, &err) != LOAM_OK) die_loam(SELECT_ALL, &err);
-  while ((rc = loam_step(st, &err)) == LOAM_ROW) loam_read(st, sum);
-  if (rc != LOAM_DONE) die_loam(SELECT_ALL, &err);
-  loam_stmt_close(st);
-  return bench_now_ms() - t0;
-}
-
-
-static double loam_point_selects (loam_conn *db, checksum *sum) {
-  double t0 = bench_now_ms();
-  loam_error err = LOAM_ERROR_INIT;
-  loam_value key;
-  loam_stmt *st;
-  int i;
-  for (i = 0; i < BENCH_ROWS; i++) {
-    key = loam_int(KEY(i));
-    if (loam_query(db, SELECT_ONE, &key, 1, 0, &st, &err) != LOAM_OK)
-      die_loam(SELECT_ONE, &err);
-    if (loam_step(st, &err) != LOAM_ROW) die_loam(SELECT_ONE, &err);
-    loam_read(st, sum);
-    loam_stmt_close(st);
-  }
-  return bench_now_ms() - t0;
-}
-
-/* }================================================================== */
-
-
-static void check_same (const char *workload, const checksum *a, const checksum *b) {
-  if (a->ints != b->ints || a->bytes != b->bytes || a->reals != b->reals) {
-    fprintf(stderr, "bench_sqlite: %s: raw and loam read different data\n", workload);
-    exit(1);
-  }
-}
-
-
 int main (void) {
   bench_result r[3] = {
     { "insert 10000 rows, one transaction", -1, -1 },
@@ -216,6 +116,7 @@ int main (void) {
   };
   int runs = bench_runs(5), run;
   char title[128];
+  bench_prog = "bench_sqlite";
   for (run = 0; run < runs; run++) {
     sqlite3 *raw = NULL;
     loam_conn *db = NULL;
@@ -227,12 +128,12 @@ int main (void) {
     loam_run(db, SCHEMA);
 
     bench_keep(&r[0].raw_ms, raw_insert(raw));
-    bench_keep(&r[0].loam_ms, loam_insert(db));
+    bench_keep(&r[0].loam_ms, loam_insert(db, &loam_sql));
     bench_keep(&r[1].raw_ms, raw_select_all(raw, &rs));
-    bench_keep(&r[1].loam_ms, loam_select_all(db, &ls));
+    bench_keep(&r[1].loam_ms, loam_select_all(db, &loam_sql, &ls));
     check_same(r[1].workload, &rs, &ls);
     bench_keep(&r[2].raw_ms, raw_point_selects(raw, &rs));
-    bench_keep(&r[2].loam_ms, loam_point_selects(db, &ls));
+    bench_keep(&r[2].loam_ms, loam_point_selects(db, &loam_sql, &ls));
     check_same(r[2].workload, &rs, &ls);
 
     loam_conn_close(db);
