@@ -162,6 +162,13 @@ static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, l
   }
   sqlite3_extended_result_codes(sc->db, 1);
   sqlite3_busy_timeout(sc->db, busy);
+  /*
+  ** Without this, SQLite reads a double-quoted name it cannot resolve as a
+  ** string literal, so a misspelt quoted column silently compares against
+  ** its own name instead of failing.  loam quotes every identifier.
+  */
+  sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
+  sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
   /* A file that is not a database opens fine; the first read says so. */
   if (sq_pragma(sc->db, "PRAGMA foreign_keys = ON", err) != LOAM_OK ||
       (!memory && !readonly && sq_pragma(sc->db, "PRAGMA journal_mode = WAL", err) != LOAM_OK)) {

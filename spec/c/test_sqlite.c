@@ -146,6 +146,10 @@ TEST(sqlite_errors_have_codes_and_fields) {
   CHECK_STR(err.message, "no such table: nope");
   CHECK_INT(exec(c, "SELECT nope FROM parent", &err), LOAM_ERROR);
   CHECK_INT(err.code, LOAM_E_UNDEFINED_COLUMN);
+  /* A quoted name is always an identifier, never a string literal. */
+  CHECK_INT(exec(c, "SELECT \"nope\" FROM parent", &err), LOAM_ERROR);
+  CHECK_INT(err.code, LOAM_E_UNDEFINED_COLUMN);
+  CHECK_STR(err.message, "no such column: nope");
   /* Nothing was half-applied. */
   CHECK_OK(loam_exec(c, "SELECT count(*) FROM parent", NULL, 0, NULL, &n, NULL, &err), &err);
   CHECK_INT(n, 1);
