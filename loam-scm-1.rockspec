@@ -53,11 +53,17 @@ build = {
     ["loam.core"] = {
       sources = {
         "bindings/lua_loam.c",
+        "bindings/lua_query.c",
+        "bindings/lua_schema.c",
         "core/src/buf.c",
         "core/src/conn.c",
+        "core/src/ddl.c",
+        "core/src/dialect.c",
         "core/src/drv_pg.c",
         "core/src/drv_sqlite.c",
         "core/src/error.c",
+        "core/src/query.c",
+        "core/src/render.c",
         "core/src/sqltext.c",
         "core/src/stmt_cache.c",
         "core/src/url.c",

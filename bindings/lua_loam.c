@@ -239,12 +239,18 @@ static int null_tostring (lua_State *L) {
 ** A blob is an empty userdata whose user value is the byte string, so it
 ** is immutable and its bytes stay alive as long as the wrapper.
 */
-static int l_blob (lua_State *L) {
-  checkstring(L, 1, NULL);
+void loamL_pushblob (lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
   lua_newuserdatauv(L, 0, 1);
   luaL_setmetatable(L, BLOB_T);
-  lua_pushvalue(L, 1);
+  lua_pushvalue(L, idx);
   lua_setiuservalue(L, -2, 1);
+}
+
+
+static int l_blob (lua_State *L) {
+  checkstring(L, 1, NULL);
+  loamL_pushblob(L, 1);
   return 1;
 }
 
@@ -895,6 +901,8 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   lua_setfield(L, -2, "Error");
   lua_pushliteral(L, LOAM_VERSION);
   lua_setfield(L, -2, "version");
+  loamL_open_schema(L);
+  loamL_open_query(L);
   return 1;
 }
 

@@ -40,7 +40,16 @@ LOAML_FUNC void loamL_pushvalue (lua_State *L, const loam_value *v, int nullidx)
 /* Pushes the SQL NULL sentinel 'loam.null'. */
 LOAML_FUNC void loamL_pushnull (lua_State *L);
 
+/* Pushes a 'loam.blob' wrapping the string at 'idx' (which it keeps alive). */
+LOAML_FUNC void loamL_pushblob (lua_State *L, int idx);
+
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
+
+/* Adds 'render_ddl' to the module table on top and to the 'loam.Conn' methods (lua_schema.c). */
+LOAML_FUNC void loamL_open_schema (lua_State *L);
+
+/* Adds 'render' to the module table on top and to the 'loam.Conn' methods (lua_query.c). */
+LOAML_FUNC void loamL_open_query (lua_State *L);
 
 #endif

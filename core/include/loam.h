@@ -287,6 +287,481 @@ LOAM_API int loam_exec (loam_conn *conn,
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Query builder (query.c, render.c)
+**
+** SELECT, INSERT, UPDATE and DELETE statements are built as a tree in a
+** builder and rendered into SQL text plus bound parameters for a backend.
+** Values never enter the text: each one becomes a placeholder ('?' on
+** SQLite, '$1'..'$n' on PostgreSQL, numbered in text order).  Identifiers
+** are validated (non-empty, no NUL, at most 63 bytes) and always quoted,
+** with embedded '"' doubled.  The text depends only on the shape of the
+** tree, never on its values, so the statement cache reuses one prepared
+** statement per shape.
+**
+** Ownership.  Every node ('loam_expr', 'loam_qstmt') lives in the memory
+** of its builder ('loam_qb') and is freed with it by 'loam_qb_free'; no
+** node is freed on its own.  Nodes of one builder must not be used with
+** another.  Strings and values passed in are copied: the caller's memory
+** is borrowed for the duration of the call only.  Nodes are immutable
+** once made, except statements, which gain clauses through the setters.
+**
+** Errors.  Constructors and setters never report failure themselves: on
+** bad input or out of memory they record the first error in the builder
+** (later ones are dropped) and return NULL; a NULL argument where a node
+** is expected is ignored silently once an error was recorded, so a whole
+** tree can be built without checks and 'loam_qb_render' reports the first
+** problem, with a message naming it (the operator, the identifier, the
+** row...).  The codes are LOAM_E_MISUSE (bad shape or name), LOAM_E_NOMEM
+** and LOAM_E_DATA_ERROR (a value the backend cannot take, found while
+** rendering).  Functions accept a NULL builder or statement and do
+** nothing then ('loam_qb_new' returns NULL only when memory ran out).
+**
+** A builder and its nodes must be used by one thread at a time.  A
+** result ('loam_rendered') is independent of its builder and immutable.
+** ======================================================================= */
+
+typedef struct loam_qb loam_qb;         /* a builder: the memory of one tree */
+typedef struct loam_expr loam_expr;     /* an expression node */
+typedef struct loam_qstmt loam_qstmt;   /* a statement node */
+typedef struct loam_rendered loam_rendered;   /* rendered statements and their parameters */
+
+/* A new empty builder, freed with 'loam_qb_free'; NULL when out of memory. */
+LOAM_API loam_qb *loam_qb_new (void);
+
+/* Frees the builder and every node made in it.  NULL is fine. */
+LOAM_API void loam_qb_free (loam_qb *qb);
+
+
+/*
+** Expressions.  Each returns a node owned by 'qb', or NULL after an error
+** (recorded in 'qb').  Rendering is shown for SQLite / PostgreSQL.
+*/
+
+/* A column: "name", or "table"."name" when 'table' is not NULL. */
+LOAM_API loam_expr *loam_qb_col (loam_qb *qb, const char *table, const char *name);
+
+/* '*', or "table".* when 'table' is not NULL. */
+LOAM_API loam_expr *loam_qb_star (loam_qb *qb, const char *table);
+
+/*
+** A bound value (text and blob bytes are copied).  LOAM_NULL binds NULL.
+** A NaN or infinite double is refused on SQLite (LOAM_E_DATA_ERROR at
+** render: SQLite would store NULL), bound as such on PostgreSQL.
+*/
+LOAM_API loam_expr *loam_qb_val (loam_qb *qb, loam_value v);
+
+/*
+** A raw SQL fragment from the program (never from end users), inserted
+** as is except for its placeholders: each '?' is one of the 'nparams'
+** values (copied), renumbered in place for PostgreSQL.  '??' stays in the
+** text: it is the literal '?' operator that 'loam_query' turns into '?'
+** on PostgreSQL (SQLite has no such operator: refused there at render).
+** As an operand (of AND, OR, NOT, a comparison; a WHERE, HAVING or ON
+** condition) the fragment is put in parentheses, so 'a OR b' cannot mix
+** with the operators around it; in result columns, GROUP BY, ORDER BY
+** and SET values it stays bare.  The fragment is checked when made: placeholders other than '?', a '?'
+** inside a string literal, quoted name or comment (ambiguous: bind the
+** value instead), a second statement after ';', or a parameter count
+** other than 'nparams' are LOAM_E_MISUSE.
+*/
+LOAM_API loam_expr *loam_qb_raw (loam_qb *qb, const char *sql,
+                                 const loam_value *params,   /* may be NULL when nparams is 0 */
+                                 int nparams);
+
+/*
+** (l OP r).  'op' is one of "=", "<>", "<", "<=", ">", ">=", "LIKE",
+** "ILIKE", "NOT LIKE", "NOT ILIKE"; anything else is LOAM_E_MISUSE.
+** SQLite renders ILIKE as LIKE, which is case-insensitive for ASCII there.
+*/
+LOAM_API loam_expr *loam_qb_op (loam_qb *qb, const char *op, loam_expr *l, loam_expr *r);
+
+/*
+** (E1 AND E2 ...) / (E1 OR E2 ...) of 'n' items (the array is copied).
+** One item renders as itself; none renders as 1 = 1 (AND) or 1 = 0 (OR).
+*/
+LOAM_API loam_expr *loam_qb_and (loam_qb *qb, loam_expr *const *items, int n);
+LOAM_API loam_expr *loam_qb_or (loam_qb *qb, loam_expr *const *items, int n);
+
+/* (NOT e) */
+LOAM_API loam_expr *loam_qb_not (loam_qb *qb, loam_expr *e);
+
+/* (e IS NULL), or (e IS NOT NULL) when 'negate' is non-zero. */
+LOAM_API loam_expr *loam_qb_is_null (loam_qb *qb, loam_expr *e, int negate);
+
+/* (e BETWEEN lo AND hi), or NOT BETWEEN when 'negate' is non-zero. */
+LOAM_API loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, loam_expr *hi,
+                                     int negate);
+
+/*
+** e IN (n values), bound as ONE parameter whatever 'n', so a query keeps
+** one text (and one prepared statement) for lists of every length:
+**   SQLite      (e IN (SELECT value FROM json_each(?)))   a JSON array text
+**   PostgreSQL  (e = ANY($n::T[]))                         an array literal text
+** negated: NOT IN / (e <> ALL($n::T[])).  T follows the values: int8,
+** float8 (doubles, or integers mixed with doubles), text or bool; any
+** other mix is LOAM_E_MISUSE, and so are NULL values (NULL never matches
+** IN: test it with 'loam_qb_is_null') and blobs.  SQLite gets booleans as
+** 1/0.  An empty list renders (1 = 0), negated (1 = 1), with no parameter.
+** The values (and their text) are copied.
+*/
+LOAM_API loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e,
+                                     const loam_value *vals,   /* may be NULL when n is 0 */
+                                     int n, int negate);
+
+/* (e IN (SELECT ...)), or NOT IN when 'negate' is non-zero; 'sub' must be a SELECT of 'qb'. */
+LOAM_API loam_expr *loam_qb_in_query (loam_qb *qb, loam_expr *e, loam_qstmt *sub, int negate);
+
+/*
+** An aggregate: 'fn' is "count", "sum", "avg", "min" or "max".  'e' NULL
+** gives count(*) (count only); 'distinct' non-zero gives fn(DISTINCT e).
+*/
+LOAM_API loam_expr *loam_qb_agg (loam_qb *qb, const char *fn, loam_expr *e, int distinct);
+
+/* e AS "name": for SELECT columns and RETURNING only (elsewhere refused at render). */
+LOAM_API loam_expr *loam_qb_alias (loam_qb *qb, loam_expr *e, const char *name);
+
+/* excluded."name" / EXCLUDED."name": the proposed row in an upsert's SET or WHERE. */
+LOAM_API loam_expr *loam_qb_excluded (loam_qb *qb, const char *name);
+
+
+/*
+** Statements.  A constructor returns a statement owned by 'qb' (NULL
+** after an error); the setters add clauses to it.  A setter that does not
+** fit the statement kind records LOAM_E_MISUSE.
+*/
+
+/* SELECT ... FROM "table" [AS "alias"]; 'table' NULL: no FROM clause, 'alias' may be NULL. */
+LOAM_API loam_qstmt *loam_qb_select (loam_qb *qb, const char *table, const char *alias);
+/* INSERT INTO "table" */
+LOAM_API loam_qstmt *loam_qb_insert (loam_qb *qb, const char *table);
+/* UPDATE "table" */
+LOAM_API loam_qstmt *loam_qb_update (loam_qb *qb, const char *table);
+/* DELETE FROM "table" */
+LOAM_API loam_qstmt *loam_qb_delete (loam_qb *qb, const char *table);
+
+/* SELECT: DISTINCT when 'on' is non-zero. */
+LOAM_API void loam_qb_distinct (loam_qstmt *st, int on);
+
+/* SELECT: appends a result column; none gives '*'.  'e' may be a 'loam_qb_alias'. */
+LOAM_API void loam_qb_column (loam_qstmt *st, loam_expr *e);
+
+typedef enum loam_join {
+  LOAM_JOIN_INNER = 1,
+  LOAM_JOIN_LEFT = 2
+} loam_join;
+
+/* SELECT: appends INNER|LEFT JOIN "table" [AS "alias"] ON on ('alias' may be NULL). */
+LOAM_API void loam_qb_join (loam_qstmt *st, loam_join kind, const char *table,
+                            const char *alias, loam_expr *on);
+
+/*
+** SELECT, UPDATE, DELETE: the WHERE condition; a second call ANDs the
+** conditions.  INSERT: the WHERE of ON CONFLICT DO UPDATE.
+*/
+LOAM_API void loam_qb_where (loam_qstmt *st, loam_expr *e);
+
+/* SELECT: appends a GROUP BY expression. */
+LOAM_API void loam_qb_group (loam_qstmt *st, loam_expr *e);
+
+/* SELECT: the HAVING condition; a second call ANDs the conditions. */
+LOAM_API void loam_qb_having (loam_qstmt *st, loam_expr *e);
+
+/* Flags of 'loam_qb_order'; 0 is ASC with the backend's NULL placement. */
+#define LOAM_DESC         1
+#define LOAM_NULLS_FIRST  2
+#define LOAM_NULLS_LAST   4
+
+/* SELECT: appends 'e' ASC|DESC [NULLS FIRST|LAST] to ORDER BY. */
+LOAM_API void loam_qb_order (loam_qstmt *st, loam_expr *e, int flags);
+
+/*
+** SELECT: LIMIT and OFFSET, bound as parameters (negative: LOAM_E_MISUSE).
+** An OFFSET without LIMIT renders LIMIT -1 OFFSET ? on SQLite, which
+** needs a LIMIT there.
+*/
+LOAM_API void loam_qb_limit (loam_qstmt *st, int64_t n);
+LOAM_API void loam_qb_offset (loam_qstmt *st, int64_t n);
+
+/* Flags of 'loam_qb_lock': one mode, optionally with one modifier. */
+#define LOAM_FOR_UPDATE   1
+#define LOAM_FOR_SHARE    2
+#define LOAM_SKIP_LOCKED  4
+#define LOAM_NOWAIT       8
+
+/*
+** SELECT: FOR UPDATE|SHARE [SKIP LOCKED|NOWAIT], PostgreSQL only: SQLite
+** locks whole databases, so rendering a lock for it is LOAM_E_MISUSE
+** rather than a silent no-op.  0 removes the lock.
+*/
+LOAM_API void loam_qb_lock (loam_qstmt *st, int flags);
+
+/* INSERT: appends a column name. */
+LOAM_API void loam_qb_insert_column (loam_qstmt *st, const char *name);
+
+/*
+** INSERT: appends a row of 'n' values (copied), one per column in order;
+** LOAM_NULL is NULL.  A row of another length is LOAM_E_MISUSE naming the
+** row (counted from 1).  With no columns, every row must be empty and
+** each renders as its own INSERT INTO "t" DEFAULT VALUES.
+*/
+LOAM_API void loam_qb_insert_row (loam_qstmt *st, const loam_value *vals, int n);
+
+typedef enum loam_conflict {
+  LOAM_DO_NOTHING = 1,
+  LOAM_DO_UPDATE = 2
+} loam_conflict;
+
+/*
+** INSERT: ON CONFLICT ("c1", ...) DO NOTHING | DO UPDATE SET ... [WHERE ...].
+** 'target' names 'ntarget' columns (copied); DO UPDATE needs at least one,
+** and its SET items come from 'loam_qb_set', its WHERE from 'loam_qb_where'.
+*/
+LOAM_API void loam_qb_on_conflict (loam_qstmt *st, loam_conflict action,
+                                   const char *const *target, int ntarget);
+
+/* UPDATE, and INSERT with ON CONFLICT DO UPDATE: appends "col" = e to SET. */
+LOAM_API void loam_qb_set (loam_qstmt *st, const char *col, loam_expr *e);
+
+/* INSERT, UPDATE, DELETE: appends an expression (a column, an alias) to RETURNING. */
+LOAM_API void loam_qb_returning (loam_qstmt *st, loam_expr *e);
+
+
+/*
+** Renders 'st' (a statement of 'qb') for 'dialect'.  'max_params' is the
+** parameter budget of one statement, 0 for the backend's own limit
+** (SQLite 32766, PostgreSQL 65535).  An INSERT of many rows is split into
+** chunks that stay within the budget: floor((budget - P) / columns) rows
+** each, where P counts the parameters of its ON CONFLICT and RETURNING
+** clauses; all full chunks share one SQL text.  Any other statement is
+** one chunk, and more parameters than the budget is LOAM_E_MISUSE.
+**
+** The first error recorded while building comes out here.  On success
+** '*out' receives a result the caller frees with 'loam_rendered_free'; on
+** failure '*out' is NULL.  Rendering does not change the tree: the same
+** statement may be rendered again, for either dialect.
+*/
+LOAM_API int loam_qb_render (loam_qb *qb,
+                             const loam_qstmt *st,
+                             loam_backend dialect,
+                             int max_params,        /* 0: the backend's limit */
+                             loam_rendered **out,   /* OUT: new result */
+                             loam_error *err);      /* OUT: may be NULL */
+
+/* The number of statements (chunks) in 'rs'; at least 1. */
+LOAM_API int loam_rendered_count (const loam_rendered *rs);
+
+/*
+** The text of statement 'i' (NUL-terminated, '*len' its length when 'len'
+** is not NULL); valid until 'loam_rendered_free'.  Statements with the same
+** text share one pointer.  NULL when 'i' is out of range.
+*/
+LOAM_API const char *loam_rendered_sql (const loam_rendered *rs, int i,
+                                        size_t *len /* OUT: may be NULL */);
+
+/*
+** The parameters of statement 'i' and their count in '*nparams'; text and
+** blob bytes belong to 'rs' and stay valid until 'loam_rendered_free'.  The
+** array is ready for 'loam_query' and 'loam_exec'.  NULL (and 0) when
+** there are none or 'i' is out of range.
+*/
+LOAM_API const loam_value *loam_rendered_params (const loam_rendered *rs, int i,
+                                                 int *nparams /* OUT: may be NULL */);
+
+/* Frees a result.  NULL is fine. */
+LOAM_API void loam_rendered_free (loam_rendered *rs);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Schema definitions (ddl.c)
+**
+** Plain value structs describe a table, column by column, in declaration
+** order; the render functions turn them into one DDL statement for a
+** backend.  The structs are complete declarations (every type option,
+** default, key and constraint), so a schema diff can compare them with a
+** live database.  Start each struct from zero ('= {0}' or memset): every
+** zero field means "not given".  All pointers in them are borrowed for the
+** duration of the render call only.
+**
+** DDL takes no parameters on either backend, so defaults are rendered as
+** SQL literals: text quoted with embedded quotes doubled, integers exactly,
+** doubles in the shortest form that reads back to the same double,
+** booleans as 1/0 (SQLite) or true/false (PostgreSQL), blobs as X'..' or
+** decode('..', 'hex').  Identifiers are validated (non-empty, at most 63
+** bytes) and always quoted.  Raw SQL (checks, raw defaults, index
+** predicates) comes from the model author and is inserted in parentheses.
+**
+** Constraint names follow PostgreSQL's own defaults, so a table created by
+** loam and one created by hand with unnamed constraints agree, and both
+** backends carry the same names:
+**   primary key            <table>_pkey
+**   UNIQUE on columns      <table>_<col>[_<col>...]_key
+**   CHECK of a column      <table>_<col>_check   (enum values, SQLite text length, SQLite json)
+**   FOREIGN KEY            <table>_<col>_fkey
+**   index without a name   <table>_<col>[_<col>...]_idx
+** A name longer than 63 bytes is shortened as PostgreSQL does it: the
+** longer of the table part and the column part loses bytes first (never
+** in the middle of a UTF-8 character), the suffix is kept.  Explicit
+** names (checks, uniques, indexes) are used as given.  Two constraints of
+** one table with the same name are refused.
+**
+** Type mapping (SQLite / PostgreSQL):
+**   ID        INTEGER PRIMARY KEY (the rowid alias) /
+**             bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY
+**   INTEGER   INTEGER / integer (32 bits: defaults must fit)
+**   BIGINT    INTEGER / bigint
+**   TEXT      TEXT / text; with 'length': TEXT + CHECK (length("c") <= n) / varchar(n)
+**   NUMERIC   NUMERIC(p,s) / numeric(p,s); NUMERIC / numeric without precision
+**   BOOLEAN   BOOLEAN / boolean
+**   FLOAT     REAL / double precision
+**   DATE      DATE / date
+**   TIMESTAMP TIMESTAMP / timestamptz
+**   JSON      TEXT + CHECK ("c" IS NULL OR json_valid("c")) / jsonb
+**   BLOB      BLOB / bytea
+**   ENUM      TEXT / text, + CHECK ("c" IN ('a', 'b')) on both
+** Note that a text value longer than 'length' is a check_violation on
+** SQLite but a data_error on PostgreSQL (varchar refuses it).
+**
+** Primary-key columns are rendered NOT NULL on both backends (SQLite would
+** otherwise accept NULL keys in a composite primary key).
+**
+** Every inconsistent declaration is LOAM_E_MISUSE with a message naming the
+** table and column: no columns, a column declared twice, two primary keys,
+** an ID column that is not the only key, options that do not apply to the
+** type, length/precision < 0, scale > precision, an enum without values or
+** with a value twice, a default that does not fit the column (a string on
+** an integer column, an enum default outside its values, NULL on a NOT
+** NULL column, a text longer than 'length', NaN or infinity), SET NULL on
+** a NOT NULL column, an unknown type or action, a constraint name used
+** twice.
+** ======================================================================= */
+
+typedef enum loam_col_type {
+  LOAM_COL_ID = 1,     /* the surrogate primary key; zero is "no type" and refused */
+  LOAM_COL_INTEGER,
+  LOAM_COL_BIGINT,
+  LOAM_COL_TEXT,
+  LOAM_COL_NUMERIC,
+  LOAM_COL_BOOLEAN,
+  LOAM_COL_FLOAT,
+  LOAM_COL_DATE,
+  LOAM_COL_TIMESTAMP,
+  LOAM_COL_JSON,
+  LOAM_COL_BLOB,
+  LOAM_COL_ENUM
+} loam_col_type;
+
+/* Referential actions; zero (NO ACTION, the SQL default) is not rendered. */
+typedef enum loam_fk_action {
+  LOAM_FK_NO_ACTION = 0,
+  LOAM_FK_RESTRICT,
+  LOAM_FK_CASCADE,
+  LOAM_FK_SET_NULL,
+  LOAM_FK_SET_DEFAULT
+} loam_fk_action;
+
+typedef enum loam_default_kind {
+  LOAM_DEFAULT_NONE = 0,
+  LOAM_DEFAULT_VALUE,    /* 'value', rendered as a literal (LOAM_NULL: DEFAULT NULL) */
+  LOAM_DEFAULT_SQL       /* 'sql', a raw expression such as CURRENT_TIMESTAMP */
+} loam_default_kind;
+
+typedef struct loam_default {
+  loam_default_kind kind;
+  loam_value value;      /* LOAM_DEFAULT_VALUE; TEXT must not contain NUL bytes */
+  const char *sql;       /* LOAM_DEFAULT_SQL; rendered as DEFAULT (sql) */
+} loam_default;
+
+/* A column's foreign key; 'table' NULL means the column has none. */
+typedef struct loam_fk_def {
+  const char *table;
+  const char *column;        /* NULL: the referenced table's primary key */
+  loam_fk_action on_delete;
+  loam_fk_action on_update;
+} loam_fk_def;
+
+typedef struct loam_column_def {
+  const char *name;
+  loam_col_type type;
+  int length;                /* TEXT: most characters; 0: unlimited */
+  int precision;             /* NUMERIC: total digits (1..1000); 0: unconstrained */
+  int scale;                 /* NUMERIC: digits after the point (0..precision) */
+  int not_null;              /* non-zero: NOT NULL (zero: nullable, the SQL default) */
+  int unique;                /* non-zero: UNIQUE, named <table>_<col>_key */
+  int primary_key;           /* non-zero: the single-column primary key (implied by ID) */
+  loam_default defval;       /* the column default */
+  const char *const *enum_values;   /* ENUM: the allowed values, in order */
+  int nenum_values;
+  loam_fk_def references;    /* foreign key */
+} loam_column_def;
+
+/* A named CHECK constraint over the table; 'sql' is the raw predicate. */
+typedef struct loam_check_def {
+  const char *name;          /* required: a diff matches checks by name */
+  const char *sql;
+} loam_check_def;
+
+/* A UNIQUE constraint over one or more columns. */
+typedef struct loam_unique_def {
+  const char *name;          /* NULL: <table>_<cols>_key */
+  const char *const *columns;
+  int ncolumns;
+} loam_unique_def;
+
+typedef struct loam_table_def {
+  const char *name;
+  const loam_column_def *columns;     /* in declaration order, at least one */
+  int ncolumns;
+  const char *const *primary_key;     /* composite primary key (column names); may be NULL */
+  int nprimary_key;
+  const loam_check_def *checks;
+  int nchecks;
+  const loam_unique_def *uniques;
+  int nuniques;
+  int if_not_exists;
+} loam_table_def;
+
+typedef struct loam_index_def {
+  const char *name;          /* NULL: <table>_<cols>_idx */
+  const char *table;
+  const char *const *columns;
+  int ncolumns;
+  int unique;
+  const char *where;         /* raw predicate of a partial index, or NULL */
+  int if_not_exists;
+} loam_index_def;
+
+/*
+** Renders CREATE TABLE for 'backend' (one statement, no trailing ';').
+** On success '*sql_out' receives a NUL-terminated string the caller frees
+** with 'loam_ddl_free'; on failure it is set to NULL and 'err' tells why
+** (LOAM_E_MISUSE for a bad declaration, LOAM_E_NOMEM).
+*/
+LOAM_API int loam_render_create_table (const loam_table_def *def,
+                                       loam_backend backend,
+                                       char **sql_out,      /* OUT: free with loam_ddl_free */
+                                       loam_error *err);    /* OUT: may be NULL */
+
+/* Renders CREATE [UNIQUE] INDEX [IF NOT EXISTS] ... [WHERE (...)]; as above. */
+LOAM_API int loam_render_create_index (const loam_index_def *def,
+                                       loam_backend backend,
+                                       char **sql_out,      /* OUT: free with loam_ddl_free */
+                                       loam_error *err);    /* OUT: may be NULL */
+
+/* Renders DROP TABLE [IF EXISTS] "table"; as above. */
+LOAM_API int loam_render_drop_table (const char *table,
+                                     int if_exists,
+                                     loam_backend backend,
+                                     char **sql_out,        /* OUT: free with loam_ddl_free */
+                                     loam_error *err);      /* OUT: may be NULL */
+
+/* Frees SQL text returned by the render functions above.  NULL is fine. */
+LOAM_API void loam_ddl_free (char *sql);
+
+/* }====================================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,10 +2,16 @@
 --
 --   local loam = require "loam"
 --   local db = loam.connect("sqlite:app.db")      -- or "postgresql://user@host/db"
---   for row in db:each("select id, email from users where tier = ?", { "pro" }) do ... end
+--   local Customer = db:model("customers", {
+--     loam.id(),
+--     loam.text("email", { length = 255, null = false, unique = true }),
+--     loam.enum("tier", { "free", "pro" }, { default = "free" }),
+--   })
+--   local c = Customer:create{ email = "a@example.com" }
+--   for row in db:each("select id, email from customers where tier = ?", { "pro" }) do ... end
 --
--- This module re-exports the C module 'loam.core' and is where the pure
--- Lua layers (models, queries, migrations) attach.  What it offers today:
+-- This module re-exports the C module 'loam.core' and attaches the pure
+-- Lua layers to it.  What it offers:
 --
 --   connect(url [, opts]) -> conn   opts: statement_cache, busy_timeout_ms,
 --                                   connect_timeout_s (integers)
@@ -15,13 +21,30 @@
 --   Error                           metatable of every error object raised
 --   version                         "0.1.0"
 --
+--   id([name]), integer, bigint, text, numeric, boolean, float, date,
+--   timestamp, json, bytes (name [, opts]), enum(name, values [, opts])
+--                                   column declarations for db:model
+--                                   (loam.model); 'bytes' declares a blob
+--                                   column, since loam.blob is the value
+--   sql(s)                          a raw SQL column default
+--   create_tables(db, models)       tables from models, for tests and
+--   drop_tables(db, models)         throwaway databases only
+--   op, raw                         where-clause helpers (loam.query)
+--
+-- Connection methods added here: db:model(table, columns [, options]),
+-- db:create_tables(models), db:drop_tables(models), db:table(name).
+--
 -- Error policy: every failure raises.  Database failures and misuse alike
 -- raise an error object (a table with metatable 'loam.Error' and fields
 -- 'code', 'sqlstate', 'message', 'detail', 'constraint', 'table', 'column',
 -- 'where'), so 'pcall' callers branch on 'err.code' and a failed statement
--- always aborts the function around it.
+-- always aborts the function around it.  Values a model refuses raise
+-- 'validation_error' (with 'model' and 'column') before any SQL is sent.
 
 local core = require "loam.core"
+local types = require "loam.types"
+local query = require "loam.query"
+local model = require "loam.model"
 
 local loam = {
   connect = core.connect,
@@ -30,6 +53,25 @@ local loam = {
   blob = core.blob,
   Error = core.Error,
   version = core.version,
+  sql = types.sql,
+  create_tables = model.create_tables,
+  drop_tables = model.drop_tables,
+  op = query.op,
+  raw = query.raw,
 }
+
+for name, constructor in pairs(types.constructors) do
+  loam[name] = constructor
+end
+
+local Conn = core.Conn
+
+function Conn:model(name, columns, options)
+  return model.new(self, name, columns, options)
+end
+
+Conn.create_tables = model.create_tables
+Conn.drop_tables = model.drop_tables
+query.install(Conn)
 
 return loam

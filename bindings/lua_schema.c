@@ -1,0 +1,475 @@
+/*
+** lua_schema.c: 'core.render_ddl(dialect, ast)' and 'conn:render_ddl(ast)',
+** which turn the Lua DDL AST (create_table, create_index, drop_table) into
+** the core's schema structs and return the one statement the core renders.
+**
+** The AST comes from model declarations, and a field that is silently
+** ignored is a constraint silently lost, so the conversion is strict:
+** every table is read with raw access, an unknown field or a value of the
+** wrong type is a misuse error naming the field ("DDL AST: column #3 has
+** no 'name'").  The structs and arrays live in userdata anchored in one
+** table on the stack, and the strings they point to stay in the AST, so an
+** error raised anywhere frees everything through the garbage collector.
+*/
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "loam.h"
+#include "lua_loam_int.h"
+
+
+/* The binding's registry names of the NULL sentinel and BLOB wrappers (lua_loam.c). */
+#define NULL_T  "loam.Null"
+#define BLOB_T  "loam.Blob"
+#define CONN_T  "loam.Conn"
+
+/* Where a conversion keeps what it allocates. */
+typedef struct Ctx {
+  lua_State *L;
+  int anchor;       /* stack index of the table that keeps the userdata alive */
+  lua_Integer n;    /* userdata in it */
+} Ctx;
+
+
+/* Zeroed memory that lives as long as the anchor table. */
+static void *alloc (Ctx *c, size_t size) {
+  void *p = lua_newuserdatauv(c->L, size > 0 ? size : 1, 0);
+  memset(p, 0, size > 0 ? size : 1);
+  lua_rawseti(c->L, c->anchor, ++c->n);
+  return p;
+}
+
+
+/* A formatted string that lives as long as the anchor table: a context for messages. */
+static const char *keep (Ctx *c, const char *fmt, ...) {
+  const char *s;
+  va_list ap;
+  va_start(ap, fmt);
+  s = lua_pushvfstring(c->L, fmt, ap);
+  va_end(ap);
+  lua_rawseti(c->L, c->anchor, ++c->n);
+  return s;
+}
+
+
+/* Pushes t[k] for the table at 't' (absolute index), without metamethods. */
+static int field (lua_State *L, int t, const char *k) {
+  lua_pushstring(L, k);
+  return lua_rawget(L, t);
+}
+
+
+/*
+** Refuses any key of the table at 't' that is not in 'known': a typo such
+** as 'lenght' must not drop a constraint without a word.
+*/
+static void onlyknown (lua_State *L, int t, const char *const *known, const char *what) {
+  lua_pushnil(L);
+  while (lua_next(L, t) != 0) {
+    int i, ok = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (i = 0; known[i] != NULL && !ok; i++) ok = (strcmp(k, known[i]) == 0);
+      if (!ok) loamL_misuse(L, "DDL AST: %s has an unknown field '%s'", what, k);
+    }
+    else loamL_misuse(L, "DDL AST: %s has an unexpected %s key", what, luaL_typename(L, -1));
+  }
+}
+
+
+/* Checks that the value on top is a table; 'what' names it. */
+static int istable (lua_State *L, const char *what, const char *k) {
+  int t = lua_type(L, -1);
+  if (t == LUA_TNIL) return 0;
+  if (t != LUA_TTABLE)
+    loamL_misuse(L, "DDL AST: %s: '%s' must be a table, not a %s", what, k, luaL_typename(L, -1));
+  return 1;
+}
+
+
+/*
+** t[k] as a string without NUL bytes, or NULL when absent.  The Lua
+** string stays referenced by the AST, so the pointer outlives the pop.
+*/
+static const char *optstring (lua_State *L, int t, const char *k, const char *what) {
+  const char *s = NULL;
+  size_t len;
+  int ty = field(L, t, k);
+  if (ty == LUA_TSTRING) {
+    s = lua_tolstring(L, -1, &len);
+    if (strlen(s) != len) loamL_misuse(L, "DDL AST: %s: '%s' contains a NUL byte", what, k);
+  }
+  else if (ty != LUA_TNIL)
+    loamL_misuse(L, "DDL AST: %s: '%s' must be a string, not a %s", what, k, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+
+static const char *reqstring (lua_State *L, int t, const char *k, const char *what) {
+  const char *s = optstring(L, t, k, what);
+  if (s == NULL) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
+  return s;
+}
+
+
+static int optbool (lua_State *L, int t, const char *k, const char *what, int dflt) {
+  int ty = field(L, t, k), b = dflt;
+  if (ty == LUA_TBOOLEAN) b = lua_toboolean(L, -1);
+  else if (ty != LUA_TNIL)
+    loamL_misuse(L, "DDL AST: %s: '%s' must be a boolean, not a %s", what, k, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return b;
+}
+
+
+/* t[k] as an integer of at least 'min' (0 when absent). */
+static int optint (lua_State *L, int t, const char *k, const char *what, int min) {
+  lua_Integer v = 0;
+  int isint = 0;
+  if (field(L, t, k) == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tointegerx(L, -1, &isint);
+  if (!isint || v < min || v > INT_MAX)
+    loamL_misuse(L, "DDL AST: %s: '%s' must be an integer of at least %d", what, k, min);
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+
+/*
+** t[k] as an array of strings (absent: NULL and 0); 'req' makes an absent
+** or empty array an error.
+*/
+static const char *const *strarray (Ctx *c, int t, const char *k, const char *what,
+                                    int req, int *n) {
+  lua_State *L = c->L;
+  const char **v;
+  lua_Unsigned len, i;
+  *n = 0;
+  field(L, t, k);
+  if (!istable(L, what, k)) {
+    if (req) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
+    lua_pop(L, 1);
+    return NULL;
+  }
+  len = lua_rawlen(L, -1);
+  if (len == 0 && req) loamL_misuse(L, "DDL AST: %s: '%s' is empty", what, k);
+  if (len > INT_MAX / 2) loamL_misuse(L, "DDL AST: %s: '%s' is too long", what, k);
+  v = (const char **)alloc(c, (size_t)len * sizeof *v);
+  for (i = 0; i < len; i++) {
+    size_t sl;
+    if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TSTRING)
+      loamL_misuse(L, "DDL AST: %s: '%s' #%d must be a string, not a %s", what, k,
+                   (int)i + 1, luaL_typename(L, -1));
+    v[i] = lua_tolstring(L, -1, &sl);
+    if (strlen(v[i]) != sl)
+      loamL_misuse(L, "DDL AST: %s: '%s' #%d contains a NUL byte", what, k, (int)i + 1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  *n = (int)len;
+  return v;
+}
+
+
+/* The index in 'names' of 's', or raises naming 'what' and the field. */
+static int pick (lua_State *L, const char *s, const char *const *names, const char *what,
+                 const char *k) {
+  int i;
+  for (i = 0; names[i] != NULL; i++)
+    if (strcmp(s, names[i]) == 0) return i;
+  return loamL_misuse(L, "DDL AST: %s: unknown %s '%s'", what, k, s);
+}
+
+
+/* {======================================================================
+** create_table
+** ======================================================================= */
+
+/* Column types by AST name, in the order of 'loam_col_type' from 1. */
+static const char *const coltypes[] = {
+  "id", "integer", "bigint", "text", "numeric", "boolean", "float", "date",
+  "timestamp", "json", "blob", "enum", NULL
+};
+
+/* Referential actions by AST name, in the order of 'loam_fk_action'. */
+static const char *const fkactions[] = {
+  "no action", "restrict", "cascade", "set null", "set default", NULL
+};
+
+static const char *const column_fields[] = {
+  "name", "type", "length", "precision", "scale", "null", "unique", "primary_key",
+  "default", "values", "references", NULL
+};
+
+static const char *const ref_fields[] = { "table", "column", "on_delete", "on_update", NULL };
+
+
+/* The default at t.default (the column table at 't') into 'd'. */
+static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
+  lua_State *L = c->L;
+  int ty = field(L, t, "default");
+  if (ty == LUA_TNIL) {
+    d->kind = LOAM_DEFAULT_NONE;
+  }
+  else if (ty == LUA_TTABLE) {
+    static const char *const raw_fields[] = { "sql", NULL };
+    int top = lua_gettop(L);
+    const char *rwhat = keep(c, "%s: raw default", what);
+    onlyknown(L, top, raw_fields, rwhat);
+    d->kind = LOAM_DEFAULT_SQL;
+    d->sql = reqstring(L, top, "sql", rwhat);
+  }
+  else if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN || ty == LUA_TSTRING ||
+           luaL_testudata(L, -1, NULL_T) != NULL || luaL_testudata(L, -1, BLOB_T) != NULL) {
+    d->kind = LOAM_DEFAULT_VALUE;
+    loamL_tovalue(L, -1, 1, &d->value);   /* strings stay referenced by the AST */
+  }
+  else
+    loamL_misuse(L, "DDL AST: %s: 'default' cannot be a %s (write { sql = \"...\" } for "
+                 "an SQL expression)", what, luaL_typename(L, -1));
+  lua_pop(L, 1);
+}
+
+
+static void toreferences (Ctx *c, int t, const char *what, loam_fk_def *f) {
+  lua_State *L = c->L;
+  const char *s, *rwhat;
+  int r;
+  field(L, t, "references");
+  if (!istable(L, what, "references")) { lua_pop(L, 1); return; }
+  r = lua_gettop(L);
+  rwhat = keep(c, "%s: references", what);
+  onlyknown(L, r, ref_fields, rwhat);
+  f->table = reqstring(L, r, "table", rwhat);
+  f->column = optstring(L, r, "column", rwhat);
+  if ((s = optstring(L, r, "on_delete", rwhat)) != NULL)
+    f->on_delete = (loam_fk_action)pick(L, s, fkactions, what, "on_delete action");
+  if ((s = optstring(L, r, "on_update", rwhat)) != NULL)
+    f->on_update = (loam_fk_action)pick(L, s, fkactions, what, "on_update action");
+  lua_pop(L, 1);
+}
+
+
+/* Converts column #i (the table on top of the stack) into 'col'. */
+static void tocolumn (Ctx *c, int i, loam_column_def *col) {
+  lua_State *L = c->L;
+  int t = lua_gettop(L);
+  const char *what = keep(c, "column #%d", i), *type;
+  if (lua_type(L, t) != LUA_TTABLE)
+    loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, t));
+  col->name = reqstring(L, t, "name", what);
+  what = keep(c, "column '%s'", col->name);
+  onlyknown(L, t, column_fields, what);
+  type = reqstring(L, t, "type", what);
+  col->type = (loam_col_type)(pick(L, type, coltypes, what, "type") + 1);
+  col->length = optint(L, t, "length", what, 1);
+  col->precision = optint(L, t, "precision", what, 1);
+  col->scale = optint(L, t, "scale", what, 0);
+  col->not_null = !optbool(L, t, "null", what, 1);
+  col->unique = optbool(L, t, "unique", what, 0);
+  col->primary_key = optbool(L, t, "primary_key", what, 0);
+  todefault(c, t, what, &col->defval);
+  col->enum_values = strarray(c, t, "values", what, 0, &col->nenum_values);
+  toreferences(c, t, what, &col->references);
+}
+
+
+static const char *const table_fields[] = {
+  "k", "name", "if_not_exists", "columns", "primary_key", "checks", "uniques", NULL
+};
+
+
+/* Converts the array t.checks into 'def'. */
+static void tochecks (Ctx *c, int t, loam_table_def *def) {
+  static const char *const check_fields[] = { "name", "sql", NULL };
+  lua_State *L = c->L;
+  loam_check_def *v;
+  lua_Unsigned n, i;
+  field(L, t, "checks");
+  if (!istable(L, "create_table", "checks")) { lua_pop(L, 1); return; }
+  n = lua_rawlen(L, -1);
+  if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many checks");
+  v = (loam_check_def *)alloc(c, (size_t)n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    const char *what = keep(c, "check #%d", (int)i + 1);
+    if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TTABLE)
+      loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
+    onlyknown(L, lua_gettop(L), check_fields, what);
+    v[i].name = reqstring(L, lua_gettop(L), "name", what);
+    v[i].sql = reqstring(L, lua_gettop(L), "sql", what);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  def->checks = v;
+  def->nchecks = (int)n;
+}
+
+
+/* Converts the array t.uniques into 'def'. */
+static void touniques (Ctx *c, int t, loam_table_def *def) {
+  static const char *const unique_fields[] = { "name", "columns", NULL };
+  lua_State *L = c->L;
+  loam_unique_def *v;
+  lua_Unsigned n, i;
+  field(L, t, "uniques");
+  if (!istable(L, "create_table", "uniques")) { lua_pop(L, 1); return; }
+  n = lua_rawlen(L, -1);
+  if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many unique constraints");
+  v = (loam_unique_def *)alloc(c, (size_t)n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    const char *what = keep(c, "unique #%d", (int)i + 1);
+    int u;
+    if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TTABLE)
+      loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
+    u = lua_gettop(L);
+    onlyknown(L, u, unique_fields, what);
+    v[i].name = optstring(L, u, "name", what);
+    v[i].columns = strarray(c, u, "columns", what, 1, &v[i].ncolumns);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  def->uniques = v;
+  def->nuniques = (int)n;
+}
+
+
+static int create_table (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+  lua_State *L = c->L;
+  loam_table_def def;
+  loam_column_def *cols;
+  lua_Unsigned n, i;
+  memset(&def, 0, sizeof def);
+  onlyknown(L, ast, table_fields, "create_table");
+  def.name = reqstring(L, ast, "name", "create_table");
+  def.if_not_exists = optbool(L, ast, "if_not_exists", "create_table", 0);
+  field(L, ast, "columns");
+  if (!istable(L, "create_table", "columns"))
+    loamL_misuse(L, "DDL AST: create_table has no 'columns'");
+  n = lua_rawlen(L, -1);
+  if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many columns");
+  cols = (loam_column_def *)alloc(c, (size_t)n * sizeof *cols);
+  for (i = 0; i < n; i++) {
+    int top = lua_gettop(L);
+    lua_rawgeti(L, -1, (lua_Integer)i + 1);
+    tocolumn(c, (int)i + 1, &cols[i]);
+    lua_settop(L, top);
+  }
+  lua_pop(L, 1);
+  def.columns = cols;
+  def.ncolumns = (int)n;
+  def.primary_key = strarray(c, ast, "primary_key", "create_table", 0, &def.nprimary_key);
+  tochecks(c, ast, &def);
+  touniques(c, ast, &def);
+  return loam_render_create_table(&def, be, sql, err);
+}
+
+/* }====================================================================== */
+
+
+static int create_index (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+  static const char *const index_fields[] = {
+    "k", "name", "table", "columns", "unique", "where", "if_not_exists", NULL
+  };
+  lua_State *L = c->L;
+  loam_index_def def;
+  memset(&def, 0, sizeof def);
+  onlyknown(L, ast, index_fields, "create_index");
+  def.name = optstring(L, ast, "name", "create_index");
+  def.table = reqstring(L, ast, "table", "create_index");
+  def.columns = strarray(c, ast, "columns", "create_index", 1, &def.ncolumns);
+  def.unique = optbool(L, ast, "unique", "create_index", 0);
+  def.where = optstring(L, ast, "where", "create_index");
+  def.if_not_exists = optbool(L, ast, "if_not_exists", "create_index", 0);
+  return loam_render_create_index(&def, be, sql, err);
+}
+
+
+static int drop_table (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+  static const char *const drop_fields[] = { "k", "name", "if_exists", NULL };
+  lua_State *L = c->L;
+  const char *name;
+  int if_exists;
+  onlyknown(L, ast, drop_fields, "drop_table");
+  name = reqstring(L, ast, "name", "drop_table");
+  if_exists = optbool(L, ast, "if_exists", "drop_table", 0);
+  return loam_render_drop_table(name, if_exists, be, sql, err);
+}
+
+
+/* Pushes the SQL text; run protected so the caller can free it on a memory error. */
+static int pushsql (lua_State *L) {
+  lua_pushstring(L, (const char *)lua_touserdata(L, 1));
+  return 1;
+}
+
+
+/* Renders the AST at 'ast' for 'be' and pushes the statement. */
+static int render (lua_State *L, int ast, loam_backend be) {
+  static const char *const kinds[] = { "create_table", "create_index", "drop_table", NULL };
+  loam_error err = LOAM_ERROR_INIT;
+  char *sql = NULL;
+  const char *k;
+  int rc = LOAM_OK, status;
+  Ctx c;
+  if (lua_type(L, ast) != LUA_TTABLE)
+    return loamL_misuse(L, "DDL AST: expected a table, got a %s", luaL_typename(L, ast));
+  luaL_checkstack(L, 12, "DDL AST");
+  lua_newtable(L);
+  c.L = L;
+  c.anchor = lua_gettop(L);
+  c.n = 0;
+  k = optstring(L, ast, "k", "statement");
+  if (k == NULL) return loamL_misuse(L, "DDL AST: statement has no 'k'");
+  switch (pick(L, k, kinds, "statement", "kind")) {
+    case 0: rc = create_table(&c, ast, be, &sql, &err); break;
+    case 1: rc = create_index(&c, ast, be, &sql, &err); break;
+    default: rc = drop_table(&c, ast, be, &sql, &err); break;
+  }
+  if (rc != LOAM_OK) return loamL_raise(L, &err, NULL);
+  lua_pushcfunction(L, pushsql);
+  lua_pushlightuserdata(L, sql);
+  status = lua_pcall(L, 1, 1, 0);
+  loam_ddl_free(sql);
+  if (status != LUA_OK) return lua_error(L);
+  return 1;
+}
+
+
+/* core.render_ddl(dialect, ast) -> sql */
+static int l_render_ddl (lua_State *L) {
+  static const char *const dialects[] = { "sqlite", "postgres", NULL };
+  static const loam_backend backends[] = { LOAM_SQLITE, LOAM_POSTGRES };
+  const char *d;
+  int i;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return loamL_misuse(L, "render_ddl: dialect must be 'sqlite' or 'postgres', not a %s",
+                        luaL_typename(L, 1));
+  d = lua_tostring(L, 1);
+  for (i = 0; dialects[i] != NULL; i++)
+    if (strcmp(d, dialects[i]) == 0) return render(L, 2, backends[i]);
+  return loamL_misuse(L, "render_ddl: unknown dialect '%s' (expected 'sqlite' or 'postgres')", d);
+}
+
+
+/* conn:render_ddl(ast) -> sql, in the connection's dialect */
+static int conn_render_ddl (lua_State *L) {
+  loam_conn *conn = loamL_checkconn(L);
+  return render(L, 2, loam_conn_backend(conn));
+}
+
+
+void loamL_open_schema (lua_State *L) {
+  lua_pushcfunction(L, l_render_ddl);
+  lua_setfield(L, -2, "render_ddl");
+  luaL_getmetatable(L, CONN_T);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, conn_render_ddl);
+  lua_setfield(L, -2, "render_ddl");
+  lua_pop(L, 2);
+}

@@ -1,0 +1,180 @@
+/*
+** dialect.c: the value texts that differ between SQLite and PostgreSQL.
+**
+** An IN list is bound as one parameter so that a query keeps one text
+** whatever the length of its list.  That parameter is a text the backend
+** parses on its side: a JSON array for SQLite's json_each, an array
+** literal for PostgreSQL's '= ANY($n::T[])'.  Both are written here in one
+** pass, with every string escaped for its format, so no value can end its
+** element early or change the list.
+*/
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "query_int.h"
+
+
+void loam__buf_int (loam__buf *b, int64_t i) {
+  char tmp[24], *p = tmp + sizeof tmp;
+  uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (i < 0) *--p = '-';
+  loam__buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+
+/*
+** "%.17g" reads back as the same double.  It follows LC_NUMERIC, which a
+** host program may have set to a locale with a decimal comma, and both
+** JSON and PostgreSQL want a point.
+*/
+void loam__buf_double (loam__buf *b, double d) {
+  const char *dp = localeconv()->decimal_point;
+  size_t start = b->len, i;
+  loam__buf_addf(b, "%.17g", d);
+  if (b->oom || dp == NULL || dp[0] == '.' || dp[0] == '\0') return;
+  for (i = start; i < b->len; i++)
+    if (b->p[i] == dp[0]) b->p[i] = '.';
+}
+
+
+const char *loam__pg_array_type (int ltype) {
+  switch (ltype) {
+    case LOAM_INT: return "int8";
+    case LOAM_DOUBLE: return "float8";
+    case LOAM_BOOL: return "bool";
+    default: return "text";
+  }
+}
+
+
+/*
+** Appends 's' with each byte that 'special' marks escaped by 'esc',
+** copying the runs between them whole.
+*/
+static void add_escaped (loam__buf *b, const char *s, size_t n, int (*special) (unsigned char),
+                         void (*esc) (loam__buf *, unsigned char)) {
+  size_t i, run = 0;
+  for (i = 0; i < n; i++) {
+    if (!special((unsigned char)s[i])) continue;
+    loam__buf_add(b, s + run, i - run);
+    esc(b, (unsigned char)s[i]);
+    run = i + 1;
+  }
+  loam__buf_add(b, s + run, n - run);
+}
+
+
+/* {======================================================================
+** JSON for SQLite
+** ======================================================================= */
+
+static int json_special (unsigned char c) {
+  return c < 0x20 || c == '"' || c == '\\';
+}
+
+
+static void json_escape (loam__buf *b, unsigned char c) {
+  static const char hex[] = "0123456789abcdef";
+  char u[6] = { '\\', 'u', '0', '0', 0, 0 };
+  switch (c) {
+    case '"': loam__buf_add(b, "\\\"", 2); return;
+    case '\\': loam__buf_add(b, "\\\\", 2); return;
+    case '\n': loam__buf_add(b, "\\n", 2); return;
+    case '\r': loam__buf_add(b, "\\r", 2); return;
+    case '\t': loam__buf_add(b, "\\t", 2); return;
+    case '\b': loam__buf_add(b, "\\b", 2); return;
+    case '\f': loam__buf_add(b, "\\f", 2); return;
+    default:
+      u[4] = hex[c >> 4];
+      u[5] = hex[c & 15];
+      loam__buf_add(b, u, 6);
+      return;
+  }
+}
+
+
+/*
+** SQLite has no boolean type: booleans are the integers 1 and 0 there, as
+** the driver binds them, so they compare equal to stored booleans.
+*/
+int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_error *err) {
+  int i;
+  loam__buf_addc(b, '[');
+  for (i = 0; i < n; i++) {
+    if (i > 0) loam__buf_addc(b, ',');
+    switch (v[i].type) {
+      case LOAM_INT: loam__buf_int(b, v[i].u.i); break;
+      case LOAM_BOOL: loam__buf_addc(b, v[i].u.b ? '1' : '0'); break;
+      case LOAM_DOUBLE:
+        if (!isfinite(v[i].u.d))
+          return loam__err(err, LOAM_E_DATA_ERROR, "IN list: value %d is %s, which SQLite "
+                           "cannot store", i + 1, isnan(v[i].u.d) ? "NaN" : "infinite");
+        loam__buf_double(b, v[i].u.d);
+        break;
+      default:
+        loam__buf_addc(b, '"');
+        add_escaped(b, v[i].u.s.ptr, v[i].u.s.len, json_special, json_escape);
+        loam__buf_addc(b, '"');
+        break;
+    }
+  }
+  loam__buf_addc(b, ']');
+  return LOAM_OK;
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Array literals for PostgreSQL
+** ======================================================================= */
+
+static int pg_special (unsigned char c) {
+  return c == '"' || c == '\\';
+}
+
+
+static void pg_escape (loam__buf *b, unsigned char c) {
+  loam__buf_addc(b, '\\');
+  loam__buf_addc(b, (char)c);
+}
+
+
+/*
+** Every text element is double-quoted, so no content (commas, braces,
+** blanks, the word NULL, the empty string) is read as array syntax.
+*/
+int loam__pg_array (loam__buf *b, const loam_value *v, int n, loam_error *err) {
+  int i;
+  loam__buf_addc(b, '{');
+  for (i = 0; i < n; i++) {
+    if (i > 0) loam__buf_addc(b, ',');
+    switch (v[i].type) {
+      case LOAM_INT: loam__buf_int(b, v[i].u.i); break;
+      case LOAM_BOOL: loam__buf_addc(b, v[i].u.b ? 't' : 'f'); break;
+      case LOAM_DOUBLE:
+        if (isnan(v[i].u.d)) loam__buf_adds(b, "NaN");
+        else if (isinf(v[i].u.d)) loam__buf_adds(b, v[i].u.d > 0 ? "Infinity" : "-Infinity");
+        else loam__buf_double(b, v[i].u.d);
+        break;
+      default:
+        if (v[i].u.s.len > 0 && memchr(v[i].u.s.ptr, '\0', v[i].u.s.len) != NULL)
+          return loam__err(err, LOAM_E_DATA_ERROR, "IN list: value %d is text holding a NUL "
+                           "byte, which PostgreSQL cannot store", i + 1);
+        loam__buf_addc(b, '"');
+        add_escaped(b, v[i].u.s.ptr, v[i].u.s.len, pg_special, pg_escape);
+        loam__buf_addc(b, '"');
+        break;
+    }
+  }
+  loam__buf_addc(b, '}');
+  return LOAM_OK;
+}
+
+/* }====================================================================== */

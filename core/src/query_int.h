@@ -1,0 +1,176 @@
+/*
+** query_int.h: the query builder's tree, shared by the file that builds
+** it (query.c) and those that render it (render.c, dialect.c).
+**
+** Everything a node needs at render time is prepared when it is made:
+** identifiers are validated and stored already quoted, raw fragments are
+** split at their placeholders and IN lists know their element type.  So
+** rendering is a single walk that appends ready pieces to one buffer and
+** can fail only on what depends on the dialect.
+*/
+#ifndef LOAM_QUERY_INT_H
+#define LOAM_QUERY_INT_H
+
+#include "loam_int.h"
+
+
+/* A piece of text in the builder's memory (not necessarily NUL-terminated). */
+typedef struct loam__text {
+  const char *p;
+  size_t len;
+} loam__text;
+
+
+/*
+** A growable array in the builder's memory.  Growing copies it to a
+** block twice the size; the old block stays in the arena until the
+** builder is freed, which at most doubles the memory of the arrays.
+*/
+typedef struct loam__qvec {
+  void *p;
+  int n;
+  int cap;
+} loam__qvec;
+
+
+/* {======================================================================
+** Expressions
+** ======================================================================= */
+
+enum {
+  LOAM__X_SQL,        /* ready text: a quoted column, a star */
+  LOAM__X_VAL,
+  LOAM__X_RAW,
+  LOAM__X_OP,
+  LOAM__X_AND,
+  LOAM__X_OR,
+  LOAM__X_NOT,
+  LOAM__X_NULL,
+  LOAM__X_BETWEEN,
+  LOAM__X_INLIST,
+  LOAM__X_INQUERY,
+  LOAM__X_AGG,
+  LOAM__X_ALIAS,
+  LOAM__X_EXCLUDED
+};
+
+/* Operators of 'loam_qb_op', in the order of 'loam__qops'. */
+enum {
+  LOAM__OP_EQ, LOAM__OP_NE, LOAM__OP_LT, LOAM__OP_LE, LOAM__OP_GT, LOAM__OP_GE,
+  LOAM__OP_LIKE, LOAM__OP_ILIKE, LOAM__OP_NOT_LIKE, LOAM__OP_NOT_ILIKE,
+  LOAM__OP_COUNT
+};
+
+/* Operator texts as given and as PostgreSQL takes them. */
+LOAMI_FUNC const char *const loam__qops[LOAM__OP_COUNT];
+
+/* Aggregate functions of 'loam_qb_agg', lower case as rendered. */
+enum { LOAM__AGG_COUNT, LOAM__AGG_SUM, LOAM__AGG_AVG, LOAM__AGG_MIN, LOAM__AGG_MAX, LOAM__AGG_N };
+LOAMI_FUNC const char *const loam__qaggs[LOAM__AGG_N];
+
+struct loam_expr {
+  unsigned char kind;      /* LOAM__X_* */
+  unsigned char negate;    /* NULL, BETWEEN, INLIST, INQUERY */
+  unsigned char sub;       /* OP: operator; AGG: function, and 'negate' means DISTINCT */
+  unsigned char ltype;     /* INLIST: LOAM_INT, LOAM_DOUBLE, LOAM_TEXT or LOAM_BOOL */
+  int n;                   /* AND/OR items, INLIST values, RAW parameters */
+  union {
+    loam__text sql;        /* SQL; EXCLUDED: the quoted column */
+    loam_value val;        /* VAL */
+    struct {               /* RAW: text pieces around the 'n' placeholders */
+      const loam__text *parts;       /* n + 1 pieces */
+      const loam_value *params;
+      int literal_q;                 /* the text holds '??' */
+    } raw;
+    struct { loam_expr *a, *b, *c; } x;   /* OP: a OP b; NOT, NULL, AGG: a; BETWEEN: a, b, c */
+    loam_expr *const *items;               /* AND, OR */
+    struct { loam_expr *a; const loam_value *vals; } in;   /* INLIST */
+    struct { loam_expr *a; const loam_qstmt *q; } inq;     /* INQUERY */
+    struct { loam_expr *a; loam__text name; } alias;       /* ALIAS: quoted name */
+  } u;
+};
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Statements
+** ======================================================================= */
+
+enum { LOAM__Q_SELECT = 1, LOAM__Q_INSERT, LOAM__Q_UPDATE, LOAM__Q_DELETE };
+
+typedef struct loam__qjoin {
+  loam_join kind;
+  loam__text table;        /* "t" or "t" AS "a" */
+  const loam_expr *on;
+} loam__qjoin;
+
+typedef struct loam__qorder {
+  const loam_expr *e;
+  int flags;               /* LOAM_DESC, LOAM_NULLS_* */
+} loam__qorder;
+
+typedef struct loam__qset {
+  loam__text col;          /* quoted */
+  const loam_expr *e;
+} loam__qset;
+
+struct loam_qstmt {
+  loam_qb *qb;
+  int kind;                /* LOAM__Q_* */
+  loam__text table;        /* quoted; SELECT: with AS "alias"; p NULL: no FROM */
+  int distinct;
+  int lock;                /* LOAM_FOR_* | modifier, or 0 */
+  int has_limit, has_offset;
+  int64_t limit, offset;
+  loam_expr *where;        /* INSERT: of DO UPDATE */
+  loam_expr *having;
+  loam__qvec columns;      /* SELECT list: const loam_expr * */
+  loam__qvec joins;        /* loam__qjoin */
+  loam__qvec group;        /* const loam_expr * */
+  loam__qvec order;        /* loam__qorder */
+  loam__qvec names;        /* INSERT columns: loam__text, quoted */
+  loam__qvec values;       /* INSERT rows, row after row: loam_value */
+  int nrows;
+  int conflict;            /* 0, LOAM_DO_NOTHING or LOAM_DO_UPDATE */
+  loam__qvec target;       /* conflict columns: loam__text, quoted */
+  loam__qvec set;          /* loam__qset */
+  loam__qvec returning;    /* const loam_expr * */
+};
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Shared between the builder and the renderer
+** ======================================================================= */
+
+/*
+** The first error recorded in 'qb' (code LOAM_E_NONE when there is none),
+** and, with 'qb' NULL, the out-of-memory of 'loam_qb_new'.  Copies it into
+** 'err' and returns LOAM_ERROR when there is one, else LOAM_OK.
+*/
+LOAMI_FUNC int loam__qb_error (const loam_qb *qb, loam_error *err);
+
+/* Deepest nesting of expressions and subqueries that renders (cycles end here too). */
+#define LOAM__QB_DEPTH  200
+
+/*
+** Dialect pieces (dialect.c).  The list writers append the one text
+** parameter of an IN list to 'b': a JSON array for SQLite's json_each, an
+** array literal for PostgreSQL.  They fail (LOAM_E_DATA_ERROR) on values
+** the backend cannot take: NaN and infinities in JSON, text holding a NUL
+** byte for PostgreSQL.
+*/
+LOAMI_FUNC int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_error *err);
+LOAMI_FUNC int loam__pg_array (loam__buf *b, const loam_value *v, int n, loam_error *err);
+/* The PostgreSQL element type of an IN list of 'ltype' values ("int8"...). */
+LOAMI_FUNC const char *loam__pg_array_type (int ltype);
+/* Appends a finite double as "%.17g" (it reads back exactly) with '.' whatever the locale. */
+LOAMI_FUNC void loam__buf_double (loam__buf *b, double d);
+/* Appends a decimal integer without going through printf. */
+LOAMI_FUNC void loam__buf_int (loam__buf *b, int64_t i);
+
+/* }====================================================================== */
+
+#endif

@@ -1,0 +1,906 @@
+-- loam.model: models, their instances, and tables made straight from models.
+--
+-- A model is a table declared once from column declarations (loam.types)
+-- and bound to a connection.  Every statement it runs is a DML or DDL AST
+-- rendered by the core (db:render, db:render_ddl); no SQL text is written
+-- here except the catalog lookup that finds a migration history.
+--
+--   db:model(table, columns [, options]) -> Model
+--     options: primary_key = { "a", "b" }, indexes = { { "a", "b", unique =,
+--     where =, name = } }, uniques = { { "a", "b", name = } },
+--     checks = { name = "raw SQL" }
+--   Model fields: __model, table, db, columns (DDL AST columns),
+--     column_map, primary_key (array of names), checks, uniques, indexes
+--     (create_index ASTs), methods (instance methods of this model)
+--   Model:coerce(column, value)      the value to bind, or validation_error
+--   Model:_load(row)                 a database row made into an instance
+--   Model:create(values)             INSERT ... RETURNING -> instance
+--   Model:find(key...)               by primary key -> instance | nil
+--   Model:find_by(conditions)        first match -> instance | nil
+--   Model:insert_many(rows [, { returning = true }]) -> count | instances
+--   Model:upsert(row [, { conflict = cols, update = cols | true }])
+--                                    -> instance | nil (DO NOTHING skipped it)
+--   Model:ddl()                      the create_table and create_index ASTs
+--   Model:where(...), :all(), ...    every query method (loam.query)
+--   inst:save(), inst:update(values), inst:delete(), inst:reload(),
+--   inst:to_table{ only =, except =, nulls = }
+--   model.create_tables(db, models), model.drop_tables(db, models)
+--   model.of(v)                      the model of instance 'v', or nil
+--
+-- Constraint and index names follow PostgreSQL's defaults, as the core
+-- renders them (loam.h): 'uniques' -> <table>_<cols>_key, 'indexes'
+-- (unique or not) -> <table>_<cols>_idx, a column's 'check' ->
+-- <table>_<column>_check, or _check1 when the core checks that column
+-- already (enum; json and text with a length, whose SQLite checks take
+-- the first name).  Model 'checks' keep the names they are given, and a
+-- 'name' field in an index or unique entry overrides the generated one.
+-- Names that clash are refused when the model is declared.
+
+local core = require "loam.core"
+local types = require "loam.types"
+local expr = require "loam.expr"
+local query = require "loam.query"
+
+local null = core.null
+local raise = types.raise
+
+local model = {}
+
+-- The table that migrations record themselves in: its presence means the
+-- schema belongs to migrations.
+local MIGRATIONS_TABLE = "loam_migrations"
+
+-- The values of each instance as loaded or last saved, to find what
+-- changed.  Kept aside, weakly, so an instance holds only its columns.
+local snapshots = setmetatable({}, { __mode = "k" })
+
+local Model = { __name = "loam.Model" }
+Model.__index = Model
+
+-- Methods every instance has; each model's 'methods' table falls back here.
+local Instance = {}
+
+-- '__tostring' of instances, defined with them below.
+local instance_tostring
+
+-- Column names that would hide these methods are refused.
+local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
+
+
+-- {======================================================================
+-- Helpers
+-- =======================================================================
+
+local function misuse(M, message, column)
+  raise("misuse", message, { model = M.table, column = column })
+end
+
+local function column_list(M)
+  return table.concat(M._names, ", ")
+end
+
+local function unknown_column(M, name)
+  misuse(M, string.format("%s: unknown column %s (columns: %s)", M.table,
+    type(name) == "string" and "'" .. name .. "'" or types.show(name), column_list(M)), name)
+end
+
+local function check_options(M, opts, allowed, what)
+  if opts == nil then
+    return {}
+  end
+  if type(opts) ~= "table" then
+    misuse(M, string.format("%s: %s options must be a table, got %s", M.table, what,
+      types.show(opts)))
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then
+      misuse(M, string.format("%s: unknown %s option %s", M.table, what,
+        type(k) == "string" and "'" .. k .. "'" or types.show(k)))
+    end
+  end
+  return opts
+end
+
+-- The model of instance 'self', for methods called on something else.
+local function owner(self, method)
+  local mt = getmetatable(self)
+  local M = type(mt) == "table" and rawget(mt, "model")
+  if not M then
+    raise("misuse", string.format("%s must be called on an instance (inst:%s(...)), got %s",
+      method, method, types.show(self)))
+  end
+  return M
+end
+
+function model.of(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "model") or nil
+end
+
+-- Runs one statement and returns its rows.
+local function rows_of(db, ast)
+  local s = db:render(ast)[1]
+  return db:query(s.sql, s.params)
+end
+
+-- The condition "primary key = values" for the row 'values' describes.
+local function key_condition(M, values, what)
+  local pk = M.primary_key
+  if #pk == 0 then
+    misuse(M, string.format("%s: %s needs a primary key, and the model has none", M.table, what))
+  end
+  local cond = { k = "and" }
+  for i, name in ipairs(pk) do
+    local v = values[name]
+    if v == nil or v == null then
+      misuse(M, string.format("%s: %s needs the primary key, and %s is %s", M.table, what,
+        name, v == nil and "not loaded" or "NULL"), name)
+    end
+    cond[i] = { k = "op", op = "=", l = { k = "col", name = name }, r = { k = "val", v = v } }
+  end
+  return cond
+end
+
+-- The columns 'values' sets, in declaration order, and their coerced
+-- values.  Every value is coerced before any statement is built.  For a
+-- new row ('insert'), a NOT NULL column without a default must be set.
+local function columns_and_values(M, values, what, insert)
+  if type(values) ~= "table" or getmetatable(values) ~= nil then
+    misuse(M, string.format("%s: %s expects a table of column values, got %s", M.table, what,
+      types.show(values)))
+  end
+  for k in pairs(values) do
+    if M.column_map[k] == nil then
+      unknown_column(M, k)
+    end
+  end
+  local cols, vals = {}, {}
+  for _, name in ipairs(M._names) do
+    local v = values[name]
+    if v ~= nil then
+      cols[#cols + 1] = name
+      vals[#vals + 1] = M:coerce(name, v)
+    elseif insert and M._required[name] then
+      raise("validation_error", string.format("%s.%s: is required (NOT NULL without a default)",
+        M.table, name), { model = M.table, column = name })
+    end
+  end
+  return cols, vals
+end
+
+-- The values 'inst' had when loaded or last saved.  A table given the
+-- instance metatable by hand has none: all its values count as changed.
+local function snapshot(inst)
+  return snapshots[inst] or {}
+end
+
+-- Makes 'row' (all columns, fresh from the database) the state of 'inst'.
+local function refresh(inst, row)
+  local snap = {}
+  for k, v in next, row do
+    rawset(inst, k, v)
+    snap[k] = v
+  end
+  snapshots[inst] = snap
+end
+
+local function column_names(M, list, what)
+  if type(list) == "string" then
+    list = { list }
+  end
+  if type(list) ~= "table" or #list == 0 then
+    misuse(M, string.format("%s: %s must be a column name or a non-empty array of them, got %s",
+      M.table, what, types.show(list)))
+  end
+  for _, name in ipairs(list) do
+    if M.column_map[name] == nil then
+      unknown_column(M, name)
+    end
+  end
+  return list
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Declaring a model
+-- =======================================================================
+
+-- The name the core gives a constraint or index of 'tname' over 'cols'
+-- when it has none, before the core shortens names over 63 bytes.
+local function generated_name(tname, cols, suffix)
+  return tname .. "_" .. table.concat(cols, "_") .. "_" .. suffix
+end
+
+-- The core checks some columns itself (enum values everywhere, the length
+-- of text and the validity of json on SQLite), under <table>_<col>_check.
+-- A column's own 'check' then takes the next name, as PostgreSQL numbers
+-- a second check of one column; on both backends alike, so names agree.
+local function has_core_check(col)
+  return col.type == "enum" or col.type == "json" or (col.type == "text" and col.length ~= nil)
+end
+
+-- Reads the array part of an index or unique entry: column names that must
+-- exist, plus the named options in 'allowed'.
+local function entry_columns(fail, map, entry, what, i, allowed)
+  if type(entry) ~= "table" or #entry == 0 then
+    fail("%s #%d must be an array of column names, got %s", what, i, types.show(entry))
+  end
+  for k, v in pairs(entry) do
+    if math.type(k) == "integer" then
+      if map[v] == nil then
+        fail("%s #%d: unknown column %s", what, i, type(v) == "string" and "'" .. v .. "'"
+          or types.show(v))
+      end
+    elseif not allowed[k] then
+      fail("%s #%d: unknown option %s", what, i, type(k) == "string" and "'" .. k .. "'"
+        or types.show(k))
+    end
+  end
+  if entry.name ~= nil then
+    local problem = types.ident_problem(entry.name)
+    if problem then
+      fail("%s #%d: name %s", what, i, problem)
+    end
+  end
+  local cols = {}
+  for j, v in ipairs(entry) do cols[j] = v end
+  return cols
+end
+
+-- Builds the model's table-level parts from its options and the columns'
+-- extras; 'fail' raises a misuse error at the model's declaration.
+--
+-- Every constraint and index name the table will carry is claimed here,
+-- so two that clash are refused at declaration.  The core refuses clashes
+-- inside one CREATE TABLE too, but an index is a statement of its own,
+-- and on PostgreSQL an index shares its namespace with the indexes behind
+-- primary keys and unique constraints.
+local function table_parts(M, opts, extras, fail)
+  local tname, map = M.table, M.column_map
+  local names = {}
+  local function claim(name)
+    if names[name] then
+      fail("two constraints or indexes are named %q; give one of them a 'name'", name)
+    end
+    names[name] = true
+  end
+
+  -- Primary key: 'loam.id', one column with primary_key = true, or the
+  -- 'primary_key' option for several columns.
+  local pk, inline = {}, false
+  for i, col in ipairs(M.columns) do
+    if extras[i].primary_key then
+      if #pk > 0 then
+        fail("two columns are primary keys (%s, %s); for a composite key use the model option "
+          .. "primary_key = { ... }", pk[1], col.name)
+      end
+      pk[1] = col.name
+      inline = true
+    end
+  end
+  if opts.primary_key ~= nil then
+    if #pk > 0 then
+      fail("primary_key is given as an option and by column %s", pk[1])
+    end
+    local list = opts.primary_key
+    if type(list) == "string" then list = { list } end
+    if type(list) ~= "table" or #list == 0 then
+      fail("option primary_key must be a column name or an array of them, got %s",
+        types.show(opts.primary_key))
+    end
+    for i, name in ipairs(list) do
+      local col = map[name]
+      if col == nil then
+        fail("primary_key: unknown column %s", types.show(name))
+      end
+      col.null = false  -- a primary key is NOT NULL
+      pk[i] = name
+    end
+  end
+  M.primary_key = pk
+  -- A single key column says so itself; only a composite key goes to the table.
+  M._table_pk = (not inline and #pk > 0) and pk or nil
+  if #pk > 0 then
+    claim(tname .. "_pkey")
+  end
+
+  local checks = {}
+  for i, col in ipairs(M.columns) do
+    if col.unique then
+      claim(generated_name(tname, { col.name }, "key"))
+    end
+    if col.references then
+      claim(generated_name(tname, { col.name }, "fkey"))
+    end
+    if has_core_check(col) then
+      claim(generated_name(tname, { col.name }, "check"))
+    end
+  end
+  for i, col in ipairs(M.columns) do
+    if extras[i].check ~= nil then
+      local name = generated_name(tname, { col.name }, has_core_check(col) and "check1" or "check")
+      local problem = types.ident_problem(name)
+      if problem then
+        fail("the check of column %s would be named %s; declare it in the model option checks "
+          .. "= { name = sql } with a shorter name", col.name, problem)
+      end
+      claim(name)
+      checks[#checks + 1] = { name = name, sql = extras[i].check }
+    end
+  end
+  if opts.checks ~= nil then
+    if type(opts.checks) ~= "table" then
+      fail("option checks must be a table of name = SQL, got %s", types.show(opts.checks))
+    end
+    local given = {}
+    for name, sql in pairs(opts.checks) do
+      if type(name) ~= "string" or type(sql) ~= "string" or sql == "" then
+        fail("checks must map names to SQL expressions, got %s = %s", types.show(name),
+          types.show(sql))
+      end
+      local problem = types.ident_problem(name)
+      if problem then
+        fail("check name %s", problem)
+      end
+      given[#given + 1] = name
+    end
+    table.sort(given)  -- a stable order, so the DDL is the same every run
+    for _, name in ipairs(given) do
+      claim(name)
+      checks[#checks + 1] = { name = name, sql = opts.checks[name] }
+    end
+  end
+  M.checks = checks
+
+  -- Generated names longer than 63 bytes are left to the core, which
+  -- shortens them the way PostgreSQL does.
+  local function name_of(entry, cols, suffix)
+    local name = entry.name or generated_name(tname, cols, suffix)
+    claim(name)
+    if entry.name == nil and #name > 63 then
+      return nil
+    end
+    return name
+  end
+
+  if opts.uniques ~= nil and type(opts.uniques) ~= "table" then
+    fail("option uniques must be an array, got %s", types.show(opts.uniques))
+  end
+  local uniques = {}
+  for i, entry in ipairs(opts.uniques or {}) do
+    local cols = entry_columns(fail, map, entry, "unique", i, { name = true })
+    uniques[i] = { name = name_of(entry, cols, "key"), columns = cols }
+  end
+  M.uniques = uniques
+
+  if opts.indexes ~= nil and type(opts.indexes) ~= "table" then
+    fail("option indexes must be an array, got %s", types.show(opts.indexes))
+  end
+  local indexes = {}
+  for i, entry in ipairs(opts.indexes or {}) do
+    local cols = entry_columns(fail, map, entry, "index", i,
+      { name = true, unique = true, where = true })
+    if entry.unique ~= nil and type(entry.unique) ~= "boolean" then
+      fail("index #%d: unique must be a boolean, got %s", i, types.show(entry.unique))
+    end
+    if entry.where ~= nil and (type(entry.where) ~= "string" or entry.where == "") then
+      fail("index #%d: where must be an SQL expression, got %s", i, types.show(entry.where))
+    end
+    indexes[i] = { k = "create_index", name = name_of(entry, cols, "idx"), table = tname,
+                   columns = cols, unique = entry.unique == true, where = entry.where }
+  end
+  M.indexes = indexes
+end
+
+local MODEL_OPTIONS = { primary_key = true, indexes = true, checks = true, uniques = true }
+
+function model.new(db, tname, decls, opts)
+  local where = types.where()
+  local label = (type(tname) == "string" and tname ~= "") and tname or "db:model"
+  local function fail(fmt, ...)
+    raise("misuse", label .. ": " .. string.format(fmt, ...), { model = tname }, where)
+  end
+  local problem = types.ident_problem(tname)
+  if problem then
+    fail("table name %s", problem)
+  end
+  if type(decls) ~= "table" or #decls == 0 then
+    fail("a model needs an array of columns (loam.id(), loam.text(...), ...), got %s",
+      types.show(decls))
+  end
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" then
+    fail("options must be a table, got %s", types.show(opts))
+  end
+  for k in pairs(opts) do
+    if not MODEL_OPTIONS[k] then
+      fail("unknown model option %s", type(k) == "string" and "'" .. k .. "'" or types.show(k))
+    end
+  end
+
+  local M = setmetatable({ __model = true, table = tname, db = db }, Model)
+  local columns, map, extras, names, deps = {}, {}, {}, {}, {}
+  for i, d in ipairs(decls) do
+    if not types.is_declaration(d) then
+      fail("column #%d is not a column declaration (loam.text(...) and the like), got %s", i,
+        types.show(d))
+    end
+    local col, extra = types.declare(tname, d, i)
+    if map[col.name] then
+      raise("misuse", string.format("%s.%s: the column is declared twice", tname, col.name),
+        { model = tname, column = col.name }, d.where)
+    end
+    if RESERVED[col.name] then
+      raise("misuse", string.format("%s.%s: a column of this name would hide the instance "
+        .. "method '%s'", tname, col.name, col.name), { model = tname, column = col.name }, d.where)
+    end
+    columns[i], map[col.name], extras[i], names[i] = col, col, extra, col.name
+    if col.references ~= nil then
+      deps[#deps + 1] = col.references.table
+    end
+  end
+  M.columns, M.column_map, M._names, M._deps = columns, map, names, deps
+  table_parts(M, opts, extras, fail)
+
+  -- Everything below is derived once, so each statement costs no lookups.
+  M._coerce, M._select, M._required = {}, {}, {}
+  for i, col in ipairs(columns) do
+    M._coerce[col.name] = types.coercer(col)
+    M._select[i] = { k = "col", name = col.name }
+    M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
+  end
+  M.methods = setmetatable({}, { __index = Instance })
+  M._meta = { __index = M.methods, __name = "loam.Instance", model = M,
+              __tostring = instance_tostring }
+  return M
+end
+
+function Model.__tostring(M)
+  return "loam.Model(" .. M.table .. ")"
+end
+
+-- The statements that create the model's table and its indexes.
+function Model:ddl()
+  local ast = { { k = "create_table", name = self.table, columns = self.columns,
+                  primary_key = self._table_pk, checks = self.checks, uniques = self.uniques } }
+  for _, index in ipairs(self.indexes) do
+    ast[#ast + 1] = index
+  end
+  return ast
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Coercion and loading
+-- =======================================================================
+
+function Model:coerce(name, v)
+  local f = self._coerce[name]
+  if f == nil then
+    unknown_column(self, name)
+  end
+  local out, msg = f(v)
+  if out == nil then
+    raise("validation_error", self.table .. "." .. name .. ": " .. msg,
+      { model = self.table, column = name })
+  end
+  return out
+end
+
+-- The row itself becomes the instance: loading costs one snapshot copy.
+function Model:_load(row)
+  local snap = {}
+  for k, v in next, row do snap[k] = v end
+  snapshots[row] = snap
+  return setmetatable(row, self._meta)
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Statements of the model
+-- =======================================================================
+
+function Model:create(values)
+  local cols, vals = columns_and_values(self, values, "create", true)
+  local rows = rows_of(self.db, { k = "insert", into = self.table, columns = cols,
+                                  rows = { vals }, returning = self._names })
+  return self:_load(rows[1])
+end
+
+-- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
+function Model:find(...)
+  local pk, n = self.primary_key, select("#", ...)
+  if #pk == 0 then
+    misuse(self, self.table .. ": find needs a primary key, and the model has none")
+  end
+  local given = {}
+  local first = ...
+  if n == 1 and type(first) == "table" and getmetatable(first) == nil then
+    local is_key = {}
+    for _, name in ipairs(pk) do is_key[name] = true end
+    for k in pairs(first) do
+      if not is_key[k] then
+        misuse(self, string.format("%s: find takes the primary key (%s), not %s; find_by "
+          .. "takes any columns", self.table, table.concat(pk, ", "), types.show(k)), k)
+      end
+    end
+    for _, name in ipairs(pk) do given[name] = first[name] end
+  elseif n == #pk then
+    for i, name in ipairs(pk) do given[name] = (select(i, ...)) end
+  else
+    misuse(self, string.format("%s: find expects %d key value(s) (%s), got %d", self.table,
+      #pk, table.concat(pk, ", "), n))
+  end
+  for _, name in ipairs(pk) do
+    if given[name] == nil then
+      misuse(self, string.format("%s: find needs a value for %s", self.table, name), name)
+    end
+    given[name] = self:coerce(name, given[name])
+  end
+  local rows = rows_of(self.db, { k = "select", columns = self._select,
+    from = { name = self.table }, where = key_condition(self, given, "find") })
+  return rows[1] and self:_load(rows[1]) or nil
+end
+
+function Model:find_by(conditions)
+  if type(conditions) ~= "table" then
+    misuse(self, string.format("%s: find_by expects a table of conditions, got %s", self.table,
+      types.show(conditions)))
+  end
+  return query.new(self.db, self):where(conditions):first()
+end
+
+-- One multi-row INSERT per chunk; the core splits the rows so no
+-- statement exceeds the backend's parameter limit.  Every row must set
+-- the same columns, since a VALUES list has no per-row "use the default".
+function Model:insert_many(list, opts)
+  opts = check_options(self, opts, { returning = true }, "insert_many")
+  if type(list) ~= "table" then
+    misuse(self, string.format("%s: insert_many expects an array of rows, got %s", self.table,
+      types.show(list)))
+  end
+  if #list == 0 then
+    return opts.returning and {} or 0
+  end
+  local cols, data
+  for i, values in ipairs(list) do
+    local c, vals = columns_and_values(self, values, "insert_many", true)
+    if i == 1 then
+      cols = c
+    elseif table.concat(c, ",") ~= table.concat(cols, ",") then
+      misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
+        .. "must set the same columns", self.table, i, table.concat(c, ", "),
+        table.concat(cols, ", ")))
+    end
+    data = data or {}
+    data[i] = vals
+  end
+  local db = self.db
+  local stmts = db:render { k = "insert", into = self.table, columns = cols, rows = data,
+                            returning = opts.returning and self._names or nil }
+  if opts.returning then
+    local out = {}
+    for _, s in ipairs(stmts) do
+      for _, row in ipairs(db:query(s.sql, s.params)) do
+        out[#out + 1] = self:_load(row)
+      end
+    end
+    return out
+  end
+  local count = 0
+  for _, s in ipairs(stmts) do
+    count = count + db:exec(s.sql, s.params)
+  end
+  return count
+end
+
+-- INSERT ... ON CONFLICT (conflict) DO UPDATE SET the 'update' columns to
+-- the proposed values, or DO NOTHING without 'update'.  'update = true'
+-- updates every column of the row outside the conflict target.
+function Model:upsert(values, opts)
+  opts = check_options(self, opts, { conflict = true, update = true }, "upsert")
+  local cols, vals = columns_and_values(self, values, "upsert", true)
+  local target
+  if opts.conflict ~= nil then
+    target = column_names(self, opts.conflict, "upsert conflict")
+  elseif #self.primary_key > 0 then
+    target = self.primary_key
+  else
+    misuse(self, self.table .. ": upsert needs 'conflict' columns, and the model has no "
+      .. "primary key")
+  end
+  local conflict = { target = target, action = "nothing" }
+  if opts.update ~= nil then
+    local update
+    if opts.update == true then
+      local skip = {}
+      for _, name in ipairs(target) do skip[name] = true end
+      update = {}
+      for _, name in ipairs(cols) do
+        if not skip[name] then update[#update + 1] = name end
+      end
+    else
+      update = column_names(self, opts.update, "upsert update")
+    end
+    if #update > 0 then
+      conflict.action = "update"
+      conflict.set = {}
+      for i, name in ipairs(update) do
+        if values[name] == nil then
+          misuse(self, string.format("%s: upsert updates %s, which the row does not set",
+            self.table, name), name)
+        end
+        conflict.set[i] = { col = name, expr = { k = "excluded", name = name } }
+      end
+    end
+  end
+  local rows = rows_of(self.db, { k = "insert", into = self.table, columns = cols,
+    rows = { vals }, conflict = conflict, returning = self._names })
+  return rows[1] and self:_load(rows[1]) or nil
+end
+
+-- Every method that starts a query chain, forwarded to a new query on the
+-- model: Model:where{...} is query.new(Model.db, Model):where{...}.
+for _, name in ipairs(query.methods) do
+  if Model[name] == nil then
+    Model[name] = function(self, ...)
+      local q = query.new(self.db, self)
+      return q[name](q, ...)
+    end
+  end
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Instances
+-- =======================================================================
+
+-- Sends the columns whose value differs from the snapshot, and nothing
+-- when none does.  The row is found by the key it had when loaded, and
+-- the instance takes the row RETURNING gives back (defaults, triggers).
+function Instance:save()
+  local M = owner(self, "save")
+  local snap = snapshot(self)
+  local set = {}
+  for _, name in ipairs(M._names) do
+    local v, old = rawget(self, name), snap[name]
+    if v ~= old then
+      if v == nil then
+        misuse(M, string.format("%s.%s is nil; assign loam.null to store NULL", M.table, name),
+          name)
+      end
+      set[#set + 1] = { col = name, expr = { k = "val", v = M:coerce(name, v) } }
+    end
+  end
+  if #set == 0 then
+    return self
+  end
+  local rows = rows_of(M.db, { k = "update", table = M.table, set = set,
+    where = key_condition(M, snap, "save"), returning = M._names })
+  if rows[1] == nil then
+    raise("not_found", string.format("%s: save found no row with the instance's key (was it "
+      .. "deleted?)", M.table), { model = M.table })
+  end
+  refresh(self, rows[1])
+  return self
+end
+
+-- Assigns 'values' and saves.  All values are checked before any is
+-- assigned, so a refused value leaves the instance as it was.
+function Instance:update(values)
+  local M = owner(self, "update")
+  local cols, vals = columns_and_values(M, values, "update")
+  for i, name in ipairs(cols) do
+    self[name] = vals[i]
+  end
+  return self:save()
+end
+
+-- Deletes the row; true when there was one to delete.
+function Instance:delete()
+  local M = owner(self, "delete")
+  local s = M.db:render { k = "delete", from = M.table,
+                          where = key_condition(M, snapshot(self), "delete") }[1]
+  return M.db:exec(s.sql, s.params) > 0
+end
+
+-- Reads the row again; unsaved changes are dropped.
+function Instance:reload()
+  local M = owner(self, "reload")
+  local rows = rows_of(M.db, { k = "select", columns = M._select, from = { name = M.table },
+                               where = key_condition(M, snapshot(self), "reload") })
+  if rows[1] == nil then
+    raise("not_found", M.table .. ": reload found no row with the instance's key (was it "
+      .. "deleted?)", { model = M.table })
+  end
+  refresh(self, rows[1])
+  return self
+end
+
+local TO_TABLE_OPTIONS = { only = true, except = true, nulls = true }
+
+local function name_set(M, list, what)
+  local set = {}
+  for _, name in ipairs(column_names(M, list, what)) do set[name] = true end
+  return set
+end
+
+-- The loaded column values as a plain table.  It reads fields only, so it
+-- works on a closed connection.  NULL columns are left out unless
+-- 'nulls' is true, then they hold loam.null.
+function Instance:to_table(opts)
+  local M = owner(self, "to_table")
+  opts = check_options(M, opts, TO_TABLE_OPTIONS, "to_table")
+  local only = opts.only and name_set(M, opts.only, "to_table only")
+  local except = opts.except and name_set(M, opts.except, "to_table except")
+  local nulls = opts.nulls == true
+  local out = {}
+  for _, name in ipairs(M._names) do
+    if (only == nil or only[name]) and (except == nil or not except[name]) then
+      local v = rawget(self, name)
+      if v ~= nil and (v ~= null or nulls) then
+        out[name] = v
+      end
+    end
+  end
+  return out
+end
+
+function instance_tostring(self)
+  local M = model.of(self)
+  local key = {}
+  for i, name in ipairs(M.primary_key) do
+    key[i] = name .. "=" .. tostring(rawget(self, name))
+  end
+  return "loam.Instance(" .. M.table .. (#key > 0 and " " .. table.concat(key, " ") or "") .. ")"
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Tables straight from models (tests and throwaway databases)
+-- =======================================================================
+
+local function has_migrations(db)
+  local sql
+  if db:backend() == "postgres" then
+    sql = "select count(*) as n from information_schema.tables "
+      .. "where table_name = ? and table_schema = current_schema()"
+  else
+    sql = "select count(*) as n from sqlite_master where type = 'table' and name = ?"
+  end
+  return db:query(sql, { MIGRATIONS_TABLE })[1].n > 0
+end
+
+-- Schema made from models is for tests and throwaway databases: refused
+-- in production and wherever migrations already manage the schema.
+local function guard(db, what)
+  if os.getenv("LOAM_ENV") == "production" then
+    raise("misuse", what .. " refuses to run with LOAM_ENV=production: a production schema "
+      .. "changes only through migrations")
+  end
+  if has_migrations(db) then
+    raise("misuse", what .. " refuses to run on a database with a migration history (table "
+      .. MIGRATIONS_TABLE .. " exists): its schema is managed by migrations; write a "
+      .. "migration instead")
+  end
+end
+
+-- 'models' in foreign-key order: each after the models it references.
+-- The given order is kept where references do not decide.
+local function fk_order(models, what)
+  if type(models) ~= "table" or #models == 0 then
+    raise("misuse", what .. " expects a non-empty array of models, got " .. types.show(models))
+  end
+  local by_table = {}
+  for i, M in ipairs(models) do
+    if type(M) ~= "table" or rawget(M, "__model") ~= true then
+      raise("misuse", string.format("%s: item #%d is not a model, got %s", what, i,
+        types.show(M)))
+    end
+    if by_table[M.table] then
+      raise("misuse", string.format("%s: table %s is given twice", what, M.table))
+    end
+    by_table[M.table] = M
+  end
+  local function deps(M)
+    local out = {}
+    for _, t in ipairs(M._deps) do
+      if by_table[t] and t ~= M.table then out[#out + 1] = by_table[t] end
+    end
+    return out
+  end
+  local order, done = {}, {}
+  while #order < #models do
+    local progress = false
+    for _, M in ipairs(models) do
+      if not done[M] then
+        local ready = true
+        for _, d in ipairs(deps(M)) do
+          if not done[d] then ready = false break end
+        end
+        if ready then
+          done[M], progress = true, true
+          order[#order + 1] = M
+        end
+      end
+    end
+    if not progress then
+      -- Walk references among the models left until one repeats.
+      local M, seen, path = nil, {}, {}
+      for _, m in ipairs(models) do
+        if not done[m] then M = m break end
+      end
+      while not seen[M] do
+        seen[M] = #path + 1
+        path[#path + 1] = M.table
+        for _, d in ipairs(deps(M)) do
+          if not done[d] then M = d break end
+        end
+      end
+      local cycle = { table.unpack(path, seen[M]) }
+      cycle[#cycle + 1] = M.table
+      raise("misuse", string.format("%s: the foreign keys of %s form a cycle (%s); create "
+        .. "these tables with a migration", what, table.concat(cycle, ", ", 1, #cycle - 1),
+        table.concat(cycle, " -> ")))
+    end
+  end
+  return order
+end
+
+-- Creates the tables, constraints and indexes of 'models', each after
+-- the tables it references.  Returns the models in the order used.
+function model.create_tables(db, models)
+  local order = fk_order(models, "create_tables")
+  guard(db, "create_tables")
+  for _, M in ipairs(order) do
+    for _, ast in ipairs(M:ddl()) do
+      db:exec(db:render_ddl(ast))
+    end
+  end
+  return order
+end
+
+-- Drops the tables of 'models' that exist, referencing tables first.
+-- Returns the models in the order used.
+function model.drop_tables(db, models)
+  local order = fk_order(models, "drop_tables")
+  guard(db, "drop_tables")
+  local reversed = {}
+  for i = #order, 1, -1 do
+    local M = order[i]
+    reversed[#reversed + 1] = M
+    db:exec(db:render_ddl { k = "drop_table", name = M.table, if_exists = true })
+  end
+  return reversed
+end
+
+-- }======================================================================
+
+
+-- Errors the core raises name the Lua line that called it, which for
+-- these methods is a line of this file; they are re-raised naming the
+-- caller's line.  Coercion and loading make their own positions and are
+-- called per value and per row, so they are not wrapped.
+local function guarded(t, names)
+  for _, name in ipairs(names) do
+    local f = t[name]
+    t[name] = function(...) return expr.guard(f, ...) end
+  end
+end
+
+guarded(Model, { "create", "find", "find_by", "insert_many", "upsert" })
+guarded(Instance, { "save", "update", "delete", "reload" })
+guarded(model, { "create_tables", "drop_tables" })
+
+return model

@@ -1,0 +1,966 @@
+-- loam.query: the chainable, immutable query over a table or a model.
+--
+--   local q = db:table("orders")                      -- or Order:where{...}
+--   local rows = q:where{ status = "paid", total = op.gt(100) }
+--                 :order_by("-created_at"):limit(20):all()
+--
+-- Building (each returns a NEW query; the receiver never changes):
+--   where(cond)            cond: { col = value, ... } (AND; loam.null -> IS NULL,
+--                          an array -> IN, op helpers, op.in_(query)), query.raw(...)
+--                          or op.and_/or_/not_; several calls AND together
+--   select(...)            "col", "t.col", "*", "t.*", query.raw(...), { expr, as = "name" }
+--   distinct()
+--   order_by(...)          "col", "-col" (DESC), { "col", desc = true, nulls = "last" }, raw
+--   limit(n), offset(n), page(n, per_page)
+--   join(target, on [, alias]), left_join(...)
+--                          target: table name or model; on: { ["a.x"] = "b.y" } (string
+--                          values name columns), a condition, or query.raw(...)
+--   group_by(...), having(cond)
+--   for_update{ skip_locked = true }   (PostgreSQL only: SQLite raises misuse)
+-- select, order_by, group_by, join and where add to what the query has;
+-- limit, offset, page, distinct and for_update set.
+--
+-- A where table whose pairs all vanished (every value nil) is refused: a
+-- nil value cannot be seen once it is in a table, and an empty condition
+-- would match every row.  Model sources validate every column name against
+-- the model and coerce every value through Model:coerce.
+--
+-- Running:
+--   all() -> array            rows, or instances (Model:_load) for a model source
+--                              whose projection is plain columns of the model
+--   first() -> row | nil       the same with LIMIT 1
+--   each() -> iterator         streams; 'break' or an error finalizes the statement
+--   count()                    see below
+--   sum(col), avg(col), min(col), max(col)
+--                              in the database; nil when it gives NULL; refused
+--                              with limit/offset, group_by/having or distinct,
+--                              which one aggregate could not respect
+--   exists() -> boolean        the query's own projection with LIMIT 1
+--   pluck(col) -> array        one column's values (loam.null for NULL)
+--   update_all{ col = value }, delete_all() -> rows changed; the query may
+--                              hold where conditions only
+--   paginate{ order = {...}, limit = n, after = cursor [, tiebreak = cols] }
+--                              -> rows, next_cursor (nil on the last page).
+--                              'order' defaults to the query's order_by; the
+--                              primary key (or 'id', or 'tiebreak') is appended
+--                              so the order is total; NULLs sort as the largest
+--                              value unless an item says 'nulls'; any mix of
+--                              directions works.  The cursor is opaque text.
+--   to_sql() -> sql, params    the statement all() runs
+--   explain() -> array of plan lines
+--
+-- The module: query.new(db, source), query.install(ConnMethods) (adds
+-- db:table(name)), query.op, query.raw(sql, params), query.methods (names
+-- that start a chain, for model forwarding), query.Query (the methods),
+-- query.is_query(v).
+--
+-- SQL text comes from the core's renderer only (db:render).  A query is
+-- immutable, so the statement it renders is cached on it: running it again
+-- renders nothing.  Two places do not map to one rendered SELECT:
+--  * count() with limit/offset counts without them and clamps in Lua
+--    (min(max(total - offset, 0), limit)), which is exact and keeps the
+--    count in the database; with distinct/group_by/having it counts the
+--    rows the query streams, since those rows are what it would return.
+--  * explain() prefixes the rendered text with EXPLAIN (PostgreSQL) or
+--    EXPLAIN QUERY PLAN (SQLite): the one concatenation onto core SQL.
+
+local core = require "loam.core"
+local types = require "loam.types"
+local expr = require "loam.expr"
+
+local null = core.null
+local misuse = expr.misuse
+local condition = expr.condition
+local is_raw = expr.is_raw
+
+local query = {}
+
+local Query = {}
+local QueryMT = {
+  __name = "loam.Query",
+  __index = Query,
+  __newindex = function()
+    misuse("queries are immutable: every method returns a new query")
+  end,
+  __tostring = function(q)
+    return "loam.Query (" .. q._s.table .. ")"
+  end,
+}
+
+local function is_query(v)
+  return getmetatable(v) == QueryMT
+end
+
+local select_ast  -- the SELECT AST of a state, defined with the rendering
+
+
+-- {======================================================================
+-- State: a plain table copied by every building method
+-- =======================================================================
+
+-- Fields: db, model (or nil), table, scope (table name or alias -> model or
+-- false, for validating "t.col"), where, having, joins, group, order (arrays),
+-- columns (nil: all), aliases (set of select aliases), plain (the projection
+-- is plain columns of the source), distinct, limit, offset, lock.
+
+local function make(s)
+  -- '_cache' holds the statements rendered for this query, by purpose.
+  return setmetatable({ _s = s, _cache = {} }, QueryMT)
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- A new query: the receiver's state with 'changes' applied.
+local function derive(q, changes)
+  local s = copy(q._s)
+  for k, v in pairs(changes) do s[k] = v end
+  return make(s)
+end
+
+-- A copy of array 'a' with the values of 'b' appended.
+local function append(a, b)
+  local c = table.move(a, 1, #a, 1, {})
+  return table.move(b, 1, #b, #c + 1, c)
+end
+
+-- The same error, message and fields as the model's own for its columns.
+local function unknown_column(m, name)
+  local names = {}
+  for i, c in ipairs(m.columns) do names[i] = c.name end
+  types.raise("misuse", ("%s: unknown column '%s' (columns: %s)"):format(m.table, name,
+              table.concat(names, ", ")), { model = m.table, column = name })
+end
+
+-- Resolves "col" or "t.col": its AST and, when a model declares it, the
+-- model for validation and coercion.  Unqualified names belong to the source.
+local function resolve(s, key)
+  if type(key) ~= "string" then
+    misuse("column name expected, got %s%s", type(key),
+           key == nil and " (" .. expr.NIL_HINT .. ")" or "")
+  end
+  local qual, name = key:match("^([^.]+)%.(.+)$")
+  local m, ast
+  if qual ~= nil then
+    m = s.scope[qual] or nil
+    ast = { k = "col", table = qual, name = name }
+  else
+    name = key
+    m = s.model
+    ast = { k = "col", name = name }
+  end
+  local decl = m and m.column_map[name]
+  if m ~= nil and decl == nil then
+    unknown_column(m, name)
+  end
+  return { ast = ast, model = m, decl = decl, name = name, key = key, qual = qual }
+end
+
+-- Whether the model declares column 'col' (a 'resolve' result) never NULL.
+local function never_null(col)
+  local m, decl = col.model, col.decl
+  if m == nil then return false end
+  if decl.null == false or decl.type == "id" then return true end
+  for _, name in ipairs(m.primary_key or {}) do
+    if name == col.name then return true end
+  end
+  return false
+end
+
+local function context(s)
+  return {
+    column = function(key) return resolve(s, key) end,
+    coerce = function(col, v)
+      if col.model ~= nil then return col.model:coerce(col.name, v) end
+      return v
+    end,
+    subquery = function(v)
+      if is_query(v) then return select_ast(v._s) end
+      return nil
+    end,
+  }
+end
+
+local function and_of(list)
+  if #list == 0 then return nil end
+  if #list == 1 then return list[1] end
+  return table.move(list, 1, #list, 1, { k = "and" })
+end
+
+local function check_count(name, n, min)
+  local i = type(n) == "number" and math.tointeger(n)
+  if not i or i < min then
+    misuse("%s: an integer >= %d expected, got %s", name, min, tostring(n))
+  end
+  return i
+end
+
+-- Refuses keys of option table 'opts' that 'known' lacks: a misspelt option
+-- must not be ignored silently.
+local function check_options(name, opts, known)
+  if type(opts) ~= "table" then
+    misuse("%s: an options table expected, got %s", name, type(opts))
+  end
+  for k in pairs(opts) do
+    if not known[k] then misuse("%s: unknown option '%s'", name, tostring(k)) end
+  end
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Building methods
+-- =======================================================================
+
+function Query:where(cond)
+  local s = self._s
+  return derive(self, { where = append(s.where, { condition(context(s), cond) }) })
+end
+
+function Query:having(cond)
+  local s = self._s
+  return derive(self, { having = append(s.having, { condition(context(s), cond) }) })
+end
+
+-- One projection: its AST, whether it is a plain column of the source, and
+-- the alias it declares.
+local function projection(s, item)
+  if is_raw(item) then return item, false end
+  if type(item) == "string" then
+    if item == "*" then return { k = "star" }, true end
+    if item:sub(-2) == ".*" then
+      local qual = item:sub(1, -3)
+      return { k = "star", table = qual }, qual == s.table
+    end
+    local col = resolve(s, item)
+    return col.ast, col.qual == nil or col.qual == s.table
+  end
+  if type(item) == "table" and getmetatable(item) == nil and item.as ~= nil then
+    if type(item.as) ~= "string" then misuse("select: alias must be a string") end
+    local e = item[1]
+    if not is_raw(e) then e = resolve(s, e).ast end
+    return { k = "alias", expr = e, as = item.as }, false, item.as
+  end
+  misuse("select: a column name, query.raw(...) or { expr, as = \"name\" } expected, got %s",
+         type(item))
+end
+
+function Query:select(...)
+  local s, n = self._s, select("#", ...)
+  if n == 0 then misuse("select: no columns given") end
+  local cols, aliases, plain = {}, copy(s.aliases), s.plain
+  for i = 1, n do
+    local ast, is_plain, alias = projection(s, (select(i, ...)))
+    cols[i] = ast
+    plain = plain and is_plain
+    if alias then aliases[alias] = true end
+  end
+  return derive(self, { columns = append(s.columns or {}, cols), aliases = aliases,
+                        plain = plain })
+end
+
+function Query:distinct()
+  return derive(self, { distinct = true })
+end
+
+local NULLS = { first = true, last = true }
+
+-- One ordering item: { expr, desc, nulls, key }, 'key' being the row field
+-- that holds its value (nil for raw SQL), 'id' naming it for cursors.
+local function ordering(s, item)
+  local spec, desc, nulls = item, false, nil
+  if type(item) == "table" and getmetatable(item) == nil then
+    check_options("order_by", item, { [1] = true, desc = true, nulls = true })
+    spec, desc, nulls = item[1], item.desc == true, item.nulls
+    if item.desc ~= nil and type(item.desc) ~= "boolean" then
+      misuse("order_by: 'desc' must be a boolean")
+    end
+    if nulls ~= nil and not NULLS[nulls] then
+      misuse("order_by: 'nulls' must be \"first\" or \"last\", got %s", tostring(nulls))
+    end
+  end
+  if is_raw(spec) then
+    return { expr = spec, desc = desc, nulls = nulls }
+  end
+  if type(spec) ~= "string" then
+    misuse("order_by: a column name, query.raw(...) or { col, desc = true } expected, got %s",
+           type(spec))
+  end
+  if spec:sub(1, 1) == "-" then
+    spec, desc = spec:sub(2), true
+  end
+  if s.aliases[spec] then
+    return { expr = { k = "col", name = spec }, desc = desc, nulls = nulls, key = spec,
+             id = "=" .. spec }
+  end
+  local col = resolve(s, spec)
+  return { expr = col.ast, desc = desc, nulls = nulls, key = col.name,
+           id = (col.qual or s.table) .. "." .. col.name, never_null = never_null(col) }
+end
+
+local function orderings(s, list, name)
+  local out = {}
+  for i = 1, list.n or #list do
+    if list[i] == nil then misuse("%s: item #%d is nil", name, i) end
+    out[i] = ordering(s, list[i])
+  end
+  return out
+end
+
+function Query:order_by(...)
+  local s = self._s
+  if select("#", ...) == 0 then misuse("order_by: no columns given") end
+  return derive(self, { order = append(s.order, orderings(s, table.pack(...), "order_by")) })
+end
+
+function Query:group_by(...)
+  local s, n = self._s, select("#", ...)
+  if n == 0 then misuse("group_by: no columns given") end
+  local group = {}
+  for i = 1, n do
+    local item = (select(i, ...))
+    group[i] = is_raw(item) and item or resolve(s, item).ast
+  end
+  return derive(self, { group = append(s.group, group) })
+end
+
+function Query:limit(n)
+  return derive(self, { limit = check_count("limit", n, 0) })
+end
+
+function Query:offset(n)
+  return derive(self, { offset = check_count("offset", n, 0) })
+end
+
+function Query:page(n, per_page)
+  n = check_count("page", n, 1)
+  per_page = check_count("page: per_page", per_page, 1)
+  return derive(self, { limit = per_page, offset = (n - 1) * per_page })
+end
+
+-- The ON condition: pairs whose value is a string compare two columns; any
+-- other entry is a condition as in 'where'.
+local function on_condition(ctx, on)
+  if type(on) ~= "table" or getmetatable(on) ~= nil then
+    return condition(ctx, on)
+  end
+  local keys, conds = {}, {}
+  for k, v in pairs(on) do
+    if type(k) == "string" and type(v) == "string" then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  local rest = copy(on)
+  for _, k in ipairs(keys) do
+    conds[#conds + 1] = { k = "op", op = "=", l = ctx.column(k).ast, r = ctx.column(on[k]).ast }
+    rest[k] = nil
+  end
+  if next(rest) ~= nil or #conds == 0 then
+    -- An empty ON table goes through too, for the error 'where' would raise.
+    conds[#conds + 1] = condition(ctx, rest)
+  end
+  return and_of(conds)
+end
+
+local function add_join(self, kind, target, on, alias)
+  local s = self._s
+  local name, m
+  if type(target) == "string" then
+    name = target
+  elseif type(target) == "table" and target.__model then
+    name, m = target.table, target
+  else
+    misuse("%s: a table name or a model expected, got %s",
+           kind == "inner" and "join" or "left_join", type(target))
+  end
+  if alias ~= nil and type(alias) ~= "string" then
+    misuse("join: alias must be a string, got %s", type(alias))
+  end
+  local scope = copy(s.scope)
+  scope[alias or name] = m or false
+  local t = copy(s)
+  t.scope = scope
+  local join = { kind = kind, table = { name = name, as = alias },
+                 on = on_condition(context(t), on) }
+  return derive(self, { scope = scope, joins = append(s.joins, { join }) })
+end
+
+function Query:join(target, on, alias)
+  return add_join(self, "inner", target, on, alias)
+end
+
+function Query:left_join(target, on, alias)
+  return add_join(self, "left", target, on, alias)
+end
+
+function Query:for_update(opts)
+  opts = opts or {}
+  check_options("for_update", opts, { skip_locked = true })
+  return derive(self, { lock = { mode = "update", skip_locked = opts.skip_locked == true } })
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Rendering
+-- =======================================================================
+
+local function order_ast(order)
+  local out = {}
+  for i, o in ipairs(order) do
+    out[i] = { expr = o.expr, desc = o.desc, nulls = o.nulls }
+  end
+  return out
+end
+
+-- The SELECT AST of state 's'.  A model source with joins projects its own
+-- columns ("orders".*): joined tables would otherwise overwrite its fields.
+function select_ast(s)
+  local columns = s.columns
+  if columns == nil and #s.joins > 0 then
+    columns = { { k = "star", table = s.table } }
+  end
+  return {
+    k = "select",
+    distinct = s.distinct,
+    columns = columns,
+    from = { name = s.table },
+    joins = s.joins,
+    where = and_of(s.where),
+    group = s.group,
+    having = and_of(s.having),
+    order = order_ast(s.order),
+    limit = s.limit,
+    offset = s.offset,
+    lock = s.lock,
+  }
+end
+
+local function render(s, ast)
+  return s.db:render(ast)[1]
+end
+
+-- The statement rendered for 'purpose', built by 'build(state)' the first
+-- time only.
+local function statement(q, purpose, build)
+  local st = q._cache[purpose]
+  if st == nil then
+    local s = q._s
+    st = render(s, build(s))
+    q._cache[purpose] = st
+  end
+  return st
+end
+
+local function main_statement(q)
+  return statement(q, "all", select_ast)
+end
+
+-- The rows as instances when the source is a model and the projection
+-- holds whole columns of it.
+local function loads(s)
+  return s.model ~= nil and s.plain
+end
+
+local function load_rows(s, rows)
+  if loads(s) then
+    local m = s.model
+    for i = 1, #rows do rows[i] = m:_load(rows[i]) end
+  end
+  return rows
+end
+
+-- Refuses parts of a query that a whole-table statement would ignore.
+local function only_filters(s, what)
+  local extra
+  if #s.joins > 0 then extra = "joins"
+  elseif #s.order > 0 then extra = "order_by"
+  elseif s.limit ~= nil or s.offset ~= nil then extra = "limit/offset"
+  elseif #s.group > 0 or #s.having > 0 then extra = "group_by/having"
+  elseif s.columns ~= nil then extra = "select"
+  elseif s.distinct then extra = "distinct"
+  elseif s.lock ~= nil then extra = "for_update"
+  end
+  if extra ~= nil then
+    misuse("%s: the query may only have where conditions, not %s " ..
+           "(filter by a subquery instead: where{ id = op.in_(q:select(\"id\")) })", what, extra)
+  end
+end
+
+function Query:to_sql()
+  local st = main_statement(self)
+  return st.sql, st.params
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Running
+-- =======================================================================
+
+function Query:all()
+  local s = self._s
+  local st = main_statement(self)
+  return load_rows(s, s.db:query(st.sql, st.params))
+end
+
+function Query:first()
+  local s = self._s
+  local st = statement(self, "first", function(t)
+    t = copy(t)
+    t.limit = math.min(t.limit or 1, 1)
+    return select_ast(t)
+  end)
+  local row = s.db:query(st.sql, st.params)[1]
+  if row ~= nil and loads(s) then row = s.model:_load(row) end
+  return row
+end
+
+function Query:each()
+  local s = self._s
+  local st = main_statement(self)
+  local iter, state, ctl, closing = s.db:each(st.sql, st.params)
+  if not loads(s) then
+    return iter, state, ctl, closing
+  end
+  local m = s.model
+  -- The statement stays the closing value, so 'break' still finalizes it.
+  return function(st_)
+    local row = iter(st_)
+    if row == nil then return nil end
+    return m:_load(row)
+  end, state, ctl, closing
+end
+
+function Query:exists()
+  local s = self._s
+  local st = statement(self, "exists", function(t)
+    t = copy(t)
+    t.limit = math.min(t.limit or 1, 1)
+    if t.offset == nil then t.order = {} end  -- order matters only to skip rows
+    return select_ast(t)
+  end)
+  return s.db:query(st.sql, st.params)[1] ~= nil
+end
+
+function Query:count()
+  local s = self._s
+  if s.distinct or #s.group > 0 or #s.having > 0 then
+    local st = main_statement(self)
+    local n = 0
+    for _ in s.db:each(st.sql, st.params) do n = n + 1 end
+    return n
+  end
+  local st = statement(self, "count", function(t)
+    t = copy(t)
+    t.columns = { { k = "alias", expr = { k = "agg", fn = "count" }, as = "n" } }
+    t.order, t.limit, t.offset, t.lock = {}, nil, nil, nil
+    return select_ast(t)
+  end)
+  local n = s.db:query(st.sql, st.params)[1].n
+  if s.offset ~= nil then n = math.max(n - s.offset, 0) end
+  if s.limit ~= nil then n = math.min(n, s.limit) end
+  return n
+end
+
+-- sum/avg/min/max of 'col' (a column name or query.raw) over the rows that
+-- match.  NULL (no rows) is nil; PostgreSQL's numeric text becomes a number.
+local function aggregate(fn)
+  return function(self, col)
+    local s = self._s
+    if s.limit ~= nil or s.offset ~= nil or #s.group > 0 or #s.having > 0 or s.distinct then
+      misuse("%s: not over a query with limit/offset, group_by/having or distinct, " ..
+             "which the aggregate would not respect", fn)
+    end
+    local function build(t)
+      t = copy(t)
+      local e = is_raw(col) and col or resolve(t, col).ast
+      t.columns = { { k = "alias", expr = { k = "agg", fn = fn, expr = e }, as = "v" } }
+      t.order, t.lock = {}, nil
+      return select_ast(t)
+    end
+    local st
+    if is_raw(col) then
+      st = render(s, build(s))
+    else
+      st = statement(self, fn .. "\0" .. tostring(col), build)
+    end
+    local v = s.db:query(st.sql, st.params)[1].v
+    if v == null then return nil end
+    if type(v) == "string" and (fn == "sum" or fn == "avg") then
+      return tonumber(v) or v
+    end
+    return v
+  end
+end
+
+Query.sum = aggregate("sum")
+Query.avg = aggregate("avg")
+Query.min = aggregate("min")
+Query.max = aggregate("max")
+
+function Query:pluck(col)
+  local s = self._s
+  local key
+  local function build(t)
+    t = copy(t)
+    if is_raw(col) then
+      t.columns = { { k = "alias", expr = col, as = "value" } }
+    else
+      t.columns = { resolve(t, col).ast }
+    end
+    return select_ast(t)
+  end
+  local st
+  if is_raw(col) then
+    st, key = render(s, build(s)), "value"
+  else
+    st = statement(self, "pluck\0" .. tostring(col), build)
+    key = resolve(s, col).name
+  end
+  local rows = s.db:query(st.sql, st.params)
+  for i = 1, #rows do rows[i] = rows[i][key] end
+  return rows
+end
+
+function Query:update_all(values)
+  local s = self._s
+  only_filters(s, "update_all")
+  if type(values) ~= "table" or getmetatable(values) ~= nil then
+    misuse("update_all: a table of column = value pairs expected, got %s", type(values))
+  end
+  local keys = {}
+  for k in pairs(values) do
+    if type(k) ~= "string" then misuse("update_all: key %s is not a column name", tostring(k)) end
+    keys[#keys + 1] = k
+  end
+  if #keys == 0 then
+    misuse("update_all: no columns to set (a pair whose value is nil vanishes from a " ..
+           "Lua table; %s)", expr.NIL_HINT)
+  end
+  table.sort(keys)
+  local ctx, set = context(s), {}
+  for i, k in ipairs(keys) do
+    local col = ctx.column(k)
+    if col.qual ~= nil and col.qual ~= s.table then
+      misuse("update_all: '%s' is not a column of '%s'", k, s.table)
+    end
+    local v = values[k]
+    if not is_raw(v) then v = { k = "val", v = ctx.coerce(col, v) } end
+    set[i] = { col = col.name, expr = v }
+  end
+  local st = render(s, { k = "update", table = s.table, set = set, where = and_of(s.where) })
+  return (s.db:exec(st.sql, st.params))
+end
+
+function Query:delete_all()
+  local s = self._s
+  only_filters(s, "delete_all")
+  local st = statement(self, "delete", function(t)
+    return { k = "delete", from = t.table, where = and_of(t.where) }
+  end)
+  return (s.db:exec(st.sql, st.params))
+end
+
+function Query:explain()
+  local s = self._s
+  local st = main_statement(self)
+  local lines = {}
+  if s.db:backend() == "postgres" then
+    for i, row in ipairs(s.db:query("EXPLAIN " .. st.sql, st.params)) do
+      lines[i] = row["QUERY PLAN"]
+    end
+  else
+    -- SQLite reports a tree through 'parent'; indent each line by its depth.
+    local depth = { [0] = -1 }
+    for i, row in ipairs(s.db:query("EXPLAIN QUERY PLAN " .. st.sql, st.params)) do
+      local d = (depth[row.parent] or -1) + 1
+      depth[row.id] = d
+      lines[i] = ("  "):rep(d) .. row.detail
+    end
+  end
+  return lines
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Keyset pagination
+-- =======================================================================
+
+-- A cursor is base64url (no padding) of: version byte, value count, the
+-- values (a type tag, then the value: 'i' int64, 'f' double, 's' string with
+-- a 32-bit length, 'T'/'F' booleans, 'N' NULL), then a 32-bit FNV-1a hash
+-- of the query's ordering and the values.  The hash catches garbled cursors
+-- and cursors of another ordering.  It is not a signature and needs none:
+-- the values are bound parameters, so a forged cursor can only choose where
+-- a page starts among rows the query returns anyway.
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+local B64_INDEX = {}
+for i = 1, #B64 do B64_INDEX[B64:byte(i)] = i - 1 end
+
+local function b64encode(bytes)
+  local out, len = {}, #bytes
+  for i = 1, len, 3 do
+    local a, b, c = bytes:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    for j = 0, math.min(len - i + 1, 3) do  -- k bytes make k + 1 characters
+      local v = (n >> (18 - 6 * j)) & 63
+      out[#out + 1] = B64:sub(v + 1, v + 1)
+    end
+  end
+  return table.concat(out)
+end
+
+-- The bytes of 'text', or nil when it is not canonical base64url.
+local function b64decode(text)
+  local out, len = {}, #text
+  if len % 4 == 1 then return nil end
+  for i = 1, len, 4 do
+    local n, k = 0, math.min(len - i + 1, 4)
+    for j = 0, 3 do
+      local v = 0
+      if j < k then
+        v = B64_INDEX[text:byte(i + j)]
+        if v == nil then return nil end
+      end
+      n = (n << 6) | v
+    end
+    out[#out + 1] = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255):sub(1, k - 1)
+  end
+  local bytes = table.concat(out)
+  if b64encode(bytes) ~= text then return nil end  -- stray bits in the last character
+  return bytes
+end
+
+local function fnv1a(text)
+  local h = 0x811c9dc5
+  for i = 1, #text do
+    h = ((h ~ text:byte(i)) * 0x01000193) & 0xffffffff
+  end
+  return h
+end
+
+local CURSOR_VERSION = 1
+
+local function encode_cursor(fingerprint, values, n)
+  local parts = { string.pack("<BB", CURSOR_VERSION, n) }
+  for i = 1, n do
+    local v = values[i]
+    local part
+    if v == null then part = "N"
+    elseif v == true then part = "T"
+    elseif v == false then part = "F"
+    elseif math.type(v) == "integer" then part = "i" .. string.pack("<i8", v)
+    elseif math.type(v) == "float" then part = "f" .. string.pack("<d", v)
+    elseif type(v) == "string" then part = "s" .. string.pack("<s4", v)
+    else
+      misuse("paginate: a %s cannot go into a cursor", type(v))
+    end
+    parts[#parts + 1] = part
+  end
+  local payload = table.concat(parts)
+  return b64encode(payload .. string.pack("<I4", fnv1a(fingerprint .. "\0" .. payload)))
+end
+
+local READ = {
+  i = function(b, pos) return string.unpack("<i8", b, pos) end,
+  f = function(b, pos) return string.unpack("<d", b, pos) end,
+  s = function(b, pos) return string.unpack("<s4", b, pos) end,
+  T = function(_, pos) return true, pos end,
+  F = function(_, pos) return false, pos end,
+  N = function(_, pos) return null, pos end,
+}
+
+local function read_cursor(fingerprint, bytes, n)
+  if #bytes < 6 then return nil end
+  local payload = bytes:sub(1, -5)
+  if string.unpack("<I4", bytes, #bytes - 3) ~= fnv1a(fingerprint .. "\0" .. payload) then
+    return nil
+  end
+  local version, count, pos = string.unpack("<BB", payload)
+  if version ~= CURSOR_VERSION or count ~= n then return nil end
+  local values = {}
+  for i = 1, n do
+    local read = READ[payload:sub(pos, pos)]
+    if read == nil then return nil end
+    values[i], pos = read(payload, pos + 1)
+  end
+  if pos ~= #payload + 1 then return nil end
+  return values
+end
+
+local function decode_cursor(fingerprint, cursor, n)
+  local bytes = type(cursor) == "string" and b64decode(cursor)
+  -- string.unpack raises on truncated data; that is a bad cursor too.
+  local ok, values = pcall(read_cursor, fingerprint, bytes or "", n)
+  if not ok or values == nil then misuse("invalid pagination cursor") end
+  return values
+end
+
+-- The condition "the row comes after 'v'" for one ordering item, NULLs
+-- placed where the item says; nil when no row can.
+local function after(item, v)
+  local c = item.expr
+  if v == null then
+    if item.nulls == "first" then return { k = "null", expr = c, negate = true } end
+    return nil
+  end
+  local cmp = { k = "op", op = item.desc and "<" or ">", l = c, r = { k = "val", v = v } }
+  if item.nulls == "last" then
+    return { k = "or", cmp, { k = "null", expr = c } }
+  end
+  return cmp
+end
+
+local function equal(item, v)
+  if v == null then return { k = "null", expr = item.expr } end
+  return { k = "op", op = "=", l = item.expr, r = { k = "val", v = v } }
+end
+
+-- (a after) OR (a = ? AND b after) OR ...: right for any mix of directions.
+local function after_all(items, values)
+  local terms = {}
+  for i, item in ipairs(items) do
+    local a = after(item, values[i])
+    if a ~= nil then
+      local conj = {}
+      for j = 1, i - 1 do conj[j] = equal(items[j], values[j]) end
+      conj[i] = a
+      terms[#terms + 1] = and_of(conj)
+    end
+  end
+  if #terms == 1 then return terms[1] end
+  return table.move(terms, 1, #terms, 1, { k = "or" })
+end
+
+-- The ordering of a page: the given items, then the tiebreak columns they
+-- lack, each with its NULL placement made explicit (NULLs sort as the
+-- largest value unless said otherwise), so the order is total and the same
+-- on every backend.  Columns a model declares NOT NULL get no placement and
+-- no IS NULL terms, which leaves their indexes usable for the ORDER BY.
+local function page_order(s, opts)
+  local items = s.order
+  if opts.order ~= nil then
+    local list = opts.order
+    if type(list) ~= "table" or getmetatable(list) ~= nil or list.desc ~= nil
+       or list.nulls ~= nil then
+      list = { list }
+    end
+    items = orderings(s, list, "paginate")
+  end
+  local tiebreak = opts.tiebreak or (s.model and s.model.primary_key) or { "id" }
+  if type(tiebreak) ~= "table" or getmetatable(tiebreak) ~= nil or tiebreak.desc ~= nil then
+    tiebreak = { tiebreak }
+  end
+  local out, seen = {}, {}
+  for i, item in ipairs(items) do
+    if item.key == nil then misuse("paginate: orders by columns only, not raw SQL") end
+    out[i], seen[item.id] = item, true
+  end
+  for _, spec in ipairs(tiebreak) do
+    if #s.joins > 0 and type(spec) == "string" and not spec:find(".", 1, true) then
+      spec = s.table .. "." .. spec  -- the source's key, whatever the joins hold
+    end
+    local item = ordering(s, spec)
+    if not seen[item.id] then
+      out[#out + 1], seen[item.id] = item, true
+    end
+  end
+  local parts = { s.table }
+  for i, item in ipairs(out) do
+    local nulls
+    if not item.never_null then nulls = item.nulls or (item.desc and "first" or "last") end
+    out[i] = { expr = item.expr, desc = item.desc, key = item.key, id = item.id, nulls = nulls }
+    parts[#parts + 1] = ("%s %s %s"):format(item.id, item.desc and "desc" or "asc",
+                                            nulls or "never")
+  end
+  return out, table.concat(parts, ",")
+end
+
+function Query:paginate(opts)
+  local s = self._s
+  check_options("paginate", opts, { order = true, limit = true, after = true, tiebreak = true })
+  local limit = check_count("paginate: limit", opts.limit, 1)
+  if s.limit ~= nil or s.offset ~= nil then
+    misuse("paginate: the query has limit/offset; paginate sets its own")
+  end
+  local items, fingerprint = page_order(s, opts)
+  local t = copy(s)
+  t.order, t.limit = items, limit + 1  -- one more row tells whether a next page exists
+  if opts.after ~= nil then
+    t.where = append(s.where, { after_all(items, decode_cursor(fingerprint, opts.after, #items)) })
+  end
+  local st = render(s, select_ast(t))
+  local rows = s.db:query(st.sql, st.params)
+  local next_cursor
+  if #rows > limit then
+    rows[limit + 1] = nil
+    local last, values = rows[limit], {}
+    for i, item in ipairs(items) do
+      values[i] = last[item.key]
+      if values[i] == nil then
+        misuse("paginate: ordering column '%s' is not among the selected columns", item.key)
+      end
+    end
+    next_cursor = encode_cursor(fingerprint, values, #items)
+  end
+  return load_rows(s, rows), next_cursor
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- The module
+-- =======================================================================
+
+-- Errors raised below a method (the core, the driver, model coercion)
+-- point at the caller's line, not at this file.
+for name, f in pairs(Query) do
+  Query[name] = function(...) return expr.guard(f, ...) end
+end
+
+function query.new(db, source)
+  if db == nil then misuse("query.new: a connection expected") end
+  local name, m
+  if type(source) == "string" and source ~= "" then
+    name = source
+  elseif type(source) == "table" and source.__model then
+    name, m = source.table, source
+  else
+    misuse("query.new: a table name or a model expected, got %s", type(source))
+  end
+  return make {
+    db = db, model = m, table = name, scope = { [name] = m or false },
+    where = {}, having = {}, joins = {}, group = {}, order = {},
+    columns = nil, aliases = {}, plain = true,
+  }
+end
+
+-- The methods a model forwards to a fresh query on itself.
+query.methods = {}
+for name in pairs(Query) do query.methods[#query.methods + 1] = name end
+table.sort(query.methods)
+
+function query.install(ConnMethods)
+  function ConnMethods:table(name)
+    return query.new(self, name)
+  end
+end
+
+query.Query = Query
+query.op = expr.op
+query.raw = expr.raw
+query.is_query = is_query
+
+-- }======================================================================
+
+return query

@@ -1,0 +1,711 @@
+-- loam.types: the column types of the model DSL.
+--
+-- It holds what a model needs to know about one column: the constructors
+-- that record a declaration (loam.text("email", { length = 255 }) ...),
+-- the check that turns a declaration into a column of the DDL AST, and
+-- the coercion that every value written or compared goes through before
+-- it is bound.  It also makes the error objects of the Lua layer, whose
+-- 'where' names the first caller outside loam, so a failed validation
+-- points at the user's line and not at ours.
+--
+--   types.constructors       name -> constructor (id, integer, ..., bytes, enum)
+--   types.sql(s)             a raw SQL default (loam.sql "CURRENT_TIMESTAMP")
+--   types.is_declaration(v)  v was made by a constructor
+--   types.declare(table, d)  -> column (DDL AST format), extras, or raises
+--   types.coercer(table, c)  -> function(v) -> value | nil, message
+--   types.json(v)            -> JSON text | nil, message
+--   types.where()            "file:line: " of the first caller outside loam
+--   types.raise(code, message [, fields [, where]])
+--                            raises a loam.Error object
+
+local core = require "loam.core"
+
+local null = core.null
+
+local types = {}
+
+
+-- {======================================================================
+-- Error objects
+-- =======================================================================
+
+-- The directory of loam's Lua modules.  Frames running code from it are
+-- loam's own, whatever module (model, query, init) they belong to.
+local loamdir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
+
+-- The position of the first Lua function on the stack that is not part of
+-- loam, in the "file:line: " form of the error objects made in C.
+function types.where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if info == nil then
+      return ""
+    end
+    if info.what ~= "C" and info.currentline > 0 then
+      local src = info.source
+      if src:sub(1, 1) ~= "@" or src:sub(2, #loamdir + 1) ~= loamdir then
+        return info.short_src .. ":" .. info.currentline .. ": "
+      end
+    end
+    level = level + 1
+  end
+end
+
+-- Raises an error object with 'code' and 'message', any extra 'fields'
+-- (model, column), and 'where' (the caller's position when not given).
+function types.raise(code, message, fields, where)
+  local e = { code = code, message = message, where = where or types.where() }
+  if fields ~= nil then
+    for k, v in pairs(fields) do e[k] = v end
+  end
+  error(setmetatable(e, core.Error), 0)
+end
+
+-- A short printable form of any value, for messages: its type and, for
+-- scalars, the value itself ('string ("12x")', 'float (nan)').
+function types.show(v)
+  if v == null then
+    return "NULL"
+  end
+  local t = type(v)
+  if t == "string" then
+    local s, valid = v, utf8.len(v) ~= nil
+    if #s > 40 then
+      -- Cut before a character, not inside one.
+      local cut = 38
+      while valid and cut > 1 and s:byte(cut) & 0xC0 == 0x80 do cut = cut - 1 end
+      s = s:sub(1, cut - 1) .. "..."
+    end
+    s = string.format("%q", s):gsub("\\\n", "\\n")
+    if not valid then
+      s = s:gsub("[\128-\255]", function(c) return "\\" .. c:byte() end)
+    end
+    return "string (" .. s .. ")"
+  elseif t == "number" then
+    local s
+    if v ~= v then
+      s = "nan"
+    elseif v == math.huge or v == -math.huge then
+      s = v > 0 and "inf" or "-inf"
+    else
+      s = tostring(v)
+    end
+    return math.type(v) .. " (" .. s .. ")"
+  elseif t == "boolean" then
+    return "boolean (" .. tostring(v) .. ")"
+  end
+  local mt = getmetatable(v)
+  if type(mt) == "table" and type(rawget(mt, "__name")) == "string" then
+    return rawget(mt, "__name")
+  end
+  return t
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- JSON text for json columns
+-- =======================================================================
+
+-- Whatever the encoder cannot write raises this (caught in 'types.json').
+local JsonError = {}
+
+local function jsonfail(msg)
+  error(setmetatable({ msg = msg }, JsonError), 0)
+end
+
+local escapes = {
+  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+}
+
+local function jsonstring(s, out)
+  if utf8.len(s) == nil then
+    jsonfail("string is not valid UTF-8")
+  end
+  out[#out + 1] = '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or string.format("\\u%04x", c:byte())
+  end) .. '"'
+end
+
+-- Floats are written with the fewest digits that read back to the same
+-- value; a locale with a decimal comma must not leak into the text.
+local function jsonnumber(v, out)
+  if math.type(v) == "integer" then
+    out[#out + 1] = string.format("%d", v)
+    return
+  end
+  if v ~= v or v == math.huge or v == -math.huge then
+    jsonfail("NaN and infinity have no JSON form")
+  end
+  local s = string.format("%.14g", v)
+  if tonumber(s) ~= v then
+    s = string.format("%.17g", v)
+  end
+  out[#out + 1] = (s:gsub(",", "."))
+end
+
+local encode
+
+-- A table is an array when its keys are exactly 1..n, an object when they
+-- are all strings; anything else has no faithful JSON form.  The empty
+-- table is the empty array.
+local function jsontable(t, out, seen)
+  if seen[t] then
+    jsonfail("table contains a cycle")
+  end
+  seen[t] = true
+  local n, strings, ints, max = 0, 0, 0, 0
+  for k in next, t do
+    n = n + 1
+    if type(k) == "string" then
+      strings = strings + 1
+    elseif math.type(k) == "integer" and k > 0 then
+      ints = ints + 1
+      if k > max then max = k end
+    else
+      jsonfail("key " .. types.show(k) .. " is neither a string nor an array index")
+    end
+  end
+  if strings > 0 and ints > 0 then
+    jsonfail("table mixes array indexes and string keys")
+  end
+  if strings == 0 then
+    if max ~= n then
+      jsonfail("array has holes (use loam.null for null elements)")
+    end
+    out[#out + 1] = "["
+    for i = 1, n do
+      if i > 1 then out[#out + 1] = "," end
+      encode(t[i], out, seen)
+    end
+    out[#out + 1] = "]"
+  else
+    -- Sorted keys make equal tables encode to equal text.
+    local keys = {}
+    for k in next, t do keys[#keys + 1] = k end
+    table.sort(keys)
+    out[#out + 1] = "{"
+    for i, k in ipairs(keys) do
+      if i > 1 then out[#out + 1] = "," end
+      jsonstring(k, out)
+      out[#out + 1] = ":"
+      encode(t[k], out, seen)
+    end
+    out[#out + 1] = "}"
+  end
+  seen[t] = nil
+end
+
+encode = function(v, out, seen)
+  local t = type(v)
+  if v == null then
+    out[#out + 1] = "null"
+  elseif t == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif t == "number" then
+    jsonnumber(v, out)
+  elseif t == "string" then
+    jsonstring(v, out)
+  elseif t == "table" and getmetatable(v) == nil then
+    jsontable(v, out, seen)
+  else
+    jsonfail(types.show(v) .. " has no JSON form")
+  end
+end
+
+-- The JSON text of 'v', or nil and the reason it has none.
+function types.json(v)
+  local out = {}
+  local ok, err = pcall(encode, v, out, {})
+  if not ok then
+    if getmetatable(err) == JsonError then
+      return nil, err.msg
+    end
+    error(err, 0)
+  end
+  return table.concat(out)
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Coercion, type by type
+-- =======================================================================
+
+local BLOB_NAME = "loam.Blob"
+local INT32_MIN, INT32_MAX = -2147483648, 2147483647
+
+local function isblob(v)
+  local mt = getmetatable(v)
+  return type(mt) == "table" and rawget(mt, "__name") == BLOB_NAME
+end
+
+local function expected(what, v)
+  return nil, "expected " .. what .. ", got " .. types.show(v)
+end
+
+local function days_in(month, year)
+  if month == 2 then
+    local leap = (year % 4 == 0 and year % 100 ~= 0) or year % 400 == 0
+    return leap and 29 or 28
+  end
+  return (month == 4 or month == 6 or month == 9 or month == 11) and 30 or 31
+end
+
+local function valid_date(y, m, d)
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  return m >= 1 and m <= 12 and d >= 1 and d <= days_in(m, y)
+end
+
+-- Time of day with optional seconds, fraction and zone: 'HH:MM[:SS[.f]]'
+-- then 'Z', '+HH', '+HHMM' or '+HH:MM' (or nothing).
+local function valid_time(s)
+  local h, mi, rest = s:match("^(%d%d):(%d%d)(.*)$")
+  if h == nil or tonumber(h) > 23 or tonumber(mi) > 59 then
+    return false
+  end
+  local sec, after = rest:match("^:(%d%d)(.*)$")
+  if sec ~= nil then
+    if tonumber(sec) > 60 then return false end  -- 60: a leap second
+    rest = after
+    rest = rest:match("^%.%d+(.*)$") or rest
+  end
+  if rest == "" or rest == "Z" or rest == "z" then
+    return true
+  end
+  local zh, zm = rest:match("^[+-](%d%d):?(%d?%d?)$")
+  if zh == nil or tonumber(zh) > 23 or (zm ~= "" and (#zm ~= 2 or tonumber(zm) > 59)) then
+    return false
+  end
+  return true
+end
+
+-- The makers below receive a column of the DDL AST and return its
+-- coercion function, which gives the value to bind, or nil and a message.
+-- NULL is handled by 'types.coercer' before they run.
+local makers = {}
+
+local function integer_maker(bits32)
+  return function()
+    return function(v)
+      local i = math.tointeger(v)
+      if i == nil or type(v) ~= "number" then
+        return expected("integer", v)
+      end
+      if bits32 and (i < INT32_MIN or i > INT32_MAX) then
+        return nil, string.format("%d is out of range for integer", i)
+      end
+      return i
+    end
+  end
+end
+
+makers.id = integer_maker(false)
+makers.bigint = integer_maker(false)
+makers.integer = integer_maker(true)
+
+function makers.float()
+  return function(v)
+    if type(v) ~= "number" then
+      return expected("number", v)
+    end
+    if v ~= v then
+      return nil, "NaN is not a storable number"
+    end
+    return v + 0.0
+  end
+end
+
+function makers.text(col)
+  local max = col.length
+  return function(v)
+    if type(v) ~= "string" then
+      return expected("string", v)
+    end
+    local n, bad = utf8.len(v)
+    if n == nil then
+      return nil, "invalid UTF-8 at byte " .. bad
+    end
+    if v:find("\0", 1, true) then
+      return nil, "text cannot hold NUL bytes (use a blob column)"
+    end
+    if max ~= nil and n > max then
+      return nil, string.format("text is %d characters long, more than %d", n, max)
+    end
+    return v
+  end
+end
+
+function makers.boolean()
+  return function(v)
+    if type(v) ~= "boolean" then
+      return expected("boolean", v)
+    end
+    return v
+  end
+end
+
+-- Decimal strings are exact, so their digits must fit the declared
+-- precision and scale; for Lua numbers only the integer part is checked
+-- and the database rounds the fraction to the scale, since a binary float
+-- has no exact decimal digits to compare.
+function makers.numeric(col)
+  local p, s = col.precision, col.scale or 0
+  local intdigits = p and p - s
+  local what = "number or decimal string"
+  return function(v)
+    if type(v) == "number" then
+      if v ~= v or v == math.huge or v == -math.huge then
+        return expected("finite " .. what, v)
+      end
+      if intdigits ~= nil and math.abs(v) >= 10.0 ^ intdigits then
+        return nil, string.format("%s does not fit numeric(%d,%d)", tostring(v), p, s)
+      end
+      return v
+    end
+    if type(v) ~= "string" then
+      return expected(what, v)
+    end
+    local int, frac = v:match("^[+-]?(%d*)%.?(%d*)$")
+    if int == nil or (int == "" and frac == "") or (frac == "" and v:sub(-1) == ".") then
+      return expected(what, v)
+    end
+    if p ~= nil and (#int:gsub("^0+", "") > intdigits or #frac > s) then
+      return nil, string.format("%q does not fit numeric(%d,%d)", v, p, s)
+    end
+    return v
+  end
+end
+
+function makers.date()
+  return function(v)
+    local y, m, d
+    if type(v) == "string" then
+      y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    end
+    if y == nil or not valid_date(y, m, d) then
+      return expected('date "YYYY-MM-DD"', v)
+    end
+    return v
+  end
+end
+
+function makers.timestamp()
+  return function(v)
+    local y, m, d, time
+    if type(v) == "string" then
+      y, m, d, time = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](.*)$")
+    end
+    if y == nil or not valid_date(y, m, d) or not valid_time(time) then
+      return expected('ISO-8601 timestamp "YYYY-MM-DD HH:MM:SS"', v)
+    end
+    return v
+  end
+end
+
+-- Strings are taken as JSON text and checked by the database (json_valid
+-- on SQLite, jsonb input on PostgreSQL); tables are encoded here.
+function makers.json()
+  return function(v)
+    if type(v) == "string" then
+      return v
+    end
+    if type(v) ~= "table" or getmetatable(v) ~= nil then
+      return expected("table or JSON text", v)
+    end
+    local text, err = types.json(v)
+    if text == nil then
+      return nil, "cannot encode as JSON: " .. err
+    end
+    return text
+  end
+end
+
+-- A plain string is wrapped, so PostgreSQL receives it as bytea.
+function makers.blob()
+  return function(v)
+    if type(v) == "string" then
+      return core.blob(v)
+    end
+    if isblob(v) then
+      return v
+    end
+    return expected("string or loam.blob", v)
+  end
+end
+
+function makers.enum(col)
+  local set, names = {}, {}
+  for i, name in ipairs(col.values) do
+    set[name] = true
+    names[i] = string.format("%q", name)
+  end
+  local what = "one of " .. table.concat(names, ", ")
+  return function(v)
+    if type(v) ~= "string" or not set[v] then
+      return expected(what, v)
+    end
+    return v
+  end
+end
+
+-- The coercion function of column 'col' (a DDL AST column).
+function types.coercer(col)
+  local f = makers[col.type](col)
+  if col.null == false then
+    return function(v)
+      if v == null then
+        return nil, "cannot be NULL"
+      end
+      return f(v)
+    end
+  end
+  return function(v)
+    if v == null then
+      return null
+    end
+    return f(v)
+  end
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Declarations
+-- =======================================================================
+
+-- What a constructor returns: the arguments as given and the position of
+-- the call.  'types.declare' checks them once the model names its table,
+-- so every message can name model and column.
+local Declaration = { __name = "loam.Column" }
+
+function types.is_declaration(v)
+  return getmetatable(v) == Declaration
+end
+
+local Sql = { __name = "loam.sql" }
+Sql.__index = Sql
+Sql.__tostring = function(s) return "loam.sql " .. string.format("%q", s.sql) end
+
+-- A raw SQL expression used as a column default.  The DDL AST takes it as
+-- a table with field 'sql'.
+function types.sql(s)
+  if type(s) ~= "string" or s == "" then
+    types.raise("misuse", "loam.sql expects a non-empty string, got " .. types.show(s))
+  end
+  return setmetatable({ sql = s }, Sql)
+end
+
+local function declaration(kind, name, opts, values, nextra)
+  return setmetatable({
+    type = kind, name = name, opts = opts, values = values, extra = nextra > 0,
+    where = types.where(),
+  }, Declaration)
+end
+
+-- The constructors by the name loam exports them under.  A blob column
+-- is declared with 'bytes', since loam.blob already wraps blob values.
+types.constructors = {}
+
+-- loam.id([name]): the bigint identity primary key.
+function types.constructors.id(name, ...)
+  return declaration("id", name == nil and "id" or name, nil, nil, select("#", ...))
+end
+
+local exported = { blob = "bytes" }
+
+for _, kind in ipairs { "integer", "bigint", "text", "numeric", "boolean", "float",
+                        "date", "timestamp", "json", "blob" } do
+  types.constructors[exported[kind] or kind] = function(name, opts, ...)
+    return declaration(kind, name, opts, nil, select("#", ...))
+  end
+end
+
+-- loam.enum(name, values [, opts])
+function types.constructors.enum(name, values, opts, ...)
+  return declaration("enum", name, opts, values, select("#", ...))
+end
+
+-- The options every type takes, and those only some take.
+local common = {
+  null = "boolean", default = "any", unique = "boolean", primary_key = "boolean",
+  check = "string", references = "any", on_delete = "string", on_update = "string",
+}
+local special = {
+  text = { length = true },
+  numeric = { precision = true, scale = true },
+}
+
+local actions = {
+  ["cascade"] = true, ["restrict"] = true, ["set null"] = true,
+  ["set default"] = true, ["no action"] = true,
+}
+
+local MAX_IDENT = 63
+
+-- The checks of identifiers the core applies too, made early so the error
+-- names the declaration.
+function types.ident_problem(s)
+  if type(s) ~= "string" or s == "" then
+    return "must be a non-empty string, got " .. types.show(s)
+  end
+  if #s > MAX_IDENT then
+    return string.format("%q is longer than %d bytes", s, MAX_IDENT)
+  end
+  if s:find("\0", 1, true) then
+    return "contains a NUL byte"
+  end
+  return nil
+end
+
+local function positive_int(v)
+  return math.type(v) == "integer" and v > 0
+end
+
+-- Turns declaration 'd' of table 'tname' into a column of the DDL AST.
+-- Also returns what belongs to the table rather than the column:
+-- 'check' (raw SQL) and 'primary_key' (true).
+function types.declare(tname, d, index)
+  local cname = type(d.name) == "string" and d.name or ("#" .. index)
+  local fields = { model = tname, column = cname }
+  local function fail(fmt, ...)
+    types.raise("misuse", tname .. "." .. cname .. ": " .. string.format(fmt, ...),
+      fields, d.where)
+  end
+  local problem = types.ident_problem(d.name)
+  if problem then
+    fail("column name %s", problem)
+  end
+  if d.extra then
+    fail("too many arguments to loam.%s", exported[d.type] or d.type)
+  end
+  local opts = d.opts
+  if opts == nil then
+    opts = {}
+  elseif type(opts) ~= "table" or getmetatable(opts) ~= nil then
+    fail("options must be a table, got %s", types.show(opts))
+  end
+  local allowed = special[d.type] or {}
+  for k, v in pairs(opts) do
+    local want = common[k]
+    if type(k) ~= "string" or (want == nil and not allowed[k]) then
+      fail("unknown option %s", type(k) == "string" and "'" .. k .. "'" or types.show(k))
+    end
+    if want ~= nil and want ~= "any" and type(v) ~= want then
+      fail("option '%s' must be a %s, got %s", k, want, types.show(v))
+    end
+  end
+
+  local col = { name = d.name, type = d.type }
+  col.null = opts.null ~= false
+  if d.type == "id" then
+    col.null = false
+  elseif opts.primary_key then
+    if opts.null == true then
+      fail("a primary key column cannot be nullable")
+    end
+    col.null = false
+    col.primary_key = true
+  end
+  if opts.unique then
+    col.unique = true
+  end
+
+  if d.type == "text" and opts.length ~= nil then
+    if not positive_int(opts.length) then
+      fail("length must be a positive integer, got %s", types.show(opts.length))
+    end
+    col.length = opts.length
+  elseif d.type == "numeric" then
+    local p, s = opts.precision, opts.scale
+    if s ~= nil and p == nil then
+      fail("scale needs a precision")
+    end
+    if p ~= nil and (not positive_int(p) or p > 1000) then
+      fail("precision must be an integer from 1 to 1000, got %s", types.show(p))
+    end
+    if s ~= nil and (math.type(s) ~= "integer" or s < 0 or s > p) then
+      fail("scale must be an integer from 0 to the precision (%d), got %s", p, types.show(s))
+    end
+    col.precision, col.scale = p, s
+  elseif d.type == "enum" then
+    local values = d.values
+    if type(values) ~= "table" or #values == 0 then
+      fail("enum values must be a non-empty array of strings, got %s", types.show(values))
+    end
+    local copy, seen = {}, {}
+    for i, v in ipairs(values) do
+      if type(v) ~= "string" or v == "" then
+        fail("enum value #%d must be a non-empty string, got %s", i, types.show(v))
+      end
+      if seen[v] then
+        fail("enum value %q appears twice", v)
+      end
+      seen[v] = true
+      copy[i] = v
+    end
+    col.values = copy
+  end
+
+  if opts.references ~= nil then
+    local ref = opts.references
+    if type(ref) == "string" then
+      problem = types.ident_problem(ref)
+      if problem then
+        fail("references: table name %s", problem)
+      end
+      col.references = { table = ref, column = "id" }
+    elseif type(ref) == "table" and rawget(ref, "__model") == true then
+      if #ref.primary_key ~= 1 then
+        fail("references %s, whose primary key is not one column", ref.table)
+      end
+      col.references = { table = ref.table, column = ref.primary_key[1] }
+    else
+      fail("references must be a model or a table name, got %s", types.show(ref))
+    end
+  end
+  for _, k in ipairs { "on_delete", "on_update" } do
+    local action = opts[k]
+    if action ~= nil then
+      if col.references == nil then
+        fail("option '%s' needs 'references'", k)
+      end
+      if not actions[action] then
+        fail("%s must be one of cascade, restrict, set null, set default, no action; got %q",
+          k, action)
+      end
+      if action == "set null" and col.null == false then
+        fail("%s = \"set null\" on a NOT NULL column", k)
+      end
+      col.references[k] = action
+    end
+  end
+  if opts.check ~= nil and opts.check == "" then
+    fail("check must be a non-empty SQL expression")
+  end
+
+  -- The default is coerced like any value written to the column, so a
+  -- default the model itself would refuse is caught at declaration.
+  local default = opts.default
+  if default ~= nil then
+    if getmetatable(default) == Sql then
+      col.default = default
+    else
+      local v, msg = types.coercer(col)(default)
+      if v == nil then
+        fail("bad default: %s", msg)
+      end
+      col.default = v
+    end
+  end
+  return col, { check = opts.check, primary_key = opts.primary_key or d.type == "id" }
+end
+
+-- }======================================================================
+
+return types
