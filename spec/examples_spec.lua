@@ -1,0 +1,54 @@
+-- spec/examples_spec.lua: the example scripts run and print what the
+-- README shows, on every backend, so the documentation cannot drift from
+-- the code.
+
+local helper = require "spec.helper"
+
+-- Runs 'path' as a script with 'url' as arg[1] and returns what it printed.
+local function run_example(path, url)
+  local chunk = assert(loadfile(path))
+  local out = {}
+  local real_print = print
+  _G.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    out[#out + 1] = table.concat(parts, "\t", 1, parts.n)
+  end
+  local saved_arg = _G.arg
+  _G.arg = { [0] = path, url }
+  local ok, err = pcall(chunk, url)
+  _G.print, _G.arg = real_print, saved_arg
+  if not ok then error(err, 0) end
+  return out
+end
+
+local expected = {
+  "created ada@example.com (id 1, tier pro) and bob@example.com (tier free)",
+  "order 1: 1250 cents",
+  "order 2: 400 cents",
+  "paid orders:\t3\tsum:\t1950",
+  false,   -- the SQL text differs by dialect: checked below
+  "params:\tpaid, 400, 10",
+  "pro customers:\tada@example.com, bob@example.com",
+  "page 1: 3 orders, next cursor present",
+  "page 2: 1 orders, next cursor none",
+  "validation_error\ttotal_cents",
+  "examples/models.lua:64: loam.validation_error: orders.total_cents: expected integer, got string (\"12x\")",
+  "examples/models.lua:67: loam.validation_error: customers.tier: expected one of \"free\", \"pro\", got string (\"gold\")",
+  "false\tada@example.com",
+}
+
+for _, backend in ipairs(helper.backends()) do
+  describe("examples/models.lua on " .. backend.label, function()
+    it("prints what the README shows", function()
+      local out = run_example("examples/models.lua", backend.url)
+      assert.are.equal(#expected, #out)
+      for i, line in ipairs(expected) do
+        if line then assert.are.equal(line, out[i]) end
+      end
+      local p = backend.name == "postgres" and { "$1", "$2", "$3" } or { "?", "?", "?" }
+      assert.are.equal(('SELECT * FROM "orders" WHERE (("status" = %s) AND ("total_cents" >= %s))'
+                        .. ' ORDER BY "total_cents" DESC LIMIT %s'):format(p[1], p[2], p[3]), out[5])
+    end)
+  end)
+end
