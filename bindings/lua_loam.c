@@ -193,6 +193,33 @@ static const char *checkstring (lua_State *L, int arg, size_t *len) {
 
 
 /*
+** Raw access: an AST is plain data, and a metamethod answering for a
+** missing field would let a typo pass unseen.
+*/
+int loamL_field (lua_State *L, int t, const char *k) {
+  lua_pushstring(L, k);
+  return lua_rawget(L, t);
+}
+
+
+/*
+** Reads the dialect name at 'arg'.  Only exact names count: a dialect
+** that is guessed renders SQL the other backend would read differently.
+*/
+loam_backend loamL_checkdialect (lua_State *L, int arg, const char *fname) {
+  const char *d;
+  if (lua_type(L, arg) != LUA_TSTRING)
+    loamL_misuse(L, "%s: dialect must be 'sqlite' or 'postgres', not a %s", fname,
+                 luaL_typename(L, arg));
+  d = lua_tostring(L, arg);
+  if (strcmp(d, "sqlite") == 0) return LOAM_SQLITE;
+  if (strcmp(d, "postgres") == 0) return LOAM_POSTGRES;
+  loamL_misuse(L, "%s: unknown dialect '%s' (expected 'sqlite' or 'postgres')", fname, d);
+  return LOAM_SQLITE;  /* not reached: 'loamL_misuse' raises */
+}
+
+
+/*
 ** Reads the string field 'k' of the error object at 1, or gives 'def':
 ** objects made in Lua through 'loam.Error' may lack any field.
 */
@@ -851,6 +878,21 @@ static const luaL_Reg blob_metameth[] = {
   {"__tostring", blob_tostring},
   {NULL, NULL}
 };
+
+
+/*
+** The files that add to the module call this from 'luaopen_loam_core',
+** after the 'loam.Conn' metatable exists.
+*/
+void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f, lua_CFunction method) {
+  lua_pushcfunction(L, f);
+  lua_setfield(L, -2, name);
+  luaL_getmetatable(L, CONN_T);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, method);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+}
 
 
 /*

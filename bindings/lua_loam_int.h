@@ -46,6 +46,22 @@ LOAML_FUNC void loamL_pushblob (lua_State *L, int idx);
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
 
+/* Pushes t[k] for the table at absolute index 't', without metamethods, and returns its type. */
+LOAML_FUNC int loamL_field (lua_State *L, int t, const char *k);
+
+/*
+** The backend named by the string at 'arg' ("sqlite" or "postgres");
+** raises misuse, naming the function 'fname', for anything else.
+*/
+LOAML_FUNC loam_backend loamL_checkdialect (lua_State *L, int arg, const char *fname);
+
+/*
+** Sets 'f' as field 'name' of the module table on top of the stack and
+** 'method' as the 'loam.Conn' method of the same name.
+*/
+LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
+                               lua_CFunction method);
+
 /* Adds 'render_ddl' to the module table on top and to the 'loam.Conn' methods (lua_schema.c). */
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 

@@ -24,7 +24,6 @@
 #include "lua_loam_int.h"
 
 
-#define CONN_T     "loam.Conn"
 #define BUILDER_T  "loam.QueryBuilder"
 
 /* Expression and subquery nesting the walk follows before it refuses (the C stack is finite). */
@@ -72,13 +71,6 @@ static int builder_gc (lua_State *L) {
 ** Reading the AST
 ** ======================================================================= */
 
-/* Pushes t[k] for the table at absolute index 't' (raw access) and returns its type. */
-static int field (lua_State *L, int t, const char *k) {
-  lua_pushstring(L, k);
-  return lua_rawget(L, t);
-}
-
-
 /* The string at 'idx', which must hold no NUL (it becomes a C string); 'what' names it. */
 static const char *tostr (lua_State *L, int idx, const char *node, const char *what) {
   size_t len;
@@ -96,7 +88,7 @@ static const char *tostr (lua_State *L, int idx, const char *node, const char *w
 /* The string field 'k' of the table at 't'; NULL when absent and 'optional'. */
 static const char *strfield (lua_State *L, int t, const char *k, const char *node, int optional) {
   const char *s = NULL;
-  if (field(L, t, k) == LUA_TNIL) {
+  if (loamL_field(L, t, k) == LUA_TNIL) {
     if (!optional) loamL_misuse(L, "query AST: %s needs '%s'", node, k);
   }
   else s = tostr(L, -1, node, k);
@@ -107,7 +99,7 @@ static const char *strfield (lua_State *L, int t, const char *k, const char *nod
 
 /* The boolean field 'k' of the table at 't' (absent: false). */
 static int flagfield (lua_State *L, int t, const char *k, const char *node) {
-  int tp = field(L, t, k), v = lua_toboolean(L, -1);
+  int tp = loamL_field(L, t, k), v = lua_toboolean(L, -1);
   if (tp != LUA_TNIL && tp != LUA_TBOOLEAN)
     loamL_misuse(L, "query AST: %s: '%s' must be a boolean, not a %s", node, k,
                  luaL_typename(L, -1));
@@ -121,7 +113,7 @@ static int flagfield (lua_State *L, int t, const char *k, const char *node) {
 ** (pushing nothing) when it is absent.
 */
 static lua_Integer listfield (lua_State *L, int t, const char *k, const char *node) {
-  int tp = field(L, t, k);
+  int tp = loamL_field(L, t, k);
   if (tp == LUA_TNIL) {
     lua_pop(L, 1);
     return -1;
@@ -208,7 +200,7 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what);
 /* The expression field 'k' of the node at 't'; NULL when absent and 'optional'. */
 static loam_expr *exprfield (Walk *w, int t, const char *k, const char *node, int optional) {
   loam_expr *e = NULL;
-  if (field(w->L, t, k) == LUA_TNIL) {
+  if (loamL_field(w->L, t, k) == LUA_TNIL) {
     if (!optional) loamL_misuse(w->L, "query AST: %s needs '%s'", node, k);
   }
   else e = expr(w, lua_gettop(w->L), node, k);
@@ -247,7 +239,7 @@ static loam_expr *in (Walk *w, int t) {
     x = loam_qb_in_list(qb, e, v, (int)n, negate);
   }
   else {
-    if (field(L, t, "query") != LUA_TTABLE)
+    if (loamL_field(L, t, "query") != LUA_TTABLE)
       loamL_misuse(L, "query AST: 'in' node needs 'list' or 'query' (a table)");
     x = loam_qb_in_query(qb, e, statement(w, lua_gettop(L), 1), negate);
   }
@@ -291,7 +283,7 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what) {
   if (lua_type(L, idx) != LUA_TTABLE)
     loamL_misuse(L, "query AST: %s: '%s' must be an expression (a table with 'k'), not a %s",
                  node, what, luaL_typename(L, idx));
-  if (field(L, idx, "k") != LUA_TSTRING)
+  if (loamL_field(L, idx, "k") != LUA_TSTRING)
     loamL_misuse(L, "query AST: %s: '%s' has no kind 'k'", node, what);
   k = lua_tostring(L, -1);
   lua_pop(L, 1);  /* the AST keeps the string alive */
@@ -311,7 +303,7 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what) {
       break;
     case K_VAL: {
       loam_value v;
-      field(L, idx, "v");
+      loamL_field(L, idx, "v");
       value(L, -1, &v, "the 'v' of a 'val' node", 0, 0);
       e = loam_qb_val(qb, v);
       lua_pop(L, 1);
@@ -322,8 +314,8 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what) {
       break;
     case K_OP: {
       const char *op = strfield(L, idx, "op", "'op' node", 0);
-      int missing = field(L, idx, "l") == LUA_TNIL;
-      missing |= field(L, idx, "r") == LUA_TNIL;
+      int missing = loamL_field(L, idx, "l") == LUA_TNIL;
+      missing |= loamL_field(L, idx, "r") == LUA_TNIL;
       if (missing) loamL_misuse(L, "query AST: 'op' node needs 'l' and 'r'");
       e = loam_qb_op(qb, op, expr(w, top + 1, "'op' node", "l"),
                      expr(w, top + 2, "'op' node", "r"));
@@ -376,7 +368,7 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what) {
 /* Calls 'set' with the expression field 'k' of 't' (WHERE, HAVING), when there is one. */
 static void clause (Walk *w, int t, const char *k, const char *node, loam_qstmt *st,
                     void (*set) (loam_qstmt *, loam_expr *)) {
-  if (field(w->L, t, k) != LUA_TNIL) set(st, expr(w, lua_gettop(w->L), node, k));
+  if (loamL_field(w->L, t, k) != LUA_TNIL) set(st, expr(w, lua_gettop(w->L), node, k));
   lua_pop(w->L, 1);
 }
 
@@ -420,7 +412,7 @@ static void tableref (lua_State *L, const char *node, const char **name, const c
 /* The integer field 'k' (LIMIT, OFFSET) into '*out'; returns 0 when absent. */
 static int intfield (lua_State *L, int t, const char *k, lua_Integer *out) {
   int isint = 0;
-  if (field(L, t, k) == LUA_TNIL) {
+  if (loamL_field(L, t, k) == LUA_TNIL) {
     lua_pop(L, 1);
     return 0;
   }
@@ -443,7 +435,8 @@ static void select_joins (Walk *w, int t, loam_qstmt *st) {
     j = lua_gettop(L);
     if (lua_type(L, j) != LUA_TTABLE) loamL_misuse(L, "query AST: join %I is not a table", i);
     kind = strfield(L, j, "kind", "join", 1);
-    if (field(L, j, "table") == LUA_TNIL) loamL_misuse(L, "query AST: join %I needs 'table'", i);
+    if (loamL_field(L, j, "table") == LUA_TNIL)
+      loamL_misuse(L, "query AST: join %I needs 'table'", i);
     tableref(L, "join 'table'", &name, &as);
     lua_pop(L, 1);
     loam_qb_join(st, kind == NULL || choice(L, kind, jkinds, "join", "kind") == 0
@@ -482,7 +475,7 @@ static void select_lock (lua_State *L, int t, loam_qstmt *st) {
   static const char *const modes[] = { "update", "share", NULL };
   const char *mode;
   int flags, l;
-  if (field(L, t, "lock") == LUA_TNIL) {
+  if (loamL_field(L, t, "lock") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -505,7 +498,7 @@ static loam_qstmt *select_stmt (Walk *w, int t) {
   const char *name = NULL, *as = NULL;
   lua_Integer n;
   loam_qstmt *st;
-  if (field(L, t, "from") != LUA_TNIL) tableref(L, "'select' node: 'from'", &name, &as);
+  if (loamL_field(L, t, "from") != LUA_TNIL) tableref(L, "'select' node: 'from'", &name, &as);
   lua_pop(L, 1);
   st = loam_qb_select(qb, name, as);
   loam_qb_distinct(st, flagfield(L, t, "distinct", "'select' node"));
@@ -565,7 +558,7 @@ static void insert_conflict (Walk *w, int t, loam_qstmt *st) {
   const char *local[ITEMS_LOCAL], **target = local;
   lua_Integer n, i;
   int c, action;
-  if (field(L, t, "conflict") == LUA_TNIL) {
+  if (loamL_field(L, t, "conflict") == LUA_TNIL) {
     lua_pop(L, 1);
     return;
   }
@@ -629,7 +622,7 @@ static loam_qstmt *statement (Walk *w, int idx, int sub) {
   int i, top = lua_gettop(L);
   if (lua_type(L, idx) != LUA_TTABLE)
     loamL_misuse(L, "query AST: expected a statement table, got a %s", luaL_typename(L, idx));
-  if (field(L, idx, "k") != LUA_TSTRING)
+  if (loamL_field(L, idx, "k") != LUA_TSTRING)
     loamL_misuse(L, "query AST: statement has no kind 'k'");
   k = lua_tostring(L, -1);
   for (i = 0; skinds[i] != NULL && strcmp(k, skinds[i]) != 0; i++)
@@ -755,14 +748,7 @@ static int render (lua_State *L, loam_backend dialect, int ast, int opts) {
 
 /* core.render(dialect, ast [, opts]) -> { { sql =, params =, n = }, ... } */
 static int l_render (lua_State *L) {
-  const char *d;
-  if (lua_type(L, 1) != LUA_TSTRING)
-    return loamL_misuse(L, "render: dialect must be 'sqlite' or 'postgres', not a %s",
-                        luaL_typename(L, 1));
-  d = lua_tostring(L, 1);
-  if (strcmp(d, "sqlite") == 0) return render(L, LOAM_SQLITE, 2, 3);
-  if (strcmp(d, "postgres") == 0) return render(L, LOAM_POSTGRES, 2, 3);
-  return loamL_misuse(L, "render: unknown dialect '%s' (expected 'sqlite' or 'postgres')", d);
+  return render(L, loamL_checkdialect(L, 1, "render"), 2, 3);
 }
 
 
@@ -780,13 +766,7 @@ void loamL_open_query (lua_State *L) {
   };
   if (luaL_newmetatable(L, BUILDER_T)) luaL_setfuncs(L, metameth, 0);
   lua_pop(L, 1);
-  lua_pushcfunction(L, l_render);
-  lua_setfield(L, -2, "render");
-  luaL_getmetatable(L, CONN_T);
-  lua_getfield(L, -1, "__index");
-  lua_pushcfunction(L, conn_render);
-  lua_setfield(L, -2, "render");
-  lua_pop(L, 2);
+  loamL_addfunc(L, "render", l_render, conn_render);
 }
 
 /* }====================================================================== */

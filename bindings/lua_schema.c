@@ -25,7 +25,6 @@
 /* The binding's registry names of the NULL sentinel and BLOB wrappers (lua_loam.c). */
 #define NULL_T  "loam.Null"
 #define BLOB_T  "loam.Blob"
-#define CONN_T  "loam.Conn"
 
 /* Where a conversion keeps what it allocates. */
 typedef struct Ctx {
@@ -53,13 +52,6 @@ static const char *keep (Ctx *c, const char *fmt, ...) {
   va_end(ap);
   lua_rawseti(c->L, c->anchor, ++c->n);
   return s;
-}
-
-
-/* Pushes t[k] for the table at 't' (absolute index), without metamethods. */
-static int field (lua_State *L, int t, const char *k) {
-  lua_pushstring(L, k);
-  return lua_rawget(L, t);
 }
 
 
@@ -99,7 +91,7 @@ static int istable (lua_State *L, const char *what, const char *k) {
 static const char *optstring (lua_State *L, int t, const char *k, const char *what) {
   const char *s = NULL;
   size_t len;
-  int ty = field(L, t, k);
+  int ty = loamL_field(L, t, k);
   if (ty == LUA_TSTRING) {
     s = lua_tolstring(L, -1, &len);
     if (strlen(s) != len) loamL_misuse(L, "DDL AST: %s: '%s' contains a NUL byte", what, k);
@@ -119,7 +111,7 @@ static const char *reqstring (lua_State *L, int t, const char *k, const char *wh
 
 
 static int optbool (lua_State *L, int t, const char *k, const char *what, int dflt) {
-  int ty = field(L, t, k), b = dflt;
+  int ty = loamL_field(L, t, k), b = dflt;
   if (ty == LUA_TBOOLEAN) b = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL)
     loamL_misuse(L, "DDL AST: %s: '%s' must be a boolean, not a %s", what, k, luaL_typename(L, -1));
@@ -132,7 +124,7 @@ static int optbool (lua_State *L, int t, const char *k, const char *what, int df
 static int optint (lua_State *L, int t, const char *k, const char *what, int min) {
   lua_Integer v = 0;
   int isint = 0;
-  if (field(L, t, k) == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (loamL_field(L, t, k) == LUA_TNIL) { lua_pop(L, 1); return 0; }
   if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tointegerx(L, -1, &isint);
   if (!isint || v < min || v > INT_MAX)
     loamL_misuse(L, "DDL AST: %s: '%s' must be an integer of at least %d", what, k, min);
@@ -151,7 +143,7 @@ static const char *const *strarray (Ctx *c, int t, const char *k, const char *wh
   const char **v;
   lua_Unsigned len, i;
   *n = 0;
-  field(L, t, k);
+  loamL_field(L, t, k);
   if (!istable(L, what, k)) {
     if (req) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
     lua_pop(L, 1);
@@ -213,7 +205,7 @@ static const char *const ref_fields[] = { "table", "column", "on_delete", "on_up
 /* The default at t.default (the column table at 't') into 'd'. */
 static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
   lua_State *L = c->L;
-  int ty = field(L, t, "default");
+  int ty = loamL_field(L, t, "default");
   if (ty == LUA_TNIL) {
     d->kind = LOAM_DEFAULT_NONE;
   }
@@ -241,7 +233,7 @@ static void toreferences (Ctx *c, int t, const char *what, loam_fk_def *f) {
   lua_State *L = c->L;
   const char *s, *rwhat;
   int r;
-  field(L, t, "references");
+  loamL_field(L, t, "references");
   if (!istable(L, what, "references")) { lua_pop(L, 1); return; }
   r = lua_gettop(L);
   rwhat = keep(c, "%s: references", what);
@@ -291,7 +283,7 @@ static void tochecks (Ctx *c, int t, loam_table_def *def) {
   lua_State *L = c->L;
   loam_check_def *v;
   lua_Unsigned n, i;
-  field(L, t, "checks");
+  loamL_field(L, t, "checks");
   if (!istable(L, "create_table", "checks")) { lua_pop(L, 1); return; }
   n = lua_rawlen(L, -1);
   if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many checks");
@@ -317,7 +309,7 @@ static void touniques (Ctx *c, int t, loam_table_def *def) {
   lua_State *L = c->L;
   loam_unique_def *v;
   lua_Unsigned n, i;
-  field(L, t, "uniques");
+  loamL_field(L, t, "uniques");
   if (!istable(L, "create_table", "uniques")) { lua_pop(L, 1); return; }
   n = lua_rawlen(L, -1);
   if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many unique constraints");
@@ -348,7 +340,7 @@ static int create_table (Ctx *c, int ast, loam_backend be, char **sql, loam_erro
   onlyknown(L, ast, table_fields, "create_table");
   def.name = reqstring(L, ast, "name", "create_table");
   def.if_not_exists = optbool(L, ast, "if_not_exists", "create_table", 0);
-  field(L, ast, "columns");
+  loamL_field(L, ast, "columns");
   if (!istable(L, "create_table", "columns"))
     loamL_misuse(L, "DDL AST: create_table has no 'columns'");
   n = lua_rawlen(L, -1);
@@ -443,17 +435,7 @@ static int render (lua_State *L, int ast, loam_backend be) {
 
 /* core.render_ddl(dialect, ast) -> sql */
 static int l_render_ddl (lua_State *L) {
-  static const char *const dialects[] = { "sqlite", "postgres", NULL };
-  static const loam_backend backends[] = { LOAM_SQLITE, LOAM_POSTGRES };
-  const char *d;
-  int i;
-  if (lua_type(L, 1) != LUA_TSTRING)
-    return loamL_misuse(L, "render_ddl: dialect must be 'sqlite' or 'postgres', not a %s",
-                        luaL_typename(L, 1));
-  d = lua_tostring(L, 1);
-  for (i = 0; dialects[i] != NULL; i++)
-    if (strcmp(d, dialects[i]) == 0) return render(L, 2, backends[i]);
-  return loamL_misuse(L, "render_ddl: unknown dialect '%s' (expected 'sqlite' or 'postgres')", d);
+  return render(L, 2, loamL_checkdialect(L, 1, "render_ddl"));
 }
 
 
@@ -465,11 +447,5 @@ static int conn_render_ddl (lua_State *L) {
 
 
 void loamL_open_schema (lua_State *L) {
-  lua_pushcfunction(L, l_render_ddl);
-  lua_setfield(L, -2, "render_ddl");
-  luaL_getmetatable(L, CONN_T);
-  lua_getfield(L, -1, "__index");
-  lua_pushcfunction(L, conn_render_ddl);
-  lua_setfield(L, -2, "render_ddl");
-  lua_pop(L, 2);
+  loamL_addfunc(L, "render_ddl", l_render_ddl, conn_render_ddl);
 }

@@ -5,14 +5,7 @@
 local loam = require "loam"
 local helper = require "spec.helper"
 
--- Runs 'f' and returns the error object it raised; fails when it raised
--- nothing or something other than a loam error.
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
-end
+local catch = helper.catch
 
 describe("loam", function()
   it("exports the core API", function()
@@ -80,7 +73,7 @@ describe("loam", function()
   end)
 end)
 
-for _, backend in ipairs(helper.backends()) do
+for backend in helper.each_backend() do
   describe(backend.label .. ":", function()
     it("connects, names its backend and closes", function()
       local db = helper.connect(backend)

@@ -8,12 +8,7 @@ local loam = require "loam"
 local core = require "loam.core"
 local helper = require "spec.helper"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
-end
+local catch = helper.catch
 
 local function misuse(message, ast, dialect)
   local err = catch(core.render_ddl, dialect or "sqlite", ast)
@@ -227,9 +222,7 @@ end)
 
 -- The rendered DDL on every backend: the same constraint names, and the
 -- same error codes when rows break them.
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ": rendered DDL", function()
     local db
 

@@ -5,28 +5,15 @@
 local loam = require "loam"
 local helper = require "spec.helper"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
-end
+local catch = helper.catch
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ":", function()
     local db
 
     before_each(function()
       db = helper.connect(backend)
-      if pg then
-        db:exec("drop table if exists child, parent, people, checked cascade")
-      else
-        for _, t in ipairs { "child", "parent", "people", "checked" } do
-          db:exec("drop table if exists " .. t)
-        end
-      end
+      helper.drop_tables(db, { "child", "parent", "people", "checked" })
       helper.table(db, "people",
         "id integer primary key, email text not null constraint people_email_key unique, "
           .. "name text not null",

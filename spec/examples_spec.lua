@@ -38,7 +38,7 @@ local expected = {
   "false\tada@example.com",
 }
 
-for _, backend in ipairs(helper.backends()) do
+for backend in helper.each_backend() do
   describe("examples/models.lua on " .. backend.label, function()
     it("prints what the README shows", function()
       local out = run_example("examples/models.lua", backend.url)

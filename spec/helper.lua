@@ -8,6 +8,8 @@
 --                            (LOAM_TEST_PG, which must be set: PostgreSQL
 --                            specs never skip silently; LOAM_TEST_SKIP_PG=1
 --                            drops them with a loud warning)
+--   helper.each_backend()    the same for a generic 'for': backend, and
+--                            whether it is PostgreSQL
 --   helper.postgres()        the PostgreSQL entry alone (nil when skipped)
 --   helper.connect(backend)  a connection to one of them
 --   helper.table(db, name, sqlite_ddl, pg_ddl)
@@ -15,8 +17,22 @@
 --                            starts from a known state on the shared database
 --   helper.tmpname(suffix)   a temporary file name, removed at exit
 --   helper.pg_socket()       host (socket directory) and port of the test server
+--   helper.drop_tables(db, names)
+--                            drops the tables that exist, in the order given
+--   helper.count(db, name)   the number of rows of a table
+--   helper.catch(f, ...)     the loam error object 'f' raises (an assertion
+--                            fails when it raises nothing or something else)
+--   helper.caught(pcall(f, ...))
+--                            the same, for specs that check 'err.where':
+--                            loam's Lua layer names the first caller outside
+--                            it, which must be the spec, not this file
+--   helper.next_line()       the line after the caller's, for messages that
+--                            must name a line of the spec
 
 local loam = require "loam"
+-- busted's 'assert' (luassert): the specs find it as a global of the
+-- environment busted runs them in, which this file does not share.
+local luassert = require "luassert"
 
 local helper = {}
 
@@ -79,6 +95,18 @@ function helper.backends()
   return list
 end
 
+-- for backend, pg in helper.each_backend() do ... end
+function helper.each_backend()
+  local list, i = helper.backends(), 0
+  return function()
+    i = i + 1
+    local backend = list[i]
+    if backend ~= nil then
+      return backend, backend.name == "postgres"
+    end
+  end
+end
+
 -- The PostgreSQL backend alone, or nil when LOAM_TEST_SKIP_PG=1 dropped it.
 function helper.postgres()
   local url = pg_url()
@@ -109,9 +137,37 @@ function helper.table(db, name, sqlite_ddl, pg_ddl)
   end
 end
 
+-- Drops the tables in 'names' that exist; on PostgreSQL with whatever
+-- depends on them, and SQLite needs children named before their parents.
+function helper.drop_tables(db, names)
+  local cascade = db:backend() == "postgres" and " cascade" or ""
+  for _, t in ipairs(names) do
+    db:exec("drop table if exists " .. t .. cascade)
+  end
+end
+
 -- Counts the rows of 'name'.
 function helper.count(db, name)
   return db:query("select count(*) as n from " .. name)[1].n
+end
+
+-- Takes what 'pcall' returned and gives the error object raised; fails
+-- when nothing was raised or something other than a loam error.
+function helper.caught(ok, err)
+  luassert.is_false(ok, "expected an error")
+  luassert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
+  return err
+end
+
+-- Runs 'f' and returns the error object it raised, as 'caught'.  Errors
+-- of loam's Lua layer then name this file in 'where'.
+function helper.catch(f, ...)
+  return helper.caught(pcall(f, ...))
+end
+
+-- The line after the one calling it, for errors that must name it.
+function helper.next_line()
+  return debug.getinfo(2, "l").currentline + 1
 end
 
 -- The same table for 'require "spec.helper"' as for busted's own load, so

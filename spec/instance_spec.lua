@@ -12,28 +12,13 @@ local loam = require "loam"
 local helper = require "spec.helper"
 local model = require "loam.model"
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
-end
-
-local function next_line()
-  return debug.getinfo(2, "l").currentline + 1
-end
+local catch, next_line = helper.catch, helper.next_line
 
 local function at(line)
   return "spec/instance_spec.lua:" .. line .. ": "
 end
 
 local TABLES = { "orders", "customers", "memberships" }
-
-local function clean(db)
-  for _, t in ipairs(TABLES) do
-    db:exec("drop table if exists " .. t .. (db:backend() == "postgres" and " cascade" or ""))
-  end
-end
 
 local function declare(db)
   local Customer = db:model("customers", {
@@ -63,22 +48,20 @@ local function row(db, sql, params)
   return db:query(sql, params)[1]
 end
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ":", function()
     local db, Customer, Order, Membership
 
     before_each(function()
       db = helper.connect(backend)
-      clean(db)
+      helper.drop_tables(db, TABLES)
       Customer, Order, Membership = declare(db)
       loam.create_tables(db, { Customer, Order, Membership })
     end)
 
     after_each(function()
       if tostring(db) ~= "loam.Conn (closed)" then
-        clean(db)
+        helper.drop_tables(db, TABLES)
         db:close()
       end
     end)

@@ -11,17 +11,13 @@ local loam = require "loam"
 local helper = require "spec.helper"
 local types = require "loam.types"
 
+-- pcall runs here, not in spec/helper.lua, so that errors raised by the
+-- Lua layer name this spec as their caller ('where').
 local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
+  return helper.caught(pcall(f, ...))
 end
 
--- The line after the one calling it, for errors that must name it.
-local function next_line()
-  return debug.getinfo(2, "l").currentline + 1
-end
+local next_line = helper.next_line
 
 local function at(line)
   return "spec/model_spec.lua:" .. line .. ": "
@@ -30,12 +26,6 @@ end
 -- Tables the specs create, children first so SQLite drops them in order.
 local TABLES = { "line_items", "orders", "customers", "categories", "cyc_a", "cyc_b",
                  "kinds", "memberships", "loam_migrations", "plain" }
-
-local function clean(db)
-  for _, t in ipairs(TABLES) do
-    db:exec("drop table if exists " .. t .. (db:backend() == "postgres" and " cascade" or ""))
-  end
-end
 
 local function declare(db)
   local Customer = db:model("customers", {
@@ -401,20 +391,18 @@ describe("the JSON encoder", function()
 end)
 
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ":", function()
     local db
 
     before_each(function()
       db = helper.connect(backend)
-      clean(db)
+      helper.drop_tables(db, TABLES)
     end)
 
     after_each(function()
       if tostring(db) ~= "loam.Conn (closed)" then
-        clean(db)
+        helper.drop_tables(db, TABLES)
         db:close()
       end
     end)

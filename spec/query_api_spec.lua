@@ -11,11 +11,10 @@ local helper = require "spec.helper"
 
 local op, raw = query.op, query.raw
 
+-- pcall runs here, not in spec/helper.lua, so that errors raised by the
+-- Lua layer name this spec as their caller ('where').
 local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
+  return helper.caught(pcall(f, ...))
 end
 
 -- Misuse raised by the query layer points at the line of this spec.
@@ -34,9 +33,7 @@ end
 
 local ORDER_COLUMNS = "id, customer_id, status, total, score, note"
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ":", function()
     local db
 

@@ -19,9 +19,7 @@ local function count_to(backend, n)
     .. n .. ") select n from c"
 end
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ":", function()
     local db
 

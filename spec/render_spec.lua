@@ -12,12 +12,7 @@ local function col(name, t) return { k = "col", name = name, table = t } end
 local function val(v) return { k = "val", v = v } end
 local function op(o, l, r) return { k = "op", op = o, l = l, r = r } end
 
-local function catch(f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error")
-  assert.are.equal(loam.Error, getmetatable(err), "not a loam error: " .. tostring(err))
-  return err
-end
+local catch = helper.catch
 
 -- The error object of rendering 'ast' for 'dialect', with its code checked.
 local function refused(code, dialect, ast, opts)
@@ -159,9 +154,7 @@ describe("core.render", function()
   end)
 end)
 
-for _, backend in ipairs(helper.backends()) do
-  local pg = backend.name == "postgres"
-
+for backend, pg in helper.each_backend() do
   describe(backend.label .. ": conn:render", function()
     local db
 

@@ -5,6 +5,8 @@
 ** it in 'oom' and ignores the rest, so a caller that builds a string in
 ** many steps checks once at the end (the rule sds and luaL_Buffer follow
 ** in their own ways).  Capacity doubles, so appends are amortised O(1).
+** Numbers are written here too, in the one form every SQL text and
+** parameter of the library wants, whatever locale the host program set.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,49 @@ void loam__buf_addf (loam__buf *b, const char *fmt, ...) {
   va_start(ap, fmt);
   loam__buf_vaddf(b, fmt, ap);
   va_end(ap);
+}
+
+
+/* Digit by digit: this runs for every integer parameter and has no format to parse. */
+void loam__buf_int (loam__buf *b, int64_t i) {
+  char tmp[24], *p = tmp + sizeof tmp;
+  uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+  do {
+    *--p = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  if (i < 0) *--p = '-';
+  loam__buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+
+/*
+** "%.17g" always reads back as the same double; 'shortest' tries 15 and
+** 16 digits first, so that a default such as 0.1 stays 0.1 in DDL a
+** person reads.  "%g" follows LC_NUMERIC, which a host program may have
+** set to a locale whose decimal point is a comma (or several bytes), and
+** SQL, JSON and PostgreSQL's parameter text all want '.': whatever stands
+** between the digits that is not a sign or an exponent is that point.
+** The text of a finite double is at most 24 bytes and the locale's point,
+** so 's' always holds it whole.
+*/
+void loam__buf_double (loam__buf *b, double d, int shortest) {
+  char s[64];
+  int prec;
+  size_t i = 0, run;
+  for (prec = shortest ? 15 : 17; prec < 17; prec++) {
+    snprintf(s, sizeof s, "%.*g", prec, d);
+    if (strtod(s, NULL) == d) break;
+  }
+  if (prec == 17) snprintf(s, sizeof s, "%.17g", d);
+  for (;;) {
+    run = strspn(s + i, "0123456789+-eE");
+    loam__buf_add(b, s + i, run);
+    i += run;
+    if (s[i] == '\0') break;
+    loam__buf_addc(b, '.');
+    i += strcspn(s + i, "0123456789eE");
+  }
 }
 
 

@@ -12,7 +12,6 @@
 ** mapping and the naming rules.
 */
 #include <float.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +103,7 @@ static void descvalue (loam__buf *m, const loam_value *v) {
   switch (v->type) {
     case LOAM_NULL: loam__buf_adds(m, "NULL"); break;
     case LOAM_BOOL: loam__buf_adds(m, v->u.b ? "true" : "false"); break;
-    case LOAM_INT: loam__buf_addf(m, "%" PRId64, v->u.i); break;
+    case LOAM_INT: loam__buf_int(m, v->u.i); break;
     case LOAM_DOUBLE: loam__buf_addf(m, "%g", v->u.d); break;
     case LOAM_TEXT:
       if (v->u.s.len > 40) loam__buf_addf(m, "'%.40s...'", v->u.s.ptr);
@@ -281,35 +280,6 @@ static int doublefits (double d, int p, int sc) {
 }
 
 
-/*
-** Appends 'd' in the shortest "%.*g" form that reads back as the same
-** double.  "%g" follows the C locale only if the host left LC_NUMERIC
-** alone, so anything between the digits that is not an exponent (a
-** locale's decimal comma) is written as '.'.
-*/
-static void adddouble (loam__buf *b, double d) {
-  char s[64], out[64];
-  int prec;
-  size_t i, o = 0;
-  for (prec = 15; prec <= 17; prec++) {
-    snprintf(s, sizeof s, "%.*g", prec, d);
-    if (strtod(s, NULL) == d) break;
-  }
-  for (i = 0; s[i] != '\0' && o < sizeof out - 1; ) {
-    char c = s[i];
-    if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e' || c == 'E') {
-      out[o++] = c;
-      i++;
-    }
-    else {
-      out[o++] = '.';
-      while (s[i] != '\0' && !(s[i] >= '0' && s[i] <= '9') && s[i] != 'e' && s[i] != 'E') i++;
-    }
-  }
-  loam__buf_add(b, out, o);
-}
-
-
 static void addhex (loam__buf *b, const char *p, size_t len) {
   static const char hex[] = "0123456789abcdef";
   size_t i;
@@ -406,8 +376,8 @@ static void adddefault (R *r, const loam_column_def *c) {
       if (r->be == LOAM_SQLITE) loam__buf_adds(b, v->u.b ? "1" : "0");
       else loam__buf_adds(b, v->u.b ? "true" : "false");
       break;
-    case LOAM_INT: loam__buf_addf(b, "%" PRId64, v->u.i); break;
-    case LOAM_DOUBLE: adddouble(b, v->u.d); break;
+    case LOAM_INT: loam__buf_int(b, v->u.i); break;
+    case LOAM_DOUBLE: loam__buf_double(b, v->u.d, 1); break;
     case LOAM_TEXT:
       /* a numeric default given as text was checked to be a plain decimal */
       if (c->type == LOAM_COL_NUMERIC) loam__buf_add(b, v->u.s.ptr, v->u.s.len);

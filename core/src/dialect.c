@@ -8,39 +8,10 @@
 ** pass, with every string escaped for its format, so no value can end its
 ** element early or change the list.
 */
-#include <locale.h>
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "query_int.h"
-
-
-void loam__buf_int (loam__buf *b, int64_t i) {
-  char tmp[24], *p = tmp + sizeof tmp;
-  uint64_t u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-  do {
-    *--p = (char)('0' + u % 10);
-    u /= 10;
-  } while (u != 0);
-  if (i < 0) *--p = '-';
-  loam__buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
-}
-
-
-/*
-** "%.17g" reads back as the same double.  It follows LC_NUMERIC, which a
-** host program may have set to a locale with a decimal comma, and both
-** JSON and PostgreSQL want a point.
-*/
-void loam__buf_double (loam__buf *b, double d) {
-  const char *dp = localeconv()->decimal_point;
-  size_t start = b->len, i;
-  loam__buf_addf(b, "%.17g", d);
-  if (b->oom || dp == NULL || dp[0] == '.' || dp[0] == '\0') return;
-  for (i = start; i < b->len; i++)
-    if (b->p[i] == dp[0]) b->p[i] = '.';
-}
 
 
 const char *loam__pg_array_type (int ltype) {
@@ -115,7 +86,7 @@ int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_error *err) 
         if (!isfinite(v[i].u.d))
           return loam__err(err, LOAM_E_DATA_ERROR, "IN list: value %d is %s, which SQLite "
                            "cannot store", i + 1, isnan(v[i].u.d) ? "NaN" : "infinite");
-        loam__buf_double(b, v[i].u.d);
+        loam__buf_double(b, v[i].u.d, 0);
         break;
       default:
         loam__buf_addc(b, '"');
@@ -161,7 +132,7 @@ int loam__pg_array (loam__buf *b, const loam_value *v, int n, loam_error *err) {
       case LOAM_DOUBLE:
         if (isnan(v[i].u.d)) loam__buf_adds(b, "NaN");
         else if (isinf(v[i].u.d)) loam__buf_adds(b, v[i].u.d > 0 ? "Infinity" : "-Infinity");
-        else loam__buf_double(b, v[i].u.d);
+        else loam__buf_double(b, v[i].u.d, 0);
         break;
       default:
         if (v[i].u.s.len > 0 && memchr(v[i].u.s.ptr, '\0', v[i].u.s.len) != NULL)

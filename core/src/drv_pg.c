@@ -271,17 +271,13 @@ static int grow_params (pgconn *pc, int n) {
 
 
 /*
-** Writes a double in the form PostgreSQL reads, whatever LC_NUMERIC the
-** host program chose ('%g' would follow it and write a comma).
+** Writes a double in the form PostgreSQL reads: float8 takes NaN and the
+** infinities as words, which the shared number writer leaves to callers.
 */
 static void add_double (loam__buf *b, double d) {
-  const char *dp = localeconv()->decimal_point;
-  size_t start = b->len, i;
-  if (isnan(d)) { loam__buf_adds(b, "NaN"); return; }
-  if (isinf(d)) { loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity"); return; }
-  loam__buf_addf(b, "%.17g", d);
-  if (b->oom || dp == NULL || dp[0] == '.' || dp[0] == '\0') return;
-  for (i = start; i < b->len; i++) if (b->p[i] == dp[0]) b->p[i] = '.';
+  if (isnan(d)) loam__buf_adds(b, "NaN");
+  else if (isinf(d)) loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity");
+  else loam__buf_double(b, d, 0);
 }
 
 
@@ -310,7 +306,7 @@ static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err)
         break;
       case LOAM_INT:
         pc->offs[i] = pc->text.len;
-        loam__buf_addf(&pc->text, "%lld", (long long)p[i].u.i);
+        loam__buf_int(&pc->text, p[i].u.i);
         loam__buf_addc(&pc->text, '\0');
         pc->types[i] = OID_INT8;
         break;

@@ -46,6 +46,15 @@ LOAMI_FUNC void loam__buf_adds (loam__buf *b, const char *s);
 LOAMI_FUNC void loam__buf_addc (loam__buf *b, char c);
 LOAMI_FUNC void loam__buf_addf (loam__buf *b, const char *fmt, ...) LOAMI_PRINTF(2, 3);
 LOAMI_FUNC void loam__buf_vaddf (loam__buf *b, const char *fmt, va_list ap);
+/* Appends 'i' in decimal, as "%" PRId64 would. */
+LOAMI_FUNC void loam__buf_int (loam__buf *b, int64_t i);
+/*
+** Appends the finite double 'd' with '.' as the decimal point whatever the
+** locale, in a form that reads back as exactly 'd': always 17 significant
+** digits, or with 'shortest' the fewest (15 to 17) that do.  NaN and the
+** infinities are each caller's to write or refuse.
+*/
+LOAMI_FUNC void loam__buf_double (loam__buf *b, double d, int shortest);
 /* Returns the NUL-terminated contents ("" when empty, NULL after OOM). */
 LOAMI_FUNC const char *loam__buf_cstr (loam__buf *b);
 LOAMI_FUNC void loam__buf_reset (loam__buf *b);   /* keeps the memory */

@@ -166,10 +166,6 @@ LOAMI_FUNC int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_e
 LOAMI_FUNC int loam__pg_array (loam__buf *b, const loam_value *v, int n, loam_error *err);
 /* The PostgreSQL element type of an IN list of 'ltype' values ("int8"...). */
 LOAMI_FUNC const char *loam__pg_array_type (int ltype);
-/* Appends a finite double as "%.17g" (it reads back exactly) with '.' whatever the locale. */
-LOAMI_FUNC void loam__buf_double (loam__buf *b, double d);
-/* Appends a decimal integer without going through printf. */
-LOAMI_FUNC void loam__buf_int (loam__buf *b, int64_t i);
 
 /* }====================================================================== */
 

@@ -460,6 +460,14 @@ local function main_statement(q)
   return statement(q, "all", select_ast)
 end
 
+-- A copy of the state 't' that reads one row at most: 'first' and
+-- 'exists' need no more (a limit of 0 stays 0).
+local function one_row(t)
+  t = copy(t)
+  t.limit = math.min(t.limit or 1, 1)
+  return t
+end
+
 -- The rows as instances when the source is a model and the projection
 -- holds whole columns of it.
 local function loads(s)
@@ -512,9 +520,7 @@ end
 function Query:first()
   local s = self._s
   local st = statement(self, "first", function(t)
-    t = copy(t)
-    t.limit = math.min(t.limit or 1, 1)
-    return select_ast(t)
+    return select_ast(one_row(t))
   end)
   local row = s.db:query(st.sql, st.params)[1]
   if row ~= nil and loads(s) then row = s.model:_load(row) end
@@ -540,8 +546,7 @@ end
 function Query:exists()
   local s = self._s
   local st = statement(self, "exists", function(t)
-    t = copy(t)
-    t.limit = math.min(t.limit or 1, 1)
+    t = one_row(t)
     if t.offset == nil then t.order = {} end  -- order matters only to skip rows
     return select_ast(t)
   end)

@@ -992,25 +992,34 @@ TEST(pg_copy_is_refused) {
 }
 
 
-/* Builds the URL of role 'loam_pw' with 'password' into 'buf'. */
-static int pw_url (char *buf, size_t n, const char *password) {
+/*
+** Builds into 'buf' the URL of 'userinfo' ("role" or "role:password") on
+** database 'db' of the test server, reached through its socket directory:
+** the roles, passwords and databases of the tests below differ from
+** those in LOAM_TEST_PG.  Returns 0 when the harness gave no socket.
+*/
+static int socket_url (char *buf, size_t n, const char *userinfo, const char *db) {
   const char *host = getenv("LOAM_TEST_PG_HOST"), *port = getenv("LOAM_TEST_PG_PORT");
   if (host == NULL || port == NULL) return 0;
-  snprintf(buf, n, "postgresql://loam_pw:%s@/loam_test?host=%s&port=%s", password, host, port);
+  snprintf(buf, n, "postgresql://%s@/%s?host=%s&port=%s", userinfo, db, host, port);
   return 1;
 }
+
+/* Declares 'url' for 'userinfo' on database 'db' (see 'socket_url'), or fails the test. */
+#define PG_SOCKET_URL(url, userinfo, db) \
+  char url[1024]; \
+  PG_URL(base_) \
+  (void)base_; \
+  if (!socket_url(url, sizeof url, (userinfo), (db))) { \
+    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set"); \
+    return; \
+  }
 
 
 TEST(pg_wrong_password_is_auth_failed) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = (loam_conn *)&e;
-  char url[1024];
-  PG_URL(base);
-  (void)base;
-  if (!pw_url(url, sizeof url, "wrongpass")) {
-    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set");
-    return;
-  }
+  PG_SOCKET_URL(url, "loam_pw:wrongpass", "loam_test");
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK(c == NULL);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
@@ -1024,13 +1033,7 @@ TEST(pg_wrong_password_is_auth_failed) {
 TEST(pg_right_password_connects) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
-  char url[1024];
-  PG_URL(base);
-  (void)base;
-  if (!pw_url(url, sizeof url, "secret")) {
-    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set");
-    return;
-  }
+  PG_SOCKET_URL(url, "loam_pw:secret", "loam_test");
   CHECK_OK(loam_connect(url, NULL, &c, &e), &e);
   CHECK_INT(scalar(c, "SELECT 1", 0), 1);
   loam_conn_close(c);
@@ -1040,13 +1043,7 @@ TEST(pg_right_password_connects) {
 TEST(pg_missing_password_is_auth_failed) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
-  char url[1024];
-  PG_URL(base);
-  (void)base;
-  if (!pw_url(url, sizeof url, "")) {
-    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set");
-    return;
-  }
+  PG_SOCKET_URL(url, "loam_pw:", "loam_test");
   /* 'loam_pw:@' gives an empty password, which libpq treats as none. */
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
@@ -1057,16 +1054,7 @@ TEST(pg_missing_password_is_auth_failed) {
 TEST(pg_unknown_role_is_auth_failed) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
-  const char *host = getenv("LOAM_TEST_PG_HOST"), *port = getenv("LOAM_TEST_PG_PORT");
-  char url[1024];
-  PG_URL(base);
-  (void)base;
-  if (host == NULL || port == NULL) {
-    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set");
-    return;
-  }
-  snprintf(url, sizeof url, "postgresql://loam_no_such_role@/loam_test?host=%s&port=%s",
-           host, port);
+  PG_SOCKET_URL(url, "loam_no_such_role", "loam_test");
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
   CHECK_HAS(e.message, "loam_no_such_role");
@@ -1141,16 +1129,7 @@ TEST(pg_unknown_option_is_invalid_url) {
 TEST(pg_no_such_database) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
-  const char *host = getenv("LOAM_TEST_PG_HOST"), *port = getenv("LOAM_TEST_PG_PORT");
-  char url[1024];
-  PG_URL(base);
-  (void)base;
-  if (host == NULL || port == NULL) {
-    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_HOST and LOAM_TEST_PG_PORT must be set");
-    return;
-  }
-  snprintf(url, sizeof url, "postgresql://postgres@/loam_no_such_db?host=%s&port=%s",
-           host, port);
+  PG_SOCKET_URL(url, "postgres", "loam_no_such_db");
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
   CHECK_HAS(e.message, "loam_no_such_db");
