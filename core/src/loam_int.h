@@ -242,6 +242,15 @@ struct loam_conn {
   loam_stmt *streaming;      /* PostgreSQL: the statement that owns the wire, if any */
 };
 
+/*
+** Instrumentation (trace.c): every statement that reached the backend is
+** reported once, when it finished or failed, whatever path ran it
+** ('loam_query', a pipeline, the batch loader).  'errcode' is LOAM_E_NONE
+** on success.
+*/
+LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, int nparams,
+                                  int64_t rows, int64_t elapsed_ns, int errcode);
+
 LOAMI_FUNC const loam__driver loam__sqlite_driver;
 LOAMI_FUNC const loam__driver loam__pg_driver;
 
