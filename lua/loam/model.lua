@@ -544,8 +544,19 @@ function Model:find(...)
     end
     given[name] = self:coerce(name, given[name])
   end
-  local rows = rows_of(self.db, { k = "select", columns = self._select,
-    from = { name = self.table }, where = key_condition(self, given, "find") })
+  -- The statement of 'find' has one shape per model: render it once and
+  -- keep its text, binding the key values in primary-key order.
+  local rows, sql = nil, self._find_sql
+  if sql then
+    local params = {}
+    for i, name in ipairs(pk) do params[i] = given[name] end
+    rows = self.db:query(sql, params)
+  else
+    local st = self.db:render { k = "select", columns = self._select,
+      from = { name = self.table }, where = key_condition(self, given, "find") }[1]
+    rows = self.db:query(st.sql, st.params)
+    self._find_sql = st.sql
+  end
   return rows[1] and self:_load(rows[1]) or nil
 end
 
