@@ -52,9 +52,12 @@ build = {
   modules = {
     ["loam.core"] = {
       sources = {
+        "bindings/lua_batch.c",
         "bindings/lua_loam.c",
         "bindings/lua_query.c",
         "bindings/lua_schema.c",
+        "bindings/lua_trace.c",
+        "core/src/batch.c",
         "core/src/buf.c",
         "core/src/conn.c",
         "core/src/ddl.c",
@@ -66,6 +69,7 @@ build = {
         "core/src/render.c",
         "core/src/sqltext.c",
         "core/src/stmt_cache.c",
+        "core/src/trace.c",
         "core/src/url.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

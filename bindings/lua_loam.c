@@ -130,6 +130,7 @@ int loamL_raise (lua_State *L, loam_error *err, const char *hint) {
   lua_pushlightuserdata(L, &a);
   lua_pcall(L, 1, 1, 0);
   loam_error_clear(err);
+  loamL_trace_flush_failing(L);  /* the failed statement's hook runs first */
   return lua_error(L);
 }
 
@@ -471,15 +472,25 @@ static LStmt *newstmt (lua_State *L, int connidx) {
 }
 
 
-/* '__gc' and '__close': finalizing twice, or after the connection, is fine. */
+/*
+** '__gc' and '__close': finalizing twice, or after the connection, is
+** fine.  Only '__close' (which gets two arguments: the value and the error
+** being raised, or nil) runs the query hooks: a finalizer runs at an
+** arbitrary point, where a hook must not.
+*/
 static int stmt_gc (lua_State *L) {
   closestmt(tostmt(L, 1));
+  if (lua_gettop(L) >= 2 && lua_isnil(L, 2))
+    loamL_trace_flush(L);
+  else if (lua_gettop(L) >= 2)
+    loamL_trace_flush_failing(L);
   return 0;
 }
 
 
 static int stmt_close (lua_State *L) {
   closestmt(tostmt(L, 1));
+  loamL_trace_flush(L);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -514,6 +525,7 @@ static int stmt_next (lua_State *L) {
   rc = loam_step(s->stmt, &err);
   if (rc == LOAM_DONE) {
     closestmt(s);
+    loamL_trace_flush(L);
     lua_pushnil(L);
     return 1;
   }
@@ -667,6 +679,7 @@ static int conn_gc (lua_State *L) {
 */
 static int conn_close (lua_State *L) {
   closeconn(checkconnany(L));
+  loamL_trace_flush(L);  /* statements the close finalized */
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -752,6 +765,7 @@ static int conn_query (lua_State *L) {
   closestmt(s);
   if (rc != LOAM_DONE)
     return loamL_raise(L, &err, NULL);
+  loamL_trace_flush(L);
   lua_pushvalue(L, rowsidx);
   return 1;
 }
@@ -788,6 +802,7 @@ static int conn_exec (lua_State *L) {
   else
     lua_pushnil(L);
   closestmt(s);
+  loamL_trace_flush(L);
   return 2;
 }
 
@@ -945,6 +960,8 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   lua_setfield(L, -2, "version");
   loamL_open_schema(L);
   loamL_open_query(L);
+  loamL_open_batch(L);
+  loamL_open_trace(L);
   return 1;
 }
 

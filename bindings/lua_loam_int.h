@@ -68,4 +68,44 @@ LOAML_FUNC void loamL_open_schema (lua_State *L);
 /* Adds 'render' to the module table on top and to the 'loam.Conn' methods (lua_query.c). */
 LOAML_FUNC void loamL_open_query (lua_State *L);
 
+/*
+** The query AST converter (lua_query.c) for other files.  'pushbuilder'
+** pushes a query builder in a to-be-closed slot of the calling C function
+** (freed with it, whether it returns or raises) and returns its stack
+** index; 'builder' gives its 'loam_qb' (NULL when memory ran out, which
+** rendering reports).  'toselect' and 'toexpr' convert the AST node at
+** 'idx' into that builder, raising misuse for a malformed node; 'node' and
+** 'what' name where an expression was found, for the message.
+*/
+LOAML_FUNC int loamL_pushbuilder (lua_State *L);
+LOAML_FUNC loam_qb *loamL_builder (lua_State *L, int builder);
+LOAML_FUNC loam_qstmt *loamL_toselect (lua_State *L, int idx, int builder);
+LOAML_FUNC loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node,
+                                    const char *what);
+
+/* Adds 'load_batch' to the module table on top and to the 'loam.Conn' methods (lua_batch.c). */
+LOAML_FUNC void loamL_open_batch (lua_State *L);
+
+/*
+** Adds 'fingerprint' to the module table on top and 'on_query' and 'stats'
+** to the 'loam.Conn' methods (lua_trace.c).
+*/
+LOAML_FUNC void loamL_open_trace (lua_State *L);
+
+/*
+** Calls the 'db:on_query' hooks for the statements that ended since the
+** last call (lua_trace.c).  Every binding function that runs statements
+** calls it right after the core returned, with nothing of its own left
+** open, since a hook may raise; it leaves the stack as it found it.
+** Without queued events it costs one atomic load.
+*/
+LOAML_FUNC void loamL_trace_flush (lua_State *L);
+
+/*
+** The same while an error is on its way out (about to be raised, or
+** unwinding through a '__close'): the hooks run, but an error they raise
+** becomes a warning, so the first error is the one the caller sees.
+*/
+LOAML_FUNC void loamL_trace_flush_failing (lua_State *L);
+
 #endif

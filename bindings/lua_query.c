@@ -226,14 +226,52 @@ static loam_expr *junction (Walk *w, int t, int isand) {
 }
 
 
-/* {k="in", expr=E, list={...} | query=SELECT, negate=bool} */
+static loam_expr **exprarray (Walk *w, int t, const char *k, const char *node, int *n);
+
+/*
+** {k="in", exprs={E1, E2, ...}, tuples={{a, b}, ...}, negate=bool}: each
+** tuple holds one value per expression, row after row in the scratch array.
+*/
+static loam_expr *in_tuples (Walk *w, int t, int negate) {
+  lua_State *L = w->L;
+  int ne, top = lua_gettop(L);
+  loam_expr **ev = exprarray(w, t, "exprs", "'in' node", &ne), *x;
+  lua_Integer n = listfield(L, t, "tuples", "'in' node"), i, j;
+  loam_value *v;
+  if (n < 0) loamL_misuse(L, "query AST: 'in' node with 'exprs' needs 'tuples'");
+  if (ne < 1) loamL_misuse(L, "query AST: 'in' node: 'exprs' must not be empty");
+  if (n > INT_MAX / ne) loamL_misuse(L, "query AST: too many values in one list");
+  v = scratch(w, n * ne);
+  for (i = 1; i <= n; i++) {
+    if (lua_rawgeti(L, -1, i) != LUA_TTABLE || (lua_Integer)lua_rawlen(L, -1) != ne)
+      loamL_misuse(L, "query AST: 'in' node: tuple %I must be an array of %d values", i, ne);
+    for (j = 1; j <= ne; j++) {
+      lua_rawgeti(L, -1, j);
+      value(L, -1, &v[(i - 1) * ne + j - 1], "tuple %I value %I", i, j);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  x = loam_qb_in_tuples(w->b->qb, ev, ne, v, (int)n, negate);
+  lua_settop(L, top);  /* the builder copied the arrays */
+  return x;
+}
+
+
+/* {k="in", expr=E, list={...} | query=SELECT, negate=bool}, or tuples */
 static loam_expr *in (Walk *w, int t) {
   lua_State *L = w->L;
   loam_qb *qb = w->b->qb;
-  loam_expr *e = exprfield(w, t, "expr", "'in' node", 0);
   int negate = flagfield(L, t, "negate", "'in' node");
-  lua_Integer n = listfield(L, t, "list", "'in' node");
-  loam_expr *x;
+  loam_expr *e, *x;
+  lua_Integer n;
+  if (loamL_field(L, t, "exprs") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return in_tuples(w, t, negate);
+  }
+  lua_pop(L, 1);
+  e = exprfield(w, t, "expr", "'in' node", 0);
+  n = listfield(L, t, "list", "'in' node");
   if (n >= 0) {
     const loam_value *v = values(w, n, "IN list value %I", 0);
     x = loam_qb_in_list(qb, e, v, (int)n, negate);
@@ -263,12 +301,14 @@ static loam_expr *raw (Walk *w, int t) {
 
 /* Expression kinds, in the order of 'kinds'. */
 enum { K_COL, K_STAR, K_VAL, K_RAW, K_OP, K_AND, K_OR, K_NOT, K_NULL, K_BETWEEN, K_IN, K_AGG,
-       K_ALIAS, K_EXCLUDED };
+       K_ALIAS, K_EXCLUDED, K_ROW_NUMBER };
 
 static const char *const kinds[] = {
   "col", "star", "val", "raw", "op", "and", "or", "not", "null", "between", "in", "agg",
-  "alias", "excluded", NULL
+  "alias", "excluded", "row_number", NULL
 };
+
+static loam_expr *row_number (Walk *w, int t);
 
 /*
 ** Converts the expression node at 'idx'.  'node' and 'what' name the
@@ -355,8 +395,11 @@ static loam_expr *expr (Walk *w, int idx, const char *node, const char *what) {
       e = loam_qb_alias(qb, a, strfield(L, idx, "as", "'alias' node", 0));
       break;
     }
-    default:  /* K_EXCLUDED */
+    case K_EXCLUDED:
       e = loam_qb_excluded(qb, strfield(L, idx, "name", "'excluded' node", 0));
+      break;
+    default:  /* K_ROW_NUMBER */
+      e = row_number(w, idx);
       break;
   }
   w->depth--;
@@ -389,6 +432,28 @@ static void exprlist (Walk *w, int t, const char *k, const char *node, loam_qstm
     lua_pop(L, 1);
   }
   if (n >= 0) lua_pop(L, 1);
+}
+
+/*
+** The expressions of the array field 'k' of 't', in a userdata left on
+** the stack (absent: none); '*n' receives their count.
+*/
+static loam_expr **exprarray (Walk *w, int t, const char *k, const char *node, int *n) {
+  lua_State *L = w->L;
+  lua_Integer len = listfield(L, t, k, node), i;
+  int list = lua_gettop(L);
+  loam_expr **ev;
+  *n = 0;
+  if (len < 0) return NULL;
+  if (len > INT_MAX / (lua_Integer)sizeof *ev) loamL_misuse(L, "query AST: too many items");
+  ev = (loam_expr **)lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *ev, 0);
+  for (i = 1; i <= len; i++) {
+    lua_rawgeti(L, list, i);
+    ev[i - 1] = expr(w, lua_gettop(L), node, k);
+    lua_pop(L, 1);
+  }
+  *n = (int)len;
+  return ev;
 }
 
 /* }====================================================================== */
@@ -448,26 +513,59 @@ static void select_joins (Walk *w, int t, loam_qstmt *st) {
 }
 
 
-static void select_order (Walk *w, int t, loam_qstmt *st) {
+/*
+** Item 'i' of the order list on top ({ expr = E, desc = bool, nulls =
+** "first" | "last" }) into '*e' and '*flags'.
+*/
+static void order_item (Walk *w, lua_Integer i, loam_expr **e, int *flags) {
   static const char *const nulls[] = { "first", "last", NULL };
+  lua_State *L = w->L;
+  const char *nl;
+  int o;
+  lua_rawgeti(L, -1, i);
+  o = lua_gettop(L);
+  if (lua_type(L, o) != LUA_TTABLE)
+    loamL_misuse(L, "query AST: order item %I is not a table { expr = ..., desc = ... }", i);
+  *flags = flagfield(L, o, "desc", "order item") ? LOAM_DESC : 0;
+  nl = strfield(L, o, "nulls", "order item", 1);
+  if (nl != NULL)
+    *flags |= choice(L, nl, nulls, "order item", "'nulls'") == 0 ? LOAM_NULLS_FIRST
+                                                                 : LOAM_NULLS_LAST;
+  *e = exprfield(w, o, "expr", "order item", 0);
+  lua_pop(L, 1);
+}
+
+
+static void select_order (Walk *w, int t, loam_qstmt *st) {
   lua_State *L = w->L;
   lua_Integer n = listfield(L, t, "order", "'select' node"), i;
   for (i = 1; i <= n; i++) {
-    const char *nl;
-    int o, flags;
-    lua_rawgeti(L, -1, i);
-    o = lua_gettop(L);
-    if (lua_type(L, o) != LUA_TTABLE)
-      loamL_misuse(L, "query AST: order item %I is not a table { expr = ..., desc = ... }", i);
-    flags = flagfield(L, o, "desc", "order item") ? LOAM_DESC : 0;
-    nl = strfield(L, o, "nulls", "order item", 1);
-    if (nl != NULL)
-      flags |= choice(L, nl, nulls, "order item", "'nulls'") == 0 ? LOAM_NULLS_FIRST
-                                                                  : LOAM_NULLS_LAST;
-    loam_qb_order(st, exprfield(w, o, "expr", "order item", 0), flags);
-    lua_pop(L, 1);
+    loam_expr *e;
+    int flags;
+    order_item(w, i, &e, &flags);
+    loam_qb_order(st, e, flags);
   }
   if (n >= 0) lua_pop(L, 1);
+}
+
+
+/* {k="row_number", partition={E, ...}, order={{expr=E, desc=bool, nulls=...}, ...}} */
+static loam_expr *row_number (Walk *w, int t) {
+  lua_State *L = w->L;
+  int np, top = lua_gettop(L);
+  loam_expr **part = exprarray(w, t, "partition", "'row_number' node", &np), **oe = NULL, *e;
+  lua_Integer n = listfield(L, t, "order", "'row_number' node"), i;
+  int *of = NULL;
+  if (n > INT_MAX / (lua_Integer)sizeof *oe) loamL_misuse(L, "query AST: too many items");
+  if (n > 0) {
+    oe = (loam_expr **)lua_newuserdatauv(L, (size_t)n * sizeof *oe, 0);
+    of = (int *)lua_newuserdatauv(L, (size_t)n * sizeof *of, 0);
+    lua_rotate(L, -3, 2);   /* the order list back on top */
+  }
+  for (i = 1; i <= n; i++) order_item(w, i, &oe[i - 1], &of[i - 1]);
+  e = loam_qb_row_number(w->b->qb, part, np, oe, of, n > 0 ? (int)n : 0);
+  lua_settop(L, top);  /* the builder copied the arrays */
+  return e;
 }
 
 
@@ -492,15 +590,34 @@ static void select_lock (lua_State *L, int t, loam_qstmt *st) {
 }
 
 
+/*
+** The FROM of a select: { name = "t", as = "a" }, or a subquery { query =
+** SELECT, as = "a" }.
+*/
+static loam_qstmt *select_from (Walk *w, int t) {
+  lua_State *L = w->L;
+  const char *name = NULL, *as = NULL;
+  loam_qstmt *st;
+  int top = lua_gettop(L), f = top + 1;
+  if (loamL_field(L, t, "from") == LUA_TNIL) st = loam_qb_select(w->b->qb, NULL, NULL);
+  else if (lua_type(L, f) == LUA_TTABLE && loamL_field(L, f, "query") != LUA_TNIL) {
+    loam_qstmt *sub = statement(w, f + 1, 1);
+    st = loam_qb_select_from(w->b->qb, sub, strfield(L, f, "as", "'select' node: 'from'", 0));
+  }
+  else {
+    lua_settop(L, f);
+    tableref(L, "'select' node: 'from'", &name, &as);
+    st = loam_qb_select(w->b->qb, name, as);
+  }
+  lua_settop(L, top);
+  return st;
+}
+
+
 static loam_qstmt *select_stmt (Walk *w, int t) {
   lua_State *L = w->L;
-  loam_qb *qb = w->b->qb;
-  const char *name = NULL, *as = NULL;
   lua_Integer n;
-  loam_qstmt *st;
-  if (loamL_field(L, t, "from") != LUA_TNIL) tableref(L, "'select' node: 'from'", &name, &as);
-  lua_pop(L, 1);
-  st = loam_qb_select(qb, name, as);
+  loam_qstmt *st = select_from(w, t);
   loam_qb_distinct(st, flagfield(L, t, "distinct", "'select' node"));
   exprlist(w, t, "columns", "'select' node", st, loam_qb_column, 0);
   select_joins(w, t, st);
@@ -633,7 +750,7 @@ static loam_qstmt *statement (Walk *w, int idx, int sub) {
     loamL_misuse(L, "query AST: unknown statement kind '%s'", k);
   }
   lua_pop(L, 1);
-  if (sub && i != 0) loamL_misuse(L, "query AST: an IN subquery must be a 'select', not '%s'", k);
+  if (sub && i != 0) loamL_misuse(L, "query AST: a subquery must be a 'select', not '%s'", k);
   if (++w->depth > MAX_DEPTH) loamL_misuse(L, "query AST: nested deeper than %d levels", MAX_DEPTH);
   luaL_checkstack(L, 8, "query AST too deep");
   switch (i) {
@@ -725,20 +842,54 @@ static int checkopts (lua_State *L, int arg) {
 }
 
 
+/*
+** Pushes a new builder in a to-be-closed slot of the running C function
+** and returns its stack index.  Its 'qb' is NULL when memory ran out,
+** which 'loam_qb_render' (or the batch loader) reports.
+*/
+int loamL_pushbuilder (lua_State *L) {
+  Builder *b = (Builder *)lua_newuserdatauv(L, sizeof(Builder), 0);
+  memset(b, 0, sizeof *b);
+  luaL_setmetatable(L, BUILDER_T);
+  lua_toclose(L, -1);
+  b->qb = loam_qb_new();
+  return lua_gettop(L);
+}
+
+
+loam_qb *loamL_builder (lua_State *L, int builder) {
+  return ((Builder *)luaL_checkudata(L, builder, BUILDER_T))->qb;
+}
+
+
+/* A walk over the builder at index 'builder'. */
+static Walk walk (lua_State *L, int builder) {
+  Walk w;
+  w.L = L;
+  w.depth = 0;
+  w.b = (Builder *)luaL_checkudata(L, builder, BUILDER_T);
+  return w;
+}
+
+
+loam_qstmt *loamL_toselect (lua_State *L, int idx, int builder) {
+  Walk w = walk(L, builder);
+  return statement(&w, lua_absindex(L, idx), 1);
+}
+
+
+loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node, const char *what) {
+  Walk w = walk(L, builder);
+  return expr(&w, lua_absindex(L, idx), node, what);
+}
+
+
 /* Renders the AST at 'ast' for 'dialect' with the options at 'opts'. */
 static int render (lua_State *L, loam_backend dialect, int ast, int opts) {
   loam_error err = LOAM_ERROR_INIT;
   int maxp = checkopts(L, opts);
-  Walk w;
-  loam_qstmt *st;
-  w.L = L;
-  w.depth = 0;
-  w.b = (Builder *)lua_newuserdatauv(L, sizeof(Builder), 0);
-  memset(w.b, 0, sizeof *w.b);
-  luaL_setmetatable(L, BUILDER_T);
-  lua_toclose(L, -1);
-  w.b->qb = loam_qb_new();  /* NULL (out of memory) comes out of 'loam_qb_render' */
-  st = statement(&w, ast, 0);
+  Walk w = walk(L, loamL_pushbuilder(L));
+  loam_qstmt *st = statement(&w, ast, 0);
   if (loam_qb_render(w.b->qb, st, dialect, maxp, &w.b->rs, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
   pushresult(L, w.b->rs);

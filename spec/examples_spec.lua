@@ -1,4 +1,4 @@
--- spec/examples_spec.lua: the example scripts run and print what the
+-- spec/examples_spec.lua: the example scripts (models, relations) run and print what the
 -- README shows, on every backend, so the documentation cannot drift from
 -- the code.
 
@@ -49,6 +49,41 @@ for backend in helper.each_backend() do
       local p = backend.name == "postgres" and { "$1", "$2", "$3" } or { "?", "?", "?" }
       assert.are.equal(('SELECT * FROM "orders" WHERE (("status" = %s) AND ("total_cents" >= %s))'
                         .. ' ORDER BY "total_cents" DESC LIMIT %s'):format(p[1], p[2], p[3]), out[5])
+    end)
+  end)
+end
+
+-- examples/relations.lua prints the same on every backend (its SQL has no
+-- placeholders).
+local relations_expected = {
+  "  order 1  ada@example.com  1x apple, 1x pear",
+  "  order 2  bob@example.com  2x apple, 1x pear",
+  "  order 3  ada@example.com  3x apple, 1x pear",
+  "include: 4 statements",
+  "false\tnot_loaded",
+  'examples/relations.lua:75: loam.not_loaded: orders.customer is not loaded: add '
+    .. 'include("customer") to the query that loaded it, or call loam.preload(list, '
+    .. '"customer") (strict loading; lazy loading is opt-in: Model:lazy(true), q:lazy(), '
+    .. 'db:lazy(true))',
+  "  order 1  ada@example.com  1x apple, 1x pear",
+  "  order 2  bob@example.com  2x apple, 1x pear",
+  "  order 3  ada@example.com  3x apple, 1x pear",
+  "lazy: 4 statements",
+  'SELECT "orders".*, "__loam_j1"."id" AS "__loam_j1_1", "__loam_j1"."email" AS "__loam_j1_2" '
+    .. 'FROM "orders" LEFT JOIN "customers" AS "__loam_j1" ON ("__loam_j1"."id" = '
+    .. '"orders"."customer_id") ORDER BY "orders"."id" ASC',
+  "include: a joined load of customers.orders and orders.items in one query is refused: it "
+    .. "multiplies rows (each customers row comes back once per combination of their rows: 3 "
+    .. "of one and 4 of the other make 12 rows, and each further collection multiplies "
+    .. "again); load collections with the batched strategy (the default), one query per "
+    .. "relation",
+  "ada@example.com\t2\t1\tapple",
+}
+
+for backend in helper.each_backend() do
+  describe("examples/relations.lua on " .. backend.label, function()
+    it("prints what the README shows", function()
+      assert.are.same(relations_expected, run_example("examples/relations.lua", backend.url))
     end)
   end)
 end

@@ -764,14 +764,247 @@ LOAM_API void loam_ddl_free (char *sql);
 
 /* {======================================================================
 ** Batched loading (batch.c)
+**
+** The batched ("select-in") loader fetches the child rows of many parents
+** in one statement per relation, whatever the number of parents: the
+** parent keys travel as one list (one parameter on SQLite, one array per
+** key column on PostgreSQL), so a relation keeps one SQL text (and one
+** prepared statement) for 1 or 100,000 parents.  On PostgreSQL
+** the statements of one call share one round trip (pipeline mode).
+**
+** It rests on three builder constructs, usable on their own (query.c,
+** render.c; ownership and errors as for every 'loam_qb_*' function):
 ** ======================================================================= */
+
+/*
+** SELECT ... FROM (sub) AS "alias": 'sub' must be a SELECT of 'qb' and
+** 'alias' is required (PostgreSQL wants one).  The clauses are added with
+** the usual setters.
+*/
+LOAM_API loam_qstmt *loam_qb_select_from (loam_qb *qb, loam_qstmt *sub, const char *alias);
+
+/*
+** row_number() OVER ([PARTITION BY p1, ...] [ORDER BY o1 ASC|DESC ...]):
+** 'npartition' expressions, then 'norder' ORDER BY items whose flags are
+** those of 'loam_qb_order' ('flags' may be NULL: all ASC).  The arrays
+** are copied.  Both lists may be empty: row_number() OVER ().
+*/
+LOAM_API loam_expr *loam_qb_row_number (loam_qb *qb,
+                                        loam_expr *const *partition, int npartition,
+                                        loam_expr *const *order, const int *flags, int norder);
+
+/*
+** (e1, e2, ...) IN (the 'ntuples' tuples of 'vals'), exact tuple matching
+** with ONE list whatever 'ntuples':
+**   SQLite      ((e1, e2) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)))
+**                 one parameter, a JSON array of arrays
+**   PostgreSQL  ((e1, e2) IN (SELECT * FROM unnest($1::T1[], $2::T2[])))
+**                 one array parameter per expression
+** 'vals' holds 'ntuples' rows of 'nexprs' values, row after row (copied).
+** Each position has one element type, by the rules of 'loam_qb_in_list'
+** (NULL and blobs refused, integers mixed with doubles become doubles).
+** 'negate' gives NOT IN.  No tuple renders (1 = 0), negated (1 = 1).
+*/
+LOAM_API loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
+                                       const loam_value *vals, int ntuples, int negate);
+
+/*
+** One relation to load.  Start from LOAM_BATCH_SPEC_INIT.  The loader
+** adds clauses to 'query' as the setters would (hidden key columns, the
+** key predicate) and, for a per-key limit, moves its ORDER BY into the
+** window: the statement belongs to the spec from the call on and must not
+** be given to another spec.  Everything else is borrowed for the duration
+** of the call.
+*/
+typedef struct loam_batch_spec {
+  loam_qb *qb;                 /* the builder of 'query' and 'key' */
+  loam_qstmt *query;           /* a SELECT of 'qb' without LIMIT or OFFSET: the child rows */
+  loam_expr *const *key;       /* 'nkey' child-side key expressions ("items"."order_id") */
+  int nkey;                    /* 1, or more for a composite key */
+  const loam_value *keys;      /* 'nkeys' parent keys of 'nkey' values each, key after key */
+  int nkeys;                   /* the number of parents; duplicates and NULLs allowed */
+  int64_t limit_per_key;       /* at most this many rows per key; 0: no limit */
+  int one;                     /* non-zero: a to-one relation, at most one row per key */
+} loam_batch_spec;
+
+#define LOAM_BATCH_SPEC_INIT { NULL, NULL, NULL, 0, NULL, 0, 0, 0 }
+
+/* The rows of a load, grouped by key (opaque). */
+typedef struct loam_batch loam_batch;
+
+/*
+** Loads the 'nspecs' relations of 'specs' on 'conn'.  For each spec:
+**   - the parent keys are deduplicated (exact and typed: the integer 1 and
+**     the text '1' differ; a double with an integral value, 1.0, is the
+**     integer 1) and a key holding a NULL gets an empty group without
+**     being sent.  The keys of one position share one class (numbers,
+**     text or booleans); blobs are refused (LOAM_E_MISUSE naming the key);
+**   - the key expressions join the result columns as "__loam_k1"... (no
+**     result column at all becomes *, plus them), and the key predicate
+**     ANDs into WHERE: exact tuples ('loam_qb_in_tuples'), for one key as
+**     for several, since PostgreSQL runs that form as a hashed semi-join
+**     where '= ANY' may compare each row with every key;
+**   - with 'limit_per_key', the statement moves into
+**       SELECT * FROM (SELECT ..., row_number() OVER (PARTITION BY keys
+**       ORDER BY the query's ORDER BY) AS "__loam_rn" FROM ...) AS
+**       "__loam_sub" WHERE ("__loam_rn" <= ?) ORDER BY "__loam_rn" ASC;
+**   - rows are grouped by their key values (a hash lookup), each group in
+**     the order of the statement; with 'one' a group keeps its first row.
+**     A row whose key equals no parent key exactly (a case-insensitive
+**     collation, say) is dropped.
+** A spec whose keys are all NULL sends nothing.  On PostgreSQL, two or
+** more statements go out in ONE round trip (pipeline mode) and run in one
+** implicit transaction when none is open; on SQLite they run one after
+** the other.  Every statement passes through the statement cache and the
+** connection's instrumentation.
+**
+** Nothing is sent when a spec is malformed (the builder's first error or
+** LOAM_E_MISUSE).  When a statement fails, the first failure is reported
+** (its code and SQLSTATE) and the connection stays usable; as with any
+** failed statement, an open transaction is aborted.  On success '*out'
+** receives a result the caller frees with 'loam_batch_free'; it does not
+** depend on the builders or the keys.  On failure '*out' is NULL.
+*/
+LOAM_API int loam_batch_load (loam_conn *conn,
+                              const loam_batch_spec *specs,
+                              int nspecs,
+                              loam_batch **out,       /* OUT: new result */
+                              loam_error *err);       /* OUT: may be NULL */
+
+/* Frees a result.  NULL is fine. */
+LOAM_API void loam_batch_free (loam_batch *b);
+
+/*
+** Reading a result.  's' is a spec (0..nspecs-1), 'k' a parent key
+** position (0..nkeys-1 of that spec), 'g' a group, 'row' a row of the
+** spec (0..loam_batch_row_count-1).  Out-of-range arguments give -1
+** (counts: 0; names: NULL; 'loam_batch_column': LOAM_ERROR).
+*/
+
+/*
+** The round trips the load took: 1 for a PostgreSQL pipeline of any
+** length, one per statement otherwise, 0 when no spec had a key to send.
+*/
+LOAM_API int loam_batch_round_trips (const loam_batch *b);
+
+/* Equal keys share one group: the group of key position 'k', or -1 for a key holding NULL. */
+LOAM_API int loam_batch_key_group (const loam_batch *b, int s, int k);
+
+/* The distinct non-NULL keys of spec 's'. */
+LOAM_API int loam_batch_group_count (const loam_batch *b, int s);
+
+/* The number of rows of group 'g', and the row number of its 'j'-th row (in statement order). */
+LOAM_API int loam_batch_group_size (const loam_batch *b, int s, int g);
+LOAM_API int loam_batch_group_row (const loam_batch *b, int s, int g, int j);
+
+/* The rows of spec 's' in all groups together. */
+LOAM_API int loam_batch_row_count (const loam_batch *b, int s);
+
+/* The result columns of spec 's', without the hidden key and row-number columns. */
+LOAM_API int loam_batch_column_count (const loam_batch *b, int s);
+
+/* A column name, valid until 'loam_batch_free'. */
+LOAM_API const char *loam_batch_column_name (const loam_batch *b, int s, int col);
+
+/*
+** Writes column 'col' of row 'row' of spec 's' into '*out', typed as
+** 'loam_column' gives it.  Text and blob bytes belong to 'b' and stay
+** valid until 'loam_batch_free'; text is NUL-terminated.
+*/
+LOAM_API int loam_batch_column (const loam_batch *b, int s, int row, int col,
+                                loam_value *out /* OUT */);
 
 /* }====================================================================== */
 
 
 /* {======================================================================
 ** Instrumentation (trace.c)
+**
+** Every statement that reaches a connection through 'loam_query' (and so
+** 'loam_exec', the batch loader and pipelines) is accounted once, when it
+** ends: at LOAM_DONE, at a failure (including one inside 'loam_query'
+** itself: a syntax error, a wrong parameter count), or when it is closed
+** before its end ('loam_stmt_close', or 'loam_conn_close' finalizing it).
+** A call of 'loam_query' with no connection, no SQL or no 'out' is not.
+**
+** Time runs from the start of 'loam_query' to that end, on the monotonic
+** clock; for a statement read row by row it includes the time the caller
+** spent between rows.  Without a trace hook the cost per statement is two
+** clock reads and a few additions.
 ** ======================================================================= */
+
+/*
+** Per-connection counters since the connection opened.  They only grow,
+** so a host subtracts two snapshots to get, say, the queries of one request.
+*/
+typedef struct loam_stats {
+  int64_t queries;      /* statements accounted, failed ones included */
+  int64_t rows;         /* rows read (each LOAM_ROW from 'loam_step') */
+  int64_t errors;       /* statements that failed */
+  int64_t elapsed_ns;   /* their total time, in nanoseconds */
+} loam_stats;
+
+/* Writes the counters of 'conn' into '*out' (all zero for a NULL 'conn'). */
+LOAM_API void loam_conn_stats (const loam_conn *conn, loam_stats *out /* OUT */);
+
+/*
+** What a trace hook receives about one statement.  The structure and
+** 'sql' are borrowed: valid during the hook call only (copy what you keep).
+*/
+typedef struct loam_trace_event {
+  loam_conn *conn;          /* the connection that ran it */
+  const char *sql;          /* the text as given to 'loam_query'; never NULL */
+  int nparams;              /* parameters bound */
+  uint64_t fingerprint;     /* loam_fingerprint(sql) */
+  int64_t rows;             /* rows read before the end */
+  int64_t elapsed_ns;       /* from 'loam_query' to the end */
+  loam_errcode errcode;     /* LOAM_E_NONE unless it failed (closing early is no failure) */
+} loam_trace_event;
+
+/*
+** A trace hook.  It runs inside the libloam call that ended the statement
+** ('loam_query', 'loam_step', 'loam_stmt_close', 'loam_conn_close', ...),
+** so it must not use 'ev->conn' or its statements, must not unwind past
+** that call (longjmp, C++ exceptions) and should be quick: record the event
+** and act on it after the call returned.
+*/
+typedef void (*loam_trace_fn) (void *ud, const loam_trace_event *ev);
+
+/*
+** Sets the trace hook of 'conn' ('fn' NULL removes it); 'ud' is passed
+** back untouched and must stay valid while the hook is set or the
+** connection open.  Statements that started while no hook was set are
+** counted but not reported to a hook set later.  NULL 'conn' is ignored.
+*/
+LOAM_API void loam_conn_set_trace (loam_conn *conn, loam_trace_fn fn, void *ud);
+
+/*
+** The fingerprint of 'sql': the 64-bit FNV-1a hash of its normalised text
+** ('loam_sql_normalize'), so statements that differ only in their values
+** share it.  It needs no memory and cannot fail; NULL hashes as "".
+*/
+LOAM_API uint64_t loam_fingerprint (const char *sql);
+
+/*
+** Writes the normalised text of 'sql' into 'buf' (of 'size' bytes, always
+** NUL-terminated when 'size' > 0, truncated if too small; 'buf' may be NULL
+** when 'size' is 0) and returns its full length without the NUL, as
+** snprintf does.  The result is never longer than 'sql', so a buffer of
+** strlen(sql) + 1 bytes always suffices.  Normalising, with the lexer
+** that reads raw SQL for PostgreSQL:
+**   - string literals (also E'', X'', B'', N'' and dollar-quoted ones),
+**     numbers, TRUE and FALSE become '?';
+**   - placeholders ('?', '$1', '?1') become '?'; '??' stays as written;
+**   - 'IN (' a list of such values ')' becomes 'IN (?)', whatever its length;
+**   - comments are dropped, each run of blanks and comments becomes one
+**     space (none at either end), and a final ';' goes;
+**   - everything else is kept as written: keywords keep their case, quoted
+**     identifiers their contents, operators their spacing ('a=?' and
+**     'a = ?' differ); a sign before a number stays ('-?').
+** SQL that libloam renders is already parameterised, so its normalised
+** form is its text with '$n' written '?'.
+*/
+LOAM_API size_t loam_sql_normalize (const char *sql, char *buf, size_t size);
 
 /* }====================================================================== */
 

@@ -73,12 +73,16 @@ static void unlink_stmt (loam_stmt *s) {
 }
 
 
-/* Releases the backend side of 's' and detaches it from its connection. */
+/*
+** Releases the backend side of 's' and detaches it from its connection.
+** A statement that had not ended yet ends here, and is reported.
+*/
 static void finish_stmt (loam_stmt *s) {
   loam_conn *c = s->conn;
   if (c == NULL) return;
   c->drv->finish(s);
   if (c->streaming == s) c->streaming = NULL;
+  if (s->state == LOAM__ST_READY || s->state == LOAM__ST_ROW) loam__trace_end(s, LOAM_E_NONE);
   unlink_stmt(s);
   s->conn = NULL;
 }
@@ -107,14 +111,9 @@ int loam_conn_cached_statements (const loam_conn *c) {
 }
 
 
-int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
-                int flags, loam_stmt **out, loam_error *err) {
-  loam_stmt *s = NULL;
+/* The checks of 'loam_query' that need a connection and SQL text. */
+static int checkquery (loam_conn *c, const loam_value *params, int nparams, loam_error *err) {
   int i;
-  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: 'out' is NULL");
-  *out = NULL;
-  if (c == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed connection");
-  if (sql == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: SQL text is NULL");
   if (nparams < 0 || (nparams > 0 && params == NULL))
     return loam__err(err, LOAM_E_MISUSE, "loam_query: bad parameter array");
   for (i = 0; i < nparams; i++) {
@@ -128,19 +127,45 @@ int loam_query (loam_conn *c, const char *sql, const loam_value *params, int npa
     return loam__err(err, LOAM_E_MISUSE,
                      "connection is busy streaming another result; "
                      "finish or close that iteration first");
-  if (c->drv->query(c, sql, params, nparams, flags, &s, err) != LOAM_OK) return LOAM_ERROR;
+  return LOAM_OK;
+}
+
+
+/*
+** A failure here is a statement that ended at once, and is reported as
+** one; its code comes from a local error when the caller passed none.
+*/
+int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
+                int flags, loam_stmt **out, loam_error *err) {
+  loam_error local = LOAM_ERROR_INIT;
+  loam_stmt *s = NULL;
+  int64_t t0;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: 'out' is NULL");
+  *out = NULL;
+  if (c == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed connection");
+  if (sql == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_query: SQL text is NULL");
+  t0 = loam__clock_ns();
+  if (err == NULL) err = &local;
+  if (checkquery(c, params, nparams, err) != LOAM_OK ||
+      c->drv->query(c, sql, params, nparams, flags, &s, err) != LOAM_OK) {
+    loam__trace_done(c, sql, nparams, 0, loam__clock_ns() - t0, err->code);
+    loam_error_clear(&local);
+    return LOAM_ERROR;
+  }
   s->conn = c;
   s->state = LOAM__ST_READY;
   s->prev = NULL;
   s->next = c->stmts;
   if (c->stmts) c->stmts->prev = s;
   c->stmts = s;
+  loam__trace_begin(s, sql, nparams, t0);
   *out = s;
   return LOAM_OK;
 }
 
 
 int loam_step (loam_stmt *s, loam_error *err) {
+  loam_error local = LOAM_ERROR_INIT;
   int rc;
   if (s == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed statement");
   switch (s->state) {
@@ -151,11 +176,21 @@ int loam_step (loam_stmt *s, loam_error *err) {
       return loam__err(err, LOAM_E_MISUSE, "the statement failed earlier; run it again");
     default: break;
   }
-  rc = s->conn->drv->step(s, err);
-  if (rc == LOAM_ROW) s->state = LOAM__ST_ROW;
-  else if (rc == LOAM_DONE) s->state = LOAM__ST_DONE;
-  else s->state = LOAM__ST_FAILED;
+  rc = s->conn->drv->step(s, err != NULL ? err : &local);
   if (rc != LOAM_ROW && s->conn->streaming == s) s->conn->streaming = NULL;
+  if (rc == LOAM_ROW) {
+    s->state = LOAM__ST_ROW;
+    s->rows++;
+  }
+  else if (rc == LOAM_DONE) {
+    s->state = LOAM__ST_DONE;
+    loam__trace_end(s, LOAM_E_NONE);
+  }
+  else {
+    s->state = LOAM__ST_FAILED;
+    loam__trace_end(s, (err != NULL ? err : &local)->code);
+    loam_error_clear(&local);
+  }
   return rc;
 }
 

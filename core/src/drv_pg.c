@@ -591,10 +591,13 @@ static void free_stmt (pgstmt *s) {
 ** Looks up or creates the prepared statement for 'sql'.  '*prep' is NULL
 ** when caching is off (the caller then runs 'pc->sql' unnamed); '*entry'
 ** is the pinned cache entry, or NULL when the statement could not be
-** cached and the caller owns '*prep'.
+** cached and the caller owns '*prep'.  With 'fresh' NULL a new statement
+** is prepared at once; in a pipeline ('fresh' not NULL) its Parse is only
+** queued, and '*fresh' tells whether one was, since its result comes
+** later and may be a failure.
 */
 static int prepare (pgconn *pc, const char *sql, const loam_value *params, int nparams,
-                    pgprep **prep, loam__centry **entry, loam_error *err) {
+                    int *fresh, pgprep **prep, loam__centry **entry, loam_error *err) {
   loam__cache *cache = &pc->conn->cache;
   /* DISCARD and DEALLOCATE run unnamed: they may drop what the cache holds. */
   int cached = cache->capacity > 0 && !loam__sql_starts_with(sql, "DISCARD") &&
@@ -602,6 +605,7 @@ static int prepare (pgconn *pc, const char *sql, const loam_value *params, int n
   int want = 0;
   *prep = NULL;
   *entry = NULL;
+  if (fresh != NULL) *fresh = 0;
   if (cached) {
     if (!make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
     if ((*entry = loam__cache_get(cache, pc->key.p, pc->key.len)) != NULL) {
@@ -627,6 +631,18 @@ static int prepare (pgconn *pc, const char *sql, const loam_value *params, int n
     pgprep *p = malloc(sizeof *p);
     if (p == NULL) return loam__err_nomem(err);
     p->id = ++pc->lastid;
+    if (fresh != NULL) {
+      /* The pipeline flushed the queue before it started: no PQexec inside one. */
+      if (!PQsendPrepare(pc->pg, prep_name(p, name, sizeof name), pc->sql.p, nparams,
+                         pc->types)) {
+        free(p);
+        return report(pc, NULL, err);
+      }
+      *fresh = 1;
+      *prep = p;
+      *entry = loam__cache_put(cache, pc->key.p, pc->key.len, p);
+      return LOAM_OK;
+    }
     flush_dead(pc);
     r = PQprepare(pc->pg, prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -647,6 +663,26 @@ static int prepare (pgconn *pc, const char *sql, const loam_value *params, int n
 static void unprepare (pgconn *pc, pgprep *prep, loam__centry *entry) {
   if (entry != NULL) loam__cache_release(&pc->conn->cache, entry);
   else if (prep != NULL) destroy_prep(pc, prep);
+}
+
+
+/* A new statement over the result 'r' (which it owns from now on, even on failure). */
+static pgstmt *wrap (PGresult *r, loam_error *err) {
+  pgstmt *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    PQclear(r);
+    loam__err_nomem(err);
+    return NULL;
+  }
+  s->res = r;
+  s->row = -1;
+  s->nrows = PQntuples(r);
+  if (describe(s, r, err) != LOAM_OK) {
+    free_stmt(s);
+    free(s);
+    return NULL;
+  }
+  return s;
 }
 
 
@@ -674,7 +710,7 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
-  if (prepare(pc, sql, params, nparams, &prep, &entry, err) != LOAM_OK) return LOAM_ERROR;
+  if (prepare(pc, sql, params, nparams, NULL, &prep, &entry, err) != LOAM_OK) return LOAM_ERROR;
   if (prep != NULL) prep_name(prep, name, sizeof name);
   if (!stream) {
     if (prep != NULL)
@@ -704,22 +740,11 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
   if (st == PGRES_COMMAND_OK && (loam__sql_starts_with(sql, "DISCARD") ||
                                  loam__sql_starts_with(sql, "DEALLOCATE")))
     forget_all(pc);
-  s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    PQclear(r);
+  if ((s = wrap(r, err)) == NULL) {
     if (stream) drain(pg);
-    return loam__err_nomem(err);
-  }
-  s->res = r;
-  s->stream = stream;
-  s->row = -1;
-  s->nrows = PQntuples(r);
-  if (describe(s, r, err) != LOAM_OK) {
-    if (stream) drain(pg);
-    free_stmt(s);
-    free(s);
     return LOAM_ERROR;
   }
+  s->stream = stream;
   if (stream) {
     if (st == PGRES_SINGLE_TUPLE) {
       s->primed = 1;
@@ -835,6 +860,221 @@ static void pg_finish (loam_stmt *base) {
 }
 
 
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Pipelines
+**
+** Several statements go out back to back with one Sync, and their results
+** come back in order, so a batch of relation loads costs one round trip.
+** libpq in blocking mode reads incoming results while it waits to send,
+** so a large pipeline cannot deadlock against a server busy writing.  Up
+** to the Sync, the statements share one implicit transaction when none is
+** open.  After an error the server skips the rest (PGRES_PIPELINE_ABORTED)
+** up to the Sync, which the collection always reads, so the connection
+** leaves pipeline mode clean whatever happened.
+** ======================================================================= */
+
+/* What the pipeline keeps of one statement until its results are in. */
+typedef struct pipeslot {
+  unsigned long id;          /* the prepared statement whose Parse went out here, or 0 */
+  pgprep *own;               /* that statement when the cache did not take it */
+  size_t key, keylen;        /* its cache key in the pipeline's key buffer */
+  int parsed;                /* its Parse succeeded */
+  int sent;                  /* the statement itself went out */
+  PGresult *res;             /* its result, until wrapped */
+} pipeslot;
+
+
+/* Sends statement 'q' (and its Parse when it is new to the cache). */
+static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *keys,
+                      loam_error *err) {
+  loam__centry *entry;
+  pgprep *prep;
+  char name[32];
+  int fresh;
+  if (prepare(pc, q->sql, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
+    return LOAM_ERROR;
+  if (fresh) {
+    sl->id = prep->id;
+    sl->own = entry == NULL ? prep : NULL;
+    sl->key = keys->len;
+    sl->keylen = pc->key.len;
+    loam__buf_add(keys, pc->key.p, pc->key.len);
+  }
+  if (prep != NULL)
+    sl->sent = PQsendQueryPrepared(pc->pg, prep_name(prep, name, sizeof name), q->nparams,
+                                   pc->vals, pc->lens, pc->fmts, 0);
+  else
+    sl->sent = PQsendQueryParams(pc->pg, pc->sql.p, q->nparams, pc->types, pc->vals, pc->lens,
+                                 pc->fmts, 0);
+  /* Released at once, so a later statement of the same text finds it. */
+  if (entry != NULL) loam__cache_release(&pc->conn->cache, entry);
+  return sl->sent ? LOAM_OK : report(pc, NULL, err);
+}
+
+
+/* The next result of the pipeline, with the NULL that ends its command read too. */
+static PGresult *pipe_result (PGconn *pg) {
+  PGresult *r = PQgetResult(pg), *end;
+  if (r != NULL && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+    while ((end = PQgetResult(pg)) != NULL) PQclear(end);
+  return r;
+}
+
+
+/*
+** Reads the result of one command: the Parse of 'sl' ('parse' set) or
+** its statement.  The first failure goes into 'first'; each failure is
+** reported to the instrumentation, the skipped commands are not (they
+** never ran).  Returns 0 when the connection was lost.
+*/
+static int pipe_read (pgconn *pc, const loam__pipe *q, pipeslot *sl, int parse, int64_t t0,
+                      loam_error *first) {
+  PGresult *r = pipe_result(pc->pg);
+  ExecStatusType st = PQresultStatus(r);
+  int64_t elapsed = loam__clock_ns() - t0;
+  if (r == NULL || st == PGRES_PIPELINE_SYNC) {
+    if (first->code == LOAM_E_NONE) report(pc, NULL, first);
+    PQclear(r);
+    return 0;
+  }
+  if (parse) sl->parsed = st == PGRES_COMMAND_OK;
+  else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+    sl->res = r;
+    loam__trace_done(pc->conn, q->sql, q->nparams, PQntuples(r), elapsed, LOAM_E_NONE);
+    return 1;
+  }
+  if (st != PGRES_PIPELINE_ABORTED && !(parse && st == PGRES_COMMAND_OK)) {
+    loam_error e = LOAM_ERROR_INIT;
+    report(pc, r, &e);
+    loam__trace_done(pc->conn, q->sql, q->nparams, 0, elapsed, e.code);
+    if (first->code == LOAM_E_NONE) *first = e;
+    else loam_error_clear(&e);
+  }
+  PQclear(r);
+  return 1;
+}
+
+
+/* Drops 'id' from the queue of statements awaiting DEALLOCATE. */
+static void unqueue (pgconn *pc, unsigned long id) {
+  int i;
+  for (i = 0; i < pc->ndead; i++)
+    if (pc->dead[i] == id) {
+      pc->dead[i] = pc->dead[--pc->ndead];
+      return;
+    }
+}
+
+
+/*
+** Settles the prepared statement whose Parse went out with 'sl'.  One
+** that the server refused or skipped does not exist there, so it leaves
+** the cache without a DEALLOCATE (which would fail, and abort an open
+** transaction); one that exists and that the cache did not take is
+** queued for DEALLOCATE like any other.  'keys' NULL: they were lost to
+** a failed allocation, and the caller forgets every name instead.
+*/
+static void pipe_settle (pgconn *pc, const pipeslot *sl, const char *keys) {
+  loam__cache *cache = &pc->conn->cache;
+  loam__centry *e;
+  if (sl->id == 0) return;
+  if (sl->own != NULL) {
+    if (sl->parsed) destroy_prep(pc, sl->own);
+    else free(sl->own);
+    return;
+  }
+  if (sl->parsed || keys == NULL) return;
+  e = loam__cache_get(cache, keys + sl->key, sl->keylen);
+  if (e != NULL && ((pgprep *)loam__cache_handle(e))->id == sl->id) {
+    pc->forget = 1;
+    loam__cache_drop(cache, e);
+    pc->forget = 0;
+    return;
+  }
+  if (e != NULL) loam__cache_release(cache, e);
+  unqueue(pc, sl->id);   /* evicted meanwhile by a later statement of the pipeline */
+}
+
+
+/* Moves the error in 'from' (its strings too) into 'to', leaving 'from' empty. */
+static void move_error (loam_error *to, loam_error *from) {
+  loam_error_clear(to);
+  *to = *from;
+  memset(from, 0, sizeof *from);
+}
+
+
+static int pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err) {
+  pgconn *pc = conn->impl;
+  PGconn *pg = pc->pg;
+  loam_error first = LOAM_ERROR_INIT, local = LOAM_ERROR_INIT;
+  loam__buf keys = LOAM__BUF_INIT;
+  pipeslot *sl;
+  int64_t t0;
+  int i, nslots = 0, alive = 1;
+  if (conn->streaming != NULL)
+    return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
+                                         "finish or close that iteration first");
+  if (PQstatus(pg) != CONNECTION_OK)
+    return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  for (i = 0; i < n; i++) q[i].stmt = NULL;
+  if ((sl = calloc((size_t)n, sizeof *sl)) == NULL) return loam__err_nomem(err);
+  flush_dead(pc);
+  if (!PQenterPipelineMode(pg)) {
+    free(sl);
+    return report(pc, NULL, err);
+  }
+  t0 = loam__clock_ns();
+  while (nslots < n && pipe_send(pc, &q[nslots], &sl[nslots], &keys, &local) == LOAM_OK)
+    nslots++;
+  if (nslots < n) nslots++;   /* the failed one may have sent its Parse */
+  if (!PQpipelineSync(pg)) {
+    report(pc, NULL, &first);
+    alive = 0;
+  }
+  for (i = 0; i < nslots && alive; i++) {
+    if (sl[i].id != 0) alive = pipe_read(pc, &q[i], &sl[i], 1, t0, &first);
+    if (alive && sl[i].sent) alive = pipe_read(pc, &q[i], &sl[i], 0, t0, &first);
+  }
+  if (alive) {
+    PGresult *r = PQgetResult(pg);
+    if (PQresultStatus(r) != PGRES_PIPELINE_SYNC && first.code == LOAM_E_NONE)
+      report(pc, r, &first);
+    PQclear(r);
+  }
+  PQexitPipelineMode(pg);
+  for (i = 0; i < nslots; i++) pipe_settle(pc, &sl[i], keys.oom ? NULL : keys.p);
+  if (keys.oom) forget_all(pc);
+  if (first.code == LOAM_E_NONE) move_error(&first, &local);
+  for (i = 0; i < n && first.code == LOAM_E_NONE; i++) {
+    pgstmt *s = wrap(sl[i].res, &first);   /* owns the result from here on */
+    sl[i].res = NULL;
+    if (s == NULL) break;
+    s->base.conn = conn;
+    s->base.state = LOAM__ST_READY;
+    q[i].stmt = &s->base;
+  }
+  for (i = 0; i < n && first.code != LOAM_E_NONE; i++) {
+    PQclear(sl[i].res);
+    if (q[i].stmt != NULL) {
+      pg_finish(q[i].stmt);
+      free(q[i].stmt);
+      q[i].stmt = NULL;
+    }
+  }
+  loam__buf_free(&keys);
+  loam_error_clear(&local);
+  free(sl);
+  if (first.code == LOAM_E_NONE) return LOAM_OK;
+  if (err != NULL) move_error(err, &first);
+  else loam_error_clear(&first);
+  return LOAM_ERROR;
+}
+
+
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -843,7 +1083,8 @@ const loam__driver loam__pg_driver = {
   pg_step,
   pg_column_name,
   pg_column,
-  pg_finish
+  pg_finish,
+  pg_pipeline
 };
 
 /* }====================================================================== */

@@ -396,5 +396,6 @@ const loam__driver loam__sqlite_driver = {
   sq_step,
   sq_column_name,
   sq_column,
-  sq_finish
+  sq_finish,
+  NULL         /* no pipeline: one connection runs one statement at a time in-process */
 };

@@ -132,6 +132,27 @@ LOAMI_FUNC void loam__url_free (loam__url *u);
 LOAMI_FUNC int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams,
                                    loam_error *err);
 
+/* Token kinds of 'loam__sql_token'. */
+enum {
+  LOAM__TK_END = 0,   /* the terminating NUL */
+  LOAM__TK_SPACE,     /* a run of blanks and comments */
+  LOAM__TK_STRING,    /* '...', E'...' (backslash escapes), X'', B'', N'', $tag$...$tag$ */
+  LOAM__TK_QIDENT,    /* "..." */
+  LOAM__TK_NUMBER,    /* 42, 1.5e-3, .5, 0x1F */
+  LOAM__TK_PARAM,     /* '?' (or SQLite's '?NNN'), or '$n' */
+  LOAM__TK_WORD,      /* keyword or bare identifier ('$' allowed after the first byte) */
+  LOAM__TK_PUNCT      /* any other byte, or '??' (the literal '?' operator) */
+};
+
+/*
+** The one SQL lexer of libloam, reading as PostgreSQL does (string
+** literals, E'' strings, dollar quotes, quoted identifiers, nested block
+** comments, line comments).  Returns the end of the token that starts at
+** 'p' and writes its kind into '*kind'.  An unterminated quote or comment
+** runs to the end of the text.
+*/
+LOAMI_FUNC const char *loam__sql_token (const char *p, int *kind /* OUT */);
+
 /* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
 LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 
@@ -201,6 +222,20 @@ LOAMI_FUNC void loam__cache_clear (loam__cache *c);
 typedef struct loam__driver loam__driver;
 
 /*
+** One statement of a pipeline (the 'pipeline' operation of a driver).
+** The driver sets 'stmt' to a statement holding the statement's whole
+** result.  It is on no connection's list and never reaches a user: the
+** caller reads it with the driver's 'step', 'column_name' and 'column',
+** then releases it with the driver's 'finish' and 'free'.
+*/
+typedef struct loam__pipe {
+  const char *sql;
+  const loam_value *params;
+  int nparams;
+  loam_stmt *stmt;           /* OUT */
+} loam__pipe;
+
+/*
 ** The common head of every statement.  A driver allocates its own struct
 ** with this as the first member.
 */
@@ -212,6 +247,11 @@ struct loam_stmt {
   int64_t changes;
   int has_insert_id;
   int64_t insert_id;
+  /* Instrumentation (trace.c), set by 'loam__trace_begin'. */
+  int64_t t0;                /* start, monotonic nanoseconds */
+  int64_t rows;              /* rows stepped so far */
+  char *tsql;                /* owned copy of the SQL for the hook; NULL without a hook */
+  int tnparams;
 };
 
 enum { LOAM__ST_READY = 0, LOAM__ST_ROW, LOAM__ST_DONE, LOAM__ST_FAILED, LOAM__ST_DEAD };
@@ -231,6 +271,15 @@ struct loam__driver {
   void (*column) (loam_stmt *s, int i, loam_value *out);
   /* Releases the backend resources of 's' (not 's' itself). */
   void (*finish) (loam_stmt *s);
+  /*
+  ** Runs the 'n' statements of 'q' in one round trip and sets every
+  ** 'q[i].stmt'; NULL when the backend cannot (its callers then run the
+  ** statements one by one).  On failure no 'stmt' is set, the error is
+  ** the first statement's that failed, and the connection is ready for
+  ** the next statement.  Each statement that ran is reported through
+  ** 'loam__trace_done', since none of them goes through 'loam_query'.
+  */
+  int (*pipeline) (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
 };
 
 struct loam_conn {
@@ -240,6 +289,9 @@ struct loam_conn {
   loam__cache cache;
   loam_stmt *stmts;          /* open statements */
   loam_stmt *streaming;      /* PostgreSQL: the statement that owns the wire, if any */
+  loam_stats stats;          /* instrumentation counters (trace.c) */
+  loam_trace_fn trace;       /* the trace hook, or NULL */
+  void *trace_ud;
 };
 
 /*
@@ -250,6 +302,20 @@ struct loam_conn {
 */
 LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, int nparams,
                                   int64_t rows, int64_t elapsed_ns, int errcode);
+
+/* The monotonic clock in nanoseconds, for 'elapsed_ns' above. */
+LOAMI_FUNC int64_t loam__clock_ns (void);
+
+/*
+** For statements made through a driver's 'query': 'begin' records in 's'
+** (already on its connection) its start 't0', a 'loam__clock_ns' reading,
+** and a copy of 'sql' when the connection has a hook; 'end' reports the
+** statement through 'loam__trace_done' and frees the copy.  conn.c calls
+** 'end' exactly once per statement: at the step that finished it, or when
+** it is finalized before that.
+*/
+LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, int nparams, int64_t t0);
+LOAMI_FUNC void loam__trace_end (loam_stmt *s, int errcode);
 
 LOAMI_FUNC const loam__driver loam__sqlite_driver;
 LOAMI_FUNC const loam__driver loam__pg_driver;

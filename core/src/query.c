@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -484,40 +485,55 @@ loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, loam_expr 
 
 
 /*
-** The element type of an IN list is fixed here, so the text (with its
-** PostgreSQL cast) depends only on the shape, and a bad list fails when
-** it is made, naming the value.
+** The element type of one list of an IN: the 'n' values 'vals[0]',
+** 'vals[stride]'... (position 'col' of tuples, or a plain list when 'col'
+** is negative).  It is fixed
+** when the node is made, so the text (with its PostgreSQL cast) depends
+** only on the shape, and a bad list fails at once, naming the value: by
+** its place in the list, or by tuple and position for tuples.  Returns
+** LOAM_NULL after an error (recorded), and for an empty list.
 */
-loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e, const loam_value *vals, int n,
-                            int negate) {
-  loam_expr *x;
+static int list_type (loam_qb *qb, const loam_value *vals, int n, int stride, int col) {
   int i, t = LOAM_NULL;
-  if (!have(qb, "IN", e, "", "")) return NULL;
-  if (n < 0 || (n > 0 && vals == NULL)) {
-    fail(qb, LOAM_E_MISUSE, "IN list: bad value list");
-    return NULL;
-  }
   for (i = 0; i < n; i++) {
-    int vt = vals[i].type;
+    int vt = vals[(size_t)i * (size_t)stride].type;
+    char where[48];
+    if (col >= 0) snprintf(where, sizeof where, "tuple %d value %d", i + 1, col + 1);
+    else snprintf(where, sizeof where, "value %d", i + 1);
     if (vt == LOAM_NULL) {
-      fail(qb, LOAM_E_MISUSE, "IN list: value %d is NULL, which never matches IN "
-           "(test for NULL with IS NULL)", i + 1);
-      return NULL;
+      fail(qb, LOAM_E_MISUSE, "IN list: %s is NULL, which never matches IN "
+           "(test for NULL with IS NULL)", where);
+      return LOAM_NULL;
     }
     if (vt == LOAM_BLOB || (unsigned)vt > LOAM_BLOB) {
-      fail(qb, LOAM_E_MISUSE, "IN list: value %d is of type %s, which a list cannot hold",
-           i + 1, loam_type_name(vt));
-      return NULL;
+      fail(qb, LOAM_E_MISUSE, "IN list: %s is of type %s, which a list cannot hold",
+           where, loam_type_name(vt));
+      return LOAM_NULL;
     }
     if (t == LOAM_NULL || t == vt) t = vt;
     else if ((t == LOAM_INT || t == LOAM_DOUBLE) && (vt == LOAM_INT || vt == LOAM_DOUBLE))
       t = LOAM_DOUBLE;
     else {
-      fail(qb, LOAM_E_MISUSE, "IN list: value %d is of type %s after values of type %s; "
-           "a list holds one type", i + 1, loam_type_name(vt), loam_type_name(t));
-      return NULL;
+      fail(qb, LOAM_E_MISUSE, "IN list: %s is of type %s after values of type %s; "
+           "a list holds one type", where, loam_type_name(vt), loam_type_name(t));
+      return LOAM_NULL;
     }
   }
+  return t;
+}
+
+
+loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e, const loam_value *vals, int n,
+                            int negate) {
+  loam_expr *x;
+  int t;
+  if (!have(qb, "IN", e, "", "")) return NULL;
+  if (n < 0 || (n > 0 && vals == NULL)) {
+    fail(qb, LOAM_E_MISUSE, "IN list: bad value list");
+    return NULL;
+  }
+  t = list_type(qb, vals, n, 1, -1);
+  if (failed(qb)) return NULL;
   x = node(qb, LOAM__X_INLIST);
   if (x == NULL) return NULL;
   x->negate = negate != 0;
@@ -527,6 +543,44 @@ loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e, const loam_value *vals, i
   if (n == 0) return x;
   x->u.in.vals = copy_values(qb, vals, n);
   return x->u.in.vals != NULL ? x : NULL;
+}
+
+
+/*
+** Every column of the tuples gets its own element type, as an IN list
+** does; the values are kept row after row, as given.
+*/
+loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
+                              const loam_value *vals, int ntuples, int negate) {
+  loam_expr *x;
+  loam_expr **ev;
+  unsigned char *types;
+  int i;
+  if (failed(qb)) return NULL;
+  if (nexprs < 1 || exprs == NULL || ntuples < 0 || (ntuples > 0 && vals == NULL) ||
+      (ntuples > 0 && nexprs > INT_MAX / ntuples)) {
+    fail(qb, LOAM_E_MISUSE, "IN tuples: bad expression or tuple list");
+    return NULL;
+  }
+  for (i = 0; i < nexprs; i++)
+    if (!have(qb, "IN tuples", exprs[i], "", "")) return NULL;
+  ev = alloc(qb, (size_t)nexprs * sizeof *ev);
+  types = alloc(qb, (size_t)nexprs);
+  x = node(qb, LOAM__X_INTUPLES);
+  if (ev == NULL || types == NULL || x == NULL) return NULL;
+  for (i = 0; i < nexprs; i++) {
+    types[i] = (unsigned char)list_type(qb, vals + i, ntuples, nexprs, i);
+    if (failed(qb)) return NULL;
+  }
+  memcpy(ev, exprs, (size_t)nexprs * sizeof *ev);
+  x->negate = negate != 0;
+  x->n = nexprs;
+  x->u.tup.exprs = ev;
+  x->u.tup.ltypes = types;
+  x->u.tup.ntuples = ntuples;
+  if (ntuples == 0) return x;
+  x->u.tup.vals = copy_values(qb, vals, ntuples * nexprs);
+  return x->u.tup.vals != NULL ? x : NULL;
 }
 
 
@@ -588,6 +642,51 @@ loam_expr *loam_qb_excluded (loam_qb *qb, const char *name) {
   return x->u.sql.p != NULL ? x : NULL;
 }
 
+
+/* True when 'flags' are those of an ORDER BY item ('loam_qb_order', windows). */
+static int order_flags (loam_qb *qb, int flags) {
+  if ((flags & ~(LOAM_DESC | LOAM_NULLS_FIRST | LOAM_NULLS_LAST)) == 0 &&
+      !(flags & LOAM_NULLS_FIRST && flags & LOAM_NULLS_LAST))
+    return 1;
+  fail(qb, LOAM_E_MISUSE, "ORDER BY: bad flags %d", flags);
+  return 0;
+}
+
+
+loam_expr *loam_qb_row_number (loam_qb *qb, loam_expr *const *partition, int npartition,
+                               loam_expr *const *order, const int *flags, int norder) {
+  loam_expr *x;
+  loam_expr **part = NULL;
+  loam__qorder *o = NULL;
+  int i;
+  if (failed(qb)) return NULL;
+  if (npartition < 0 || (npartition > 0 && partition == NULL) || norder < 0 ||
+      (norder > 0 && order == NULL)) {
+    fail(qb, LOAM_E_MISUSE, "row_number: bad PARTITION BY or ORDER BY list");
+    return NULL;
+  }
+  for (i = 0; i < npartition; i++)
+    if (!have(qb, "row_number PARTITION BY", partition[i], "", "")) return NULL;
+  for (i = 0; i < norder; i++)
+    if (!have(qb, "row_number ORDER BY", order[i], "", "") ||
+        !order_flags(qb, flags != NULL ? flags[i] : 0))
+      return NULL;
+  if ((npartition > 0 && (part = alloc(qb, (size_t)npartition * sizeof *part)) == NULL) ||
+      (norder > 0 && (o = alloc(qb, (size_t)norder * sizeof *o)) == NULL) ||
+      (x = node(qb, LOAM__X_ROWNUM)) == NULL)
+    return NULL;
+  if (npartition > 0) memcpy(part, partition, (size_t)npartition * sizeof *part);
+  for (i = 0; i < norder; i++) {
+    o[i].e = order[i];
+    o[i].flags = flags != NULL ? flags[i] : 0;
+  }
+  x->n = npartition;
+  x->u.win.part = part;
+  x->u.win.order = o;
+  x->u.win.norder = norder;
+  return x;
+}
+
 /* }====================================================================== */
 
 
@@ -617,6 +716,25 @@ static loam_qstmt *statement (loam_qb *qb, int kind, const char *table, const ch
 
 loam_qstmt *loam_qb_select (loam_qb *qb, const char *table, const char *alias) {
   return statement(qb, LOAM__Q_SELECT, table, alias);
+}
+
+
+loam_qstmt *loam_qb_select_from (loam_qb *qb, loam_qstmt *sub, const char *alias) {
+  loam_qstmt *st;
+  if (!have(qb, "FROM (subquery)", sub, "", "")) return NULL;
+  if (sub->qb != qb || sub->kind != LOAM__Q_SELECT) {
+    fail(qb, LOAM_E_MISUSE, "FROM: the subquery must be a SELECT of the same builder");
+    return NULL;
+  }
+  if (alias == NULL) {
+    fail(qb, LOAM_E_MISUSE, "FROM (subquery): an alias is required");
+    return NULL;
+  }
+  st = statement(qb, LOAM__Q_SELECT, NULL, NULL);
+  if (st == NULL) return NULL;
+  st->table = quoted(qb, NULL, alias, NULL, NULL);
+  st->fromq = sub;
+  return st->table.p != NULL ? st : NULL;
 }
 
 
@@ -719,12 +837,7 @@ void loam_qb_having (loam_qstmt *st, loam_expr *e) {
 
 void loam_qb_order (loam_qstmt *st, loam_expr *e, int flags) {
   loam__qorder *o;
-  if (!fits(st, SEL, "ORDER BY", e)) return;
-  if ((flags & ~(LOAM_DESC | LOAM_NULLS_FIRST | LOAM_NULLS_LAST)) != 0 ||
-      (flags & LOAM_NULLS_FIRST && flags & LOAM_NULLS_LAST)) {
-    fail(st->qb, LOAM_E_MISUSE, "ORDER BY: bad flags %d", flags);
-    return;
-  }
+  if (!fits(st, SEL, "ORDER BY", e) || !order_flags(st->qb, flags)) return;
   o = vec_push(st->qb, &st->order, sizeof *o, 1);
   if (o == NULL) return;
   o->e = e;

@@ -51,7 +51,9 @@ enum {
   LOAM__X_INQUERY,
   LOAM__X_AGG,
   LOAM__X_ALIAS,
-  LOAM__X_EXCLUDED
+  LOAM__X_EXCLUDED,
+  LOAM__X_ROWNUM,     /* row_number() OVER (...) */
+  LOAM__X_INTUPLES    /* (a, b) IN (tuples bound as one list per dialect) */
 };
 
 /* Operators of 'loam_qb_op', in the order of 'loam__qops'. */
@@ -87,6 +89,17 @@ struct loam_expr {
     struct { loam_expr *a; const loam_value *vals; } in;   /* INLIST */
     struct { loam_expr *a; const loam_qstmt *q; } inq;     /* INQUERY */
     struct { loam_expr *a; loam__text name; } alias;       /* ALIAS: quoted name */
+    struct {               /* ROWNUM: 'n' PARTITION BY items, then ORDER BY items */
+      loam_expr *const *part;
+      const struct loam__qorder *order;
+      int norder;
+    } win;
+    struct {               /* INTUPLES: 'n' expressions, 'ntuples' rows of 'n' values */
+      loam_expr *const *exprs;
+      const loam_value *vals;        /* row after row */
+      const unsigned char *ltypes;   /* per expression, as 'ltype' of INLIST */
+      int ntuples;
+    } tup;
   } u;
 };
 
@@ -119,6 +132,7 @@ struct loam_qstmt {
   loam_qb *qb;
   int kind;                /* LOAM__Q_* */
   loam__text table;        /* quoted; SELECT: with AS "alias"; p NULL: no FROM */
+  const loam_qstmt *fromq; /* SELECT FROM (fromq) AS table, where 'table' is the quoted alias */
   int distinct;
   int lock;                /* LOAM_FOR_* | modifier, or 0 */
   int has_limit, has_offset;

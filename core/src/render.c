@@ -168,17 +168,55 @@ static void select_stmt (R *r, const loam_qstmt *st);
 ** The IN list's one parameter: its bytes are generated into 'data' and
 ** the parameter points there by offset until the result is built.
 */
-static void list_param (R *r, const loam_expr *e) {
+static void gen_param (R *r, int rc, size_t off) {
   loam_value v;
-  size_t off = r->data.len;
-  int rc;
-  if (!r->collect || r->rc != LOAM_OK) return;
-  rc = r->pg ? loam__pg_array(&r->data, e->u.in.vals, e->n, r->err)
-             : loam__json_list(&r->data, e->u.in.vals, e->n, r->err);
   if (rc != LOAM_OK) { r->rc = LOAM_ERROR; return; }
   if (r->data.oom) { nomem(r); return; }
   v = loam_text(NULL, r->data.len - off);
   push(r, &v, off + 1);
+}
+
+
+/* The one parameter of a list of 'n' values. */
+static void list_param (R *r, const loam_value *vals, int n) {
+  size_t off = r->data.len;
+  if (!r->collect || r->rc != LOAM_OK) return;
+  gen_param(r, r->pg ? loam__pg_array(&r->data, vals, n, r->err)
+                     : loam__json_list(&r->data, vals, n, r->err), off);
+}
+
+
+/*
+** SQLite's one parameter of tuples: a JSON array of arrays, which the
+** text reads back element by element with '->>' (SQLite 3.38 and later).
+*/
+static void tuples_json (R *r, const loam_expr *e) {
+  const loam_value *v = e->u.tup.vals;
+  size_t off = r->data.len;
+  int i, rc = LOAM_OK;
+  if (!r->collect || r->rc != LOAM_OK) return;
+  loam__buf_addc(&r->data, '[');
+  for (i = 0; i < e->u.tup.ntuples && rc == LOAM_OK; i++) {
+    if (i > 0) loam__buf_addc(&r->data, ',');
+    rc = loam__json_list(&r->data, v + (size_t)i * (size_t)e->n, e->n, r->err);
+  }
+  loam__buf_addc(&r->data, ']');
+  gen_param(r, rc, off);
+}
+
+
+/*
+** PostgreSQL's parameter for column 'col' of tuples: the array of that
+** column, which 'unnest' zips back into rows with the others.
+*/
+static void tuples_column (R *r, const loam_expr *e, int col) {
+  int n = e->u.tup.ntuples, i;
+  loam_value *c;
+  if (!r->collect || r->rc != LOAM_OK) return;
+  if ((c = malloc((size_t)n * sizeof *c)) == NULL) { nomem(r); return; }
+  for (i = 0; i < n; i++) c[i] = e->u.tup.vals[(size_t)i * (size_t)e->n + (size_t)col];
+  list_param(r, c, n);
+  free(c);
 }
 
 
@@ -275,7 +313,84 @@ static void in_list (R *r, const loam_expr *e) {
     placeholder(r);
     adds(r, ")))");
   }
-  list_param(r, e);
+  list_param(r, e->u.in.vals, e->n);
+}
+
+
+/*
+** Exact tuple matching, never one IN per column (which would also match
+** the mixed pairs):
+**   SQLite      (("a", "b") IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)))
+**   PostgreSQL  (("a", "b") IN (SELECT * FROM unnest($1::int8[], $2::text[])))
+*/
+static void in_tuples (R *r, const loam_expr *e) {
+  int i;
+  if (e->u.tup.ntuples == 0) {
+    if (e->negate) adds(r, "(1 = 1)");
+    else adds(r, "(1 = 0)");
+    return;
+  }
+  adds(r, "((");
+  for (i = 0; i < e->n; i++) {
+    if (i > 0) adds(r, ", ");
+    expr(r, e->u.tup.exprs[i], OPERAND);
+  }
+  if (e->negate) adds(r, ") NOT IN (SELECT ");
+  else adds(r, ") IN (SELECT ");
+  if (r->pg) {
+    adds(r, "* FROM unnest(");
+    for (i = 0; i < e->n; i++) {
+      if (i > 0) adds(r, ", ");
+      placeholder(r);
+      adds(r, "::");
+      loam__buf_adds(&r->sql, loam__pg_array_type(e->u.tup.ltypes[i]));
+      adds(r, "[]");
+      tuples_column(r, e, i);
+    }
+    adds(r, ")))");
+    return;
+  }
+  for (i = 0; i < e->n; i++) {
+    if (i > 0) adds(r, ", ");
+    adds(r, "value ->> ");
+    loam__buf_int(&r->sql, i);
+  }
+  adds(r, " FROM json_each(");
+  placeholder(r);
+  adds(r, ")))");
+  tuples_json(r, e);
+}
+
+
+/* The items of an ORDER BY: e ASC|DESC [NULLS FIRST|LAST], ... */
+static void order_items (R *r, const loam__qorder *o, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    if (i > 0) adds(r, ", ");
+    expr(r, o[i].e, BARE);
+    if (o[i].flags & LOAM_DESC) adds(r, " DESC");
+    else adds(r, " ASC");
+    if (o[i].flags & LOAM_NULLS_FIRST) adds(r, " NULLS FIRST");
+    else if (o[i].flags & LOAM_NULLS_LAST) adds(r, " NULLS LAST");
+  }
+}
+
+
+/* row_number() OVER ([PARTITION BY ...] [ORDER BY ...]) */
+static void row_number (R *r, const loam_expr *e) {
+  int i;
+  adds(r, "row_number() OVER (");
+  for (i = 0; i < e->n; i++) {
+    if (i == 0) adds(r, "PARTITION BY ");
+    else adds(r, ", ");
+    expr(r, e->u.win.part[i], BARE);
+  }
+  if (e->u.win.norder > 0) {
+    if (e->n > 0) loam__buf_addc(&r->sql, ' ');
+    adds(r, "ORDER BY ");
+    order_items(r, e->u.win.order, e->u.win.norder);
+  }
+  loam__buf_addc(&r->sql, ')');
 }
 
 
@@ -327,6 +442,12 @@ static void expr (R *r, const loam_expr *e, int ctx) {
       break;
     case LOAM__X_INLIST:
       in_list(r, e);
+      break;
+    case LOAM__X_INTUPLES:
+      in_tuples(r, e);
+      break;
+    case LOAM__X_ROWNUM:
+      row_number(r, e);
       break;
     case LOAM__X_INQUERY:
       loam__buf_addc(&r->sql, '(');
@@ -421,7 +542,6 @@ static void bound (R *r, int64_t n) {
 
 static void select_stmt (R *r, const loam_qstmt *st) {
   const loam__qjoin *j = st->joins.p;
-  const loam__qorder *o = st->order.p;
   int i;
   if (++r->depth > LOAM__QB_DEPTH) {
     rfail(r, LOAM_E_MISUSE, "query nests deeper than %d levels", LOAM__QB_DEPTH);
@@ -431,7 +551,13 @@ static void select_stmt (R *r, const loam_qstmt *st) {
   if (st->distinct) adds(r, "DISTINCT ");
   if (st->columns.n == 0) loam__buf_addc(&r->sql, '*');
   else expr_list(r, &st->columns, PROJ);
-  if (st->table.p != NULL) {
+  if (st->fromq != NULL) {
+    adds(r, " FROM (");
+    select_stmt(r, st->fromq);
+    adds(r, ") AS ");
+    addt(r, st->table);
+  }
+  else if (st->table.p != NULL) {
     adds(r, " FROM ");
     addt(r, st->table);
   }
@@ -451,14 +577,9 @@ static void select_stmt (R *r, const loam_qstmt *st) {
     adds(r, " HAVING ");
     expr(r, st->having, OPERAND);
   }
-  for (i = 0; i < st->order.n; i++) {
-    if (i == 0) adds(r, " ORDER BY ");
-    else adds(r, ", ");
-    expr(r, o[i].e, BARE);
-    if (o[i].flags & LOAM_DESC) adds(r, " DESC");
-    else adds(r, " ASC");
-    if (o[i].flags & LOAM_NULLS_FIRST) adds(r, " NULLS FIRST");
-    else if (o[i].flags & LOAM_NULLS_LAST) adds(r, " NULLS LAST");
+  if (st->order.n > 0) {
+    adds(r, " ORDER BY ");
+    order_items(r, st->order.p, st->order.n);
   }
   if (st->has_limit) {
     adds(r, " LIMIT ");

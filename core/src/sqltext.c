@@ -7,6 +7,10 @@
 ** and dollar-quoted), quoted identifiers and comments.  The same scan
 ** counts the parameters and refuses a second statement, which a prepared
 ** statement could not hold anyway.
+**
+** The scanner is one token reader, 'loam__sql_token', which the
+** fingerprints of trace.c use as well, so both read quotes and comments
+** the same way.
 */
 #include <ctype.h>
 #include <string.h>
@@ -87,48 +91,92 @@ static const char *skip_dollar_quote (const char *p) {
 }
 
 
+/* 'p' starts a number: digits, a fraction, an exponent with its sign, or hex digits. */
+static const char *skip_number (const char *p) {
+  int hex = (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'));
+  const char *q = p + 1;
+  while (identchar((unsigned char)*q) || *q == '.' ||
+         ((*q == '+' || *q == '-') && !hex && (q[-1] == 'e' || q[-1] == 'E')))
+    q++;
+  return q;
+}
+
+
+const char *loam__sql_token (const char *p, int *kind) {
+  unsigned char c = (unsigned char)*p;
+  const char *q;
+  if (c == '\0') { *kind = LOAM__TK_END; return p; }
+  if (isspace(c) || (c == '-' && p[1] == '-') || (c == '/' && p[1] == '*')) {
+    *kind = LOAM__TK_SPACE;
+    return skip_space(p);
+  }
+  if (c == '\'') { *kind = LOAM__TK_STRING; return skip_quoted(p, '\'', 0); }
+  if (c == '"') { *kind = LOAM__TK_QIDENT; return skip_quoted(p, '"', 0); }
+  if (c == '?') {
+    if (p[1] == '?') { *kind = LOAM__TK_PUNCT; return p + 2; }
+    for (q = p + 1; isdigit((unsigned char)*q); q++)
+      ;
+    *kind = LOAM__TK_PARAM;
+    return q;
+  }
+  if (c == '$') {
+    if (isdigit((unsigned char)p[1])) {
+      for (q = p + 1; isdigit((unsigned char)*q); q++)
+        ;
+      *kind = LOAM__TK_PARAM;
+      return q;
+    }
+    if ((q = skip_dollar_quote(p)) != NULL) { *kind = LOAM__TK_STRING; return q; }
+    *kind = LOAM__TK_PUNCT;
+    return p + 1;
+  }
+  if (isdigit(c) || (c == '.' && isdigit((unsigned char)p[1]))) {
+    *kind = LOAM__TK_NUMBER;
+    return skip_number(p);
+  }
+  if (identchar(c)) {
+    for (q = p + 1; identchar((unsigned char)*q); q++)
+      ;
+    /* A one-letter prefix glued to a quote makes a string: E'' (with
+    ** backslash escapes), X'' and B'' (bits), N'' (national). */
+    if (q == p + 1 && *q == '\'' && strchr("EeXxBbNn", c) != NULL) {
+      *kind = LOAM__TK_STRING;
+      return skip_quoted(q, '\'', c == 'E' || c == 'e');
+    }
+    *kind = LOAM__TK_WORD;
+    return q;
+  }
+  *kind = LOAM__TK_PUNCT;
+  return p + 1;
+}
+
+
 int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_error *err) {
-  const char *p = sql, *run = sql;
-  int nq = 0, maxdollar = 0, prev_ident = 0;
-  while (*p != '\0') {
-    const char *next = NULL;
-    char c = *p;
-    if (c == '\'') {
-      int esc = (p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
-                 (p - 1 == sql || !identchar((unsigned char)p[-2])));
-      next = skip_quoted(p, '\'', esc);
-    }
-    else if (c == '"') next = skip_quoted(p, '"', 0);
-    else if (c == '-' && p[1] == '-') next = skip_line_comment(p);
-    else if (c == '/' && p[1] == '*') next = skip_block_comment(p);
-    else if (c == '$' && !prev_ident) {
-      if (isdigit((unsigned char)p[1])) {
-        long n = 0;
-        next = p + 1;
-        while (isdigit((unsigned char)*next)) {
-          if (n < 100000) n = n * 10 + (*next - '0');
-          next++;
-        }
-        if (n > maxdollar) maxdollar = (int)(n > 65535 ? 65535 : n);
-      }
-      else next = skip_dollar_quote(p);
-    }
-    else if (c == '?') {
+  const char *p, *next, *run = sql;
+  int nq = 0, maxdollar = 0, kind;
+  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END; p = next) {
+    if (kind == LOAM__TK_PARAM && *p == '?') {
       loam__buf_add(out, run, (size_t)(p - run));
-      if (p[1] == '?') { loam__buf_addc(out, '?'); p += 2; }
-      else { loam__buf_addf(out, "$%d", ++nq); p += 1; }
-      run = p;
-      prev_ident = 0;
-      continue;
+      loam__buf_addf(out, "$%d", ++nq);
+      run = p + 1;
     }
-    else if (c == ';') {
-      const char *rest = skip_space(p + 1);
+    else if (kind == LOAM__TK_PARAM) {
+      long n = 0;
+      for (p++; p < next; p++)
+        if (n < 100000) n = n * 10 + (*p - '0');
+      if (n > maxdollar) maxdollar = (int)(n > 65535 ? 65535 : n);
+    }
+    else if (kind == LOAM__TK_PUNCT && *p == '?') {  /* '??': the operator '?' */
+      loam__buf_add(out, run, (size_t)(p - run));
+      loam__buf_addc(out, '?');
+      run = next;
+    }
+    else if (kind == LOAM__TK_PUNCT && *p == ';') {
+      const char *rest = skip_space(next);
       if (*rest != '\0' && *rest != ';')
         return loam__err(err, LOAM_E_MISUSE,
                          "SQL holds more than one statement; run them one at a time");
     }
-    if (next != NULL) { prev_ident = 0; p = next; }
-    else { prev_ident = identchar((unsigned char)c); p++; }
   }
   loam__buf_add(out, run, (size_t)(p - run));
   if (nq > 0 && maxdollar > 0)

@@ -30,9 +30,17 @@
 --   create_tables(db, models)       tables from models, for tests and
 --   drop_tables(db, models)         throwaway databases only
 --   op, raw                         where-clause helpers (loam.query)
+--   preload(list, ...)              loads relations for instances in hand,
+--                                   as q:include(...) would (loam.relation)
+--   track(db, fn [, opts])          runs fn, returns a report of its queries
+--                                   (counts, N+1s, unused eager loads)
+--   budget(db, limits, fn)          runs fn under query/row limits (loam.track)
 --
 -- Connection methods added here: db:model(table, columns [, options]),
--- db:create_tables(models), db:drop_tables(models), db:table(name).
+-- db:create_tables(models), db:drop_tables(models), db:table(name),
+-- db:lazy(flag) (lazy relation loading for the connection's models),
+-- db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
+-- (loam.track).
 --
 -- Error policy: every failure raises.  Database failures and misuse alike
 -- raise an error object (a table with metatable 'loam.Error' and fields
@@ -43,8 +51,11 @@
 
 local core = require "loam.core"
 local types = require "loam.types"
+local expr = require "loam.expr"
 local query = require "loam.query"
 local model = require "loam.model"
+local relation = require "loam.relation"
+local track = require "loam.track"
 
 local loam = {
   connect = core.connect,
@@ -58,6 +69,11 @@ local loam = {
   drop_tables = model.drop_tables,
   op = query.op,
   raw = query.raw,
+  track = track.run,
+  budget = track.budget,
+  -- Errors of the core name the Lua line that called it; guard moves them
+  -- to the caller's.
+  preload = function(...) return expr.guard(relation.preload, ...) end,
 }
 
 for name, constructor in pairs(types.constructors) do
@@ -73,5 +89,7 @@ end
 Conn.create_tables = model.create_tables
 Conn.drop_tables = model.drop_tables
 query.install(Conn)
+relation.install(Conn)
+track.install(Conn)
 
 return loam

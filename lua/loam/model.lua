@@ -22,8 +22,12 @@
 --                                    -> instance | nil (DO NOTHING skipped it)
 --   Model:ddl()                      the create_table and create_index ASTs
 --   Model:where(...), :all(), ...    every query method (loam.query)
+--   Model:belongs_to(name, Target [, opts]), Model:has_one(...),
+--   Model:has_many(...)              relations (loam.relation), in
+--                                    'relations' (name -> relation)
+--   Model:lazy(flag)                 lazy loading of its relations
 --   inst:save(), inst:update(values), inst:delete(), inst:reload(),
---   inst:to_table{ only =, except =, nulls = }
+--   inst:to_table{ only =, except =, nulls =, include = }
 --   model.create_tables(db, models), model.drop_tables(db, models)
 --   model.of(v)                      the model of instance 'v', or nil
 --
@@ -40,6 +44,7 @@ local core = require "loam.core"
 local types = require "loam.types"
 local expr = require "loam.expr"
 local query = require "loam.query"
+local relation = require "loam.relation"
 
 local null = core.null
 local raise = types.raise
@@ -452,6 +457,7 @@ function model.new(db, tname, decls, opts)
     M._select[i] = { k = "col", name = col.name }
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
+  M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = { __index = M.methods, __name = "loam.Instance", model = M,
               __tostring = instance_tostring }
@@ -657,6 +663,25 @@ function Model:upsert(values, opts)
   return rows[1] and self:_load(rows[1]) or nil
 end
 
+-- Relations are declared once both models exist, so two models can point
+-- at each other; loam.relation checks and keeps them.
+function Model:belongs_to(name, target, opts)
+  return relation.declare(self, "belongs_to", name, target, opts)
+end
+
+function Model:has_one(name, target, opts)
+  return relation.declare(self, "has_one", name, target, opts)
+end
+
+function Model:has_many(name, target, opts)
+  return relation.declare(self, "has_many", name, target, opts)
+end
+
+-- The model's own switch; a query's lazy() starts a query instead.
+function Model:lazy(flag)
+  return relation.model_lazy(self, flag)
+end
+
 -- Every method that starts a query chain, forwarded to a new query on the
 -- model: Model:where{...} is query.new(Model.db, Model):where{...}.
 for _, name in ipairs(query.methods) do
@@ -701,6 +726,10 @@ function Instance:save()
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })
   end
+  -- Relations loaded over a key that changed describe another row now.
+  local changed = {}
+  for _, item in ipairs(set) do changed[item.col] = true end
+  relation.forget(self, changed)
   refresh(self, rows[1])
   return self
 end
@@ -733,11 +762,12 @@ function Instance:reload()
     raise("not_found", M.table .. ": reload found no row with the instance's key (was it "
       .. "deleted?)", { model = M.table })
   end
+  relation.forget(self)  -- a fresh row, so relations load afresh too
   refresh(self, rows[1])
   return self
 end
 
-local TO_TABLE_OPTIONS = { only = true, except = true, nulls = true }
+local TO_TABLE_OPTIONS = { only = true, except = true, nulls = true, include = true }
 
 local function name_set(M, list, what)
   local set = {}
@@ -747,7 +777,8 @@ end
 
 -- The loaded column values as a plain table.  It reads fields only, so it
 -- works on a closed connection.  NULL columns are left out unless
--- 'nulls' is true, then they hold loam.null.
+-- 'nulls' is true, then they hold loam.null.  'include' adds loaded
+-- relations (loam.relation); one not loaded raises not_loaded, never loads.
 function Instance:to_table(opts)
   local M = owner(self, "to_table")
   opts = check_options(M, opts, TO_TABLE_OPTIONS, "to_table")
@@ -762,6 +793,9 @@ function Instance:to_table(opts)
         out[name] = v
       end
     end
+  end
+  if opts.include ~= nil then
+    relation.serialize(self, out, opts.include, nulls)
   end
   return out
 end

@@ -17,8 +17,12 @@
 --                          values name columns), a condition, or query.raw(...)
 --   group_by(...), having(cond)
 --   for_update{ skip_locked = true }   (PostgreSQL only: SQLite raises misuse)
--- select, order_by, group_by, join and where add to what the query has;
--- limit, offset, page, distinct and for_update set.
+--   include(...)           model queries: relations to load with the rows
+--                          (loam.relation: nested, batched or joined, options)
+--   lazy([flag])           lazy loading for the instances of this query (default
+--                          true; loam.relation)
+-- select, order_by, group_by, join, where and include add to what the query
+-- has; limit, offset, page, distinct, for_update and lazy set.
 --
 -- A where table whose pairs all vanished (every value nil) is refused: a
 -- nil value cannot be seen once it is in a table, and an empty condition
@@ -29,7 +33,9 @@
 --   all() -> array            rows, or instances (Model:_load) for a model source
 --                              whose projection is plain columns of the model
 --   first() -> row | nil       the same with LIMIT 1
---   each() -> iterator         streams; 'break' or an error finalizes the statement
+--   each() -> iterator         streams; 'break' or an error finalizes the statement;
+--                              refused with include (the connection runs one
+--                              statement at a time, so nothing can load meanwhile)
 --   count()                    see below
 --   sum(col), avg(col), min(col), max(col)
 --                              in the database; nil when it gives NULL; refused
@@ -52,7 +58,7 @@
 -- The module: query.new(db, source), query.install(ConnMethods) (adds
 -- db:table(name)), query.op, query.raw(sql, params), query.methods (names
 -- that start a chain, for model forwarding), query.Query (the methods),
--- query.is_query(v).
+-- query.is_query(v), query.ast(q) (the SELECT AST of q, without includes).
 --
 -- SQL text comes from the core's renderer only (db:render).  A query is
 -- immutable, so the statement it renders is cached on it: running it again
@@ -67,6 +73,7 @@
 local core = require "loam.core"
 local types = require "loam.types"
 local expr = require "loam.expr"
+local relation = require "loam.relation"
 
 local null = core.null
 local misuse = expr.misuse
@@ -101,7 +108,8 @@ local select_ast  -- the SELECT AST of a state, defined with the rendering
 -- Fields: db, model (or nil), table, scope (table name or alias -> model or
 -- false, for validating "t.col"), where, having, joins, group, order (arrays),
 -- columns (nil: all), aliases (set of select aliases), plain (the projection
--- is plain columns of the source), distinct, limit, offset, lock.
+-- is plain columns of the source), distinct, limit, offset, lock, includes
+-- (an include tree of loam.relation, or nil), lazy (nil: not said).
 
 local function make(s)
   -- '_cache' holds the statements rendered for this query, by purpose.
@@ -396,6 +404,23 @@ function Query:left_join(target, on, alias)
   return add_join(self, "left", target, on, alias)
 end
 
+function Query:include(...)
+  local s = self._s
+  if s.model == nil then
+    misuse("include: %s is a table query, whose rows have no relations; start from a model",
+           s.table)
+  end
+  return derive(self, { includes = relation.include(s.model, s.includes, ...) })
+end
+
+function Query:lazy(flag)
+  if flag == nil then flag = true end
+  if type(flag) ~= "boolean" then
+    misuse("lazy: true or false expected, got %s", type(flag))
+  end
+  return derive(self, { lazy = flag })
+end
+
 function Query:for_update(opts)
   opts = opts or {}
   check_options("for_update", opts, { skip_locked = true })
@@ -456,8 +481,14 @@ local function statement(q, purpose, build)
   return st
 end
 
+-- The SELECT that loads instances: with the joined relations of the
+-- query's includes (loam.relation), which counting must not see.
+local function load_ast(s)
+  return relation.root_ast(select_ast(s), s)
+end
+
 local function main_statement(q)
-  return statement(q, "all", select_ast)
+  return statement(q, "all", load_ast)
 end
 
 -- A copy of the state 't' that reads one row at most: 'first' and
@@ -474,10 +505,18 @@ local function loads(s)
   return s.model ~= nil and s.plain
 end
 
+-- Rows become instances; loam.relation splits joined relations out, loads
+-- the included ones and remembers the set for lazy loading.
 local function load_rows(s, rows)
   if loads(s) then
+    if s.includes ~= nil or next(s.model.relations) ~= nil then
+      return relation.load(s, rows)
+    end
     local m = s.model
     for i = 1, #rows do rows[i] = m:_load(rows[i]) end
+  elseif s.includes ~= nil then
+    misuse("include: the query selects expressions other than columns of %s, so its rows " ..
+           "are not instances and cannot hold relations", s.table)
   end
   return rows
 end
@@ -520,26 +559,35 @@ end
 function Query:first()
   local s = self._s
   local st = statement(self, "first", function(t)
-    return select_ast(one_row(t))
+    return load_ast(one_row(t))
   end)
-  local row = s.db:query(st.sql, st.params)[1]
-  if row ~= nil and loads(s) then row = s.model:_load(row) end
-  return row
+  local rows = s.db:query(st.sql, st.params)
+  if rows[1] == nil then return nil end
+  return load_rows(s, rows)[1]
 end
 
 function Query:each()
   local s = self._s
+  if s.includes ~= nil then
+    misuse("each: cannot load includes while streaming (a connection runs one statement " ..
+           "at a time); use all(), or paginate{...} for pages that each load their includes")
+  end
   local st = main_statement(self)
   local iter, state, ctl, closing = s.db:each(st.sql, st.params)
   if not loads(s) then
     return iter, state, ctl, closing
   end
   local m = s.model
+  -- Streamed instances are each a set of their own, and the query's lazy
+  -- flag, when said, goes with them.
+  local remember = s.lazy ~= nil and relation.adopt
   -- The statement stays the closing value, so 'break' still finalizes it.
   return function(st_)
     local row = iter(st_)
     if row == nil then return nil end
-    return m:_load(row)
+    m:_load(row)
+    if remember then remember({ row }, s) end
+    return row
   end, state, ctl, closing
 end
 
@@ -556,7 +604,7 @@ end
 function Query:count()
   local s = self._s
   if s.distinct or #s.group > 0 or #s.having > 0 then
-    local st = main_statement(self)
+    local st = statement(self, "rows", select_ast)
     local n = 0
     for _ in s.db:each(st.sql, st.params) do n = n + 1 end
     return n
@@ -903,7 +951,7 @@ function Query:paginate(opts)
   if opts.after ~= nil then
     t.where = append(s.where, { after_all(items, decode_cursor(fingerprint, opts.after, #items)) })
   end
-  local st = render(s, select_ast(t))
+  local st = render(s, load_ast(t))
   local rows = s.db:query(st.sql, st.params)
   local next_cursor
   if #rows > limit then
@@ -965,6 +1013,10 @@ query.Query = Query
 query.op = expr.op
 query.raw = expr.raw
 query.is_query = is_query
+
+function query.ast(q)
+  return select_ast(q._s)
+end
 
 -- }======================================================================
 

@@ -15,6 +15,7 @@
 --   types.coercer(table, c)  -> function(v) -> value | nil, message
 --   types.json(v)            -> JSON text | nil, message
 --   types.where()            "file:line: " of the first caller outside loam
+--   types.is_caller(info)    a debug.getinfo frame is a Lua line outside loam
 --   types.raise(code, message [, fields [, where]])
 --                            raises a loam.Error object
 
@@ -33,6 +34,16 @@ local types = {}
 -- loam's own, whatever module (model, query, init) they belong to.
 local loamdir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
 
+-- Whether stack frame 'info' (debug.getinfo with "Sl") runs a Lua line
+-- outside loam: the frames that error positions and call sites name.
+function types.is_caller(info)
+  if info.what == "C" or info.currentline <= 0 then
+    return false
+  end
+  local src = info.source
+  return src:sub(1, 1) ~= "@" or src:sub(2, #loamdir + 1) ~= loamdir
+end
+
 -- The position of the first Lua function on the stack that is not part of
 -- loam, in the "file:line: " form of the error objects made in C.
 function types.where()
@@ -42,11 +53,8 @@ function types.where()
     if info == nil then
       return ""
     end
-    if info.what ~= "C" and info.currentline > 0 then
-      local src = info.source
-      if src:sub(1, 1) ~= "@" or src:sub(2, #loamdir + 1) ~= loamdir then
-        return info.short_src .. ":" .. info.currentline .. ": "
-      end
+    if types.is_caller(info) then
+      return info.short_src .. ":" .. info.currentline .. ": "
     end
     level = level + 1
   end
