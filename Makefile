@@ -234,8 +234,14 @@ asan: | deps
 bench: all | deps
 	bash bench/run $(BUILD)
 
+# The raw API on the SQLite file build/demo.db, then models and relations
+# (each example on its own in-memory database).
 demo: $(HOST) | deps
-	LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/demo.lua
+	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/demo.lua
+	@printf '\n==> examples/models.lua: models, queries, instances\n'
+	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/models.lua
+	@printf '\n==> examples/relations.lua: relations without N+1\n'
+	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/relations.lua
 
 check-rockspec:
 	$(LUA) scripts/check-rockspec.lua loam-scm-1.rockspec
