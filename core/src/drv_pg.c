@@ -8,6 +8,8 @@
 ** through their SQLSTATE, so callers branch on the same codes as with
 ** SQLite.  With a statement cache of 0 only unnamed statements are used,
 ** which is what a transaction-pooling proxy such as PgBouncer requires.
+** Pipelines, several statements in one round trip, are drv_pg_pipe.c's;
+** the structs and helpers both files use are declared in drv_pg_int.h.
 */
 #include <limits.h>
 #include <locale.h>
@@ -16,9 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
-#include "loam_int.h"
+#include "drv_pg_int.h"
 
 /* Type OIDs of the built-in types the driver binds or decodes. */
 #define OID_BOOL    16
@@ -29,45 +29,6 @@
 #define OID_OID     26
 #define OID_FLOAT4  700
 #define OID_FLOAT8  701
-
-
-/* A server-side prepared statement, named "loam_<id>". */
-typedef struct pgprep {
-  unsigned long id;
-} pgprep;
-
-
-typedef struct pgconn {
-  PGconn *pg;
-  loam_conn *conn;
-  unsigned long lastid;       /* the last prepared-statement number handed out */
-  /* Evicted statements whose DEALLOCATE waits for a safe point. */
-  unsigned long *dead;
-  int ndead, capdead;
-  int forget;                 /* the server already dropped every prepared statement */
-  /* Scratch space reused by every query, so binding does not allocate. */
-  loam__buf key;              /* cache key */
-  loam__buf sql;              /* SQL with '$n' placeholders */
-  loam__buf text;             /* parameter values in text form */
-  const char **vals;
-  int *lens, *fmts;
-  Oid *types;
-  size_t *offs;
-  int cappar;
-} pgconn;
-
-
-typedef struct pgstmt {
-  struct loam_stmt base;      /* first: conn.c sees only this */
-  PGresult *res;              /* the result holding the current row */
-  int row, nrows;             /* current row of 'res' and its row count */
-  int stream;                 /* single-row mode: every row is its own PGresult */
-  int primed;                 /* stream: 'res' was fetched by the query, not yet stepped */
-  int hasbytea;
-  char **names;               /* column names, copied (one block) */
-  unsigned char **blobs;      /* decoded bytea values of the current row, per column */
-  size_t *bloblens;
-} pgstmt;
 
 
 /* {======================================================================
@@ -117,7 +78,7 @@ static loam_errcode code_of_sqlstate (const char *state) {
 ** loss) is reported as a lost connection, since that is what the caller
 ** must act on; the SQLSTATE itself is kept.
 */
-static int report (pgconn *pc, const PGresult *r, loam_error *err) {
+int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err) {
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   loam_errcode code;
@@ -191,9 +152,9 @@ static void mask_passwords (loam__buf *b, const char *msg, const char *const *pw
 ** The cache's destroy callback.  Eviction happens while a statement is
 ** being released, possibly in a failed transaction or at connection close,
 ** when a DEALLOCATE would fail or be wasted; so the name is only queued
-** here and 'flush_dead' drops the queue before the next prepare.
+** here and 'loam__pg_flush_dead' drops the queue before the next prepare.
 */
-static void destroy_prep (void *ud, void *handle) {
+void loam__pg_destroy_prep (void *ud, void *handle) {
   pgconn *pc = ud;
   pgprep *p = handle;
   if (!pc->forget) {
@@ -215,7 +176,7 @@ static void destroy_prep (void *ud, void *handle) {
 ** prepared statements are not transactional, so a later ROLLBACK does not
 ** bring them back.
 */
-static void flush_dead (pgconn *pc) {
+void loam__pg_flush_dead (pgconn *pc) {
   PGTransactionStatusType ts = PQtransactionStatus(pc->pg);
   loam__buf b = LOAM__BUF_INIT;
   int i;
@@ -235,7 +196,7 @@ static void flush_dead (pgconn *pc) {
 ** forgotten without a DEALLOCATE of its own (at worst one of them outlives
 ** its use until the session ends, which is better than an error).
 */
-static void forget_all (pgconn *pc) {
+void loam__pg_forget_all (pgconn *pc) {
   pc->forget = 1;
   loam__cache_clear(&pc->conn->cache);
   pc->forget = 0;
@@ -243,7 +204,7 @@ static void forget_all (pgconn *pc) {
 }
 
 
-static const char *prep_name (const pgprep *p, char *buf, size_t n) {
+const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n) {
   snprintf(buf, n, "loam_%lu", p->id);
   return buf;
 }
@@ -551,7 +512,7 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
   pc->pg = pg;
   pc->conn = conn;
   conn->impl = pc;
-  loam__cache_init(&conn->cache, o->statement_cache, destroy_prep, pc);
+  loam__cache_init(&conn->cache, o->statement_cache, loam__pg_destroy_prep, pc);
   return LOAM_OK;
 }
 
@@ -596,8 +557,8 @@ static void free_stmt (pgstmt *s) {
 ** queued, and '*fresh' tells whether one was, since its result comes
 ** later and may be a failure.
 */
-static int prepare (pgconn *pc, const char *sql, const loam_value *params, int nparams,
-                    int *fresh, pgprep **prep, loam__centry **entry, loam_error *err) {
+int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int nparams,
+                      int *fresh, pgprep **prep, loam__centry **entry, loam_error *err) {
   loam__cache *cache = &pc->conn->cache;
   /* DISCARD and DEALLOCATE run unnamed: they may drop what the cache holds. */
   int cached = cache->capacity > 0 && !loam__sql_starts_with(sql, "DISCARD") &&
@@ -633,20 +594,20 @@ static int prepare (pgconn *pc, const char *sql, const loam_value *params, int n
     p->id = ++pc->lastid;
     if (fresh != NULL) {
       /* The pipeline flushed the queue before it started: no PQexec inside one. */
-      if (!PQsendPrepare(pc->pg, prep_name(p, name, sizeof name), pc->sql.p, nparams,
+      if (!PQsendPrepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams,
                          pc->types)) {
         free(p);
-        return report(pc, NULL, err);
+        return loam__pg_report(pc, NULL, err);
       }
       *fresh = 1;
       *prep = p;
       *entry = loam__cache_put(cache, pc->key.p, pc->key.len, p);
       return LOAM_OK;
     }
-    flush_dead(pc);
-    r = PQprepare(pc->pg, prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
+    loam__pg_flush_dead(pc);
+    r = PQprepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-      report(pc, r, err);
+      loam__pg_report(pc, r, err);
       PQclear(r);
       free(p);
       return LOAM_ERROR;
@@ -662,12 +623,12 @@ static int prepare (pgconn *pc, const char *sql, const loam_value *params, int n
 /* Gives the prepared statement back to the cache, or disposes of an uncached one. */
 static void unprepare (pgconn *pc, pgprep *prep, loam__centry *entry) {
   if (entry != NULL) loam__cache_release(&pc->conn->cache, entry);
-  else if (prep != NULL) destroy_prep(pc, prep);
+  else if (prep != NULL) loam__pg_destroy_prep(pc, prep);
 }
 
 
 /* A new statement over the result 'r' (which it owns from now on, even on failure). */
-static pgstmt *wrap (PGresult *r, loam_error *err) {
+pgstmt *loam__pg_wrap (PGresult *r, loam_error *err) {
   pgstmt *s = calloc(1, sizeof *s);
   if (s == NULL) {
     PQclear(r);
@@ -710,8 +671,9 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
-  if (prepare(pc, sql, params, nparams, NULL, &prep, &entry, err) != LOAM_OK) return LOAM_ERROR;
-  if (prep != NULL) prep_name(prep, name, sizeof name);
+  if (loam__pg_prepare(pc, sql, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
+    return LOAM_ERROR;
+  if (prep != NULL) loam__pg_prep_name(prep, name, sizeof name);
   if (!stream) {
     if (prep != NULL)
       r = PQexecPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0);
@@ -732,15 +694,15 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
   if (r != NULL && is_copy(st)) return refuse_copy(pc, r, err);
   if (r == NULL || (st != PGRES_TUPLES_OK && st != PGRES_SINGLE_TUPLE &&
                     st != PGRES_COMMAND_OK && st != PGRES_EMPTY_QUERY)) {
-    report(pc, r, err);
+    loam__pg_report(pc, r, err);
     PQclear(r);
     if (stream && sent) drain(pg);
     return LOAM_ERROR;
   }
   if (st == PGRES_COMMAND_OK && (loam__sql_starts_with(sql, "DISCARD") ||
                                  loam__sql_starts_with(sql, "DEALLOCATE")))
-    forget_all(pc);
-  if ((s = wrap(r, err)) == NULL) {
+    loam__pg_forget_all(pc);
+  if ((s = loam__pg_wrap(r, err)) == NULL) {
     if (stream) drain(pg);
     return LOAM_ERROR;
   }
@@ -801,7 +763,7 @@ static int pg_step (loam_stmt *base, loam_error *err) {
         loam__err(err, PQstatus(pc->pg) == CONNECTION_BAD ? LOAM_E_CONNECTION_FAILED
                                                           : LOAM_E_DATABASE_ERROR,
                   "the result ended without completing");
-      else report(pc, r, err);
+      else loam__pg_report(pc, r, err);
       PQclear(r);
       drain(pc->pg);
       if (base->conn->streaming == base) base->conn->streaming = NULL;
@@ -847,7 +809,7 @@ static void pg_column (loam_stmt *base, int i, loam_value *out) {
 ** the enclosing transaction.  Draining discards each row as it arrives,
 ** so memory stays constant; the cost is reading the rest of the result.
 */
-static void pg_finish (loam_stmt *base) {
+void loam__pg_finish (loam_stmt *base) {
   pgstmt *s = (pgstmt *)base;
   loam_conn *conn = base->conn;
   if (s->stream && conn != NULL && conn->streaming == base) {
@@ -860,221 +822,6 @@ static void pg_finish (loam_stmt *base) {
 }
 
 
-/* }====================================================================== */
-
-
-/* {======================================================================
-** Pipelines
-**
-** Several statements go out back to back with one Sync, and their results
-** come back in order, so a batch of relation loads costs one round trip.
-** libpq in blocking mode reads incoming results while it waits to send,
-** so a large pipeline cannot deadlock against a server busy writing.  Up
-** to the Sync, the statements share one implicit transaction when none is
-** open.  After an error the server skips the rest (PGRES_PIPELINE_ABORTED)
-** up to the Sync, which the collection always reads, so the connection
-** leaves pipeline mode clean whatever happened.
-** ======================================================================= */
-
-/* What the pipeline keeps of one statement until its results are in. */
-typedef struct pipeslot {
-  unsigned long id;          /* the prepared statement whose Parse went out here, or 0 */
-  pgprep *own;               /* that statement when the cache did not take it */
-  size_t key, keylen;        /* its cache key in the pipeline's key buffer */
-  int parsed;                /* its Parse succeeded */
-  int sent;                  /* the statement itself went out */
-  PGresult *res;             /* its result, until wrapped */
-} pipeslot;
-
-
-/* Sends statement 'q' (and its Parse when it is new to the cache). */
-static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *keys,
-                      loam_error *err) {
-  loam__centry *entry;
-  pgprep *prep;
-  char name[32];
-  int fresh;
-  if (prepare(pc, q->sql, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
-    return LOAM_ERROR;
-  if (fresh) {
-    sl->id = prep->id;
-    sl->own = entry == NULL ? prep : NULL;
-    sl->key = keys->len;
-    sl->keylen = pc->key.len;
-    loam__buf_add(keys, pc->key.p, pc->key.len);
-  }
-  if (prep != NULL)
-    sl->sent = PQsendQueryPrepared(pc->pg, prep_name(prep, name, sizeof name), q->nparams,
-                                   pc->vals, pc->lens, pc->fmts, 0);
-  else
-    sl->sent = PQsendQueryParams(pc->pg, pc->sql.p, q->nparams, pc->types, pc->vals, pc->lens,
-                                 pc->fmts, 0);
-  /* Released at once, so a later statement of the same text finds it. */
-  if (entry != NULL) loam__cache_release(&pc->conn->cache, entry);
-  return sl->sent ? LOAM_OK : report(pc, NULL, err);
-}
-
-
-/* The next result of the pipeline, with the NULL that ends its command read too. */
-static PGresult *pipe_result (PGconn *pg) {
-  PGresult *r = PQgetResult(pg), *end;
-  if (r != NULL && PQresultStatus(r) != PGRES_PIPELINE_SYNC)
-    while ((end = PQgetResult(pg)) != NULL) PQclear(end);
-  return r;
-}
-
-
-/*
-** Reads the result of one command: the Parse of 'sl' ('parse' set) or
-** its statement.  The first failure goes into 'first'; each failure is
-** reported to the instrumentation, the skipped commands are not (they
-** never ran).  Returns 0 when the connection was lost.
-*/
-static int pipe_read (pgconn *pc, const loam__pipe *q, pipeslot *sl, int parse, int64_t t0,
-                      loam_error *first) {
-  PGresult *r = pipe_result(pc->pg);
-  ExecStatusType st = PQresultStatus(r);
-  int64_t elapsed = loam__clock_ns() - t0;
-  if (r == NULL || st == PGRES_PIPELINE_SYNC) {
-    if (first->code == LOAM_E_NONE) report(pc, NULL, first);
-    PQclear(r);
-    return 0;
-  }
-  if (parse) sl->parsed = st == PGRES_COMMAND_OK;
-  else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-    sl->res = r;
-    loam__trace_done(pc->conn, q->sql, q->nparams, PQntuples(r), elapsed, LOAM_E_NONE);
-    return 1;
-  }
-  if (st != PGRES_PIPELINE_ABORTED && !(parse && st == PGRES_COMMAND_OK)) {
-    loam_error e = LOAM_ERROR_INIT;
-    report(pc, r, &e);
-    loam__trace_done(pc->conn, q->sql, q->nparams, 0, elapsed, e.code);
-    if (first->code == LOAM_E_NONE) *first = e;
-    else loam_error_clear(&e);
-  }
-  PQclear(r);
-  return 1;
-}
-
-
-/* Drops 'id' from the queue of statements awaiting DEALLOCATE. */
-static void unqueue (pgconn *pc, unsigned long id) {
-  int i;
-  for (i = 0; i < pc->ndead; i++)
-    if (pc->dead[i] == id) {
-      pc->dead[i] = pc->dead[--pc->ndead];
-      return;
-    }
-}
-
-
-/*
-** Settles the prepared statement whose Parse went out with 'sl'.  One
-** that the server refused or skipped does not exist there, so it leaves
-** the cache without a DEALLOCATE (which would fail, and abort an open
-** transaction); one that exists and that the cache did not take is
-** queued for DEALLOCATE like any other.  'keys' NULL: they were lost to
-** a failed allocation, and the caller forgets every name instead.
-*/
-static void pipe_settle (pgconn *pc, const pipeslot *sl, const char *keys) {
-  loam__cache *cache = &pc->conn->cache;
-  loam__centry *e;
-  if (sl->id == 0) return;
-  if (sl->own != NULL) {
-    if (sl->parsed) destroy_prep(pc, sl->own);
-    else free(sl->own);
-    return;
-  }
-  if (sl->parsed || keys == NULL) return;
-  e = loam__cache_get(cache, keys + sl->key, sl->keylen);
-  if (e != NULL && ((pgprep *)loam__cache_handle(e))->id == sl->id) {
-    pc->forget = 1;
-    loam__cache_drop(cache, e);
-    pc->forget = 0;
-    return;
-  }
-  if (e != NULL) loam__cache_release(cache, e);
-  unqueue(pc, sl->id);   /* evicted meanwhile by a later statement of the pipeline */
-}
-
-
-/* Moves the error in 'from' (its strings too) into 'to', leaving 'from' empty. */
-static void move_error (loam_error *to, loam_error *from) {
-  loam_error_clear(to);
-  *to = *from;
-  memset(from, 0, sizeof *from);
-}
-
-
-static int pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err) {
-  pgconn *pc = conn->impl;
-  PGconn *pg = pc->pg;
-  loam_error first = LOAM_ERROR_INIT, local = LOAM_ERROR_INIT;
-  loam__buf keys = LOAM__BUF_INIT;
-  pipeslot *sl;
-  int64_t t0;
-  int i, nslots = 0, alive = 1;
-  if (conn->streaming != NULL)
-    return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
-                                         "finish or close that iteration first");
-  if (PQstatus(pg) != CONNECTION_OK)
-    return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
-  for (i = 0; i < n; i++) q[i].stmt = NULL;
-  if ((sl = calloc((size_t)n, sizeof *sl)) == NULL) return loam__err_nomem(err);
-  flush_dead(pc);
-  if (!PQenterPipelineMode(pg)) {
-    free(sl);
-    return report(pc, NULL, err);
-  }
-  t0 = loam__clock_ns();
-  while (nslots < n && pipe_send(pc, &q[nslots], &sl[nslots], &keys, &local) == LOAM_OK)
-    nslots++;
-  if (nslots < n) nslots++;   /* the failed one may have sent its Parse */
-  if (!PQpipelineSync(pg)) {
-    report(pc, NULL, &first);
-    alive = 0;
-  }
-  for (i = 0; i < nslots && alive; i++) {
-    if (sl[i].id != 0) alive = pipe_read(pc, &q[i], &sl[i], 1, t0, &first);
-    if (alive && sl[i].sent) alive = pipe_read(pc, &q[i], &sl[i], 0, t0, &first);
-  }
-  if (alive) {
-    PGresult *r = PQgetResult(pg);
-    if (PQresultStatus(r) != PGRES_PIPELINE_SYNC && first.code == LOAM_E_NONE)
-      report(pc, r, &first);
-    PQclear(r);
-  }
-  PQexitPipelineMode(pg);
-  for (i = 0; i < nslots; i++) pipe_settle(pc, &sl[i], keys.oom ? NULL : keys.p);
-  if (keys.oom) forget_all(pc);
-  if (first.code == LOAM_E_NONE) move_error(&first, &local);
-  for (i = 0; i < n && first.code == LOAM_E_NONE; i++) {
-    pgstmt *s = wrap(sl[i].res, &first);   /* owns the result from here on */
-    sl[i].res = NULL;
-    if (s == NULL) break;
-    s->base.conn = conn;
-    s->base.state = LOAM__ST_READY;
-    q[i].stmt = &s->base;
-  }
-  for (i = 0; i < n && first.code != LOAM_E_NONE; i++) {
-    PQclear(sl[i].res);
-    if (q[i].stmt != NULL) {
-      pg_finish(q[i].stmt);
-      free(q[i].stmt);
-      q[i].stmt = NULL;
-    }
-  }
-  loam__buf_free(&keys);
-  loam_error_clear(&local);
-  free(sl);
-  if (first.code == LOAM_E_NONE) return LOAM_OK;
-  if (err != NULL) move_error(err, &first);
-  else loam_error_clear(&first);
-  return LOAM_ERROR;
-}
-
-
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -1083,8 +830,8 @@ const loam__driver loam__pg_driver = {
   pg_step,
   pg_column_name,
   pg_column,
-  pg_finish,
-  pg_pipeline
+  loam__pg_finish,
+  loam__pg_pipeline
 };
 
 /* }====================================================================== */

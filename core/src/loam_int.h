@@ -212,7 +212,8 @@ LOAMI_FUNC void loam__cache_clear (loam__cache *c);
 
 
 /* {======================================================================
-** Drivers (conn.c dispatches; drv_sqlite.c and drv_pg.c implement)
+** Drivers (conn.c dispatches; drv_sqlite.c and drv_pg.c, with
+** drv_pg_pipe.c, implement)
 **
 ** Dialects are data, drivers are transport: a driver prepares, binds,
 ** steps and reports errors.  It never builds SQL of its own beyond the

@@ -31,7 +31,7 @@
 --   drop_tables(db, models)         throwaway databases only
 --   op, raw                         where-clause helpers (loam.query)
 --   preload(list, ...)              loads relations for instances in hand,
---                                   as q:include(...) would (loam.relation)
+--                                   as q:include(...) would (loam.loader)
 --   track(db, fn [, opts])          runs fn, returns a report of its queries
 --                                   (counts, N+1s, unused eager loads)
 --   budget(db, limits, fn)          runs fn under query/row limits (loam.track)
@@ -55,6 +55,7 @@ local expr = require "loam.expr"
 local query = require "loam.query"
 local model = require "loam.model"
 local relation = require "loam.relation"
+local loader = require "loam.loader"
 local track = require "loam.track"
 
 local loam = {
@@ -73,7 +74,7 @@ local loam = {
   budget = track.budget,
   -- Errors of the core name the Lua line that called it; guard moves them
   -- to the caller's.
-  preload = function(...) return expr.guard(relation.preload, ...) end,
+  preload = function(...) return expr.guard(loader.preload, ...) end,
 }
 
 for name, constructor in pairs(types.constructors) do

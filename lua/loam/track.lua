@@ -91,10 +91,10 @@
 --
 -- The module: track.run (loam.track), track.budget (loam.budget),
 -- track.install(ConnMethods) (db:track, db:track_reset, db:budget),
--- track.DEFAULT_THRESHOLD, and for loam.relation
--- track.eager_loaded(instances, relname) after an eager load and
--- track.relation_read(instance, relname) on every relation read, which
--- return at once while no scope is open anywhere.
+-- track.DEFAULT_THRESHOLD, and track.eager_loaded(instances, relname)
+-- after an eager load (for loam.loader) and track.relation_read(instance,
+-- relname) on every relation read (for loam.relation), which return at
+-- once while no scope is open anywhere.
 
 local types = require "loam.types"
 local expr = require "loam.expr"
@@ -675,7 +675,7 @@ end
 
 
 -- {======================================================================
--- Eager loads (called by loam.relation)
+-- Eager loads (called by loam.loader)
 -- =======================================================================
 
 -- The model of an instance, from loam.model, which is loaded by the time

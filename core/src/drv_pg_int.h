@@ -1,0 +1,106 @@
+/*
+** drv_pg_int.h: the PostgreSQL driver's internals, shared by its two
+** files: drv_pg.c (connecting, binding, prepared statements, results read
+** whole or streamed) and drv_pg_pipe.c (pipelines).
+**
+** The structs are the driver's state for a connection, a statement and a
+** server-side prepared statement; the functions are the few that both
+** files need, with the 'loam__pg_' prefix and hidden visibility like
+** every internal function of libloam.
+*/
+#ifndef LOAM_DRV_PG_INT_H
+#define LOAM_DRV_PG_INT_H
+
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "loam_int.h"
+
+
+/* A server-side prepared statement, named "loam_<id>". */
+typedef struct pgprep {
+  unsigned long id;
+} pgprep;
+
+
+/* The driver's state of one connection (its 'impl'). */
+typedef struct pgconn {
+  PGconn *pg;
+  loam_conn *conn;
+  unsigned long lastid;       /* the last prepared-statement number handed out */
+  /* Evicted statements whose DEALLOCATE waits for a safe point. */
+  unsigned long *dead;
+  int ndead, capdead;
+  int forget;                 /* the server already dropped every prepared statement */
+  /* Scratch space reused by every query, so binding does not allocate. */
+  loam__buf key;              /* cache key */
+  loam__buf sql;              /* SQL with '$n' placeholders */
+  loam__buf text;             /* parameter values in text form */
+  const char **vals;
+  int *lens, *fmts;
+  Oid *types;
+  size_t *offs;
+  int cappar;
+} pgconn;
+
+
+/* A statement over one result, or a stream of single-row results. */
+typedef struct pgstmt {
+  struct loam_stmt base;      /* first: conn.c sees only this */
+  PGresult *res;              /* the result holding the current row */
+  int row, nrows;             /* current row of 'res' and its row count */
+  int stream;                 /* single-row mode: every row is its own PGresult */
+  int primed;                 /* stream: 'res' was fetched by the query, not yet stepped */
+  int hasbytea;
+  char **names;               /* column names, copied (one block) */
+  unsigned char **blobs;      /* decoded bytea values of the current row, per column */
+  size_t *bloblens;
+} pgstmt;
+
+/*
+** Fills 'err' (OUT; may be NULL) from the failed result 'r', or from the
+** connection when 'r' is NULL.  Returns LOAM_ERROR.
+*/
+LOAMI_FUNC int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err);
+
+/*
+** The statement cache's destroy callback ('ud' is the pgconn): frees the
+** pgprep 'handle' and queues its name for DEALLOCATE.
+*/
+LOAMI_FUNC void loam__pg_destroy_prep (void *ud, void *handle);
+
+/* Sends the queued DEALLOCATEs, when the connection can take them. */
+LOAMI_FUNC void loam__pg_flush_dead (pgconn *pc);
+
+/* Empties the statement cache without a DEALLOCATE for any of its names. */
+LOAMI_FUNC void loam__pg_forget_all (pgconn *pc);
+
+/* Writes the server-side name of 'p' into 'buf' (n bytes) and returns 'buf'. */
+LOAMI_FUNC const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n);
+
+/*
+** Binds 'params' into the connection's scratch arrays and finds or makes
+** the prepared statement for 'sql'.  OUT: '*prep' (NULL when caching is
+** off: run 'pc->sql' unnamed), '*entry' (the pinned cache entry, which the
+** caller releases; NULL when the caller owns '*prep'), and with 'fresh'
+** not NULL (in a pipeline) '*fresh', set when a Parse was only queued.
+*/
+LOAMI_FUNC int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params,
+                                 int nparams, int *fresh, pgprep **prep,
+                                 loam__centry **entry, loam_error *err);
+
+/*
+** A new statement over result 'r', which it owns from the call on, even
+** when it fails (NULL, with 'err' set).  Freed with 'loam__pg_finish' and
+** then free().
+*/
+LOAMI_FUNC pgstmt *loam__pg_wrap (PGresult *r, loam_error *err);
+
+/* The driver's 'finish': releases what the statement holds, not the struct. */
+LOAMI_FUNC void loam__pg_finish (loam_stmt *base);
+
+/* The driver's 'pipeline' operation (drv_pg_pipe.c). */
+LOAMI_FUNC int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
+
+#endif
