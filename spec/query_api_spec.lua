@@ -352,9 +352,73 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(1, paid:offset(2):count())
         assert.are.equal(1, paid:offset(1):limit(1):count())
         assert.are.equal(0, paid:offset(5):count())
+        assert.are.equal(0, paid:limit(0):count())
         assert.are.equal(3, orders():select("status"):distinct():count())
+        assert.are.equal(2, orders():select("status"):distinct():order_by("status"):offset(1)
+          :limit(2):count())
         assert.are.equal(2, orders():join("customers", { ["orders.customer_id"] = "customers.id" })
           :where { ["customers.tier"] = "pro" }:count())
+      end)
+
+      -- The statements 'f' runs on the connection, in order.
+      local function statements(f)
+        local sqls = {}
+        db:on_query(function(ev) sqls[#sqls + 1] = ev.sql end)
+        local ok, err = pcall(f)
+        db:on_query(nil)
+        assert(ok, err)
+        return sqls
+      end
+
+      -- 'sql' written with '?' placeholders, numbered for PostgreSQL.
+      local function dialect(sql)
+        if not pg then return sql end
+        local n = 0
+        return (sql:gsub("%?", function()
+          n = n + 1
+          return "$" .. n
+        end))
+      end
+
+      it("counts a plain query with count(*) and any other over its rows as a subquery",
+         function()
+        local paid = orders():where { status = "paid" }
+        local grouped = orders():select("customer_id", { raw("count(*)"), as = "n" })
+          :group_by("customer_id"):having(raw("count(*) > ?", { 1 }))
+        local counts
+        local sqls = statements(function()
+          counts = {
+            paid:order_by("id"):count(),
+            paid:order_by("id"):limit(2):offset(1):count(),
+            orders():select("status"):distinct():order_by("status"):count(),
+            grouped:count(),
+          }
+        end)
+        assert.are.same({ 3, 2, 3, 2 }, counts)
+        assert.are.same({
+          dialect('SELECT count(*) AS "n" FROM "orders" WHERE ("status" = ?)'),
+          dialect('SELECT count(*) AS "n" FROM (SELECT * FROM "orders" WHERE ("status" = ?) '
+            .. 'ORDER BY "id" ASC LIMIT ? OFFSET ?) AS "__loam_q"'),
+          'SELECT count(*) AS "n" FROM (SELECT DISTINCT "status" FROM "orders") AS "__loam_q"',
+          dialect('SELECT count(*) AS "n" FROM (SELECT "customer_id", count(*) AS "n" FROM '
+            .. '"orders" GROUP BY "customer_id" HAVING (count(*) > ?)) AS "__loam_q"'),
+        }, sqls)
+      end)
+
+      it("counts 10,000 DISTINCT rows with one statement", function()
+        helper.table(db, "many", "id integer primary key, v integer not null",
+          "id bigserial primary key, v bigint not null")
+        -- 20,000 rows, each value twice.
+        db:exec("insert into many (v) with recursive s(i) as (select 1 union all "
+          .. "select i + 1 from s where i < 20000) select i % 10000 from s")
+        local q = db:table("many"):select("v"):distinct()
+        local before = db:stats().queries
+        assert.are.equal(10000, q:count())
+        assert.are.equal(1, db:stats().queries - before)
+        before = db:stats().queries
+        assert.are.equal(2500, q:order_by("v"):limit(2500):count())
+        assert.are.equal(1, db:stats().queries - before)
+        db:exec("drop table many")
       end)
 
       it("computes sum, avg, min and max in the database", function()
@@ -370,8 +434,65 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(800, paid:sum(raw("total * ?", { 2 })))
         assert.is_nil(orders():where { id = 99 }:sum("total"))
         assert.is_nil(orders():where { id = 99 }:max("total"))
-        local err = misuse(paid:limit(1).sum, paid:limit(1), "total")
-        assert.matches("^sum: not over a query with limit/offset", err.message)
+      end)
+
+      it("aggregates over the rows of a query with limit/offset or distinct", function()
+        local paid = orders():where { status = "paid" }
+        local v
+        local sqls = statements(function()
+          v = paid:order_by("-total"):limit(2):sum("total")
+        end)
+        assert.are.equal(350, v)
+        assert.are.same({ dialect('SELECT sum("__loam_q"."total") AS "v" FROM (SELECT * FROM '
+          .. '"orders" WHERE ("status" = ?) ORDER BY "total" DESC LIMIT ?) AS "__loam_q"') }, sqls)
+        assert.are.equal(60, orders():order_by("id"):offset(4):sum("total"))
+        assert.are.equal(175, orders():order_by("id"):limit(2):avg("total"))
+        assert.are.equal(100, paid:order_by("total"):offset(1):min("total"))
+        -- Raw SQL reads the subquery's columns by their names.
+        assert.are.equal(300, paid:order_by("total"):limit(2):sum(raw("total * ?", { 2 })))
+        -- NULL is one distinct row and adds nothing.
+        local customers = orders():select("customer_id"):distinct()
+        assert.are.equal(4, customers:count())
+        assert.are.equal(6, customers:sum("customer_id"))
+        assert.are.equal(3, customers:max("orders.customer_id"))
+        assert.are.equal("refunded", orders():select("status"):distinct():max("status"))
+        assert.are.equal(1, orders():select({ raw("total / 100"), as = "h" }):distinct()
+          :order_by("h"):limit(2):max("h"))
+      end)
+
+      it("aggregates the groups of a grouped query by their selected values", function()
+        -- The largest order of each customer (and of the orders without one).
+        local grouped = orders():select("customer_id", { raw("max(total)"), as = "t" })
+          :group_by("customer_id")
+        local v
+        local sqls = statements(function() v = grouped:max("t") end)
+        assert.are.equal(300, v)
+        assert.are.same({ 'SELECT max("__loam_q"."t") AS "v" FROM (SELECT "customer_id", '
+          .. 'max(total) AS "t" FROM "orders" GROUP BY "customer_id") AS "__loam_q"' }, sqls)
+        assert.are.equal(4, grouped:count())
+        assert.are.equal(10, grouped:min("t"))
+        assert.are.equal(610, grouped:sum("t"))
+        assert.are.equal(152.5, grouped:avg("t"))
+        assert.are.equal(6, grouped:sum("customer_id"))
+        assert.are.equal(1220, grouped:sum(raw("t * ?", { 2 })))
+        assert.are.equal(250, grouped:having(raw("max(total) > ?", { 100 })):min("t"))
+      end)
+
+      it("refuses an aggregate over rows that do not hold its column", function()
+        local q = orders():where { status = "paid" }:select("id"):limit(1)
+        local err = misuse(q.sum, q, "total")
+        assert.are.equal("sum: 'total' is not among the columns the query selects; with "
+          .. "limit/offset, distinct or group_by/having, sum runs over the query's own rows, "
+          .. "so select it", err.message)
+        q = orders():select("customers.id"):join("customers",
+          { ["orders.customer_id"] = "customers.id" }):distinct()
+        assert.matches("^max: 'id' is not among", misuse(q.max, q, "id").message)
+        q = orders():group_by("customer_id")
+        assert.are.equal("avg: with group_by/having the query's rows are its groups, and '*' "
+          .. "holds no grouped value; select 'total' by name (a grouped column or an alias)",
+          misuse(q.avg, q, "total").message)
+        q = orders():select("customer_id", { raw("max(total)"), as = "t" }):group_by("customer_id")
+        assert.matches("^min: 'total' is not among", misuse(q.min, q, "total").message)
       end)
 
       it("tells whether a row exists", function()
@@ -452,7 +573,7 @@ for backend, pg in helper.each_backend() do
         local head = 'SELECT "orders"."id", "customers"."name" AS "customer" FROM "orders" '
           .. 'INNER JOIN "customers" ON ("orders"."customer_id" = "customers"."id") WHERE '
         if pg then
-          assert.are.equal(head .. '("orders"."id" = ANY($1::int8[]))', sql)
+          assert.are.equal(head .. '("orders"."id" IN (SELECT * FROM unnest($1::int8[])))', sql)
         else
           assert.are.equal(head .. '("orders"."id" IN (SELECT value FROM json_each(?)))', sql)
         end
@@ -787,6 +908,7 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(msg, misuse(q.group_by, q, "nope").message)
         assert.are.equal(msg, misuse(q.pluck, q, "nope").message)
         assert.are.equal(msg, misuse(q.sum, q, "nope").message)
+        assert.are.equal(msg, misuse(q:limit(1).sum, q:limit(1), "nope").message)
         assert.are.equal(msg, misuse(q.update_all, q, { nope = 1 }).message)
         assert.are.equal(msg, misuse(q.where, q, { ["orders.nope"] = 1 }).message)
         local j = q:join(Customer, { ["orders.customer_id"] = "customers.id" })

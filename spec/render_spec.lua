@@ -57,7 +57,7 @@ describe("core.render", function()
     local out = core.render("postgres", select_ast)
     assert.are.equal('SELECT "o"."id", count(*) AS "n" FROM "orders" AS "o" LEFT JOIN '
       .. '"customers" AS "c" ON ("o"."customer_id" = "c"."id") WHERE (("c"."email" ILIKE $1) '
-      .. 'AND ("o"."status" = ANY($2::text[])) AND (o.total > $3 OR o.vip)) '
+      .. 'AND ("o"."status" IN (SELECT * FROM unnest($2::text[]))) AND (o.total > $3 OR o.vip)) '
       .. 'GROUP BY "o"."id" ORDER BY "o"."id" DESC NULLS LAST LIMIT $4 OFFSET $5', out[1].sql)
     assert.are.same({ "%@x", '{"paid","it\\"s"}', 10, 5, 10 }, out[1].params)
   end)

@@ -396,14 +396,17 @@ LOAM_API loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, l
 /*
 ** e IN (n values), bound as ONE parameter whatever 'n', so a query keeps
 ** one text (and one prepared statement) for lists of every length:
-**   SQLite      (e IN (SELECT value FROM json_each(?)))   a JSON array text
-**   PostgreSQL  (e = ANY($n::T[]))                         an array literal text
-** negated: NOT IN / (e <> ALL($n::T[])).  T follows the values: int8,
-** float8 (doubles, or integers mixed with doubles), text or bool; any
-** other mix is LOAM_E_MISUSE, and so are NULL values (NULL never matches
-** IN: test it with 'loam_qb_is_null') and blobs.  SQLite gets booleans as
-** 1/0.  An empty list renders (1 = 0), negated (1 = 1), with no parameter.
-** The values (and their text) are copied.
+**   SQLite      (e IN (SELECT value FROM json_each(?)))           a JSON array text
+**   PostgreSQL  (e IN (SELECT * FROM unnest($n::T[])))            an array literal text
+** negated: NOT IN.  PostgreSQL hashes the list (a semi-join for IN, a
+** hashed subplan for NOT IN while the list fits in work_mem), where
+** '= ANY($n)' would compare each row with the whole array.  T follows the
+** values: int8, float8 (doubles, or integers mixed with doubles), text or
+** bool; any other mix is LOAM_E_MISUSE, and so are NULL values (NULL never
+** matches IN: test it with 'loam_qb_is_null'; it also keeps NOT IN exact)
+** and blobs.  SQLite gets booleans as 1/0.  An empty list renders (1 = 0),
+** negated (1 = 1), with no parameter.  The values (and their text) are
+** copied.
 */
 LOAM_API loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e,
                                      const loam_value *vals,   /* may be NULL when n is 0 */
@@ -804,6 +807,7 @@ LOAM_API loam_expr *loam_qb_row_number (loam_qb *qb,
 ** Each position has one element type, by the rules of 'loam_qb_in_list'
 ** (NULL and blobs refused, integers mixed with doubles become doubles).
 ** 'negate' gives NOT IN.  No tuple renders (1 = 0), negated (1 = 1).
+** One expression renders exactly as 'loam_qb_in_list' does: (e IN ...).
 */
 LOAM_API loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
                                        const loam_value *vals, int ntuples, int negate);
@@ -841,9 +845,8 @@ typedef struct loam_batch loam_batch;
 **     text or booleans); blobs are refused (LOAM_E_MISUSE naming the key);
 **   - the key expressions join the result columns as "__loam_k1"... (no
 **     result column at all becomes *, plus them), and the key predicate
-**     ANDs into WHERE: exact tuples ('loam_qb_in_tuples'), for one key as
-**     for several, since PostgreSQL runs that form as a hashed semi-join
-**     where '= ANY' may compare each row with every key;
+**     ANDs into WHERE: exact tuples ('loam_qb_in_tuples'), which for one
+**     key is the IN list of 'loam_qb_in_list';
 **   - with 'limit_per_key', the statement moves into
 **       SELECT * FROM (SELECT ..., row_number() OVER (PARTITION BY keys
 **       ORDER BY the query's ORDER BY) AS "__loam_rn" FROM ...) AS

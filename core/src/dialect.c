@@ -1,12 +1,12 @@
 /*
 ** dialect.c: the value texts that differ between SQLite and PostgreSQL.
 **
-** An IN list is bound as one parameter so that a query keeps one text
-** whatever the length of its list.  That parameter is a text the backend
-** parses on its side: a JSON array for SQLite's json_each, an array
-** literal for PostgreSQL's '= ANY($n::T[])'.  Both are written here in one
-** pass, with every string escaped for its format, so no value can end its
-** element early or change the list.
+** An IN list is bound as one parameter (one per column of tuples) so that
+** a query keeps one text whatever the length of its list.  That parameter
+** is a text the backend parses on its side: a JSON array for SQLite's
+** json_each, an array literal for PostgreSQL's 'unnest($n::T[])'.  Both
+** are written here in one pass, with every string escaped for its
+** format, so no value can end its element early or change the list.
 */
 #include <math.h>
 #include <string.h>
@@ -120,26 +120,28 @@ static void pg_escape (loam__buf *b, unsigned char c) {
 /*
 ** Every text element is double-quoted, so no content (commas, braces,
 ** blanks, the word NULL, the empty string) is read as array syntax.
+** 'stride' lets one column of tuples be written where the tuples lie.
 */
-int loam__pg_array (loam__buf *b, const loam_value *v, int n, loam_error *err) {
+int loam__pg_array (loam__buf *b, const loam_value *v, int n, int stride, loam_error *err) {
   int i;
   loam__buf_addc(b, '{');
   for (i = 0; i < n; i++) {
+    const loam_value *e = v + (size_t)i * (size_t)stride;
     if (i > 0) loam__buf_addc(b, ',');
-    switch (v[i].type) {
-      case LOAM_INT: loam__buf_int(b, v[i].u.i); break;
-      case LOAM_BOOL: loam__buf_addc(b, v[i].u.b ? 't' : 'f'); break;
+    switch (e->type) {
+      case LOAM_INT: loam__buf_int(b, e->u.i); break;
+      case LOAM_BOOL: loam__buf_addc(b, e->u.b ? 't' : 'f'); break;
       case LOAM_DOUBLE:
-        if (isnan(v[i].u.d)) loam__buf_adds(b, "NaN");
-        else if (isinf(v[i].u.d)) loam__buf_adds(b, v[i].u.d > 0 ? "Infinity" : "-Infinity");
-        else loam__buf_double(b, v[i].u.d, 0);
+        if (isnan(e->u.d)) loam__buf_adds(b, "NaN");
+        else if (isinf(e->u.d)) loam__buf_adds(b, e->u.d > 0 ? "Infinity" : "-Infinity");
+        else loam__buf_double(b, e->u.d, 0);
         break;
       default:
-        if (v[i].u.s.len > 0 && memchr(v[i].u.s.ptr, '\0', v[i].u.s.len) != NULL)
+        if (e->u.s.len > 0 && memchr(e->u.s.ptr, '\0', e->u.s.len) != NULL)
           return loam__err(err, LOAM_E_DATA_ERROR, "IN list: value %d is text holding a NUL "
                            "byte, which PostgreSQL cannot store", i + 1);
         loam__buf_addc(b, '"');
-        add_escaped(b, v[i].u.s.ptr, v[i].u.s.len, pg_special, pg_escape);
+        add_escaped(b, e->u.s.ptr, e->u.s.len, pg_special, pg_escape);
         loam__buf_addc(b, '"');
         break;
     }

@@ -18,7 +18,7 @@
 --   group_by(...), having(cond)
 --   for_update{ skip_locked = true }   (PostgreSQL only: SQLite raises misuse)
 --   include(...)           model queries: relations to load with the rows
---                          (loam.relation: nested, batched or joined, options)
+--                          (loam.include: nested, batched or joined, options)
 --   lazy([flag])           lazy loading for the instances of this query (default
 --                          true; loam.relation)
 -- select, order_by, group_by, join, where and include add to what the query
@@ -36,11 +36,12 @@
 --   each() -> iterator         streams; 'break' or an error finalizes the statement;
 --                              refused with include (the connection runs one
 --                              statement at a time, so nothing can load meanwhile)
---   count()                    see below
+--   count()                    the number of rows all() would return, one
+--                              statement in the database (see below)
 --   sum(col), avg(col), min(col), max(col)
---                              in the database; nil when it gives NULL; refused
---                              with limit/offset, group_by/having or distinct,
---                              which one aggregate could not respect
+--                              the same over those rows; nil when the database
+--                              gives NULL; 'col' a column name, a select alias
+--                              or query.raw (see below)
 --   exists() -> boolean        the query's own projection with LIMIT 1
 --   pluck(col) -> array        one column's values (loam.null for NULL)
 --   update_all{ col = value }, delete_all() -> rows changed; the query may
@@ -62,18 +63,32 @@
 --
 -- SQL text comes from the core's renderer only (db:render).  A query is
 -- immutable, so the statement it renders is cached on it: running it again
--- renders nothing.  Two places do not map to one rendered SELECT:
---  * count() with limit/offset counts without them and clamps in Lua
---    (min(max(total - offset, 0), limit)), which is exact and keeps the
---    count in the database; with distinct/group_by/having it counts the
---    rows the query streams, since those rows are what it would return.
---  * explain() prefixes the rendered text with EXPLAIN (PostgreSQL) or
---    EXPLAIN QUERY PLAN (SQLite): the one concatenation onto core SQL.
+-- renders nothing.  count() and the aggregates are one SELECT each, never
+-- rows counted in Lua:
+--  * a query whose rows are simply those that match (no limit/offset,
+--    distinct, group_by or having) gets the aggregate in place of its
+--    projection, without its order and lock:
+--      SELECT count(*) AS "n" FROM "orders" WHERE ...
+--  * any other query is aggregated over its own rows, as a subquery
+--    without its lock, keeping its ORDER BY only when limit/offset choose
+--    rows by it:
+--      SELECT count(*) AS "n" FROM (<the query>) AS "__loam_q"
+--      SELECT sum("__loam_q"."total") AS "v" FROM (<the query>) AS "__loam_q"
+--    So counts honour limit/offset and count distinct rows, or groups.
+--    The aggregated column must be one the query selects (misuse
+--    otherwise); with group_by/having the rows are the groups, so the
+--    aggregate runs over the groups' values (the largest per-customer
+--    total, say) and the column must be selected by name, not through
+--    '*', which holds no grouped value.  A raw expression is evaluated over
+--    the subquery's rows: it names their columns unqualified.
+-- explain() prefixes the rendered text with EXPLAIN (PostgreSQL) or
+-- EXPLAIN QUERY PLAN (SQLite): the one concatenation onto core SQL.
 
 local core = require "loam.core"
 local types = require "loam.types"
 local expr = require "loam.expr"
-local relation = require "loam.relation"
+local include = require "loam.include"
+local loader = require "loam.loader"
 
 local null = core.null
 local misuse = expr.misuse
@@ -109,7 +124,7 @@ local select_ast  -- the SELECT AST of a state, defined with the rendering
 -- false, for validating "t.col"), where, having, joins, group, order (arrays),
 -- columns (nil: all), aliases (set of select aliases), plain (the projection
 -- is plain columns of the source), distinct, limit, offset, lock, includes
--- (an include tree of loam.relation, or nil), lazy (nil: not said).
+-- (an include tree of loam.include, or nil), lazy (nil: not said).
 
 local function make(s)
   -- '_cache' holds the statements rendered for this query, by purpose.
@@ -410,7 +425,7 @@ function Query:include(...)
     misuse("include: %s is a table query, whose rows have no relations; start from a model",
            s.table)
   end
-  return derive(self, { includes = relation.include(s.model, s.includes, ...) })
+  return derive(self, { includes = include.tree(s.model, s.includes, ...) })
 end
 
 function Query:lazy(flag)
@@ -482,9 +497,9 @@ local function statement(q, purpose, build)
 end
 
 -- The SELECT that loads instances: with the joined relations of the
--- query's includes (loam.relation), which counting must not see.
+-- query's includes (loam.include), which counting must not see.
 local function load_ast(s)
-  return relation.root_ast(select_ast(s), s)
+  return include.root_ast(select_ast(s), s)
 end
 
 local function main_statement(q)
@@ -505,12 +520,12 @@ local function loads(s)
   return s.model ~= nil and s.plain
 end
 
--- Rows become instances; loam.relation splits joined relations out, loads
+-- Rows become instances; loam.loader splits joined relations out, loads
 -- the included ones and remembers the set for lazy loading.
 local function load_rows(s, rows)
   if loads(s) then
     if s.includes ~= nil or next(s.model.relations) ~= nil then
-      return relation.load(s, rows)
+      return loader.load(s, rows)
     end
     local m = s.model
     for i = 1, #rows do rows[i] = m:_load(rows[i]) end
@@ -580,7 +595,7 @@ function Query:each()
   local m = s.model
   -- Streamed instances are each a set of their own, and the query's lazy
   -- flag, when said, goes with them.
-  local remember = s.lazy ~= nil and relation.adopt
+  local remember = s.lazy ~= nil and loader.adopt
   -- The statement stays the closing value, so 'break' still finalizes it.
   return function(st_)
     local row = iter(st_)
@@ -601,41 +616,78 @@ function Query:exists()
   return s.db:query(st.sql, st.params)[1] ~= nil
 end
 
-function Query:count()
-  local s = self._s
-  if s.distinct or #s.group > 0 or #s.having > 0 then
-    local st = statement(self, "rows", select_ast)
-    local n = 0
-    for _ in s.db:each(st.sql, st.params) do n = n + 1 end
-    return n
-  end
-  local st = statement(self, "count", function(t)
-    t = copy(t)
-    t.columns = { { k = "alias", expr = { k = "agg", fn = "count" }, as = "n" } }
-    t.order, t.limit, t.offset, t.lock = {}, nil, nil, nil
-    return select_ast(t)
-  end)
-  local n = s.db:query(st.sql, st.params)[1].n
-  if s.offset ~= nil then n = math.max(n - s.offset, 0) end
-  if s.limit ~= nil then n = math.min(n, s.limit) end
-  return n
+-- The alias of the query's own rows when count() and the aggregates run
+-- over them as a subquery.
+local ROWS = "__loam_q"
+
+-- Whether the rows a query returns differ from the rows that match: then
+-- an aggregate must run over the query itself to see the same rows.
+local function shapes_rows(s)
+  return s.limit ~= nil or s.offset ~= nil or s.distinct or #s.group > 0 or #s.having > 0
 end
 
--- sum/avg/min/max of 'col' (a column name or query.raw) over the rows that
--- match.  NULL (no rows) is nil; PostgreSQL's numeric text becomes a number.
+-- SELECT 'column' (an aggregate) over the rows of state 't': in place of
+-- the projection when the rows are those that match, else over the query
+-- as a subquery.  Neither needs the lock, nor the order unless limit or
+-- offset choose rows by it.
+local function aggregate_ast(t, column)
+  t = copy(t)
+  t.lock = nil
+  if t.limit == nil and t.offset == nil then t.order = {} end
+  if shapes_rows(t) then
+    return { k = "select", columns = { column }, from = { query = select_ast(t), as = ROWS } }
+  end
+  t.columns = { column }
+  return select_ast(t)
+end
+
+-- The name under which the rows of state 's' hold column 'col', for an
+-- aggregate over them.  A projection that plainly lacks it is refused;
+-- raw SQL in the projection may hold anything, which the database judges.
+-- A '*' holds it only without grouping: its columns are not grouped values.
+local function row_column(s, fn, col)
+  if s.aliases[col] then return col end
+  local c = resolve(s, col)
+  local qual = c.qual or s.table
+  local grouped = #s.group > 0 or #s.having > 0
+  local star = false
+  for _, item in ipairs(s.columns or { { k = "star", table = s.table } }) do
+    if is_raw(item) then return c.name end
+    if item.k == "col" and item.name == c.name and (item.table or s.table) == qual then
+      return c.name
+    end
+    star = star or (item.k == "star" and (item.table == nil or item.table == qual))
+  end
+  if star and not grouped then return c.name end
+  if star then
+    misuse("%s: with group_by/having the query's rows are its groups, and '*' holds no " ..
+           "grouped value; select '%s' by name (a grouped column or an alias)", fn, col)
+  end
+  misuse("%s: '%s' is not among the columns the query selects; with limit/offset, distinct " ..
+         "or group_by/having, %s runs over the query's own rows, so select it", fn, col, fn)
+end
+
+function Query:count()
+  local s = self._s
+  local st = statement(self, "count", function(t)
+    return aggregate_ast(t, { k = "alias", expr = { k = "agg", fn = "count" }, as = "n" })
+  end)
+  return s.db:query(st.sql, st.params)[1].n
+end
+
+-- sum/avg/min/max of 'col' (a column name or query.raw) over the rows the
+-- query returns.  NULL (no rows) is nil; PostgreSQL's numeric text becomes
+-- a number.
 local function aggregate(fn)
   return function(self, col)
     local s = self._s
-    if s.limit ~= nil or s.offset ~= nil or #s.group > 0 or #s.having > 0 or s.distinct then
-      misuse("%s: not over a query with limit/offset, group_by/having or distinct, " ..
-             "which the aggregate would not respect", fn)
-    end
     local function build(t)
-      t = copy(t)
-      local e = is_raw(col) and col or resolve(t, col).ast
-      t.columns = { { k = "alias", expr = { k = "agg", fn = fn, expr = e }, as = "v" } }
-      t.order, t.lock = {}, nil
-      return select_ast(t)
+      local e = col
+      if not is_raw(col) then
+        e = shapes_rows(t) and { k = "col", table = ROWS, name = row_column(t, fn, col) }
+            or resolve(t, col).ast
+      end
+      return aggregate_ast(t, { k = "alias", expr = { k = "agg", fn = fn, expr = e }, as = "v" })
     end
     local st
     if is_raw(col) then
