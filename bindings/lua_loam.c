@@ -67,6 +67,26 @@ static void setstrfield (lua_State *L, const char *k, const char *s) {
 
 
 /*
+** Pushes the position of the first Lua function at or above stack level
+** 'level' ("file:line: "), or "" when there is none.  A method called
+** straight through 'pcall' (pcall(db.exec, db, sql)) has 'pcall' itself,
+** a C function, as its caller: the Lua code that called 'pcall' is the
+** useful position then.
+*/
+static void pushwhere (lua_State *L, int level) {
+  lua_Debug ar;
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+
+/*
 ** Pushes a new error object.  'level' picks the function whose position
 ** goes into 'where': the Lua code that called into this module.
 */
@@ -77,7 +97,7 @@ static void newerror (lua_State *L, const char *code, const char *sqlstate,
   if (sqlstate != NULL && sqlstate[0] != '\0')
     setstrfield(L, "sqlstate", sqlstate);
   setstrfield(L, "message", message);
-  luaL_where(L, level);
+  pushwhere(L, level);
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, ERROR_T);
 }

@@ -155,6 +155,14 @@ for backend, pg in helper.each_backend() do
       assert.matches("^spec/errors_spec.lua:%d+: $", err.where)
     end)
 
+    it("names the Lua caller when a method is called straight through pcall", function()
+      local line = debug.getinfo(1, "l").currentline + 1
+      local ok, err = pcall(db.exec, db, "select * from no_such_table")
+      assert.is_false(ok)
+      assert.are.equal("undefined_table", err.code)
+      assert.are.equal("spec/errors_spec.lua:" .. line .. ": ", err.where)
+    end)
+
     it("raises misuse for a wrong parameter count, with a hint about NULL", function()
       local err = catch(db.query, db, "select cast(? as integer) as a, cast(? as integer) as b",
         { 1 })
