@@ -43,14 +43,12 @@ typedef struct LConn {
 } LConn;
 
 /*
-** A statement handle; 'stmt' is NULL once finalized.  User value 1 is the
-** 'loam.Conn' it runs on, which keeps the connection alive while the
-** statement is reachable; user value 2 is the array of column names of a
-** streaming statement, made when the first row arrives.
+** Statement handles ('LStmt', declared in lua_loam_int.h for 'conn:run')
+** carry two user values: 1 is the 'loam.Conn' the statement runs on, which
+** keeps the connection alive while the statement is reachable; 2 is the
+** array of column names of a streaming statement, made when the first row
+** arrives.
 */
-typedef struct LStmt {
-  loam_stmt *stmt;
-} LStmt;
 
 
 /* {======================================================================
@@ -468,7 +466,7 @@ static LStmt *tostmt (lua_State *L, int i) {
 }
 
 
-static void closestmt (LStmt *s) {
+void loamL_closestmt (LStmt *s) {
   if (s->stmt != NULL) {
     loam_stmt *stmt = s->stmt;
     s->stmt = NULL;
@@ -499,7 +497,7 @@ static LStmt *newstmt (lua_State *L, int connidx) {
 ** arbitrary point, where a hook must not.
 */
 static int stmt_gc (lua_State *L) {
-  closestmt(tostmt(L, 1));
+  loamL_closestmt(tostmt(L, 1));
   if (lua_gettop(L) >= 2 && lua_isnil(L, 2))
     loamL_trace_flush(L);
   else if (lua_gettop(L) >= 2)
@@ -509,7 +507,7 @@ static int stmt_gc (lua_State *L) {
 
 
 static int stmt_close (lua_State *L) {
-  closestmt(tostmt(L, 1));
+  loamL_closestmt(tostmt(L, 1));
   loamL_trace_flush(L);
   lua_pushboolean(L, 1);
   return 1;
@@ -539,18 +537,18 @@ static int stmt_next (lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   c = (LConn *)lua_touserdata(L, -1);
   if (c == NULL || c->conn == NULL) {
-    closestmt(s);
+    loamL_closestmt(s);
     return loamL_misuse(L, "attempt to use a closed connection");
   }
   rc = loam_step(s->stmt, &err);
   if (rc == LOAM_DONE) {
-    closestmt(s);
+    loamL_closestmt(s);
     loamL_trace_flush(L);
     lua_pushnil(L);
     return 1;
   }
   if (rc != LOAM_ROW) {
-    closestmt(s);
+    loamL_closestmt(s);
     return loamL_raise(L, &err, NULL);
   }
   ncols = loam_column_count(s->stmt);
@@ -730,6 +728,13 @@ static int conn_cached_statements (lua_State *L) {
 }
 
 
+LStmt *loamL_pushstmt (lua_State *L) {
+  LStmt *s = newstmt(L, 1);
+  lua_toclose(L, -1);
+  return s;
+}
+
+
 /*
 ** Starts 'sql' for 'query' and 'exec': checks the arguments, then opens a
 ** statement in a to-be-closed slot, so it is finalized when the caller
@@ -742,8 +747,7 @@ static LStmt *startquery (lua_State *L, int flags) {
   const char *sql = checkstring(L, 2, NULL);
   int np;
   const loam_value *params = checkparams(L, 3, local, &np);
-  LStmt *s = newstmt(L, 1);
-  lua_toclose(L, -1);
+  LStmt *s = loamL_pushstmt(L);
   if (loam_query(c->conn, sql, params, np, flags, &s->stmt, &err) != LOAM_OK)
     loamL_raise(L, &err, queryhint(&err));
   return s;
@@ -751,42 +755,79 @@ static LStmt *startquery (lua_State *L, int flags) {
 
 
 /*
-** query(sql [, params]): all rows as an array of tables.  The column names
-** are pushed once, when the first row arrives, and every row is a table
-** pre-sized for them; NULL columns hold the sentinel so no key is missing.
+** The rows of 'query' (and of 'conn:run').  The column names are pushed
+** once per statement, when its first row arrives, and every row is a
+** table pre-sized for them; NULL columns hold the sentinel so no key is
+** missing.
 */
-static int conn_query (lua_State *L) {
-  loam_error err = LOAM_ERROR_INIT;
-  LStmt *s = startquery(L, 0);
-  int rowsidx, nullidx, namesidx = 0, ncols = 0, rc, i;
-  lua_Integer n = 0;
+int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
+                    loam_error *err) {
+  int top = lua_gettop(L), nullidx, namesidx = 0, ncols = 0, rc, i;
   loamL_pushnull(L);
-  nullidx = lua_gettop(L);
-  lua_newtable(L);
-  rowsidx = lua_gettop(L);
-  while ((rc = loam_step(s->stmt, &err)) == LOAM_ROW) {
+  nullidx = top + 1;
+  while ((rc = loam_step(stmt, err)) == LOAM_ROW) {
     if (namesidx == 0) {
-      ncols = loam_column_count(s->stmt);
+      ncols = loam_column_count(stmt);
       luaL_checkstack(L, ncols + LUA_MINSTACK, "too many result columns");
       namesidx = lua_gettop(L) + 1;
       for (i = 0; i < ncols; i++) {
-        const char *name = loam_column_name(s->stmt, i);
+        const char *name = loam_column_name(stmt, i);
         lua_pushstring(L, name != NULL ? name : "?");
       }
     }
     lua_createtable(L, 0, ncols);
     for (i = 0; i < ncols; i++) {
       lua_pushvalue(L, namesidx + i);
-      pushcolumn(L, s->stmt, i, nullidx);
+      pushcolumn(L, stmt, i, nullidx);
       lua_rawset(L, -3);
     }
-    lua_rawseti(L, rowsidx, ++n);
+    lua_rawseti(L, rows, ++*n);
   }
-  closestmt(s);
+  lua_settop(L, top);
+  return rc;
+}
+
+
+/*
+** The outcome of 'exec' (and of 'conn:run'): any value type may serve as
+** id (a uuid, say), so the first column is pushed as it comes.
+*/
+int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes, loam_error *err) {
+  int rc, hasid = 0;
+  int64_t id;
+  lua_pushnil(L);
+  while ((rc = loam_step(stmt, err)) == LOAM_ROW) {
+    if (!hasid && loam_column_count(stmt) > 0) {
+      pushcolumn(L, stmt, 0, 0);
+      lua_replace(L, -2);
+      hasid = 1;
+    }
+  }
+  if (rc != LOAM_DONE) {
+    lua_pop(L, 1);
+    return rc;
+  }
+  *changes = loam_stmt_changes(stmt);
+  if (!hasid && loam_stmt_insert_id(stmt, &id)) {
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_replace(L, -2);
+  }
+  return rc;
+}
+
+
+/* query(sql [, params]): all rows as an array of tables. */
+static int conn_query (lua_State *L) {
+  loam_error err = LOAM_ERROR_INIT;
+  LStmt *s = startquery(L, 0);
+  lua_Integer n = 0;
+  int rc;
+  lua_newtable(L);
+  rc = loamL_readrows(L, s->stmt, lua_gettop(L), &n, &err);
+  loamL_closestmt(s);
   if (rc != LOAM_DONE)
     return loamL_raise(L, &err, NULL);
   loamL_trace_flush(L);
-  lua_pushvalue(L, rowsidx);
   return 1;
 }
 
@@ -795,33 +836,18 @@ static int conn_query (lua_State *L) {
 ** exec(sql [, params]): runs to completion and returns the rows changed
 ** and an id: the first column of the first row when the statement
 ** returned rows (INSERT ... RETURNING), else the SQLite rowid of an
-** INSERT, else nil.  Any value type may serve as id (a uuid, say).
+** INSERT, else nil.
 */
 static int conn_exec (lua_State *L) {
   loam_error err = LOAM_ERROR_INIT;
   LStmt *s = startquery(L, 0);
-  int rc, hasid = 0, idx;
-  int64_t id;
-  loamL_pushnull(L);
-  idx = lua_gettop(L);
-  while ((rc = loam_step(s->stmt, &err)) == LOAM_ROW) {
-    if (!hasid && loam_column_count(s->stmt) > 0) {
-      pushcolumn(L, s->stmt, 0, idx);
-      hasid = 1;
-    }
-  }
-  if (rc != LOAM_DONE) {
-    closestmt(s);
+  int64_t changes = 0;
+  int rc = loamL_readexec(L, s->stmt, &changes, &err);
+  loamL_closestmt(s);
+  if (rc != LOAM_DONE)
     return loamL_raise(L, &err, NULL);
-  }
-  lua_pushinteger(L, (lua_Integer)loam_stmt_changes(s->stmt));
-  if (hasid)
-    lua_pushvalue(L, idx + 1);
-  else if (loam_stmt_insert_id(s->stmt, &id))
-    lua_pushinteger(L, (lua_Integer)id);
-  else
-    lua_pushnil(L);
-  closestmt(s);
+  lua_pushinteger(L, (lua_Integer)changes);
+  lua_insert(L, -2);
   loamL_trace_flush(L);
   return 2;
 }

@@ -46,6 +46,37 @@ LOAML_FUNC void loamL_pushblob (lua_State *L, int idx);
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
 
+/* A 'loam.Stmt' handle; 'stmt' is NULL once finalized (or before it opened). */
+typedef struct LStmt {
+  loam_stmt *stmt;
+} LStmt;
+
+/*
+** Running statements for the Lua API (lua_loam.c), shared by 'query',
+** 'exec' and 'run' so that their results are built one way.
+**
+** 'pushstmt' pushes a closed 'loam.Stmt' of the connection at index 1 in a
+** to-be-closed slot of the calling C function; the caller opens it with
+** 'loam_query' into its 'stmt' field and may close it with 'closestmt'
+** and open it again.  Whether the caller returns or raises, the statement
+** is finalized and the query hooks run.
+**
+** 'readrows' steps 'stmt' to its end and appends its rows, each a table
+** keyed by column name (NULL as 'loam.null'), to the array at absolute
+** index 'rows', whose last item is '*n' (updated).  'readexec' steps
+** 'stmt' to its end, stores the rows changed in '*changes' and pushes the
+** id of 'exec': the first column of the first row when the statement
+** returned rows, else the SQLite rowid of an INSERT, else nil.  Both
+** return the last status of 'loam_step': LOAM_DONE, or LOAM_ERROR with
+** 'err' filled in, in which case 'readexec' pushes nothing.
+*/
+LOAML_FUNC LStmt *loamL_pushstmt (lua_State *L);
+LOAML_FUNC void loamL_closestmt (LStmt *s);
+LOAML_FUNC int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
+                               loam_error *err);
+LOAML_FUNC int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes,
+                               loam_error *err);
+
 /* Pushes t[k] for the table at absolute index 't', without metamethods, and returns its type. */
 LOAML_FUNC int loamL_field (lua_State *L, int t, const char *k);
 
@@ -65,7 +96,10 @@ LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
 /* Adds 'render_ddl' to the module table on top and to the 'loam.Conn' methods (lua_schema.c). */
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 
-/* Adds 'render' to the module table on top and to the 'loam.Conn' methods (lua_query.c). */
+/*
+** Adds 'render' to the module table on top, and 'render' and 'run' to the
+** 'loam.Conn' methods (lua_query.c).
+*/
 LOAML_FUNC void loamL_open_query (lua_State *L);
 
 /*

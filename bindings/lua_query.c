@@ -2,7 +2,9 @@
 ** lua_query.c: 'core.render(dialect, ast [, opts])' and 'conn:render(ast
 ** [, opts])', which turn the Lua query AST (select, insert, update,
 ** delete) into the core's query builder and return the statements it
-** renders, each as { sql = ..., params = {...}, n = N }.
+** renders, each as { sql = ..., params = {...}, n = N }; and 'conn:run(ast
+** [, opts])', which runs those statements straight from the rendered
+** values, so a parameter crosses between Lua and C once, not three times.
 **
 ** The walk over the AST calls the builder's constructors directly; the
 ** builder itself checks names, operators and lists and keeps the first
@@ -10,8 +12,8 @@
 ** of the tables and raises a misuse error naming the node and its field.
 ** The builder and the rendered result live in a to-be-closed userdata, so
 ** a raise anywhere (a bad node, a memory error while building the result
-** tables) frees them at once.  Strings the builder receives are copied,
-** so nothing it keeps points into the AST.
+** tables, a failed statement) frees them at once.  Strings the builder
+** receives are copied, so nothing it keeps points into the AST.
 */
 #include <limits.h>
 #include <stdlib.h>
@@ -819,22 +821,22 @@ static void pushresult (lua_State *L, const loam_rendered *rs) {
 }
 
 
-/* Reads 'opts' at 'arg': only 'max_params', a positive integer. */
-static int checkopts (lua_State *L, int arg) {
+/* Reads 'opts' at 'arg' for function 'fname': only 'max_params', a positive integer. */
+static int checkopts (lua_State *L, int arg, const char *fname) {
   int maxp = 0;
   if (lua_isnoneornil(L, arg)) return 0;
   if (lua_type(L, arg) != LUA_TTABLE)
-    loamL_misuse(L, "render: options must be a table, not a %s", luaL_typename(L, arg));
+    loamL_misuse(L, "%s: options must be a table, not a %s", fname, luaL_typename(L, arg));
   lua_pushnil(L);
   while (lua_next(L, arg) != 0) {
     lua_Integer v;
     int isint = 0;
     if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "max_params") != 0)
-      loamL_misuse(L, "render: unknown option '%s'",
+      loamL_misuse(L, "%s: unknown option '%s'", fname,
                    lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : luaL_typename(L, -2));
     v = lua_tointegerx(L, -1, &isint);
     if (!isint || v < 1 || v > INT_MAX)
-      loamL_misuse(L, "render: option 'max_params' must be a positive integer");
+      loamL_misuse(L, "%s: option 'max_params' must be a positive integer", fname);
     maxp = (int)v;
     lua_pop(L, 1);
   }
@@ -884,28 +886,99 @@ loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node, c
 }
 
 
-/* Renders the AST at 'ast' for 'dialect' with the options at 'opts'. */
-static int render (lua_State *L, loam_backend dialect, int ast, int opts) {
+/*
+** Renders the AST at 'ast' for 'dialect' with the options at 'opts' of
+** function 'fname'.  The result stays in the builder it returns, which
+** frees it with everything else.
+*/
+static Builder *render (lua_State *L, loam_backend dialect, int ast, int opts,
+                        const char *fname) {
   loam_error err = LOAM_ERROR_INIT;
-  int maxp = checkopts(L, opts);
+  int maxp = checkopts(L, opts, fname);
   Walk w = walk(L, loamL_pushbuilder(L));
   loam_qstmt *st = statement(&w, ast, 0);
   if (loam_qb_render(w.b->qb, st, dialect, maxp, &w.b->rs, &err) != LOAM_OK)
-    return loamL_raise(L, &err, NULL);
-  pushresult(L, w.b->rs);
-  return 1;
+    loamL_raise(L, &err, NULL);
+  return w.b;
 }
 
 
 /* core.render(dialect, ast [, opts]) -> { { sql =, params =, n = }, ... } */
 static int l_render (lua_State *L) {
-  return render(L, loamL_checkdialect(L, 1, "render"), 2, 3);
+  pushresult(L, render(L, loamL_checkdialect(L, 1, "render"), 2, 3, "render")->rs);
+  return 1;
 }
 
 
 /* conn:render(ast [, opts]), in the connection's dialect */
 static int conn_render (lua_State *L) {
-  return render(L, loam_conn_backend(loamL_checkconn(L)), 2, 3);
+  pushresult(L, render(L, loam_conn_backend(loamL_checkconn(L)), 2, 3, "render")->rs);
+  return 1;
+}
+
+
+/*
+** Whether the statement at 'ast' (already converted, so well formed)
+** returns rows: a SELECT, or a statement with a non-empty RETURNING.
+*/
+static int returnsrows (lua_State *L, int ast) {
+  int top = lua_gettop(L), rows;
+  loamL_field(L, ast, "k");
+  rows = strcmp(lua_tostring(L, -1), "select") == 0;
+  if (!rows && loamL_field(L, ast, "returning") == LUA_TTABLE)
+    rows = lua_rawlen(L, -1) > 0;
+  lua_settop(L, top);
+  return rows;
+}
+
+
+/*
+** conn:run(ast [, opts]): renders the statement and runs its chunks in
+** order, each through 'loam_query' (so the statement cache and the query
+** hooks see each one) with the rendered values bound as they are.  A
+** statement that returns rows gives them all in one array, built as
+** 'query' builds it; any other gives 'changes, id' as 'exec' does, the
+** changes summed over the chunks and the id that of the last chunk.  A
+** chunk that fails raises at once: the chunks before it stay applied
+** unless the caller's transaction undoes them.
+*/
+static int conn_run (lua_State *L) {
+  loam_error err = LOAM_ERROR_INIT;
+  Builder *b = render(L, loam_conn_backend(loamL_checkconn(L)), 2, 3, "run");
+  int rows = returnsrows(L, 2), n = loam_rendered_count(b->rs), out, i;
+  lua_Integer nrows = 0;
+  int64_t changes = 0;
+  LStmt *s;
+  if (rows) lua_newtable(L);
+  else lua_pushnil(L);  /* the id */
+  out = lua_gettop(L);
+  s = loamL_pushstmt(L);
+  for (i = 0; i < n; i++) {
+    int np, rc;
+    const char *sql = loam_rendered_sql(b->rs, i, NULL);
+    const loam_value *p = loam_rendered_params(b->rs, i, &np);
+    int64_t c = 0;
+    /* Checked for each chunk: a query hook run after the one before may have closed it. */
+    loam_conn *conn = loamL_checkconn(L);
+    if (loam_query(conn, sql, p, np, 0, &s->stmt, &err) != LOAM_OK)
+      return loamL_raise(L, &err, NULL);
+    if (rows) rc = loamL_readrows(L, s->stmt, out, &nrows, &err);
+    else if ((rc = loamL_readexec(L, s->stmt, &c, &err)) == LOAM_DONE) {
+      lua_replace(L, out);
+      changes += c;
+    }
+    loamL_closestmt(s);
+    if (rc != LOAM_DONE)
+      return loamL_raise(L, &err, NULL);
+    loamL_trace_flush(L);
+  }
+  if (rows) {
+    lua_pushvalue(L, out);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)changes);
+  lua_pushvalue(L, out);
+  return 2;
 }
 
 
@@ -918,6 +991,10 @@ void loamL_open_query (lua_State *L) {
   if (luaL_newmetatable(L, BUILDER_T)) luaL_setfuncs(L, metameth, 0);
   lua_pop(L, 1);
   loamL_addfunc(L, "render", l_render, conn_render);
+  lua_getfield(L, -1, "Conn");  /* 'run' needs a connection: a method only */
+  lua_pushcfunction(L, conn_run);
+  lua_setfield(L, -2, "run");
+  lua_pop(L, 1);
 }
 
 /* }====================================================================== */

@@ -29,8 +29,8 @@
 -- include.inverse_of(rel), and, for the messages of loam.relation,
 -- include.show_name(v) and include.relation_list(M).
 --
--- SQL text comes from the core only: ASTs go to db:render (through the
--- query layer) and db:load_batch.
+-- SQL text comes from the core only: ASTs go to db:run and db:render
+-- (through the query layer) and db:load_batch.
 
 local types = require "loam.types"
 local expr = require "loam.expr"
