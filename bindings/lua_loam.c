@@ -600,6 +600,12 @@ loam_conn *loamL_checkconn (lua_State *L) {
 }
 
 
+loam_conn *loamL_toconn (lua_State *L, int idx) {
+  LConn *c = (LConn *)luaL_testudata(L, idx, CONN_T);
+  return c != NULL ? c->conn : NULL;
+}
+
+
 static LConn *checkconnany (lua_State *L) {
   LConn *c = toconnud(L);
   if (c == NULL)
@@ -1008,6 +1014,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   loamL_open_query(L);
   loamL_open_batch(L);
   loamL_open_trace(L);
+  loamL_open_tx(L);
   return 1;
 }
 

@@ -46,6 +46,9 @@ LOAML_FUNC void loamL_pushblob (lua_State *L, int idx);
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
 
+/* The connection of the 'loam.Conn' at 'idx'; NULL once closed or for any other value. */
+LOAML_FUNC loam_conn *loamL_toconn (lua_State *L, int idx);
+
 /* A 'loam.Stmt' handle; 'stmt' is NULL once finalized (or before it opened). */
 typedef struct LStmt {
   loam_stmt *stmt;
@@ -119,6 +122,19 @@ LOAML_FUNC loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const ch
 
 /* Adds 'load_batch' to the module table on top and to the 'loam.Conn' methods (lua_batch.c). */
 LOAML_FUNC void loamL_open_batch (lua_State *L);
+
+/*
+** Transactions (lua_tx.c).  'txbegin' opens a level of the connection at
+** index 1 ('loam_tx_begin') and pushes its guard in a to-be-closed slot
+** of the calling C function, returning its stack index: should the caller
+** raise before 'txcommit', the guard rolls the level back.  'txcommit'
+** commits the level of the guard at 'idx', or rolls it back and raises
+** the commit's error.  'open_tx' adds 'transaction' to the 'loam.Conn'
+** methods.
+*/
+LOAML_FUNC int loamL_txbegin (lua_State *L);
+LOAML_FUNC void loamL_txcommit (lua_State *L, int idx);
+LOAML_FUNC void loamL_open_tx (lua_State *L);
 
 /*
 ** Adds 'fingerprint' to the module table on top and 'on_query' and 'stats'

@@ -938,20 +938,23 @@ static int returnsrows (lua_State *L, int ast) {
 ** hooks see each one) with the rendered values bound as they are.  A
 ** statement that returns rows gives them all in one array, built as
 ** 'query' builds it; any other gives 'changes, id' as 'exec' does, the
-** changes summed over the chunks and the id that of the last chunk.  A
-** chunk that fails raises at once: the chunks before it stay applied
-** unless the caller's transaction undoes them.
+** changes summed over the chunks and the id that of the last chunk.
+** Several chunks run in one transaction level (a savepoint inside the
+** caller's transaction), so a chunk that fails raises with the chunks
+** before it rolled back: the statement applies whole or not at all.
 */
 static int conn_run (lua_State *L) {
   loam_error err = LOAM_ERROR_INIT;
   Builder *b = render(L, loam_conn_backend(loamL_checkconn(L)), 2, 3, "run");
-  int rows = returnsrows(L, 2), n = loam_rendered_count(b->rs), out, i;
+  int rows = returnsrows(L, 2), n = loam_rendered_count(b->rs), out, i, tx = 0;
   lua_Integer nrows = 0;
   int64_t changes = 0;
   LStmt *s;
   if (rows) lua_newtable(L);
   else lua_pushnil(L);  /* the id */
   out = lua_gettop(L);
+  /* Below the statement's slot, so the statement is finalized before the rollback. */
+  if (n > 1) tx = loamL_txbegin(L);
   s = loamL_pushstmt(L);
   for (i = 0; i < n; i++) {
     int np, rc;
@@ -972,6 +975,7 @@ static int conn_run (lua_State *L) {
       return loamL_raise(L, &err, NULL);
     loamL_trace_flush(L);
   }
+  if (tx != 0) loamL_txcommit(L, tx);
   if (rows) {
     lua_pushvalue(L, out);
     return 1;

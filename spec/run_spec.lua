@@ -1,8 +1,8 @@
 -- spec/run_spec.lua: db:run(ast [, opts]), which renders a query AST and
 -- runs its statements from the rendered values: rows of SELECT and
 -- RETURNING, changes and id otherwise, chunked inserts statement by
--- statement, what the statement cache and the query hooks see, and what a
--- failing chunk leaves behind.  Also the numbers that sum, avg, min and
+-- statement in one transaction level, what the statement cache and the
+-- query hooks see, and that a failing chunk leaves nothing behind.  Also the numbers that sum, avg, min and
 -- max give for numeric columns.
 
 local loam = require "loam"
@@ -109,7 +109,7 @@ for backend, pg in helper.each_backend() do
       assert.are.equal(2, (db:run { k = "delete", from = "runs", returning = {} }))
     end)
 
-    it("runs a chunked INSERT statement by statement, in order", function()
+    it("runs a chunked INSERT statement by statement, in order, in a transaction", function()
       local list = { "a", "b", "c", "d", "e" }
       local chunks = db:render(insert(list), { max_params = 4 })
       assert.are.equal(3, #chunks)  -- two rows of two values each, then one
@@ -117,7 +117,8 @@ for backend, pg in helper.each_backend() do
       local texts = statements(function()
         changes, id = db:run(insert(list), { max_params = 4 })
       end)
-      assert.are.same({ chunks[1].sql, chunks[2].sql, chunks[3].sql }, texts)
+      assert.are.same({ pg and "BEGIN" or "BEGIN IMMEDIATE", chunks[1].sql, chunks[2].sql,
+                        chunks[3].sql, "COMMIT" }, texts)
       assert.are.equal(chunks[1].sql, chunks[2].sql)
       assert.are.equal(5, changes)
       if pg then assert.is_nil(id) else assert.are.equal(5, id) end
@@ -141,7 +142,7 @@ for backend, pg in helper.each_backend() do
       assert.are.equal(cached, db:cached_statements())
       local before = db:stats().queries
       db:run(insert({ "a", "b", "c" }), { max_params = 2 })
-      assert.are.equal(3, db:stats().queries - before)
+      assert.are.equal(5, db:stats().queries - before)  -- BEGIN, three chunks, COMMIT
     end)
 
     describe("when a chunk fails", function()
@@ -152,7 +153,7 @@ for backend, pg in helper.each_backend() do
         db:exec("insert into runs (name) values ('d')")
       end)
 
-      it("raises the statement's error object; earlier chunks stay applied", function()
+      it("raises the statement's error object; earlier chunks are rolled back", function()
         local err
         local texts = statements(function()
           err = catch(db.run, db, insert(clash), { max_params = 4 })
@@ -162,23 +163,27 @@ for backend, pg in helper.each_backend() do
           assert.are.equal("23505", err.sqlstate)
           assert.are.equal("runs_name_key", err.constraint)
         end
-        assert.are.equal(2, #texts)
-        -- No transaction around the chunks: the first one's rows are in.
-        assert.are.same({ "d", "a", "b" }, names())
+        -- BEGIN, the first chunk, the failed second, ROLLBACK: the third never runs.
+        assert.are.same({ pg and "BEGIN" or "BEGIN IMMEDIATE", "ROLLBACK" },
+          { texts[1], texts[4] })
+        assert.are.equal(4, #texts)
+        assert.are.same({ "d" }, names())
       end)
 
-      it("leaves nothing behind inside a transaction the caller rolls back", function()
+      it("inside the caller's transaction, rolls back its savepoint only", function()
         db:exec("BEGIN")
+        db:exec("insert into runs (name) values ('x')")
         local err = catch(db.run, db, insert(clash), { max_params = 4 })
-        db:exec("ROLLBACK")
         assert.are.equal("unique_violation", err.code)
-        assert.are.same({ "d" }, names())
+        -- On PostgreSQL too the caller's transaction goes on after the savepoint's rollback.
+        db:exec("COMMIT")
+        assert.are.same({ "d", "x" }, names())
       end)
 
       it("with RETURNING, raises and returns no rows", function()
         local err = catch(db.run, db, insert(clash, { "id" }), { max_params = 4 })
         assert.are.equal("unique_violation", err.code)
-        assert.are.same({ "d", "a", "b" }, names())
+        assert.are.same({ "d" }, names())
       end)
     end)
 
@@ -216,7 +221,8 @@ for backend, pg in helper.each_backend() do
         assert.are.equal("attempt to use a closed connection", err.message)
         db = helper.connect(backend)
         if not backend.memory then
-          assert.are.same({ "a" }, names())
+          -- Closed right after BEGIN: the backend rolled the transaction back.
+          assert.are.same({}, names())
         end
       end)
 
@@ -226,7 +232,10 @@ for backend, pg in helper.each_backend() do
         db:on_query(nil)
         assert.is_false(ok)
         assert.are.equal("hook says no", err)
-        assert.are.same({ "a" }, names())
+        -- Raised at BEGIN's hook: nothing ran, and the transaction is rolled back.
+        assert.are.same({}, names())
+        db:exec("insert into runs (name) values ('z')")
+        assert.are.same({ "z" }, names())
       end)
     end)
   end)

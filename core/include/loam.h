@@ -287,6 +287,59 @@ LOAM_API int loam_exec (loam_conn *conn,
 
 /* }====================================================================== */
 
+
+/* {======================================================================
+** Transactions (tx.c)
+**
+** Short, explicit transactions that nest.  Each 'loam_tx_begin' opens a
+** level that exactly one 'loam_tx_commit' or 'loam_tx_rollback' ends,
+** innermost first.  A level begins the transaction when the connection is
+** not inside one ('BEGIN IMMEDIATE' on SQLite, so the write lock is taken
+** up front and busy_timeout applies instead of a deadlock on upgrade;
+** 'BEGIN' on PostgreSQL); otherwise, inside an outer level or a
+** transaction the caller opened with raw SQL, it sets the savepoint
+** "loam_sp_<depth>" (depth counted from 1), which its commit releases and
+** its rollback undoes, keeping the outer work.  The levels belong to the
+** connection: a raw COMMIT or ROLLBACK does not end them, and
+** 'loam_conn_close' with levels open just closes (the backend rolls the
+** transaction back).  At most LOAM_TX_MAX_DEPTH levels may be open.
+**
+** Each statement goes through 'loam_exec', so the instrumentation counts
+** and reports it.  A statement streaming on a PostgreSQL connection must
+** be closed before a level ends (the wire is its until then).
+** ======================================================================= */
+
+#define LOAM_TX_MAX_DEPTH 32
+
+/*
+** Opens a level.  LOAM_E_MISUSE beyond LOAM_TX_MAX_DEPTH levels; the
+** backend's error when BEGIN or SAVEPOINT fails (on PostgreSQL a failed
+** transaction refuses new savepoints).  No level is open after a failure.
+*/
+LOAM_API int loam_tx_begin (loam_conn *conn, loam_error *err);
+
+/*
+** Ends the innermost level keeping its work: COMMIT, or RELEASE SAVEPOINT.
+** When that fails, or the transaction already failed on PostgreSQL
+** (LOAM_E_TRANSACTION_ABORTED: COMMIT there would roll back and report
+** success), or ended under the level (LOAM_E_MISUSE), the level stays
+** open and the caller ends it with 'loam_tx_rollback'.  LOAM_E_MISUSE
+** when no level is open.
+*/
+LOAM_API int loam_tx_commit (loam_conn *conn, loam_error *err);
+
+/*
+** Ends the innermost level undoing its work: ROLLBACK, or ROLLBACK TO
+** SAVEPOINT then RELEASE SAVEPOINT (both work in a failed PostgreSQL
+** transaction).  When the transaction already ended under the level (a
+** failed COMMIT on PostgreSQL, a raw ROLLBACK) nothing is sent.  The level
+** ends even when a statement fails, so the levels never fall out of step
+** with the caller's nesting.  LOAM_E_MISUSE when no level is open.
+*/
+LOAM_API int loam_tx_rollback (loam_conn *conn, loam_error *err);
+
+/* }====================================================================== */
+
 /* {======================================================================
 ** Query builder (query.c, render.c)
 **

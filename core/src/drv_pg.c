@@ -822,6 +822,14 @@ void loam__pg_finish (loam_stmt *base) {
 }
 
 
+/* ACTIVE (a command running) and UNKNOWN (a broken link) count as inside: no BEGIN could run. */
+static int pg_in_transaction (loam_conn *conn) {
+  PGTransactionStatusType ts = PQtransactionStatus(((pgconn *)conn->impl)->pg);
+  if (ts == PQTRANS_IDLE) return LOAM__TX_NONE;
+  return ts == PQTRANS_INERROR ? LOAM__TX_FAILED : LOAM__TX_OPEN;
+}
+
+
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -831,7 +839,8 @@ const loam__driver loam__pg_driver = {
   pg_column_name,
   pg_column,
   loam__pg_finish,
-  loam__pg_pipeline
+  loam__pg_pipeline,
+  pg_in_transaction
 };
 
 /* }====================================================================== */

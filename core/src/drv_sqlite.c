@@ -388,6 +388,11 @@ static void sq_finish (loam_stmt *base) {
 }
 
 
+static int sq_in_transaction (loam_conn *c) {
+  return sqlite3_get_autocommit(dbof(c)) ? LOAM__TX_NONE : LOAM__TX_OPEN;
+}
+
+
 const loam__driver loam__sqlite_driver = {
   "sqlite",
   sq_open,
@@ -397,5 +402,6 @@ const loam__driver loam__sqlite_driver = {
   sq_column_name,
   sq_column,
   sq_finish,
-  NULL         /* no pipeline: one connection runs one statement at a time in-process */
+  NULL,        /* no pipeline: one connection runs one statement at a time in-process */
+  sq_in_transaction
 };

@@ -281,7 +281,12 @@ struct loam__driver {
   ** 'loam__trace_done', since none of them goes through 'loam_query'.
   */
   int (*pipeline) (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
+  /* Whether the connection is inside a transaction: LOAM__TX_* (tx.c decides BEGIN or SAVEPOINT). */
+  int (*in_transaction) (loam_conn *conn);
 };
+
+/* The answers of a driver's 'in_transaction'. */
+enum { LOAM__TX_NONE = 0, LOAM__TX_OPEN, LOAM__TX_FAILED /* PostgreSQL: awaiting ROLLBACK */ };
 
 struct loam_conn {
   const loam__driver *drv;
@@ -293,6 +298,9 @@ struct loam_conn {
   loam_stats stats;          /* instrumentation counters (trace.c) */
   loam_trace_fn trace;       /* the trace hook, or NULL */
   void *trace_ud;
+  /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
+  int tx_depth;
+  uint32_t tx_began;
 };
 
 /*

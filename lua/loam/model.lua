@@ -583,8 +583,8 @@ end
 
 -- One multi-row INSERT per chunk; the core splits the rows so no
 -- statement exceeds the backend's parameter limit, and db:run runs the
--- chunks in order, so one that fails leaves those before it applied
--- unless the caller's transaction rolls them back.  Every row must set
+-- chunks in order in one transaction level, so one that fails leaves no
+-- row of the call behind.  Every row must set
 -- the same columns, since a VALUES list has no per-row "use the default".
 function Model:insert_many(list, opts)
   opts = check_options(self, opts, { returning = true }, "insert_many")
@@ -901,29 +901,36 @@ local function fk_order(models, what)
 end
 
 -- Creates the tables, constraints and indexes of 'models', each after
--- the tables it references.  Returns the models in the order used.
+-- the tables it references, in one transaction (DDL is transactional on
+-- both backends), so a failure leaves none of them behind.  Returns the
+-- models in the order used.
 function model.create_tables(db, models)
   local order = fk_order(models, "create_tables")
   guard(db, "create_tables")
-  for _, M in ipairs(order) do
-    for _, ast in ipairs(M:ddl()) do
-      db:exec(db:render_ddl(ast))
+  db:transaction(function()
+    for _, M in ipairs(order) do
+      for _, ast in ipairs(M:ddl()) do
+        db:exec(db:render_ddl(ast))
+      end
     end
-  end
+  end)
   return order
 end
 
--- Drops the tables of 'models' that exist, referencing tables first.
--- Returns the models in the order used.
+-- Drops the tables of 'models' that exist, referencing tables first, in
+-- one transaction: all of them or, after a failure, none.  Returns the
+-- models in the order used.
 function model.drop_tables(db, models)
   local order = fk_order(models, "drop_tables")
   guard(db, "drop_tables")
   local reversed = {}
-  for i = #order, 1, -1 do
-    local M = order[i]
-    reversed[#reversed + 1] = M
-    db:exec(db:render_ddl { k = "drop_table", name = M.table, if_exists = true })
-  end
+  db:transaction(function()
+    for i = #order, 1, -1 do
+      local M = order[i]
+      reversed[#reversed + 1] = M
+      db:exec(db:render_ddl { k = "drop_table", name = M.table, if_exists = true })
+    end
+  end)
   return reversed
 end
 
