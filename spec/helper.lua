@@ -19,6 +19,8 @@
 --   helper.pg_socket()       host (socket directory) and port of the test server
 --   helper.drop_tables(db, names)
 --                            drops the tables that exist, in the order given
+--   helper.finish(db, names) drops the tables and closes the connection
+--                            (teardown; a connection the spec closed is left)
 --   helper.count(db, name)   the number of rows of a table
 --   helper.catch(f, ...)     the loam error object 'f' raises (an assertion
 --                            fails when it raises nothing or something else)
@@ -143,6 +145,15 @@ function helper.drop_tables(db, names)
   local cascade = db:backend() == "postgres" and " cascade" or ""
   for _, t in ipairs(names) do
     db:exec("drop table if exists " .. t .. cascade)
+  end
+end
+
+-- Teardown for a spec that made 'names' on 'db': drops them and closes
+-- the connection, unless the spec closed it already.
+function helper.finish(db, names)
+  if tostring(db) ~= "loam.Conn (closed)" then
+    helper.drop_tables(db, names)
+    db:close()
   end
 end
 

@@ -60,10 +60,7 @@ for backend, pg in helper.each_backend() do
     end)
 
     after_each(function()
-      if tostring(db) ~= "loam.Conn (closed)" then
-        helper.drop_tables(db, TABLES)
-        db:close()
-      end
+      helper.finish(db, TABLES)
     end)
 
     describe("create", function()

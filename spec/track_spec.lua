@@ -69,11 +69,8 @@ for backend in helper.each_backend() do
     end)
 
     after_each(function()
-      if tostring(db) ~= "loam.Conn (closed)" then
-        db:track(false)
-        helper.drop_tables(db, TABLES)
-        db:close()
-      end
+      if tostring(db) ~= "loam.Conn (closed)" then db:track(false) end
+      helper.finish(db, TABLES)
     end)
 
     describe("loam.track", function()
