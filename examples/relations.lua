@@ -77,12 +77,12 @@ print(ok, err.code)
 print(tostring(err))
 
 -- Lazy loading is opt-in; a read loads for the whole result set at once.
-Order:lazy(true)
-Item:lazy(true)
+Order:lazy_loading(true)
+Item:lazy_loading(true)
 n = statements(function() show(Order:order_by("id"):all()) end)
 print("lazy: " .. n .. " statements")
-Order:lazy(false)
-Item:lazy(false)
+Order:lazy_loading(false)
+Item:lazy_loading(false)
 
 -- To-one relations can join into the parent's own statement.
 local joined = Order:include { customer = { strategy = "joined" } }:order_by("id")

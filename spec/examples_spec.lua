@@ -47,7 +47,7 @@ for backend in helper.each_backend() do
         if line then assert.are.equal(line, out[i]) end
       end
       local p = backend.name == "postgres" and { "$1", "$2", "$3" } or { "?", "?", "?" }
-      assert.are.equal(('SELECT * FROM "orders" WHERE (("status" = %s) AND ("total_cents" >= %s))'
+      assert.are.equal(('SELECT "id", "customer_id", "status", "total_cents" FROM "orders" WHERE (("status" = %s) AND ("total_cents" >= %s))'
                         .. ' ORDER BY "total_cents" DESC LIMIT %s'):format(p[1], p[2], p[3]), out[5])
     end)
   end)
@@ -63,14 +63,14 @@ local relations_expected = {
   "false\tnot_loaded",
   'examples/relations.lua:75: loam.not_loaded: orders.customer is not loaded: add '
     .. 'include("customer") to the query that loaded it, or call loam.preload(list, '
-    .. '"customer") (strict loading; lazy loading is opt-in: Model:lazy(true), q:lazy(), '
-    .. 'db:lazy(true))',
+    .. '"customer") (strict loading; lazy loading is opt-in: q:lazy(), '
+    .. 'Model:lazy_loading(true), db:lazy_loading(true))',
   "  order 1  ada@example.com  1x apple, 1x pear",
   "  order 2  bob@example.com  2x apple, 1x pear",
   "  order 3  ada@example.com  3x apple, 1x pear",
   "lazy: 4 statements",
-  'SELECT "orders".*, "__loam_j1"."id" AS "__loam_j1_1", "__loam_j1"."email" AS "__loam_j1_2" '
-    .. 'FROM "orders" LEFT JOIN "customers" AS "__loam_j1" ON ("__loam_j1"."id" = '
+  'SELECT "orders"."id", "orders"."customer_id", "__loam_j1"."id" AS "__loam_j1_1", '
+    .. '"__loam_j1"."email" AS "__loam_j1_2" FROM "orders" LEFT JOIN "customers" AS "__loam_j1" ON ("__loam_j1"."id" = '
     .. '"orders"."customer_id") ORDER BY "orders"."id" ASC',
   "include: a joined load of customers.orders and orders.items in one query is refused: it "
     .. "multiplies rows (each customers row comes back once per combination of their rows: 3 "

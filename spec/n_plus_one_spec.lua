@@ -164,8 +164,8 @@ for backend in helper.each_backend() do
       seed(Customer, Order, Product, Item, 100)
       for _, make in ipairs {
         function() return Order:order_by("id"):lazy():all() end,              -- per query
-        function() db:lazy(true) return Order:order_by("id"):all() end,        -- per connection
-        function() db:lazy(false) Order:lazy(true) return Order:order_by("id"):all() end,  -- per model
+        function() db:lazy_loading(true) return Order:order_by("id"):all() end,        -- per connection
+        function() db:lazy_loading(false) Order:lazy_loading(true) return Order:order_by("id"):all() end,  -- per model
       } do
         local n, calls, lines = measure(db, function() return render(make()) end)
         assert.are.equal(100, #lines)

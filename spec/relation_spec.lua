@@ -11,6 +11,7 @@
 local loam = require "loam"
 local helper = require "spec.helper"
 local core = require "loam.core"
+local query = require "loam.query"
 
 local catch, next_line = helper.catch, helper.next_line
 local op = loam.op
@@ -332,6 +333,8 @@ for backend, pg in helper.each_backend() do
         assert.are.equal("orders.customer is a relation, not a column: set customer_id instead",
           err.message)
         assert.are.equal(at(line), err.where)
+        assert.are.equal("orders", err.model)
+        assert.are.equal("customer", err.field)
         err = catch(function() o.items = {} end)
         assert.are.equal("orders.items is a relation, not a column: relations are loaded "
           .. "(include, loam.preload), not assigned", err.message)
@@ -685,18 +688,31 @@ for backend, pg in helper.each_backend() do
           err.message)
       end)
 
-      it("refuses a relation re-entered on one path, naming the path", function()
-        local err = catch(function()
-          return m.Order:include { customer = { orders = "customer" } }
-        end)
-        assert.are.equal("include: orders.customer is re-entered on the path orders.customer "
-          .. "-> customers.orders -> orders.customer; an include path may hold a relation once "
-          .. "(load further levels with loam.preload on the loaded instances)", err.message)
+      it("refuses an include table that contains itself, and takes a relation written again",
+         function()
         local loop = {}
         loop.orders = { customer = loop }
-        err = catch(function() return m.Customer:include(loop) end)
-        assert.matches("customers.orders is re-entered on the path customers.orders -> "
-          .. "orders.customer -> customers.orders", err.message, 1, true)
+        local line
+        local err = catch(function()
+          line = next_line()
+          local q = m.Customer:include(loop)
+          return q
+        end)
+        assert.are.equal("misuse", err.code)
+        assert.are.equal("include customer: the include table contains itself; write each "
+          .. "level to load (an include is finite)", err.message)
+        assert.are.equal(at(line), err.where)
+        local self_loop = {}
+        self_loop[1] = self_loop
+        err = catch(function() return m.Customer:include(self_loop) end)
+        assert.are.equal("include: the include table contains itself; write each level to "
+          .. "load (an include is finite)", err.message)
+        -- A relation written again further down is one more level, and loads.
+        local n, orders = counting(db, function()
+          return m.Order:include { customer = { orders = "customer" } }:order_by("id"):all()
+        end)
+        assert.are.equal(3, n)
+        assert.are.equal(orders[1].customer, orders[1].customer.orders[1].customer)
         -- The same relation on two different paths is no cycle.
         local orders = m.Order:include("customer", { items = { order = "customer" } }):all()
         assert.is_table(orders[1].items[1].order.customer)
@@ -771,7 +787,8 @@ for backend, pg in helper.each_backend() do
         assert.are.equal("customer", err.relation)
         assert.are.equal('orders.customer is not loaded: add include("customer") to the query '
           .. 'that loaded it, or call loam.preload(list, "customer") (strict loading; lazy '
-          .. 'loading is opt-in: Model:lazy(true), q:lazy(), db:lazy(true))', err.message)
+          .. 'loading is opt-in: q:lazy(), Model:lazy_loading(true), db:lazy_loading(true))',
+          err.message)
         assert.are.equal(at(line), err.where)
         assert.matches("^spec/relation_spec.lua:%d+: loam.not_loaded: orders.customer",
           tostring(err))
@@ -782,8 +799,8 @@ for backend, pg in helper.each_backend() do
         local err = catch(function() return orders[1].items[1].product end)
         assert.are.equal('order_items.product is not loaded: add include{ items = "product" } '
           .. 'to the query on orders that loaded it, or call loam.preload(list, "product") '
-          .. '(strict loading; lazy loading is opt-in: Model:lazy(true), q:lazy(), '
-          .. 'db:lazy(true))', err.message)
+          .. '(strict loading; lazy loading is opt-in: q:lazy(), Model:lazy_loading(true), '
+          .. 'db:lazy_loading(true))', err.message)
         local customers = m.Customer:include { orders = "items" }:all()
         err = catch(function() return customers[1].orders[1].items[1].product end)
         assert.matches('add include{ orders = { items = "product" } } to the query on customers',
@@ -819,7 +836,7 @@ for backend, pg in helper.each_backend() do
 
     describe("lazy loading", function()
       it("loads for the whole result set in one query, per model", function()
-        m.Order:lazy(true)
+        m.Order:lazy_loading(true)
         local orders = m.Order:order_by("id"):all()
         local n = counting(db, function()
           for _, o in ipairs(orders) do
@@ -834,14 +851,14 @@ for backend, pg in helper.each_backend() do
         -- Items came as one set: their products load together, once Item is lazy too.
         local err = catch(function() return orders[1].items[1].product end)
         assert.are.equal("not_loaded", err.code)
-        m.Item:lazy(true)
+        m.Item:lazy_loading(true)
         n = counting(db, function()
           for _, o in ipairs(orders) do
             for _, it in ipairs(o.items) do local _ = it.product end
           end
         end)
         assert.are.equal(1, n)
-        m.Order:lazy(false)
+        m.Order:lazy_loading(false)
         err = catch(function() return m.Order:first().customer end)
         assert.are.equal("not_loaded", err.code)
       end)
@@ -860,25 +877,25 @@ for backend, pg in helper.each_backend() do
           end
         end)
         assert.are.equal(1, n)
-        assert.are.equal(db, db:lazy(true))
+        assert.are.equal(db, db:lazy_loading(true))
         n = counting(db, function()
           for _, t in ipairs(m.Order:all()) do local _ = t.items end
         end)
         assert.are.equal(2, n)
-        m.Order:lazy(false)  -- the model's say comes before the connection's
+        m.Order:lazy_loading(false)  -- the model's say comes before the connection's
         local err = catch(function() return m.Order:all()[1].items end)
         assert.are.equal("not_loaded", err.code)
-        m.Customer:lazy(true)
+        m.Customer:lazy_loading(true)
         err = catch(function() return m.Customer:order_by("id"):lazy(false):all()[1].orders end)
         assert.are.equal("not_loaded", err.code)  -- the query's say comes first
         assert.is_table(m.Customer:order_by("id"):all()[1].orders)
-        db:lazy(false)
+        db:lazy_loading(false)
         local e2 = catch(function() return m.Profile:all()[1].customer end)
         assert.are.equal("not_loaded", e2.code)
       end)
 
       it("loads once per set, even on instances kept after the list is gone", function()
-        m.Order:lazy(true)
+        m.Order:lazy_loading(true)
         local first = m.Order:order_by("id"):all()[1]
         collectgarbage()
         local n = counting(db, function() return first.customer end)
@@ -901,14 +918,38 @@ for backend, pg in helper.each_backend() do
         assert.are.equal("bob@example.com", o.customer.email)
       end)
 
-      it("refuses a model switch that is not a boolean", function()
-        local err = catch(m.Order.lazy, m.Order, "yes")
-        assert.are.equal('orders: lazy expects true or false, got string ("yes") (q:lazy() is '
-          .. "the query's switch)", err.message)
-        err = catch(function() return db:lazy() end)
-        assert.are.equal("db:lazy expects true or false, got nil", err.message)
+      it("has one spelling per switch: Model:lazy() is a query, lazy_loading the defaults",
+         function()
+        -- Model:lazy() starts a query like every query method of a model.
+        local orders = m.Order:lazy():order_by("id"):all()
+        local n = counting(db, function()
+          for _, o in ipairs(orders) do local _ = o.customer end
+        end)
+        assert.are.equal(1, n)
+        assert.is_true(query.is_query(m.Order:lazy()))
+        assert.is_true(query.is_query(m.Order:lazy(false)))
+        local err = catch(function() return m.Order:lazy(false):all()[1].customer end)
+        assert.are.equal("not_loaded", err.code)
+        -- The defaults: the model's and the connection's, booleans only.
+        local line
+        err = catch(function()
+          line = next_line()
+          local M = m.Order:lazy_loading("yes")
+          return M
+        end)
+        assert.are.equal("misuse", err.code)
+        assert.are.equal('orders: lazy_loading expects true or false, got string ("yes") '
+          .. "(q:lazy() and orders:lazy() start a query that loads lazily)", err.message)
+        assert.are.equal(at(line), err.where)
+        err = catch(function() return db:lazy_loading() end)
+        assert.are.equal("db:lazy_loading expects true or false, got nil", err.message)
         err = catch(function() return m.Order:where { id = 1 }:lazy("no") end)
         assert.are.equal("lazy: true or false expected, got string", err.message)
+        err = catch(function() return m.Order:lazy("no") end)
+        assert.are.equal("lazy: true or false expected, got string", err.message)
+        -- Nothing was switched on by the refused calls.
+        err = catch(function() return m.Order:order_by("id"):all()[1].customer end)
+        assert.are.equal("not_loaded", err.code)
       end)
     end)
 
@@ -995,7 +1036,7 @@ for backend, pg in helper.each_backend() do
         assert.is_nil(orders[4]:to_table { include = "customer" }.customer)
         local err = catch(orders[1].to_table, orders[1], { include = { items = "product" } })
         assert.are.equal("not_loaded", err.code)  -- raised, not loaded, even when lazy
-        m.Item:lazy(true)
+        m.Item:lazy_loading(true)
         err = catch(orders[1].to_table, orders[1], { include = { items = "product" } })
         assert.are.equal("not_loaded", err.code)
         err = catch(orders[1].to_table, orders[1], { include = "buyer" })
@@ -1003,7 +1044,7 @@ for backend, pg in helper.each_backend() do
           .. "items, tags, shipments)", err.message)
         local loop = {}
         loop.items = { order = loop }
-        m.Item:lazy(false)
+        m.Item:lazy_loading(false)
         local o = orders[1]
         err = catch(o.to_table, o, { include = loop })
         assert.are.equal("to_table include: an include table contains itself", err.message)

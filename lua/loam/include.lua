@@ -11,10 +11,11 @@
 -- 'include') and options: strategy = "batched" | "joined", select = columns,
 -- where = condition, order_by = item or array, limit = n (per parent).  A
 -- later include of the same relation refines the earlier one, option by
--- option.  Mistakes (unknown relations, a relation re-entered on its own
--- path, a joined load that would multiply rows, a per-parent limit the
--- strategy cannot keep) are misuse errors raised when the include is
--- given, not when it runs.
+-- option.  A relation may come back further down a path (a manager's
+-- manager), one level per level written.  Mistakes (unknown relations, an
+-- include table that contains itself, a joined load that would multiply
+-- rows, a per-parent limit the strategy cannot keep) are misuse errors
+-- raised when the include is given, not when it runs.
 --
 -- Strategies.  A batched relation loads in a statement of its own, one per
 -- relation per level whatever the number of parents: its spec for
@@ -106,11 +107,16 @@ local INCLUDE_OPTIONS = { include = true, strategy = true, select = true, where 
                           order_by = true, limit = true }
 local STRATEGIES = { batched = true, joined = true }
 
-local function path_text(path, rel)
-  local parts = {}
-  for i, r in ipairs(path) do parts[i] = r.model.table .. "." .. r.name end
-  parts[#parts + 1] = rel.model.table .. "." .. rel.name
-  return table.concat(parts, " -> ")
+-- Refuses an include table that contains itself, the one way to write an
+-- include without end; 'open' holds the tables being read around it.  A
+-- relation may appear again further down a path (a manager's manager):
+-- each level written is one more statement, and what is written is finite.
+local function enter(open, t, name)
+  if open[t] then
+    misuse("include%s: the include table contains itself; write each level to load "
+      .. "(an include is finite)", name and " " .. name or "")
+  end
+  open[t] = true
 end
 
 -- The conditions, ordering and projection a node loads with, compiled by
@@ -149,17 +155,10 @@ end
 local add_items
 
 -- The node for relation 'name' of M, with 'value' as given after it.
-local function make_node(M, name, value, path)
+local function make_node(M, name, value, open)
   local rel = M.relations[name]
   if rel == nil then
     misuse("include: %s has no relation %s (%s)", M.table, show_name(name), relation_list(M))
-  end
-  for _, r in ipairs(path) do
-    if r == rel then
-      misuse("include: %s.%s is re-entered on the path %s; an include path may hold a "
-        .. "relation once (load further levels with loam.preload on the loaded instances)",
-        M.table, name, path_text(path, rel))
-    end
   end
   inverse_of(rel)
   local T = rel.target
@@ -173,6 +172,7 @@ local function make_node(M, name, value, path)
   if type(value) == "string" then
     nested(value)
   elseif type(value) == "table" and getmetatable(value) == nil then
+    enter(open, value, name)
     local opts = {}
     for k, v in pairs(value) do
       if INCLUDE_OPTIONS[k] then
@@ -213,11 +213,10 @@ local function make_node(M, name, value, path)
     misuse("include %s: expected true, a relation name or a table, got %s", name,
       types.show(value))
   end
-  local child_path = table.move(path, 1, #path, 1, {})
-  child_path[#child_path + 1] = rel
   for i = 1, sub.n do
-    add_items(T, node.children, sub[i], child_path)
+    add_items(T, node.children, sub[i], open)
   end
+  if type(value) == "table" then open[value] = nil end
   return node
 end
 
@@ -263,14 +262,15 @@ local function add_node(children, node)
 end
 
 -- Adds the nodes 'item' names to 'children' (relations of M).
-function add_items(M, children, item, path)
+function add_items(M, children, item, open)
   if type(item) == "string" then
-    add_node(children, make_node(M, item, true, path))
+    add_node(children, make_node(M, item, true, open))
   elseif type(item) == "table" and getmetatable(item) == nil then
+    enter(open, item)
     local n = #item
     for i = 1, n do
       if item[i] == nil then misuse("include: item #%d is nil", i) end
-      add_items(M, children, item[i], path)
+      add_items(M, children, item[i], open)
     end
     local names = {}
     for k in pairs(item) do
@@ -282,8 +282,9 @@ function add_items(M, children, item, path)
     end
     table.sort(names)  -- one include, one order of statements
     for _, k in ipairs(names) do
-      add_node(children, make_node(M, k, item[k], path))
+      add_node(children, make_node(M, k, item[k], open))
     end
+    open[item] = nil
   else
     misuse("include: expected a relation name or a table, got %s", types.show(item))
   end
@@ -386,6 +387,23 @@ local function node_columns(node, T)
   return out
 end
 
+-- The SQL names of the columns (fields) 'cols' of model M; names of a
+-- join table without a model stay as given.
+local function sql_cols(M, cols)
+  if M == nil then return cols end
+  local out = {}
+  for i, c in ipairs(cols) do out[i] = M._column[c] end
+  return out
+end
+
+-- The projection of field 'name' of M from the table (or alias) 'tname'.
+local function field_column(M, tname, name)
+  local c = M._column[name]
+  local e = { k = "col", table = tname, name = c }
+  if c == name then return e end
+  return { k = "alias", expr = e, as = name }
+end
+
 local function eq_all(l_table, l_cols, r_table, r_cols)
   local cond = { k = "and" }
   for i, c in ipairs(l_cols) do
@@ -425,10 +443,10 @@ function plan_of(owner, M)
         for k, name in ipairs(node_columns(node, T)) do
           j.names[k], j.aliases[k] = name, alias .. "_" .. k
           plan.columns[#plan.columns + 1] = { k = "alias", as = j.aliases[k],
-            expr = { k = "col", table = alias, name = name } }
+            expr = { k = "col", table = alias, name = T._column[name] } }
         end
         for _, c in ipairs(rel.target_keys) do j.match[#j.match + 1] = c end
-        local on = eq_all(alias, rel.target_keys, ref, rel.owner_keys)
+        local on = eq_all(alias, sql_cols(T, rel.target_keys), ref, sql_cols(PM, rel.owner_keys))
         if node.where ~= nil then
           on = { k = "and", on, qualify(node.where, alias, node.name) }
         end
@@ -515,24 +533,28 @@ local function spec_of(node)
   local tname = T.table
   local columns = {}
   for i, c in ipairs(node_columns(node, T)) do
-    columns[i] = { k = "col", table = tname, name = c }
+    columns[i] = field_column(T, tname, c)
   end
   for _, c in ipairs(plan.columns) do columns[#columns + 1] = c end
   local joins, key = {}, {}
   if rel.through ~= nil then
+    local JM = rel.through_model
     joins[1] = { kind = "inner", table = { name = rel.through },
-                 on = eq_all(rel.through, rel.through_target, tname, rel.target_keys) }
-    for i, c in ipairs(rel.through_owner) do
+                 on = eq_all(rel.through, sql_cols(JM, rel.through_target), tname,
+                             sql_cols(T, rel.target_keys)) }
+    for i, c in ipairs(sql_cols(JM, rel.through_owner)) do
       key[i] = { k = "col", table = rel.through, name = c }
     end
   else
-    for i, c in ipairs(rel.target_keys) do key[i] = { k = "col", table = tname, name = c } end
+    for i, c in ipairs(sql_cols(T, rel.target_keys)) do
+      key[i] = { k = "col", table = tname, name = c }
+    end
   end
   for _, jn in ipairs(plan.joins) do joins[#joins + 1] = jn end
   local order = qualify_list(node.order, tname)
   if node.limit ~= nil and #order == 0 then
     -- Which rows a per-parent limit keeps must not depend on the plan.
-    for _, c in ipairs(T.primary_key) do
+    for _, c in ipairs(sql_cols(T, T.primary_key)) do
       order[#order + 1] = { expr = { k = "col", table = tname, name = c } }
     end
   end

@@ -38,7 +38,7 @@
 --
 -- Connection methods added here: db:model(table, columns [, options]),
 -- db:create_tables(models), db:drop_tables(models), db:table(name),
--- db:lazy(flag) (lazy relation loading for the connection's models),
+-- db:lazy_loading(flag) (lazy relation loading for the connection's models),
 -- db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
 -- (loam.track).
 --

@@ -26,7 +26,8 @@
 --   Model:belongs_to(name, Target [, opts]), Model:has_one(...),
 --   Model:has_many(...)              relations (loam.relation), in
 --                                    'relations' (name -> relation)
---   Model:lazy(flag)                 lazy loading of its relations
+--   Model:lazy_loading(flag)         the model's default for lazy loading
+--                                    (Model:lazy() starts a lazy query)
 --   inst:save(), inst:update(values), inst:delete(), inst:reload(),
 --   inst:to_table{ only =, except =, nulls =, include = }
 --   model.create_tables(db, models), model.drop_tables(db, models)
@@ -69,6 +70,13 @@ local Instance = {}
 -- '__tostring' of instances, defined with them below.
 local instance_tostring
 
+-- The metatable of a model's instances, defined with the models.
+local instance_meta
+
+-- connection -> { table name -> the model last declared for it }: a
+-- reference by table name points at that model's primary key.
+local tables = setmetatable({}, { __mode = "k" })
+
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
 
@@ -83,6 +91,15 @@ end
 
 local function column_list(M)
   return table.concat(M._names, ", ")
+end
+
+-- "table.field", naming the SQL column too when it is another name.
+local function label(M, name)
+  local c = M._column[name]
+  if c ~= nil and c ~= name then
+    return string.format("%s.%s (column %q)", M.table, name, c)
+  end
+  return M.table .. "." .. tostring(name)
 end
 
 local function unknown_column(M, name)
@@ -136,7 +153,8 @@ local function key_condition(M, values, what)
       misuse(M, string.format("%s: %s needs the primary key, and %s is %s", M.table, what,
         name, v == nil and "not loaded" or "NULL"), name)
     end
-    cond[i] = { k = "op", op = "=", l = { k = "col", name = name }, r = { k = "val", v = v } }
+    cond[i] = { k = "op", op = "=", l = { k = "col", name = M._column[name] },
+                r = { k = "val", v = v } }
   end
   return cond
 end
@@ -166,6 +184,13 @@ local function columns_and_values(M, values, what, insert)
     end
   end
   return cols, vals
+end
+
+-- The SQL names of the columns whose fields 'names' lists.
+local function sql_names(M, names)
+  local out, map = {}, M._column
+  for i, name in ipairs(names) do out[i] = map[name] end
+  return out
 end
 
 -- The values 'inst' had when loaded or last saved.  A table given the
@@ -311,26 +336,29 @@ local function table_parts(M, opts, extras, fail)
   end
   M.primary_key = pk
   -- A single key column says so itself; only a composite key goes to the table.
-  M._table_pk = (not inline and #pk > 0) and pk or nil
+  M._table_pk = (not inline and #pk > 0) and sql_names(M, pk) or nil
   if #pk > 0 then
     claim(tname .. "_pkey")
   end
 
+  -- Generated names are made of the columns' SQL names, as PostgreSQL's.
   local checks = {}
-  for i, col in ipairs(M.columns) do
+  for _, col in ipairs(M.columns) do
+    local cname = M._column[col.name]
     if col.unique then
-      claim(generated_name(tname, { col.name }, "key"))
+      claim(generated_name(tname, { cname }, "key"))
     end
     if col.references then
-      claim(generated_name(tname, { col.name }, "fkey"))
+      claim(generated_name(tname, { cname }, "fkey"))
     end
     if has_core_check(col) then
-      claim(generated_name(tname, { col.name }, "check"))
+      claim(generated_name(tname, { cname }, "check"))
     end
   end
   for i, col in ipairs(M.columns) do
     if extras[i].check ~= nil then
-      local name = generated_name(tname, { col.name }, has_core_check(col) and "check1" or "check")
+      local name = generated_name(tname, { M._column[col.name] },
+        has_core_check(col) and "check1" or "check")
       local problem = types.ident_problem(name)
       if problem then
         fail("the check of column %s would be named %s; declare it in the model option checks "
@@ -367,7 +395,7 @@ local function table_parts(M, opts, extras, fail)
   -- Generated names longer than 63 bytes are left to the core, which
   -- shortens them the way PostgreSQL does.
   local function name_of(entry, cols, suffix)
-    local name = entry.name or generated_name(tname, cols, suffix)
+    local name = entry.name or generated_name(tname, sql_names(M, cols), suffix)
     claim(name)
     if entry.name == nil and #name > 63 then
       return nil
@@ -381,7 +409,7 @@ local function table_parts(M, opts, extras, fail)
   local uniques = {}
   for i, entry in ipairs(opts.uniques or {}) do
     local cols = entry_columns(fail, map, entry, "unique", i, { name = true })
-    uniques[i] = { name = name_of(entry, cols, "key"), columns = cols }
+    uniques[i] = { name = name_of(entry, cols, "key"), columns = sql_names(M, cols) }
   end
   M.uniques = uniques
 
@@ -399,7 +427,8 @@ local function table_parts(M, opts, extras, fail)
       fail("index #%d: where must be an SQL expression, got %s", i, types.show(entry.where))
     end
     indexes[i] = { k = "create_index", name = name_of(entry, cols, "idx"), table = tname,
-                   columns = cols, unique = entry.unique == true, where = entry.where }
+                   columns = sql_names(M, cols), unique = entry.unique == true,
+                   where = entry.where }
   end
   M.indexes = indexes
 end
@@ -432,7 +461,7 @@ function model.new(db, tname, decls, opts)
   end
 
   local M = setmetatable({ __model = true, table = tname, db = db }, Model)
-  local columns, map, extras, names, deps = {}, {}, {}, {}, {}
+  local columns, map, extras, names, deps, sqlname, by_sql = {}, {}, {}, {}, {}, {}, {}
   for i, d in ipairs(decls) do
     if not types.is_declaration(d) then
       fail("column #%d is not a column declaration (loam.text(...) and the like), got %s", i,
@@ -443,30 +472,147 @@ function model.new(db, tname, decls, opts)
       raise("misuse", string.format("%s.%s: the column is declared twice", tname, col.name),
         { model = tname, column = col.name }, d.where)
     end
+    if by_sql[extra.column] then
+      raise("misuse", string.format("%s.%s: column %q is also the column of field %s", tname,
+        col.name, extra.column, by_sql[extra.column]), { model = tname, column = col.name },
+        d.where)
+    end
     if RESERVED[col.name] then
       raise("misuse", string.format("%s.%s: a column of this name would hide the instance "
         .. "method '%s'", tname, col.name, col.name), { model = tname, column = col.name }, d.where)
     end
     columns[i], map[col.name], extras[i], names[i] = col, col, extra, col.name
+    sqlname[col.name], by_sql[extra.column] = extra.column, col.name
     if col.references ~= nil then
       deps[#deps + 1] = col.references.table
+      local ref = d.opts.references
+      if type(ref) == "table" then
+        col.references.column = ref._column[ref.primary_key[1]]
+      else
+        -- A table name: its model's key, found when the DDL is made (the
+        -- model may be declared later); the model's own table, below.
+        col.references.column = nil
+      end
     end
   end
   M.columns, M.column_map, M._names, M._deps = columns, map, names, deps
+  M._column, M._field = sqlname, by_sql
   table_parts(M, opts, extras, fail)
+  for i, col in ipairs(columns) do
+    local ref = col.references
+    if ref ~= nil and ref.column == nil and ref.table == tname then
+      if #M.primary_key ~= 1 then
+        raise("misuse", string.format("%s.%s references its own table, whose primary key is "
+          .. "not one column", tname, col.name), { model = tname, column = col.name },
+          decls[i].where)
+      end
+      ref.column = sqlname[M.primary_key[1]]
+    end
+  end
 
   -- Everything below is derived once, so each statement costs no lookups.
-  M._coerce, M._select, M._required = {}, {}, {}
-  for i, col in ipairs(columns) do
+  M._coerce, M._required = {}, {}
+  for _, col in ipairs(columns) do
     M._coerce[col.name] = types.coercer(col)
-    M._select[i] = { k = "col", name = col.name }
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
+  M._select = model.projection(M)
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
-  M._meta = { __index = M.methods, __name = "loam.Instance", model = M,
-              __tostring = instance_tostring }
+  M._meta = instance_meta(M)
+  local known = tables[db]
+  if known == nil then
+    known = {}
+    tables[db] = known
+  end
+  known[tname] = M
   return M
+end
+
+-- The projection that loads the declared columns of M, qualified with
+-- 'qual' when given: a column whose SQL name differs from its field is
+-- selected AS the field, so every row arrives keyed by field names.
+function model.projection(M, qual)
+  local out = {}
+  for i, name in ipairs(M._names) do
+    local e = { k = "col", table = qual, name = M._column[name] }
+    if e.name ~= name then e = { k = "alias", expr = e, as = name } end
+    out[i] = e
+  end
+  return out
+end
+
+-- Refuses an assignment that save could not send, naming the field.
+local function bad_assignment(M, key, message)
+  raise("misuse", message, { model = M.table, field = key })
+end
+
+-- The metatable of M's instances.  Column values are plain fields, so a
+-- read costs what a table read costs; the metamethods run only for keys
+-- the instance does not hold: methods, relations, columns not selected,
+-- and assignments to any of those or to names that are nothing of M.
+-- Assigning nil to a field the instance holds is a raw assignment that
+-- no metamethod sees; the field is then absent, and reading it again
+-- (or saving) raises.
+function instance_meta(M)
+  local methods, rels, map = M.methods, M.relations, M.column_map
+  local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring }
+  meta.__index = function(inst, key)
+    local m = methods[key]
+    if m ~= nil then return m end
+    local rel = rels[key]
+    if rel ~= nil then return relation.read(inst, rel) end
+    if map[key] ~= nil then
+      local snap = snapshots[inst]
+      if snap ~= nil and snap[key] ~= nil then
+        raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
+          label(M, key)), { model = M.table, column = key, field = key })
+      end
+    end
+    return nil
+  end
+  meta.__newindex = function(inst, key, v)
+    if map[key] ~= nil then
+      if v == nil then
+        bad_assignment(M, key, string.format("%s = nil: nil is no value of a column; assign "
+          .. "loam.null to store NULL", label(M, key)))
+      end
+      rawset(inst, key, v)
+      return
+    end
+    local rel = rels[key]
+    if rel ~= nil then
+      bad_assignment(M, key, string.format("%s.%s is a relation, not a column: %s", M.table, key,
+        rel.kind == "belongs_to" and "set " .. table.concat(rel.owner_keys, ", ") .. " instead"
+        or "relations are loaded (include, loam.preload), not assigned"))
+    end
+    bad_assignment(M, key, string.format("%s.%s: no column or relation of that name (columns: "
+      .. "%s); an assignment to it would never be saved", M.table,
+      type(key) == "string" and key or types.show(key), column_list(M)))
+  end
+  return meta
+end
+
+-- The referenced table and column of 'col', a column of M: a reference
+-- by table name takes the primary key of the model declared for it.
+local function reference_of(M, col)
+  local ref = col.references
+  local out = {}
+  for k, v in pairs(ref) do out[k] = v end
+  if out.column == nil then
+    local R = (tables[M.db] or {})[ref.table]
+    if R == nil then
+      misuse(M, string.format("%s references table %s, and no model of that table is declared "
+        .. "on this connection: declare it first (its primary key is the referenced column)",
+        label(M, col.name), ref.table), col.name)
+    end
+    if #R.primary_key ~= 1 then
+      misuse(M, string.format("%s references %s, whose primary key is not one column",
+        label(M, col.name), R.table), col.name)
+    end
+    out.column = R._column[R.primary_key[1]]
+  end
+  return out
 end
 
 function Model.__tostring(M)
@@ -475,7 +621,15 @@ end
 
 -- The statements that create the model's table and its indexes.
 function Model:ddl()
-  local ast = { { k = "create_table", name = self.table, columns = self.columns,
+  local columns = {}
+  for i, col in ipairs(self.columns) do
+    local c = {}
+    for k, v in pairs(col) do c[k] = v end
+    c.name = self._column[col.name]
+    if col.references ~= nil then c.references = reference_of(self, col) end
+    columns[i] = c
+  end
+  local ast = { { k = "create_table", name = self.table, columns = columns,
                   primary_key = self._table_pk, checks = self.checks, uniques = self.uniques } }
   for _, index in ipairs(self.indexes) do
     ast[#ast + 1] = index
@@ -497,7 +651,7 @@ function Model:coerce(name, v)
   end
   local out, msg = f(v)
   if out == nil then
-    raise("validation_error", self.table .. "." .. name .. ": " .. msg,
+    raise("validation_error", label(self, name) .. ": " .. msg,
       { model = self.table, column = name })
   end
   return out
@@ -520,8 +674,8 @@ end
 
 function Model:create(values)
   local cols, vals = columns_and_values(self, values, "create", true)
-  local rows = self.db:run { k = "insert", into = self.table, columns = cols,
-                            rows = { vals }, returning = self._names }
+  local rows = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
+                            rows = { vals }, returning = self._select }
   return self:_load(rows[1])
 end
 
@@ -608,8 +762,8 @@ function Model:insert_many(list, opts)
     data = data or {}
     data[i] = vals
   end
-  local result = self.db:run { k = "insert", into = self.table, columns = cols, rows = data,
-                               returning = opts.returning and self._names or nil }
+  local result = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
+                               rows = data, returning = opts.returning and self._select or nil }
   if opts.returning then
     for i = 1, #result do self:_load(result[i]) end
   end
@@ -631,7 +785,7 @@ function Model:upsert(values, opts)
     misuse(self, self.table .. ": upsert needs 'conflict' columns, and the model has no "
       .. "primary key")
   end
-  local conflict = { target = target, action = "nothing" }
+  local conflict = { target = sql_names(self, target), action = "nothing" }
   if opts.update ~= nil then
     local update
     if opts.update == true then
@@ -652,12 +806,13 @@ function Model:upsert(values, opts)
           misuse(self, string.format("%s: upsert updates %s, which the row does not set",
             self.table, name), name)
         end
-        conflict.set[i] = { col = name, expr = { k = "excluded", name = name } }
+        local c = self._column[name]
+        conflict.set[i] = { col = c, expr = { k = "excluded", name = c } }
       end
     end
   end
-  local rows = self.db:run { k = "insert", into = self.table, columns = cols,
-    rows = { vals }, conflict = conflict, returning = self._names }
+  local rows = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
+    rows = { vals }, conflict = conflict, returning = self._select }
   return rows[1] and self:_load(rows[1]) or nil
 end
 
@@ -675,8 +830,9 @@ function Model:has_many(name, target, opts)
   return relation.declare(self, "has_many", name, target, opts)
 end
 
--- The model's own switch; a query's lazy() starts a query instead.
-function Model:lazy(flag)
+-- The model's default for lazy loading; Model:lazy() is the query method
+-- (a query whose instances load lazily), as on any query.
+function Model:lazy_loading(flag)
   return relation.model_lazy(self, flag)
 end
 
@@ -712,21 +868,22 @@ function Instance:save()
         misuse(M, string.format("%s.%s is nil; assign loam.null to store NULL", M.table, name),
           name)
       end
-      set[#set + 1] = { col = name, expr = { k = "val", v = M:coerce(name, v) } }
+      set[#set + 1] = { col = M._column[name], field = name,
+                        expr = { k = "val", v = M:coerce(name, v) } }
     end
   end
   if #set == 0 then
     return self
   end
   local rows = M.db:run { k = "update", table = M.table, set = set,
-    where = key_condition(M, snap, "save"), returning = M._names }
+    where = key_condition(M, snap, "save"), returning = M._select }
   if rows[1] == nil then
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })
   end
   -- Relations loaded over a key that changed describe another row now.
   local changed = {}
-  for _, item in ipairs(set) do changed[item.col] = true end
+  for _, item in ipairs(set) do changed[item.field] = true end
   relation.forget(self, changed)
   refresh(self, rows[1])
   return self

@@ -169,20 +169,49 @@ local function resolve(s, key)
            key == nil and " (" .. expr.NIL_HINT .. ")" or "")
   end
   local qual, name = key:match("^([^.]+)%.(.+)$")
-  local m, ast
+  local m
   if qual ~= nil then
     m = s.scope[qual] or nil
-    ast = { k = "col", table = qual, name = name }
   else
     name = key
     m = s.model
-    ast = { k = "col", name = name }
   end
   local decl = m and m.column_map[name]
   if m ~= nil and decl == nil then
     unknown_column(m, name)
   end
-  return { ast = ast, model = m, decl = decl, name = name, key = key, qual = qual }
+  -- 'name' is the field, 'column' the name in SQL (they differ when the
+  -- model declares the column with option 'column').
+  local column = decl and m._column[name] or name
+  local ast = { k = "col", table = qual, name = column }
+  return { ast = ast, model = m, decl = decl, name = name, column = column, key = key,
+           qual = qual }
+end
+
+-- The projection of column 'col' (a 'resolve' result): selected AS its
+-- field when its SQL name differs, so rows hold it under the field.
+local function as_field(col)
+  if col.column == col.name then return col.ast end
+  return { k = "alias", expr = col.ast, as = col.name }
+end
+
+-- The declared columns of model 'm', as projected for its instances,
+-- qualified with the model's table when 'qualified' (the query joins).
+local function model_columns(m, qualified)
+  if not qualified then return m._select end
+  local t = m._qualified
+  if t == nil then
+    t = {}
+    for i, e in ipairs(m._select) do
+      if e.k == "alias" then
+        t[i] = { k = "alias", as = e.as, expr = { k = "col", table = m.table, name = e.expr.name } }
+      else
+        t[i] = { k = "col", table = m.table, name = e.name }
+      end
+    end
+    m._qualified = t
+  end
+  return t
 end
 
 -- Whether the model declares column 'col' (a 'resolve' result) never NULL.
@@ -263,7 +292,7 @@ local function projection(s, item)
       return { k = "star", table = qual }, qual == s.table
     end
     local col = resolve(s, item)
-    return col.ast, col.qual == nil or col.qual == s.table
+    return as_field(col), col.qual == nil or col.qual == s.table
   end
   if type(item) == "table" and getmetatable(item) == nil and item.as ~= nil then
     if type(item.as) ~= "string" then misuse("select: alias must be a string") end
@@ -460,12 +489,33 @@ local function order_ast(order)
   return out
 end
 
--- The SELECT AST of state 's'.  A model source with joins projects its own
--- columns ("orders".*): joined tables would otherwise overwrite its fields.
+-- The SELECT AST of state 's'.  A model source selects its declared
+-- columns, by name (never '*', which would bring columns the model does not
+-- know into its instances, where save could not send them), qualified when
+-- the query joins; '*' and '<table>.*' of the source mean them too.  A
+-- table source with joins projects its own columns ("orders".*): joined
+-- tables would otherwise overwrite its fields.
 function select_ast(s)
-  local columns = s.columns
-  if columns == nil and #s.joins > 0 then
-    columns = { { k = "star", table = s.table } }
+  local columns, m = s.columns, s.model
+  local joined = #s.joins > 0
+  if columns == nil then
+    if m ~= nil then
+      columns = model_columns(m, joined)
+    elseif joined then
+      columns = { { k = "star", table = s.table } }
+    end
+  elseif m ~= nil then
+    local expanded
+    for i, e in ipairs(columns) do
+      if e.k == "star" and (e.table == nil or e.table == s.table) then
+        expanded = expanded or table.move(columns, 1, i - 1, 1, {})
+        table.move(model_columns(m, joined or e.table ~= nil), 1, #m._select, #expanded + 1,
+          expanded)
+      elseif expanded then
+        expanded[#expanded + 1] = e
+      end
+    end
+    columns = expanded or columns
   end
   return {
     k = "select",
@@ -662,12 +712,17 @@ local function row_column(s, fn, col)
   local star = false
   for _, item in ipairs(s.columns or { { k = "star", table = s.table } }) do
     if is_raw(item) then return c.name end
-    if item.k == "col" and item.name == c.name and (item.table or s.table) == qual then
+    local e = item.k == "alias" and item.as == c.name and item.expr or item
+    if e.k == "col" and e.name == c.column and (e.table or s.table) == qual then
       return c.name
     end
     star = star or (item.k == "star" and (item.table == nil or item.table == qual))
   end
-  if star and not grouped then return c.name end
+  -- The model's '*' projects fields; a table's '*' (or a joined model's)
+  -- projects SQL names.
+  if star and not grouped then
+    return (s.model ~= nil and qual == s.table) and c.name or c.column
+  end
   if star then
     misuse("%s: with group_by/having the query's rows are its groups, and '*' holds no " ..
            "grouped value; select '%s' by name (a grouped column or an alias)", fn, col)
@@ -741,7 +796,7 @@ function Query:pluck(col)
     if is_raw(col) then
       t.columns = { { k = "alias", expr = col, as = "value" } }
     else
-      t.columns = { resolve(t, col).ast }
+      t.columns = { as_field(resolve(t, col)) }
     end
     return select_ast(t)
   end
@@ -780,7 +835,7 @@ function Query:update_all(values)
     end
     local v = values[k]
     if not is_raw(v) then v = { k = "val", v = ctx.coerce(col, v) } end
-    set[i] = { col = col.name, expr = v }
+    set[i] = { col = col.column, expr = v }
   end
   return (s.db:run { k = "update", table = s.table, set = set, where = and_of(s.where) })
 end

@@ -33,7 +33,8 @@
 --     relation per level whatever the number of parents, every relation of
 --     one level in ONE db:load_batch call (pipelined on PostgreSQL); or
 --     joined into the parent's own query (strategy = "joined");
---   * lazily, when enabled (Model:lazy(true), q:lazy(), db:lazy(true)): the
+--   * lazily, when enabled (q:lazy() or Model:lazy() for one query,
+--     Model:lazy_loading(true), db:lazy_loading(true) as defaults): the
 --     first read loads the relation for every instance of the result set the
 --     instance came from, in one query.
 -- Include items and their options are loam.include's (it plans what each
@@ -41,13 +42,14 @@
 -- loaded.
 --
 -- Loaded values live beside the instance, never in it (loam.loader): reads
--- go through the instance's __index (installed with the first relation of
--- a model).  Serialization never loads: inst:to_table{ include = ... } adds
+-- go through the instance's __index (loam.model), which calls
+-- relation.read.  Serialization never loads: inst:to_table{ include = ... } adds
 -- the loaded relations it names (include = true: every loaded one), and
 -- raises not_loaded for one that is not.
 --
 -- The module: relation.declare(M, kind, name, target, opts),
--- relation.model_lazy(M, flag), relation.install(ConnMethods) (db:lazy),
+-- relation.model_lazy(M, flag), relation.install(ConnMethods)
+-- (db:lazy_loading), relation.read(inst, rel) (for the instances' __index),
 -- relation.forget(inst [, changed]), relation.serialize(inst, out, include,
 -- nulls).
 --
@@ -152,34 +154,6 @@ local function check_types(fail, a_model, a_cols, b_model, b_cols)
 end
 
 local read  -- reads a relation of an instance, defined with the reading
-local read  -- reads a relation of an instance, defined with the loading
-
--- Instances of a model with relations read them through '__index'; the
--- methods come first, as before.
-local function install_reader(M)
-  local meta = M._meta
-  if type(meta.__index) == "function" then return end
-  local methods, rels = M.methods, M.relations
-  meta.__index = function(inst, key)
-    local m = methods[key]
-    if m ~= nil then return m end
-    local rel = rels[key]
-    if rel ~= nil then return read(inst, rel) end
-    return nil
-  end
-  -- Assigning to a relation name would hide the relation behind a plain
-  -- field that save and to_table ignore.
-  meta.__newindex = function(inst, key, v)
-    local rel = rels[key]
-    if rel ~= nil then
-      local fix = rel.kind == "belongs_to" and "set " .. table.concat(rel.owner_keys, ", ")
-        .. " instead" or "relations are loaded (include, loam.preload), not assigned"
-      raise("misuse", string.format("%s.%s is a relation, not a column: %s", M.table, key, fix),
-        { model = M.table, relation = key })
-    end
-    rawset(inst, key, v)
-  end
-end
 
 function relation.declare(M, kind, name, target, opts)
   local where = types.where()
@@ -301,29 +275,30 @@ function relation.declare(M, kind, name, target, opts)
     check_types(fail, T, trefs, JM, tkeys)
     rel.owner_keys, rel.target_keys = refs, trefs
     rel.through, rel.through_owner, rel.through_target = through, keys, tkeys
+    rel.through_model = JM
   end
 
   M.relations[name] = rel
   M._relation_names[#M._relation_names + 1] = name
-  install_reader(M)
   return M
 end
 
--- Model:lazy(flag): the model's default for lazy loading.
+-- Model:lazy_loading(flag): the model's default for lazy loading.
 function relation.model_lazy(M, flag)
   if type(flag) ~= "boolean" then
-    misuse("%s: lazy expects true or false, got %s (q:lazy() is the query's switch)", M.table,
-      types.show(flag))
+    misuse("%s: lazy_loading expects true or false, got %s (q:lazy() and %s:lazy() start a "
+      .. "query that loads lazily)", M.table, types.show(flag), M.table)
   end
   M._lazy = flag
   return M
 end
 
--- db:lazy(flag): the connection's default, below the model's and the query's.
+-- db:lazy_loading(flag): the connection's default, below the model's and
+-- the query's.
 function relation.install(Conn)
-  function Conn:lazy(flag)
+  function Conn:lazy_loading(flag)
     if type(flag) ~= "boolean" then
-      misuse("db:lazy expects true or false, got %s", types.show(flag))
+      misuse("db:lazy_loading expects true or false, got %s", types.show(flag))
     end
     lazy_conns[self] = flag
     return self
@@ -359,8 +334,8 @@ local function not_loaded(rel, set)
   local where = #path == 0 and "to the query that loaded it"
     or "to the query on " .. root .. " that loaded it"
   raise("not_loaded", string.format("%s.%s is not loaded: add %s %s, or call "
-    .. "loam.preload(list, %q) (strict loading; lazy loading is opt-in: Model:lazy(true), "
-    .. "q:lazy(), db:lazy(true))", M.table, rel.name, include_text(path, rel.name), where,
+    .. "loam.preload(list, %q) (strict loading; lazy loading is opt-in: q:lazy(), "
+    .. "Model:lazy_loading(true), db:lazy_loading(true))", M.table, rel.name, include_text(path, rel.name), where,
     rel.name), { model = M.table, relation = rel.name })
 end
 
@@ -532,6 +507,7 @@ function serialize(inst, out, include, nulls, seen)
 end
 
 relation.serialize = serialize
+relation.read = read
 
 -- }======================================================================
 

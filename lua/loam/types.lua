@@ -543,6 +543,7 @@ end
 local common = {
   null = "boolean", default = "any", unique = "boolean", primary_key = "boolean",
   check = "string", references = "any", on_delete = "string", on_update = "string",
+  column = "string",
 }
 local special = {
   text = { length = true },
@@ -577,7 +578,10 @@ end
 
 -- Turns declaration 'd' of table 'tname' into a column of the DDL AST.
 -- Also returns what belongs to the table rather than the column:
--- 'check' (raw SQL) and 'primary_key' (true).
+-- 'check' (raw SQL), 'primary_key' (true) and 'column', the name of the
+-- column in SQL (option 'column'; the declared name, which is the Lua
+-- field, by default).  The returned column keeps the Lua name: the model
+-- renames it for DDL.
 function types.declare(tname, d, index)
   local cname = type(d.name) == "string" and d.name or ("#" .. index)
   local fields = { model = tname, column = cname }
@@ -693,6 +697,12 @@ function types.declare(tname, d, index)
       col.references[k] = action
     end
   end
+  if opts.column ~= nil then
+    problem = types.ident_problem(opts.column)
+    if problem then
+      fail("column: name %s", problem)
+    end
+  end
   if opts.check ~= nil and opts.check == "" then
     fail("check must be a non-empty SQL expression")
   end
@@ -711,7 +721,8 @@ function types.declare(tname, d, index)
       col.default = v
     end
   end
-  return col, { check = opts.check, primary_key = opts.primary_key or d.type == "id" }
+  return col, { check = opts.check, primary_key = opts.primary_key or d.type == "id",
+                column = opts.column or d.name }
 end
 
 -- }======================================================================
