@@ -10,10 +10,25 @@
 --     options: primary_key = { "a", "b" }, indexes = { { "a", "b", unique =,
 --     where =, name = } }, uniques = { { "a", "b", name = } },
 --     checks = { name = "raw SQL" }
---   Model fields: __model, table, db, columns (DDL AST columns),
---     column_map, primary_key (array of names), checks, uniques, indexes
---     (create_index ASTs), methods (instance methods of this model)
---   Model:coerce(column, value)      the value to bind, or validation_error
+--   Model fields: __model, table, db, columns (DDL AST columns, named by
+--     field), column_map, primary_key (array of field names), checks,
+--     uniques, indexes (create_index ASTs, in SQL names), methods (instance
+--     methods of this model)
+--
+-- Fields and columns.  A column's declared name is the instance's field;
+-- its option 'column' names it in SQL when that differs ("ArtistId" for
+-- artist_id).  Everything a caller writes takes fields; every AST made
+-- here and in loam.query and loam.include writes the SQL names, and
+-- selects a renamed column AS its field, so rows arrive keyed by fields
+-- and become instances as they are.  '_column' maps field -> SQL name,
+-- '_select' is the projection of the declared columns (never '*': an
+-- instance holds what the model declares, and nothing save cannot send).
+--
+-- Instances hold their column values as plain fields; their metatable's
+-- __index serves methods and relations, and __newindex, which Lua calls
+-- for absent keys only, refuses assignments to names that are nothing of
+-- the model, to relations, and of nil, when they are made.
+--   Model:coerce(field, value)       the value to bind, or validation_error
 --   Model:_load(row)                 a database row made into an instance
 --   Model:create(values)             INSERT ... RETURNING -> instance
 --   Model:find(key...)               by primary key -> instance | nil

@@ -9,6 +9,7 @@
 --                          an array -> IN, op helpers, op.in_(query)), query.raw(...)
 --                          or op.and_/or_/not_; several calls AND together
 --   select(...)            "col", "t.col", "*", "t.*", query.raw(...), { expr, as = "name" }
+--                          (on a model, "*" and "<table>.*" are its declared columns)
 --   distinct()
 --   order_by(...)          "col", "-col" (DESC), { "col", desc = true, nulls = "last" }, raw
 --   limit(n), offset(n), page(n, per_page)
@@ -31,7 +32,8 @@
 --
 -- Running:
 --   all() -> array            rows, or instances (Model:_load) for a model source
---                              whose projection is plain columns of the model
+--                              whose projection is plain columns of the model (its
+--                              declared columns, by name, when nothing is selected)
 --   first() -> row | nil       the same with LIMIT 1
 --   each() -> iterator         streams; 'break' or an error finalizes the statement;
 --                              refused with include (the connection runs one

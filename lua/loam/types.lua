@@ -520,9 +520,9 @@ end
 -- is declared with 'bytes', since loam.blob already wraps blob values.
 types.constructors = {}
 
--- loam.id([name]): the bigint identity primary key.
-function types.constructors.id(name, ...)
-  return declaration("id", name == nil and "id" or name, nil, nil, select("#", ...))
+-- loam.id([name [, { column = "Id" }]]): the bigint identity primary key.
+function types.constructors.id(name, opts, ...)
+  return declaration("id", name == nil and "id" or name, opts, nil, select("#", ...))
 end
 
 local exported = { blob = "bytes" }
@@ -604,6 +604,10 @@ function types.declare(tname, d, index)
   end
   local allowed = special[d.type] or {}
   for k, v in pairs(opts) do
+    if d.type == "id" and k ~= "column" then
+      fail("loam.id takes one option, 'column', got %s",
+        type(k) == "string" and "'" .. k .. "'" or types.show(k))
+    end
     local want = common[k]
     if type(k) ~= "string" or (want == nil and not allowed[k]) then
       fail("unknown option %s", type(k) == "string" and "'" .. k .. "'" or types.show(k))
