@@ -43,11 +43,15 @@ end
 local STYLES = {
   camel = {
     artist = "Artist", album = "Album", artist_id = "ArtistId", name = "Name",
-    album_id = "AlbumId", title = "Title", tables = { '"Album"', '"Artist"' },
+    album_id = "AlbumId", title = "Title", track = "Track", track_id = "TrackId",
+    playlist = "Playlist", playlist_id = "PlaylistId", playlist_track = "PlaylistTrack",
+    tables = { '"PlaylistTrack"', '"Playlist"', '"Track"', '"Album"', '"Artist"' },
   },
   snake = {
     artist = "artist", album = "album", artist_id = "artist_id", name = "name",
-    album_id = "album_id", title = "title", tables = { "album", "artist" },
+    album_id = "album_id", title = "title", track = "track", track_id = "track_id",
+    playlist = "playlist", playlist_id = "playlist_id", playlist_track = "playlist_track",
+    tables = { "playlist_track", "playlist", "track", "album", "artist" },
   },
 }
 
@@ -65,6 +69,28 @@ local function chinook(db, style)
   Album:belongs_to("artist", Artist, { inverse = "albums" })
   Artist:has_many("albums", Album, { inverse = "artist" })
   return Artist, Album
+end
+
+-- Tracks on playlists, many to many over a join table with a composite
+-- key; references by model.
+local function playlists(db, style, Album)
+  local n = STYLES[style]
+  local Track = db:model(n.track, {
+    loam.id("track_id", { column = n.track_id }),
+    loam.text("name", { column = n.name }),
+    loam.bigint("album_id", { column = n.album_id, references = Album }),
+  })
+  local Playlist = db:model(n.playlist, {
+    loam.id("playlist_id", { column = n.playlist_id }),
+    loam.text("name", { column = n.name }),
+  })
+  local PlaylistTrack = db:model(n.playlist_track, {
+    loam.bigint("playlist_id", { column = n.playlist_id, references = Playlist }),
+    loam.bigint("track_id", { column = n.track_id, references = Track }),
+  }, { primary_key = { "playlist_id", "track_id" } })
+  Playlist:has_many("tracks", Track, { through = PlaylistTrack })
+  Album:has_many("tracks", Track)
+  return Track, Playlist, PlaylistTrack
 end
 
 for backend, pg in helper.each_backend() do
@@ -342,6 +368,31 @@ for backend, pg in helper.each_backend() do
               lazy[1]:to_table { include = "artist" })
           end)
 
+          it("loads through a join table, and references models by their keys", function()
+            local Track, Playlist, PlaylistTrack = playlists(db, style, Album)
+            assert.matches(('REFERENCES "%s" ("%s")'):format(n.album, n.album_id),
+              db:render_ddl(Track:ddl()[1]), 1, true)
+            assert.matches(('CONSTRAINT "%s_pkey" PRIMARY KEY ("%s", "%s")'):format(
+              n.playlist_track, n.playlist_id, n.track_id),
+              db:render_ddl(PlaylistTrack:ddl()[1]), 1, true)
+            loam.create_tables(db, { Track, Playlist, PlaylistTrack })
+            local t1 = Track:create { name = "Go Down", album_id = 4 }
+            local t2 = Track:create { name = "Dog Eat Dog", album_id = 4 }
+            local p = Playlist:create { name = "Rock" }
+            PlaylistTrack:insert_many { { playlist_id = p.playlist_id, track_id = t2.track_id },
+                                        { playlist_id = p.playlist_id, track_id = t1.track_id } }
+            local nq, lists = counting(db, function()
+              return Playlist:include { tracks = { order_by = "name" } }:all()
+            end)
+            assert.are.equal(2, nq)
+            assert.are.equal("Dog Eat Dog", lists[1].tracks[1].name)
+            assert.are.equal("Go Down", lists[1].tracks[2].name)
+            local al = Album:include { tracks = { select = "name" } }:where { album_id = 4 }:first()
+            assert.are.same({ "album_id", "name", "track_id" }, keys(al.tracks[1]))
+            assert.is_true(PlaylistTrack:find(p.playlist_id, t1.track_id):delete())
+            assert.are.equal(1, PlaylistTrack:count())
+          end)
+
           it("pages with cursors over renamed columns", function()
             local page, cursor = Album:paginate { order = { "artist_id", "-title" }, limit = 3 }
             local titles = {}
@@ -497,6 +548,16 @@ for backend, pg in helper.each_backend() do
         assert.are.equal("Adams", one[1].manager.manager.manager.name)
         local err = catch(function() return one[1].manager.manager.manager.manager end)
         assert.are.equal("not_loaded", err.code)
+        -- Joined, both levels ride in the one statement.
+        local nj, joined = counting(db, function()
+          return Employee:include { manager = { strategy = "joined",
+                                                manager = { strategy = "joined" } } }
+            :order_by("id"):all()
+        end)
+        assert.are.equal(1, nj)
+        assert.are.equal("Adams", joined[3].manager.manager.name)
+        assert.are.equal("Edwards", joined[4].manager.manager.name)
+        assert.is_nil(joined[2].manager.manager)
         -- Down the tree too, batched per level.
         local n4, top = counting(db, function()
           return Employee:include { reports = "reports" }:where { id = a.id }:all()
