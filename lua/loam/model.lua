@@ -880,7 +880,7 @@ function Instance:save()
     local v, old = rawget(self, name), snap[name]
     if v ~= old then
       if v == nil then
-        misuse(M, string.format("%s.%s is nil; assign loam.null to store NULL", M.table, name),
+        misuse(M, string.format("%s is nil; assign loam.null to store NULL", label(M, name)),
           name)
       end
       set[#set + 1] = { col = M._column[name], field = name,
