@@ -3,8 +3,9 @@
 #
 #   make                 libraries, Lua module, host, tests, benchmarks and
 #                        examples under build/
-#   make test            C tests, busted specs and the rockspec, against real
-#                        SQLite and a throwaway PostgreSQL cluster
+#   make test            C tests, busted specs, the rockspec and a staged
+#                        install, against real SQLite and a throwaway
+#                        PostgreSQL cluster
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
 #   make bench           libloam against the raw sqlite3 and libpq APIs
 #   make demo            builds everything, then runs the examples
@@ -96,7 +97,6 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 
 # What scripts/deps checks: the build packages, plus those of the goals.
 DEPSETS = build $(filter test asan bench demo,$(MAKECMDGOALS))
-
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test asan bench demo install uninstall clean env check-rockspec FORCE

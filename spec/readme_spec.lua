@@ -87,28 +87,34 @@ local function has_mark(block, mark)
   return false
 end
 
--- The examples: a lua block, its output block, and the program it belongs to.
-local examples = {}
-for i, b in ipairs(blocks) do
-  local out = blocks[i + 1]
-  if b.info == "lua" and out ~= nil and out.info == "" and out.after_previous
-     and not out.lines[1]:match("^%$ ") then
-    local first = i
-    for j = i, 1, -1 do
-      local c = blocks[j]
-      if c.section ~= b.section then break end
-      if c.info == "lua" then
-        first = j
-        if c.text:find("loam.connect(", 1, true) then break end
+-- The examples of 'blocks': a lua block, its output, and the program it
+-- belongs to.
+local function find_examples(blocks)
+  local examples = {}
+  for i, b in ipairs(blocks) do
+    local out = blocks[i + 1]
+    if b.info == "lua" and out ~= nil and out.info == "" and out.after_previous
+       and not out.lines[1]:match("^%$ ") then
+      local first = i
+      for j = i, 1, -1 do
+        local c = blocks[j]
+        if c.section ~= b.section then break end
+        if c.info == "lua" then
+          first = j
+          if c.text:find("loam.connect(", 1, true) then break end
+        end
       end
+      local program = {}
+      for j = first, i do
+        if blocks[j].info == "lua" then program[#program + 1] = blocks[j] end
+      end
+      examples[#examples + 1] = { block = b, output = out.text .. "\n", program = program }
     end
-    local program = {}
-    for j = first, i do
-      if blocks[j].info == "lua" then program[#program + 1] = blocks[j] end
-    end
-    examples[#examples + 1] = { block = b, output = out.text .. "\n", program = program }
   end
+  return examples
 end
+
+local examples = find_examples(blocks)
 
 -- Runs 'program' (its blocks as one chunk 'app.lua', "sqlite::memory:"
 -- replaced by 'url' when given) and returns what each block printed.
@@ -160,6 +166,31 @@ local function pg_database()
     admin:close()
   end
 end
+
+describe("the README conventions", function()
+  it("make one program of a section's blocks, from the last that connects", function()
+    local text = table.concat({
+      "## One", "", "```lua", 'local db = "not this one"', "```", "",
+      "```lua", "local loam = require 'loam'", 'local db <close> = loam.connect("sqlite::memory:")',
+      "```", "", "Some words.", "", "```lua", "print(db:backend())", "error('here')", "```", "",
+      "```", "sqlite", "```", "", "## Two", "", "<!-- sqlite-only -->", "```lua",
+      "print(1)", "```", "```", "1", "```",
+    }, "\n")
+    local ex = find_examples(parse(text))
+    assert.are.equal(2, #ex)
+    assert.are.equal(2, #ex[1].program)
+    assert.are.equal("sqlite\n", ex[1].output)
+    assert.are.equal("## Two", ex[2].block.section)
+    assert.are.same({ "sqlite-only" }, ex[2].block.marks)
+    -- Error positions count the lines of the program's blocks end to end.
+    local ok, err = pcall(run_program, ex[1].program)
+    assert.is_false(ok)
+    assert.matches("app.lua:4: here", err, 1, true)
+    ex[1].program[2].lines[2] = nil
+    ex[1].program[2].text = "print(db:backend())"
+    assert.are.same({ "", "sqlite\n" }, run_program(ex[1].program))
+  end)
+end)
 
 describe("README.md", function()
   it("has examples to check", function()
