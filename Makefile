@@ -3,11 +3,12 @@
 #
 #   make                 libraries, Lua module, host, tests, benchmarks and
 #                        examples under build/
-#   make test            C tests, busted specs and the rockspec, against real
-#                        SQLite and a throwaway PostgreSQL cluster
+#   make test            C tests, busted specs, the rockspec and a staged
+#                        install, against real SQLite and a throwaway
+#                        PostgreSQL cluster
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
 #   make bench           libloam against the raw sqlite3 and libpq APIs
-#   make demo            runs examples/demo.lua
+#   make demo            builds everything, then runs the examples
 #   make install         PREFIX (default /usr/local) and DESTDIR are honoured
 #   make uninstall       removes what 'make install' put there
 #   make env             eval "$(make -s env)": plain lua5.4 finds this checkout
@@ -97,9 +98,6 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
 # What scripts/deps checks: the build packages, plus those of the goals.
 DEPSETS = build $(filter test asan bench demo,$(MAKECMDGOALS))
 
-# The Lua search path that finds this checkout first and keeps the defaults.
-CHECKOUT_LUA_PATH = $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;;
-
 .DEFAULT_GOAL := all
 .PHONY: all deps test asan bench demo install uninstall clean env check-rockspec FORCE
 .DELETE_ON_ERROR:
@@ -119,7 +117,7 @@ deps:
 # install path built in (the host, the .pc files) when those change.  Each
 # file is rewritten only when its contents differ.
 FLAGS_SIG = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(DB_CFLAGS) $(LUA_CFLAGS)
-PATHS_SIG = $(PREFIX) $(LIBDIR) $(INCLUDEDIR) $(LUADIR)
+PATHS_SIG = $(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(LUADIR) $(abspath $(BUILD)) $(CURDIR)
 $(BUILD)/flags: FORCE | deps
 	@mkdir -p $(@D)
 	@printf '%s\n' '$(FLAGS_SIG)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_SIG)' > $@
@@ -132,10 +130,18 @@ $(CORE_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Icore/src $(DB_CFLAGS) -c $< -o $@
 
+# The host finds loam's Lua files from where it runs (bindings/loam_main.c):
+# the checkout's lua/ from the build's bin/, the installed LUADIR from
+# BINDIR (both relative, so either tree may move as a whole), else LUADIR.
+HOST_PATHS = $(eval HOST_PATHS := \
+  -DLOAM_LUADIR='"$(LUADIR)"' \
+  -DLOAM_BIN_TO_LUADIR='"$(shell realpath -m --relative-to='$(BINDIR)' '$(LUADIR)')"' \
+  -DLOAM_BUILD_TO_SRC='"$(shell realpath -m --relative-to='$(abspath $(BUILD)/bin)' '$(CURDIR)')"')$(HOST_PATHS)
+
 $(BIND_OBJ) $(HOST_OBJ) $(EXAMPLE_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Ibindings $(LUA_CFLAGS) \
-	  $(if $(filter $@,$(HOST_OBJ)),-DLOAM_LUADIR='"$(LUADIR)"') -c $< -o $@
+	  $(if $(filter $@,$(HOST_OBJ)),$(DB_CFLAGS) $(HOST_PATHS)) -c $< -o $@
 
 $(CTEST_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
@@ -173,10 +179,12 @@ $(LUALIBA): $(BIND_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
+# Its runpath '$ORIGIN' finds libloam beside it wherever the two are
+# installed, so a program needs a runpath (or the system's) for one only.
 $(LUALIBSO): $(BIND_OBJ) $(LIBSO)
 	@mkdir -p $(@D)
 	$(CC) -shared -Wl,-soname,libloam-lua.so.$(SOMAJOR) -Wl,--no-undefined -o $@ $(BIND_OBJ) \
-	  -L$(BUILD)/lib -lloam $(LDFLAGS) $(LUA_LIBS)
+	  -L$(BUILD)/lib -lloam -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(LUA_LIBS)
 
 # A Lua module is not linked with liblua: the interpreter that loads it
 # provides the 'lua_' symbols.  libloam is linked in whole but keeps its
@@ -218,8 +226,13 @@ $(PCFILES): $(BUILD)/%.pc: %.pc.in $(BUILD)/paths
 # Running
 # ===================================================================
 
+# An installation is staged under $(BUILD)/stage for the tests to run as a
+# user would.
+STAGE := $(BUILD)/stage
 test: all | deps
-	bash spec/support/run-tests $(HOST) $(CTEST)
+	@rm -rf '$(STAGE)'
+	@$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(STAGE)' >/dev/null
+	bash spec/support/run-tests --installed '$(STAGE)$(PREFIX)' $(HOST) $(CTEST)
 
 # The host and the C tests are built instrumented; busted runs inside
 # the instrumented host (an instrumented module loaded into an
@@ -235,13 +248,14 @@ bench: all | deps
 	bash bench/run $(BUILD)
 
 # The raw API on the SQLite file build/demo.db, then models and relations
-# (each example on its own in-memory database).
-demo: $(HOST) | deps
-	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/demo.lua
+# (each example on its own in-memory database).  Everything is built first,
+# so that what 'make env' points at exists afterwards.
+demo: all | deps
+	@$(HOST) examples/demo.lua
 	@printf '\n==> examples/models.lua: models, queries, instances\n'
-	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/models.lua
+	@$(HOST) examples/models.lua
 	@printf '\n==> examples/relations.lua: relations without N+1\n'
-	@LUA_PATH='$(CHECKOUT_LUA_PATH)' $(HOST) examples/relations.lua
+	@$(HOST) examples/relations.lua
 
 check-rockspec:
 	$(LUA) scripts/check-rockspec.lua loam-scm-1.rockspec

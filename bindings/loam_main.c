@@ -3,19 +3,29 @@
 **
 ** It runs Lua scripts the way the stand-alone 'lua' does (options '-e',
 ** '-l', '-v', '-h', '--', the global 'arg'), with 'loam.core' preloaded and
-** the installed loam Lua files on 'package.path', so 'require "loam"' works
-** without any setup and tools such as busted run under it unchanged.
+** loam's Lua files on 'package.path', so 'require "loam"' works without any
+** setup and tools such as busted run under it unchanged.  The Lua files are
+** those of the checkout when the program runs from its build tree, and the
+** installed ones otherwise (see 'setpath').  Long options ('--help',
+** '--version') are the command's own; anything else starting with '--' is
+** refused with exit status 2, which leaves room for subcommands later.
 ** There is no interactive mode: without a script and with a terminal on
 ** stdin it prints its usage.
 */
 #if !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
 #endif
+#if !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 700  /* 'realpath' */
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -31,8 +41,23 @@ static const char *progname = "loam";
 #define HAS_E      1   /* -e */
 #define HAS_L      2   /* -l */
 #define HAS_V      4   /* -v */
-#define HAS_H      8   /* -h */
-#define BAD_ARGS  16
+#define HAS_H      8   /* -h, --help */
+#define HAS_VER   16   /* --version */
+#define BAD_ARGS  32
+
+/* Exit statuses: a usage error is told apart from a failed script. */
+#define EXIT_USAGE 2
+
+
+/* The long options: each sets a flag of 'collectargs'. */
+static const struct {
+  const char *name;
+  int flag;
+} longopts[] = {
+  {"--help", HAS_H},
+  {"--version", HAS_VER},
+  {NULL, 0}
+};
 
 
 static void print_usage (FILE *f, const char *badoption) {
@@ -44,21 +69,37 @@ static void print_usage (FILE *f, const char *badoption) {
   }
   fprintf(f,
     "usage: %s [options] [script [args]]\n"
+    "Runs a Lua %s.%s script with loam built in (require \"loam\").\n"
     "Available options are:\n"
-    "  -e stat   execute string 'stat'\n"
-    "  -l mod    require library 'mod' into global 'mod'\n"
-    "  -l g=mod  require library 'mod' into global 'g'\n"
-    "  -v        show version information\n"
-    "  -h        show this help\n"
-    "  --        stop handling options\n"
-    "  -         execute stdin and stop handling options\n",
-    progname);
+    "  -e stat      execute string 'stat'\n"
+    "  -l mod       require library 'mod' into global 'mod'\n"
+    "  -l g=mod     require library 'mod' into global 'g'\n"
+    "  -v           show version information\n"
+    "  -h, --help   show this help\n"
+    "  --version    show the versions of loam, Lua, SQLite and libpq\n"
+    "  --           stop handling options\n"
+    "  -            execute stdin and stop handling options\n",
+    progname, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
   fflush(f);
 }
 
 
 static void print_version (void) {
   printf("loam %s (Lua %s.%s)\n", LOAM_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
+  fflush(stdout);
+}
+
+
+/*
+** '--version': loam's version, then those of the libraries this program
+** runs with.  SQLite and libpq are asked at run time, since the shared
+** libraries may be newer than the headers the program was built with.
+*/
+static void print_versions (void) {
+  int pq = PQlibVersion();
+  printf("loam %s\n", LOAM_VERSION);
+  printf("%s, SQLite %s, libpq %d.%d\n", LUA_RELEASE, sqlite3_libversion(), pq / 10000,
+         pq % 10000);
   fflush(stdout);
 }
 
@@ -156,10 +197,18 @@ static int collectargs (int argc, char **argv, int *script /* OUT */) {
     switch (a[1]) {
       case '\0':                  /* '-': stdin is the script */
         return flags;
-      case '-':                   /* '--' ends the options */
-        if (a[2] != '\0') return BAD_ARGS;
-        *script = i + 1;
-        return flags;
+      case '-': {                 /* '--' ends the options, or a long option */
+        int k;
+        if (a[2] == '\0') {
+          *script = i + 1;
+          return flags;
+        }
+        for (k = 0; longopts[k].name != NULL; k++)
+          if (strcmp(a, longopts[k].name) == 0) break;
+        if (longopts[k].name == NULL) return BAD_ARGS;
+        flags |= longopts[k].flag;
+        break;
+      }
       case 'v':
       case 'h':
         if (a[2] != '\0') return BAD_ARGS;
@@ -245,28 +294,84 @@ static int handle_script (lua_State *L, char **argv) {
 }
 
 
-/*
-** Puts the installed loam Lua directory in front of the default path.  A
-** path set through LUA_PATH_5_4 or LUA_PATH is the user's choice and is
-** left alone.
-*/
-static void setpath (lua_State *L) {
-#if defined(LOAM_LUADIR)
-  if (getenv("LUA_PATH" LUA_VERSUFFIX) != NULL || getenv("LUA_PATH") != NULL)
-    return;
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", LOAM_LUADIR, LOAM_LUADIR,
-                  lua_tostring(L, -1));
-  lua_setfield(L, -3, "path");
-  lua_pop(L, 2);
-#else
-  (void)L;
-#endif
+/* Whether 'path' names a file this process can read. */
+static int readable (const char *path) {
+  return access(path, R_OK) == 0;
 }
 
 
-/* The body of the program, run in protected mode; returns true on success. */
+/*
+** Pushes the directory that holds this program, found through
+** '/proc/self/exe' with every symbolic link resolved (a link to the
+** program in another directory must find the same files), or nil where
+** that cannot be known.
+*/
+static void pushexedir (lua_State *L) {
+  char *exe = realpath("/proc/self/exe", NULL);
+  char *slash = (exe != NULL) ? strrchr(exe, '/') : NULL;
+  if (slash == NULL)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, exe, (size_t)(slash - exe));
+  free(exe);
+}
+
+
+/*
+** Pushes the directory of loam's Lua files for this program:
+**  - run from a build tree, the checkout's 'lua/' ('LOAM_BUILD_TO_SRC' is
+**    the way from the build's 'bin/' to the checkout, recognised by its
+**    own sources), so a fresh checkout works without installing;
+**  - installed, 'LOAM_BIN_TO_LUADIR' from the program's directory, so an
+**    installation moved as a whole (a DESTDIR staging tree) still finds
+**    its files;
+**  - otherwise the LUADIR the program was built for.
+*/
+static void pushluadir (lua_State *L) {
+  int top = lua_gettop(L);
+  const char *dir;
+  pushexedir(L);
+  dir = lua_tostring(L, -1);
+  if (dir != NULL) {
+    const char *src = lua_pushfstring(L, "%s/%s", dir, LOAM_BUILD_TO_SRC);
+    const char *inst = lua_pushfstring(L, "%s/%s", dir, LOAM_BIN_TO_LUADIR);
+    if (readable(lua_pushfstring(L, "%s/bindings/loam_main.c", src)) &&
+        readable(lua_pushfstring(L, "%s/lua/loam/init.lua", src)))
+      lua_pushfstring(L, "%s/lua", src);
+    else if (readable(lua_pushfstring(L, "%s/loam/init.lua", inst)))
+      lua_pushstring(L, inst);
+    else
+      lua_pushstring(L, LOAM_LUADIR);
+  }
+  else
+    lua_pushstring(L, LOAM_LUADIR);
+  lua_replace(L, top + 1);  /* the answer takes the place of the program's directory */
+  lua_settop(L, top + 1);
+}
+
+
+/*
+** Puts loam's Lua directory in front of the default path.  A path set
+** through LUA_PATH_5_4 or LUA_PATH is the user's choice and is left alone.
+*/
+static void setpath (lua_State *L) {
+  const char *dir;
+  if (getenv("LUA_PATH" LUA_VERSUFFIX) != NULL || getenv("LUA_PATH") != NULL)
+    return;
+  pushluadir(L);
+  dir = lua_tostring(L, -1);
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s", dir, dir, lua_tostring(L, -1));
+  lua_setfield(L, -3, "path");
+  lua_pop(L, 3);
+}
+
+
+/*
+** The body of the program, run in protected mode; leaves the exit status
+** on the stack.
+*/
 static int pmain (lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
@@ -275,13 +380,18 @@ static int pmain (lua_State *L) {
   luaL_checkversion(L);
   if (flags == BAD_ARGS) {
     print_usage(stderr, argv[script]);
-    return 0;
-  }
-  if (flags & HAS_H) {
-    print_usage(stdout, NULL);
-    lua_pushboolean(L, 1);
+    lua_pushinteger(L, EXIT_USAGE);
     return 1;
   }
+  if (flags & (HAS_H | HAS_VER)) {
+    if (flags & HAS_H)
+      print_usage(stdout, NULL);
+    else
+      print_versions();
+    lua_pushinteger(L, EXIT_SUCCESS);
+    return 1;
+  }
+  lua_pushinteger(L, EXIT_FAILURE);  /* the status of every early return below */
   if (flags & HAS_V)
     print_version();
   luaL_openlibs(L);
@@ -289,20 +399,21 @@ static int pmain (lua_State *L) {
   setpath(L);
   createargtable(L, argv, argc, script);
   if (!runargs(L, argv, script))
-    return 0;
+    return 1;
   if (script < argc) {
     if (handle_script(L, argv + script) != LUA_OK)
-      return 0;
+      return 1;
   }
   else if (flags == 0) {  /* nothing to do but what stdin holds */
     if (isatty(STDIN_FILENO)) {
       print_usage(stderr, NULL);
-      return 0;
+      lua_pushinteger(L, EXIT_USAGE);
+      return 1;
     }
     if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK)
-      return 0;
+      return 1;
   }
-  lua_pushboolean(L, 1);
+  lua_pushinteger(L, EXIT_SUCCESS);
   return 1;
 }
 
@@ -318,8 +429,8 @@ int main (int argc, char **argv) {
   lua_pushinteger(L, argc);
   lua_pushlightuserdata(L, argv);
   status = lua_pcall(L, 2, 1, 0);
-  result = lua_toboolean(L, -1);
+  result = (status == LUA_OK) ? (int)lua_tointeger(L, -1) : EXIT_FAILURE;
   report(L, status);
   lua_close(L);
-  return (result && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  return result;
 }

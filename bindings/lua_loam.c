@@ -166,12 +166,61 @@ int loamL_misuse (lua_State *L, const char *fmt, ...) {
 
 
 /*
+** Pushes the key under which the table at the top of the stack holds the
+** function at 'f', and returns it; NULL (nothing pushed) when it has none.
+*/
+static const char *keyof (lua_State *L, int f) {
+  int t = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_rawequal(L, -1, f)) {
+      lua_pop(L, 1);
+      return lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+  }
+  return NULL;
+}
+
+
+/*
+** The name of the running function when the call itself does not tell:
+** called through 'pcall(db.query, db, ...)' or a tail call, Lua knows no
+** name, and its own 'luaL_argerror' finds only functions of loaded
+** modules, never methods.  The methods of 'loam.Conn' and 'loam.Stmt' and
+** the functions of the module are searched, in that order; the name is
+** left on the stack (with the function) until the error is raised.
+*/
+static const char *funcname (lua_State *L, lua_Debug *ar) {
+  static const char *const metas[] = {CONN_T, STMT_T};
+  const char *name;
+  size_t i;
+  int f;
+  if (!lua_getinfo(L, "f", ar))
+    return NULL;
+  f = lua_gettop(L);
+  for (i = 0; i < sizeof metas / sizeof metas[0]; i++) {
+    if (luaL_getmetatable(L, metas[i]) == LUA_TTABLE &&
+        lua_getfield(L, -1, "__index") == LUA_TTABLE &&
+        (name = keyof(L, f)) != NULL)
+      return name;
+    lua_pop(L, 2);
+  }
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "loam.core") == LUA_TTABLE && (name = keyof(L, f)) != NULL)
+    return name;
+  lua_pop(L, 2);
+  return NULL;
+}
+
+
+/*
 ** The module's 'luaL_argerror': the same message, raised as a misuse error
 ** object.  Methods count 'self' as argument 0, as Lua's own checks do.
 */
 static int argerror (lua_State *L, int arg, const char *extramsg) {
   lua_Debug ar;
-  const char *name = "?";
+  const char *name = NULL;
   if (lua_getstack(L, 0, &ar)) {
     lua_getinfo(L, "n", &ar);
     if (ar.namewhat != NULL && strcmp(ar.namewhat, "method") == 0) {
@@ -180,10 +229,9 @@ static int argerror (lua_State *L, int arg, const char *extramsg) {
         return loamL_misuse(L, "calling '%s' on bad self (%s)",
                        ar.name ? ar.name : "?", extramsg);
     }
-    if (ar.name != NULL)
-      name = ar.name;
+    name = (ar.name != NULL) ? ar.name : funcname(L, &ar);
   }
-  return loamL_misuse(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
+  return loamL_misuse(L, "bad argument #%d to '%s' (%s)", arg, name ? name : "?", extramsg);
 }
 
 

@@ -67,3 +67,6 @@ print(tostring(err))
 ok, err = pcall(Customer.create, Customer, { email = "eve@example.com", tier = "gold" })
 print(tostring(err))
 print(loam.null == ada:to_table().tier, ada:to_table { only = { "email" } }.email)
+
+-- The tables go again, so the next example (or run) starts from nothing.
+db:drop_tables { Order, Customer }

@@ -95,6 +95,7 @@ print(err.message)
 
 -- Serialization includes what was loaded and never queries.
 local o = Order:include("customer", { items = "product" }):order_by("id"):first()
+db:drop_tables { Item, Product, Order, Customer }  -- the next example starts from nothing
 db:close()
 local t = o:to_table { include = { "customer", items = { "product", only = { "qty" } } } }
 print(t.customer.email, #t.items, t.items[1].qty, t.items[1].product.name)
