@@ -449,7 +449,10 @@ LOAM_API loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, l
 /*
 ** e IN (n values), bound as ONE parameter whatever 'n', so a query keeps
 ** one text (and one prepared statement) for lists of every length:
-**   SQLite      (e IN (SELECT value FROM json_each(?)))           a JSON array text
+**   SQLite      (e IN (SELECT k1 FROM loam_keys(?)))              a blob in loam's own exact
+**                                                                 form, read by the table-valued
+**                                                                 function every loam SQLite
+**                                                                 connection registers
 **   PostgreSQL  (e IN (SELECT * FROM unnest($n::T[])))            an array literal text
 ** negated: NOT IN.  PostgreSQL hashes the list (a semi-join for IN, a
 ** hashed subplan for NOT IN while the list fits in work_mem), where
@@ -852,15 +855,16 @@ LOAM_API loam_expr *loam_qb_row_number (loam_qb *qb,
 /*
 ** (e1, e2, ...) IN (the 'ntuples' tuples of 'vals'), exact tuple matching
 ** with ONE list whatever 'ntuples':
-**   SQLite      ((e1, e2) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)))
-**                 one parameter, a JSON array of arrays
+**   SQLite      ((e1, e2) IN (SELECT k1, k2 FROM loam_keys(?)))
+**                 one blob parameter, the tuples row after row
 **   PostgreSQL  ((e1, e2) IN (SELECT * FROM unnest($1::T1[], $2::T2[])))
 **                 one array parameter per expression
 ** 'vals' holds 'ntuples' rows of 'nexprs' values, row after row (copied).
 ** Each position has one element type, by the rules of 'loam_qb_in_list'
 ** (NULL and blobs refused, integers mixed with doubles become doubles).
 ** 'negate' gives NOT IN.  No tuple renders (1 = 0), negated (1 = 1).
-** One expression renders exactly as 'loam_qb_in_list' does: (e IN ...).
+** One expression renders exactly as 'loam_qb_in_list' does: (e IN ...).  At most 32
+** expressions (LOAM_E_MISUSE beyond).
 */
 LOAM_API loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
                                        const loam_value *vals, int ntuples, int negate);

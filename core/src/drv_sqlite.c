@@ -169,6 +169,13 @@ static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, l
   */
   sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+  /* Key lists are bound as one blob that this table-valued function reads. */
+  if ((rc = loam__sqlite_keys_register(sc->db)) != SQLITE_OK) {
+    sq_error(sc->db, rc, err);
+    sqlite3_close_v2(sc->db);
+    free(sc);
+    return LOAM_ERROR;
+  }
   /* A file that is not a database opens fine; the first read says so. */
   if (sq_pragma(sc->db, "PRAGMA foreign_keys = ON", err) != LOAM_OK ||
       (!memory && !readonly && sq_pragma(sc->db, "PRAGMA journal_mode = WAL", err) != LOAM_OK)) {

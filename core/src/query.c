@@ -562,6 +562,11 @@ loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
     fail(qb, LOAM_E_MISUSE, "IN tuples: bad expression or tuple list");
     return NULL;
   }
+  if (nexprs > LOAM__KEYS_MAXCOLS) {
+    fail(qb, LOAM_E_MISUSE, "IN tuples: %d columns, more than the %d a tuple may have", nexprs,
+         LOAM__KEYS_MAXCOLS);
+    return NULL;
+  }
   for (i = 0; i < nexprs; i++)
     if (!have(qb, "IN tuples", exprs[i], "", "")) return NULL;
   ev = alloc(qb, (size_t)nexprs * sizeof *ev);
