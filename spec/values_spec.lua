@@ -193,3 +193,127 @@ for backend, pg in helper.each_backend() do
     end)
   end)
 end
+
+-- PostgreSQL prints timestamptz in the session's zone and style: the same
+-- text as SQLite's canonical form under ISO and UTC.
+local function iso_utc(db)
+  if db:backend() == "postgres" then
+    db:exec("SET DateStyle = ISO")
+    db:exec("SET TimeZone = 'UTC'")
+  end
+end
+
+for backend in helper.each_backend() do
+  describe(backend.label .. ": dates and timestamps", function()
+    local db, Event
+
+    before_each(function()
+      db = helper.connect(backend)
+      iso_utc(db)
+      helper.drop_tables(db, { "events" })
+      Event = db:model("events", {
+        loam.id(),
+        loam.text("name"),
+        loam.timestamp("at"),
+        loam.date("day"),
+      })
+      loam.create_tables(db, { Event })
+      for _, e in ipairs {
+        { "new year", "2021-01-01T00:00:00", "2021-01-01" },
+        { "same instant", "2021-01-01 02:00:00+02:00", "20210101" },
+        { "a quarter", "2021-06-01T12:00:00.25Z", "2021-06-01" },
+        { "eve", "2020-12-31 23:59:59.999999", "2020-12-31" },
+        { "date only", "2021-06-01", "2021-06-02" },
+        { "offset", "2021-06-01T13:00:00.250000+0100", "2021-06-01" },
+        { "west", "2021-05-31T23:30-12:30", "2021-05-31" },
+      } do
+        Event:create { name = e[1], at = e[2], day = e[3] }
+      end
+    end)
+
+    after_each(function()
+      helper.finish(db, { "events" })
+    end)
+
+    local function names(q)
+      local out = {}
+      for i, r in ipairs(q:order_by("id"):all()) do out[i] = r.name end
+      return table.concat(out, ",")
+    end
+
+    it("reads back one canonical UTC text on both backends", function()
+      local got = {}
+      for i, r in ipairs(Event:order_by("id"):all()) do got[i] = r.at .. " " .. r.day end
+      assert.are.same({
+        "2021-01-01 00:00:00+00 2021-01-01",
+        "2021-01-01 00:00:00+00 2021-01-01",
+        "2021-06-01 12:00:00.25+00 2021-06-01",
+        "2020-12-31 23:59:59.999999+00 2020-12-31",
+        "2021-06-01 00:00:00+00 2021-06-02",
+        "2021-06-01 12:00:00.25+00 2021-06-01",
+        "2021-06-01 12:00:00+00 2021-05-31",
+      }, got)
+    end)
+
+    it("compares instants, whatever form the value is written in", function()
+      assert.are.equal("new year,same instant", names(Event:where { at = "2021-01-01T00:00:00" }))
+      assert.are.equal("new year,same instant", names(Event:where { at = "2021-01-01" }))
+      assert.are.equal("new year,same instant", names(Event:where { at = "2021-01-01T01:00+01" }))
+      assert.are.equal("a quarter,offset", names(Event:where { at = "2021-06-01 12:00:00.250Z" }))
+      assert.are.equal("new year,same instant,a quarter,date only,offset,west",
+        names(Event:where { at = op.gte("2021-01-01T00:00:00Z") }))
+      assert.are.equal("eve", names(Event:where { at = op.lt("2021-01-01") }))
+      assert.are.equal("a quarter,offset,west",
+        names(Event:where { at = op.gt("2021-06-01T11:59:59.999999Z") }))
+      assert.are.equal("west", names(Event:where { at = op.between("2021-06-01T12:00:00Z",
+        "2021-06-01T12:00:00.249999Z") }))
+      assert.are.equal("new year,same instant,eve",
+        names(Event:where { at = { "2021-01-01T00:00:00Z", "2020-12-31T23:59:59.999999" } }))
+      assert.are.equal("eve,new year,same instant,date only,west,a quarter,offset", (function()
+        local out = {}
+        for i, r in ipairs(Event:order_by("at", "id"):all()) do out[i] = r.name end
+        return table.concat(out, ",")
+      end)())
+    end)
+
+    it("compares dates", function()
+      assert.are.equal("new year,same instant", names(Event:where { day = "2021-01-01" }))
+      assert.are.equal("new year,same instant", names(Event:where { day = "20210101" }))
+      assert.are.equal("date only", names(Event:where { day = op.gt("2021-06-01") }))
+      assert.are.equal("a quarter,date only,offset,west",
+        names(Event:where { day = op.between("2021-05-31", "20210602") }))
+      assert.are.equal("a quarter,eve,offset",
+        names(Event:where { day = { "2020-12-31", "2021-06-01" } }))
+    end)
+
+    it("refuses what is not an ISO-8601 date or timestamp, before any SQL", function()
+      for _, case in ipairs {
+        { "at", "2021-01-01T00:00:00.1234567", "more than 6 fractional digits" },
+        { "at", "0001-01-01T00:30:00+01:00", "out of range (years 0001 to 9999 in UTC)" },
+        { "at", "2021-02-29 10:00", "expected ISO-8601 timestamp" },
+        { "at", "2021-01-01 25:00", "expected ISO-8601 timestamp" },
+        { "at", "2021-01-01 10:00:00+2", "expected ISO-8601 timestamp" },
+        { "at", "2021-01-01 10:00:00 UTC", "expected ISO-8601 timestamp" },
+        { "at", "yesterday", "expected ISO-8601 timestamp" },
+        { "at", 1609459200, "expected ISO-8601 timestamp" },
+        { "day", "2021-01-01T00:00:00", 'expected date "YYYY-MM-DD" or "YYYYMMDD"' },
+        { "day", "2021-1-1", 'expected date "YYYY-MM-DD" or "YYYYMMDD"' },
+        { "day", "0000-01-01", 'expected date "YYYY-MM-DD" or "YYYYMMDD"' },
+      } do
+        local before = helper.count(db, "events")
+        local err = catch(Event.create, Event, { name = "bad", [case[1]] = case[2] })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("events", err.model)
+        assert.are.equal(case[1], err.column)
+        assert.matches("events." .. case[1] .. ": ", err.message, 1, true)
+        assert.matches(case[3], err.message, 1, true)
+        if type(case[2]) == "string" then
+          assert.matches(case[2], err.message, 1, true)
+        end
+        assert.are.equal(before, helper.count(db, "events"))
+        err = catch(function() return Event:where { [case[1]] = case[2] }:count() end)
+        assert.are.equal("validation_error", err.code)
+      end
+    end)
+  end)
+end

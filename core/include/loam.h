@@ -468,6 +468,17 @@ LOAM_API loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e,
                                      const loam_value *vals,   /* may be NULL when n is 0 */
                                      int n, int negate);
 
+/*
+** Tells the IN list 'in' (made by 'loam_qb_in_list') the loam type of the
+** column it is compared with ('loam_col_type', or 0 for none), and returns
+** it.  On PostgreSQL a list of text compared with a date, timestamp or
+** numeric column is then bound as that type's array (date[], timestamptz[],
+** numeric[]), since text does not compare with those types, while one
+** untyped parameter does: the list matches what equality matches.  SQLite
+** needs no type.  Anything but an IN list is LOAM_E_MISUSE.
+*/
+LOAM_API loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype);
+
 /* (e IN (SELECT ...)), or NOT IN when 'negate' is non-zero; 'sub' must be a SELECT of 'qb'. */
 LOAM_API loam_expr *loam_qb_in_query (loam_qb *qb, loam_expr *e, loam_qstmt *sub, int negate);
 

@@ -14,7 +14,15 @@
 #include "query_int.h"
 
 
-const char *loam__pg_array_type (int ltype) {
+const char *loam__pg_array_type (int ltype, int coltype) {
+  if (ltype == LOAM_TEXT) {
+    switch (coltype) {
+      case LOAM_COL_DATE: return "date";
+      case LOAM_COL_TIMESTAMP: return "timestamptz";
+      case LOAM_COL_NUMERIC: return "numeric";
+      default: return "text";
+    }
+  }
   switch (ltype) {
     case LOAM_INT: return "int8";
     case LOAM_DOUBLE: return "float8";

@@ -546,6 +546,17 @@ loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e, const loam_value *vals, i
 }
 
 
+loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype) {
+  if (failed(qb) || in == NULL) return NULL;
+  if (in->kind != LOAM__X_INLIST || coltype < 0 || coltype > LOAM_COL_ENUM) {
+    fail(qb, LOAM_E_MISUSE, "IN list column type: needs an IN list and a column type");
+    return NULL;
+  }
+  in->coltype = (unsigned char)coltype;
+  return in;
+}
+
+
 /*
 ** Every column of the tuples gets its own element type, as an IN list
 ** does; the values are kept row after row, as given.

@@ -75,6 +75,7 @@ struct loam_expr {
   unsigned char negate;    /* NULL, BETWEEN, INLIST, INQUERY */
   unsigned char sub;       /* OP: operator; AGG: function, and 'negate' means DISTINCT */
   unsigned char ltype;     /* INLIST: LOAM_INT, LOAM_DOUBLE, LOAM_TEXT or LOAM_BOOL */
+  unsigned char coltype;   /* INLIST: the column's loam_col_type, or 0 (see 'loam_qb_in_coltype') */
   int n;                   /* AND/OR items, INLIST values, RAW parameters */
   union {
     loam__text sql;        /* SQL; EXCLUDED: the quoted column */
@@ -185,8 +186,13 @@ LOAMI_FUNC int loam__pg_array (loam__buf *b, const loam_value *v, int n, int str
                                loam_error *err);
 /* The widest tuple an IN list of tuples may have (the columns of 'loam_keys'). */
 #define LOAM__KEYS_MAXCOLS  32
-/* The PostgreSQL element type of an IN list of 'ltype' values ("int8"...). */
-LOAMI_FUNC const char *loam__pg_array_type (int ltype);
+/*
+** The PostgreSQL element type of an IN list of 'ltype' values ("int8"...),
+** or of text values compared with a column of loam type 'coltype' (0 when
+** unknown): "date", "timestamptz" or "numeric", since text does not
+** compare with those types.
+*/
+LOAMI_FUNC const char *loam__pg_array_type (int ltype, int coltype);
 
 /* }====================================================================== */
 

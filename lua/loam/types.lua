@@ -265,31 +265,119 @@ local function days_in(month, year)
 end
 
 local function valid_date(y, m, d)
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  return m >= 1 and m <= 12 and d >= 1 and d <= days_in(m, y)
+  return y >= 1 and m >= 1 and m <= 12 and d >= 1 and d <= days_in(m, y)
 end
 
--- Time of day with optional seconds, fraction and zone: 'HH:MM[:SS[.f]]'
--- then 'Z', '+HH', '+HHMM' or '+HH:MM' (or nothing).
-local function valid_time(s)
-  local h, mi, rest = s:match("^(%d%d):(%d%d)(.*)$")
-  if h == nil or tonumber(h) > 23 or tonumber(mi) > 59 then
-    return false
+-- Days from 0000-03-01 of the proleptic Gregorian calendar, counting
+-- years from March so that the leap day ends a year; and back.
+local function day_number(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy
+end
+
+local function civil(n)
+  local era = n // 146097
+  local doe = n - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local d = doy - (153 * mp + 2) // 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local DATE_FORMS = '"YYYY-MM-DD" or "YYYYMMDD"'
+local TIMESTAMP_FORMS = 'ISO-8601 timestamp "YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|+HH[:MM]]"'
+
+-- The parts of a date "YYYY-MM-DD" or "YYYYMMDD" (numbers), or nil.
+local function date_parts(s)
+  local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if y == nil then
+    y, m, d = s:match("^(%d%d%d%d)(%d%d)(%d%d)$")
   end
-  local sec, after = rest:match("^:(%d%d)(.*)$")
-  if sec ~= nil then
-    if tonumber(sec) > 60 then return false end  -- 60: a leap second
-    rest = after
-    rest = rest:match("^%.%d+(.*)$") or rest
+  if y == nil then
+    return nil
   end
-  if rest == "" or rest == "Z" or rest == "z" then
-    return true
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if not valid_date(y, m, d) then
+    return nil
   end
-  local zh, zm = rest:match("^[+-](%d%d):?(%d?%d?)$")
-  if zh == nil or tonumber(zh) > 23 or (zm ~= "" and (#zm ~= 2 or tonumber(zm) > 59)) then
-    return false
+  return y, m, d
+end
+
+-- The canonical text of a timestamp: UTC, "YYYY-MM-DD HH:MM:SS[.f]+00",
+-- the fraction without trailing zeros, which is how PostgreSQL prints a
+-- timestamptz under DateStyle ISO and TimeZone UTC.  It also sorts as text
+-- in time order ('+' sorts before '.', and every field has a fixed width),
+-- which is what SQLite compares.  Returns nil and a message for anything
+-- else.  Without a zone the time is UTC.  Fractions beyond microseconds
+-- (PostgreSQL's resolution) are refused rather than rounded.
+local function timestamp_text(s)
+  local date, rest = s:match("^(%d%d%d%d%-%d%d%-%d%d)(.*)$")
+  if date == nil then
+    date, rest = s:match("^(%d%d%d%d%d%d%d%d)(.*)$")
   end
-  return true
+  if date == nil then
+    return nil
+  end
+  local y, m, d = date_parts(date)
+  if y == nil then
+    return nil
+  end
+  local h, mi, sec, frac, zone = 0, 0, 0, "", ""
+  if rest ~= "" then
+    local hh, mm, after = rest:match("^[Tt ](%d%d):(%d%d)(.*)$")
+    if hh == nil then
+      return nil
+    end
+    h, mi, rest = tonumber(hh), tonumber(mm), after
+    local ss
+    ss, after = rest:match("^:(%d%d)(.*)$")
+    if ss ~= nil then
+      sec, rest = tonumber(ss), after
+      local f
+      f, after = rest:match("^[.,](%d+)(.*)$")
+      if f ~= nil then
+        if #f > 6 then
+          return nil, "more than 6 fractional digits (microseconds are the resolution)"
+        end
+        frac, rest = f:gsub("0+$", ""), after
+      end
+    end
+    zone = rest:gsub("^ ", "")
+    -- 24:00:00 is the end of the day, and second 60 a leap second: both
+    -- are the next instant, as PostgreSQL reads them.
+    if h > 24 or mi > 59 or sec > 60 or (h == 24 and (mi > 0 or sec > 0 or frac ~= "")) then
+      return nil
+    end
+  end
+  local offset = 0
+  if zone ~= "" and zone ~= "Z" and zone ~= "z" then
+    local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d?%d?)$")
+    if sign == nil or (zm ~= "" and #zm ~= 2) or tonumber(zh) > 23 or
+        (zm ~= "" and tonumber(zm) > 59) then
+      return nil
+    end
+    offset = tonumber(zh) * 3600 + (tonumber(zm) or 0) * 60
+    if sign == "-" then offset = -offset end
+  end
+  local t = day_number(y, m, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+  y, m, d = civil(t // 86400)
+  if y < 1 or y > 9999 then
+    return nil, "out of range (years 0001 to 9999 in UTC)"
+  end
+  t = t % 86400
+  local out = string.format("%04d-%02d-%02d %02d:%02d:%02d", y, m, d, t // 3600, t // 60 % 60,
+    t % 60)
+  if frac ~= "" then
+    out = out .. "." .. frac
+  end
+  return out .. "+00"
 end
 
 -- The makers below receive a column of the DDL AST and return its
@@ -389,29 +477,35 @@ function makers.numeric(col)
   end
 end
 
+-- Dates are bound as "YYYY-MM-DD", PostgreSQL's ISO output, so SQLite,
+-- which compares them as text, orders and matches them as PostgreSQL does.
 function makers.date()
   return function(v)
     local y, m, d
     if type(v) == "string" then
-      y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+      y, m, d = date_parts(v)
     end
-    if y == nil or not valid_date(y, m, d) then
-      return expected('date "YYYY-MM-DD"', v)
+    if y == nil then
+      return expected("date " .. DATE_FORMS, v)
     end
-    return v
+    return string.format("%04d-%02d-%02d", y, m, d)
   end
 end
 
+-- Timestamps are bound in one canonical UTC text (see 'timestamp_text').
 function makers.timestamp()
   return function(v)
-    local y, m, d, time
-    if type(v) == "string" then
-      y, m, d, time = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](.*)$")
+    if type(v) ~= "string" then
+      return expected(TIMESTAMP_FORMS, v)
     end
-    if y == nil or not valid_date(y, m, d) or not valid_time(time) then
-      return expected('ISO-8601 timestamp "YYYY-MM-DD HH:MM:SS"', v)
+    local text, why = timestamp_text(v)
+    if text == nil then
+      if why ~= nil then
+        return nil, "timestamp " .. types.show(v) .. ": " .. why
+      end
+      return expected(TIMESTAMP_FORMS, v)
     end
-    return v
+    return text
   end
 end
 

@@ -713,6 +713,32 @@ TEST(qb_in_list_text_escaping) {
 }
 
 
+/* Text compared with a date, timestamp or numeric column travels as that type's array. */
+TEST(qb_in_list_coltype) {
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *st = loam_qb_select(qb, "t", NULL);
+  loam_value v[1];
+  v[0] = loam_text("2021-01-01 00:00:00+00", 22);
+  loam_qb_where(st, loam_qb_in_coltype(qb, loam_qb_in_list(qb, col("x"), v, 1, 0),
+                                       LOAM_COL_TIMESTAMP));
+  EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE (\"x\" IN (SELECT * FROM "
+         "unnest($1::timestamptz[])))", "'{\"2021-01-01 00:00:00+00\"}'");
+  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE (\"x\" IN (SELECT k1 FROM loam_keys(?)))",
+         "keys1[t:\"2021-01-01 00:00:00+00\"]");
+  st = loam_qb_select(qb, "t", NULL);
+  loam_qb_where(st, loam_qb_in_coltype(qb, loam_qb_in_list(qb, col("x"), v, 1, 0),
+                                       LOAM_COL_DATE));
+  EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE (\"x\" IN (SELECT * FROM unnest($1::date[])))",
+         "'{\"2021-01-01 00:00:00+00\"}'");
+  loam_qb_free(qb);
+  qb = loam_qb_new();
+  st = loam_qb_select(qb, "t", NULL);
+  loam_qb_where(st, loam_qb_in_coltype(qb, col("x"), LOAM_COL_DATE));
+  EXPECT_ERR(qb, st, P, LOAM_E_MISUSE, "IN list column type: needs an IN list");
+  loam_qb_free(qb);
+}
+
+
 TEST(qb_in_list_refused) {
   loam_value v[2];
   v[0] = loam_int(1); v[1] = loam_null();
