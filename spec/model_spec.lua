@@ -581,16 +581,69 @@ for backend, pg in helper.each_backend() do
         assert.are.same(row, k:to_table { nulls = true })
       end)
 
-      it("leaves JSON text to the database to check", function()
+      it("checks JSON text before any SQL, and the database checks it again", function()
         local err = catch(Kind.create, Kind, { doc = "{not json", required = 0 })
-        if pg then
-          assert.are.equal("data_error", err.code)
-        else
-          assert.are.equal("check_violation", err.code)
-          assert.are.equal("kinds_doc_check", err.constraint)
-        end
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("kinds", err.model)
+        assert.are.equal("doc", err.column)
+        assert.are.equal("kinds.doc: not JSON text: expected a string key at byte 2", err.message)
         assert.matches("^spec/model_spec.lua:%d+: $", err.where)
         assert.are.equal(0, helper.count(db, "kinds"))
+        -- Raw SQL still meets the backend's own check.
+        err = catch(db.exec, db, "insert into kinds (doc, required) values (?, 0)", { "{not json" })
+        assert.are.equal(pg and "data_error" or "check_violation", err.code)
+        assert.are.equal(0, helper.count(db, "kinds"))
+      end)
+
+      it("refuses JSON nested deeper than the limit, and cycles, naming the column", function()
+        local deep, cur = {}, nil
+        cur = deep
+        for _ = 1, 200000 do cur[1] = {}; cur = cur[1] end
+        local err = catch(Kind.create, Kind, { doc = deep, required = 0 })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("doc", err.column)
+        assert.are.equal("kinds.doc: cannot encode as JSON: tables nest deeper than 500 levels",
+          err.message)
+        local cyc = { a = {} }
+        cyc.a.b = cyc
+        err = catch(Kind.create, Kind, { doc = cyc, required = 0 })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("kinds.doc: cannot encode as JSON: table contains a cycle", err.message)
+        err = catch(Kind.create, Kind, { doc = ("["):rep(501) .. ("]"):rep(501), required = 0 })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("kinds.doc: not JSON text: nests deeper than 500 levels", err.message)
+        assert.are.equal(0, helper.count(db, "kinds"))
+        -- 500 levels are stored, and read back, on both backends.
+        local ok, at = {}, nil
+        at = ok
+        for _ = 1, 499 do at[1] = {}; at = at[1] end
+        local k = Kind:create { doc = ok, required = 0 }
+        local text = ("["):rep(500) .. ("]"):rep(500)
+        assert.are.equal(text, (Kind:find(k.id).doc:gsub("%s", "")))
+        Kind:create { doc = text, required = 0 }
+        assert.are.equal(2, helper.count(db, "kinds"))
+      end)
+
+      it("refuses what either backend would refuse in JSON text", function()
+        for _, case in ipairs {
+          { '"\\u0000"', "\\u0000 (PostgreSQL cannot store it) at byte 2" },
+          { '"\\ud800"', "unpaired surrogate at byte 2" },
+          { "[1,]", "unexpected character at byte 4" },
+          { "01", "text after the value at byte 2" },
+          { "", "unexpected end at byte 1" },
+          { "{'a':1}", "expected a string key at byte 2" },
+          { "\xff", "not valid UTF-8" },
+        } do
+          local err = catch(Kind.create, Kind, { doc = case[1], required = 0 })
+          assert.are.equal("validation_error", err.code)
+          assert.are.equal("kinds.doc: not JSON text: " .. case[2], err.message)
+        end
+        assert.are.equal(0, helper.count(db, "kinds"))
+        for _, text in ipairs { '{"a":[1,2.5e-3,{"b":null}],"c":"\\u00e9\\ud83d\\ude00"}', " true ",
+                                "-0", '""' } do
+          Kind:create { doc = text, required = 0 }
+        end
+        assert.are.equal(4, helper.count(db, "kinds"))
       end)
     end)
 

@@ -317,3 +317,33 @@ for backend in helper.each_backend() do
     end)
   end)
 end
+
+for backend, pg in helper.each_backend() do
+  describe(backend.label .. ": batched loading over a numeric key column", function()
+    local db
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.table(db, "num_keys", "id integer primary key, k numeric, label text",
+        "id integer primary key, k numeric, label text")
+      for _, r in ipairs { { 1, "1.0", "one" }, { 2, "2.5", "two and a half" }, { 3, 3, "three" },
+                           { 4, "1", "one again" } } do
+        db:exec("insert into num_keys (id, k, label) values (?, ?, ?)", r)
+      end
+    end)
+
+    after_each(function()
+      helper.finish(db, { "num_keys" })
+    end)
+
+    it("matches a numeric 1.0 with the integer key 1, and 2.5 with 2.5", function()
+      local q = { k = "select", from = { name = "num_keys" }, order = { { expr = col("id") } } }
+      local res = db:load_batch { { query = q, key = { col("k") }, keys = { 1, 2.5, 3, 4, 1.0 } } }
+      assert.are.equal("1,4", ids(res[1][1]))
+      assert.are.equal("2", ids(res[1][2]))
+      assert.are.equal("3", ids(res[1][3]))
+      assert.are.equal("", ids(res[1][4]))
+      assert.are.equal(res[1][1], res[1][5])
+    end)
+  end)
+end

@@ -157,13 +157,25 @@ end
 
 local encode
 
+-- The deepest nesting of arrays and objects loam writes or accepts as
+-- JSON text.  SQLite's JSON functions refuse 1,000 levels and more; a
+-- deeper Lua table would overflow the encoder's stack.
+local JSON_MAX_DEPTH = 500
+types.JSON_MAX_DEPTH = JSON_MAX_DEPTH
+
 -- A table is an array when its keys are exactly 1..n, an object when they
 -- are all strings; anything else has no faithful JSON form.  The empty
--- table is the empty array.
+-- table is the empty array.  'seen' holds the tables being written (a
+-- cycle) and, at 'seen.depth', how deep the writer is.
 local function jsontable(t, out, seen)
   if seen[t] then
     jsonfail("table contains a cycle")
   end
+  local depth = seen.depth + 1
+  if depth > JSON_MAX_DEPTH then
+    jsonfail(string.format("tables nest deeper than %d levels", JSON_MAX_DEPTH))
+  end
+  seen.depth = depth
   seen[t] = true
   local n, strings, ints, max = 0, 0, 0, 0
   for k in next, t do
@@ -205,6 +217,7 @@ local function jsontable(t, out, seen)
     out[#out + 1] = "}"
   end
   seen[t] = nil
+  seen.depth = depth - 1
 end
 
 encode = function(v, out, seen)
@@ -227,7 +240,7 @@ end
 -- The JSON text of 'v', or nil and the reason it has none.
 function types.json(v)
   local out = {}
-  local ok, err = pcall(encode, v, out, {})
+  local ok, err = pcall(encode, v, out, { depth = 0 })
   if not ok then
     if getmetatable(err) == JsonError then
       return nil, err.msg
@@ -236,6 +249,160 @@ function types.json(v)
   end
   return table.concat(out)
 end
+
+-- Why 's' is not JSON text that both backends store (RFC 8259; no
+-- \u0000, which PostgreSQL's jsonb refuses; surrogates in pairs), or nil.
+-- Iterative, with a stack of open containers, so no text can overflow
+-- the Lua stack; nesting beyond JSON_MAX_DEPTH is refused.
+local function json_problem(s)
+  local n = utf8.len(s)
+  if n == nil then
+    return "not valid UTF-8"
+  end
+  n = #s
+  local pos, stack = 1, {}
+  local function at(what)
+    return string.format("%s at byte %d", what, pos)
+  end
+  local function ws()
+    pos = s:find("[^ \t\n\r]", pos) or n + 1
+  end
+  local function str()
+    pos = pos + 1
+    while true do
+      local q = s:find('[%z\1-\31"\\]', pos)
+      if q == nil then
+        pos = n + 1
+        return at("unterminated string")
+      end
+      pos = q
+      local c = s:sub(q, q)
+      if c == '"' then
+        pos = q + 1
+        return nil
+      elseif c ~= "\\" then
+        return at("control character in a string")
+      end
+      local e = s:sub(q + 1, q + 1)
+      if e == "u" then
+        local hex = s:match("^%x%x%x%x", q + 2)
+        if hex == nil then
+          return at("bad \\u escape")
+        end
+        local u = tonumber(hex, 16)
+        if u == 0 then
+          return at("\\u0000 (PostgreSQL cannot store it)")
+        elseif u >= 0xDC00 and u <= 0xDFFF then
+          return at("unpaired surrogate")
+        elseif u >= 0xD800 and u <= 0xDBFF then
+          local lo = s:match("^\\u(%x%x%x%x)", q + 6)
+          lo = lo and tonumber(lo, 16)
+          if lo == nil or lo < 0xDC00 or lo > 0xDFFF then
+            return at("unpaired surrogate")
+          end
+          pos = q + 12
+        else
+          pos = q + 6
+        end
+      elseif e ~= "" and ('"\\/bfnrt'):find(e, 1, true) then
+        pos = q + 2
+      else
+        return at("bad escape")
+      end
+    end
+  end
+  local function number()
+    local p = pos
+    if s:sub(p, p) == "-" then p = p + 1 end
+    if s:sub(p, p) == "0" then
+      p = p + 1
+    elseif s:find("^[1-9]", p) then
+      p = s:find("[^%d]", p) or n + 1
+    else
+      return at("unexpected character")
+    end
+    if s:sub(p, p) == "." then
+      p = s:match("^%d+()", p + 1)
+      if p == nil then return at("bad number") end
+    end
+    if s:find("^[eE]", p) then
+      p = s:match("^[+-]?%d+()", p + 1)
+      if p == nil then return at("bad number") end
+    end
+    pos = p
+    return nil
+  end
+  while true do
+    -- A value.
+    ws()
+    local c, err = s:sub(pos, pos), nil
+    if c == "{" or c == "[" then
+      if #stack >= JSON_MAX_DEPTH then
+        return string.format("nests deeper than %d levels", JSON_MAX_DEPTH)
+      end
+      stack[#stack + 1] = c
+      pos = pos + 1
+      ws()
+      local close = c == "{" and "}" or "]"
+      if s:sub(pos, pos) == close then
+        stack[#stack] = nil
+        pos = pos + 1
+      elseif c == "{" then
+        if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
+        err = str()
+        if err then return err end
+        ws()
+        if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
+        pos = pos + 1
+        goto value
+      else
+        goto value
+      end
+    elseif c == '"' then
+      err = str()
+    elseif s:find("^true", pos) or s:find("^null", pos) then
+      pos = pos + 4
+    elseif s:find("^false", pos) then
+      pos = pos + 5
+    elseif c == "" then
+      return at("unexpected end")
+    else
+      err = number()
+    end
+    if err then return err end
+    -- After a value: close containers, or go on with the next element.
+    while true do
+      ws()
+      local top = stack[#stack]
+      if top == nil then
+        if pos <= n then return at("text after the value") end
+        return nil
+      end
+      local d = s:sub(pos, pos)
+      if d == "," then
+        pos = pos + 1
+        if top == "{" then
+          ws()
+          if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
+          err = str()
+          if err then return err end
+          ws()
+          if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
+          pos = pos + 1
+        end
+        break
+      elseif d == (top == "{" and "}" or "]") then
+        stack[#stack] = nil
+        pos = pos + 1
+      else
+        return at(d == "" and "unexpected end" or "expected ',' or a closing bracket")
+      end
+    end
+    ::value::
+  end
+end
+
+types.json_problem = json_problem
 
 -- }======================================================================
 
@@ -509,11 +676,16 @@ function makers.timestamp()
   end
 end
 
--- Strings are taken as JSON text and checked by the database (json_valid
--- on SQLite, jsonb input on PostgreSQL); tables are encoded here.
+-- Strings are taken as JSON text and checked here, before any SQL, as
+-- both backends would (the CHECK on SQLite and jsonb on PostgreSQL stay
+-- as a second guard); tables are encoded here.
 function makers.json()
   return function(v)
     if type(v) == "string" then
+      local why = json_problem(v)
+      if why ~= nil then
+        return nil, "not JSON text: " .. why
+      end
       return v
     end
     if type(v) ~= "table" or getmetatable(v) ~= nil then
