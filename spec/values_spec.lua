@@ -347,3 +347,26 @@ for backend, pg in helper.each_backend() do
     end)
   end)
 end
+
+describe("sqlite: loam_keys reads only well-formed key lists", function()
+  it("refuses a malformed blob or a missing argument with an error", function()
+    local db <close> = loam.connect("sqlite::memory:")
+    for _, case in ipairs {
+      { loam.blob("lk\1\1i\1\2"), "a number is cut short" },
+      { loam.blob("lk\1\1t\9\0\0\0abc"), "a text is cut short" },
+      { loam.blob("lk\1\2i\1\0\0\0\0\0\0\0"), "a tuple is cut short" },
+      { loam.blob("lk\1\1x"), "unknown value tag" },
+      { loam.blob("xx\1\1"), "bad header" },
+      { "lk\1\1", "the argument is not a blob" },
+    } do
+      local err = catch(db.query, db, "select * from loam_keys(?)", { case[1] })
+      assert.are.equal("database_error", err.code)
+      assert.matches("loam_keys: malformed key list (" .. case[2] .. ")", err.message, 1, true)
+    end
+    local err = catch(db.query, db, "select * from loam_keys")
+    assert.matches("loam_keys takes one argument", err.message, 1, true)
+    local rows = db:query("select k1, k2 from loam_keys(?)",
+      { loam.blob("lk\1\2" .. string.pack("<c1i8c1s4", "i", -1, "t", "a\0b")) })
+    assert.are.same({ { k1 = -1, k2 = "a\0b" } }, rows)
+  end)
+end)
