@@ -370,3 +370,79 @@ describe("sqlite: loam_keys reads only well-formed key lists", function()
     assert.are.same({ { k1 = -1, k2 = "a\0b" } }, rows)
   end)
 end)
+
+for backend, pg in helper.each_backend() do
+  describe(backend.label .. ": numeric columns", function()
+    local db, Price
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.drop_tables(db, { "prices" })
+      Price = db:model("prices", {
+        loam.id(),
+        loam.numeric("amount", { precision = 12, scale = 2 }),
+        loam.numeric("rate"),
+      })
+      loam.create_tables(db, { Price })
+      for _, p in ipairs {
+        { "10.5", "1.50" }, { 9.99, 0.1 }, { 100, "100" }, { "-0.25", "-0.000001" },
+        { "1234567890.12", "123456789012345" },
+      } do
+        Price:create { amount = p[1], rate = p[2] }
+      end
+    end)
+
+    after_each(function()
+      helper.finish(db, { "prices" })
+    end)
+
+    local function col_of(q, name)
+      local out = {}
+      for i, r in ipairs(q:order_by("id"):all()) do out[i] = r[name] end
+      return out
+    end
+
+    it("come back as the same decimal text on both backends", function()
+      assert.are.same({ "10.50", "9.99", "100.00", "-0.25", "1234567890.12" }, col_of(Price, "amount"))
+      assert.are.same({ "1.5", "0.1", "100", "-0.000001", "123456789012345" }, col_of(Price, "rate"))
+      -- Raw SQL reads the same text.
+      local rows = db:query("select amount, rate from prices where id = 3")
+      assert.are.same({ amount = "100.00", rate = "100" }, rows[1])
+    end)
+
+    it("compare and sort as numbers", function()
+      assert.are.same({ "10.50" }, col_of(Price:where { amount = "10.5" }, "amount"))
+      assert.are.same({ "10.50" }, col_of(Price:where { amount = 10.5 }, "amount"))
+      assert.are.same({ "10.50", "100.00", "1234567890.12" },
+        col_of(Price:where { amount = op.gt("9.99") }, "amount"))
+      assert.are.same({ "10.50", "9.99" },
+        col_of(Price:where { amount = op.between(9, "10.50") }, "amount"))
+      assert.are.same({ "10.50", "100.00" }, col_of(Price:where { amount = { "10.5", 100, "7" } }, "amount"))
+      local sorted = {}
+      for i, r in ipairs(Price:order_by("amount"):all()) do sorted[i] = r.amount end
+      assert.are.same({ "-0.25", "9.99", "10.50", "100.00", "1234567890.12" }, sorted)
+    end)
+
+    it("refuse on SQLite what it cannot hold exactly, and keep every digit on PostgreSQL", function()
+      local long = "1234567890.123456"
+      if pg then
+        local p = Price:create { rate = long }
+        assert.are.equal(long, Price:find(p.id).rate)
+      else
+        local err = catch(Price.create, Price, { rate = long })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("prices", err.model)
+        assert.are.equal("rate", err.column)
+        assert.are.equal('prices.rate: "1234567890.123456" has 16 significant digits; SQLite stores '
+          .. "at most 15 exactly (or an integer within 64 bits)", err.message)
+        assert.are.equal(5, helper.count(db, "prices"))
+      end
+      -- Within 64 bits an integer is exact on both.
+      local big = Price:create { rate = "9223372036854775807" }
+      assert.are.equal("9223372036854775807", Price:find(big.id).rate)
+      local err = catch(Price.create, Price, { amount = "12345678901.5" })
+      assert.are.equal("validation_error", err.code)
+      assert.matches("does not fit numeric(12,2)", err.message, 1, true)
+    end)
+  end)
+end

@@ -458,7 +458,7 @@ function model.new(db, tname, decls, opts)
   -- Everything below is derived once, so each statement costs no lookups.
   M._coerce, M._select, M._required = {}, {}, {}
   for i, col in ipairs(columns) do
-    M._coerce[col.name] = types.coercer(col)
+    M._coerce[col.name] = types.coercer(col, db:backend())
     M._select[i] = { k = "col", name = col.name }
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end

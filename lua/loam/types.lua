@@ -612,35 +612,97 @@ function makers.boolean()
   end
 end
 
--- Decimal strings are exact, so their digits must fit the declared
--- precision and scale; for Lua numbers only the integer part is checked
--- and the database rounds the fraction to the scale, since a binary float
--- has no exact decimal digits to compare.
-function makers.numeric(col)
+-- The plain decimal text ("-0.0001", "1200") of the digits of a number
+-- in exponent form ("-1.2e+03").
+local function plain(e)
+  local sign, int, frac, exp = e:match("^(-?)(%d)%.?(%d*)e([+-]%d+)$")
+  local digits, point = int .. frac, 1 + tonumber(exp)
+  if point <= 0 then
+    return sign .. "0." .. ("0"):rep(-point) .. digits
+  elseif point >= #digits then
+    return sign .. digits .. ("0"):rep(point - #digits)
+  end
+  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+-- Rounds the decimal 'int'.'frac' (digit strings) to 'scale' fraction
+-- digits, half away from zero, as PostgreSQL rounds a numeric.
+local function round_decimal(int, frac, scale)
+  if #frac <= scale then
+    return int, frac
+  end
+  local up = frac:byte(scale + 1) >= 53   -- '5'
+  local digits = int .. frac:sub(1, scale)
+  if up then
+    local t, i = { digits:byte(1, -1) }, #digits
+    while i >= 1 and t[i] == 57 do t[i] = 48; i = i - 1 end   -- '9' carries
+    if i >= 1 then t[i] = t[i] + 1 else table.insert(t, 1, 49) end
+    digits = string.char(table.unpack(t))
+  end
+  return digits:sub(1, #digits - scale), digits:sub(#digits - scale + 1)
+end
+
+local INT64_MAX_TEXT = "9223372036854775807"
+
+-- Numeric values are bound as canonical decimal text: no sign for zero or
+-- positives, no leading zeros, no trailing fraction zeros (PostgreSQL keeps
+-- the scale of what it is given for a numeric without one, and SQLite,
+-- which stores numbers, cannot).  Decimal strings are exact, so their
+-- digits must fit the declared precision and scale; a Lua float is first
+-- written with the fewest digits that read back as it, and its fraction
+-- rounded to the scale, as PostgreSQL would.  On SQLite, whose NUMERIC
+-- affinity keeps a number as a 64-bit integer or a double, a value it
+-- cannot hold exactly (more than 15 significant digits, unless an integer
+-- within 64 bits) is refused rather than rounded.
+function makers.numeric(col, backend)
   local p, s = col.precision, col.scale or 0
   local intdigits = p and p - s
   local what = "number or decimal string"
   return function(v)
+    local text = v
     if type(v) == "number" then
       if v ~= v or v == math.huge or v == -math.huge then
         return expected("finite " .. what, v)
       end
-      if intdigits ~= nil and math.abs(v) >= 10.0 ^ intdigits then
-        return nil, string.format("%s does not fit numeric(%d,%d)", tostring(v), p, s)
+      if math.type(v) == "integer" then
+        text = string.format("%d", v)
+      else
+        local e = string.format("%.14e", v)
+        if tonumber(e) ~= v then e = string.format("%.15e", v) end
+        if tonumber(e) ~= v then e = string.format("%.16e", v) end
+        text = plain(e)
       end
-      return v
-    end
-    if type(v) ~= "string" then
+    elseif type(v) ~= "string" then
       return expected(what, v)
     end
-    local int, frac = v:match("^[+-]?(%d*)%.?(%d*)$")
-    if int == nil or (int == "" and frac == "") or (frac == "" and v:sub(-1) == ".") then
+    local sign, int, frac = text:match("^([+-]?)(%d*)%.?(%d*)$")
+    if int == nil or (int == "" and frac == "") or (frac == "" and text:sub(-1) == ".") then
       return expected(what, v)
     end
-    if p ~= nil and (#int:gsub("^0+", "") > intdigits or #frac > s) then
-      return nil, string.format("%q does not fit numeric(%d,%d)", v, p, s)
+    if type(v) == "number" and p ~= nil then
+      int, frac = round_decimal(int, frac, s)
     end
-    return v
+    int = int:gsub("^0+", "")
+    frac = frac:gsub("0+$", "")
+    if p ~= nil and (#int > intdigits or #frac > s) then
+      return nil, string.format("%s does not fit numeric(%d,%d)",
+        type(v) == "string" and string.format("%q", v) or tostring(v), p, s)
+    end
+    local digits = (int .. frac):gsub("^0+", "")
+    if digits == "" then
+      return "0"
+    end
+    if backend == "sqlite" then
+      local exact_int = frac == "" and (#int < 19 or (#int == 19 and int <= INT64_MAX_TEXT))
+      local significant = #digits:gsub("0+$", "")
+      if not exact_int and significant > 15 then
+        return nil, string.format("%s has %d significant digits; SQLite stores at most 15 "
+          .. "exactly (or an integer within 64 bits)", type(v) == "string"
+          and string.format("%q", v) or tostring(v), significant)
+      end
+    end
+    return (sign == "-" and "-" or "") .. (int == "" and "0" or int)
+      .. (frac ~= "" and "." .. frac or "")
   end
 end
 
@@ -727,9 +789,10 @@ function makers.enum(col)
   end
 end
 
--- The coercion function of column 'col' (a DDL AST column).
-function types.coercer(col)
-  local f = makers[col.type](col)
+-- The coercion function of column 'col' (a DDL AST column) for the
+-- backend 'backend' ("sqlite", "postgres"; nil checks only what both take).
+function types.coercer(col, backend)
+  local f = makers[col.type](col, backend)
   if col.null == false then
     return function(v)
       if v == null then
