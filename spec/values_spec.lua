@@ -446,3 +446,51 @@ for backend, pg in helper.each_backend() do
     end)
   end)
 end
+
+for backend in helper.each_backend() do
+  describe(backend.label .. ": relations over numeric keys", function()
+    local db, Parent, Kid
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.drop_tables(db, { "kids", "parents" })
+      Parent = db:model("parents", {
+        loam.numeric("code", { primary_key = true, precision = 10, scale = 1 }),
+        loam.text("name"),
+      })
+      Kid = db:model("kids", {
+        loam.id(),
+        loam.numeric("parent_code", { precision = 10, scale = 1, references = Parent }),
+        loam.integer("n"),
+      })
+      Parent:has_many("kids", Kid, { key = "parent_code" })
+      Kid:belongs_to("parent", Parent, { key = "parent_code" })
+      loam.create_tables(db, { Parent, Kid })
+      Parent:create { code = 1, name = "one" }
+      Parent:create { code = "2.5", name = "two and a half" }
+      Kid:create { parent_code = "1.0", n = 1 }
+      Kid:create { parent_code = 2.5, n = 2 }
+      Kid:create { parent_code = 1, n = 3 }
+    end)
+
+    after_each(function()
+      helper.finish(db, { "kids", "parents" })
+    end)
+
+    it("load in batches on both sides, 1.0 matching 1", function()
+      local got = {}
+      for _, p in ipairs(Parent:include("kids"):order_by("code"):all()) do
+        local ns = {}
+        for _, k in ipairs(p.kids) do ns[#ns + 1] = k.n end
+        table.sort(ns)
+        got[#got + 1] = p.code .. ":" .. table.concat(ns, ",")
+      end
+      assert.are.same({ "1.0:1,3", "2.5:2" }, got)
+      got = {}
+      for _, k in ipairs(Kid:include("parent"):order_by("id"):all()) do
+        got[#got + 1] = k.parent_code .. ":" .. k.parent.name
+      end
+      assert.are.same({ "1.0:one", "2.5:two and a half", "1.0:one" }, got)
+    end)
+  end)
+end

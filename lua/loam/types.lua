@@ -644,10 +644,12 @@ end
 
 local INT64_MAX_TEXT = "9223372036854775807"
 
--- Numeric values are bound as canonical decimal text: no sign for zero or
--- positives, no leading zeros, no trailing fraction zeros (PostgreSQL keeps
--- the scale of what it is given for a numeric without one, and SQLite,
--- which stores numbers, cannot).  Decimal strings are exact, so their
+-- Numeric values are bound as canonical decimal text, the text both
+-- backends then read back: no sign for zero or positives, no leading
+-- zeros, exactly 'scale' fraction digits when the column has a precision,
+-- and no trailing fraction zeros without one (PostgreSQL keeps the scale of
+-- what it is given for a numeric without one, and SQLite, which stores
+-- numbers, cannot).  Decimal strings are exact, so their
 -- digits must fit the declared precision and scale; a Lua float is first
 -- written with the fewest digits that read back as it, and its fraction
 -- rounded to the scale, as PostgreSQL would.  On SQLite, whose NUMERIC
@@ -690,7 +692,7 @@ function makers.numeric(col, backend)
     end
     local digits = (int .. frac):gsub("^0+", "")
     if digits == "" then
-      return "0"
+      sign = ""
     end
     if backend == "sqlite" then
       local exact_int = frac == "" and (#int < 19 or (#int == 19 and int <= INT64_MAX_TEXT))
@@ -701,9 +703,31 @@ function makers.numeric(col, backend)
           and string.format("%q", v) or tostring(v), significant)
       end
     end
+    if p ~= nil then
+      frac = frac .. ("0"):rep(s - #frac)
+    end
     return (sign == "-" and "-" or "") .. (int == "" and "0" or int)
       .. (frac ~= "" and "." .. frac or "")
   end
+end
+
+-- The Lua number of the canonical numeric text 't' when it holds it
+-- exactly (an integer within 64 bits, or at most 15 significant digits),
+-- else 't'.  Relation keys over numeric columns travel as numbers, which
+-- compare by value with the keys of any numeric column on both backends.
+function types.numeric_key(t)
+  if type(t) ~= "string" then
+    return t
+  end
+  local i = math.tointeger(tonumber(t))
+  if i ~= nil and not t:find("[.]%d*[1-9]") and string.format("%d", i) == t:gsub("%.0*$", "") then
+    return i
+  end
+  local digits = t:gsub("[-.]", ""):gsub("^0+", ""):gsub("0+$", "")
+  if #digits <= 15 then
+    return tonumber(t) + 0.0
+  end
+  return t
 end
 
 -- Dates are bound as "YYYY-MM-DD", PostgreSQL's ISO output, so SQLite,
