@@ -194,22 +194,15 @@ for backend, pg in helper.each_backend() do
   end)
 end
 
--- PostgreSQL prints timestamptz in the session's zone and style: the same
--- text as SQLite's canonical form under ISO and UTC.
-local function iso_utc(db)
-  if db:backend() == "postgres" then
-    db:exec("SET DateStyle = ISO")
-    db:exec("SET TimeZone = 'UTC'")
-  end
-end
-
+-- PostgreSQL prints timestamptz in the session's zone and style, which
+-- every loam connection sets to UTC and ISO: the same text as SQLite's
+-- canonical form, with nothing set here.
 for backend in helper.each_backend() do
   describe(backend.label .. ": dates and timestamps", function()
     local db, Event
 
     before_each(function()
       db = helper.connect(backend)
-      iso_utc(db)
       helper.drop_tables(db, { "events" })
       Event = db:model("events", {
         loam.id(),
