@@ -69,6 +69,7 @@ build = {
         "core/src/error.c",
         "core/src/query.c",
         "core/src/render.c",
+        "core/src/sqlite_keys.c",
         "core/src/sqltext.c",
         "core/src/stmt_cache.c",
         "core/src/trace.c",

@@ -277,6 +277,19 @@ static loam_expr *in (Walk *w, int t) {
   if (n >= 0) {
     const loam_value *v = values(w, n, "IN list value %I", 0);
     x = loam_qb_in_list(qb, e, v, (int)n, negate);
+    lua_pop(L, 1);
+    /* The declared type of the column, which PostgreSQL needs to compare text lists. */
+    if (loamL_field(L, t, "coltype") == LUA_TSTRING) {
+      static const char *const coltypes[] = { "date", "timestamp", "numeric", NULL };
+      static const int codes[] = { LOAM_COL_DATE, LOAM_COL_TIMESTAMP, LOAM_COL_NUMERIC };
+      int i = 0;
+      const char *name = lua_tostring(L, -1);
+      while (coltypes[i] != NULL && strcmp(coltypes[i], name) != 0) i++;
+      if (coltypes[i] == NULL)
+        loamL_misuse(L, "query AST: 'in' node: coltype must be date, timestamp or numeric, "
+                     "not '%s'", name);
+      x = loam_qb_in_coltype(qb, x, codes[i]);
+    }
   }
   else {
     if (loamL_field(L, t, "query") != LUA_TTABLE)

@@ -41,8 +41,10 @@ describe("query AST for batched loading", function()
     local s = core.render("sqlite", ast)[1]
     assert.are.equal('SELECT * FROM (SELECT "id", row_number() OVER (PARTITION BY "order_id" '
       .. 'ORDER BY "id" DESC NULLS LAST) AS "rn" FROM "items" WHERE (("order_id", "sku") IN '
-      .. '(SELECT value ->> 0, value ->> 1 FROM json_each(?)))) AS "sub" WHERE ("rn" <= ?)', s.sql)
-    assert.are.same({ '[[1,"a"],[2,"b"]]', 3 }, s.params)
+      .. '(SELECT k1, k2 FROM loam_keys(?)))) AS "sub" WHERE ("rn" <= ?)', s.sql)
+    s.params[1] = debug.getuservalue(s.params[1])
+    assert.are.same({ "lk\1\2" .. string.pack("<c1i8c1s4c1i8c1s4", "i", 1, "t", "a", "i", 2, "t", "b"),
+      3 }, s.params)
     local p = core.render("postgres", ast)[1]
     assert.are.equal('SELECT * FROM (SELECT "id", row_number() OVER (PARTITION BY "order_id" '
       .. 'ORDER BY "id" DESC NULLS LAST) AS "rn" FROM "items" WHERE (("order_id", "sku") IN '

@@ -47,9 +47,14 @@ describe("core.render", function()
     assert.are.equal(1, #out)
     assert.are.equal('SELECT "o"."id", count(*) AS "n" FROM "orders" AS "o" LEFT JOIN '
       .. '"customers" AS "c" ON ("o"."customer_id" = "c"."id") WHERE (("c"."email" LIKE ?) '
-      .. 'AND ("o"."status" IN (SELECT value FROM json_each(?))) AND (o.total > ? OR o.vip)) '
+      .. 'AND ("o"."status" IN (SELECT k1 FROM loam_keys(?))) AND (o.total > ? OR o.vip)) '
       .. 'GROUP BY "o"."id" ORDER BY "o"."id" DESC NULLS LAST LIMIT ? OFFSET ?', out[1].sql)
-    assert.are.same({ "%@x", '["paid","it\\"s"]', 10, 5, 10 }, out[1].params)
+    -- The list is a blob in loam's key list form (core/src/sqlite_keys.c).
+    local list = out[1].params[2]
+    out[1].params[2] = debug.getuservalue(list)
+    assert.are.equal("loam.Blob", getmetatable(list).__name)
+    assert.are.same({ "%@x", "lk\1\1" .. "t" .. string.pack("<s4", "paid") .. "t"
+      .. string.pack("<s4", 'it"s'), 10, 5, 10 }, out[1].params)
     assert.are.equal(5, out[1].n)
   end)
 

@@ -184,7 +184,11 @@ typedef struct loam_conn_opts {
 ** SQLite URLs accept '?mode=ro|rw|rwc' and '?busy_timeout=MS'.
 ** PostgreSQL query options are passed to libpq as connection keywords.
 ** SQLite connections enable foreign keys, set busy_timeout and use WAL for
-** file databases.  'opts' may be NULL.  On success '*out' receives a handle
+** file databases.  PostgreSQL connections set, in the startup packet (so
+** role and database settings cannot override them), client_encoding UTF8,
+** standard_conforming_strings on, DateStyle ISO, IntervalStyle postgres,
+** TimeZone UTC and extra_float_digits 3, and fail (LOAM_E_CONNECTION_FAILED)
+** when the server reports another value for one.  'opts' may be NULL.  On success '*out' receives a handle
 ** the caller frees with 'loam_conn_close'; on failure '*out' is NULL.
 */
 LOAM_API int loam_connect (const char *url,
@@ -449,7 +453,10 @@ LOAM_API loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, l
 /*
 ** e IN (n values), bound as ONE parameter whatever 'n', so a query keeps
 ** one text (and one prepared statement) for lists of every length:
-**   SQLite      (e IN (SELECT value FROM json_each(?)))           a JSON array text
+**   SQLite      (e IN (SELECT k1 FROM loam_keys(?)))              a blob in loam's own exact
+**                                                                 form, read by the table-valued
+**                                                                 function every loam SQLite
+**                                                                 connection registers
 **   PostgreSQL  (e IN (SELECT * FROM unnest($n::T[])))            an array literal text
 ** negated: NOT IN.  PostgreSQL hashes the list (a semi-join for IN, a
 ** hashed subplan for NOT IN while the list fits in work_mem), where
@@ -464,6 +471,17 @@ LOAM_API loam_expr *loam_qb_between (loam_qb *qb, loam_expr *e, loam_expr *lo, l
 LOAM_API loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e,
                                      const loam_value *vals,   /* may be NULL when n is 0 */
                                      int n, int negate);
+
+/*
+** Tells the IN list 'in' (made by 'loam_qb_in_list') the loam type of the
+** column it is compared with ('loam_col_type', or 0 for none), and returns
+** it.  On PostgreSQL a list of text compared with a date, timestamp or
+** numeric column is then bound as that type's array (date[], timestamptz[],
+** numeric[]), since text does not compare with those types, while one
+** untyped parameter does: the list matches what equality matches.  SQLite
+** needs no type.  Anything but an IN list is LOAM_E_MISUSE.
+*/
+LOAM_API loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype);
 
 /* (e IN (SELECT ...)), or NOT IN when 'negate' is non-zero; 'sub' must be a SELECT of 'qb'. */
 LOAM_API loam_expr *loam_qb_in_query (loam_qb *qb, loam_expr *e, loam_qstmt *sub, int negate);
@@ -852,15 +870,16 @@ LOAM_API loam_expr *loam_qb_row_number (loam_qb *qb,
 /*
 ** (e1, e2, ...) IN (the 'ntuples' tuples of 'vals'), exact tuple matching
 ** with ONE list whatever 'ntuples':
-**   SQLite      ((e1, e2) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?)))
-**                 one parameter, a JSON array of arrays
+**   SQLite      ((e1, e2) IN (SELECT k1, k2 FROM loam_keys(?)))
+**                 one blob parameter, the tuples row after row
 **   PostgreSQL  ((e1, e2) IN (SELECT * FROM unnest($1::T1[], $2::T2[])))
 **                 one array parameter per expression
 ** 'vals' holds 'ntuples' rows of 'nexprs' values, row after row (copied).
 ** Each position has one element type, by the rules of 'loam_qb_in_list'
 ** (NULL and blobs refused, integers mixed with doubles become doubles).
 ** 'negate' gives NOT IN.  No tuple renders (1 = 0), negated (1 = 1).
-** One expression renders exactly as 'loam_qb_in_list' does: (e IN ...).
+** One expression renders exactly as 'loam_qb_in_list' does: (e IN ...).  At most 32
+** expressions (LOAM_E_MISUSE beyond).
 */
 LOAM_API loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
                                        const loam_value *vals, int ntuples, int negate);

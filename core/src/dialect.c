@@ -1,12 +1,12 @@
 /*
-** dialect.c: the value texts that differ between SQLite and PostgreSQL.
+** dialect.c: PostgreSQL's key lists, written as array literals.
 **
 ** An IN list is bound as one parameter (one per column of tuples) so that
-** a query keeps one text whatever the length of its list.  That parameter
-** is a text the backend parses on its side: a JSON array for SQLite's
-** json_each, an array literal for PostgreSQL's 'unnest($n::T[])'.  Both
-** are written here in one pass, with every string escaped for its
-** format, so no value can end its element early or change the list.
+** a query keeps one text whatever the length of its list.  On PostgreSQL
+** that parameter is an array literal read by 'unnest($n::T[])', written
+** here in one pass with every string escaped, so no value can end its
+** element early or change the list.  SQLite's lists are a binary blob
+** (sqlite_keys.c).
 */
 #include <math.h>
 #include <string.h>
@@ -14,7 +14,15 @@
 #include "query_int.h"
 
 
-const char *loam__pg_array_type (int ltype) {
+const char *loam__pg_array_type (int ltype, int coltype) {
+  if (ltype == LOAM_TEXT) {
+    switch (coltype) {
+      case LOAM_COL_DATE: return "date";
+      case LOAM_COL_TIMESTAMP: return "timestamptz";
+      case LOAM_COL_NUMERIC: return "numeric";
+      default: return "text";
+    }
+  }
   switch (ltype) {
     case LOAM_INT: return "int8";
     case LOAM_DOUBLE: return "float8";
@@ -39,67 +47,6 @@ static void add_escaped (loam__buf *b, const char *s, size_t n, int (*special) (
   }
   loam__buf_add(b, s + run, n - run);
 }
-
-
-/* {======================================================================
-** JSON for SQLite
-** ======================================================================= */
-
-static int json_special (unsigned char c) {
-  return c < 0x20 || c == '"' || c == '\\';
-}
-
-
-static void json_escape (loam__buf *b, unsigned char c) {
-  static const char hex[] = "0123456789abcdef";
-  char u[6] = { '\\', 'u', '0', '0', 0, 0 };
-  switch (c) {
-    case '"': loam__buf_add(b, "\\\"", 2); return;
-    case '\\': loam__buf_add(b, "\\\\", 2); return;
-    case '\n': loam__buf_add(b, "\\n", 2); return;
-    case '\r': loam__buf_add(b, "\\r", 2); return;
-    case '\t': loam__buf_add(b, "\\t", 2); return;
-    case '\b': loam__buf_add(b, "\\b", 2); return;
-    case '\f': loam__buf_add(b, "\\f", 2); return;
-    default:
-      u[4] = hex[c >> 4];
-      u[5] = hex[c & 15];
-      loam__buf_add(b, u, 6);
-      return;
-  }
-}
-
-
-/*
-** SQLite has no boolean type: booleans are the integers 1 and 0 there, as
-** the driver binds them, so they compare equal to stored booleans.
-*/
-int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_error *err) {
-  int i;
-  loam__buf_addc(b, '[');
-  for (i = 0; i < n; i++) {
-    if (i > 0) loam__buf_addc(b, ',');
-    switch (v[i].type) {
-      case LOAM_INT: loam__buf_int(b, v[i].u.i); break;
-      case LOAM_BOOL: loam__buf_addc(b, v[i].u.b ? '1' : '0'); break;
-      case LOAM_DOUBLE:
-        if (!isfinite(v[i].u.d))
-          return loam__err(err, LOAM_E_DATA_ERROR, "IN list: value %d is %s, which SQLite "
-                           "cannot store", i + 1, isnan(v[i].u.d) ? "NaN" : "infinite");
-        loam__buf_double(b, v[i].u.d, 0);
-        break;
-      default:
-        loam__buf_addc(b, '"');
-        add_escaped(b, v[i].u.s.ptr, v[i].u.s.len, json_special, json_escape);
-        loam__buf_addc(b, '"');
-        break;
-    }
-  }
-  loam__buf_addc(b, ']');
-  return LOAM_OK;
-}
-
-/* }====================================================================== */
 
 
 /* {======================================================================

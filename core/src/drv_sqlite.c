@@ -6,10 +6,15 @@
 ** statement cache, bind, step, and translate SQLite's result codes into
 ** loam's error codes and fields.  SQLite stores booleans as integers, so
 ** columns declared BOOLEAN are turned back into booleans here, which keeps
-** results alike on both backends.
+** results alike on both backends.  Likewise columns declared NUMERIC(p,s)
+** (or NUMERIC, DECIMAL) come back as decimal text, the form PostgreSQL
+** gives 'numeric' in: SQLite's NUMERIC affinity stores them as INTEGER or
+** REAL, and the REAL of a decimal of at most 15 significant digits (all
+** that loam's models write there) prints back to exactly those digits.
 */
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +35,7 @@ typedef struct sq_conn {
 typedef struct sq_prep {
   sqlite3_stmt *st;
   unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
+  short *numscale;           /* per column: NUM_NO, NUM_FREE or the scale; NULL when none */
   int ncols;
   int is_insert;
 } sq_prep;
@@ -40,7 +46,11 @@ typedef struct sq_stmt {
   sqlite3_stmt *st;          /* prep->st */
   loam__centry *ce;          /* cache entry when 'prep' is cached */
   sqlite3_int64 total_before;
+  loam__buf *numtext;        /* per column, the text of a numeric value read last */
 } sq_stmt;
+
+/* What 'numscale' says of a column besides a scale: not numeric, numeric without a scale. */
+enum { NUM_NO = -1, NUM_FREE = -2 };
 
 
 static sqlite3 *dbof (loam_conn *c) {
@@ -119,6 +129,7 @@ static void free_prep (sq_prep *p) {
   if (p == NULL) return;
   sqlite3_finalize(p->st);
   free(p->isbool);
+  free(p->numscale);
   free(p);
 }
 
@@ -169,6 +180,13 @@ static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, l
   */
   sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
   sqlite3_db_config(sc->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+  /* Key lists are bound as one blob that this table-valued function reads. */
+  if ((rc = loam__sqlite_keys_register(sc->db)) != SQLITE_OK) {
+    sq_error(sc->db, rc, err);
+    sqlite3_close_v2(sc->db);
+    free(sc);
+    return LOAM_ERROR;
+  }
   /* A file that is not a database opens fine; the first read says so. */
   if (sq_pragma(sc->db, "PRAGMA foreign_keys = ON", err) != LOAM_OK ||
       (!memory && !readonly && sq_pragma(sc->db, "PRAGMA journal_mode = WAL", err) != LOAM_OK)) {
@@ -216,12 +234,88 @@ static int is_bool_decl (const char *t) {
 }
 
 
+/*
+** The scale of a column declared NUMERIC, NUMERIC(p) or NUMERIC(p,s)
+** (DECIMAL alike): NUM_FREE without one, 0 for NUMERIC(p), as in
+** PostgreSQL; NUM_NO for any other declaration.
+*/
+static int numeric_decl (const char *t) {
+  long p, s = 0;
+  char *end;
+  if (t == NULL) return NUM_NO;
+  if (sqlite3_strnicmp(t, "NUMERIC", 7) == 0) t += 7;
+  else if (sqlite3_strnicmp(t, "DECIMAL", 7) == 0) t += 7;
+  else return NUM_NO;
+  while (*t == ' ') t++;
+  if (*t == '\0') return NUM_FREE;
+  if (*t++ != '(') return NUM_NO;
+  p = strtol(t, &end, 10);
+  if (end == t || p < 1 || p > 1000) return NUM_NO;
+  t = end;
+  while (*t == ' ') t++;
+  if (*t == ',') {
+    t++;
+    s = strtol(t, &end, 10);
+    if (end == t || s < 0 || s > p) return NUM_NO;
+    t = end;
+    while (*t == ' ') t++;
+  }
+  return *t == ')' && t[1] == '\0' ? (int)s : NUM_NO;
+}
+
+
+/*
+** Writes the REAL 'd' as plain decimal text (no exponent) with the fewest
+** significant digits that read back as 'd', then pads its fraction with
+** zeros to 'scale' digits (NUM_FREE: as it is), as PostgreSQL prints a
+** numeric of that scale.
+*/
+static void decimal_text (loam__buf *b, double d, int scale) {
+  char s[40], digits[24];
+  int prec, exp, n = 0, i, frac = 0;
+  const char *p;
+  if (isnan(d)) { loam__buf_adds(b, "NaN"); return; }
+  if (isinf(d)) { loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity"); return; }
+  if (d == 0) d = 0;   /* numeric has no negative zero */
+  for (prec = 15; prec <= 17; prec++) {
+    snprintf(s, sizeof s, "%.*e", prec - 1, d);
+    if (strtod(s, NULL) == d) break;
+  }
+  /* 's' is [-]d.ddde[+-]x: collect the digits, drop trailing zeros. */
+  p = s;
+  if (*p == '-') { loam__buf_addc(b, '-'); p++; }
+  for (; *p != 'e'; p++)
+    if (*p >= '0' && *p <= '9') digits[n++] = *p;
+  exp = atoi(p + 1);
+  while (n > 1 && digits[n - 1] == '0') n--;
+  if (d == 0) exp = 0;
+  if (exp < 0) {
+    loam__buf_adds(b, "0.");
+    for (i = 0; i < -exp - 1; i++) loam__buf_addc(b, '0');
+    loam__buf_add(b, digits, (size_t)n);
+    frac = n - exp - 1;
+  }
+  else {
+    for (i = 0; i <= exp; i++) loam__buf_addc(b, i < n ? digits[i] : '0');
+    if (n > exp + 1) {
+      loam__buf_addc(b, '.');
+      loam__buf_add(b, digits + exp + 1, (size_t)(n - exp - 1));
+      frac = n - exp - 1;
+    }
+  }
+  if (scale > frac) {
+    if (frac == 0) loam__buf_addc(b, '.');
+    for (; frac < scale; frac++) loam__buf_addc(b, '0');
+  }
+}
+
+
 /* Prepares 'sql' into a new 'sq_prep' in '*out'. */
 static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent, sq_prep **out,
                         loam_error *err) {
   const char *tail = NULL;
   sq_prep *p = calloc(1, sizeof *p);
-  int rc, i;
+  int rc, i, scale;
   if (p == NULL) return loam__err_nomem(err);
   rc = sqlite3_prepare_v3(db, sql, (int)len, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st,
                           &tail);
@@ -245,6 +339,17 @@ static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent
         return loam__err_nomem(err);
       }
       p->isbool[i] = 1;
+    }
+    else if ((scale = numeric_decl(sqlite3_column_decltype(p->st, i))) != NUM_NO) {
+      if (p->numscale == NULL) {
+        int j;
+        if ((p->numscale = malloc((size_t)p->ncols * sizeof *p->numscale)) == NULL) {
+          free_prep(p);
+          return loam__err_nomem(err);
+        }
+        for (j = 0; j < p->ncols; j++) p->numscale[j] = NUM_NO;
+      }
+      p->numscale[i] = (short)scale;
     }
   }
   p->is_insert = loam__sql_starts_with(sql, "INSERT") || loam__sql_starts_with(sql, "REPLACE");
@@ -301,6 +406,12 @@ static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *
 
 
 static void release (loam_conn *c, sq_stmt *s) {
+  if (s->numtext != NULL) {
+    int i;
+    for (i = 0; i < s->prep->ncols; i++) loam__buf_free(&s->numtext[i]);
+    free(s->numtext);
+    s->numtext = NULL;
+  }
   if (s->prep == NULL) return;
   if (s->ce != NULL) {
     sqlite3_reset(s->st);
@@ -359,9 +470,37 @@ static const char *sq_column_name (const loam_stmt *base, int i) {
 }
 
 
+/*
+** A number of a NUMERIC column as decimal text (see the top of the file),
+** in a buffer of the statement that stays valid until the next row.
+** Returns 0, leaving the number as it is, when memory runs out.
+*/
+static int numeric_column (sq_stmt *s, int i, int scale, loam_value *out) {
+  loam__buf *b;
+  if (s->numtext == NULL &&
+      (s->numtext = calloc((size_t)s->prep->ncols, sizeof *s->numtext)) == NULL)
+    return 0;
+  b = &s->numtext[i];
+  loam__buf_reset(b);
+  if (sqlite3_column_type(s->st, i) == SQLITE_INTEGER) {
+    loam__buf_int(b, sqlite3_column_int64(s->st, i));
+    if (scale > 0) loam__buf_addc(b, '.');
+    for (; scale > 0; scale--) loam__buf_addc(b, '0');
+  }
+  else decimal_text(b, sqlite3_column_double(s->st, i), scale);
+  if (loam__buf_cstr(b) == NULL) return 0;
+  *out = loam_text(b->p, b->len);
+  return 1;
+}
+
+
 static void sq_column (loam_stmt *base, int i, loam_value *out) {
   sq_stmt *s = (sq_stmt *)base;
-  switch (sqlite3_column_type(s->st, i)) {
+  int t = sqlite3_column_type(s->st, i);
+  if (s->prep->numscale != NULL && s->prep->numscale[i] != NUM_NO &&
+      (t == SQLITE_INTEGER || t == SQLITE_FLOAT) && numeric_column(s, i, s->prep->numscale[i], out))
+    return;
+  switch (t) {
     case SQLITE_INTEGER:
       if (s->prep->isbool && s->prep->isbool[i]) *out = loam_bool(sqlite3_column_int64(s->st, i) != 0);
       else *out = loam_int(sqlite3_column_int64(s->st, i));

@@ -327,6 +327,9 @@ LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, int nparams, i
 LOAMI_FUNC void loam__trace_end (loam_stmt *s, int errcode);
 
 LOAMI_FUNC const loam__driver loam__sqlite_driver;
+/* Registers the 'loam_keys' table-valued function (sqlite_keys.c) on 'db'; an SQLite result code. */
+struct sqlite3;
+LOAMI_FUNC int loam__sqlite_keys_register (struct sqlite3 *db);
 LOAMI_FUNC const loam__driver loam__pg_driver;
 
 /* }====================================================================== */

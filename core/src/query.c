@@ -546,6 +546,17 @@ loam_expr *loam_qb_in_list (loam_qb *qb, loam_expr *e, const loam_value *vals, i
 }
 
 
+loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype) {
+  if (failed(qb) || in == NULL) return NULL;
+  if (in->kind != LOAM__X_INLIST || coltype < 0 || coltype > LOAM_COL_ENUM) {
+    fail(qb, LOAM_E_MISUSE, "IN list column type: needs an IN list and a column type");
+    return NULL;
+  }
+  in->coltype = (unsigned char)coltype;
+  return in;
+}
+
+
 /*
 ** Every column of the tuples gets its own element type, as an IN list
 ** does; the values are kept row after row, as given.
@@ -560,6 +571,11 @@ loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
   if (nexprs < 1 || exprs == NULL || ntuples < 0 || (ntuples > 0 && vals == NULL) ||
       (ntuples > 0 && nexprs > INT_MAX / ntuples)) {
     fail(qb, LOAM_E_MISUSE, "IN tuples: bad expression or tuple list");
+    return NULL;
+  }
+  if (nexprs > LOAM__KEYS_MAXCOLS) {
+    fail(qb, LOAM_E_MISUSE, "IN tuples: %d columns, more than the %d a tuple may have", nexprs,
+         LOAM__KEYS_MAXCOLS);
     return NULL;
   }
   for (i = 0; i < nexprs; i++)

@@ -75,6 +75,7 @@ struct loam_expr {
   unsigned char negate;    /* NULL, BETWEEN, INLIST, INQUERY */
   unsigned char sub;       /* OP: operator; AGG: function, and 'negate' means DISTINCT */
   unsigned char ltype;     /* INLIST: LOAM_INT, LOAM_DOUBLE, LOAM_TEXT or LOAM_BOOL */
+  unsigned char coltype;   /* INLIST: the column's loam_col_type, or 0 (see 'loam_qb_in_coltype') */
   int n;                   /* AND/OR items, INLIST values, RAW parameters */
   union {
     loam__text sql;        /* SQL; EXCLUDED: the quoted column */
@@ -170,18 +171,28 @@ LOAMI_FUNC int loam__qb_error (const loam_qb *qb, loam_error *err);
 #define LOAM__QB_DEPTH  200
 
 /*
-** Dialect pieces (dialect.c).  The list writers append the text parameter
-** of an IN list to 'b': a JSON array for SQLite's json_each, an array
-** literal for PostgreSQL, of the values 'v[0]', 'v[stride]'... ('stride'
+** Dialect pieces.  The list writers append the parameter of an IN list to
+** 'b'.  'loam__sqlite_keys' (sqlite_keys.c) writes the blob that SQLite's
+** 'loam_keys' table-valued function reads: 'nrows' tuples of 'ncols'
+** values, row after row, every value exact.  'loam__pg_array' (dialect.c)
+** writes an array literal of the values 'v[0]', 'v[stride]'... ('stride'
 ** 1 for a list, the tuple width for one column of tuples).  They fail
-** (LOAM_E_DATA_ERROR) on values the backend cannot take: NaN and
-** infinities in JSON, text holding a NUL byte for PostgreSQL.
+** (LOAM_E_DATA_ERROR) on values the backend cannot take, as binding the
+** value alone would: NaN on SQLite, text holding a NUL byte on PostgreSQL.
 */
-LOAMI_FUNC int loam__json_list (loam__buf *b, const loam_value *v, int n, loam_error *err);
+LOAMI_FUNC int loam__sqlite_keys (loam__buf *b, const loam_value *v, int nrows, int ncols,
+                                  loam_error *err);
 LOAMI_FUNC int loam__pg_array (loam__buf *b, const loam_value *v, int n, int stride,
                                loam_error *err);
-/* The PostgreSQL element type of an IN list of 'ltype' values ("int8"...). */
-LOAMI_FUNC const char *loam__pg_array_type (int ltype);
+/* The widest tuple an IN list of tuples may have (the columns of 'loam_keys'). */
+#define LOAM__KEYS_MAXCOLS  32
+/*
+** The PostgreSQL element type of an IN list of 'ltype' values ("int8"...),
+** or of text values compared with a column of loam type 'coltype' (0 when
+** unknown): "date", "timestamptz" or "numeric", since text does not
+** compare with those types.
+*/
+LOAMI_FUNC const char *loam__pg_array_type (int ltype, int coltype);
 
 /* }====================================================================== */
 

@@ -130,12 +130,11 @@ static void push (R *r, const loam_value *v, size_t gen) {
 
 /*
 ** What SQLite cannot take of 'v', or NULL.  SQLite would store NaN as
-** NULL, and infinities are refused with it so that no double changes
-** meaning on the way in.
+** NULL; infinities it stores and compares like PostgreSQL's float8.
 */
 static const char *refused (const R *r, const loam_value *v) {
-  if (r->pg || v->type != LOAM_DOUBLE || isfinite(v->u.d)) return NULL;
-  return isnan(v->u.d) ? "NaN" : "an infinite number";
+  if (r->pg || v->type != LOAM_DOUBLE || !isnan(v->u.d)) return NULL;
+  return "NaN";
 }
 
 
@@ -172,7 +171,7 @@ static void gen_param (R *r, int rc, size_t off) {
   loam_value v;
   if (rc != LOAM_OK) { r->rc = LOAM_ERROR; return; }
   if (r->data.oom) { nomem(r); return; }
-  v = loam_text(NULL, r->data.len - off);
+  v = r->pg ? loam_text(NULL, r->data.len - off) : loam_blob(NULL, r->data.len - off);
   push(r, &v, off + 1);
 }
 
@@ -182,9 +181,9 @@ static void gen_param (R *r, int rc, size_t off) {
 ** row after row; column 'c' of element type 'ltypes[c]') as a one-column
 ** or multi-column subquery whose list is bound whole, so the text depends
 ** only on 'ncols' and the types:
-**   SQLite      SELECT value FROM json_each(?)                     a JSON array
-**               SELECT value ->> 0, value ->> 1 FROM json_each(?)  a JSON array of arrays
-**   PostgreSQL  SELECT * FROM unnest($1::T1[], $2::T2[])           one array per column
+**   SQLite      SELECT k1 FROM loam_keys(?)                 one blob (sqlite_keys.c)
+**               SELECT k1, k2 FROM loam_keys(?)
+**   PostgreSQL  SELECT * FROM unnest($1::T1[], $2::T2[])    one array per column
 ** A subquery rather than PostgreSQL's '= ANY($1)': the planner hashes it
 ** (a semi-join for IN, a hashed subplan for NOT IN while it fits in
 ** work_mem), while '= ANY' compares each row with the whole array whenever
@@ -193,16 +192,16 @@ static void gen_param (R *r, int rc, size_t off) {
 ** 0.06 s this way.
 */
 static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
-                     const unsigned char *ltypes) {
+                     const unsigned char *ltypes, int coltype) {
   size_t off;
-  int c, i, rc = LOAM_OK;
+  int c, rc;
   if (r->pg) {
     adds(r, "SELECT * FROM unnest(");
     for (c = 0; c < ncols; c++) {
       if (c > 0) adds(r, ", ");
       placeholder(r);
       adds(r, "::");
-      loam__buf_adds(&r->sql, loam__pg_array_type(ltypes[c]));
+      loam__buf_adds(&r->sql, loam__pg_array_type(ltypes[c], coltype));
       adds(r, "[]");
       if (!r->collect || r->rc != LOAM_OK) continue;
       off = r->data.len;
@@ -211,30 +210,18 @@ static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
     loam__buf_addc(&r->sql, ')');
     return;
   }
-  if (ncols == 1) adds(r, "SELECT value");
-  else {
-    adds(r, "SELECT ");
-    for (c = 0; c < ncols; c++) {
-      if (c > 0) adds(r, ", ");
-      adds(r, "value ->> ");
-      loam__buf_int(&r->sql, c);
-    }
+  adds(r, "SELECT ");
+  for (c = 0; c < ncols; c++) {
+    if (c > 0) adds(r, ", ");
+    loam__buf_addc(&r->sql, 'k');
+    loam__buf_int(&r->sql, c + 1);
   }
-  adds(r, " FROM json_each(");
+  adds(r, " FROM loam_keys(");
   placeholder(r);
   loam__buf_addc(&r->sql, ')');
   if (!r->collect || r->rc != LOAM_OK) return;
   off = r->data.len;
-  if (ncols == 1) rc = loam__json_list(&r->data, vals, nrows, r->err);
-  else {
-    /* Tuples are read back element by element with '->>' (SQLite 3.38 and later). */
-    loam__buf_addc(&r->data, '[');
-    for (i = 0; i < nrows && rc == LOAM_OK; i++) {
-      if (i > 0) loam__buf_addc(&r->data, ',');
-      rc = loam__json_list(&r->data, vals + (size_t)i * (size_t)ncols, ncols, r->err);
-    }
-    loam__buf_addc(&r->data, ']');
-  }
+  rc = loam__sqlite_keys(&r->data, vals, nrows, ncols, r->err);
   gen_param(r, rc, off);
 }
 
@@ -317,7 +304,7 @@ static void raw (R *r, const loam_expr *e) {
 ** (1 = 1), with no parameter.  NOT IN is safe: lists never hold NULL.
 */
 static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals, int nrows,
-                    const unsigned char *ltypes, int negate) {
+                    const unsigned char *ltypes, int coltype, int negate) {
   int i;
   if (nrows == 0) {
     if (negate) adds(r, "(1 = 1)");
@@ -333,7 +320,7 @@ static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals
   if (n > 1) loam__buf_addc(&r->sql, ')');
   if (negate) adds(r, " NOT IN (");
   else adds(r, " IN (");
-  key_set(r, vals, nrows, n, ltypes);
+  key_set(r, vals, nrows, n, ltypes, coltype);
   adds(r, "))");
 }
 
@@ -417,10 +404,10 @@ static void expr (R *r, const loam_expr *e, int ctx) {
       loam__buf_addc(&r->sql, ')');
       break;
     case LOAM__X_INLIST:
-      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, e->negate);
+      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, e->coltype, e->negate);
       break;
     case LOAM__X_INTUPLES:
-      in_set(r, e->u.tup.exprs, e->n, e->u.tup.vals, e->u.tup.ntuples, e->u.tup.ltypes,
+      in_set(r, e->u.tup.exprs, e->n, e->u.tup.vals, e->u.tup.ntuples, e->u.tup.ltypes, 0,
              e->negate);
       break;
     case LOAM__X_ROWNUM:

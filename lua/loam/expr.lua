@@ -236,7 +236,10 @@ local function in_list(ctx, col, h)
     end
     list = coerced
   end
-  return { k = "in", expr = col.ast, list = list, negate = h.negate }
+  -- PostgreSQL compares a list of text with these columns only as their type.
+  local t = col.decl and col.decl.type
+  local coltype = (t == "date" or t == "timestamp" or t == "numeric") and t or nil
+  return { k = "in", expr = col.ast, list = list, negate = h.negate, coltype = coltype }
 end
 
 -- The condition a helper states about one column.

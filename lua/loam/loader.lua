@@ -268,7 +268,12 @@ local function key_value(p, rel, c)
       M.table, rel.name, c, rel.name)
   end
   if v == null then return v end
-  return rel.model:coerce(c, v)
+  v = rel.model:coerce(c, v)
+  local decl = rel.model.column_map[c]
+  if decl ~= nil and decl.type == "numeric" then
+    return types.numeric_key(v)
+  end
+  return v
 end
 
 -- The key of relation 'rel' on instance 'p': a value, or an array for a

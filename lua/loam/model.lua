@@ -528,7 +528,7 @@ function model.new(db, tname, decls, opts)
   -- Everything below is derived once, so each statement costs no lookups.
   M._coerce, M._required = {}, {}
   for _, col in ipairs(columns) do
-    M._coerce[col.name] = types.coercer(col)
+    M._coerce[col.name] = types.coercer(col, db:backend())
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)

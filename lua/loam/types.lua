@@ -157,13 +157,25 @@ end
 
 local encode
 
+-- The deepest nesting of arrays and objects loam writes or accepts as
+-- JSON text.  SQLite's JSON functions refuse 1,000 levels and more; a
+-- deeper Lua table would overflow the encoder's stack.
+local JSON_MAX_DEPTH = 500
+types.JSON_MAX_DEPTH = JSON_MAX_DEPTH
+
 -- A table is an array when its keys are exactly 1..n, an object when they
 -- are all strings; anything else has no faithful JSON form.  The empty
--- table is the empty array.
+-- table is the empty array.  'seen' holds the tables being written (a
+-- cycle) and, at 'seen.depth', how deep the writer is.
 local function jsontable(t, out, seen)
   if seen[t] then
     jsonfail("table contains a cycle")
   end
+  local depth = seen.depth + 1
+  if depth > JSON_MAX_DEPTH then
+    jsonfail(string.format("tables nest deeper than %d levels", JSON_MAX_DEPTH))
+  end
+  seen.depth = depth
   seen[t] = true
   local n, strings, ints, max = 0, 0, 0, 0
   for k in next, t do
@@ -205,6 +217,7 @@ local function jsontable(t, out, seen)
     out[#out + 1] = "}"
   end
   seen[t] = nil
+  seen.depth = depth - 1
 end
 
 encode = function(v, out, seen)
@@ -227,7 +240,7 @@ end
 -- The JSON text of 'v', or nil and the reason it has none.
 function types.json(v)
   local out = {}
-  local ok, err = pcall(encode, v, out, {})
+  local ok, err = pcall(encode, v, out, { depth = 0 })
   if not ok then
     if getmetatable(err) == JsonError then
       return nil, err.msg
@@ -236,6 +249,160 @@ function types.json(v)
   end
   return table.concat(out)
 end
+
+-- Why 's' is not JSON text that both backends store (RFC 8259; no
+-- \u0000, which PostgreSQL's jsonb refuses; surrogates in pairs), or nil.
+-- Iterative, with a stack of open containers, so no text can overflow
+-- the Lua stack; nesting beyond JSON_MAX_DEPTH is refused.
+local function json_problem(s)
+  local n = utf8.len(s)
+  if n == nil then
+    return "not valid UTF-8"
+  end
+  n = #s
+  local pos, stack = 1, {}
+  local function at(what)
+    return string.format("%s at byte %d", what, pos)
+  end
+  local function ws()
+    pos = s:find("[^ \t\n\r]", pos) or n + 1
+  end
+  local function str()
+    pos = pos + 1
+    while true do
+      local q = s:find('[%z\1-\31"\\]', pos)
+      if q == nil then
+        pos = n + 1
+        return at("unterminated string")
+      end
+      pos = q
+      local c = s:sub(q, q)
+      if c == '"' then
+        pos = q + 1
+        return nil
+      elseif c ~= "\\" then
+        return at("control character in a string")
+      end
+      local e = s:sub(q + 1, q + 1)
+      if e == "u" then
+        local hex = s:match("^%x%x%x%x", q + 2)
+        if hex == nil then
+          return at("bad \\u escape")
+        end
+        local u = tonumber(hex, 16)
+        if u == 0 then
+          return at("\\u0000 (PostgreSQL cannot store it)")
+        elseif u >= 0xDC00 and u <= 0xDFFF then
+          return at("unpaired surrogate")
+        elseif u >= 0xD800 and u <= 0xDBFF then
+          local lo = s:match("^\\u(%x%x%x%x)", q + 6)
+          lo = lo and tonumber(lo, 16)
+          if lo == nil or lo < 0xDC00 or lo > 0xDFFF then
+            return at("unpaired surrogate")
+          end
+          pos = q + 12
+        else
+          pos = q + 6
+        end
+      elseif e ~= "" and ('"\\/bfnrt'):find(e, 1, true) then
+        pos = q + 2
+      else
+        return at("bad escape")
+      end
+    end
+  end
+  local function number()
+    local p = pos
+    if s:sub(p, p) == "-" then p = p + 1 end
+    if s:sub(p, p) == "0" then
+      p = p + 1
+    elseif s:find("^[1-9]", p) then
+      p = s:find("[^%d]", p) or n + 1
+    else
+      return at("unexpected character")
+    end
+    if s:sub(p, p) == "." then
+      p = s:match("^%d+()", p + 1)
+      if p == nil then return at("bad number") end
+    end
+    if s:find("^[eE]", p) then
+      p = s:match("^[+-]?%d+()", p + 1)
+      if p == nil then return at("bad number") end
+    end
+    pos = p
+    return nil
+  end
+  while true do
+    -- A value.
+    ws()
+    local c, err = s:sub(pos, pos), nil
+    if c == "{" or c == "[" then
+      if #stack >= JSON_MAX_DEPTH then
+        return string.format("nests deeper than %d levels", JSON_MAX_DEPTH)
+      end
+      stack[#stack + 1] = c
+      pos = pos + 1
+      ws()
+      local close = c == "{" and "}" or "]"
+      if s:sub(pos, pos) == close then
+        stack[#stack] = nil
+        pos = pos + 1
+      elseif c == "{" then
+        if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
+        err = str()
+        if err then return err end
+        ws()
+        if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
+        pos = pos + 1
+        goto value
+      else
+        goto value
+      end
+    elseif c == '"' then
+      err = str()
+    elseif s:find("^true", pos) or s:find("^null", pos) then
+      pos = pos + 4
+    elseif s:find("^false", pos) then
+      pos = pos + 5
+    elseif c == "" then
+      return at("unexpected end")
+    else
+      err = number()
+    end
+    if err then return err end
+    -- After a value: close containers, or go on with the next element.
+    while true do
+      ws()
+      local top = stack[#stack]
+      if top == nil then
+        if pos <= n then return at("text after the value") end
+        return nil
+      end
+      local d = s:sub(pos, pos)
+      if d == "," then
+        pos = pos + 1
+        if top == "{" then
+          ws()
+          if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
+          err = str()
+          if err then return err end
+          ws()
+          if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
+          pos = pos + 1
+        end
+        break
+      elseif d == (top == "{" and "}" or "]") then
+        stack[#stack] = nil
+        pos = pos + 1
+      else
+        return at(d == "" and "unexpected end" or "expected ',' or a closing bracket")
+      end
+    end
+    ::value::
+  end
+end
+
+types.json_problem = json_problem
 
 -- }======================================================================
 
@@ -265,31 +432,119 @@ local function days_in(month, year)
 end
 
 local function valid_date(y, m, d)
-  y, m, d = tonumber(y), tonumber(m), tonumber(d)
-  return m >= 1 and m <= 12 and d >= 1 and d <= days_in(m, y)
+  return y >= 1 and m >= 1 and m <= 12 and d >= 1 and d <= days_in(m, y)
 end
 
--- Time of day with optional seconds, fraction and zone: 'HH:MM[:SS[.f]]'
--- then 'Z', '+HH', '+HHMM' or '+HH:MM' (or nothing).
-local function valid_time(s)
-  local h, mi, rest = s:match("^(%d%d):(%d%d)(.*)$")
-  if h == nil or tonumber(h) > 23 or tonumber(mi) > 59 then
-    return false
+-- Days from 0000-03-01 of the proleptic Gregorian calendar, counting
+-- years from March so that the leap day ends a year; and back.
+local function day_number(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = y // 400
+  local yoe = y - era * 400
+  local doy = (153 * ((m + 9) % 12) + 2) // 5 + d - 1
+  return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy
+end
+
+local function civil(n)
+  local era = n // 146097
+  local doe = n - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local d = doy - (153 * mp + 2) // 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+
+local DATE_FORMS = '"YYYY-MM-DD" or "YYYYMMDD"'
+local TIMESTAMP_FORMS = 'ISO-8601 timestamp "YYYY-MM-DD[( |T)HH:MM[:SS[.ffffff]]][Z|+HH[:MM]]"'
+
+-- The parts of a date "YYYY-MM-DD" or "YYYYMMDD" (numbers), or nil.
+local function date_parts(s)
+  local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+  if y == nil then
+    y, m, d = s:match("^(%d%d%d%d)(%d%d)(%d%d)$")
   end
-  local sec, after = rest:match("^:(%d%d)(.*)$")
-  if sec ~= nil then
-    if tonumber(sec) > 60 then return false end  -- 60: a leap second
-    rest = after
-    rest = rest:match("^%.%d+(.*)$") or rest
+  if y == nil then
+    return nil
   end
-  if rest == "" or rest == "Z" or rest == "z" then
-    return true
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if not valid_date(y, m, d) then
+    return nil
   end
-  local zh, zm = rest:match("^[+-](%d%d):?(%d?%d?)$")
-  if zh == nil or tonumber(zh) > 23 or (zm ~= "" and (#zm ~= 2 or tonumber(zm) > 59)) then
-    return false
+  return y, m, d
+end
+
+-- The canonical text of a timestamp: UTC, "YYYY-MM-DD HH:MM:SS[.f]+00",
+-- the fraction without trailing zeros, which is how PostgreSQL prints a
+-- timestamptz under DateStyle ISO and TimeZone UTC.  It also sorts as text
+-- in time order ('+' sorts before '.', and every field has a fixed width),
+-- which is what SQLite compares.  Returns nil and a message for anything
+-- else.  Without a zone the time is UTC.  Fractions beyond microseconds
+-- (PostgreSQL's resolution) are refused rather than rounded.
+local function timestamp_text(s)
+  local date, rest = s:match("^(%d%d%d%d%-%d%d%-%d%d)(.*)$")
+  if date == nil then
+    date, rest = s:match("^(%d%d%d%d%d%d%d%d)(.*)$")
   end
-  return true
+  if date == nil then
+    return nil
+  end
+  local y, m, d = date_parts(date)
+  if y == nil then
+    return nil
+  end
+  local h, mi, sec, frac, zone = 0, 0, 0, "", ""
+  if rest ~= "" then
+    local hh, mm, after = rest:match("^[Tt ](%d%d):(%d%d)(.*)$")
+    if hh == nil then
+      return nil
+    end
+    h, mi, rest = tonumber(hh), tonumber(mm), after
+    local ss
+    ss, after = rest:match("^:(%d%d)(.*)$")
+    if ss ~= nil then
+      sec, rest = tonumber(ss), after
+      local f
+      f, after = rest:match("^[.,](%d+)(.*)$")
+      if f ~= nil then
+        if #f > 6 then
+          return nil, "more than 6 fractional digits (microseconds are the resolution)"
+        end
+        frac, rest = f:gsub("0+$", ""), after
+      end
+    end
+    zone = rest:gsub("^ ", "")
+    -- 24:00:00 is the end of the day, and second 60 a leap second: both
+    -- are the next instant, as PostgreSQL reads them.
+    if h > 24 or mi > 59 or sec > 60 or (h == 24 and (mi > 0 or sec > 0 or frac ~= "")) then
+      return nil
+    end
+  end
+  local offset = 0
+  if zone ~= "" and zone ~= "Z" and zone ~= "z" then
+    local sign, zh, zm = zone:match("^([+-])(%d%d):?(%d?%d?)$")
+    if sign == nil or (zm ~= "" and #zm ~= 2) or tonumber(zh) > 23 or
+        (zm ~= "" and tonumber(zm) > 59) then
+      return nil
+    end
+    offset = tonumber(zh) * 3600 + (tonumber(zm) or 0) * 60
+    if sign == "-" then offset = -offset end
+  end
+  local t = day_number(y, m, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+  y, m, d = civil(t // 86400)
+  if y < 1 or y > 9999 then
+    return nil, "out of range (years 0001 to 9999 in UTC)"
+  end
+  t = t % 86400
+  local out = string.format("%04d-%02d-%02d %02d:%02d:%02d", y, m, d, t // 3600, t // 60 % 60,
+    t % 60)
+  if frac ~= "" then
+    out = out .. "." .. frac
+  end
+  return out .. "+00"
 end
 
 -- The makers below receive a column of the DDL AST and return its
@@ -357,69 +612,166 @@ function makers.boolean()
   end
 end
 
--- Decimal strings are exact, so their digits must fit the declared
--- precision and scale; for Lua numbers only the integer part is checked
--- and the database rounds the fraction to the scale, since a binary float
--- has no exact decimal digits to compare.
-function makers.numeric(col)
+-- The plain decimal text ("-0.0001", "1200") of the digits of a number
+-- in exponent form ("-1.2e+03").
+local function plain(e)
+  local sign, int, frac, exp = e:match("^(-?)(%d)%.?(%d*)e([+-]%d+)$")
+  local digits, point = int .. frac, 1 + tonumber(exp)
+  if point <= 0 then
+    return sign .. "0." .. ("0"):rep(-point) .. digits
+  elseif point >= #digits then
+    return sign .. digits .. ("0"):rep(point - #digits)
+  end
+  return sign .. digits:sub(1, point) .. "." .. digits:sub(point + 1)
+end
+
+-- Rounds the decimal 'int'.'frac' (digit strings) to 'scale' fraction
+-- digits, half away from zero, as PostgreSQL rounds a numeric.
+local function round_decimal(int, frac, scale)
+  if #frac <= scale then
+    return int, frac
+  end
+  local up = frac:byte(scale + 1) >= 53   -- '5'
+  local digits = int .. frac:sub(1, scale)
+  if up then
+    local t, i = { digits:byte(1, -1) }, #digits
+    while i >= 1 and t[i] == 57 do t[i] = 48; i = i - 1 end   -- '9' carries
+    if i >= 1 then t[i] = t[i] + 1 else table.insert(t, 1, 49) end
+    digits = string.char(table.unpack(t))
+  end
+  return digits:sub(1, #digits - scale), digits:sub(#digits - scale + 1)
+end
+
+local INT64_MAX_TEXT = "9223372036854775807"
+
+-- Numeric values are bound as canonical decimal text, the text both
+-- backends then read back: no sign for zero or positives, no leading
+-- zeros, exactly 'scale' fraction digits when the column has a precision,
+-- and no trailing fraction zeros without one (PostgreSQL keeps the scale of
+-- what it is given for a numeric without one, and SQLite, which stores
+-- numbers, cannot).  Decimal strings are exact, so their
+-- digits must fit the declared precision and scale; a Lua float is first
+-- written with the fewest digits that read back as it, and its fraction
+-- rounded to the scale, as PostgreSQL would.  On SQLite, whose NUMERIC
+-- affinity keeps a number as a 64-bit integer or a double, a value it
+-- cannot hold exactly (more than 15 significant digits, unless an integer
+-- within 64 bits) is refused rather than rounded.
+function makers.numeric(col, backend)
   local p, s = col.precision, col.scale or 0
   local intdigits = p and p - s
   local what = "number or decimal string"
   return function(v)
+    local text = v
     if type(v) == "number" then
       if v ~= v or v == math.huge or v == -math.huge then
         return expected("finite " .. what, v)
       end
-      if intdigits ~= nil and math.abs(v) >= 10.0 ^ intdigits then
-        return nil, string.format("%s does not fit numeric(%d,%d)", tostring(v), p, s)
+      if math.type(v) == "integer" then
+        text = string.format("%d", v)
+      else
+        local e = string.format("%.14e", v)
+        if tonumber(e) ~= v then e = string.format("%.15e", v) end
+        if tonumber(e) ~= v then e = string.format("%.16e", v) end
+        text = plain(e)
       end
-      return v
-    end
-    if type(v) ~= "string" then
+    elseif type(v) ~= "string" then
       return expected(what, v)
     end
-    local int, frac = v:match("^[+-]?(%d*)%.?(%d*)$")
-    if int == nil or (int == "" and frac == "") or (frac == "" and v:sub(-1) == ".") then
+    local sign, int, frac = text:match("^([+-]?)(%d*)%.?(%d*)$")
+    if int == nil or (int == "" and frac == "") or (frac == "" and text:sub(-1) == ".") then
       return expected(what, v)
     end
-    if p ~= nil and (#int:gsub("^0+", "") > intdigits or #frac > s) then
-      return nil, string.format("%q does not fit numeric(%d,%d)", v, p, s)
+    if type(v) == "number" and p ~= nil then
+      int, frac = round_decimal(int, frac, s)
     end
-    return v
+    int = int:gsub("^0+", "")
+    frac = frac:gsub("0+$", "")
+    if p ~= nil and (#int > intdigits or #frac > s) then
+      return nil, string.format("%s does not fit numeric(%d,%d)",
+        type(v) == "string" and string.format("%q", v) or tostring(v), p, s)
+    end
+    local digits = (int .. frac):gsub("^0+", "")
+    if digits == "" then
+      sign = ""
+    end
+    if backend == "sqlite" then
+      local exact_int = frac == "" and (#int < 19 or (#int == 19 and int <= INT64_MAX_TEXT))
+      local significant = #digits:gsub("0+$", "")
+      if not exact_int and significant > 15 then
+        return nil, string.format("%s has %d significant digits; SQLite stores at most 15 "
+          .. "exactly (or an integer within 64 bits)", type(v) == "string"
+          and string.format("%q", v) or tostring(v), significant)
+      end
+    end
+    if p ~= nil then
+      frac = frac .. ("0"):rep(s - #frac)
+    end
+    return (sign == "-" and "-" or "") .. (int == "" and "0" or int)
+      .. (frac ~= "" and "." .. frac or "")
   end
 end
 
+-- The Lua number of the canonical numeric text 't' when it holds it
+-- exactly (an integer within 64 bits, or at most 15 significant digits),
+-- else 't'.  Relation keys over numeric columns travel as numbers, which
+-- compare by value with the keys of any numeric column on both backends.
+function types.numeric_key(t)
+  if type(t) ~= "string" then
+    return t
+  end
+  local i = math.tointeger(tonumber(t))
+  if i ~= nil and not t:find("[.]%d*[1-9]") and string.format("%d", i) == t:gsub("%.0*$", "") then
+    return i
+  end
+  local digits = t:gsub("[-.]", ""):gsub("^0+", ""):gsub("0+$", "")
+  if #digits <= 15 then
+    return tonumber(t) + 0.0
+  end
+  return t
+end
+
+-- Dates are bound as "YYYY-MM-DD", PostgreSQL's ISO output, so SQLite,
+-- which compares them as text, orders and matches them as PostgreSQL does.
 function makers.date()
   return function(v)
     local y, m, d
     if type(v) == "string" then
-      y, m, d = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+      y, m, d = date_parts(v)
     end
-    if y == nil or not valid_date(y, m, d) then
-      return expected('date "YYYY-MM-DD"', v)
+    if y == nil then
+      return expected("date " .. DATE_FORMS, v)
     end
-    return v
+    return string.format("%04d-%02d-%02d", y, m, d)
   end
 end
 
+-- Timestamps are bound in one canonical UTC text (see 'timestamp_text').
 function makers.timestamp()
   return function(v)
-    local y, m, d, time
-    if type(v) == "string" then
-      y, m, d, time = v:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](.*)$")
+    if type(v) ~= "string" then
+      return expected(TIMESTAMP_FORMS, v)
     end
-    if y == nil or not valid_date(y, m, d) or not valid_time(time) then
-      return expected('ISO-8601 timestamp "YYYY-MM-DD HH:MM:SS"', v)
+    local text, why = timestamp_text(v)
+    if text == nil then
+      if why ~= nil then
+        return nil, "timestamp " .. types.show(v) .. ": " .. why
+      end
+      return expected(TIMESTAMP_FORMS, v)
     end
-    return v
+    return text
   end
 end
 
--- Strings are taken as JSON text and checked by the database (json_valid
--- on SQLite, jsonb input on PostgreSQL); tables are encoded here.
+-- Strings are taken as JSON text and checked here, before any SQL, as
+-- both backends would (the CHECK on SQLite and jsonb on PostgreSQL stay
+-- as a second guard); tables are encoded here.
 function makers.json()
   return function(v)
     if type(v) == "string" then
+      local why = json_problem(v)
+      if why ~= nil then
+        return nil, "not JSON text: " .. why
+      end
       return v
     end
     if type(v) ~= "table" or getmetatable(v) ~= nil then
@@ -461,9 +813,10 @@ function makers.enum(col)
   end
 end
 
--- The coercion function of column 'col' (a DDL AST column).
-function types.coercer(col)
-  local f = makers[col.type](col)
+-- The coercion function of column 'col' (a DDL AST column) for the
+-- backend 'backend' ("sqlite", "postgres"; nil checks only what both take).
+function types.coercer(col, backend)
+  local f = makers[col.type](col, backend)
   if col.null == false then
     return function(v)
       if v == null then

@@ -111,8 +111,8 @@ TEST(batch_qb_in_tuples) {
   ex[0] = col("n");
   ex[1] = tcol("t", "s");
   loam_qb_where(st, loam_qb_in_tuples(qb, ex, 2, v, 3, 0));
-  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE ((\"n\", \"t\".\"s\") IN (SELECT value ->> 0, "
-         "value ->> 1 FROM json_each(?)))", "'[[1,\"a\"],[2,\"b\\\"c\"],[2.5,\"\"]]'");
+  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE ((\"n\", \"t\".\"s\") IN (SELECT k1, k2 FROM "
+         "loam_keys(?)))", "keys2[i:1,t:\"a\",i:2,t:\"b\"c\",f:2.5,t:\"\"]");
   EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE ((\"n\", \"t\".\"s\") IN (SELECT * FROM "
          "unnest($1::float8[], $2::text[])))", "'{1,2,2.5}', '{\"a\",\"b\\\"c\",\"\"}'");
   loam_qb_free(qb);
@@ -131,8 +131,8 @@ TEST(batch_qb_in_tuples_negated_empty_single) {
   loam_qb_where(st, loam_qb_in_tuples(qb, ex, 1, NULL, 0, 0));
   loam_qb_where(st, loam_qb_in_tuples(qb, ex, 1, NULL, 0, 1));
   /* One expression renders as the IN list of 'loam_qb_in_list' does. */
-  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE (((\"b\" NOT IN (SELECT value FROM "
-         "json_each(?))) AND (1 = 0)) AND (1 = 1))", "'[1,0]'");
+  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE (((\"b\" NOT IN (SELECT k1 FROM "
+         "loam_keys(?))) AND (1 = 0)) AND (1 = 1))", "keys1[i:1,i:0]");
   EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE (((\"b\" NOT IN (SELECT * FROM "
          "unnest($1::bool[]))) AND (1 = 0)) AND (1 = 1))", "'{t,f}'");
   loam_qb_free(qb);
@@ -305,7 +305,7 @@ BOTH(batch_dedup_groups_and_hidden_columns) {
   CHECK(loam_batch_column_name(b, 0, 5) == NULL);
   CHECK_STR(sn.last, d == S
     ? "SELECT *, \"batch_items\".\"order_id\" AS \"__loam_k1\" FROM \"batch_items\" WHERE "
-      "(\"batch_items\".\"order_id\" IN (SELECT value FROM json_each(?))) ORDER BY "
+      "(\"batch_items\".\"order_id\" IN (SELECT k1 FROM loam_keys(?))) ORDER BY "
       "\"id\" ASC"
     : "SELECT *, \"batch_items\".\"order_id\" AS \"__loam_k1\" FROM \"batch_items\" WHERE "
       "(\"batch_items\".\"order_id\" IN (SELECT * FROM unnest($1::int8[]))) ORDER BY "
@@ -434,8 +434,8 @@ BOTH(batch_limit_per_key) {
   CHECK_STR(sn.last, d == S
     ? "SELECT * FROM (SELECT *, \"batch_items\".\"order_id\" AS \"__loam_k1\", row_number() "
       "OVER (PARTITION BY \"batch_items\".\"order_id\" ORDER BY \"id\" DESC) AS \"__loam_rn\" "
-      "FROM \"batch_items\" WHERE (\"batch_items\".\"order_id\" IN (SELECT value FROM "
-      "json_each(?)))) AS \"__loam_sub\" WHERE (\"__loam_rn\" <= ?) ORDER BY \"__loam_rn\" ASC"
+      "FROM \"batch_items\" WHERE (\"batch_items\".\"order_id\" IN (SELECT k1 FROM "
+      "loam_keys(?)))) AS \"__loam_sub\" WHERE (\"__loam_rn\" <= ?) ORDER BY \"__loam_rn\" ASC"
     : "SELECT * FROM (SELECT *, \"batch_items\".\"order_id\" AS \"__loam_k1\", row_number() "
       "OVER (PARTITION BY \"batch_items\".\"order_id\" ORDER BY \"id\" DESC) AS \"__loam_rn\" "
       "FROM \"batch_items\" WHERE (\"batch_items\".\"order_id\" IN (SELECT * FROM "
@@ -481,8 +481,8 @@ BOTH(batch_composite_keys_match_exact_tuples) {
   CHECK_INT(loam_batch_key_group(b, 0, 2), loam_batch_key_group(b, 0, 0));
   CHECK_INT(loam_batch_key_group(b, 0, 3), -1);
   CHECK_INT(loam_batch_column_count(b, 0), 1);
-  CHECK_HAS(sn.last, d == S ? "((\"order_id\", \"sku\") IN (SELECT value ->> 0, value ->> 1 "
-                              "FROM json_each(?)))"
+  CHECK_HAS(sn.last, d == S ? "((\"order_id\", \"sku\") IN (SELECT k1, k2 "
+                              "FROM loam_keys(?)))"
                             : "((\"order_id\", \"sku\") IN (SELECT * FROM unnest($1::int8[], "
                               "$2::text[])))");
   loam_batch_free(b);
