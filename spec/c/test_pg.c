@@ -1024,7 +1024,62 @@ TEST(pg_wrong_password_is_auth_failed) {
   CHECK(c == NULL);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
   CHECK_HAS(e.message, "password authentication failed");
+  CHECK_STR(e.sqlstate, "28P01");
   CHECK(strstr(e.message, "wrongpass") == NULL);
+  CHECK(strchr(e.message, '\n') == NULL);
+  CHECK(strstr(e.message, "28P01") == NULL);
+  loam_error_clear(&e);
+}
+
+
+/*
+** libpq names the user, host and database in its messages: a password that
+** appears there (here it equals the user name) is masked, and so is every
+** value that follows a password option, which an unencoded '&' in that
+** password may have cut off.
+*/
+TEST(pg_connect_messages_never_show_a_password) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  char url[1024];
+  PG_SOCKET_URL(same, "loam_pw:loam_pw", "loam_test");
+  CHECK_INT(loam_connect(same, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK_HAS(e.message, "password authentication failed for user \"***\"");
+  CHECK(strstr(e.message, "loam_pw") == NULL);
+  snprintf(url, sizeof url, "postgresql://loam_pw@/loam_test?host=%s&port=%s&password=SECRETa1",
+           getenv("LOAM_TEST_PG_HOST"), getenv("LOAM_TEST_PG_PORT"));
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK(strstr(e.message, "SECRET") == NULL);
+  /* The right password, then a piece of it taken for the database name. */
+  snprintf(url, sizeof url, "postgresql://loam_pw@/loam_test?host=%s&port=%s&password=secret"
+           "&dbname=SECRETb2", getenv("LOAM_TEST_PG_HOST"), getenv("LOAM_TEST_PG_PORT"));
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_STR(e.sqlstate, "3D000");
+  CHECK_HAS(e.message, "database \"***\" does not exist");
+  CHECK(strstr(e.message, "SECRET") == NULL);
+  CHECK(strstr(e.message, "LOCATION") == NULL);
+  CHECK_INT(loam_connect("postgresql://h/db?password=SECRETc1&SECRETc2=x", NULL, &c, &e),
+            LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_INVALID_URL);
+  CHECK_STR(e.message, "unknown PostgreSQL URL option #2 (it follows a password option: "
+                       "write '&' inside a password as %26)");
+  CHECK(c == NULL);
+  loam_error_clear(&e);
+}
+
+
+/* A missing database is a connection failure, told by its SQLSTATE. */
+TEST(pg_missing_database_is_connection_failed) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  PG_SOCKET_URL(url, "loam_pw:secret", "loam_no_such_db");
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_STR(e.sqlstate, "3D000");
+  CHECK_HAS(e.message, "database \"loam_no_such_db\" does not exist");
   CHECK(strchr(e.message, '\n') == NULL);
   loam_error_clear(&e);
 }
@@ -1057,6 +1112,7 @@ TEST(pg_unknown_role_is_auth_failed) {
   PG_SOCKET_URL(url, "loam_no_such_role", "loam_test");
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK_STR(e.sqlstate, "28000");
   CHECK_HAS(e.message, "loam_no_such_role");
   loam_error_clear(&e);
 }
@@ -1119,7 +1175,7 @@ TEST(pg_unknown_option_is_invalid_url) {
   (void)base;
   CHECK_INT(loam_connect("postgresql:///x?bogus_option=1", NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_INVALID_URL);
-  CHECK_HAS(e.message, "bogus_option");
+  CHECK_STR(e.message, "unknown PostgreSQL URL option 'bogus_option'");
   CHECK_INT(loam_connect("postgresql:///x?sslmode=sometimes", NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_INVALID_URL);
   loam_error_clear(&e);
