@@ -34,6 +34,9 @@
 #define OID_FLOAT4  700
 #define OID_FLOAT8  701
 
+/* The protocol counts a statement's parameters in 16 bits. */
+#define PG_MAX_PARAMS 65535
+
 
 /* {======================================================================
 ** Errors
@@ -700,6 +703,11 @@ int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int
   *prep = NULL;
   *entry = NULL;
   if (fresh != NULL) *fresh = 0;
+  /* libpq would refuse to send it, with no result to report from. */
+  if (nparams > PG_MAX_PARAMS)
+    return loam__err(err, LOAM_E_MISUSE,
+                     "statement has %d parameters; PostgreSQL takes at most %d", nparams,
+                     PG_MAX_PARAMS);
   if (cached) {
     if (!make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
     if ((*entry = loam__cache_get(cache, pc->key.p, pc->key.len)) != NULL) {
