@@ -46,7 +46,8 @@ extern "C" {
 */
 typedef enum loam_errcode {
   LOAM_E_NONE = 0,
-  LOAM_E_MISUSE,                /* API misuse: closed handle, bad argument, wrong parameter count */
+  LOAM_E_MISUSE,                /* API misuse: closed handle, bad argument, wrong parameter count,
+                                   more parameters than the backend takes */
   LOAM_E_NOMEM,                 /* out of memory */
   LOAM_E_INVALID_URL,           /* malformed URL, unknown scheme or option */
   LOAM_E_CONNECTION_FAILED,     /* server unreachable, database missing, connection lost */

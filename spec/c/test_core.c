@@ -378,6 +378,13 @@ TEST(buf_and_error_names) {
   loam__buf_free(&b);
   CHECK_STR(loam_errcode_name(LOAM_E_UNIQUE_VIOLATION), "unique_violation");
   CHECK_STR(loam_errcode_name(LOAM_E_DATABASE_ERROR), "database_error");
+  /* Codes are append-only: the older ones keep their numbers. */
+  CHECK_INT(LOAM_E_DATABASE_ERROR, 22);
+  CHECK_STR(loam_errcode_name(LOAM_E_DISK_FULL), "disk_full");
+  CHECK_STR(loam_errcode_name(LOAM_E_CORRUPT), "corrupt");
+  CHECK_STR(loam_errcode_name(LOAM_E_IO_ERROR), "io_error");
+  CHECK_STR(loam_errcode_name(LOAM_E_UNDEFINED_FUNCTION), "undefined_function");
+  for (i = 0; i < LOAM_E__COUNT; i++) CHECK(strcmp(loam_errcode_name(i), "unknown") != 0);
   CHECK_STR(loam_errcode_name(-1), "unknown");
   CHECK_STR(loam_errcode_name(LOAM_E__COUNT), "unknown");
   CHECK_STR(loam_type_name(LOAM_BLOB), "blob");
