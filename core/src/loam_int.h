@@ -119,6 +119,12 @@ typedef struct loam__url {
 /* Parses 'url' into '*u' (which the caller frees with 'loam__url_free'). */
 LOAMI_FUNC int loam__url_parse (const char *url, loam__url *u, loam_error *err);
 LOAMI_FUNC void loam__url_free (loam__url *u);
+/*
+** True for the PostgreSQL options whose values the URL parser checks
+** against a fixed vocabulary or as numbers: such a value is no free text,
+** so it is no piece of a password even after a password option.
+*/
+LOAMI_FUNC int loam__url_pg_fixed_value (const char *key);
 /* True for the options that hold a password ('password', 'sslpassword'). */
 LOAMI_FUNC int loam__url_is_secret_key (const char *key);
 /*

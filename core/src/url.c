@@ -156,8 +156,6 @@ static int parse_sqlite (const char *rest, loam__url *u, loam_error *err) {
   if (q != NULL && parse_query(q + 1, u, err) != LOAM_OK) return LOAM_ERROR;
   for (i = 0; i < u->nopts; i++) {
     const char *k = u->opts[i].key, *v = u->opts[i].value;
-    if (u->opts[i].secret)
-      return loam__url_opt_error(u, i, "unknown SQLite URL option", "", 0, err);
     if (strcmp(k, "mode") == 0) {
       if (!one_of(v, sqlite_modes))
         return loam__url_opt_error(u, i, "SQLite URL option", " must be ro, rw or rwc", 1, err);
@@ -272,6 +270,14 @@ static int valid_ports (const char *v) {
     if (v[n] == '\0') return 1;
     v += n + 1;
   }
+}
+
+
+int loam__url_pg_fixed_value (const char *key) {
+  size_t e;
+  for (e = 0; e < sizeof pg_enums / sizeof pg_enums[0]; e++)
+    if (strcmp(key, pg_enums[e].key) == 0) return 1;
+  return one_of(key, pg_integers) || strcmp(key, "port") == 0;
 }
 
 

@@ -1,0 +1,235 @@
+/*
+** drv_pg_connect.c: opening a PostgreSQL connection.
+**
+** It turns a parsed URL into libpq connection keywords, runs the attempt
+** under a deadline of its own, and when the attempt fails gives it a loam
+** code from codes, not from libpq's wording: the server's SQLSTATE when
+** it answered, libpq's own verdicts otherwise.  No message it writes shows
+** a password of the URL, even where libpq's text would.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <poll.h>
+
+#include "drv_pg_int.h"
+
+
+/*
+** A failed connection attempt has no PGresult to ask for its SQLSTATE, so
+** the attempt runs with libpq's verbose error format, which writes the
+** server's SQLSTATE after the severity ("FATAL:  28P01: password ...")
+** and adds a location line.  This finds the last such SQLSTATE (the one
+** of the last host tried) and writes the message as the default format
+** would have it, without the SQLSTATE and location, into 'b'.
+*/
+static void connect_message (const char *msg, loam__buf *b, char state[6]) {
+  static const char loc[] = "LOCATION:  ";
+  static const char alnum[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  const char *p = msg;
+  state[0] = '\0';
+  while (*p != '\0') {
+    if ((p == msg || p[-1] == '\n') && strncmp(p, loc, sizeof loc - 1) == 0) {
+      p += strcspn(p, "\n");
+      if (*p == '\n') p++;
+      continue;
+    }
+    if (strncmp(p, ":  ", 3) == 0 && strspn(p + 3, alnum) == 5 && strncmp(p + 8, ": ", 2) == 0) {
+      memcpy(state, p + 3, 5);
+      state[5] = '\0';
+      loam__buf_add(b, p, 3);
+      p += 10;
+      continue;
+    }
+    loam__buf_addc(b, *p++);
+  }
+}
+
+
+/* Copies 'msg' into 'b' with every occurrence of a secret masked. */
+static void mask_secrets (loam__buf *b, const char *msg, const char *const *secret, int n) {
+  while (*msg != '\0') {
+    int i, hit = 0;
+    for (i = 0; i < n && !hit; i++) {
+      size_t len = strlen(secret[i]);
+      if (len > 0 && strncmp(msg, secret[i], len) == 0) {
+        loam__buf_adds(b, "***");
+        msg += len;
+        hit = 1;
+      }
+    }
+    if (!hit) loam__buf_addc(b, *msg++);
+  }
+}
+
+
+/*
+** Fills 'err' for the failed connection 'pg', from codes only: the
+** server's SQLSTATE when it sent one (class 28 is a refused login; a
+** missing database (3D000), too many connections (53300), a server
+** starting or stopping (57P0x) are connection failures), else libpq's
+** own verdicts: a password the server asked for and did not get is an
+** authentication failure, our deadline passing is a timeout, anything
+** else (no server at that address, a refused connection, a TLS problem)
+** a connection failure.  Every secret of the URL is masked in the text.
+*/
+static int connect_error (PGconn *pg, int timed_out, const char *const *secret, int nsecret,
+                          loam_error *err) {
+  loam__buf clean = LOAM__BUF_INIT, b = LOAM__BUF_INIT;
+  char state[6];
+  loam_errcode code;
+  connect_message(PQerrorMessage(pg), &clean, state);
+  if (state[0] != '\0') {
+    code = loam__pg_code_of_sqlstate(state);
+    if (code == LOAM_E_DATABASE_ERROR) code = LOAM_E_CONNECTION_FAILED;
+  }
+  else if (PQconnectionNeedsPassword(pg)) code = LOAM_E_AUTH_FAILED;
+  else code = LOAM_E_CONNECTION_FAILED;
+  if (timed_out) {
+    /* What earlier hosts of a list said stays in front. */
+    code = LOAM_E_TIMEOUT;
+    while (clean.len > 0 && clean.p[clean.len - 1] == '\n') clean.len--;
+    if (clean.len > 0) loam__buf_addc(&clean, '\n');
+    loam__buf_addf(&clean, "connection to server \"%s\" port %s failed: timeout expired",
+                   PQhost(pg), PQport(pg));
+  }
+  if (loam__buf_cstr(&clean) != NULL) mask_secrets(&b, clean.p, secret, nsecret);
+  if (loam__buf_cstr(&b) == NULL) loam__err_nomem(err);
+  else {
+    loam__err_msg(err, code, b.p, b.len);
+    if (err != NULL && err->code == code && !timed_out) memcpy(err->sqlstate, state, 6);
+  }
+  loam__buf_free(&clean);
+  loam__buf_free(&b);
+  return LOAM_ERROR;
+}
+
+
+/* Monotonic seconds. */
+static double now_s (void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+
+/*
+** Runs the connection attempt started in 'pg' to its end.  The attempt is
+** driven here rather than by 'PQconnectdbParams' so that it can use the
+** verbose error format (see 'connect_message').  libpq ignores
+** 'connect_timeout' in this mode, so the deadline is kept here, per host as
+** libpq keeps it: when libpq moves on to the next host of a list, the
+** clock starts again.  '*timed_out' tells whether the deadline ended it.
+*/
+static void finish_connect (PGconn *pg, int timeout_s, int *timed_out) {
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  const char *host = PQhost(pg);
+  double deadline = now_s() + timeout_s;
+  *timed_out = 0;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    struct pollfd pfd;
+    int wait_ms = -1, rc;
+    pfd.fd = PQsocket(pg);
+    pfd.events = (st == PGRES_POLLING_READING) ? POLLIN : POLLOUT;
+    pfd.revents = 0;
+    if (pfd.fd < 0) break;
+    if (timeout_s > 0) {
+      double left = deadline - now_s();
+      if (left <= 0) { *timed_out = 1; return; }
+      wait_ms = (int)(left * 1000) + 1;
+    }
+    rc = poll(&pfd, 1, wait_ms);
+    if (rc < 0 && errno != EINTR) break;
+    if (rc == 0) continue;   /* the deadline check above ends it */
+    st = PQconnectPoll(pg);
+    if (PQhost(pg) != host) {
+      host = PQhost(pg);
+      deadline = now_s() + timeout_s;
+    }
+  }
+}
+
+
+/* Checks the option names against the keywords this libpq knows. */
+static int check_keywords (const loam__url *u, loam_error *err) {
+  PQconninfoOption *defs, *d;
+  int i, rc = LOAM_OK;
+  if (u->nopts == 0) return LOAM_OK;
+  if ((defs = PQconndefaults()) == NULL) return loam__err_nomem(err);
+  for (i = 0; i < u->nopts && rc == LOAM_OK; i++) {
+    for (d = defs; d->keyword != NULL && strcmp(d->keyword, u->opts[i].key) != 0; d++) {}
+    if (d->keyword == NULL)
+      rc = loam__url_opt_error(u, i, "unknown PostgreSQL URL option", "", 0, err);
+  }
+  PQconninfoFree(defs);
+  return rc;
+}
+
+
+PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_error *err) {
+  const char **keys, **vals, **secret;
+  char timeout[24];
+  int n = 0, nsecret = 0, i, timeout_s = o->connect_timeout_s, timed_out = 0;
+  PGconn *pg;
+  if (check_keywords(u, err) != LOAM_OK) return NULL;
+  keys = malloc(sizeof *keys * (size_t)(u->nopts + 9));
+  vals = malloc(sizeof *vals * (size_t)(u->nopts + 9));
+  secret = malloc(sizeof *secret * (size_t)(u->nopts + 1));
+  if (keys == NULL || vals == NULL || secret == NULL) {
+    free(keys);
+    free(vals);
+    free(secret);
+    loam__err_nomem(err);
+    return NULL;
+  }
+#define KW(k, v) do { if ((v) != NULL) { keys[n] = (k); vals[n] = (v); n++; } } while (0)
+  KW("user", u->user);
+  KW("password", u->password);
+  KW("host", u->host);
+  KW("port", u->port);
+  KW("dbname", u->dbname);
+  KW("fallback_application_name", "loam");
+  if (u->password != NULL) secret[nsecret++] = u->password;
+  for (i = 0; i < u->nopts; i++) {
+    const loam__kv *kv = &u->opts[i];
+    KW(kv->key, kv->value);
+    /* The URL parser checked it is an integer. */
+    if (strcmp(kv->key, "connect_timeout") == 0) timeout_s = atoi(kv->value);
+    /*
+    ** A value after a password option may be a piece of that password,
+    ** unless it is a checked number or keyword ('connect_timeout=10' must
+    ** not mask every "10" of a message).
+    */
+    if (loam__url_is_secret_key(kv->key) ||
+        (kv->secret && !loam__url_pg_fixed_value(kv->key)))
+      secret[nsecret++] = kv->value;
+  }
+  snprintf(timeout, sizeof timeout, "%d", timeout_s);
+  KW("connect_timeout", timeout);
+  /* Last, so it wins: result text is promised to be UTF-8. */
+  KW("client_encoding", "UTF8");
+#undef KW
+  keys[n] = vals[n] = NULL;
+  pg = PQconnectStartParams(keys, vals, 0);
+  free(keys);
+  free(vals);
+  if (pg == NULL) {
+    free(secret);
+    loam__err_nomem(err);
+    return NULL;
+  }
+  PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
+  if (PQstatus(pg) != CONNECTION_BAD) finish_connect(pg, timeout_s, &timed_out);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    connect_error(pg, timed_out, secret, nsecret, err);
+    free(secret);
+    PQfinish(pg);
+    return NULL;
+  }
+  free(secret);
+  PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
+  return pg;
+}
