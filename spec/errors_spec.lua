@@ -390,6 +390,72 @@ describe("sqlite files:", function()
   end
 end)
 
+describe("postgres files:", function()
+  local backend = helper.postgres()
+  if backend == nil then return end
+  local probe, why = mount_tmpfs("64k")
+  if probe then unmount(probe) end
+  local db = helper.connect(backend)
+  local datadir = db:query("select current_setting('data_directory') as d")[1].d
+  db:close()
+  local local_server = io.open(datadir .. "/PG_VERSION", "rb")
+  if local_server then local_server:close() end
+
+  if probe and local_server then
+    it("raises disk_full when a tablespace's file system is full, keeping what was there",
+      function()
+        local dir = assert(mount_tmpfs("512k"))
+        local conn
+        finally(function()
+          if conn then
+            conn:exec("drop table if exists small_full")
+            conn:exec("drop tablespace if exists loam_small")
+            conn:close()
+          end
+          unmount(dir)
+        end)
+        -- The server runs as the owner of its data directory, which must own the tablespace.
+        assert(os.execute("chown --reference=" .. datadir .. " " .. dir .. " && chmod 700 " .. dir))
+        conn = helper.connect(backend)
+        conn:exec("create tablespace loam_small location '" .. dir .. "'")
+        conn:exec("create table small_full (b text) tablespace loam_small")
+        conn:exec("insert into small_full values ('kept')")
+        local err = catch(conn.exec, conn, "insert into small_full select md5(g::text) || "
+          .. "repeat('x', 500) from generate_series(1, 10000) as g")
+        assert.are.equal("disk_full", err.code)
+        assert.are.equal("53100", err.sqlstate)
+        assert.matches("^could not extend file", err.message)
+        assert.are.same({ { b = "kept" } }, conn:query("select b from small_full"))
+      end)
+
+    it("raises corrupt for a table whose page on disk was overwritten", function()
+      local conn = helper.connect(backend)
+      finally(function()
+        conn:exec("drop table if exists broken")
+        conn:close()
+      end)
+      conn:exec("drop table if exists broken")
+      conn:exec("create table broken (v text)")
+      conn:exec("insert into broken select 'row ' || g from generate_series(1, 100) as g")
+      -- VACUUM FULL writes a new file without passing through shared buffers, so
+      -- the next read comes from the disk.
+      conn:exec("vacuum full broken")
+      local file = datadir .. "/" .. conn:query("select pg_relation_filepath('broken') as f")[1].f
+      local f = assert(io.open(file, "r+b"))
+      f:write(("\255"):rep(8192))
+      f:close()
+      local err = catch(conn.query, conn, "select count(*) as n from broken")
+      assert.are.equal("corrupt", err.code)
+      assert.are.equal("XX001", err.sqlstate)
+      assert.matches("^invalid page in block 0 of relation", err.message)
+      assert.are.equal(1, conn:query("select 1 as one")[1].one)
+    end)
+  else
+    pending("disk_full and corrupt on PostgreSQL: "
+      .. (local_server and why or "the server's data directory is not on this machine"))
+  end
+end)
+
 describe("error objects", function()
   it("can be made and recognised from Lua", function()
     local e = setmetatable({ code = "custom", message = "made in Lua", where = "x.lua:1: " },
