@@ -67,6 +67,22 @@ static void mask_secrets (loam__buf *b, const char *msg, const char *const *secr
 
 
 /*
+** Appends to 'b' what the attempt 'pg' reported, as 'connect_message'
+** writes it, and for an attempt our deadline ended, the line saying so.
+** 'state' receives the SQLSTATE it found ("" when none).
+*/
+static void attempt_text (PGconn *pg, int timed_out, loam__buf *b, char state[6]) {
+  connect_message(PQerrorMessage(pg), b, state);
+  if (timed_out) {
+    while (b->len > 0 && b->p[b->len - 1] == '\n') b->len--;
+    if (b->len > 0) loam__buf_addc(b, '\n');
+    loam__buf_addf(b, "connection to server \"%s\" port %s failed: timeout expired\n",
+                   PQhost(pg), PQport(pg));
+  }
+}
+
+
+/*
 ** Fills 'err' for the failed connection 'pg', from codes only: the
 ** server's SQLSTATE when it sent one (class 28 is a refused login; a
 ** missing database (3D000), too many connections (53300), a server
@@ -74,35 +90,28 @@ static void mask_secrets (loam__buf *b, const char *msg, const char *const *secr
 ** own verdicts: a password the server asked for and did not get is an
 ** authentication failure, our deadline passing is a timeout, anything
 ** else (no server at that address, a refused connection, a TLS problem)
-** a connection failure.  Every secret of the URL is masked in the text.
+** a connection failure.  'before' holds what earlier attempts said.
+** Every secret of the URL is masked in the text.
 */
-static int connect_error (PGconn *pg, int timed_out, const char *const *secret, int nsecret,
-                          loam_error *err) {
-  loam__buf clean = LOAM__BUF_INIT, b = LOAM__BUF_INIT;
+static int connect_error (PGconn *pg, int timed_out, loam__buf *before,
+                          const char *const *secret, int nsecret, loam_error *err) {
+  loam__buf b = LOAM__BUF_INIT;
   char state[6];
   loam_errcode code;
-  connect_message(PQerrorMessage(pg), &clean, state);
-  if (state[0] != '\0') {
+  attempt_text(pg, timed_out, before, state);
+  if (timed_out) code = LOAM_E_TIMEOUT;
+  else if (state[0] != '\0') {
     code = loam__pg_code_of_sqlstate(state);
     if (code == LOAM_E_DATABASE_ERROR) code = LOAM_E_CONNECTION_FAILED;
   }
   else if (PQconnectionNeedsPassword(pg)) code = LOAM_E_AUTH_FAILED;
   else code = LOAM_E_CONNECTION_FAILED;
-  if (timed_out) {
-    /* What earlier hosts of a list said stays in front. */
-    code = LOAM_E_TIMEOUT;
-    while (clean.len > 0 && clean.p[clean.len - 1] == '\n') clean.len--;
-    if (clean.len > 0) loam__buf_addc(&clean, '\n');
-    loam__buf_addf(&clean, "connection to server \"%s\" port %s failed: timeout expired",
-                   PQhost(pg), PQport(pg));
-  }
-  if (loam__buf_cstr(&clean) != NULL) mask_secrets(&b, clean.p, secret, nsecret);
+  if (loam__buf_cstr(before) != NULL) mask_secrets(&b, before->p, secret, nsecret);
   if (loam__buf_cstr(&b) == NULL) loam__err_nomem(err);
   else {
     loam__err_msg(err, code, b.p, b.len);
     if (err != NULL && err->code == code && !timed_out) memcpy(err->sqlstate, state, 6);
   }
-  loam__buf_free(&clean);
   loam__buf_free(&b);
   return LOAM_ERROR;
 }
@@ -169,10 +178,105 @@ static int check_keywords (const loam__url *u, loam_error *err) {
 }
 
 
+/* The number of items of the comma-separated 'list'. */
+static int list_count (const char *list) {
+  int n = 1;
+  for (; *list != '\0'; list++) if (*list == ',') n++;
+  return n;
+}
+
+
+/* Points at item 'i' of the comma-separated 'list' and writes its length into '*len'. */
+static const char *list_item (const char *list, int i, size_t *len) {
+  for (; i > 0; i--) list += strcspn(list, ",") + 1;
+  *len = strcspn(list, ",");
+  return list;
+}
+
+
+/* The index of the first item of 'list' from 'from' on that equals 'item'; 'from' when none does. */
+static int list_index (const char *list, const char *item, int from) {
+  int i, n = list_count(list);
+  size_t len;
+  for (i = from; i < n; i++) {
+    const char *p = list_item(list, i, &len);
+    if (len == strlen(item) && strncmp(p, item, len) == 0) return i;
+  }
+  return from;
+}
+
+
+/* Writes the items of 'list' from 'from' on into 'b' and returns its text (NULL: no memory). */
+static const char *list_tail (loam__buf *b, const char *list, int from) {
+  size_t len;
+  const char *p = list_item(list, from, &len);
+  loam__buf_reset(b);
+  loam__buf_adds(b, p);
+  return loam__buf_cstr(b);
+}
+
+
+/*
+** Runs attempts until one connects or none is left.  libpq moves on to
+** the next host of a list by itself when one fails, but not when our
+** deadline ends an attempt (its own 'connect_timeout' handling is not
+** there in this mode), so then a new attempt starts with the hosts after
+** the one that timed out, as libpq does with 'connect_timeout'.  Several
+** addresses given as 'hostaddr' end at the first timeout.
+*/
+static PGconn *connect_hosts (const char **keys, const char **vals, int timeout_s,
+                              const char *const *secret, int nsecret, loam_error *err) {
+  int hi = -1, pi = -1, i, start = 0, nhosts = 1, timed_out, hostaddr = 0, reported = 0;
+  const char *hosts = NULL, *ports = NULL;
+  loam__buf said = LOAM__BUF_INIT, hb = LOAM__BUF_INIT, pb = LOAM__BUF_INIT;
+  PGconn *pg;
+  for (i = 0; keys[i] != NULL; i++) {
+    if (strcmp(keys[i], "host") == 0) hi = i;
+    else if (strcmp(keys[i], "port") == 0) pi = i;
+    else if (strcmp(keys[i], "hostaddr") == 0) hostaddr = 1;
+  }
+  if (hi >= 0 && !hostaddr) { hosts = vals[hi]; nhosts = list_count(hosts); }
+  if (pi >= 0) ports = vals[pi];
+  for (;;) {
+    char state[6];
+    if (start > 0) {
+      vals[hi] = list_tail(&hb, hosts, start);
+      if (ports != NULL && list_count(ports) > 1) vals[pi] = list_tail(&pb, ports, start);
+      if (vals[hi] == NULL || (pi >= 0 && vals[pi] == NULL)) { pg = NULL; break; }
+    }
+    pg = PQconnectStartParams(keys, vals, 0);
+    if (pg == NULL) break;
+    PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
+    timed_out = 0;
+    if (PQstatus(pg) != CONNECTION_BAD) finish_connect(pg, timeout_s, &timed_out);
+    if (PQstatus(pg) == CONNECTION_OK) break;
+    if (timed_out && hosts != NULL) {
+      int at = list_index(hosts, PQhost(pg), start);
+      if (at + 1 < nhosts) {
+        attempt_text(pg, 1, &said, state);
+        PQfinish(pg);
+        start = at + 1;
+        continue;
+      }
+    }
+    connect_error(pg, timed_out, &said, secret, nsecret, err);
+    reported = 1;
+    PQfinish(pg);
+    pg = NULL;
+    break;
+  }
+  if (pg == NULL && !reported) loam__err_nomem(err);
+  loam__buf_free(&said);
+  loam__buf_free(&hb);
+  loam__buf_free(&pb);
+  return pg;
+}
+
+
 PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_error *err) {
   const char **keys, **vals, **secret;
   char timeout[24];
-  int n = 0, nsecret = 0, i, timeout_s = o->connect_timeout_s, timed_out = 0;
+  int n = 0, nsecret = 0, i, timeout_s = o->connect_timeout_s;
   PGconn *pg;
   if (check_keywords(u, err) != LOAM_OK) return NULL;
   keys = malloc(sizeof *keys * (size_t)(u->nopts + 9));
@@ -213,23 +317,10 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
   KW("client_encoding", "UTF8");
 #undef KW
   keys[n] = vals[n] = NULL;
-  pg = PQconnectStartParams(keys, vals, 0);
+  pg = connect_hosts(keys, vals, timeout_s, secret, nsecret, err);
   free(keys);
   free(vals);
-  if (pg == NULL) {
-    free(secret);
-    loam__err_nomem(err);
-    return NULL;
-  }
-  PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
-  if (PQstatus(pg) != CONNECTION_BAD) finish_connect(pg, timeout_s, &timed_out);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    connect_error(pg, timed_out, secret, nsecret, err);
-    free(secret);
-    PQfinish(pg);
-    return NULL;
-  }
   free(secret);
-  PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
+  if (pg != NULL) PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
   return pg;
 }

@@ -1171,6 +1171,58 @@ TEST(pg_connect_timeout) {
 }
 
 
+/*
+** A list of hosts goes on past a host that refuses (libpq moves on by
+** itself) and past one that never answers (the deadline ends that attempt
+** and a new one starts with the hosts after it), as libpq's own blocking
+** connect does.
+*/
+TEST(pg_host_list_fails_over) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  struct sockaddr_un sa;
+  const char *host = getenv("LOAM_TEST_PG_HOST"), *port = getenv("LOAM_TEST_PG_PORT");
+  char url[1024];
+  int fd, rc;
+  PG_URL(base);
+  (void)base;
+  CHECK(host != NULL && port != NULL);
+  snprintf(url, sizeof url, "postgresql://postgres@/loam_test?host=%s/none,%s&port=5998,%s",
+           t_tmpdir(), host, port);
+  CHECK_OK(loam_connect(url, NULL, &c, &e), &e);
+  CHECK_INT(scalar(c, "SELECT 1", 0), 1);
+  loam_conn_close(c);
+  c = NULL;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.5997", t_tmpdir());
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+    close(fd);
+    CHECK(!"could not listen on a unix socket");
+  }
+  snprintf(url, sizeof url, "postgresql://postgres@/loam_test?host=%s,%s&port=5997,%s",
+           t_tmpdir(), host, port);
+  o.connect_timeout_s = 2;
+  rc = loam_connect(url, &o, &c, &e);
+  close(fd);
+  unlink(sa.sun_path);
+  CHECK_OK(rc, &e);
+  CHECK_INT(scalar(c, "SELECT 1", 0), 1);
+  loam_conn_close(c);
+  /* Every host timing out or refusing: the message tells of each. */
+  snprintf(url, sizeof url, "postgresql://u@/x?host=%s/none,%s/none2&port=5996", t_tmpdir(),
+           t_tmpdir());
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_HAS(e.message, "/none/.s.PGSQL.5996");
+  CHECK_HAS(e.message, "/none2/.s.PGSQL.5996");
+  loam_error_clear(&e);
+}
+
+
 TEST(pg_unknown_option_is_invalid_url) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
