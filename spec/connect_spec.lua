@@ -345,7 +345,8 @@ describe("sqlite files:", function()
   local root = uid() == 0
   local runner
   if root and host then
-    for _, cmd in ipairs { "runuser -u nobody --", "setpriv --reuid=nobody --regid=nogroup --clear-groups" } do
+    for _, cmd in ipairs { "runuser -u nobody --",
+                           "setpriv --reuid=nobody --regid=nogroup --clear-groups" } do
       if os.execute(cmd .. " true 2>/dev/null") then runner = cmd break end
     end
   end

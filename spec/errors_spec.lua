@@ -266,7 +266,8 @@ for backend, pg in helper.each_backend() do
         db:exec("vacuum")  -- no free pages left over from other tests
         local pages = db:query("pragma page_count")[1].page_count
         db:query("pragma max_page_count = " .. (pages + 2))
-        local err = catch(db.exec, db, "insert into big values (?)", { loam.blob(("x"):rep(100000)) })
+        local err = catch(db.exec, db, "insert into big values (?)",
+          { loam.blob(("x"):rep(100000)) })
         assert.are.equal("disk_full", err.code)
         assert.are.equal("database or disk is full", err.message)
         assert.is_nil(err.sqlstate)
@@ -315,7 +316,8 @@ local function mount_tmpfs(size)
   if not os.execute("mkdir " .. dir) then
     return nil, "cannot create a directory for the mount"
   end
-  if not os.execute("mount -t tmpfs -o size=" .. size .. " loam-test " .. dir .. " 2>/dev/null") then
+  local mount = "mount -t tmpfs -o size=" .. size .. " loam-test " .. dir .. " 2>/dev/null"
+  if not os.execute(mount) then
     os.execute("rmdir " .. dir)
     return nil, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)"
   end

@@ -194,7 +194,7 @@ static const char *list_item (const char *list, int i, size_t *len) {
 }
 
 
-/* The index of the first item of 'list' from 'from' on that equals 'item'; 'from' when none does. */
+/* The index of the first item of 'list' from 'from' on equal to 'item'; 'from' when none is. */
 static int list_index (const char *list, const char *item, int from) {
   int i, n = list_count(list);
   size_t len;

@@ -3,9 +3,9 @@
 **
 ** Transport only: open with the settings every loam connection needs
 ** (foreign keys on, a busy timeout, WAL for writable files unless the URL
-** names another journal mode), prepare through the
-** statement cache, bind, step, and translate SQLite's result codes into
-** loam's error codes and fields.  SQLite stores booleans as integers, so
+** names another journal mode), prepare through the statement cache, bind,
+** step, and translate SQLite's result codes into loam's error codes and
+** fields.  SQLite stores booleans as integers, so
 ** columns declared BOOLEAN are turned back into booleans here, which keeps
 ** results alike on both backends.
 */
@@ -329,7 +329,7 @@ static int count_params (const char *sql) {
   int kind, n = 0;
   do {
     end = loam__sql_token(p, &kind);
-    if (kind == LOAM__TK_PARAM) {
+    if (kind == LOAM__TK_PARAM && *p == '?') {
       long k = (end - p > 1) ? strtol(p + 1, NULL, 10) : n + 1;
       n = (k > INT_MAX) ? INT_MAX : (k > n ? (int)k : n);
     }

@@ -261,8 +261,6 @@ static const char *const pg_integers[] = {
 };
 
 
-static int valid_port (const char *p, size_t n);
-
 static int valid_ports (const char *v) {
   while (1) {
     size_t n = strcspn(v, ",");
@@ -363,7 +361,8 @@ static int parse_pg (const char *rest, loam__url *u, loam_error *err) {
     if (n > 0 && decode(db, n, &u->dbname, "database name", err) != LOAM_OK) goto done;
     end = db + n;
   }
-  if (*end == '?' && (parse_query(end + 1, u, err) != LOAM_OK || check_pg_options(u, err) != LOAM_OK))
+  if (*end == '?' &&
+      (parse_query(end + 1, u, err) != LOAM_OK || check_pg_options(u, err) != LOAM_OK))
     goto done;
   rc = LOAM_OK;
 done:
