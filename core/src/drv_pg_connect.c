@@ -152,7 +152,7 @@ static void finish_connect (PGconn *pg, int timeout_s, int *timed_out) {
     }
     rc = poll(&pfd, 1, wait_ms);
     if (rc < 0 && errno != EINTR) break;
-    if (rc == 0) continue;   /* the deadline check above ends it */
+    if (rc <= 0) continue;   /* a signal, or the deadline, which the check above ends */
     st = PQconnectPoll(pg);
     if (PQhost(pg) != host) {
       host = PQhost(pg);
