@@ -64,6 +64,7 @@ build = {
         "core/src/ddl.c",
         "core/src/dialect.c",
         "core/src/drv_pg.c",
+        "core/src/drv_pg_connect.c",
         "core/src/drv_pg_pipe.c",
         "core/src/drv_sqlite.c",
         "core/src/error.c",

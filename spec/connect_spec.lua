@@ -197,3 +197,197 @@ describe("postgres errors:", function()
     end)
   end
 end)
+
+describe("URLs never show a password:", function()
+  -- Each piece of each user name and password holds "SECRET"; every URL
+  -- fails before any connection is tried.
+  local urls = {
+    "postgres://u:SECRET1/SECRET2@db.example/app",
+    "postgres://u:Zx9SECRET?vQk7Wq@db.example/app",
+    "postgres://u:SECRET1@SECRET2/SECRET3@db.example/app",
+    "postgres://SECRETU%zz:SECRET1@h/db",
+    "postgres://u:SECRET1%zz@h/db",
+    "postgres://u:SECRET1@h:99999/db",
+    "postgres://u:SECRET1@[::1/db",
+    "postgres://u:SECRET1@h1,,h2/db",
+    "postgres://u:SECRET1@h/db?flag",
+    "postgres://h/db?password=SECRET1&SECRET2",
+    "postgres://h/db?password=SECRET1&SECRET2=x",
+    "postgres://h/db?password=SECRET1&sslmode=SECRET2",
+    "postgres://h/db?password=SECRET1&port=SECRET2",
+    "postgres:SECRETU:SECRET1@h/db",
+    "mysql://SECRETU:SECRET1@h/db",
+    "SECRETU:SECRET1@h/db",
+    "sqlite://SECRETU:SECRET1@/tmp/x.db",
+  }
+  for _, url in ipairs(urls) do
+    it("for " .. url:gsub("SECRET%w*", "..."), function()
+      local err = catch(loam.connect, url)
+      assert.are.equal("invalid_url", err.code)
+      for k, v in pairs(err) do
+        assert.is_nil(tostring(v):find("SECRET", 1, true), k .. ": " .. tostring(v))
+      end
+      assert.is_nil(tostring(err):find("SECRET", 1, true))
+    end)
+  end
+
+  it("explains what to encode", function()
+    local err = catch(loam.connect, "postgres://u:p/q@db.example/app")
+    assert.are.equal("the URL has an '@' after a '/' or '?': percent-encode '@', '/' and '?' in "
+      .. "the user name and password (%40, %2F, %3F) and '@' in the database name and options "
+      .. "(%40)", err.message)
+    err = catch(loam.connect, "postgres://h/db?password=p&q")
+    assert.are.equal("URL option #2 has no value (it follows a password option: write '&' "
+      .. "inside a password as %26)", err.message)
+  end)
+end)
+
+-- The first byte of the two that say whether a database file is in WAL
+-- mode (2) or uses a rollback journal (1); nil for a file too short.
+local function header_version(path)
+  local f = assert(io.open(path, "rb"))
+  local head = f:read(20)
+  f:close()
+  return head and #head == 20 and head:byte(19) or nil
+end
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("sqlite files:", function()
+  it("switches a writable file to WAL, or to the journal mode the URL names", function()
+    for _, mode in ipairs { "wal", "delete", "truncate", "persist", "memory", "off" } do
+      local path = helper.tmpname(".db")
+      local url = "sqlite:" .. path .. (mode == "wal" and "" or "?journal_mode=" .. mode)
+      local db = loam.connect(url)
+      db:exec("create table t (x integer)")
+      assert.are.equal(mode, db:query("pragma journal_mode")[1].journal_mode)
+      db:close()
+      assert.are.equal(mode == "wal" and 2 or 1, header_version(path))
+    end
+  end)
+
+  it("takes journal_mode on a database in memory only where SQLite does", function()
+    local db = loam.connect("sqlite::memory:?journal_mode=off")
+    assert.are.equal("off", db:query("pragma journal_mode")[1].journal_mode)
+    db:close()
+    local err = catch(loam.connect, "sqlite::memory:?journal_mode=wal")
+    assert.are.equal("invalid_url", err.code)
+    assert.are.equal("SQLite URL option 'journal_mode': SQLite kept 'memory' instead of 'wal' "
+      .. "(a database in memory takes only memory or off)", err.message)
+  end)
+
+  it("refuses a journal_mode or immutable value it does not know, and journal_mode on a "
+    .. "read-only connection", function()
+    local err = catch(loam.connect, "sqlite::memory:?journal_mode=fast")
+    assert.are.equal("invalid_url", err.code)
+    assert.are.equal("SQLite URL option 'journal_mode' must be wal, delete, truncate, persist, "
+      .. "memory or off (got 'fast')", err.message)
+    err = catch(loam.connect, "sqlite:x.db?immutable=yes")
+    assert.are.equal("invalid_url", err.code)
+    assert.are.equal("SQLite URL option 'immutable' must be 1, 0, true or false (got 'yes')",
+      err.message)
+    err = catch(loam.connect, "sqlite:x.db?mode=ro&journal_mode=wal")
+    assert.are.equal("invalid_url", err.code)
+    assert.are.equal("SQLite URL option 'journal_mode' needs a writable connection "
+      .. "(not mode=ro or immutable=1)", err.message)
+    err = catch(loam.connect, "sqlite::memory:?immutable=1")
+    assert.are.equal("SQLite URL option 'immutable' needs a file", err.message)
+  end)
+
+  it("reads an immutable file, refuses writes to it and changes nothing on disk", function()
+    -- '?', '%' and '#' in the name must survive the URI that 'immutable' needs.
+    local path = helper.tmpname("?%#.db")
+    local encoded = path:gsub("%%", "%%25"):gsub("%?", "%%3F"):gsub("#", "%%23")
+    local db = loam.connect("sqlite:" .. encoded)
+    db:exec("create table t (x integer)")
+    db:exec("insert into t values (1), (2)")
+    db:close()
+    local before = read_file(path)
+    for _, flag in ipairs { "1", "true" } do
+      db = loam.connect("sqlite:" .. encoded .. "?immutable=" .. flag)
+      assert.are.same({ { n = 2 } }, db:query("select count(*) as n from t"))
+      local err = catch(db.exec, db, "insert into t values (3)")
+      assert.are.equal("read_only", err.code)
+      db:close()
+    end
+    assert.are.equal(before, read_file(path))
+    db = loam.connect("sqlite:" .. encoded .. "?immutable=0")
+    db:exec("insert into t values (3)")
+    assert.are.equal(3, helper.count(db, "t"))
+    db:close()
+  end)
+
+  -- A file this process may not write: mode 0444.  Root writes it anyway,
+  -- so as root the reading runs in a child process as 'nobody'.
+  local function uid()
+    local p = io.popen("id -u")
+    local id = p and p:read("l")
+    if p then p:close() end
+    return tonumber(id)
+  end
+
+  local child = [[
+    local loam = require "loam"
+    local db = loam.connect(arg[1])
+    print("rows " .. db:query("select count(*) as n from t")[1].n)
+    local ok, err = pcall(db.exec, db, "insert into t values (3)")
+    print("write " .. (ok and "ok" or err.code .. ": " .. err.message))
+    print("journal " .. db:query("pragma journal_mode")[1].journal_mode)
+    db:close()
+  ]]
+
+  local host = arg and arg[-1]
+  local root = uid() == 0
+  local runner
+  if root and host then
+    for _, cmd in ipairs { "runuser -u nobody --",
+                           "setpriv --reuid=nobody --regid=nogroup --clear-groups" } do
+      if os.execute(cmd .. " true 2>/dev/null") then runner = cmd break end
+    end
+  end
+
+  if not root or runner then
+    it("opens a file it may not write, with and without mode=ro, without touching it", function()
+      local path = helper.tmpname(".db")
+      local db = loam.connect("sqlite:" .. path .. "?journal_mode=delete")
+      db:exec("create table t (x integer)")
+      db:exec("insert into t values (1), (2)")
+      db:close()
+      assert(os.execute("chmod 0444 " .. path))
+      local before = read_file(path)
+      for _, url in ipairs { "sqlite:" .. path .. "?mode=ro", "sqlite:" .. path } do
+        local out
+        if runner then
+          local script = helper.tmpname(".lua")
+          local f = assert(io.open(script, "w"))
+          f:write(child)
+          f:close()
+          assert(os.execute("chmod 0644 " .. script))
+          local p = assert(io.popen(runner .. " " .. host .. " " .. script .. " '" .. url
+            .. "' 2>&1"))
+          out = p:read("a")
+          p:close()
+        else
+          local lines = {}
+          local env = setmetatable({ arg = { url }, print = function(s) lines[#lines + 1] = s end },
+            { __index = _G })
+          assert(load(child, "child", "t", env))()
+          out = table.concat(lines, "\n") .. "\n"
+        end
+        assert.are.equal("rows 2\nwrite read_only: attempt to write a readonly database\n"
+          .. "journal delete\n", out)
+      end
+      assert.are.equal(1, header_version(path))
+      assert.are.equal(before, read_file(path))
+      assert.is_nil(io.open(path .. "-wal"))
+    end)
+  else
+    pending("a file this process may not write: running as root, and neither runuser nor "
+      .. "setpriv can switch to 'nobody' here")
+  end
+end)

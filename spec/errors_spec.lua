@@ -216,6 +216,66 @@ for backend, pg in helper.each_backend() do
       assert.is_string(err.message)
     end)
 
+    it("raises undefined_function for a function that does not exist", function()
+      local err = catch(db.query, db, "select no_such_fn(1) as x")
+      if pg then
+        assert.are.equal("undefined_function", err.code)
+        assert.are.equal("42883", err.sqlstate)
+        assert.are.equal("function no_such_fn(integer) does not exist", err.message)
+      else
+        -- SQLite reports it as plain SQLITE_ERROR, with no code of its own.
+        assert.are.equal("database_error", err.code)
+        assert.are.equal("no such function: no_such_fn", err.message)
+      end
+      assert.are.equal(1, db:query("select 1 as one")[1].one)
+    end)
+
+    it("refuses more parameters than the backend takes, before sending anything", function()
+      helper.table(db, "nums", "v integer", "v bigint")
+      local function insert(n, nvalues)
+        local values = {}
+        for i = 1, nvalues or n do values[i] = i end
+        return db.exec, db, "insert into nums (v) values " .. ("(?),"):rep(n - 1) .. "(?)", values
+      end
+      local err = catch(insert(300000))
+      assert.are.equal("misuse", err.code)
+      local limit = tonumber(err.message:match("takes at most (%d+)"))
+      local name = pg and "PostgreSQL" or "SQLite"
+      local suffix = pg and "" or " (SQLITE_LIMIT_VARIABLE_NUMBER)"
+      assert.are.equal("statement has 300000 parameters; " .. name .. " takes at most " .. limit
+        .. suffix, err.message)
+      if pg then assert.are.equal(65535, limit) end
+      err = catch(insert(limit + 1))
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("statement has " .. (limit + 1) .. " parameters; " .. name
+        .. " takes at most " .. limit .. suffix, err.message)
+      -- More placeholders than the limit with fewer values is misuse too.
+      err = catch(insert(limit + 1, 1))
+      assert.are.equal("misuse", err.code)
+      assert.are.equal(0, helper.count(db, "nums"))
+      local exec, _, sql, values = insert(limit)
+      exec(db, sql, values)
+      assert.are.equal(limit, helper.count(db, "nums"))
+      db:exec("drop table nums")
+    end)
+
+    if not pg then
+      it("raises disk_full when the database reaches max_page_count", function()
+        helper.table(db, "big", "b blob")
+        db:exec("insert into big values (?)", { loam.blob(("k"):rep(100)) })
+        db:exec("vacuum")  -- no free pages left over from other tests
+        local pages = db:query("pragma page_count")[1].page_count
+        db:query("pragma max_page_count = " .. (pages + 2))
+        local err = catch(db.exec, db, "insert into big values (?)",
+          { loam.blob(("x"):rep(100000)) })
+        assert.are.equal("disk_full", err.code)
+        assert.are.equal("database or disk is full", err.message)
+        assert.is_nil(err.sqlstate)
+        assert.are.equal(1, helper.count(db, "big"))
+        db:exec("drop table big")
+      end)
+    end
+
     it("leaves the connection usable after an error", function()
       catch(db.query, db, "select * from no_such_table")
       catch(db.exec, db, "insert into checked (v) values (?)", { 0 })
@@ -247,6 +307,156 @@ for backend, pg in helper.each_backend() do
     end
   end)
 end
+
+-- A directory with a small tmpfs mounted on it, or nil and the reason when
+-- this process may not mount one (mounting needs root, or CAP_SYS_ADMIN).
+local function mount_tmpfs(size)
+  local dir = helper.tmpname()
+  os.remove(dir)
+  if not os.execute("mkdir " .. dir) then
+    return nil, "cannot create a directory for the mount"
+  end
+  local mount = "mount -t tmpfs -o size=" .. size .. " loam-test " .. dir .. " 2>/dev/null"
+  if not os.execute(mount) then
+    os.execute("rmdir " .. dir)
+    return nil, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)"
+  end
+  return dir
+end
+
+local function unmount(dir)
+  os.execute("umount " .. dir)
+  os.execute("rmdir " .. dir)
+end
+
+describe("sqlite files:", function()
+  local probe, why = mount_tmpfs("64k")
+  if probe then unmount(probe) end
+
+  if probe then
+    it("raises disk_full when the file system is full, keeping what was there", function()
+      local dir = assert(mount_tmpfs("256k"))
+      local db
+      finally(function()
+        if db then db:close() end
+        unmount(dir)
+      end)
+      db = loam.connect("sqlite:" .. dir .. "/full.db")
+      db:exec("create table big (b blob)")
+      db:exec("insert into big values (?)", { loam.blob(("k"):rep(1000)) })
+      local err = catch(db.exec, db, "insert into big values (?)",
+        { loam.blob(("x"):rep(1024 * 1024)) })
+      assert.are.equal("disk_full", err.code)
+      assert.are.equal("database or disk is full", err.message)
+      assert.are.equal(1, helper.count(db, "big"))
+      assert.are.same({ { n = 1000 } }, db:query("select length(b) as n from big"))
+    end)
+  else
+    pending("disk_full on a full file system: " .. why
+      .. "; max_page_count covers the code on every SQLite backend")
+  end
+
+  it("raises corrupt for a database whose pages were overwritten", function()
+    local path = helper.tmpname(".db")
+    local db = loam.connect("sqlite:" .. path .. "?journal_mode=delete")
+    db:exec("create table t (id integer primary key, v text)")
+    for _ = 1, 100 do db:exec("insert into t (v) values (?)", { ("v"):rep(200) }) end
+    local size = db:query("pragma page_size")[1].page_size
+    db:close()
+    -- Page 1 (the header and the schema) stays; page 2, the table's root, becomes garbage.
+    local f = assert(io.open(path, "r+b"))
+    f:seek("set", size)
+    f:write(("\255"):rep(size))
+    f:close()
+    db = loam.connect("sqlite:" .. path .. "?journal_mode=delete")
+    local err = catch(db.query, db, "select count(*) as n from t")
+    assert.are.equal("corrupt", err.code)
+    assert.are.equal("database disk image is malformed", err.message)
+    assert.is_nil(err.sqlstate)
+    assert.are.equal(1, db:query("select 1 as one")[1].one)
+    db:close()
+  end)
+
+  -- /proc/self/mem is a file whose reads and writes at offset 0 fail in the
+  -- kernel: a real I/O error, without a broken disk.
+  local mem = io.open("/proc/self/mem", "rb")
+  if mem then
+    mem:close()
+    it("raises io_error when the operating system fails the file's I/O", function()
+      local err = catch(loam.connect, "sqlite:/proc/self/mem?journal_mode=memory")
+      assert.are.equal("io_error", err.code)
+      assert.are.equal("cannot open SQLite database '/proc/self/mem': disk I/O error", err.message)
+    end)
+  else
+    pending("io_error: no /proc/self/mem to fail I/O on (not Linux)")
+  end
+end)
+
+describe("postgres files:", function()
+  local backend = helper.postgres()
+  if backend == nil then return end
+  local probe, why = mount_tmpfs("64k")
+  if probe then unmount(probe) end
+  local db = helper.connect(backend)
+  local datadir = db:query("select current_setting('data_directory') as d")[1].d
+  db:close()
+  local local_server = io.open(datadir .. "/PG_VERSION", "rb")
+  if local_server then local_server:close() end
+
+  if probe and local_server then
+    it("raises disk_full when a tablespace's file system is full, keeping what was there",
+      function()
+        local dir = assert(mount_tmpfs("512k"))
+        local conn
+        finally(function()
+          if conn then
+            conn:exec("drop table if exists small_full")
+            conn:exec("drop tablespace if exists loam_small")
+            conn:close()
+          end
+          unmount(dir)
+        end)
+        -- The server runs as the owner of its data directory, which must own the tablespace.
+        assert(os.execute("chown --reference=" .. datadir .. " " .. dir .. " && chmod 700 " .. dir))
+        conn = helper.connect(backend)
+        conn:exec("create tablespace loam_small location '" .. dir .. "'")
+        conn:exec("create table small_full (b text) tablespace loam_small")
+        conn:exec("insert into small_full values ('kept')")
+        local err = catch(conn.exec, conn, "insert into small_full select md5(g::text) || "
+          .. "repeat('x', 500) from generate_series(1, 10000) as g")
+        assert.are.equal("disk_full", err.code)
+        assert.are.equal("53100", err.sqlstate)
+        assert.matches("^could not extend file", err.message)
+        assert.are.same({ { b = "kept" } }, conn:query("select b from small_full"))
+      end)
+
+    it("raises corrupt for a table whose page on disk was overwritten", function()
+      local conn = helper.connect(backend)
+      finally(function()
+        conn:exec("drop table if exists broken")
+        conn:close()
+      end)
+      conn:exec("drop table if exists broken")
+      conn:exec("create table broken (v text)")
+      conn:exec("insert into broken select 'row ' || g from generate_series(1, 100) as g")
+      -- VACUUM FULL writes a new file without passing through shared buffers, so
+      -- the next read comes from the disk.
+      conn:exec("vacuum full broken")
+      local file = datadir .. "/" .. conn:query("select pg_relation_filepath('broken') as f")[1].f
+      local f = assert(io.open(file, "r+b"))
+      f:write(("\255"):rep(8192))
+      f:close()
+      local err = catch(conn.query, conn, "select count(*) as n from broken")
+      assert.are.equal("corrupt", err.code)
+      assert.are.equal("XX001", err.sqlstate)
+      assert.matches("^invalid page in block 0 of relation", err.message)
+      assert.are.equal(1, conn:query("select 1 as one")[1].one)
+    end)
+  else
+    pending("disk_full and corrupt on PostgreSQL: "
+      .. (local_server and why or "the server's data directory is not on this machine"))
+  end
+end)
 
 describe("error objects", function()
   it("can be made and recognised from Lua", function()

@@ -46,7 +46,8 @@ extern "C" {
 */
 typedef enum loam_errcode {
   LOAM_E_NONE = 0,
-  LOAM_E_MISUSE,                /* API misuse: closed handle, bad argument, wrong parameter count */
+  LOAM_E_MISUSE,                /* API misuse: closed handle, bad argument, wrong parameter count,
+                                   more parameters than the backend takes */
   LOAM_E_NOMEM,                 /* out of memory */
   LOAM_E_INVALID_URL,           /* malformed URL, unknown scheme or option */
   LOAM_E_CONNECTION_FAILED,     /* server unreachable, database missing, connection lost */
@@ -68,6 +69,10 @@ typedef enum loam_errcode {
   LOAM_E_TRANSACTION_ABORTED,   /* PostgreSQL: statement in a failed transaction */
   LOAM_E_PERMISSION_DENIED,     /* insufficient privilege */
   LOAM_E_DATABASE_ERROR,        /* any other error reported by the backend */
+  LOAM_E_DISK_FULL,             /* no space left for the database or its journal */
+  LOAM_E_CORRUPT,               /* the database file or an index is damaged */
+  LOAM_E_IO_ERROR,              /* the operating system failed a read or write */
+  LOAM_E_UNDEFINED_FUNCTION,    /* PostgreSQL: no function matches the name and argument types */
   LOAM_E__COUNT
 } loam_errcode;
 

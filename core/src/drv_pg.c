@@ -1,15 +1,15 @@
 /*
 ** drv_pg.c: the PostgreSQL driver, on top of libpq.
 **
-** It turns a parsed URL into libpq connection keywords, binds loam values
-** as typed parameters, keeps server-side prepared statements in the
-** connection's LRU cache, and reads results either whole or one row at a
-** time (single-row mode) for streaming.  Server errors become loam codes
+** It binds loam values as typed parameters, keeps server-side prepared
+** statements in the connection's LRU cache, and reads results either
+** whole or one row at a time (single-row mode) for streaming.  Server errors become loam codes
 ** through their SQLSTATE, so callers branch on the same codes as with
 ** SQLite.  With a statement cache of 0 only unnamed statements are used,
 ** which is what a transaction-pooling proxy such as PgBouncer requires.
-** Pipelines, several statements in one round trip, are drv_pg_pipe.c's;
-** the structs and helpers both files use are declared in drv_pg_int.h.
+** Connecting is drv_pg_connect.c's and pipelines, several statements in
+** one round trip, drv_pg_pipe.c's; the structs and helpers these files
+** share are declared in drv_pg_int.h.
 */
 #include <limits.h>
 #include <locale.h>
@@ -30,6 +30,9 @@
 #define OID_FLOAT4  700
 #define OID_FLOAT8  701
 
+/* The protocol counts a statement's parameters in 16 bits. */
+#define PG_MAX_PARAMS 65535
+
 
 /* {======================================================================
 ** Errors
@@ -48,6 +51,7 @@ static const struct { const char *state; loam_errcode code; } sqlstates[] = {
   { "42601", LOAM_E_SYNTAX_ERROR },
   { "42P01", LOAM_E_UNDEFINED_TABLE },
   { "42703", LOAM_E_UNDEFINED_COLUMN },
+  { "42883", LOAM_E_UNDEFINED_FUNCTION },
   { "42501", LOAM_E_PERMISSION_DENIED },
   { "40001", LOAM_E_SERIALIZATION_FAILURE },
   { "40P01", LOAM_E_DEADLOCK },
@@ -59,10 +63,16 @@ static const struct { const char *state; loam_errcode code; } sqlstates[] = {
   { "25006", LOAM_E_READ_ONLY },
   { "25P02", LOAM_E_TRANSACTION_ABORTED },
   { "28",    LOAM_E_AUTH_FAILED },
+  { "53100", LOAM_E_DISK_FULL },
+  { "53200", LOAM_E_NOMEM },
+  { "53300", LOAM_E_CONNECTION_FAILED },      /* too many connections */
+  { "58030", LOAM_E_IO_ERROR },
+  { "XX001", LOAM_E_CORRUPT },                /* data_corrupted */
+  { "XX002", LOAM_E_CORRUPT },                /* index_corrupted */
 };
 
 
-static loam_errcode code_of_sqlstate (const char *state) {
+loam_errcode loam__pg_code_of_sqlstate (const char *state) {
   size_t i;
   for (i = 0; i < sizeof sqlstates / sizeof sqlstates[0]; i++)
     if (strncmp(state, sqlstates[i].state, strlen(sqlstates[i].state)) == 0)
@@ -85,7 +95,7 @@ int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err) {
   const char *f;
   if (err == NULL) return LOAM_ERROR;
   if (PQstatus(pc->pg) == CONNECTION_BAD) code = LOAM_E_CONNECTION_FAILED;
-  else if (state != NULL && strlen(state) == 5) code = code_of_sqlstate(state);
+  else if (state != NULL && strlen(state) == 5) code = loam__pg_code_of_sqlstate(state);
   else if (r == NULL) code = LOAM_E_NOMEM;
   else code = LOAM_E_DATABASE_ERROR;
   if (msg == NULL && r != NULL) msg = PQresultErrorMessage(r);
@@ -106,40 +116,6 @@ int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err) {
   return LOAM_ERROR;
 }
 
-
-/*
-** libpq reports connection failures as text only, so the code comes from
-** the wording.  Option errors are raised before any connection attempt and
-** all start with "invalid" ("invalid connection option", "invalid sslmode
-** value", "invalid integer value ... for connection option").
-*/
-static loam_errcode code_of_connect_failure (const char *msg) {
-  if (strncmp(msg, "invalid ", 8) == 0) return LOAM_E_INVALID_URL;
-  if (strstr(msg, "password authentication failed") != NULL ||
-      strstr(msg, "no password supplied") != NULL ||
-      strstr(msg, "authentication failed") != NULL ||
-      (strstr(msg, "role \"") != NULL && strstr(msg, "does not exist") != NULL))
-    return LOAM_E_AUTH_FAILED;
-  if (strstr(msg, "timeout expired") != NULL) return LOAM_E_TIMEOUT;
-  return LOAM_E_CONNECTION_FAILED;
-}
-
-
-/* Copies 'msg' into 'b' with every occurrence of a password masked. */
-static void mask_passwords (loam__buf *b, const char *msg, const char *const *pw, int npw) {
-  while (*msg != '\0') {
-    int i, hit = 0;
-    for (i = 0; i < npw && !hit; i++) {
-      size_t n = strlen(pw[i]);
-      if (n > 0 && strncmp(msg, pw[i], n) == 0) {
-        loam__buf_adds(b, "***");
-        msg += n;
-        hit = 1;
-      }
-    }
-    if (!hit) loam__buf_addc(b, *msg++);
-  }
-}
 
 /* }====================================================================== */
 
@@ -453,148 +429,17 @@ static void quiet_notice (void *arg, const char *message) {
 }
 
 
-/*
-** The session settings loam's SQL and value parsing rely on, sent as
-** '-c' switches in the startup packet's 'options'.  Settings from the
-** client outrank those of the role and the database (ALTER ROLE ... SET),
-** so no server configuration can turn them back:
-**   standard_conforming_strings  the placeholder scanner and the DDL
-**                                literals read '\' as an ordinary character;
-**   DateStyle, IntervalStyle     dates, timestamps and intervals come back
-**                                in the ISO / postgres text forms;
-**   TimeZone                     timestamptz values come back in UTC;
-**   extra_float_digits           floats come back with every digit, so
-**                                they round-trip exactly.
-** client_encoding goes as its own keyword, last, so it wins as well.
-** The values have no blanks, which 'options' would take as separators.
-*/
-static const struct { const char *name, *value; } session[] = {
-  { "standard_conforming_strings", "on" },
-  { "DateStyle", "ISO,MDY" },
-  { "IntervalStyle", "postgres" },
-  { "TimeZone", "UTC" },
-  { "extra_float_digits", "3" },
-};
-
-
-/* Builds the 'options' keyword: the user's own switches, then loam's, which win. */
-static void session_options (loam__buf *b, const char *user) {
-  size_t i;
-  if (user != NULL && *user != '\0') {
-    loam__buf_adds(b, user);
-    loam__buf_addc(b, ' ');
-  }
-  for (i = 0; i < sizeof session / sizeof session[0]; i++)
-    loam__buf_addf(b, "%s-c %s=%s", i ? " " : "", session[i].name, session[i].value);
-}
-
-
-/*
-** A setting the server reports back (all but extra_float_digits) has the
-** value loam asked for.  DateStyle is reported as "ISO, MDY".
-*/
-static int setting_ok (PGconn *pg, const char *name, const char *want) {
-  const char *v = PQparameterStatus(pg, name);
-  if (v == NULL) return 1;   /* not reported: nothing to check */
-  if (strcmp(name, "DateStyle") == 0) return strncmp(v, "ISO,", 4) == 0;
-  return strcmp(v, want) == 0;
-}
-
-
-/*
-** Checks the settings the server reports back.  Against a plain server
-** they always hold; a proxy in front of it that drops the startup
-** 'options' would
-** leave them unset, and the connection fails then, naming the setting,
-** rather than misreading literals and values later.
-*/
-static int check_session (PGconn *pg, loam_error *err) {
-  size_t i;
-  if (!setting_ok(pg, "client_encoding", "UTF8"))
-    return loam__err(err, LOAM_E_CONNECTION_FAILED,
-                     "the session has client_encoding '%s'; loam needs UTF8",
-                     PQparameterStatus(pg, "client_encoding"));
-  for (i = 0; i < sizeof session / sizeof session[0]; i++)
-    if (!setting_ok(pg, session[i].name, session[i].value))
-      return loam__err(err, LOAM_E_CONNECTION_FAILED,
-                       "the session has %s '%s'; loam needs %s (the startup options were dropped)",
-                       session[i].name, PQparameterStatus(pg, session[i].name), session[i].value);
-  return LOAM_OK;
-}
-
-
 static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o,
                     loam_error *err) {
-  const char **keys, **vals;
-  const char *pw[2], *useropts = NULL;
-  char timeout[24];
-  int n = 0, npw = 0, i, has_timeout = 0;
-  loam__buf options = LOAM__BUF_INIT;
-  PGconn *pg;
+  PGconn *pg = loam__pg_connect(u, o, err);
   pgconn *pc;
-  keys = malloc(sizeof *keys * (size_t)(u->nopts + 10));
-  vals = malloc(sizeof *vals * (size_t)(u->nopts + 10));
-  if (keys == NULL || vals == NULL) {
-    free(keys);
-    free(vals);
-    return loam__err_nomem(err);
-  }
-#define KW(k, v) do { if ((v) != NULL) { keys[n] = (k); vals[n] = (v); n++; } } while (0)
-  KW("user", u->user);
-  KW("password", u->password);
-  KW("host", u->host);
-  KW("port", u->port);
-  KW("dbname", u->dbname);
-  KW("fallback_application_name", "loam");
-  for (i = 0; i < u->nopts; i++) {
-    if (strcmp(u->opts[i].key, "options") == 0) { useropts = u->opts[i].value; continue; }
-    KW(u->opts[i].key, u->opts[i].value);
-    if (strcmp(u->opts[i].key, "connect_timeout") == 0) has_timeout = 1;
-    if (strcmp(u->opts[i].key, "password") == 0 && npw < 2) pw[npw++] = u->opts[i].value;
-  }
-  if (!has_timeout) {
-    snprintf(timeout, sizeof timeout, "%d", o->connect_timeout_s);
-    KW("connect_timeout", timeout);
-  }
-  /* libpq reads PGOPTIONS only when no 'options' keyword is given, as here. */
-  if (useropts == NULL) useropts = getenv("PGOPTIONS");
-  session_options(&options, useropts);
-  if (loam__buf_cstr(&options) == NULL) {
-    free(keys);
-    free(vals);
-    return loam__err_nomem(err);
-  }
-  KW("options", options.p);
-  /* Last, so it wins: result text is promised to be UTF-8. */
-  KW("client_encoding", "UTF8");
-#undef KW
-  keys[n] = vals[n] = NULL;
-  if (u->password != NULL && npw < 2) pw[npw++] = u->password;
-  pg = PQconnectdbParams(keys, vals, 0);
-  free(keys);
-  free(vals);
-  loam__buf_free(&options);
-  if (pg == NULL) return loam__err_nomem(err);
-  if (PQstatus(pg) != CONNECTION_OK) {
-    loam__buf b = LOAM__BUF_INIT;
-    const char *msg = PQerrorMessage(pg);
-    mask_passwords(&b, msg, pw, npw);
-    if (loam__buf_cstr(&b) == NULL) loam__err_nomem(err);
-    else loam__err_msg(err, code_of_connect_failure(b.p), b.p, b.len);
-    loam__buf_free(&b);
-    PQfinish(pg);
-    return LOAM_ERROR;
-  }
-  PQsetNoticeProcessor(pg, quiet_notice, NULL);
-  if (check_session(pg, err) != LOAM_OK) {
-    PQfinish(pg);
-    return LOAM_ERROR;
-  }
+  if (pg == NULL) return LOAM_ERROR;
   pc = calloc(1, sizeof *pc);
   if (pc == NULL) {
     PQfinish(pg);
     return loam__err_nomem(err);
   }
+  PQsetNoticeProcessor(pg, quiet_notice, NULL);
   pc->pg = pg;
   pc->conn = conn;
   conn->impl = pc;
@@ -653,6 +498,11 @@ int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int
   *prep = NULL;
   *entry = NULL;
   if (fresh != NULL) *fresh = 0;
+  /* libpq would refuse to send it, with no result to report from. */
+  if (nparams > PG_MAX_PARAMS)
+    return loam__err(err, LOAM_E_MISUSE,
+                     "statement has %d parameters; PostgreSQL takes at most %d", nparams,
+                     PG_MAX_PARAMS);
   if (cached) {
     if (!make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
     if ((*entry = loam__cache_get(cache, pc->key.p, pc->key.len)) != NULL) {

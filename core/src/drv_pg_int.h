@@ -1,7 +1,7 @@
 /*
-** drv_pg_int.h: the PostgreSQL driver's internals, shared by its two
-** files: drv_pg.c (connecting, binding, prepared statements, results read
-** whole or streamed) and drv_pg_pipe.c (pipelines).
+** drv_pg_int.h: the PostgreSQL driver's internals, shared by its files:
+** drv_pg.c (binding, prepared statements, results read whole or
+** streamed), drv_pg_connect.c (connecting) and drv_pg_pipe.c (pipelines).
 **
 ** The structs are the driver's state for a connection, a statement and a
 ** server-side prepared statement; the functions are the few that both
@@ -57,6 +57,17 @@ typedef struct pgstmt {
   unsigned char **blobs;      /* decoded bytea values of the current row, per column */
   size_t *bloblens;
 } pgstmt;
+
+/*
+** Opens the connection 'u' names (drv_pg_connect.c).  Returns the new
+** PGconn, which the caller finishes with PQfinish, or NULL with 'err'
+** (OUT; may be NULL) filled.
+*/
+LOAMI_FUNC PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o,
+                                     loam_error *err);
+
+/* The loam code of a five-character SQLSTATE (LOAM_E_DATABASE_ERROR when unknown). */
+LOAMI_FUNC loam_errcode loam__pg_code_of_sqlstate (const char *state);
 
 /*
 ** Fills 'err' (OUT; may be NULL) from the failed result 'r', or from the

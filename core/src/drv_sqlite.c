@@ -2,9 +2,10 @@
 ** drv_sqlite.c: the SQLite driver, the embedded default backend.
 **
 ** Transport only: open with the settings every loam connection needs
-** (foreign keys on, a busy timeout, WAL for files), prepare through the
-** statement cache, bind, step, and translate SQLite's result codes into
-** loam's error codes and fields.  SQLite stores booleans as integers, so
+** (foreign keys on, a busy timeout, WAL for writable files unless the URL
+** names another journal mode), prepare through the statement cache, bind,
+** step, and translate SQLite's result codes into loam's error codes and
+** fields.  SQLite stores booleans as integers, so
 ** columns declared BOOLEAN are turned back into booleans here, which keeps
 ** results alike on both backends.  Likewise columns declared NUMERIC(p,s)
 ** (or NUMERIC, DECIMAL) come back as decimal text, the form PostgreSQL
@@ -13,6 +14,7 @@
 ** that loam's models write there) prints back to exactly those digits.
 */
 #include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,10 @@ static loam_errcode code_of (int rc, const char *msg) {
     case SQLITE_CANTOPEN:
     case SQLITE_NOTADB: return LOAM_E_CONNECTION_FAILED;
     case SQLITE_NOMEM: return LOAM_E_NOMEM;
+    case SQLITE_FULL: return LOAM_E_DISK_FULL;
+    case SQLITE_CORRUPT: return LOAM_E_CORRUPT;
+    case SQLITE_IOERR: return rc == SQLITE_IOERR_NOMEM ? LOAM_E_NOMEM : LOAM_E_IO_ERROR;
+    case SQLITE_PROTOCOL: return LOAM_E_BUSY;   /* a WAL lock race that outlasted the retries */
     case SQLITE_TOOBIG:
     case SQLITE_MISMATCH:
     case SQLITE_RANGE: return LOAM_E_DATA_ERROR;
@@ -95,6 +101,12 @@ static loam_errcode code_of (int rc, const char *msg) {
     case SQLITE_AUTH:
     case SQLITE_PERM: return LOAM_E_PERMISSION_DENIED;
     case SQLITE_MISUSE: return LOAM_E_MISUSE;
+    /*
+    ** SQLite gives these only as SQLITE_ERROR, with no extended code; the
+    ** three kinds below are told apart by the fixed start of SQLite's
+    ** message, and every other SQLITE_ERROR (a missing function, too many
+    ** terms...) stays 'database_error'.
+    */
     case SQLITE_ERROR:
       if (strstr(msg, "syntax error") || strstr(msg, "incomplete input") ||
           strstr(msg, "unrecognized token"))
@@ -146,27 +158,99 @@ static int sq_pragma (sqlite3 *db, const char *sql, loam_error *err) {
 }
 
 
+/*
+** The file name SQLite opens: the path itself, or with 'immutable' a URI
+** ("file:" and the path with '%', '?' and '#' escaped), the only way to
+** pass that flag.  An absolute path gets an empty authority ("file:///x")
+** so that one starting with "//" is not read as a host.
+*/
+static const char *open_name (const loam__url *u, int immutable, loam__buf *b) {
+  const char *p;
+  if (!immutable) return u->path;
+  loam__buf_adds(b, u->path[0] == '/' ? "file://" : "file:");
+  for (p = u->path; *p != '\0'; p++) {
+    if (*p == '%' || *p == '?' || *p == '#') loam__buf_addf(b, "%%%02X", (unsigned char)*p);
+    else loam__buf_addc(b, *p);
+  }
+  loam__buf_adds(b, "?immutable=1");
+  return loam__buf_cstr(b);
+}
+
+
+/*
+** Sets the journal mode 'mode' (lower case) and checks what SQLite
+** answers: it keeps the old mode, without an error, when the new one
+** cannot apply (WAL on a database in memory), which only matters when the
+** URL asked for the mode explicitly.
+*/
+static int set_journal_mode (sqlite3 *db, const char *mode, int explicit, loam_error *err) {
+  loam__buf sql = LOAM__BUF_INIT;
+  sqlite3_stmt *st = NULL;
+  int rc;
+  loam__buf_addf(&sql, "PRAGMA journal_mode = %s", mode);
+  if (loam__buf_cstr(&sql) == NULL) return loam__err_nomem(err);
+  rc = sqlite3_prepare_v2(db, sql.p, -1, &st, NULL);
+  loam__buf_free(&sql);
+  if (rc == SQLITE_OK) rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *got = (const char *)sqlite3_column_text(st, 0);
+    if (explicit && (got == NULL || sqlite3_stricmp(got, mode) != 0)) {
+      loam__err(err, LOAM_E_INVALID_URL, "SQLite URL option 'journal_mode': SQLite kept '%s' "
+                "instead of '%s' (a database in memory takes only memory or off)",
+                got ? got : "?", mode);
+      sqlite3_finalize(st);
+      return LOAM_ERROR;
+    }
+    rc = SQLITE_OK;
+  }
+  sqlite3_finalize(st);
+  return rc == SQLITE_OK ? LOAM_OK : sq_error(db, rc, err);
+}
+
+
 static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, loam_error *err) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int busy = o->busy_timeout_ms, readonly = 0, memory, i, rc;
+  int busy = o->busy_timeout_ms, memory, immutable = 0, readonly, i, rc;
+  const char *journal = NULL, *name;
+  loam__buf uri = LOAM__BUF_INIT;
   sq_conn *sc;
   for (i = 0; i < u->nopts; i++) {
     const char *k = u->opts[i].key, *v = u->opts[i].value;
     if (strcmp(k, "mode") == 0) {
       flags &= ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_READONLY);
-      if (strcmp(v, "ro") == 0) { flags |= SQLITE_OPEN_READONLY; readonly = 1; }
+      if (strcmp(v, "ro") == 0) flags |= SQLITE_OPEN_READONLY;
       else if (strcmp(v, "rw") == 0) flags |= SQLITE_OPEN_READWRITE;
       else flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     }
     else if (strcmp(k, "busy_timeout") == 0) busy = atoi(v);
+    else if (strcmp(k, "journal_mode") == 0) journal = v;
+    else if (strcmp(k, "immutable") == 0) immutable = strcmp(v, "1") == 0 || strcmp(v, "true") == 0;
   }
   memory = strcmp(u->path, ":memory:") == 0;
+  if (immutable && memory)
+    return loam__err(err, LOAM_E_INVALID_URL, "SQLite URL option 'immutable' needs a file");
+  /* A file that never changes is read, never written. */
+  if (immutable) {
+    flags &= ~(SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    flags |= SQLITE_OPEN_READONLY | SQLITE_OPEN_URI;
+  }
+  if ((flags & SQLITE_OPEN_READONLY) && journal != NULL)
+    return loam__err(err, LOAM_E_INVALID_URL, "SQLite URL option 'journal_mode' needs a "
+                     "writable connection (not mode=ro or immutable=1)");
+  if ((name = open_name(u, immutable, &uri)) == NULL) return loam__err_nomem(err);
   sc = calloc(1, sizeof *sc);
-  if (sc == NULL) return loam__err_nomem(err);
-  rc = sqlite3_open_v2(u->path, &sc->db, flags, NULL);
+  if (sc == NULL) {
+    loam__buf_free(&uri);
+    return loam__err_nomem(err);
+  }
+  rc = sqlite3_open_v2(name, &sc->db, flags, NULL);
+  loam__buf_free(&uri);
   if (rc != SQLITE_OK) {
     const char *m = sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc);
-    loam__err(err, LOAM_E_CONNECTION_FAILED, "cannot open SQLite database '%s': %s", u->path, m);
+    loam_errcode code = code_of(sc->db ? sqlite3_extended_errcode(sc->db) : rc, m);
+    /* A file that cannot be opened is 'connection_failed'; the I/O errors and the like stay. */
+    if (code == LOAM_E_DATABASE_ERROR) code = LOAM_E_CONNECTION_FAILED;
+    loam__err(err, code, "cannot open SQLite database '%s': %s", u->path, m);
     sqlite3_close_v2(sc->db);
     free(sc);
     return LOAM_ERROR;
@@ -187,14 +271,28 @@ static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, l
     free(sc);
     return LOAM_ERROR;
   }
-  /* A file that is not a database opens fine; the first read says so. */
+  /*
+  ** The journal mode is left alone on a read-only connection: switching it
+  ** writes the file.  That includes a file the process may not write, which
+  ** SQLite opens read-only even without mode=ro.  A file that is not a
+  ** database opens fine; the first read (the pragma) says so.
+  */
+  readonly = sqlite3_db_readonly(sc->db, "main") != 0;
   if (sq_pragma(sc->db, "PRAGMA foreign_keys = ON", err) != LOAM_OK ||
-      (!memory && !readonly && sq_pragma(sc->db, "PRAGMA journal_mode = WAL", err) != LOAM_OK)) {
-    if (err && (err->code == LOAM_E_DATABASE_ERROR || err->code == LOAM_E_CONNECTION_FAILED)) {
+      (readonly && sq_pragma(sc->db, "PRAGMA schema_version", err) != LOAM_OK) ||
+      (!readonly && (journal != NULL || !memory) &&
+       set_journal_mode(sc->db, journal ? journal : "wal", journal != NULL, err) != LOAM_OK)) {
+    /* The code stays (busy, read_only, corrupt...), but the message says it was the open. */
+    if (err && err->code != LOAM_E_NOMEM && err->code != LOAM_E_INVALID_URL) {
       char *m = err->message;
+      loam_errcode code = err->code == LOAM_E_DATABASE_ERROR ? LOAM_E_CONNECTION_FAILED
+                                                             : err->code;
+      int xrc = sqlite3_extended_errcode(sc->db);
+      int cantinit = (xrc == SQLITE_READONLY_CANTINIT || xrc == SQLITE_READONLY_DIRECTORY);
       err->message = NULL;
-      loam__err(err, LOAM_E_CONNECTION_FAILED, "cannot open SQLite database '%s': %s", u->path,
-                m ? m : "error");
+      loam__err(err, code, "cannot open SQLite database '%s': %s%s", u->path, m ? m : "error",
+                cantinit ? " (a WAL database read-only needs its -shm file or a writable "
+                           "directory; immutable=1 reads a file that never changes)" : "");
       free(m);
     }
     sqlite3_close_v2(sc->db);
@@ -310,6 +408,31 @@ static void decimal_text (loam__buf *b, double d, int scale) {
 }
 
 
+/* The misuse error for 'n' parameters over the connection's limit. */
+static int too_many_params (sqlite3 *db, int n, loam_error *err) {
+  return loam__err(err, LOAM_E_MISUSE,
+                   "statement has %d parameters; SQLite takes at most %d "
+                   "(SQLITE_LIMIT_VARIABLE_NUMBER)", n,
+                   sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1));
+}
+
+
+/* The number of '?' placeholders in 'sql' (a '?NNN' counts as NNN). */
+static int count_params (const char *sql) {
+  const char *p = sql, *end;
+  int kind, n = 0;
+  do {
+    end = loam__sql_token(p, &kind);
+    if (kind == LOAM__TK_PARAM && *p == '?') {
+      long k = (end - p > 1) ? strtol(p + 1, NULL, 10) : n + 1;
+      n = (k > INT_MAX) ? INT_MAX : (k > n ? (int)k : n);
+    }
+    p = end;
+  } while (kind != LOAM__TK_END);
+  return n;
+}
+
+
 /* Prepares 'sql' into a new 'sq_prep' in '*out'. */
 static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent, sq_prep **out,
                         loam_error *err) {
@@ -320,7 +443,12 @@ static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent
   rc = sqlite3_prepare_v3(db, sql, (int)len, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st,
                           &tail);
   if (rc != SQLITE_OK) {
+    int n;
     free_prep(p);
+    /* More placeholders than values given: the count of values passed the check. */
+    if (rc == SQLITE_ERROR &&
+        (n = count_params(sql)) > sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1))
+      return too_many_params(db, n, err);
     return sq_error(db, rc, err);
   }
   if (p->st == NULL) {
@@ -427,8 +555,12 @@ static void release (loam_conn *c, sq_stmt *s) {
 
 static int sq_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                      int flags, loam_stmt **out, loam_error *err) {
-  sq_stmt *s = calloc(1, sizeof *s);
+  sq_stmt *s;
   (void)flags;   /* SQLite always steps lazily */
+  /* Checked first: SQLite would only say "too many SQL variables", as a generic error. */
+  if (nparams > sqlite3_limit(dbof(c), SQLITE_LIMIT_VARIABLE_NUMBER, -1))
+    return too_many_params(dbof(c), nparams, err);
+  s = calloc(1, sizeof *s);
   if (s == NULL) return loam__err_nomem(err);
   if (prepare(c, sql, s, err) != LOAM_OK || bind(s, params, nparams, err) != LOAM_OK) {
     release(c, s);

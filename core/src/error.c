@@ -37,6 +37,10 @@ static const char *const codenames[LOAM_E__COUNT] = {
   "transaction_aborted",
   "permission_denied",
   "database_error",
+  "disk_full",
+  "corrupt",
+  "io_error",
+  "undefined_function",
 };
 
 

@@ -93,6 +93,12 @@ LOAMI_FUNC int loam__err_nomem (loam_error *err);
 typedef struct loam__kv {
   char *key;
   char *value;
+  /*
+  ** The option follows a 'password' or 'sslpassword' option: an unencoded
+  ** '&' in that password would have cut it here, so neither its name nor
+  ** its value may appear in a message.
+  */
+  int secret;
 } loam__kv;
 
 typedef struct loam__url {
@@ -113,6 +119,22 @@ typedef struct loam__url {
 /* Parses 'url' into '*u' (which the caller frees with 'loam__url_free'). */
 LOAMI_FUNC int loam__url_parse (const char *url, loam__url *u, loam_error *err);
 LOAMI_FUNC void loam__url_free (loam__url *u);
+/*
+** True for the PostgreSQL options whose values the URL parser checks
+** against a fixed vocabulary or as numbers: such a value is no free text,
+** so it is no piece of a password even after a password option.
+*/
+LOAMI_FUNC int loam__url_pg_fixed_value (const char *key);
+/* True for the options that hold a password ('password', 'sslpassword'). */
+LOAMI_FUNC int loam__url_is_secret_key (const char *key);
+/*
+** Reports option 'i' of 'u' as LOAM_E_INVALID_URL: 'what', the quoted
+** option name, 'why', and with 'showvalue' " (got 'value')".  An option
+** that may hold a piece of a password is named by its position alone and
+** its value is left out.
+*/
+LOAMI_FUNC int loam__url_opt_error (const loam__url *u, int i, const char *what, const char *why,
+                                    int showvalue, loam_error *err);
 
 /* }====================================================================== */
 

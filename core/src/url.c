@@ -7,7 +7,12 @@
 ** Parsing happens here, before any driver runs, so a malformed URL is an
 ** 'invalid_url' error with a precise message instead of whatever the
 ** driver would make of it.  Messages never repeat the URL itself, since it
-** may carry a password.
+** may carry a password, and never show any part of the user name and
+** password: the userinfo is split off first, by the last '@', and a URL
+** whose '@' could belong to either side (an '@' after a '/' or '?') is
+** refused rather than guessed at.  Options that follow a 'password'
+** option in the query are never shown either, since an unencoded '&' in
+** that password would have cut it into them.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +55,37 @@ static int decode (const char *s, size_t n, char **out, const char *what, loam_e
 }
 
 
+int loam__url_is_secret_key (const char *key) {
+  return strcmp(key, "password") == 0 || strcmp(key, "sslpassword") == 0;
+}
+
+
+/* The hint for options named by position only. */
+static const char secret_hint[] =
+  " (it follows a password option: write '&' inside a password as %26)";
+
+
+int loam__url_opt_error (const loam__url *u, int i, const char *what, const char *why,
+                         int showvalue, loam_error *err) {
+  const loam__kv *kv = &u->opts[i];
+  loam__buf b = LOAM__BUF_INIT;
+  int rc;
+  loam__buf_adds(&b, what);
+  if (kv->secret) loam__buf_addf(&b, " #%d", i + 1);
+  else loam__buf_addf(&b, " '%s'", kv->key);
+  loam__buf_adds(&b, why);
+  if (showvalue && !kv->secret) loam__buf_addf(&b, " (got '%s')", kv->value);
+  if (kv->secret) loam__buf_adds(&b, secret_hint);
+  if (loam__buf_cstr(&b) == NULL) rc = loam__err_nomem(err);
+  else rc = loam__err_msg(err, LOAM_E_INVALID_URL, b.p, b.len);
+  loam__buf_free(&b);
+  return rc;
+}
+
+
 /* Parses 'k=v&k=v' into 'u->opts'. */
 static int parse_query (const char *q, loam__url *u, loam_error *err) {
+  int secret = 0;
   while (*q != '\0') {
     const char *amp = strchr(q, '&');
     size_t len = amp ? (size_t)(amp - q) : strlen(q);
@@ -60,9 +94,14 @@ static int parse_query (const char *q, loam__url *u, loam_error *err) {
     if (len == 0) { q += 1; continue; }
     if (eq == NULL || eq == q) {
       char *name = NULL;
-      if (decode(q, eq ? 0 : len, &name, "options", err) != LOAM_OK) return LOAM_ERROR;
-      loam__err(err, LOAM_E_INVALID_URL, eq ? "URL option with an empty name"
-                                            : "URL option '%s' has no value", name);
+      if (eq != NULL)
+        return loam__err(err, LOAM_E_INVALID_URL, "URL option #%d has an empty name",
+                         u->nopts + 1);
+      if (secret)
+        return loam__err(err, LOAM_E_INVALID_URL, "URL option #%d has no value%s",
+                         u->nopts + 1, secret_hint);
+      if (decode(q, len, &name, "options", err) != LOAM_OK) return LOAM_ERROR;
+      loam__err(err, LOAM_E_INVALID_URL, "URL option '%s' has no value", name);
       free(name);
       return LOAM_ERROR;
     }
@@ -71,14 +110,30 @@ static int parse_query (const char *q, loam__url *u, loam_error *err) {
     u->opts = kv;
     kv = &u->opts[u->nopts];
     kv->key = kv->value = NULL;
+    kv->secret = secret;
     u->nopts++;
     if (decode(q, (size_t)(eq - q), &kv->key, "options", err) != LOAM_OK) return LOAM_ERROR;
     if (decode(eq + 1, len - (size_t)(eq - q) - 1, &kv->value, "options", err) != LOAM_OK)
       return LOAM_ERROR;
+    if (loam__url_is_secret_key(kv->key)) secret = 1;
     q += len + (amp ? 1 : 0);
   }
   return LOAM_OK;
 }
+
+
+/* True when 'v' is one of the NULL-terminated 'words'. */
+static int one_of (const char *v, const char *const *words) {
+  for (; *words != NULL; words++) if (strcmp(v, *words) == 0) return 1;
+  return 0;
+}
+
+
+static const char *const sqlite_modes[] = { "ro", "rw", "rwc", NULL };
+static const char *const journal_modes[] = {
+  "wal", "delete", "truncate", "persist", "memory", "off", NULL
+};
+static const char *const booleans[] = { "1", "0", "true", "false", NULL };
 
 
 static int parse_sqlite (const char *rest, loam__url *u, loam_error *err) {
@@ -86,7 +141,14 @@ static int parse_sqlite (const char *rest, loam__url *u, loam_error *err) {
   size_t n = q ? (size_t)(q - rest) : strlen(rest);
   int i;
   u->backend = LOAM_SQLITE;
-  if (n >= 2 && rest[0] == '/' && rest[1] == '/') { rest += 2; n -= 2; }
+  if (n >= 2 && rest[0] == '/' && rest[1] == '/') {
+    rest += 2;
+    n -= 2;
+    /* 'sqlite://user:pw@...' would put the password into the file name, which messages show. */
+    if (memchr(rest, '@', strcspn(rest, "/?")) != NULL)
+      return loam__err(err, LOAM_E_INVALID_URL,
+                       "SQLite URL takes no user name or password (write sqlite:path/to.db)");
+  }
   if (n == 0)
     return loam__err(err, LOAM_E_INVALID_URL,
                      "SQLite URL has no path (write sqlite:path/to.db or sqlite::memory:)");
@@ -95,20 +157,30 @@ static int parse_sqlite (const char *rest, loam__url *u, loam_error *err) {
   for (i = 0; i < u->nopts; i++) {
     const char *k = u->opts[i].key, *v = u->opts[i].value;
     if (strcmp(k, "mode") == 0) {
-      if (strcmp(v, "ro") != 0 && strcmp(v, "rw") != 0 && strcmp(v, "rwc") != 0)
-        return loam__err(err, LOAM_E_INVALID_URL,
-                         "SQLite URL option 'mode' must be ro, rw or rwc, not '%s'", v);
+      if (!one_of(v, sqlite_modes))
+        return loam__url_opt_error(u, i, "SQLite URL option", " must be ro, rw or rwc", 1, err);
     }
     else if (strcmp(k, "busy_timeout") == 0) {
       char *end;
       long ms = strtol(v, &end, 10);
       if (*v == '\0' || *end != '\0' || ms < 0 || ms > 86400000L)
-        return loam__err(err, LOAM_E_INVALID_URL,
-                         "SQLite URL option 'busy_timeout' must be milliseconds, not '%s'", v);
+        return loam__url_opt_error(u, i, "SQLite URL option",
+                                   " must be milliseconds (0 to 86400000)", 1, err);
+    }
+    else if (strcmp(k, "journal_mode") == 0) {
+      if (!one_of(v, journal_modes))
+        return loam__url_opt_error(u, i, "SQLite URL option",
+                                   " must be wal, delete, truncate, persist, memory or off", 1,
+                                   err);
+    }
+    else if (strcmp(k, "immutable") == 0) {
+      if (!one_of(v, booleans))
+        return loam__url_opt_error(u, i, "SQLite URL option", " must be 1, 0, true or false", 1,
+                                   err);
     }
     else
-      return loam__err(err, LOAM_E_INVALID_URL,
-                       "unknown SQLite URL option '%s' (known: mode, busy_timeout)", k);
+      return loam__url_opt_error(u, i, "unknown SQLite URL option",
+                                 " (known: mode, busy_timeout, journal_mode, immutable)", 0, err);
   }
   return LOAM_OK;
 }
@@ -169,17 +241,97 @@ static int add_hostport (const char *s, size_t n, loam__buf *hosts, loam__buf *p
 }
 
 
+/*
+** The values libpq checks itself before connecting, checked here so that a
+** bad one is an 'invalid_url' error that never shows a password piece
+** (libpq's own message would name the value).  Other values are libpq's to
+** judge when it connects.
+*/
+static const struct { const char *key; const char *const values[8]; } pg_enums[] = {
+  { "sslmode", { "disable", "allow", "prefer", "require", "verify-ca", "verify-full", NULL } },
+  { "gssencmode", { "disable", "prefer", "require", NULL } },
+  { "channel_binding", { "disable", "prefer", "require", NULL } },
+  { "target_session_attrs",
+    { "any", "read-write", "read-only", "primary", "standby", "prefer-standby", NULL } },
+};
+
+static const char *const pg_integers[] = {
+  "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+  "keepalives_count", "tcp_user_timeout", NULL
+};
+
+
+static int valid_ports (const char *v) {
+  while (1) {
+    size_t n = strcspn(v, ",");
+    if (n > 0 && !valid_port(v, n)) return 0;
+    if (v[n] == '\0') return 1;
+    v += n + 1;
+  }
+}
+
+
+int loam__url_pg_fixed_value (const char *key) {
+  size_t e;
+  for (e = 0; e < sizeof pg_enums / sizeof pg_enums[0]; e++)
+    if (strcmp(key, pg_enums[e].key) == 0) return 1;
+  return one_of(key, pg_integers) || strcmp(key, "port") == 0;
+}
+
+
+static int check_pg_options (const loam__url *u, loam_error *err) {
+  int i;
+  size_t e;
+  for (i = 0; i < u->nopts; i++) {
+    const char *k = u->opts[i].key, *v = u->opts[i].value;
+    for (e = 0; e < sizeof pg_enums / sizeof pg_enums[0]; e++) {
+      if (strcmp(k, pg_enums[e].key) == 0 && !one_of(v, pg_enums[e].values)) {
+        loam__buf why = LOAM__BUF_INIT;
+        const char *const *w;
+        int rc;
+        loam__buf_adds(&why, " must be one of");
+        for (w = pg_enums[e].values; *w != NULL; w++)
+          loam__buf_addf(&why, "%s %s", w == pg_enums[e].values ? "" : ",", *w);
+        if (loam__buf_cstr(&why) == NULL) rc = loam__err_nomem(err);
+        else rc = loam__url_opt_error(u, i, "PostgreSQL URL option", why.p, 1, err);
+        loam__buf_free(&why);
+        return rc;
+      }
+    }
+    if (one_of(k, pg_integers)) {
+      const char *d = v + (*v == '-');
+      if (*d == '\0' || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9)
+        return loam__url_opt_error(u, i, "PostgreSQL URL option", " must be an integer", 1, err);
+    }
+    if (strcmp(k, "port") == 0 && !valid_ports(v))
+      return loam__url_opt_error(u, i, "PostgreSQL URL option",
+                                 " must be a port (1 to 65535) or a comma-separated list of them",
+                                 1, err);
+  }
+  return LOAM_OK;
+}
+
+
 static int parse_pg (const char *rest, loam__url *u, loam_error *err) {
   const char *end = rest + strcspn(rest, "/?");
-  const char *at = NULL, *p;
+  const char *at = strrchr(rest, '@'), *p;
   loam__buf hosts = LOAM__BUF_INIT, ports = LOAM__BUF_INIT;
   int rc = LOAM_ERROR, first = 1, anyport = 0;
   u->backend = LOAM_POSTGRES;
-  for (p = rest; p < end; p++) if (*p == '@') at = p;
+  /*
+  ** An '@' after the first '/' or '?' belongs either to a password holding
+  ** '/' or '?' or to the database name or an option; guessing wrong would
+  ** show a piece of the password as a host, port or database name.
+  */
+  if (at != NULL && at > end)
+    return loam__err(err, LOAM_E_INVALID_URL,
+                     "the URL has an '@' after a '/' or '?': percent-encode '@', '/' and '?' in "
+                     "the user name and password (%%40, %%2F, %%3F) and '@' in the database name "
+                     "and options (%%40)");
   if (at != NULL) {
     const char *colon = memchr(rest, ':', (size_t)(at - rest));
     size_t un = colon ? (size_t)(colon - rest) : (size_t)(at - rest);
-    if (un > 0 && decode(rest, un, &u->user, "user", err) != LOAM_OK) return LOAM_ERROR;
+    if (un > 0 && decode(rest, un, &u->user, "user name", err) != LOAM_OK) return LOAM_ERROR;
     if (colon != NULL && decode(colon + 1, (size_t)(at - colon - 1), &u->password,
                                 "password", err) != LOAM_OK)
       return LOAM_ERROR;
@@ -209,7 +361,9 @@ static int parse_pg (const char *rest, loam__url *u, loam_error *err) {
     if (n > 0 && decode(db, n, &u->dbname, "database name", err) != LOAM_OK) goto done;
     end = db + n;
   }
-  if (*end == '?' && parse_query(end + 1, u, err) != LOAM_OK) goto done;
+  if (*end == '?' &&
+      (parse_query(end + 1, u, err) != LOAM_OK || check_pg_options(u, err) != LOAM_OK))
+    goto done;
   rc = LOAM_OK;
 done:
   loam__buf_free(&hosts);
@@ -236,12 +390,17 @@ int loam__url_parse (const char *url, loam__url *u, loam_error *err) {
                        (int)n, url);
     return parse_pg(url + n + 3, u, err);
   }
-  {
-    size_t shown = n > 32 ? 32 : n;
+  /*
+  ** Without its scheme, 'bob:secret@host/db' reads as scheme 'bob': the
+  ** text before ':' is shown only when it is followed by '://' or the URL
+  ** has no userinfo, and looks like a scheme.
+  */
+  if (n <= 32 && (strncmp(url + n, "://", 3) == 0 || strchr(url, '@') == NULL) &&
+      strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-") == n)
     return loam__err(err, LOAM_E_INVALID_URL,
-                     "unknown URL scheme '%.*s' (expected sqlite: or postgres://)",
-                     (int)shown, url);
-  }
+                     "unknown URL scheme '%.*s' (expected sqlite: or postgres://)", (int)n, url);
+  return loam__err(err, LOAM_E_INVALID_URL,
+                   "unknown URL scheme (expected sqlite: or postgres://)");
 }
 
 

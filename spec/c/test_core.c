@@ -82,11 +82,24 @@ TEST(url_errors) {
   CHECK(parse_fails("sqlite:", &err));
   CHECK_HAS(err.message, "no path");
   CHECK(parse_fails("sqlite:x.db?mode=rx", &err));
-  CHECK_HAS(err.message, "'mode' must be ro, rw or rwc");
+  CHECK_STR(err.message, "SQLite URL option 'mode' must be ro, rw or rwc (got 'rx')");
   CHECK(parse_fails("sqlite:x.db?busy_timeout=soon", &err));
   CHECK_HAS(err.message, "busy_timeout");
   CHECK(parse_fails("sqlite:x.db?journal=wal", &err));
-  CHECK_STR(err.message, "unknown SQLite URL option 'journal' (known: mode, busy_timeout)");
+  CHECK_STR(err.message, "unknown SQLite URL option 'journal' "
+                         "(known: mode, busy_timeout, journal_mode, immutable)");
+  CHECK(parse_fails("sqlite:x.db?journal_mode=fast", &err));
+  CHECK_STR(err.message, "SQLite URL option 'journal_mode' must be wal, delete, truncate, "
+                         "persist, memory or off (got 'fast')");
+  CHECK(parse_fails("sqlite:x.db?immutable=yes", &err));
+  CHECK_STR(err.message, "SQLite URL option 'immutable' must be 1, 0, true or false (got 'yes')");
+  CHECK(parse_fails("postgres://h/db?sslmode=sometimes", &err));
+  CHECK_STR(err.message, "PostgreSQL URL option 'sslmode' must be one of disable, allow, prefer, "
+                         "require, verify-ca, verify-full (got 'sometimes')");
+  CHECK(parse_fails("postgres://h/db?connect_timeout=soon", &err));
+  CHECK_STR(err.message, "PostgreSQL URL option 'connect_timeout' must be an integer (got 'soon')");
+  CHECK(parse_fails("postgres://h/db?port=5432,x", &err));
+  CHECK_HAS(err.message, "option 'port' must be a port");
   CHECK(parse_fails("sqlite:x.db?flag", &err));
   CHECK_STR(err.message, "URL option 'flag' has no value");
   CHECK(parse_fails("postgres:db", &err));
@@ -107,6 +120,142 @@ TEST(url_errors) {
   loam_error_clear(&err);
   loam_error_clear(&err);
   loam_error_clear(NULL);
+}
+
+
+/*
+** URLs whose user name and password hold the characters that delimit the
+** other parts ('/', '?', '@', ':', '&', '#', ',', '[') unencoded, or that
+** break in every branch of the parser.  Every piece of every user name and
+** password contains "SECRET": whether a URL parses or fails, no other part
+** and no message may contain it.
+*/
+static const char *const hostile[] = {
+  "postgres://u:SECRET1/SECRET2@db.example/app",
+  "postgres://u:SECRET1?SECRET2@db.example/app",
+  "postgres://u:SECRET1?SECRET2=x@db.example/app?sslmode=disable",
+  "postgres://u:SECRET1/SECRET2@db.example:5432/app?x=@",
+  "postgres://u:SECRET1@SECRET2@db.example/app",
+  "postgres://u:SECRET1@SECRET2/SECRET3@db.example/app",
+  "postgres://u:SECRET1:SECRET2@db.example/app",
+  "postgres://SECRETU1:SECRET2:SECRET3@h:5432/db",
+  "postgres://u:SECRET1&SECRET2=SECRET3@h/db",
+  "postgres://u:SECRET1#SECRET2@h/db",
+  "postgres://u:SECRET1,SECRET2@h1,h2/db",
+  "postgres://u:SECRET1[SECRET2@[::1]:5432/db",
+  "postgres://u:SECRET1]:SECRET2@[::1]/db",
+  "postgres://u:SECRET1%zzSECRET2@h/db",
+  "postgres://u:SECRET1%00SECRET2@h/db",
+  "postgres://SECRETU%zz:SECRET1@h/db",
+  "postgres://:SECRET1@h/db",
+  "postgres://SECRETU:@h/db",
+  "postgres://SECRETU@/db?host=/run/sock",
+  "postgres://u:SECRET1@h1,,h2/db",
+  "postgres://u:SECRET1@[::1/db",
+  "postgres://u:SECRET1@[::1]x/db",
+  "postgres://u:SECRET1@h:99999/db",
+  "postgres://u:SECRET1@h:/db",
+  "postgres://u:SECRET1@h/d%zzb",
+  "postgres://u:SECRET1@/db?host=%zz",
+  "postgres://u:SECRET1@h/db?flag",
+  "postgres://u:SECRET1@h/db?=v",
+  "postgres://u:SECRET1@h/db?sslmode=nope",
+  "postgres://u:SECRET1@h/db?%zz=1",
+  "postgres://h/db?password=SECRET1&SECRET2",
+  "postgres://h/db?password=SECRET1&=SECRET2",
+  "postgres://h/db?password=SECRET1&sslmode=SECRET2",
+  "postgres://h/db?password=SECRET1&port=SECRET2",
+  "postgres://h/db?password=SECRET1&connect_timeout=SECRET2",
+  "postgres://h/db?sslpassword=SECRET1&target_session_attrs=SECRET2",
+  "postgres://h/db?password=SECRET1%zz",
+  "postgresql://SECRETU:SECRET1@[SECRET2",
+  "postgres:SECRETU:SECRET1@h/db",
+  "mysql://SECRETU:SECRET1@h/db",
+  "SECRETU:SECRET1@h/db",
+  "//SECRETU:SECRET1@h/db",
+  "sqlite://SECRETU:SECRET1@/tmp/x.db",
+  "sqlite://SECRETU:SECRET1@h/x.db?mode=ro",
+  NULL
+};
+
+
+/* True when any field of 'err' contains 's'. */
+static int error_has (const loam_error *err, const char *s) {
+  const char *f[5];
+  int i;
+  f[0] = err->message; f[1] = err->detail; f[2] = err->constraint;
+  f[3] = err->table; f[4] = err->column;
+  for (i = 0; i < 5; i++) if (f[i] != NULL && strstr(f[i], s) != NULL) return 1;
+  return strstr(err->sqlstate, s) != NULL;
+}
+
+
+static int has (const char *field, const char *s) {
+  return field != NULL && strstr(field, s) != NULL;
+}
+
+
+TEST(url_never_shows_userinfo) {
+  int i, j;
+  for (i = 0; hostile[i] != NULL; i++) {
+    loam_error err = LOAM_ERROR_INIT;
+    loam__url u;
+    int rc = loam__url_parse(hostile[i], &u, &err);
+    if (rc == LOAM_OK) {
+      int bad = has(u.host, "SECRET") || has(u.port, "SECRET") || has(u.dbname, "SECRET") ||
+                has(u.path, "SECRET");
+      for (j = 0; j < u.nopts; j++)
+        if (!u.opts[j].secret && !loam__url_is_secret_key(u.opts[j].key) &&
+            (has(u.opts[j].key, "SECRET") || has(u.opts[j].value, "SECRET")))
+          bad = 1;
+      if (bad) t_fail(__FILE__, __LINE__, "a secret left the userinfo parsing '%s'", hostile[i]);
+    }
+    else {
+      if (err.code != LOAM_E_INVALID_URL || err.message == NULL)
+        t_fail(__FILE__, __LINE__, "'%s' failed with code %d", hostile[i], (int)err.code);
+      if (error_has(&err, "SECRET"))
+        t_fail(__FILE__, __LINE__, "'%s' gave the message '%s'", hostile[i], err.message);
+    }
+    loam__url_free(&u);
+    loam_error_clear(&err);
+    if (t_failed()) return;
+  }
+}
+
+
+/* Each part of the userinfo lands whole in its field. */
+TEST(url_userinfo_split) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam__url u;
+  CHECK_OK(loam__url_parse("postgres://u:a@b:c#d,e[f]@h/db", &u, &err), &err);
+  CHECK_STR(u.user, "u");
+  CHECK_STR(u.password, "a@b:c#d,e[f]");
+  CHECK_STR(u.host, "h");
+  CHECK_STR(u.dbname, "db");
+  loam__url_free(&u);
+  CHECK_OK(loam__url_parse("postgres://u:p%2Fq%3Fr@h/db?application_name=a%40b", &u, &err),
+           &err);
+  CHECK_STR(u.password, "p/q?r");
+  CHECK_STR(u.opts[0].value, "a@b");
+  loam__url_free(&u);
+  CHECK(parse_fails("postgres://u:p/q@h/db", &err));
+  CHECK_STR(err.message, "the URL has an '@' after a '/' or '?': percent-encode '@', '/' and '?' "
+                         "in the user name and password (%40, %2F, %3F) and '@' in the database "
+                         "name and options (%40)");
+  CHECK(parse_fails("postgres://h/db?application_name=a@b", &err));
+  CHECK_HAS(err.message, "'@' after a '/' or '?'");
+  CHECK(parse_fails("postgres://h/db?password=x&bogus", &err));
+  CHECK_STR(err.message, "URL option #2 has no value (it follows a password option: "
+                         "write '&' inside a password as %26)");
+  CHECK(parse_fails("postgres://h/db?password=x&sslmode=nope", &err));
+  CHECK_STR(err.message, "PostgreSQL URL option #2 must be one of disable, allow, prefer, "
+                         "require, verify-ca, verify-full (it follows a password option: "
+                         "write '&' inside a password as %26)");
+  CHECK(parse_fails("bob:pw@h/db", &err));
+  CHECK_STR(err.message, "unknown URL scheme (expected sqlite: or postgres://)");
+  CHECK(parse_fails("sqlite://bob:pw@/tmp/x.db", &err));
+  CHECK_STR(err.message, "SQLite URL takes no user name or password (write sqlite:path/to.db)");
+  loam_error_clear(&err);
 }
 
 
@@ -229,6 +378,13 @@ TEST(buf_and_error_names) {
   loam__buf_free(&b);
   CHECK_STR(loam_errcode_name(LOAM_E_UNIQUE_VIOLATION), "unique_violation");
   CHECK_STR(loam_errcode_name(LOAM_E_DATABASE_ERROR), "database_error");
+  /* Codes are append-only: the older ones keep their numbers. */
+  CHECK_INT(LOAM_E_DATABASE_ERROR, 22);
+  CHECK_STR(loam_errcode_name(LOAM_E_DISK_FULL), "disk_full");
+  CHECK_STR(loam_errcode_name(LOAM_E_CORRUPT), "corrupt");
+  CHECK_STR(loam_errcode_name(LOAM_E_IO_ERROR), "io_error");
+  CHECK_STR(loam_errcode_name(LOAM_E_UNDEFINED_FUNCTION), "undefined_function");
+  for (i = 0; i < LOAM_E__COUNT; i++) CHECK(strcmp(loam_errcode_name(i), "unknown") != 0);
   CHECK_STR(loam_errcode_name(-1), "unknown");
   CHECK_STR(loam_errcode_name(LOAM_E__COUNT), "unknown");
   CHECK_STR(loam_type_name(LOAM_BLOB), "blob");

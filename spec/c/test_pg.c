@@ -1024,7 +1024,65 @@ TEST(pg_wrong_password_is_auth_failed) {
   CHECK(c == NULL);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
   CHECK_HAS(e.message, "password authentication failed");
+  CHECK_STR(e.sqlstate, "28P01");
   CHECK(strstr(e.message, "wrongpass") == NULL);
+  CHECK(strchr(e.message, '\n') == NULL);
+  CHECK(strstr(e.message, "28P01") == NULL);
+  loam_error_clear(&e);
+}
+
+
+/*
+** libpq names the user, host and database in its messages: a password that
+** appears there (here it equals the user name) is masked, and so is every
+** value that follows a password option, which an unencoded '&' in that
+** password may have cut off.
+*/
+TEST(pg_connect_messages_never_show_a_password) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  char url[1024];
+  PG_SOCKET_URL(same, "loam_pw:loam_pw", "loam_test");
+  CHECK_INT(loam_connect(same, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK_HAS(e.message, "password authentication failed for user \"***\"");
+  CHECK(strstr(e.message, "loam_pw") == NULL);
+  snprintf(url, sizeof url, "postgresql://loam_pw@/loam_test?host=%s&port=%s&password=SECRETa1",
+           getenv("LOAM_TEST_PG_HOST"), getenv("LOAM_TEST_PG_PORT"));
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK(strstr(e.message, "SECRET") == NULL);
+  /* The right password, then a piece of it taken for the database name. */
+  snprintf(url, sizeof url, "postgresql://loam_pw@/loam_test?host=%s&password=secret&port=%s"
+           "&dbname=SECRETb2", getenv("LOAM_TEST_PG_HOST"), getenv("LOAM_TEST_PG_PORT"));
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_STR(e.sqlstate, "3D000");
+  CHECK_HAS(e.message, "database \"***\" does not exist");
+  /* A checked number after the password is no piece of it: the socket keeps its port. */
+  snprintf(url, sizeof url, ".s.PGSQL.%s\"", getenv("LOAM_TEST_PG_PORT"));
+  CHECK_HAS(e.message, url);
+  CHECK(strstr(e.message, "SECRET") == NULL);
+  CHECK(strstr(e.message, "LOCATION") == NULL);
+  CHECK_INT(loam_connect("postgresql://h/db?password=SECRETc1&SECRETc2=x", NULL, &c, &e),
+            LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_INVALID_URL);
+  CHECK_STR(e.message, "unknown PostgreSQL URL option #2 (it follows a password option: "
+                       "write '&' inside a password as %26)");
+  CHECK(c == NULL);
+  loam_error_clear(&e);
+}
+
+
+/* A missing database is a connection failure, told by its SQLSTATE. */
+TEST(pg_missing_database_is_connection_failed) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  PG_SOCKET_URL(url, "loam_pw:secret", "loam_no_such_db");
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_STR(e.sqlstate, "3D000");
+  CHECK_HAS(e.message, "database \"loam_no_such_db\" does not exist");
   CHECK(strchr(e.message, '\n') == NULL);
   loam_error_clear(&e);
 }
@@ -1057,6 +1115,7 @@ TEST(pg_unknown_role_is_auth_failed) {
   PG_SOCKET_URL(url, "loam_no_such_role", "loam_test");
   CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_AUTH_FAILED);
+  CHECK_STR(e.sqlstate, "28000");
   CHECK_HAS(e.message, "loam_no_such_role");
   loam_error_clear(&e);
 }
@@ -1112,6 +1171,58 @@ TEST(pg_connect_timeout) {
 }
 
 
+/*
+** A list of hosts goes on past a host that refuses (libpq moves on by
+** itself) and past one that never answers (the deadline ends that attempt
+** and a new one starts with the hosts after it), as libpq's own blocking
+** connect does.
+*/
+TEST(pg_host_list_fails_over) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  struct sockaddr_un sa;
+  const char *host = getenv("LOAM_TEST_PG_HOST"), *port = getenv("LOAM_TEST_PG_PORT");
+  char url[1024];
+  int fd, rc;
+  PG_URL(base);
+  (void)base;
+  CHECK(host != NULL && port != NULL);
+  snprintf(url, sizeof url, "postgresql://postgres@/loam_test?host=%s/none,%s&port=5998,%s",
+           t_tmpdir(), host, port);
+  CHECK_OK(loam_connect(url, NULL, &c, &e), &e);
+  CHECK_INT(scalar(c, "SELECT 1", 0), 1);
+  loam_conn_close(c);
+  c = NULL;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.5997", t_tmpdir());
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(fd >= 0);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4) != 0) {
+    close(fd);
+    CHECK(!"could not listen on a unix socket");
+  }
+  snprintf(url, sizeof url, "postgresql://postgres@/loam_test?host=%s,%s&port=5997,%s",
+           t_tmpdir(), host, port);
+  o.connect_timeout_s = 2;
+  rc = loam_connect(url, &o, &c, &e);
+  close(fd);
+  unlink(sa.sun_path);
+  CHECK_OK(rc, &e);
+  CHECK_INT(scalar(c, "SELECT 1", 0), 1);
+  loam_conn_close(c);
+  /* Every host timing out or refusing: the message tells of each. */
+  snprintf(url, sizeof url, "postgresql://u@/x?host=%s/none,%s/none2&port=5996", t_tmpdir(),
+           t_tmpdir());
+  CHECK_INT(loam_connect(url, NULL, &c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_HAS(e.message, "/none/.s.PGSQL.5996");
+  CHECK_HAS(e.message, "/none2/.s.PGSQL.5996");
+  loam_error_clear(&e);
+}
+
+
 TEST(pg_unknown_option_is_invalid_url) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = NULL;
@@ -1119,7 +1230,7 @@ TEST(pg_unknown_option_is_invalid_url) {
   (void)base;
   CHECK_INT(loam_connect("postgresql:///x?bogus_option=1", NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_INVALID_URL);
-  CHECK_HAS(e.message, "bogus_option");
+  CHECK_STR(e.message, "unknown PostgreSQL URL option 'bogus_option'");
   CHECK_INT(loam_connect("postgresql:///x?sslmode=sometimes", NULL, &c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_INVALID_URL);
   loam_error_clear(&e);
