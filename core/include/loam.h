@@ -184,7 +184,11 @@ typedef struct loam_conn_opts {
 ** SQLite URLs accept '?mode=ro|rw|rwc' and '?busy_timeout=MS'.
 ** PostgreSQL query options are passed to libpq as connection keywords.
 ** SQLite connections enable foreign keys, set busy_timeout and use WAL for
-** file databases.  'opts' may be NULL.  On success '*out' receives a handle
+** file databases.  PostgreSQL connections set, in the startup packet (so
+** role and database settings cannot override them), client_encoding UTF8,
+** standard_conforming_strings on, DateStyle ISO, IntervalStyle postgres,
+** TimeZone UTC and extra_float_digits 3, and fail (LOAM_E_CONNECTION_FAILED)
+** when the server reports another value for one.  'opts' may be NULL.  On success '*out' receives a handle
 ** the caller frees with 'loam_conn_close'; on failure '*out' is NULL.
 */
 LOAM_API int loam_connect (const char *url,

@@ -453,16 +453,87 @@ static void quiet_notice (void *arg, const char *message) {
 }
 
 
+/*
+** The session settings loam's SQL and value parsing rely on, sent as
+** '-c' switches in the startup packet's 'options'.  Settings from the
+** client outrank those of the role and the database (ALTER ROLE ... SET),
+** so no server configuration can turn them back:
+**   standard_conforming_strings  the placeholder scanner and the DDL
+**                                literals read '\' as an ordinary character;
+**   DateStyle, IntervalStyle     dates, timestamps and intervals come back
+**                                in the ISO / postgres text forms;
+**   TimeZone                     timestamptz values come back in UTC;
+**   extra_float_digits           floats come back with every digit, so
+**                                they round-trip exactly.
+** client_encoding goes as its own keyword, last, so it wins as well.
+** The values have no blanks, which 'options' would take as separators.
+*/
+static const struct { const char *name, *value; } session[] = {
+  { "standard_conforming_strings", "on" },
+  { "DateStyle", "ISO,MDY" },
+  { "IntervalStyle", "postgres" },
+  { "TimeZone", "UTC" },
+  { "extra_float_digits", "3" },
+};
+
+
+/* Builds the 'options' keyword: the user's own switches, then loam's, which win. */
+static void session_options (loam__buf *b, const char *user) {
+  size_t i;
+  if (user != NULL && *user != '\0') {
+    loam__buf_adds(b, user);
+    loam__buf_addc(b, ' ');
+  }
+  for (i = 0; i < sizeof session / sizeof session[0]; i++)
+    loam__buf_addf(b, "%s-c %s=%s", i ? " " : "", session[i].name, session[i].value);
+}
+
+
+/*
+** A setting the server reports back (all but extra_float_digits) has the
+** value loam asked for.  DateStyle is reported as "ISO, MDY".
+*/
+static int setting_ok (PGconn *pg, const char *name, const char *want) {
+  const char *v = PQparameterStatus(pg, name);
+  if (v == NULL) return 1;   /* not reported: nothing to check */
+  if (strcmp(name, "DateStyle") == 0) return strncmp(v, "ISO,", 4) == 0;
+  return strcmp(v, want) == 0;
+}
+
+
+/*
+** Checks the settings the server reports back.  Against a plain server
+** they always hold; a proxy in front of it that drops the startup
+** 'options' would
+** leave them unset, and the connection fails then, naming the setting,
+** rather than misreading literals and values later.
+*/
+static int check_session (PGconn *pg, loam_error *err) {
+  size_t i;
+  if (!setting_ok(pg, "client_encoding", "UTF8"))
+    return loam__err(err, LOAM_E_CONNECTION_FAILED,
+                     "the session has client_encoding '%s'; loam needs UTF8",
+                     PQparameterStatus(pg, "client_encoding"));
+  for (i = 0; i < sizeof session / sizeof session[0]; i++)
+    if (!setting_ok(pg, session[i].name, session[i].value))
+      return loam__err(err, LOAM_E_CONNECTION_FAILED,
+                       "the session has %s '%s'; loam needs %s (the startup options were dropped)",
+                       session[i].name, PQparameterStatus(pg, session[i].name), session[i].value);
+  return LOAM_OK;
+}
+
+
 static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o,
                     loam_error *err) {
   const char **keys, **vals;
-  const char *pw[2];
+  const char *pw[2], *useropts = NULL;
   char timeout[24];
   int n = 0, npw = 0, i, has_timeout = 0;
+  loam__buf options = LOAM__BUF_INIT;
   PGconn *pg;
   pgconn *pc;
-  keys = malloc(sizeof *keys * (size_t)(u->nopts + 9));
-  vals = malloc(sizeof *vals * (size_t)(u->nopts + 9));
+  keys = malloc(sizeof *keys * (size_t)(u->nopts + 10));
+  vals = malloc(sizeof *vals * (size_t)(u->nopts + 10));
   if (keys == NULL || vals == NULL) {
     free(keys);
     free(vals);
@@ -476,6 +547,7 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
   KW("dbname", u->dbname);
   KW("fallback_application_name", "loam");
   for (i = 0; i < u->nopts; i++) {
+    if (strcmp(u->opts[i].key, "options") == 0) { useropts = u->opts[i].value; continue; }
     KW(u->opts[i].key, u->opts[i].value);
     if (strcmp(u->opts[i].key, "connect_timeout") == 0) has_timeout = 1;
     if (strcmp(u->opts[i].key, "password") == 0 && npw < 2) pw[npw++] = u->opts[i].value;
@@ -484,6 +556,15 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
     snprintf(timeout, sizeof timeout, "%d", o->connect_timeout_s);
     KW("connect_timeout", timeout);
   }
+  /* libpq reads PGOPTIONS only when no 'options' keyword is given, as here. */
+  if (useropts == NULL) useropts = getenv("PGOPTIONS");
+  session_options(&options, useropts);
+  if (loam__buf_cstr(&options) == NULL) {
+    free(keys);
+    free(vals);
+    return loam__err_nomem(err);
+  }
+  KW("options", options.p);
   /* Last, so it wins: result text is promised to be UTF-8. */
   KW("client_encoding", "UTF8");
 #undef KW
@@ -492,6 +573,7 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
   pg = PQconnectdbParams(keys, vals, 0);
   free(keys);
   free(vals);
+  loam__buf_free(&options);
   if (pg == NULL) return loam__err_nomem(err);
   if (PQstatus(pg) != CONNECTION_OK) {
     loam__buf b = LOAM__BUF_INIT;
@@ -503,12 +585,16 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
     PQfinish(pg);
     return LOAM_ERROR;
   }
+  PQsetNoticeProcessor(pg, quiet_notice, NULL);
+  if (check_session(pg, err) != LOAM_OK) {
+    PQfinish(pg);
+    return LOAM_ERROR;
+  }
   pc = calloc(1, sizeof *pc);
   if (pc == NULL) {
     PQfinish(pg);
     return loam__err_nomem(err);
   }
-  PQsetNoticeProcessor(pg, quiet_notice, NULL);
   pc->pg = pg;
   pc->conn = conn;
   conn->impl = pc;
