@@ -20,6 +20,7 @@
 
 typedef struct sq_conn {
   sqlite3 *db;
+  loam__buf sql;             /* scratch: the text as SQLite prepares it */
 } sq_conn;
 
 /*
@@ -31,6 +32,7 @@ typedef struct sq_prep {
   sqlite3_stmt *st;
   unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
   int ncols;
+  int nparams;               /* parameters the text takes, as loam reads it */
   int is_insert;
 } sq_prep;
 
@@ -193,6 +195,7 @@ static void sq_close (loam_conn *c) {
   sq_conn *sc = c->impl;
   if (sc == NULL) return;
   sqlite3_close_v2(sc->db);
+  loam__buf_free(&sc->sql);
   free(sc);
   c->impl = NULL;
 }
@@ -216,27 +219,44 @@ static int is_bool_decl (const char *t) {
 }
 
 
-/* Prepares 'sql' into a new 'sq_prep' in '*out'. */
-static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent, sq_prep **out,
+/*
+** Prepares 'sql' into a new 'sq_prep' in '*out'.  The text goes through
+** loam's placeholder scanner first ('loam__sql_params'), so that '$n'
+** means the n-th parameter as on PostgreSQL (SQLite alone would number
+** '$2' by its first appearance) and the parameter count is read the same
+** way on both backends.  A placeholder form loam does not read (':name',
+** '@name', '$name', or a '?' that SQLite reads outside what PostgreSQL
+** takes for a literal) shows as a count SQLite disagrees with.
+*/
+static int prepare_new (sq_conn *sc, const char *sql, int persistent, sq_prep **out,
                         loam_error *err) {
   const char *tail = NULL;
-  sq_prep *p = calloc(1, sizeof *p);
-  int rc, i;
-  if (p == NULL) return loam__err_nomem(err);
-  rc = sqlite3_prepare_v3(db, sql, (int)len, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st,
-                          &tail);
+  sq_prep *p;
+  int rc, i, nparams;
+  loam__buf_reset(&sc->sql);
+  if (loam__sql_params(sql, LOAM_SQLITE, &sc->sql, &nparams, err) != LOAM_OK) return LOAM_ERROR;
+  if ((p = calloc(1, sizeof *p)) == NULL) return loam__err_nomem(err);
+  rc = sqlite3_prepare_v3(sc->db, sc->sql.p, (int)sc->sql.len + 1,
+                          persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st, &tail);
   if (rc != SQLITE_OK) {
     free_prep(p);
-    return sq_error(db, rc, err);
+    return sq_error(sc->db, rc, err);
   }
   if (p->st == NULL) {
     free_prep(p);
     return loam__err(err, LOAM_E_MISUSE, "SQL holds no statement");
   }
-  if (tail != NULL && has_second_statement(db, tail)) {
+  if (tail != NULL && has_second_statement(sc->db, tail)) {
     free_prep(p);
     return loam__err(err, LOAM_E_MISUSE, "SQL holds more than one statement; run them one at a time");
   }
+  if (sqlite3_bind_parameter_count(p->st) != nparams) {
+    free_prep(p);
+    return loam__err(err, LOAM_E_MISUSE, "SQL holds placeholders loam does not read: write "
+                     "them as '?' or '$n' (not ':name', '@name' or '$name'), outside literals, "
+                     "quoted names and comments");
+  }
+  p->nparams = nparams;
   p->ncols = sqlite3_column_count(p->st);
   for (i = 0; i < p->ncols; i++) {
     if (is_bool_decl(sqlite3_column_decltype(p->st, i))) {
@@ -258,7 +278,7 @@ static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) 
   s->ce = loam__cache_get(&c->cache, sql, len);
   if (s->ce != NULL) s->prep = loam__cache_handle(s->ce);
   else {
-    if (prepare_new(dbof(c), sql, len, c->cache.capacity > 0, &s->prep, err) != LOAM_OK)
+    if (prepare_new(c->impl, sql, c->cache.capacity > 0, &s->prep, err) != LOAM_OK)
       return LOAM_ERROR;
     s->ce = loam__cache_put(&c->cache, sql, len, s->prep);
   }
@@ -269,7 +289,7 @@ static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) 
 
 static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *err) {
   sqlite3 *db = sqlite3_db_handle(s->st);
-  int expected = sqlite3_bind_parameter_count(s->st), i, rc = SQLITE_OK;
+  int expected = s->prep->nparams, i, rc = SQLITE_OK;
   if (expected != nparams)
     return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d", expected,
                      expected == 1 ? "" : "s", nparams);
