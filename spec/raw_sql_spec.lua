@@ -177,3 +177,102 @@ for backend, pg in helper.each_backend() do
     end)
   end)
 end
+
+-- Integers bind where the server wants int2, int4, int8, numeric or oid,
+-- exact to 64 bits, and come back as integers where the context says
+-- nothing of their type.  Both with the statement cache and without it
+-- (unnamed statements, as behind a transaction-pooling proxy).
+for backend, pg in helper.each_backend() do
+  for _, cache in ipairs({ 64, 0 }) do
+    describe(backend.label .. ", statement_cache = " .. cache .. ": integer parameters", function()
+      local db
+
+      before_each(function()
+        db = helper.connect(backend, { statement_cache = cache })
+        helper.table(db, "ints",
+          "id integer primary key, s smallint, i integer, b bigint, n numeric, o integer",
+          "id integer primary key, s smallint, i integer, b bigint, n numeric, o oid")
+      end)
+
+      after_each(function()
+        helper.finish(db, { "ints" })
+      end)
+
+      it("come back as integers from an untyped context", function()
+        local r = db:query("SELECT ? AS x, coalesce(?, ?) AS y", { 5, 6, 7 })[1]
+        assert.are.equal(5, r.x)
+        assert.are.equal("integer", math.type(r.x))
+        assert.are.equal(6, r.y)
+        assert.are.equal("integer", math.type(r.y))
+        assert.are.equal(math.maxinteger, db:query("SELECT ? AS x", { math.maxinteger })[1].x)
+        assert.are.equal(math.mininteger, db:query("SELECT ? AS x", { math.mininteger })[1].x)
+        assert.is_false(db:query("SELECT ? IS NULL AS z", { 1 })[1].z == true)
+      end)
+
+      it("insert into smallint, integer, bigint, numeric and oid columns, exactly", function()
+        local big, near53 = math.maxinteger, 9007199254740993   -- 2^53 + 1
+        db:exec("INSERT INTO ints (id, s, i, b, n, o) VALUES (?, ?, ?, ?, ?, ?)",
+                { 1, 32767, 2147483647, big, near53, 4000000000 })
+        db:exec("INSERT INTO ints (id, s, i, b, n, o) VALUES (?, ?, ?, ?, ?, ?)",
+                { 2, -32768, -2147483648, math.mininteger, -near53, 7 })
+        local rows = db:query("SELECT s, i, b, n, o FROM ints WHERE id = ? OR id = ? ORDER BY id",
+                              { 1, 2 })
+        assert.are.same({ 32767, 2147483647, big, 4000000000 },
+                        { rows[1].s, rows[1].i, rows[1].b, rows[1].o })
+        assert.are.same({ -32768, -2147483648, math.mininteger, 7 },
+                        { rows[2].s, rows[2].i, rows[2].b, rows[2].o })
+        -- numeric comes back as text on PostgreSQL; its digits are exact
+        assert.are.equal("9007199254740993", tostring(rows[1].n))
+        assert.are.equal("-9007199254740993", tostring(rows[2].n))
+        assert.are.equal(1, db:query("SELECT count(*) AS c FROM ints WHERE n = ?", { near53 })[1].c)
+        assert.are.equal(1, db:query("SELECT count(*) AS c FROM ints WHERE o = ?", { 7 })[1].c)
+      end)
+
+      it("compare with a narrower column or literal whatever their size", function()
+        db:exec("INSERT INTO ints (id, s, i) VALUES (1, 1, 1)")
+        for _, v in ipairs({ 1, 40000, 3000000000, math.maxinteger, math.mininteger }) do
+          local want = v == 1 and 1 or 0
+          assert.are.equal(want, db:query("SELECT count(*) AS c FROM ints WHERE s = ?", { v })[1].c)
+          assert.are.equal(want, db:query("SELECT count(*) AS c FROM ints WHERE i = ?", { v })[1].c)
+        end
+        assert.are.equal(math.maxinteger, db:query("SELECT ? + 1 AS x", { math.maxinteger - 1 })[1].x)
+        assert.is_true(db:query("SELECT ? = 1 AS t", { 1 })[1].t == true
+                       or db:query("SELECT ? = 1 AS t", { 1 })[1].t == 1)
+      end)
+
+      it("keep a transaction intact when the server cannot infer their type", function()
+        db:transaction(function()
+          db:exec("INSERT INTO ints (id) VALUES (?)", { 1 })
+          local r = db:query("SELECT ? IS NULL AS z, ? AS x", { 3, 4 })[1]
+          assert.are.equal(4, r.x)
+          db:exec("INSERT INTO ints (id) VALUES (?)", { 2 })
+        end)
+        assert.are.equal(2, helper.count(db, "ints"))
+      end)
+
+      if pg then
+        it("work where the server wants int4: pg_terminate_backend, generate_series", function()
+          local victim = helper.connect(backend)
+          local pid = victim:query("SELECT pg_backend_pid() AS p")[1].p
+          assert.is_true(db:query("SELECT pg_terminate_backend(?) AS t", { pid })[1].t)
+          local err = catch(function() return victim:query("SELECT 1 AS x") end)
+          assert.are.equal("connection_failed", err.code)
+          victim:close()
+          assert.are.equal(10, db:query("SELECT count(*) AS c FROM generate_series(?, ?)",
+                                        { 1, 10 })[1].c)
+          assert.are.equal(5, db:query("SELECT ?::int2 AS x", { 5 })[1].x)
+          assert.are.equal("pg_class", db:query("SELECT relname FROM pg_class WHERE oid = ?",
+                                                { 1259 })[1].relname)
+        end)
+
+        it("report a value out of range of the wanted type as data_error", function()
+          local err = catch(function()
+            return db:exec("INSERT INTO ints (id, s) VALUES (?, ?)", { 1, 40000 })
+          end)
+          assert.are.equal("data_error", err.code)
+          assert.are.equal(0, helper.count(db, "ints"))
+        end)
+      end
+    end)
+  end
+end

@@ -232,6 +232,12 @@ typedef struct loam_stmt loam_stmt;
 ** must refuse text that contains one, as the Lua binding does.  Rows are
 ** then read with 'loam_step'.
 **
+** On PostgreSQL an integer value takes the parameter type the statement
+** wants (int2, int4, int8, numeric, oid), learned once per statement shape
+** by a Parse and Describe with the integers untyped; where the statement
+** says nothing ('SELECT ?') or the value does not fit what it wants, the
+** integer is bound as int8.
+**
 ** Without LOAM_STREAM a PostgreSQL result is fetched whole, and the
 ** connection is free for other statements at once.  With LOAM_STREAM rows
 ** arrive one at a time in constant memory and the connection runs nothing

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "loam.h"
+#include "loam_int.h"
 #include "t.h"
 
 
@@ -965,6 +966,52 @@ TEST(pg_cache_eviction_in_failed_transaction) {
   CHECK_INT(scalar(c, "SELECT 1 AS one", 0), 1);
   CHECK(server_prepared(c) <= 2);
   loam_conn_close(c);
+  loam_error_clear(&e);
+}
+
+
+/*
+** Integer parameters in a pipeline (the batched loader's path) take the
+** types the server wants, learned before the pipeline starts: 'repeat'
+** takes an int4, and an untyped 'SELECT ?' is still an integer.  With the
+** statement cache and without it.
+*/
+TEST(pg_pipeline_integer_parameter_types) {
+  loam_error e = LOAM_ERROR_INIT;
+  int cache;
+  for (cache = 0; cache <= 4; cache += 4) {
+    loam_value p1[1], p2[1];
+    loam__pipe q[2];
+    loam_value v;
+    int round, i;
+    PG_OPEN(c, cache, &e);
+    for (round = 0; round < 2; round++) {   /* the second round runs on what was learned */
+      memset(q, 0, sizeof q);
+      p1[0] = loam_int(3);
+      p2[0] = loam_int(9000000000 + round);
+      q[0].sql = "SELECT repeat('ab', ?) AS r";
+      q[0].params = p1;
+      q[0].nparams = 1;
+      q[1].sql = "SELECT ? AS x";
+      q[1].params = p2;
+      q[1].nparams = 1;
+      CHECK_OK(c->drv->pipeline(c, q, 2, &e), &e);
+      CHECK_INT(loam_step(q[0].stmt, &e), LOAM_ROW);
+      CHECK_OK(loam_column(q[0].stmt, 0, &v), &e);
+      CHECK_INT(v.type, LOAM_TEXT);
+      CHECK_STR(v.u.s.ptr, "ababab");
+      CHECK_INT(loam_step(q[1].stmt, &e), LOAM_ROW);
+      CHECK_OK(loam_column(q[1].stmt, 0, &v), &e);
+      CHECK_INT(v.type, LOAM_INT);
+      CHECK_INT(v.u.i, 9000000000 + round);
+      for (i = 0; i < 2; i++) {
+        c->drv->finish(q[i].stmt);
+        free(q[i].stmt);
+      }
+    }
+    CHECK_INT(loam_conn_cached_statements(c), cache == 0 ? 0 : 2);
+    loam_conn_close(c);
+  }
   loam_error_clear(&e);
 }
 
