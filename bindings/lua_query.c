@@ -101,15 +101,14 @@ static const char *strfield (lua_State *L, int t, const char *k, const char *nod
 
 /* The field 'k' of the table at 't' read as SQL text ('loamL_sqltext'). */
 static const char *sqlfield (lua_State *L, int t, const char *k, const char *node) {
-  const char *s;
+  const char *s, *what;
   if (loamL_field(L, t, k) != LUA_TSTRING) {
     if (lua_isnil(L, -1)) loamL_misuse(L, "query AST: %s needs '%s'", node, k);
     loamL_misuse(L, "query AST: %s: '%s' must be a string, not a %s", node, k,
                  luaL_typename(L, -1));
   }
-  int idx = lua_gettop(L);
-  const char *what = lua_pushfstring(L, "query AST: %s: '%s'", node, k);
-  s = loamL_sqltext(L, idx, 0, what);
+  what = lua_pushfstring(L, "query AST: %s: '%s'", node, k);
+  s = loamL_sqltext(L, -2, 0, what);
   lua_pop(L, 2);  /* the AST keeps the string alive; the builder copies it anyway */
   return s;
 }

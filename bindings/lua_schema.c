@@ -108,7 +108,7 @@ static const char *optstring (lua_State *L, int t, const char *k, const char *wh
 ** NULL when absent and not 'required'.
 */
 static const char *sqlstring (lua_State *L, int t, const char *k, const char *what, int required) {
-  const char *s;
+  const char *s, *name;
   int ty = loamL_field(L, t, k);
   if (ty == LUA_TNIL && !required) {
     lua_pop(L, 1);
@@ -117,9 +117,8 @@ static const char *sqlstring (lua_State *L, int t, const char *k, const char *wh
   if (ty == LUA_TNIL) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
   if (ty != LUA_TSTRING)
     loamL_misuse(L, "DDL AST: %s: '%s' must be a string, not a %s", what, k, luaL_typename(L, -1));
-  int idx = lua_gettop(L);
-  const char *name = lua_pushfstring(L, "DDL AST: %s: '%s'", what, k);
-  s = loamL_sqltext(L, idx, 0, name);
+  name = lua_pushfstring(L, "DDL AST: %s: '%s'", what, k);
+  s = loamL_sqltext(L, -2, 0, name);
   lua_pop(L, 2);
   return s;
 }
