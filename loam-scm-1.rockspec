@@ -66,6 +66,7 @@ build = {
         "core/src/drv_pg.c",
         "core/src/drv_pg_connect.c",
         "core/src/drv_pg_pipe.c",
+        "core/src/drv_pg_types.c",
         "core/src/drv_sqlite.c",
         "core/src/error.c",
         "core/src/query.c",

@@ -260,6 +260,35 @@ static const char *checkstring (lua_State *L, int arg, size_t *len) {
 
 
 /*
+** The one reader of SQL text from Lua.  libloam takes SQL as C strings,
+** which end at the first NUL byte: "DELETE FROM t\0 WHERE id = 1" would
+** run as "DELETE FROM t".  So text holding a NUL is refused, naming the
+** byte's position (1-based, as Lua counts).  With 'arg' > 0 the message is
+** an argument error of the running function; otherwise it starts with
+** 'what'.
+*/
+const char *loamL_sqltext (lua_State *L, int idx, int arg, const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  const char *nul = memchr(s, '\0', len);
+  if (nul != NULL) {
+    const char *msg = lua_pushfstring(L, "SQL text contains a NUL byte at position %I",
+                                      (lua_Integer)(nul - s) + 1);
+    if (arg > 0) argerror(L, arg, msg);
+    loamL_misuse(L, "%s: %s", what, msg);
+  }
+  return s;
+}
+
+
+/* A string argument read as SQL text. */
+static const char *checksql (lua_State *L, int arg) {
+  checkstring(L, arg, NULL);
+  return loamL_sqltext(L, arg, arg, NULL);
+}
+
+
+/*
 ** Raw access: an AST is plain data, and a metamethod answering for a
 ** missing field would let a typo pass unseen.
 */
@@ -798,7 +827,7 @@ static LStmt *startquery (lua_State *L, int flags) {
   loam_value local[NPARAMS_LOCAL];
   loam_error err = LOAM_ERROR_INIT;
   LConn *c = checkconn(L);
-  const char *sql = checkstring(L, 2, NULL);
+  const char *sql = checksql(L, 2);
   int np;
   const loam_value *params = checkparams(L, 3, local, &np);
   LStmt *s = loamL_pushstmt(L);
@@ -916,7 +945,7 @@ static int conn_each (lua_State *L) {
   loam_value local[NPARAMS_LOCAL];
   loam_error err = LOAM_ERROR_INIT;
   LConn *c = checkconn(L);
-  const char *sql = checkstring(L, 2, NULL);
+  const char *sql = checksql(L, 2);
   int np, sidx;
   const loam_value *params = checkparams(L, 3, local, &np);
   LStmt *s = newstmt(L, 1);

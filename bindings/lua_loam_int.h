@@ -24,6 +24,15 @@
 */
 LOAML_FUNC int loamL_raise (lua_State *L, loam_error *err, const char *hint);
 
+/*
+** The string at 'idx' (already known to be a string) read as SQL text:
+** raises misuse when it holds a NUL byte, which would end the text early
+** in C.  The message names the byte's position; with 'arg' > 0 it is an
+** argument error ("bad argument #arg to ..."), otherwise it starts with
+** 'what'.
+*/
+LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char *what);
+
 /* Raises a 'misuse' error object with a 'lua_pushfstring' message.  Never returns. */
 LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 

@@ -99,6 +99,21 @@ static const char *strfield (lua_State *L, int t, const char *k, const char *nod
 }
 
 
+/* The field 'k' of the table at 't' read as SQL text ('loamL_sqltext'). */
+static const char *sqlfield (lua_State *L, int t, const char *k, const char *node) {
+  const char *s, *what;
+  if (loamL_field(L, t, k) != LUA_TSTRING) {
+    if (lua_isnil(L, -1)) loamL_misuse(L, "query AST: %s needs '%s'", node, k);
+    loamL_misuse(L, "query AST: %s: '%s' must be a string, not a %s", node, k,
+                 luaL_typename(L, -1));
+  }
+  what = lua_pushfstring(L, "query AST: %s: '%s'", node, k);
+  s = loamL_sqltext(L, -2, 0, what);
+  lua_pop(L, 2);  /* the AST keeps the string alive; the builder copies it anyway */
+  return s;
+}
+
+
 /* The boolean field 'k' of the table at 't' (absent: false). */
 static int flagfield (lua_State *L, int t, const char *k, const char *node) {
   int tp = loamL_field(L, t, k), v = lua_toboolean(L, -1);
@@ -303,7 +318,7 @@ static loam_expr *in (Walk *w, int t) {
 
 /* {k="raw", sql="...", params={...}} */
 static loam_expr *raw (Walk *w, int t) {
-  const char *sql = strfield(w->L, t, "sql", "'raw' node", 0);
+  const char *sql = sqlfield(w->L, t, "sql", "'raw' node");
   lua_Integer n = listfield(w->L, t, "params", "'raw' node");
   const loam_value *v = NULL;
   loam_expr *e;

@@ -103,6 +103,27 @@ static const char *optstring (lua_State *L, int t, const char *k, const char *wh
 }
 
 
+/*
+** t[k] read as SQL text ('loamL_sqltext'): raw predicates and defaults.
+** NULL when absent and not 'required'.
+*/
+static const char *sqlstring (lua_State *L, int t, const char *k, const char *what, int required) {
+  const char *s, *name;
+  int ty = loamL_field(L, t, k);
+  if (ty == LUA_TNIL && !required) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (ty == LUA_TNIL) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
+  if (ty != LUA_TSTRING)
+    loamL_misuse(L, "DDL AST: %s: '%s' must be a string, not a %s", what, k, luaL_typename(L, -1));
+  name = lua_pushfstring(L, "DDL AST: %s: '%s'", what, k);
+  s = loamL_sqltext(L, -2, 0, name);
+  lua_pop(L, 2);
+  return s;
+}
+
+
 static const char *reqstring (lua_State *L, int t, const char *k, const char *what) {
   const char *s = optstring(L, t, k, what);
   if (s == NULL) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
@@ -215,7 +236,7 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
     const char *rwhat = keep(c, "%s: raw default", what);
     onlyknown(L, top, raw_fields, rwhat);
     d->kind = LOAM_DEFAULT_SQL;
-    d->sql = reqstring(L, top, "sql", rwhat);
+    d->sql = sqlstring(L, top, "sql", rwhat, 1);
   }
   else if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN || ty == LUA_TSTRING ||
            luaL_testudata(L, -1, NULL_T) != NULL || luaL_testudata(L, -1, BLOB_T) != NULL) {
@@ -294,7 +315,7 @@ static void tochecks (Ctx *c, int t, loam_table_def *def) {
       loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
     onlyknown(L, lua_gettop(L), check_fields, what);
     v[i].name = reqstring(L, lua_gettop(L), "name", what);
-    v[i].sql = reqstring(L, lua_gettop(L), "sql", what);
+    v[i].sql = sqlstring(L, lua_gettop(L), "sql", what, 1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -376,7 +397,7 @@ static int create_index (Ctx *c, int ast, loam_backend be, char **sql, loam_erro
   def.table = reqstring(L, ast, "table", "create_index");
   def.columns = strarray(c, ast, "columns", "create_index", 1, &def.ncolumns);
   def.unique = optbool(L, ast, "unique", "create_index", 0);
-  def.where = optstring(L, ast, "where", "create_index");
+  def.where = sqlstring(L, ast, "where", "create_index", 0);
   def.if_not_exists = optbool(L, ast, "if_not_exists", "create_index", 0);
   return loam_render_create_index(&def, be, sql, err);
 }

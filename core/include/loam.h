@@ -226,10 +226,22 @@ typedef struct loam_stmt loam_stmt;
 #define LOAM_STREAM 1   /* fetch rows one at a time (PostgreSQL single-row mode) */
 
 /*
-** Runs 'sql' with 'nparams' bound values.  Placeholders are '?' on both
-** backends; PostgreSQL also takes '$1'...'$n' (not mixed with '?'), and
-** '??' there stands for a literal '?' operator.  'sql' must hold one
-** statement.  Rows are then read with 'loam_step'.
+** Runs 'sql' with 'nparams' bound values.  Placeholders are '?' (by
+** position) or numbered, '$n' or '?n' (the n-th value), on both backends;
+** '?' mixed with numbered ones, a number left out, or a count other than
+** 'nparams' is LOAM_E_MISUSE.  '?' inside literals, quoted names and
+** comments is text.  '??' stands for the literal '?' operator on
+** PostgreSQL (LOAM_E_MISUSE on SQLite).  'sql' must hold one statement.
+** It is a NUL-terminated C string: text after an embedded NUL byte is
+** never seen, so callers holding SQL with a length (a Lua string, say)
+** must refuse text that contains one, as the Lua binding does.  Rows are
+** then read with 'loam_step'.
+**
+** On PostgreSQL an integer value takes the parameter type the statement
+** wants (int2, int4, int8, numeric, oid), learned once per statement shape
+** by a Parse and Describe with the integers untyped; where the statement
+** says nothing ('SELECT ?') or the value does not fit what it wants, the
+** integer is bound as int8.
 **
 ** Without LOAM_STREAM a PostgreSQL result is fetched whole, and the
 ** connection is free for other statements at once.  With LOAM_STREAM rows
@@ -425,7 +437,8 @@ LOAM_API loam_expr *loam_qb_val (loam_qb *qb, loam_value v);
 ** and SET values it stays bare.  The fragment is checked when made: placeholders other than '?', a '?'
 ** inside a string literal, quoted name or comment (ambiguous: bind the
 ** value instead), a second statement after ';', or a parameter count
-** other than 'nparams' are LOAM_E_MISUSE.
+** other than 'nparams' are LOAM_E_MISUSE.  'sql' is NUL-terminated
+** (see 'loam_query' on text with an embedded NUL byte).
 */
 LOAM_API loam_expr *loam_qb_raw (loam_qb *qb, const char *sql,
                                  const loam_value *params,   /* may be NULL when nparams is 0 */
@@ -776,7 +789,11 @@ typedef struct loam_column_def {
   loam_fk_def references;    /* foreign key */
 } loam_column_def;
 
-/* A named CHECK constraint over the table; 'sql' is the raw predicate. */
+/*
+** A named CHECK constraint over the table; 'sql' is the raw predicate.
+** Raw SQL here (and in defaults and index predicates) is NUL-terminated,
+** like 'loam_query''s.
+*/
 typedef struct loam_check_def {
   const char *name;          /* required: a diff matches checks by name */
   const char *sql;

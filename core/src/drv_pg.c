@@ -221,7 +221,8 @@ static void add_double (loam__buf *b, double d) {
 /*
 ** Fills the connection's parameter arrays from 'p'.  Text goes untyped
 ** (OID 0) so the server infers dates, JSON and the like from the context;
-** blobs go in binary format so they need no escaping.
+** integers too, until drv_pg_types.c sets their types for a Parse; blobs
+** go in binary format so they need no escaping.
 */
 static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err) {
   static const char empty[] = "";
@@ -242,10 +243,10 @@ static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err)
         pc->types[i] = OID_BOOL;
         break;
       case LOAM_INT:
+        /* Untyped for now: 'loam__pg_learn_types' decides at Parse time. */
         pc->offs[i] = pc->text.len;
         loam__buf_int(&pc->text, p[i].u.i);
         loam__buf_addc(&pc->text, '\0');
-        pc->types[i] = OID_INT8;
         break;
       case LOAM_DOUBLE:
         pc->offs[i] = pc->text.len;
@@ -281,12 +282,19 @@ static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err)
 }
 
 
-/* The cache key: the SQL text, a NUL, then one character per parameter type. */
+/*
+** The cache key: the SQL text, a NUL, then one character per parameter
+** type.  An integer's character also tells the smallest integer type its
+** value fits ('loam__pg_int_class'), since its parameter type may depend
+** on that.
+*/
 static int make_key (pgconn *pc, const char *sql, const loam_value *p, int n) {
   int i;
   loam__buf_reset(&pc->key);
   loam__buf_add(&pc->key, sql, strlen(sql) + 1);
-  for (i = 0; i < n; i++) loam__buf_addc(&pc->key, (char)('0' + (int)p[i].type));
+  for (i = 0; i < n; i++)
+    loam__buf_addc(&pc->key, p[i].type == LOAM_INT ? (char)('a' + loam__pg_int_class(p[i].u.i))
+                                                  : (char)('0' + (int)p[i].type));
   return !pc->key.oom;
 }
 
@@ -444,6 +452,7 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
   pc->conn = conn;
   conn->impl = pc;
   loam__cache_init(&conn->cache, o->statement_cache, loam__pg_destroy_prep, pc);
+  loam__pg_types_init(pc, o->statement_cache);
   return LOAM_OK;
 }
 
@@ -452,6 +461,7 @@ static void pg_close (loam_conn *conn) {
   pgconn *pc = conn->impl;
   if (pc == NULL) return;
   PQfinish(pc->pg);
+  loam__pg_types_free(pc);
   free(pc->dead);
   loam__buf_free(&pc->key);
   loam__buf_free(&pc->sql);
@@ -522,6 +532,11 @@ int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int
     return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d",
                      want, want == 1 ? "" : "s", nparams);
   if (bind_params(pc, params, nparams, err) != LOAM_OK) return LOAM_ERROR;
+  if (loam__pg_has_int(params, nparams)) {
+    if (!cached && !make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
+    if (loam__pg_learn_types(pc, params, nparams, fresh == NULL, err) != LOAM_OK)
+      return LOAM_ERROR;
+  }
   if (cached) {
     PGresult *r;
     char name[32];
@@ -553,6 +568,32 @@ int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int
     *entry = loam__cache_put(cache, pc->key.p, pc->key.len, p);
   }
   return LOAM_OK;
+}
+
+
+/* Whether 'c' holds the key in 'pc->key' (which then counts as just used). */
+static int holds (pgconn *pc, loam__cache *c) {
+  loam__centry *e = loam__cache_get(c, pc->key.p, pc->key.len);
+  if (e != NULL) loam__cache_release(c, e);
+  return e != NULL;
+}
+
+
+/*
+** Cheap when nothing is to learn: a statement already prepared needs no
+** types, and one whose types are known needs no probe.
+*/
+void loam__pg_warm_types (pgconn *pc, const char *sql, const loam_value *params, int nparams) {
+  loam_error ignored = LOAM_ERROR_INIT;
+  int want;
+  if (!loam__pg_has_int(params, nparams) || !make_key(pc, sql, params, nparams) ||
+      holds(pc, &pc->conn->cache) || holds(pc, &pc->memo))
+    return;
+  loam__buf_reset(&pc->sql);
+  if (loam__sql_to_dollar(sql, &pc->sql, &want, &ignored) == LOAM_OK && want == nparams &&
+      bind_params(pc, params, nparams, &ignored) == LOAM_OK)
+    loam__pg_learn_types(pc, params, nparams, 1, &ignored);
+  loam_error_clear(&ignored);
 }
 
 

@@ -3,9 +3,10 @@
 ** drv_pg.c (binding, prepared statements, results read whole or
 ** streamed), drv_pg_connect.c (connecting) and drv_pg_pipe.c (pipelines).
 **
+** drv_pg_types.c (the types of integer parameters) uses them too.
 ** The structs are the driver's state for a connection, a statement and a
-** server-side prepared statement; the functions are the few that both
-** files need, with the 'loam__pg_' prefix and hidden visibility like
+** server-side prepared statement; the functions are the few that the
+** files share, with the 'loam__pg_' prefix and hidden visibility like
 ** every internal function of libloam.
 */
 #ifndef LOAM_DRV_PG_INT_H
@@ -42,6 +43,7 @@ typedef struct pgconn {
   Oid *types;
   size_t *offs;
   int cappar;
+  loam__cache memo;           /* learned parameter types per statement shape (drv_pg_types.c) */
 } pgconn;
 
 
@@ -110,6 +112,34 @@ LOAMI_FUNC pgstmt *loam__pg_wrap (PGresult *r, loam_error *err);
 
 /* The driver's 'finish': releases what the statement holds, not the struct. */
 LOAMI_FUNC void loam__pg_finish (loam_stmt *base);
+
+/* Sets up and frees the cache of learned parameter types (drv_pg_types.c). */
+LOAMI_FUNC void loam__pg_types_init (pgconn *pc, int statement_cache);
+LOAMI_FUNC void loam__pg_types_free (pgconn *pc);
+
+/* 0 when 'v' fits int2, 1 when it fits int4, else 2. */
+LOAMI_FUNC int loam__pg_int_class (int64_t v);
+
+/* True when one of the 'n' values of 'params' is an integer. */
+LOAMI_FUNC int loam__pg_has_int (const loam_value *params, int n);
+
+/*
+** Sets the types of the integer parameters in 'pc->types' (bound untyped
+** by 'loam__pg_prepare') for the statement in 'pc->sql', whose cache key
+** is in 'pc->key': from what an earlier probe learned, else by a probe
+** when 'can_probe' (not inside a pipeline), else int8.  Returns
+** LOAM_ERROR only when the connection failed.
+*/
+LOAMI_FUNC int loam__pg_learn_types (pgconn *pc, const loam_value *params, int n,
+                                     int can_probe, loam_error *err);
+
+/*
+** Before a pipeline: probes the integer parameter types of statement
+** 'sql' unless they are known, so its Parse inside the pipeline has
+** them.  Errors are left for the pipeline to report.
+*/
+LOAMI_FUNC void loam__pg_warm_types (pgconn *pc, const char *sql, const loam_value *params,
+                                     int nparams);
 
 /* The driver's 'pipeline' operation (drv_pg_pipe.c). */
 LOAMI_FUNC int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err);

@@ -161,8 +161,11 @@ int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err) {
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  if (n <= 0) return LOAM_OK;   /* nothing to send */
   for (i = 0; i < n; i++) q[i].stmt = NULL;
   if ((sl = calloc((size_t)n, sizeof *sl)) == NULL) return loam__err_nomem(err);
+  /* Integer parameter types are learned outside the pipeline, which cannot wait for them. */
+  for (i = 0; i < n; i++) loam__pg_warm_types(pc, q[i].sql, q[i].params, q[i].nparams);
   loam__pg_flush_dead(pc);
   if (!PQenterPipelineMode(pg)) {
     free(sl);

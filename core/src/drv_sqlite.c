@@ -27,6 +27,7 @@
 
 typedef struct sq_conn {
   sqlite3 *db;
+  loam__buf sql;             /* scratch: the text as SQLite prepares it */
 } sq_conn;
 
 /*
@@ -39,6 +40,7 @@ typedef struct sq_prep {
   unsigned char *isbool;     /* per column, or NULL when no column is BOOLEAN */
   short *numscale;           /* per column: NUM_NO, NUM_FREE or the scale; NULL when none */
   int ncols;
+  int nparams;               /* parameters the text takes, as loam reads it */
   int is_insert;
 } sq_prep;
 
@@ -309,6 +311,7 @@ static void sq_close (loam_conn *c) {
   sq_conn *sc = c->impl;
   if (sc == NULL) return;
   sqlite3_close_v2(sc->db);
+  loam__buf_free(&sc->sql);
   free(sc);
   c->impl = NULL;
 }
@@ -417,48 +420,46 @@ static int too_many_params (sqlite3 *db, int n, loam_error *err) {
 }
 
 
-/* The number of '?' placeholders in 'sql' (a '?NNN' counts as NNN). */
-static int count_params (const char *sql) {
-  const char *p = sql, *end;
-  int kind, n = 0;
-  do {
-    end = loam__sql_token(p, &kind);
-    if (kind == LOAM__TK_PARAM && *p == '?') {
-      long k = (end - p > 1) ? strtol(p + 1, NULL, 10) : n + 1;
-      n = (k > INT_MAX) ? INT_MAX : (k > n ? (int)k : n);
-    }
-    p = end;
-  } while (kind != LOAM__TK_END);
-  return n;
-}
-
-
-/* Prepares 'sql' into a new 'sq_prep' in '*out'. */
-static int prepare_new (sqlite3 *db, const char *sql, size_t len, int persistent, sq_prep **out,
+/*
+** Prepares 'sql' into a new 'sq_prep' in '*out'.  The text goes through
+** loam's placeholder scanner first ('loam__sql_params'), so that '$n'
+** means the n-th parameter as on PostgreSQL (SQLite alone would number
+** '$2' by its first appearance) and the parameter count is read the same
+** way on both backends.  A placeholder form loam does not read (':name',
+** '@name', '$name', or a '?' that SQLite reads outside what PostgreSQL
+** takes for a literal) shows as a count SQLite disagrees with.
+*/
+static int prepare_new (sq_conn *sc, const char *sql, int persistent, sq_prep **out,
                         loam_error *err) {
   const char *tail = NULL;
-  sq_prep *p = calloc(1, sizeof *p);
-  int rc, i, scale;
-  if (p == NULL) return loam__err_nomem(err);
-  rc = sqlite3_prepare_v3(db, sql, (int)len, persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st,
-                          &tail);
+  sq_prep *p;
+  int rc, i, nparams, scale;
+  loam__buf_reset(&sc->sql);
+  if (loam__sql_params(sql, LOAM_SQLITE, &sc->sql, &nparams, err) != LOAM_OK) return LOAM_ERROR;
+  if (nparams > sqlite3_limit(sc->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1))
+    return too_many_params(sc->db, nparams, err);
+  if ((p = calloc(1, sizeof *p)) == NULL) return loam__err_nomem(err);
+  rc = sqlite3_prepare_v3(sc->db, sc->sql.p, (int)sc->sql.len + 1,
+                          persistent ? SQLITE_PREPARE_PERSISTENT : 0, &p->st, &tail);
   if (rc != SQLITE_OK) {
-    int n;
     free_prep(p);
-    /* More placeholders than values given: the count of values passed the check. */
-    if (rc == SQLITE_ERROR &&
-        (n = count_params(sql)) > sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1))
-      return too_many_params(db, n, err);
-    return sq_error(db, rc, err);
+    return sq_error(sc->db, rc, err);
   }
   if (p->st == NULL) {
     free_prep(p);
     return loam__err(err, LOAM_E_MISUSE, "SQL holds no statement");
   }
-  if (tail != NULL && has_second_statement(db, tail)) {
+  if (tail != NULL && has_second_statement(sc->db, tail)) {
     free_prep(p);
     return loam__err(err, LOAM_E_MISUSE, "SQL holds more than one statement; run them one at a time");
   }
+  if (sqlite3_bind_parameter_count(p->st) != nparams) {
+    free_prep(p);
+    return loam__err(err, LOAM_E_MISUSE, "SQL holds placeholders loam does not read: write "
+                     "them as '?' or '$n' (not ':name', '@name' or '$name'), outside literals, "
+                     "quoted names and comments");
+  }
+  p->nparams = nparams;
   p->ncols = sqlite3_column_count(p->st);
   for (i = 0; i < p->ncols; i++) {
     if (is_bool_decl(sqlite3_column_decltype(p->st, i))) {
@@ -491,7 +492,7 @@ static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) 
   s->ce = loam__cache_get(&c->cache, sql, len);
   if (s->ce != NULL) s->prep = loam__cache_handle(s->ce);
   else {
-    if (prepare_new(dbof(c), sql, len, c->cache.capacity > 0, &s->prep, err) != LOAM_OK)
+    if (prepare_new(c->impl, sql, c->cache.capacity > 0, &s->prep, err) != LOAM_OK)
       return LOAM_ERROR;
     s->ce = loam__cache_put(&c->cache, sql, len, s->prep);
   }
@@ -502,7 +503,7 @@ static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) 
 
 static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *err) {
   sqlite3 *db = sqlite3_db_handle(s->st);
-  int expected = sqlite3_bind_parameter_count(s->st), i, rc = SQLITE_OK;
+  int expected = s->prep->nparams, i, rc = SQLITE_OK;
   if (expected != nparams)
     return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d", expected,
                      expected == 1 ? "" : "s", nparams);

@@ -146,11 +146,18 @@ LOAMI_FUNC int loam__url_opt_error (const loam__url *u, int i, const char *what,
 /*
 ** Scans 'sql' as PostgreSQL reads it (string literals, E'' strings,
 ** dollar quotes, quoted identifiers, nested block comments, line comments)
-** and writes into 'out' the text with each '?' rewritten to '$n' and '??'
-** to '?'.  '$n' placeholders already present are kept.  '*nparams' receives
-** the number of parameters the statement takes.  Mixing '?' and '$n', or
-** a second statement after ';', is LOAM_E_MISUSE.
+** and writes into 'out' the text 'backend' prepares: positional '?' become
+** '$1'..'$n' on PostgreSQL and stay on SQLite; numbered placeholders ('$n'
+** or '?n', the n-th parameter on both) become '$n' on PostgreSQL and '?n'
+** on SQLite; '??' becomes '?' on PostgreSQL and is refused on SQLite.
+** '*nparams' receives the number of parameters the statement takes.
+** LOAM_E_MISUSE: mixed positional and numbered placeholders, a numbered
+** one out of 1..65535, numbers with a gap, a second statement after ';'.
 */
+LOAMI_FUNC int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out,
+                                 int *nparams, loam_error *err);
+
+/* 'loam__sql_params' for PostgreSQL. */
 LOAMI_FUNC int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams,
                                    loam_error *err);
 

@@ -1,18 +1,22 @@
 /*
 ** sqltext.c: the little lexing libloam does on SQL text it did not build.
 **
-** Raw SQL takes '?' placeholders on every backend.  PostgreSQL wants '$n',
-** so its text is rewritten here, and the rewrite must leave alone every '?'
-** that is not a placeholder: inside string literals (standard, E'' escape
-** and dollar-quoted), quoted identifiers and comments.  The same scan
-** counts the parameters and refuses a second statement, which a prepared
-** statement could not hold anyway.
+** Raw SQL takes '?' placeholders, or numbered ones ('$n', and SQLite's
+** '?n'), on every backend.  Each backend wants its own form (PostgreSQL
+** '$n', SQLite '?' and '?n'), so the text is rewritten here, and the
+** rewrite must leave alone every '?' that is not a placeholder: inside
+** string literals (standard, E'' escape and dollar-quoted), quoted
+** identifiers and comments.  The same scan counts the parameters the same
+** way for both backends (so a count error reads alike on both), refuses
+** mixed styles and numbered placeholders with gaps, and refuses a second
+** statement, which a prepared statement could not hold anyway.
 **
 ** The scanner is one token reader, 'loam__sql_token', which the
 ** fingerprints of trace.c use as well, so both read quotes and comments
 ** the same way.
 */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loam_int.h"
@@ -151,39 +155,121 @@ const char *loam__sql_token (const char *p, int *kind) {
 }
 
 
-int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_error *err) {
+/* The most parameters a statement may take: PostgreSQL's limit (a 16-bit count). */
+#define MAXPARAM 65535
+
+/* What 'loam__sql_params' learns about the placeholders of one text. */
+typedef struct scan {
+  int npos;                   /* positional '?' seen */
+  int maxnum;                 /* highest numbered placeholder ('$n', '?n') */
+  const char *firstnum;       /* the first numbered one, for messages */
+  unsigned char *used;        /* numbered placeholders seen, one bit per number */
+} scan;
+
+
+/*
+** Reads the number of the numbered placeholder 'p' .. 'end' ('$n' or
+** '?n') into '*n'.  Zero and numbers past MAXPARAM are refused.
+*/
+static int placeholder_number (const char *p, const char *end, int *n, loam_error *err) {
+  long v = 0;
+  const char *d;
+  for (d = p + 1; d < end; d++)
+    if (v <= MAXPARAM) v = v * 10 + (*d - '0');
+  if (v == 0 || v > MAXPARAM)
+    return loam__err(err, LOAM_E_MISUSE, "placeholder '%.*s' is out of range (1 to %d)",
+                     (int)(end - p > 12 ? 12 : end - p), p, MAXPARAM);
+  *n = (int)v;
+  return LOAM_OK;
+}
+
+
+/* Notes numbered placeholder 'n' in 'sc'. */
+static int note_number (scan *sc, int n, loam_error *err) {
+  if (sc->used == NULL && (sc->used = calloc(MAXPARAM / 8 + 1, 1)) == NULL)
+    return loam__err_nomem(err);
+  sc->used[n / 8] |= (unsigned char)(1u << (n % 8));
+  if (n > sc->maxnum) sc->maxnum = n;
+  return LOAM_OK;
+}
+
+
+/* The checks once the whole text was read: one style, and no number left out. */
+static int check_scan (const scan *sc, int *nparams, loam_error *err) {
+  int i;
+  if (sc->npos > 0 && sc->maxnum > 0)
+    return loam__err(err, LOAM_E_MISUSE, "SQL mixes '?' and numbered placeholders ('%.*s'); "
+                     "use one style", (int)strspn(sc->firstnum + 1, "0123456789") + 1,
+                     sc->firstnum);
+  for (i = 1; i < sc->maxnum; i++)
+    if (!(sc->used[i / 8] & (1u << (i % 8))))
+      return loam__err(err, LOAM_E_MISUSE, "SQL uses placeholder %d but not %d: every "
+                       "parameter must appear in the text", sc->maxnum, i);
+  *nparams = sc->npos > 0 ? sc->npos : sc->maxnum;
+  return LOAM_OK;
+}
+
+
+/*
+** The one reading of raw SQL placeholders, for both backends.  Each
+** placeholder token is rewritten into the backend's own form, so '$n'
+** and '?n' mean the n-th parameter on both (SQLite alone would number a
+** '$2' by its first appearance, as a named parameter).
+*/
+int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int *nparams,
+                      loam_error *err) {
   const char *p, *next, *run = sql;
-  int nq = 0, maxdollar = 0, kind;
+  scan sc = { 0, 0, NULL, NULL };
+  int kind, n = 0, rc = LOAM_OK;
+  char mark = backend == LOAM_POSTGRES ? '$' : '?';
   for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END; p = next) {
-    if (kind == LOAM__TK_PARAM && *p == '?') {
+    if (kind == LOAM__TK_PARAM && next == p + 1) {    /* a positional '?' */
+      sc.npos++;
+      if (backend == LOAM_POSTGRES) {
+        loam__buf_add(out, run, (size_t)(p - run));
+        loam__buf_addf(out, "$%d", sc.npos);
+        run = next;
+      }
+    }
+    else if (kind == LOAM__TK_PARAM) {                /* '$n' or '?n' */
+      if ((rc = placeholder_number(p, next, &n, err)) != LOAM_OK ||
+          (rc = note_number(&sc, n, err)) != LOAM_OK)
+        break;
+      if (sc.firstnum == NULL) sc.firstnum = p;
       loam__buf_add(out, run, (size_t)(p - run));
-      loam__buf_addf(out, "$%d", ++nq);
-      run = p + 1;
+      loam__buf_addf(out, "%c%d", mark, n);
+      run = next;
     }
-    else if (kind == LOAM__TK_PARAM) {
-      long n = 0;
-      for (p++; p < next; p++)
-        if (n < 100000) n = n * 10 + (*p - '0');
-      if (n > maxdollar) maxdollar = (int)(n > 65535 ? 65535 : n);
-    }
-    else if (kind == LOAM__TK_PUNCT && *p == '?') {  /* '??': the operator '?' */
+    else if (kind == LOAM__TK_PUNCT && *p == '?') {   /* '??': the operator '?' */
+      if (backend != LOAM_POSTGRES) {
+        rc = loam__err(err, LOAM_E_MISUSE, "'?" "?' (the literal '?' operator) exists on "
+                       "PostgreSQL only; SQLite has no '?' operator");
+        break;
+      }
       loam__buf_add(out, run, (size_t)(p - run));
       loam__buf_addc(out, '?');
       run = next;
     }
     else if (kind == LOAM__TK_PUNCT && *p == ';') {
       const char *rest = skip_space(next);
-      if (*rest != '\0' && *rest != ';')
-        return loam__err(err, LOAM_E_MISUSE,
-                         "SQL holds more than one statement; run them one at a time");
+      if (*rest != '\0' && *rest != ';') {
+        rc = loam__err(err, LOAM_E_MISUSE,
+                       "SQL holds more than one statement; run them one at a time");
+        break;
+      }
     }
   }
+  if (rc == LOAM_OK) rc = check_scan(&sc, nparams, err);
+  free(sc.used);
+  if (rc != LOAM_OK) return rc;
   loam__buf_add(out, run, (size_t)(p - run));
-  if (nq > 0 && maxdollar > 0)
-    return loam__err(err, LOAM_E_MISUSE, "SQL mixes '?' and '$n' placeholders; use one style");
   if (loam__buf_cstr(out) == NULL) return loam__err_nomem(err);
-  *nparams = nq > 0 ? nq : maxdollar;
   return LOAM_OK;
+}
+
+
+int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_error *err) {
+  return loam__sql_params(sql, LOAM_POSTGRES, out, nparams, err);
 }
 
 

@@ -259,11 +259,19 @@ TEST(url_userinfo_split) {
 }
 
 
-static const char *dollar (const char *sql, int *n, loam_error *err) {
+static const char *scanned (const char *sql, loam_backend be, int *n, loam_error *err) {
   static loam__buf b = LOAM__BUF_INIT;
   loam__buf_reset(&b);
-  if (loam__sql_to_dollar(sql, &b, n, err) != LOAM_OK) return NULL;
+  if (loam__sql_params(sql, be, &b, n, err) != LOAM_OK) return NULL;
   return b.p;
+}
+
+static const char *dollar (const char *sql, int *n, loam_error *err) {
+  return scanned(sql, LOAM_POSTGRES, n, err);
+}
+
+static const char *qmark (const char *sql, int *n, loam_error *err) {
+  return scanned(sql, LOAM_SQLITE, n, err);
 }
 
 
@@ -292,10 +300,85 @@ TEST(sql_to_dollar) {
   CHECK_STR(dollar("SELECT 1; -- done\n", &n, &err), "SELECT 1; -- done\n");
   CHECK(dollar("SELECT ?, $1", &n, &err) == NULL);
   CHECK_INT(err.code, LOAM_E_MISUSE);
-  CHECK_HAS(err.message, "mixes '?' and '$n'");
+  CHECK_STR(err.message, "SQL mixes '?' and numbered placeholders ('$1'); use one style");
   CHECK(dollar("SELECT 1; DROP TABLE x", &n, &err) == NULL);
   CHECK_HAS(err.message, "more than one statement");
   CHECK(dollar("SELECT ';'; ", &n, &err) != NULL);
+  loam_error_clear(&err);
+}
+
+
+/*
+** Comments glued to a placeholder: the token after '?' starts at once,
+** with no blank to swallow first, so the comment branches of the scanner
+** are what keeps the '?' inside them.
+*/
+TEST(sql_params_glued_comments) {
+  loam_error err = LOAM_ERROR_INIT;
+  int n = -1;
+  CHECK_STR(dollar("SELECT ?--?", &n, &err), "SELECT $1--?");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT ?--?\n,?", &n, &err), "SELECT $1--?\n,$2");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT ?/*?*/", &n, &err), "SELECT $1/*?*/");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT ?/*?/*?*/?*/,?", &n, &err), "SELECT $1/*?/*?*/?*/,$2");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT ?'?',?\"?\"", &n, &err), "SELECT $1'?',$2\"?\"");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT ?$$?$$", &n, &err), "SELECT $1$$?$$");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT $1--$2", &n, &err), "SELECT $1--$2");
+  CHECK_INT(n, 1);
+  CHECK_STR(qmark("SELECT ?--?", &n, &err), "SELECT ?--?");
+  CHECK_INT(n, 1);
+  CHECK_STR(qmark("SELECT ?/*?*/", &n, &err), "SELECT ?/*?*/");
+  CHECK_INT(n, 1);
+  CHECK_STR(qmark("SELECT $1--$2\n", &n, &err), "SELECT ?1--$2\n");
+  CHECK_INT(n, 1);
+  loam_error_clear(&err);
+}
+
+
+/* '$n' and '?n' are the n-th parameter on both backends, each in its own form. */
+TEST(sql_params_numbered) {
+  loam_error err = LOAM_ERROR_INIT;
+  int n = -1;
+  CHECK_STR(qmark("UPDATE t SET c = $2 WHERE id = $1", &n, &err),
+            "UPDATE t SET c = ?2 WHERE id = ?1");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("UPDATE t SET c = ?2 WHERE id = ?1", &n, &err),
+            "UPDATE t SET c = $2 WHERE id = $1");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT ?12, $003", &n, &err) == NULL ? "refused" : "kept", "refused");
+  CHECK_STR(err.message, "SQL uses placeholder 12 but not 1: every parameter must appear in "
+                         "the text");
+  CHECK_STR(qmark("SELECT $2, ?1, $2", &n, &err), "SELECT ?2, ?1, ?2");
+  CHECK_INT(n, 2);
+  CHECK_STR(qmark("SELECT ?, ?", &n, &err), "SELECT ?, ?");
+  CHECK_INT(n, 2);
+  CHECK_STR(qmark("SELECT '$1', \"?\", ? -- $1", &n, &err), "SELECT '$1', \"?\", ? -- $1");
+  CHECK_INT(n, 1);
+  CHECK(qmark("SELECT ?, $1", &n, &err) == NULL);
+  CHECK_INT(err.code, LOAM_E_MISUSE);
+  CHECK_STR(err.message, "SQL mixes '?' and numbered placeholders ('$1'); use one style");
+  CHECK(qmark("SELECT ?1, ?", &n, &err) == NULL);
+  CHECK_STR(err.message, "SQL mixes '?' and numbered placeholders ('?1'); use one style");
+  CHECK(dollar("SELECT $1, $3", &n, &err) == NULL);
+  CHECK_INT(err.code, LOAM_E_MISUSE);
+  CHECK_STR(err.message, "SQL uses placeholder 3 but not 2: every parameter must appear in "
+                         "the text");
+  CHECK(qmark("SELECT $1, $3", &n, &err) == NULL);
+  CHECK_HAS(err.message, "uses placeholder 3 but not 2");
+  CHECK(qmark("SELECT $0", &n, &err) == NULL);
+  CHECK_STR(err.message, "placeholder '$0' is out of range (1 to 65535)");
+  CHECK(dollar("SELECT ?65536", &n, &err) == NULL);
+  CHECK_STR(err.message, "placeholder '?65536' is out of range (1 to 65535)");
+  CHECK(dollar("SELECT $99999999999999999999", &n, &err) == NULL);
+  CHECK_STR(err.message, "placeholder '$99999999999' is out of range (1 to 65535)");
+  CHECK(qmark("SELECT doc ?? 'k'", &n, &err) == NULL);
+  CHECK_INT(err.code, LOAM_E_MISUSE);
+  CHECK_HAS(err.message, "PostgreSQL only");
   loam_error_clear(&err);
 }
 

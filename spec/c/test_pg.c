@@ -14,9 +14,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loam.h"
+#include "loam_int.h"
 #include "t.h"
 
 
@@ -75,11 +77,60 @@ TEST(pg_connect_close) {
 }
 
 
+/*
+** Destructors take NULL, and a statement outlives the connection it was
+** made on: stepping it then is misuse, and freeing it is still fine.  The
+** server must see the session end, and a statement from a second
+** connection must not be touched by closing the first.
+*/
 TEST(pg_close_null) {
-  PG_URL(url);
-  (void)url;
+  loam_error e = LOAM_ERROR_INIT;
+  loam_stmt *s = NULL, *other = NULL;
+  int64_t pid;
+  PG_OPEN(c, -1, &e);
+  PG_OPEN(c2, -1, &e);
   loam_conn_close(NULL);
   loam_stmt_close(NULL);
+  CHECK_INT(loam_conn_backend(NULL), 0);
+  CHECK_INT(loam_conn_cached_statements(NULL), 0);
+  CHECK_INT(loam_step(NULL, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_STR(e.message, "attempt to use a closed statement");
+  pid = scalar(c, "SELECT pg_backend_pid()", -1);
+  CHECK(pid > 0);
+  CHECK_OK(loam_query(c, "SELECT 1", NULL, 0, 0, &s, &e), &e);
+  CHECK_OK(loam_query(c2, "SELECT 2", NULL, 0, 0, &other, &e), &e);
+  loam_conn_close(c);
+  CHECK_INT(loam_step(s, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_STR(e.message, "the statement's connection was closed");
+  loam_stmt_close(s);
+  CHECK_INT(loam_step(other, &e), LOAM_ROW);
+  loam_stmt_close(other);
+  /* The backend of the closed connection is gone (PQfinish sent Terminate). */
+  {
+    loam_value p = loam_int(pid);
+    int64_t gone = -1;
+    int i;
+    for (i = 0; i < 1000 && gone != 0; i++) {   /* up to ten seconds */
+      loam_stmt *q = NULL;
+      CHECK_OK(loam_query(c2, "SELECT count(*) FROM pg_stat_activity WHERE pid = ?", &p, 1, 0,
+                          &q, &e), &e);
+      if (loam_step(q, &e) == LOAM_ROW) {
+        loam_value v;
+        loam_column(q, 0, &v);
+        gone = v.u.i;
+      }
+      loam_stmt_close(q);
+      if (gone != 0) {
+        struct timespec ts = { 0, 10000000 };
+        nanosleep(&ts, NULL);
+      }
+    }
+    CHECK_INT(gone, 0);
+  }
+  loam_conn_close(c2);
+  loam_error_clear(&e);
 }
 
 
@@ -914,6 +965,91 @@ TEST(pg_cache_eviction_in_failed_transaction) {
   CHECK_INT(scalar(c, "SELECT 3 AS three", 0), 3);
   CHECK_INT(scalar(c, "SELECT 1 AS one", 0), 1);
   CHECK(server_prepared(c) <= 2);
+  loam_conn_close(c);
+  loam_error_clear(&e);
+}
+
+
+/*
+** Integer parameters in a pipeline (the batched loader's path) take the
+** types the server wants, learned before the pipeline starts: 'repeat'
+** takes an int4, and an untyped 'SELECT ?' is still an integer.  With the
+** statement cache and without it.
+*/
+TEST(pg_pipeline_integer_parameter_types) {
+  loam_error e = LOAM_ERROR_INIT;
+  int cache;
+  for (cache = 0; cache <= 4; cache += 4) {
+    loam_value p1[1], p2[1];
+    loam__pipe q[2];
+    loam_value v;
+    int round, i;
+    PG_OPEN(c, cache, &e);
+    for (round = 0; round < 2; round++) {   /* the second round runs on what was learned */
+      memset(q, 0, sizeof q);
+      p1[0] = loam_int(3);
+      p2[0] = loam_int(9000000000 + round);
+      q[0].sql = "SELECT repeat('ab', ?) AS r";
+      q[0].params = p1;
+      q[0].nparams = 1;
+      q[1].sql = "SELECT ? AS x";
+      q[1].params = p2;
+      q[1].nparams = 1;
+      CHECK_OK(c->drv->pipeline(c, q, 2, &e), &e);
+      CHECK_INT(loam_step(q[0].stmt, &e), LOAM_ROW);
+      CHECK_OK(loam_column(q[0].stmt, 0, &v), &e);
+      CHECK_INT(v.type, LOAM_TEXT);
+      CHECK_STR(v.u.s.ptr, "ababab");
+      CHECK_INT(loam_step(q[1].stmt, &e), LOAM_ROW);
+      CHECK_OK(loam_column(q[1].stmt, 0, &v), &e);
+      CHECK_INT(v.type, LOAM_INT);
+      CHECK_INT(v.u.i, 9000000000 + round);
+      for (i = 0; i < 2; i++) {
+        c->drv->finish(q[i].stmt);
+        free(q[i].stmt);
+      }
+    }
+    CHECK_INT(loam_conn_cached_statements(c), cache == 0 ? 0 : 2);
+    loam_conn_close(c);
+  }
+  loam_error_clear(&e);
+}
+
+
+/* Whether the server holds a prepared statement of text 'sql' in this session. */
+static int64_t server_has (loam_conn *c, const char *sql) {
+  loam_value p = loam_text(sql, strlen(sql));
+  loam_stmt *s;
+  loam_value v;
+  int64_t r = -1;
+  if (loam_query(c, "SELECT count(*) FROM pg_prepared_statements WHERE statement = ?", &p, 1, 0,
+                 &s, NULL) != LOAM_OK)
+    return -1;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK) r = v.u.i;
+  loam_stmt_close(s);
+  return r;
+}
+
+
+/*
+** The least recently used statement goes, not the oldest one: 'A' is
+** used again after 'B', so 'C' evicts 'B'.  Seen from the server: B's
+** DEALLOCATE goes out before the next prepare (the query that looks).
+*/
+TEST(pg_cache_evicts_least_recently_used) {
+  loam_error e = LOAM_ERROR_INIT;
+  PG_OPEN(c, 3, &e);
+  CHECK_INT(scalar(c, "SELECT 1 AS a", 0), 1);
+  CHECK_INT(scalar(c, "SELECT 2 AS b", 0), 2);
+  CHECK_INT(scalar(c, "SELECT 1 AS a", 0), 1);
+  CHECK_INT(scalar(c, "SELECT 3 AS c", 0), 3);
+  CHECK_INT(loam_conn_cached_statements(c), 3);
+  CHECK_INT(scalar(c, "SELECT 4 AS d", 0), 4);   /* evicts 'b' (A and C were used after it) */
+  CHECK_INT(server_has(c, "SELECT 2 AS b"), 0);
+  CHECK_INT(server_has(c, "SELECT 1 AS a"), 1);
+  CHECK_INT(server_has(c, "SELECT 3 AS c"), 1);
+  CHECK_INT(server_has(c, "SELECT 4 AS d"), 1);
+  CHECK_INT(loam_conn_cached_statements(c), 3);
   loam_conn_close(c);
   loam_error_clear(&e);
 }

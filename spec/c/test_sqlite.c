@@ -10,6 +10,7 @@
 
 #include "t.h"
 #include "loam.h"
+#include "loam_int.h"
 
 
 static loam_conn *open_mem (loam_error *err) {
@@ -297,6 +298,71 @@ TEST(sqlite_statement_cache) {
   CHECK_OK(loam_connect("sqlite::memory:", &o, &c, &err), &err);
   CHECK_OK(exec(c, "SELECT 1", &err), &err);
   CHECK_INT(loam_conn_cached_statements(c), 0);
+  loam_conn_close(c);
+  loam_error_clear(&err);
+}
+
+
+/* Whether the cache holds a statement of text 'sql' (the lookup makes it the most recent). */
+static int cached (loam_conn *c, const char *sql) {
+  loam__centry *e = loam__cache_get(&c->cache, sql, strlen(sql));
+  if (e == NULL) return 0;
+  loam__cache_release(&c->cache, e);
+  return 1;
+}
+
+
+/* The least recently used statement goes, not the oldest one. */
+TEST(sqlite_cache_evicts_least_recently_used) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  o.statement_cache = 2;
+  CHECK_OK(loam_connect("sqlite::memory:", &o, &c, &err), &err);
+  CHECK_OK(exec(c, "SELECT 1 AS a", &err), &err);
+  CHECK_OK(exec(c, "SELECT 2 AS b", &err), &err);
+  CHECK_OK(exec(c, "SELECT 1 AS a", &err), &err);
+  CHECK_OK(exec(c, "SELECT 3 AS c", &err), &err);   /* evicts 'b', used before 'a' */
+  CHECK_INT(loam_conn_cached_statements(c), 2);
+  CHECK(!cached(c, "SELECT 2 AS b"));
+  CHECK(cached(c, "SELECT 1 AS a"));
+  CHECK(cached(c, "SELECT 3 AS c"));
+  loam_conn_close(c);
+  loam_error_clear(&err);
+}
+
+
+/*
+** A statement being stepped is pinned: with room for one statement, the
+** statements run meanwhile are evicted instead of it, and it keeps its
+** rows; once closed it is evictable like any other.
+*/
+TEST(sqlite_cache_pinned_statement_survives_eviction) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  loam_stmt *s = NULL;
+  loam_value v;
+  const char *pinned = "SELECT 1 UNION ALL SELECT 2";
+  o.statement_cache = 1;
+  CHECK_OK(loam_connect("sqlite::memory:", &o, &c, &err), &err);
+  CHECK_OK(loam_query(c, pinned, NULL, 0, 0, &s, &err), &err);
+  CHECK_INT(loam_step(s, &err), LOAM_ROW);
+  CHECK_OK(exec(c, "SELECT 3", &err), &err);
+  CHECK_OK(exec(c, "SELECT 4", &err), &err);
+  CHECK_INT(loam_conn_cached_statements(c), 1);
+  CHECK(!cached(c, "SELECT 3"));
+  CHECK(!cached(c, "SELECT 4"));
+  CHECK_INT(loam_step(s, &err), LOAM_ROW);
+  CHECK_OK(loam_column(s, 0, &v), &err);
+  CHECK_INT(v.u.i, 2);
+  CHECK_INT(loam_step(s, &err), LOAM_DONE);
+  loam_stmt_close(s);
+  CHECK_INT(loam_conn_cached_statements(c), 1);
+  CHECK(cached(c, pinned));
+  CHECK_OK(exec(c, "SELECT 5", &err), &err);
+  CHECK(!cached(c, pinned));
+  CHECK(cached(c, "SELECT 5"));
   loam_conn_close(c);
   loam_error_clear(&err);
 }
