@@ -487,3 +487,104 @@ for backend in helper.each_backend() do
     end)
   end)
 end
+
+for backend, pg in helper.each_backend() do
+  describe(backend.label .. ": loam.now, the default of the current date and time", function()
+    local db, Stamp
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.drop_tables(db, { "stamps" })
+      Stamp = db:model("stamps", {
+        loam.id(),
+        loam.text("name"),
+        loam.timestamp("at", { default = loam.now, null = false }),
+        loam.date("day", { default = loam.now }),
+      })
+      loam.create_tables(db, { Stamp })
+    end)
+
+    after_each(function()
+      helper.finish(db, { "stamps", "stamps_raw" })
+    end)
+
+    local function names(q)
+      local out = {}
+      for i, r in ipairs(q:all()) do out[i] = r.name end
+      return table.concat(out, ",")
+    end
+
+    it("writes the canonical text, which equals and sorts with values loam writes", function()
+      Stamp:create { name = "past", at = "2000-01-01T00:00:00Z", day = "2000-01-01" }
+      local now = Stamp:create { name = "now" }
+      db:exec("insert into stamps (name) values ('raw')")
+      Stamp:create { name = "future", at = "9999-12-31T23:59:59.999999Z", day = "9999-12-31" }
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%+00$", now.at:gsub("%.%d*[1-9]%+", "+"))
+      assert.is_nil(now.at:find("0%+00$") and now.at:find("%.%d*0%+00$"))
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d$", now.day)
+      -- One statement (SQLite) or one transaction (PostgreSQL): one instant.
+      assert.are.equal(now.at:sub(1, 10), now.day)
+      local raw = Stamp:where { name = "raw" }:first()
+      assert.matches("%+00$", raw.at)
+      -- Each value read back finds the rows that hold it, through loam and
+      -- through raw SQL, and the order is the order of the text.
+      local rows = Stamp:order_by("id"):all()
+      for _, r in ipairs(rows) do
+        local same = {}
+        for _, o in ipairs(rows) do
+          if o.at == r.at then same[#same + 1] = o.name end
+        end
+        assert.are.equal(table.concat(same, ","), names(Stamp:where { at = r.at }:order_by("id")))
+        assert.are.equal(#same, db:query("select count(*) as n from stamps where at = ?",
+          { r.at })[1].n)
+      end
+      assert.is_true(db:query("select count(*) as n from stamps where at = ? and day = ?",
+        { now.at, now.day })[1].n >= 1)
+      table.sort(rows, function(a, b) return a.at < b.at or (a.at == b.at and a.id < b.id) end)
+      assert.are.equal("past", rows[1].name)
+      assert.are.equal("future", rows[4].name)
+      assert.are.equal(names { all = function() return rows end },
+        names(Stamp:order_by("at", "id")))
+      assert.are.equal("past", names(Stamp:where { at = loam.op.lt("2000-01-01T00:00:00.000001Z") }))
+      assert.are.equal("future", names(Stamp:where { at = loam.op.gt("9000-01-01") }))
+    end)
+
+    it("is refused on a column of another type", function()
+      local line = helper.next_line()
+      local err = catch(db.model, db, "bad_now", { loam.id(), loam.text("t", { default = loam.now }) })
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("bad_now.t: default loam.now needs a date or timestamp column, not text",
+        err.message)
+      assert.are.equal("t", err.column)
+      assert.matches("values_spec.lua:" .. line .. ":", err.where, 1, true)
+    end)
+
+    it("replaces a raw SQL default on a date or timestamp column, which SQLite refuses", function()
+      local function declare(kind, sql)
+        return db:model("stamps_raw", { loam.id(), loam[kind]("at", { default = loam.sql(sql) }) })
+      end
+      if pg then
+        -- PostgreSQL's own types make any expression's value canonical.
+        local Raw = declare("timestamp", "CURRENT_TIMESTAMP")
+        loam.create_tables(db, { Raw })
+        local r = Raw:create {}
+        assert.are.equal(1, Raw:where { at = r.at }:count())
+        assert.matches("%+00$", r.at)
+      else
+        for _, case in ipairs { { "timestamp", "CURRENT_TIMESTAMP", "time" },
+                                { "date", "CURRENT_DATE", "date" } } do
+          local err = catch(declare, case[1], case[2])
+          assert.are.equal("misuse", err.code)
+          assert.are.equal("stamps_raw.at: a raw SQL default (loam.sql \"" .. case[2] .. "\") on a "
+            .. case[1] .. " column cannot be known to write the canonical " .. case[1]
+            .. " text on SQLite; write default = loam.now for the current " .. case[3],
+            err.message)
+          assert.are.equal("stamps_raw", err.model)
+          assert.are.equal("at", err.column)
+        end
+        assert.are.equal(0, db:query("select count(*) as n from sqlite_master "
+          .. "where name = 'stamps_raw'")[1].n)
+      end
+    end)
+  end)
+end

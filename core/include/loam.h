@@ -715,6 +715,21 @@ LOAM_API void loam_rendered_free (loam_rendered *rs);
 ** NULL column, a text longer than 'length', NaN or infinity), SET NULL on
 ** a NOT NULL column, an unknown type or action, a constraint name used
 ** twice.
+**
+** LOAM_DEFAULT_NOW is "now" in the canonical text loam writes, so rows
+** that take it equal and sort with values written by loam:
+**   DATE       DEFAULT (date('now')) / DEFAULT CURRENT_DATE
+**   TIMESTAMP  DEFAULT (rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', 'now'), '0'), '.')
+**              || '+00') / DEFAULT CURRENT_TIMESTAMP
+** SQLite's clock has milliseconds, and the fraction is trimmed of its
+** trailing zeros as PostgreSQL prints it ('12:00:00.5+00', '12:00:00+00').
+** The day is UTC on both (loam sets TimeZone=UTC on every PostgreSQL
+** session).  SQLite reads the clock once per statement, PostgreSQL once
+** per transaction.  Any other column type is LOAM_E_MISUSE.  A raw SQL
+** default on a DATE or TIMESTAMP column is LOAM_E_MISUSE on SQLite: SQLite
+** has no date type, so nothing says the expression writes the canonical
+** text (CURRENT_TIMESTAMP writes '2021-01-01 00:00:00', which never
+** equals the '2021-01-01 00:00:00+00' that loam writes and compares).
 ** ======================================================================= */
 
 typedef enum loam_col_type {
@@ -744,7 +759,8 @@ typedef enum loam_fk_action {
 typedef enum loam_default_kind {
   LOAM_DEFAULT_NONE = 0,
   LOAM_DEFAULT_VALUE,    /* 'value', rendered as a literal (LOAM_NULL: DEFAULT NULL) */
-  LOAM_DEFAULT_SQL       /* 'sql', a raw expression such as CURRENT_TIMESTAMP */
+  LOAM_DEFAULT_SQL,      /* 'sql', a raw expression (refused on SQLite for DATE and TIMESTAMP) */
+  LOAM_DEFAULT_NOW       /* the current date or time, DATE and TIMESTAMP columns only */
 } loam_default_kind;
 
 typedef struct loam_default {
