@@ -215,8 +215,12 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
     const char *rwhat = keep(c, "%s: raw default", what);
     onlyknown(L, top, raw_fields, rwhat);
     /* { now = true }: the current date or time, in the canonical text */
-    if (loamL_field(L, top, "now") == LUA_TBOOLEAN && lua_toboolean(L, -1))
+    if (loamL_field(L, top, "now") == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
+      if (loamL_field(L, top, "sql") != LUA_TNIL)
+        loamL_misuse(L, "DDL AST: %s: a default is 'now' or 'sql', not both", what);
+      lua_pop(L, 1);
       d->kind = LOAM_DEFAULT_NOW;
+    }
     else {
       d->kind = LOAM_DEFAULT_SQL;
       d->sql = reqstring(L, top, "sql", rwhat);

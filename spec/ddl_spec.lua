@@ -184,6 +184,8 @@ describe("render_ddl", function()
         table_with { name = "b", type = "text", default = { expr = "now()" } })
       misuse("DDL AST: column 'b': raw default has no 'sql'",
         table_with { name = "b", type = "text", default = {} })
+      misuse("DDL AST: column 'b': a default is 'now' or 'sql', not both",
+        table_with { name = "b", type = "date", default = { now = true, sql = "x" } })
       misuse("table 't': column 'b': the 'now' default needs a date or timestamp column, not text",
         table_with { name = "b", type = "text", default = { now = true } })
       misuse("table 't': column 'b': a raw SQL default on a timestamp column cannot be known "
