@@ -44,7 +44,8 @@ static int result_gc (lua_State *L) {
 
 /* Refuses unknown fields by name: a misspelt 'limit_per_key' would load every row. */
 static void checkfields (lua_State *L, int t, lua_Integer i) {
-  static const char *const fields[] = { "query", "key", "keys", "limit_per_key", "one", NULL };
+  static const char *const fields[] = { "query", "key", "keys", "limit_per_key", "one",
+                                        "key_types", NULL };
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int f = 0;
@@ -53,10 +54,44 @@ static void checkfields (lua_State *L, int t, lua_Integer i) {
         ;
     if (lua_type(L, -2) != LUA_TSTRING || fields[f] == NULL)
       loamL_misuse(L, "load_batch: spec %I: unknown field '%s' (expected query, key, keys, "
-                   "limit_per_key, one)", i, lua_type(L, -2) == LUA_TSTRING
+                   "limit_per_key, one, key_types)", i, lua_type(L, -2) == LUA_TSTRING
                    ? lua_tostring(L, -2) : luaL_typename(L, -2));
     lua_pop(L, 1);
   }
+}
+
+
+/*
+** Reads the optional 'key_types' of spec 'i' (the table at 't'): one
+** column type name per key expression, into the 'nkey' integers at 'ct'
+** ('loam_col_type').  Returns 0 when the spec has none.
+*/
+static int readtypes (lua_State *L, int t, lua_Integer i, int nkey, int *ct) {
+  /* the column types by name, in the order of 'loam_col_type' from 1 */
+  static const char *const names[] = {
+    "id", "integer", "bigint", "text", "numeric", "boolean", "float", "date", "timestamp",
+    "json", "blob", "enum", NULL
+  };
+  int j;
+  if (loamL_field(L, t, "key_types") == LUA_TNIL) { lua_pop(L, 1); return 0; }
+  if (lua_type(L, -1) != LUA_TTABLE || lua_rawlen(L, -1) != (lua_Unsigned)nkey)
+    loamL_misuse(L, "load_batch: spec %I: 'key_types' must be an array of %d column type "
+                 "names, one per key expression", i, nkey);
+  for (j = 0; j < nkey; j++) {
+    const char *name;
+    int k = 0;
+    lua_rawgeti(L, -1, j + 1);
+    name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    while (name != NULL && names[k] != NULL && strcmp(names[k], name) != 0) k++;
+    if (name == NULL || names[k] == NULL)
+      loamL_misuse(L, "load_batch: spec %I: key_types[%d] is not a column type (id, integer, "
+                   "bigint, text, numeric, boolean, float, date, timestamp, json, blob, enum)",
+                   i, j + 1);
+    ct[j] = k + 1;
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
 }
 
 
@@ -122,7 +157,8 @@ static void readspec (lua_State *L, int t, lua_Integer i, int builder, loam_batc
     loamL_misuse(L, "load_batch: spec %I: 'key' must be a non-empty array of expressions", i);
   kt = lua_gettop(L);
   if (n > INT_MAX / (lua_Integer)sizeof *ev) loamL_misuse(L, "load_batch: too many key expressions");
-  ev = (loam_expr **)lua_newuserdatauv(L, (size_t)n * sizeof *ev, 0);
+  /* the key column types follow the expressions in the same block */
+  ev = (loam_expr **)lua_newuserdatauv(L, (size_t)n * (sizeof *ev + sizeof(int)), 0);
   for (k = 1; k <= n; k++) {
     lua_rawgeti(L, kt, k);
     ev[k - 1] = loamL_toexpr(L, -1, builder, "load_batch spec", "key");
@@ -131,6 +167,10 @@ static void readspec (lua_State *L, int t, lua_Integer i, int builder, loam_batc
   lua_remove(L, kt);
   sp->key = ev;
   sp->nkey = (int)n;
+  {
+    int *ct = (int *)(void *)(ev + n);
+    if (readtypes(L, t, i, sp->nkey, ct)) sp->key_coltypes = ct;
+  }
   if (loamL_field(L, t, "keys") != LUA_TTABLE)
     loamL_misuse(L, "load_batch: spec %I: 'keys' must be an array of parent keys, not a %s", i,
                  luaL_typename(L, -1));

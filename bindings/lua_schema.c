@@ -231,12 +231,22 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
     d->kind = LOAM_DEFAULT_NONE;
   }
   else if (ty == LUA_TTABLE) {
-    static const char *const raw_fields[] = { "sql", NULL };
+    static const char *const raw_fields[] = { "sql", "now", NULL };
     int top = lua_gettop(L);
     const char *rwhat = keep(c, "%s: raw default", what);
     onlyknown(L, top, raw_fields, rwhat);
-    d->kind = LOAM_DEFAULT_SQL;
-    d->sql = sqlstring(L, top, "sql", rwhat, 1);
+    /* { now = true }: the current date or time, in the canonical text */
+    if (loamL_field(L, top, "now") == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
+      if (loamL_field(L, top, "sql") != LUA_TNIL)
+        loamL_misuse(L, "DDL AST: %s: a default is 'now' or 'sql', not both", what);
+      lua_pop(L, 1);
+      d->kind = LOAM_DEFAULT_NOW;
+    }
+    else {
+      d->kind = LOAM_DEFAULT_SQL;
+      d->sql = sqlstring(L, top, "sql", rwhat, 1);
+    }
+    lua_pop(L, 1);
   }
   else if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN || ty == LUA_TSTRING ||
            luaL_testudata(L, -1, NULL_T) != NULL || luaL_testudata(L, -1, BLOB_T) != NULL) {

@@ -153,6 +153,33 @@ for backend, pg in helper.each_backend() do
       assert.are.same({ id = 1, sku = "a" }, g[1][1])
     end)
 
+    it("binds text keys of date, timestamp and numeric columns as those types (key_types)",
+      function()
+      helper.table(db, "batch_typed", "id integer primary key, d date, n integer, x numeric, "
+        .. "s text, at timestamp", "id integer primary key, d date, n integer, x numeric(30,2), "
+        .. "s text, at timestamptz")
+      db:exec("insert into batch_typed values (1, '2021-01-01', 1, 2.5, 'a', "
+        .. "'2021-01-01 00:00:00+00'), (2, '2021-01-01', 2, 3, 'b', '2021-01-01 00:00:00.5+00'), "
+        .. "(3, '2021-01-02', 1, 2.5, 'b', '2021-01-02 00:00:00+00')")
+      local q = { k = "select", columns = { col("id") }, from = { name = "batch_typed" },
+                  order = { { expr = col("id") } } }
+      local res = db:load_batch {
+        { query = q, key = { col("d"), col("n") }, key_types = { "date", "integer" },
+          keys = { { "2021-01-01", 1 }, { "2021-01-02", 1 }, { "2021-01-02", 2 } } },
+        { query = q, key = { col("x"), col("s") }, key_types = { "numeric", "text" },
+          keys = { { "2.5", "a" }, { "2.50", "b" }, { "3", "b" }, { "2.5", "c" } } },
+        { query = q, key = { col("at") }, key_types = { "timestamp" },
+          keys = { "2021-01-01 00:00:00.5+00", "2021-01-02 00:00:00+00",
+                   "2021-01-01 00:00:00+00" } },
+      }
+      assert.are.same({ "1", "3", "" }, { ids(res[1][1]), ids(res[1][2]), ids(res[1][3]) })
+      -- numeric text matches by value: '2.5' is the 2.50 of numeric(30,2)
+      assert.are.same({ "1", "3", "2", "" },
+        { ids(res[2][1]), ids(res[2][2]), ids(res[2][3]), ids(res[2][4]) })
+      assert.are.same({ "2", "3", "1" }, { ids(res[3][1]), ids(res[3][2]), ids(res[3][3]) })
+      helper.drop_tables(db, { "batch_typed" })
+    end)
+
     it("loads several specs in one call", function()
       local res = db:load_batch {
         { query = items_query(), key = { col("order_id") }, keys = { 1, 2 } },
@@ -259,6 +286,14 @@ for backend, pg in helper.each_backend() do
           "'one' must be a boolean" },
         { { { query = { k = "delete", from = "t" }, key = { col("order_id") }, keys = { 1 } } },
           "a subquery must be a 'select'" },
+        { { { query = q, key = { col("order_id") }, keys = { 1 }, key_types = { "int" } } },
+          "spec 1: key_types%[1%] is not a column type %(id, integer, bigint, text, numeric, "
+          .. "boolean, float, date, timestamp, json, blob, enum%)" },
+        { { { query = q, key = { col("order_id") }, keys = { 1 },
+              key_types = { "date", "text" } } },
+          "spec 1: 'key_types' must be an array of 1 column type names, one per key expression" },
+        { { { query = q, key = { col("order_id") }, keys = { 1 }, key_types = "date" } },
+          "spec 1: 'key_types' must be an array of 1 column type names" },
         { { 42 }, "spec 1 must be a table" },
       }
       for _, c in ipairs(cases) do

@@ -26,7 +26,7 @@ local ORDERS = {
     { name = "paid", type = "boolean", default = false },
     { name = "rate", type = "float", default = 0.1 },
     { name = "meta", type = "json" },
-    { name = "at", type = "timestamp", default = { sql = "CURRENT_TIMESTAMP" } },
+    { name = "at", type = "timestamp", default = { now = true } },
     { name = "note", type = "text", default = loam.null },
     { name = "customer_id", type = "bigint", null = false,
       references = { table = "customers", column = "id", on_delete = "cascade",
@@ -48,7 +48,8 @@ describe("render_ddl", function()
       .. 'CHECK ("tier" IN (\'free\', \'pro\')), '
       .. '"paid" BOOLEAN DEFAULT 0, "rate" REAL DEFAULT 0.1, '
       .. '"meta" TEXT CONSTRAINT "orders_meta_check" CHECK ("meta" IS NULL OR json_valid("meta")), '
-      .. '"at" TIMESTAMP DEFAULT (CURRENT_TIMESTAMP), "note" TEXT DEFAULT NULL, '
+      .. '"at" TIMESTAMP DEFAULT (rtrim(rtrim(strftime(\'%Y-%m-%d %H:%M:%f\', \'now\'), \'0\'), \'.\') '
+      .. '|| \'+00\'), "note" TEXT DEFAULT NULL, '
       .. '"customer_id" INTEGER NOT NULL CONSTRAINT "orders_customer_id_fkey" '
       .. 'REFERENCES "customers" ("id") ON DELETE CASCADE, '
       .. 'CONSTRAINT "uq_email_tier" UNIQUE ("email", "tier"), '
@@ -65,7 +66,7 @@ describe("render_ddl", function()
       .. '"tier" text DEFAULT \'free\' CONSTRAINT "orders_tier_check" '
       .. 'CHECK ("tier" IN (\'free\', \'pro\')), '
       .. '"paid" boolean DEFAULT false, "rate" double precision DEFAULT 0.1, '
-      .. '"meta" jsonb, "at" timestamptz DEFAULT (CURRENT_TIMESTAMP), "note" text DEFAULT NULL, '
+      .. '"meta" jsonb, "at" timestamptz DEFAULT CURRENT_TIMESTAMP, "note" text DEFAULT NULL, '
       .. '"customer_id" bigint NOT NULL CONSTRAINT "orders_customer_id_fkey" '
       .. 'REFERENCES "customers" ("id") ON DELETE CASCADE, '
       .. 'CONSTRAINT "uq_email_tier" UNIQUE ("email", "tier"), '
@@ -183,6 +184,21 @@ describe("render_ddl", function()
         table_with { name = "b", type = "text", default = { expr = "now()" } })
       misuse("DDL AST: column 'b': raw default has no 'sql'",
         table_with { name = "b", type = "text", default = {} })
+      misuse("DDL AST: column 'b': a default is 'now' or 'sql', not both",
+        table_with { name = "b", type = "date", default = { now = true, sql = "x" } })
+      misuse("table 't': column 'b': the 'now' default needs a date or timestamp column, not text",
+        table_with { name = "b", type = "text", default = { now = true } })
+      misuse("table 't': column 'b': a raw SQL default on a timestamp column cannot be known "
+        .. "to write the canonical timestamp text on SQLite; use the 'now' default (loam.now) "
+        .. "or a literal", table_with { name = "b", type = "timestamp",
+                                       default = { sql = "CURRENT_TIMESTAMP" } })
+      misuse("table 't': column 'b': a raw SQL default on a date column cannot be known "
+        .. "to write the canonical date text on SQLite; use the 'now' default (loam.now) "
+        .. "or a literal", table_with { name = "b", type = "date",
+                                       default = { sql = "CURRENT_DATE" } })
+      -- PostgreSQL's date types make the value of any expression canonical.
+      assert.matches('"b" date DEFAULT (CURRENT_DATE)', core.render_ddl("postgres",
+        table_with { name = "b", type = "date", default = { sql = "CURRENT_DATE" } }), 1, true)
       misuse("DDL AST: column #2: 'name' contains a NUL byte",
         table_with { name = "b\0c", type = "text" })
     end)

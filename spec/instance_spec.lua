@@ -28,7 +28,7 @@ local function declare(db)
     loam.boolean("active", { default = true }),
     loam.text("name"),
     loam.json("prefs"),
-    loam.timestamp("created_at", { default = loam.sql "CURRENT_TIMESTAMP" }),
+    loam.timestamp("created_at", { default = loam.now }),
   })
   local Order = db:model("orders", {
     loam.id(),

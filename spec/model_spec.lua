@@ -34,7 +34,7 @@ local function declare(db)
     loam.enum("tier", { "free", "pro" }, { default = "free" }),
     loam.boolean("active", { default = true }),
     loam.numeric("balance", { precision = 10, scale = 2 }),
-    loam.timestamp("created_at", { default = loam.sql "CURRENT_TIMESTAMP" }),
+    loam.timestamp("created_at", { default = loam.now }),
   }, { indexes = { { "tier", "active" }, { "email", unique = true, where = "active" } },
        checks = { balance_nonneg = "balance >= 0" } })
   local Order = db:model("orders", {
@@ -116,7 +116,7 @@ describe("column declarations", function()
                       default = "free" }, Customer.columns[3])
     assert.are.same({ name = "balance", type = "numeric", precision = 10, scale = 2,
                       null = true }, Customer.columns[5])
-    assert.are.equal("CURRENT_TIMESTAMP", Customer.columns[6].default.sql)
+    assert.are.equal(loam.now, Customer.columns[6].default)
     assert.are.same({ name = "customer_id", type = "bigint", null = false,
                       references = { table = "customers", column = "id",
                                      on_delete = "cascade" } }, Order.columns[2])

@@ -487,3 +487,239 @@ for backend in helper.each_backend() do
     end)
   end)
 end
+
+for backend, pg in helper.each_backend() do
+  describe(backend.label .. ": loam.now, the default of the current date and time", function()
+    local db, Stamp
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.drop_tables(db, { "stamps" })
+      Stamp = db:model("stamps", {
+        loam.id(),
+        loam.text("name"),
+        loam.timestamp("at", { default = loam.now, null = false }),
+        loam.date("day", { default = loam.now }),
+      })
+      loam.create_tables(db, { Stamp })
+    end)
+
+    after_each(function()
+      helper.finish(db, { "stamps", "stamps_raw" })
+    end)
+
+    local function names(q)
+      local out = {}
+      for i, r in ipairs(q:all()) do out[i] = r.name end
+      return table.concat(out, ",")
+    end
+
+    it("writes the canonical text, which equals and sorts with values loam writes", function()
+      Stamp:create { name = "past", at = "2000-01-01T00:00:00Z", day = "2000-01-01" }
+      local now = Stamp:create { name = "now" }
+      db:exec("insert into stamps (name) values ('raw')")
+      Stamp:create { name = "future", at = "9999-12-31T23:59:59.999999Z", day = "9999-12-31" }
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d%+00$", now.at:gsub("%.%d*[1-9]%+", "+"))
+      assert.is_nil(now.at:find("0%+00$") and now.at:find("%.%d*0%+00$"))
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d$", now.day)
+      -- One statement (SQLite) or one transaction (PostgreSQL): one instant.
+      assert.are.equal(now.at:sub(1, 10), now.day)
+      local raw = Stamp:where { name = "raw" }:first()
+      assert.matches("%+00$", raw.at)
+      -- Each value read back finds the rows that hold it, through loam and
+      -- through raw SQL, and the order is the order of the text.
+      local rows = Stamp:order_by("id"):all()
+      for _, r in ipairs(rows) do
+        local same = {}
+        for _, o in ipairs(rows) do
+          if o.at == r.at then same[#same + 1] = o.name end
+        end
+        assert.are.equal(table.concat(same, ","), names(Stamp:where { at = r.at }:order_by("id")))
+        assert.are.equal(#same, db:query("select count(*) as n from stamps where at = ?",
+          { r.at })[1].n)
+      end
+      assert.is_true(db:query("select count(*) as n from stamps where at = ? and day = ?",
+        { now.at, now.day })[1].n >= 1)
+      table.sort(rows, function(a, b) return a.at < b.at or (a.at == b.at and a.id < b.id) end)
+      assert.are.equal("past", rows[1].name)
+      assert.are.equal("future", rows[4].name)
+      assert.are.equal(names { all = function() return rows end },
+        names(Stamp:order_by("at", "id")))
+      assert.are.equal("past", names(Stamp:where { at = loam.op.lt("2000-01-01T00:00:00.000001Z") }))
+      assert.are.equal("future", names(Stamp:where { at = loam.op.gt("9000-01-01") }))
+    end)
+
+    it("is refused on a column of another type", function()
+      local line = helper.next_line()
+      local err = catch(db.model, db, "bad_now", { loam.id(), loam.text("t", { default = loam.now }) })
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("bad_now.t: default loam.now needs a date or timestamp column, not text",
+        err.message)
+      assert.are.equal("t", err.column)
+      assert.matches("values_spec.lua:" .. line .. ":", err.where, 1, true)
+    end)
+
+    it("replaces a raw SQL default on a date or timestamp column, which SQLite refuses", function()
+      local function declare(kind, sql)
+        return db:model("stamps_raw", { loam.id(), loam[kind]("at", { default = loam.sql(sql) }) })
+      end
+      if pg then
+        -- PostgreSQL's own types make any expression's value canonical.
+        local Raw = declare("timestamp", "CURRENT_TIMESTAMP")
+        loam.create_tables(db, { Raw })
+        local r = Raw:create {}
+        assert.are.equal(1, Raw:where { at = r.at }:count())
+        assert.matches("%+00$", r.at)
+      else
+        for _, case in ipairs { { "timestamp", "CURRENT_TIMESTAMP", "time" },
+                                { "date", "CURRENT_DATE", "date" } } do
+          local err = catch(declare, case[1], case[2])
+          assert.are.equal("misuse", err.code)
+          assert.are.equal("stamps_raw.at: a raw SQL default (loam.sql \"" .. case[2] .. "\") on a "
+            .. case[1] .. " column cannot be known to write the canonical " .. case[1]
+            .. " text on SQLite; write default = loam.now for the current " .. case[3],
+            err.message)
+          assert.are.equal("stamps_raw", err.model)
+          assert.are.equal("at", err.column)
+        end
+        assert.are.equal(0, db:query("select count(*) as n from sqlite_master "
+          .. "where name = 'stamps_raw'")[1].n)
+      end
+    end)
+  end)
+end
+
+for backend, pg in helper.each_backend() do
+  describe(backend.label .. ": relations keyed by dates, timestamps and numerics", function()
+    local db, Slot, Booking, Lot, Piece, Shift, Log
+
+    before_each(function()
+      db = helper.connect(backend)
+      helper.drop_tables(db, { "bookings", "slots", "pieces", "lots", "logs", "shifts" })
+      Slot = db:model("slots", {
+        loam.date("day"), loam.integer("no"), loam.text("room"),
+      }, { primary_key = { "day", "no" } })
+      Booking = db:model("bookings", {
+        loam.id(), loam.date("day"), loam.integer("slot_no"), loam.text("who"),
+      })
+      Slot:has_many("bookings", Booking, { key = { "day", "slot_no" },
+        references = { "day", "no" }, inverse = "slot" })
+      Booking:belongs_to("slot", Slot, { key = { "day", "slot_no" },
+        references = { "day", "no" }, inverse = "bookings" })
+      Lot = db:model("lots", {
+        loam.numeric("code", { precision = 30, scale = 1 }), loam.text("region"), loam.text("name"),
+      }, { primary_key = { "code", "region" } })
+      Piece = db:model("pieces", {
+        loam.id(), loam.numeric("lot_code", { precision = 30, scale = 1 }),
+        loam.text("lot_region"), loam.integer("n"),
+      })
+      Lot:has_many("pieces", Piece, { key = { "lot_code", "lot_region" },
+        references = { "code", "region" }, inverse = "lot" })
+      Piece:belongs_to("lot", Lot, { key = { "lot_code", "lot_region" },
+        references = { "code", "region" }, inverse = "pieces" })
+      Shift = db:model("shifts", { loam.timestamp("starts", { primary_key = true }) })
+      Log = db:model("logs", { loam.id(), loam.timestamp("shift_starts"), loam.text("what") })
+      Shift:has_many("logs", Log, { key = "shift_starts", inverse = "shift" })
+      Log:belongs_to("shift", Shift, { key = "shift_starts", inverse = "logs" })
+      loam.create_tables(db, { Slot, Booking, Lot, Piece, Shift, Log })
+
+      Slot:create { day = "2021-01-01", no = 1, room = "a" }
+      Slot:create { day = "2021-01-01", no = 2, room = "b" }
+      Slot:create { day = "2021-01-02", no = 1, room = "c" }
+      Booking:create { day = "20210101", slot_no = 2, who = "ann" }
+      Booking:create { day = "2021-01-02", slot_no = 1, who = "bob" }
+      Booking:create { day = "2021-01-01", slot_no = 2, who = "cy" }
+      Booking:create { day = "2021-01-02", slot_no = 2, who = "dee" }  -- no such slot
+      Lot:create { code = 1, region = "eu", name = "one" }
+      Lot:create { code = "2.5", region = "eu", name = "two and a half" }
+      Lot:create { code = "2.5", region = "us", name = "us two and a half" }
+      Piece:create { lot_code = "1.0", lot_region = "eu", n = 1 }
+      Piece:create { lot_code = 2.5, lot_region = "us", n = 2 }
+      Piece:create { lot_code = "2.50", lot_region = "eu", n = 3 }
+      Shift:create { starts = "2021-01-01T08:00:00+01:00" }
+      Shift:create { starts = "2021-01-01T15:00:00.5Z" }
+      Log:create { shift_starts = "2021-01-01 07:00:00Z", what = "open" }
+      Log:create { shift_starts = "2021-01-01T16:00:00.500+01", what = "close" }
+    end)
+
+    after_each(function()
+      helper.finish(db, { "bookings", "slots", "pieces", "lots", "logs", "shifts" })
+    end)
+
+    local function whos(list)
+      local out = {}
+      for i, b in ipairs(list) do out[i] = b.who or b.n or b.what end
+      table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+      return table.concat(out, ",")
+    end
+
+    it("load over a composite key of a date and an integer, both ways", function()
+      local got = {}
+      for _, s in ipairs(Slot:include("bookings"):order_by("day", "no"):all()) do
+        got[#got + 1] = s.day .. "/" .. s.no .. ":" .. whos(s.bookings)
+      end
+      assert.are.same({ "2021-01-01/1:", "2021-01-01/2:ann,cy", "2021-01-02/1:bob" }, got)
+      got = {}
+      for _, b in ipairs(Booking:include("slot"):order_by("id"):all()) do
+        got[#got + 1] = b.who .. ":" .. (b.slot and b.slot.room or "-")
+      end
+      assert.are.same({ "ann:b", "bob:c", "cy:b", "dee:-" }, got)
+    end)
+
+    it("load over a composite key of a numeric and a text, both ways", function()
+      local got = {}
+      for _, l in ipairs(Lot:include("pieces"):order_by("region", "code"):all()) do
+        got[#got + 1] = l.code .. "/" .. l.region .. ":" .. whos(l.pieces)
+      end
+      assert.are.same({ "1.0/eu:1", "2.5/eu:3", "2.5/us:2" }, got)
+      got = {}
+      for _, p in ipairs(Piece:include("lot"):order_by("id"):all()) do
+        got[#got + 1] = p.n .. ":" .. p.lot.name
+      end
+      assert.are.same({ "1:one", "2:us two and a half", "3:two and a half" }, got)
+    end)
+
+    it("load over a timestamp key, both ways", function()
+      local got = {}
+      for _, s in ipairs(Shift:include("logs"):order_by("starts"):all()) do
+        got[#got + 1] = s.starts .. ":" .. whos(s.logs)
+      end
+      assert.are.same({ "2021-01-01 07:00:00+00:open", "2021-01-01 15:00:00.5+00:close" }, got)
+      got = {}
+      for _, l in ipairs(Log:include("shift"):order_by("id"):all()) do
+        got[#got + 1] = l.what .. ":" .. l.shift.starts
+      end
+      assert.are.same({ "open:2021-01-01 07:00:00+00", "close:2021-01-01 15:00:00.5+00" }, got)
+    end)
+
+    it("load numeric keys of more than 15 digits exactly on PostgreSQL", function()
+      local long, near = "12345678901234567890.5", "12345678901234567890.4"
+      if not pg then
+        -- SQLite cannot hold them: refused when written, as before.
+        local err = catch(Lot.create, Lot, { code = long, region = "eu", name = "long" })
+        assert.are.equal("validation_error", err.code)
+        assert.are.equal("code", err.column)
+        assert.are.equal(3, helper.count(db, "lots"))
+        return
+      end
+      Lot:create { code = long, region = "eu", name = "long" }
+      Lot:create { code = near, region = "eu", name = "near" }
+      Piece:create { lot_code = long, lot_region = "eu", n = 4 }
+      Piece:create { lot_code = "12345678901234567890.50", lot_region = "eu", n = 5 }
+      Piece:create { lot_code = near, lot_region = "eu", n = 6 }
+      local got = {}
+      for _, l in ipairs(Lot:include("pieces"):order_by("code", "region"):all()) do
+        got[#got + 1] = l.code .. "/" .. l.region .. ":" .. whos(l.pieces)
+      end
+      -- Short keys (numbers) and long ones (text) in one list.
+      assert.are.same({ "1.0/eu:1", "2.5/eu:3", "2.5/us:2", near .. "/eu:6", long .. "/eu:4,5" },
+        got)
+      got = {}
+      for _, p in ipairs(Piece:include("lot"):order_by("id"):all()) do
+        got[#got + 1] = p.n .. ":" .. p.lot.name
+      end
+      assert.are.same({ "1:one", "2:us two and a half", "3:two and a half", "4:long", "5:long",
+                        "6:near" }, got)
+    end)
+  end)
+end

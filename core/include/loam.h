@@ -728,6 +728,21 @@ LOAM_API void loam_rendered_free (loam_rendered *rs);
 ** NULL column, a text longer than 'length', NaN or infinity), SET NULL on
 ** a NOT NULL column, an unknown type or action, a constraint name used
 ** twice.
+**
+** LOAM_DEFAULT_NOW is "now" in the canonical text loam writes, so rows
+** that take it equal and sort with values written by loam:
+**   DATE       DEFAULT (date('now')) / DEFAULT CURRENT_DATE
+**   TIMESTAMP  DEFAULT (rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', 'now'), '0'), '.')
+**              || '+00') / DEFAULT CURRENT_TIMESTAMP
+** SQLite's clock has milliseconds, and the fraction is trimmed of its
+** trailing zeros as PostgreSQL prints it ('12:00:00.5+00', '12:00:00+00').
+** The day is UTC on both (loam sets TimeZone=UTC on every PostgreSQL
+** session).  SQLite reads the clock once per statement, PostgreSQL once
+** per transaction.  Any other column type is LOAM_E_MISUSE.  A raw SQL
+** default on a DATE or TIMESTAMP column is LOAM_E_MISUSE on SQLite: SQLite
+** has no date type, so nothing says the expression writes the canonical
+** text (CURRENT_TIMESTAMP writes '2021-01-01 00:00:00', which never
+** equals the '2021-01-01 00:00:00+00' that loam writes and compares).
 ** ======================================================================= */
 
 typedef enum loam_col_type {
@@ -757,7 +772,8 @@ typedef enum loam_fk_action {
 typedef enum loam_default_kind {
   LOAM_DEFAULT_NONE = 0,
   LOAM_DEFAULT_VALUE,    /* 'value', rendered as a literal (LOAM_NULL: DEFAULT NULL) */
-  LOAM_DEFAULT_SQL       /* 'sql', a raw expression such as CURRENT_TIMESTAMP */
+  LOAM_DEFAULT_SQL,      /* 'sql', a raw expression (refused on SQLite for DATE and TIMESTAMP) */
+  LOAM_DEFAULT_NOW       /* the current date or time, DATE and TIMESTAMP columns only */
 } loam_default_kind;
 
 typedef struct loam_default {
@@ -907,6 +923,18 @@ LOAM_API loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int
                                        const loam_value *vals, int ntuples, int negate);
 
 /*
+** Tells the IN tuples 'in' (made by 'loam_qb_in_tuples') the loam type of
+** the column each expression is, as 'loam_qb_in_coltype' does for a list:
+** 'coltypes' holds 'n' 'loam_col_type' values (0 for none), 'n' being the
+** number of expressions; the array is copied.  On PostgreSQL the text
+** values of a position compared with a date, timestamp or numeric column
+** are then bound as that type's array.  Given an IN list and 'n' = 1 it
+** is 'loam_qb_in_coltype'.  Anything else, or an unknown type, is
+** LOAM_E_MISUSE.
+*/
+LOAM_API loam_expr *loam_qb_in_coltypes (loam_qb *qb, loam_expr *in, const int *coltypes, int n);
+
+/*
 ** One relation to load.  Start from LOAM_BATCH_SPEC_INIT.  The loader
 ** adds clauses to 'query' as the setters would (hidden key columns, the
 ** key predicate) and, for a per-key limit, moves its ORDER BY into the
@@ -923,9 +951,11 @@ typedef struct loam_batch_spec {
   int nkeys;                   /* the number of parents; duplicates and NULLs allowed */
   int64_t limit_per_key;       /* at most this many rows per key; 0: no limit */
   int one;                     /* non-zero: a to-one relation, at most one row per key */
+  const int *key_coltypes;     /* 'nkey' loam_col_type values of the key columns (0: not
+                                  known), or NULL: see 'loam_qb_in_coltypes' */
 } loam_batch_spec;
 
-#define LOAM_BATCH_SPEC_INIT { NULL, NULL, NULL, 0, NULL, 0, 0, 0 }
+#define LOAM_BATCH_SPEC_INIT { NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL }
 
 /* The rows of a load, grouped by key (opaque). */
 typedef struct loam_batch loam_batch;
@@ -945,6 +975,10 @@ typedef struct loam_batch loam_batch;
 **       SELECT * FROM (SELECT ..., row_number() OVER (PARTITION BY keys
 **       ORDER BY the query's ORDER BY) AS "__loam_rn" FROM ...) AS
 **       "__loam_sub" WHERE ("__loam_rn" <= ?) ORDER BY "__loam_rn" ASC;
+**   - with 'key_coltypes', text keys at a date, timestamp or numeric
+**     position go to PostgreSQL as that type's array, and at a numeric
+**     position they match a row's numeric text by value as decimals
+**     ('2.5' matches '2.50'; no rounding through doubles);
 **   - rows are grouped by their key values (a hash lookup), each group in
 **     the order of the statement; with 'one' a group keeps its first row.
 **     A row whose key equals no parent key exactly (a case-insensitive

@@ -98,17 +98,36 @@ static loam_value integral (loam_value v) {
 
 
 /*
-** The form in which values of class 'cls' compare: integers (booleans as
-** 0 and 1), other doubles, text.  Returns 0 when 'v' cannot equal any key
-** of that class.
+** The decimal text 'v' without the trailing zeros of its fraction, nor
+** its point when nothing is left: '2.50' and '2.5' are one number, and so
+** are '1.0' and '1'.  PostgreSQL prints a numeric with the scale of its
+** column, the keys come with the scale of theirs, and no other form needs
+** reading: numeric text has no exponent and no leading zeros.
 */
-static int canon (const loam_value *v, int cls, loam_value *out) {
+static loam_value decimal (loam_value v) {
+  const char *p = v.u.s.ptr;
+  size_t n = v.u.s.len;
+  if (memchr(p, '.', n) == NULL) return v;
+  while (n > 0 && p[n - 1] == '0') n--;
+  if (n > 0 && p[n - 1] == '.') n--;
+  v.u.s.len = n;
+  return v;
+}
+
+
+/*
+** The form in which values of class 'cls' compare: integers (booleans as
+** 0 and 1), other doubles, text; the text of a numeric position
+** ('numeric') as a decimal.  Returns 0 when 'v' cannot equal any key of
+** that class.
+*/
+static int canon (const loam_value *v, int cls, int numeric, loam_value *out) {
   switch (v->type) {
     case LOAM_INT: *out = *v; return cls == C_NUM || (cls == C_BOOL && (v->u.i == 0 || v->u.i == 1));
     case LOAM_BOOL: *out = loam_int(v->u.b); return cls == C_BOOL || cls == C_NUM;
     case LOAM_DOUBLE: *out = integral(*v); return cls == C_NUM;
     case LOAM_TEXT:
-      if (cls == C_TEXT) { *out = *v; return 1; }
+      if (cls == C_TEXT) { *out = numeric ? decimal(*v) : *v; return 1; }
       if (cls == C_NUM && v->u.s.len > 0 && v->u.s.len < 64) {
         /* PostgreSQL's numeric (and any type without a binary reading) comes back as text. */
         char *end;
@@ -156,6 +175,12 @@ static int same (const loam_value *a, const loam_value *b) {
 }
 
 
+/* Whether key position 'c' is a numeric column. */
+static int isnumeric (const work *w, int c) {
+  return w->in->key_coltypes != NULL && w->in->key_coltypes[c] == LOAM_COL_NUMERIC;
+}
+
+
 /*
 ** The group of the key 'v' ('nkey' values, compared by 'canon'), or -1.
 ** '*h' receives its hash (0 when it can match nothing).
@@ -166,7 +191,7 @@ static int lookup (const work *w, const loam_value *v, uint64_t *h) {
   size_t i;
   *h = 1469598103934665603ULL;
   for (c = 0; c < nkey; c++) {
-    if (!canon(&v[c], w->cls[c], &cv)) { *h = 0; return -1; }
+    if (!canon(&v[c], w->cls[c], isnumeric(w, c), &cv)) { *h = 0; return -1; }
     *h = hash_value(*h, &cv);
   }
   if (w->slots == NULL) return -1;
@@ -176,8 +201,8 @@ static int lookup (const work *w, const loam_value *v, uint64_t *h) {
     if (w->dhash[g] != *h) continue;
     for (c = 0; c < nkey; c++) {
       loam_value a, b;
-      canon(&v[c], w->cls[c], &a);
-      canon(&k[c], w->cls[c], &b);
+      canon(&v[c], w->cls[c], isnumeric(w, c), &a);
+      canon(&k[c], w->cls[c], isnumeric(w, c), &b);
       if (!same(&a, &b)) break;
     }
     if (c == nkey) return g;
@@ -275,7 +300,11 @@ static int build (work *w, loam_backend dialect, loam_error *err) {
   if (st->columns.n == 0) loam_qb_column(st, loam_qb_star(qb, NULL));
   for (c = 0; c < in->nkey; c++) loam_qb_column(st, hidden_key(qb, in->key[c], c));
   /* Tuples for one key as for several: one key renders as an IN list does. */
-  loam_qb_where(st, loam_qb_in_tuples(qb, in->key, in->nkey, w->dk, w->out->ngroups, 0));
+  {
+    loam_expr *keys = loam_qb_in_tuples(qb, in->key, in->nkey, w->dk, w->out->ngroups, 0);
+    if (in->key_coltypes != NULL) keys = loam_qb_in_coltypes(qb, keys, in->key_coltypes, in->nkey);
+    loam_qb_where(st, keys);
+  }
   w->hidden = in->nkey;
   if (in->limit_per_key > 0) {
     /* The window orders each key's rows; the subquery's own ORDER BY would be a wasted sort. */

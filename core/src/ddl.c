@@ -358,11 +358,34 @@ static int checkvalue (R *r, const loam_column_def *c, int notnull) {
 }
 
 
+/*
+** Appends "now" for a column of type 't' (DATE or TIMESTAMP), in the text
+** loam writes for such values: on SQLite the canonical UTC text, built
+** from SQLite's clock (milliseconds) with the fraction trimmed of its
+** trailing zeros, and of its point when nothing is left, as PostgreSQL
+** prints it; on PostgreSQL the native value.
+*/
+static void addnow (R *r, loam_col_type t) {
+  loam__buf *b = &r->b;
+  if (r->be != LOAM_SQLITE)
+    loam__buf_adds(b, t == LOAM_COL_DATE ? "CURRENT_DATE" : "CURRENT_TIMESTAMP");
+  else if (t == LOAM_COL_DATE)
+    loam__buf_adds(b, "(date('now'))");
+  else
+    loam__buf_adds(b, "(rtrim(rtrim(strftime('%Y-%m-%d %H:%M:%f', 'now'), '0'), '.') "
+                      "|| '+00')");
+}
+
+
 /* Appends ' DEFAULT ...' for column 'c' (already checked). */
 static void adddefault (R *r, const loam_column_def *c) {
   const loam_value *v = &c->defval.value;
   loam__buf *b = &r->b;
   loam__buf_adds(b, " DEFAULT ");
+  if (c->defval.kind == LOAM_DEFAULT_NOW) {
+    addnow(r, c->type);
+    return;
+  }
   if (c->defval.kind == LOAM_DEFAULT_SQL) {
     /* parenthesised: SQLite takes a bare expression only when it is a literal */
     loam__buf_addc(b, '(');
@@ -534,7 +557,18 @@ static int checkdefault (R *r, const loam_column_def *c, int notnull) {
     case LOAM_DEFAULT_SQL:
       if (c->defval.sql == NULL || c->defval.sql[0] == '\0')
         return fail(r, "column '%s': raw SQL default is empty", c->name);
+      /* SQLite has no date type: nothing says the expression writes the
+         canonical text that loam compares with (see loam.h) */
+      if (r->be == LOAM_SQLITE && (c->type == LOAM_COL_DATE || c->type == LOAM_COL_TIMESTAMP))
+        return fail(r, "column '%s': a raw SQL default on a %s column cannot be known to "
+                    "write the canonical %s text on SQLite; use the 'now' default "
+                    "(loam.now) or a literal", c->name, typename(c->type), typename(c->type));
       break;
+    case LOAM_DEFAULT_NOW:
+      if (c->type != LOAM_COL_DATE && c->type != LOAM_COL_TIMESTAMP)
+        return fail(r, "column '%s': the 'now' default needs a date or timestamp column, "
+                    "not %s", c->name, typename(c->type));
+      return LOAM_OK;
     default:
       return fail(r, "column '%s': unknown default kind (%d)", c->name, (int)c->defval.kind);
   }

@@ -557,6 +557,31 @@ loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype) {
 }
 
 
+loam_expr *loam_qb_in_coltypes (loam_qb *qb, loam_expr *in, const int *coltypes, int n) {
+  unsigned char *ct;
+  int i;
+  if (failed(qb) || in == NULL) return NULL;
+  if (in->kind == LOAM__X_INLIST && coltypes != NULL && n == 1)
+    return loam_qb_in_coltype(qb, in, coltypes[0]);
+  if (in->kind != LOAM__X_INTUPLES || coltypes == NULL || n != in->n) {
+    fail(qb, LOAM_E_MISUSE, "IN column types: needs an IN list or tuples and one column type "
+         "per expression");
+    return NULL;
+  }
+  for (i = 0; i < n; i++)
+    if (coltypes[i] < 0 || coltypes[i] > LOAM_COL_ENUM) {
+      fail(qb, LOAM_E_MISUSE, "IN column types: column type %d of expression %d is unknown",
+           coltypes[i], i + 1);
+      return NULL;
+    }
+  ct = alloc(qb, (size_t)n);
+  if (ct == NULL) return NULL;
+  for (i = 0; i < n; i++) ct[i] = (unsigned char)coltypes[i];
+  in->u.tup.coltypes = ct;
+  return in;
+}
+
+
 /*
 ** Every column of the tuples gets its own element type, as an IN list
 ** does; the values are kept row after row, as given.

@@ -99,6 +99,7 @@ struct loam_expr {
       loam_expr *const *exprs;
       const loam_value *vals;        /* row after row */
       const unsigned char *ltypes;   /* per expression, as 'ltype' of INLIST */
+      const unsigned char *coltypes; /* per expression, as 'coltype' of INLIST; NULL: none */
       int ntuples;
     } tup;
   } u;

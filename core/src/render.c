@@ -192,7 +192,7 @@ static void gen_param (R *r, int rc, size_t off) {
 ** 0.06 s this way.
 */
 static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
-                     const unsigned char *ltypes, int coltype) {
+                     const unsigned char *ltypes, const unsigned char *coltypes) {
   size_t off;
   int c, rc;
   if (r->pg) {
@@ -201,7 +201,7 @@ static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
       if (c > 0) adds(r, ", ");
       placeholder(r);
       adds(r, "::");
-      loam__buf_adds(&r->sql, loam__pg_array_type(ltypes[c], coltype));
+      loam__buf_adds(&r->sql, loam__pg_array_type(ltypes[c], coltypes ? coltypes[c] : 0));
       adds(r, "[]");
       if (!r->collect || r->rc != LOAM_OK) continue;
       off = r->data.len;
@@ -304,7 +304,7 @@ static void raw (R *r, const loam_expr *e) {
 ** (1 = 1), with no parameter.  NOT IN is safe: lists never hold NULL.
 */
 static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals, int nrows,
-                    const unsigned char *ltypes, int coltype, int negate) {
+                    const unsigned char *ltypes, const unsigned char *coltypes, int negate) {
   int i;
   if (nrows == 0) {
     if (negate) adds(r, "(1 = 1)");
@@ -320,7 +320,7 @@ static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals
   if (n > 1) loam__buf_addc(&r->sql, ')');
   if (negate) adds(r, " NOT IN (");
   else adds(r, " IN (");
-  key_set(r, vals, nrows, n, ltypes, coltype);
+  key_set(r, vals, nrows, n, ltypes, coltypes);
   adds(r, "))");
 }
 
@@ -404,11 +404,11 @@ static void expr (R *r, const loam_expr *e, int ctx) {
       loam__buf_addc(&r->sql, ')');
       break;
     case LOAM__X_INLIST:
-      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, e->coltype, e->negate);
+      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, &e->coltype, e->negate);
       break;
     case LOAM__X_INTUPLES:
-      in_set(r, e->u.tup.exprs, e->n, e->u.tup.vals, e->u.tup.ntuples, e->u.tup.ltypes, 0,
-             e->negate);
+      in_set(r, e->u.tup.exprs, e->n, e->u.tup.vals, e->u.tup.ntuples, e->u.tup.ltypes,
+             e->u.tup.coltypes, e->negate);
       break;
     case LOAM__X_ROWNUM:
       row_number(r, e);

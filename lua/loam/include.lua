@@ -536,7 +536,9 @@ local function spec_of(node)
     columns[i] = field_column(T, tname, c)
   end
   for _, c in ipairs(plan.columns) do columns[#columns + 1] = c end
-  local joins, key = {}, {}
+  -- The key columns' types let PostgreSQL compare text keys with dates,
+  -- timestamps and numerics (see loader.key_types).
+  local joins, key, key_types = {}, {}, {}
   if rel.through ~= nil then
     local JM = rel.through_model
     joins[1] = { kind = "inner", table = { name = rel.through },
@@ -544,10 +546,12 @@ local function spec_of(node)
                              sql_cols(T, rel.target_keys)) }
     for i, c in ipairs(sql_cols(JM, rel.through_owner)) do
       key[i] = { k = "col", table = rel.through, name = c }
+      key_types[i] = JM.column_map[rel.through_owner[i]].type
     end
   else
     for i, c in ipairs(sql_cols(T, rel.target_keys)) do
       key[i] = { k = "col", table = tname, name = c }
+      key_types[i] = T.column_map[rel.target_keys[i]].type
     end
   end
   for _, jn in ipairs(plan.joins) do joins[#joins + 1] = jn end
@@ -563,6 +567,7 @@ local function spec_of(node)
     query = { k = "select", columns = columns, from = { name = tname }, joins = joins,
               where = qualify(node.where, tname), order = order },
     key = key,
+    key_types = key_types,
     one = rel.one and plan.collection == nil,
     limit_per_key = node.limit,
   }

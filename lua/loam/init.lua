@@ -27,6 +27,8 @@
 --                                   (loam.model); 'bytes' declares a blob
 --                                   column, since loam.blob is the value
 --   sql(s)                          a raw SQL column default
+--   now                             the default "current date / time" of a
+--                                   date or timestamp column
 --   create_tables(db, models)       tables from models, for tests and
 --   drop_tables(db, models)         throwaway databases only
 --   op, raw                         where-clause helpers (loam.query)
@@ -66,6 +68,7 @@ local loam = {
   Error = core.Error,
   version = core.version,
   sql = types.sql,
+  now = types.now,
   create_tables = model.create_tables,
   drop_tables = model.drop_tables,
   op = query.op,

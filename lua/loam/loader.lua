@@ -260,7 +260,11 @@ end
 
 -- The value of key column 'c' of relation 'rel' on instance 'p', checked as
 -- the model checks values: one the user assigned may be of the wrong type.
-local function key_value(p, rel, c)
+-- A numeric value travels as a number, which compares by value with any
+-- numeric column on both backends; on PostgreSQL, against a numeric
+-- column ('exact'), as its decimal text, which the typed key list binds
+-- as numeric and the loader matches by value, every digit kept.
+local function key_value(p, rel, c, exact)
   local v = rawget(p, c)
   if v == nil then
     local M = rel.model
@@ -270,19 +274,31 @@ local function key_value(p, rel, c)
   if v == null then return v end
   v = rel.model:coerce(c, v)
   local decl = rel.model.column_map[c]
-  if decl ~= nil and decl.type == "numeric" then
+  if decl ~= nil and decl.type == "numeric" and not exact[c] then
     return types.numeric_key(v)
   end
   return v
 end
 
+-- The owner key columns of 'rel' whose keys travel as exact numeric text
+-- on 'db' (see 'key_value'), from the key types of its 'spec'.
+local function exact_keys(db, rel, spec)
+  local exact = {}
+  if db:backend() == "postgres" then
+    for i, c in ipairs(rel.owner_keys) do
+      exact[c] = spec.key_types[i] == "numeric" or nil
+    end
+  end
+  return exact
+end
+
 -- The key of relation 'rel' on instance 'p': a value, or an array for a
 -- composite key.
-local function key_of(p, rel)
+local function key_of(p, rel, exact)
   local cols = rel.owner_keys
-  if #cols == 1 then return key_value(p, rel, cols[1]) end
+  if #cols == 1 then return key_value(p, rel, cols[1], exact) end
   local t = {}
-  for i, c in ipairs(cols) do t[i] = key_value(p, rel, c) end
+  for i, c in ipairs(cols) do t[i] = key_value(p, rel, c, exact) end
   return t
 end
 
@@ -370,13 +386,15 @@ local function run(db, queue)
       local node, rel = task.node, task.node.rel
       local name = rel.name
       local parents, need, keys, seen, sent = {}, {}, {}, {}, false
+      local spec = spec_of(node)
+      local exact = exact_keys(db, rel, spec)
       for _, p in ipairs(task.parents) do
         if not seen[p] then
           seen[p] = true
           parents[#parents + 1] = p
           local t = loaded[p]
           if t == nil or t[name] == nil then
-            local k = key_of(p, rel)
+            local k = key_of(p, rel, exact)
             need[#need + 1], keys[#keys + 1] = p, k
             sent = sent or not has_null(k)
           end
@@ -386,10 +404,9 @@ local function run(db, queue)
       task.plan = plan_of(node, rel.target)
       task.st = joined_state(task.plan)
       if sent then
-        local spec = spec_of(node)
         task.spec_one = spec.one
         specs[#specs + 1] = { query = spec.query, key = spec.key, keys = keys, one = spec.one,
-                              limit_per_key = spec.limit_per_key }
+                              limit_per_key = spec.limit_per_key, key_types = spec.key_types }
         task.index = #specs
       else
         task.spec_one = true

@@ -482,7 +482,7 @@ function model.new(db, tname, decls, opts)
       fail("column #%d is not a column declaration (loam.text(...) and the like), got %s", i,
         types.show(d))
     end
-    local col, extra = types.declare(tname, d, i)
+    local col, extra = types.declare(tname, d, i, db:backend())
     if map[col.name] then
       raise("misuse", string.format("%s.%s: the column is declared twice", tname, col.name),
         { model = tname, column = col.name }, d.where)

@@ -9,7 +9,8 @@
 -- points at the user's line and not at ours.
 --
 --   types.constructors       name -> constructor (id, integer, ..., bytes, enum)
---   types.sql(s)             a raw SQL default (loam.sql "CURRENT_TIMESTAMP")
+--   types.sql(s)             a raw SQL default (loam.sql "gen_random_uuid()")
+--   types.now                the "now" default of date and timestamp columns
 --   types.is_declaration(v)  v was made by a constructor
 --   types.declare(table, d)  -> column (DDL AST format), extras, or raises
 --   types.coercer(table, c)  -> function(v) -> value | nil, message
@@ -862,6 +863,12 @@ function types.sql(s)
   return setmetatable({ sql = s }, Sql)
 end
 
+-- The current date or time as a default (loam.now): the canonical text
+-- on SQLite, CURRENT_DATE / CURRENT_TIMESTAMP on PostgreSQL.  The DDL AST
+-- takes it as { now = true }.
+local Now = { __name = "loam.now", __tostring = function() return "loam.now" end }
+types.now = setmetatable({ now = true }, Now)
+
 local function declaration(kind, name, opts, values, nextra)
   return setmetatable({
     type = kind, name = name, opts = opts, values = values, extra = nextra > 0,
@@ -934,8 +941,9 @@ end
 -- 'check' (raw SQL), 'primary_key' (true) and 'column', the name of the
 -- column in SQL (option 'column'; the declared name, which is the Lua
 -- field, by default).  The returned column keeps the Lua name: the model
--- renames it for DDL.
-function types.declare(tname, d, index)
+-- renames it for DDL.  'backend' ("sqlite" or "postgres") refuses the
+-- defaults that backend cannot honour.
+function types.declare(tname, d, index, backend)
   local cname = type(d.name) == "string" and d.name or ("#" .. index)
   local fields = { model = tname, column = cname }
   local function fail(fmt, ...)
@@ -1068,7 +1076,21 @@ function types.declare(tname, d, index)
   -- default the model itself would refuse is caught at declaration.
   local default = opts.default
   if default ~= nil then
-    if getmetatable(default) == Sql then
+    if default == types.now then
+      if d.type ~= "date" and d.type ~= "timestamp" then
+        fail("default loam.now needs a date or timestamp column, not %s",
+          exported[d.type] or d.type)
+      end
+      col.default = default
+    elseif getmetatable(default) == Sql then
+      -- SQLite has no date type: nothing says the expression writes the
+      -- canonical text that values are compared in (CURRENT_TIMESTAMP
+      -- writes '2021-01-01 00:00:00', which never equals a loam timestamp).
+      if backend == "sqlite" and (d.type == "date" or d.type == "timestamp") then
+        fail("a raw SQL default (%s) on a %s column cannot be known to write the canonical "
+          .. "%s text on SQLite; write default = loam.now for the current %s",
+          tostring(default), d.type, d.type, d.type == "date" and "date" or "time")
+      end
       col.default = default
     else
       local v, msg = types.coercer(col)(default)

@@ -119,6 +119,54 @@ TEST(batch_qb_in_tuples) {
 }
 
 
+/* Text keys of a date, timestamp or numeric column are bound as that type on PostgreSQL. */
+TEST(batch_qb_in_tuples_coltypes) {
+  static const int types[] = { LOAM_COL_DATE, LOAM_COL_INTEGER, LOAM_COL_NUMERIC };
+  static const int stamp[] = { LOAM_COL_TIMESTAMP };
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *st = loam_qb_select(qb, "t", NULL);
+  loam_expr *ex[3], *in;
+  loam_value v[3];
+  v[0] = txt("2021-01-01"); v[1] = loam_int(1); v[2] = txt("12345678901234567890.5");
+  ex[0] = col("d");
+  ex[1] = col("n");
+  ex[2] = col("x");
+  in = loam_qb_in_tuples(qb, ex, 3, v, 1, 0);
+  CHECK(loam_qb_in_coltypes(qb, in, types, 3) == in);
+  loam_qb_where(st, in);
+  EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE ((\"d\", \"n\", \"x\") IN (SELECT * FROM "
+         "unnest($1::date[], $2::int8[], $3::numeric[])))",
+         "'{\"2021-01-01\"}', '{1}', '{\"12345678901234567890.5\"}'");
+  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE ((\"d\", \"n\", \"x\") IN (SELECT k1, k2, k3 "
+         "FROM loam_keys(?)))", "keys3[t:\"2021-01-01\",i:1,t:\"12345678901234567890.5\"]");
+  st = loam_qb_select(qb, "t", NULL);
+  loam_qb_where(st, loam_qb_in_coltypes(qb, loam_qb_in_tuples(qb, ex, 1, v, 1, 0), stamp, 1));
+  EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE (\"d\" IN (SELECT * FROM "
+         "unnest($1::timestamptz[])))", "'{\"2021-01-01\"}'");
+  /* an IN list takes one type, as 'loam_qb_in_coltype' */
+  st = loam_qb_select(qb, "t", NULL);
+  loam_qb_where(st, loam_qb_in_coltypes(qb, loam_qb_in_list(qb, col("d"), v, 1, 0), types, 1));
+  EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE (\"d\" IN (SELECT * FROM "
+         "unnest($1::date[])))", "'{\"2021-01-01\"}'");
+  loam_qb_free(qb);
+  qb = loam_qb_new();
+  st = loam_qb_select(qb, "t", NULL);
+  loam_qb_where(st, loam_qb_in_coltypes(qb, loam_qb_in_tuples(qb, ex, 3, v, 1, 0), types, 2));
+  EXPECT_ERR(qb, st, P, LOAM_E_MISUSE, "IN column types: needs an IN list or tuples and one "
+             "column type per expression");
+  loam_qb_free(qb);
+  qb = loam_qb_new();
+  st = loam_qb_select(qb, "t", NULL);
+  {
+    static const int bad[] = { LOAM_COL_DATE, 99 };
+    loam_qb_where(st, loam_qb_in_coltypes(qb, loam_qb_in_tuples(qb, ex, 2, v, 1, 0), bad, 2));
+  }
+  EXPECT_ERR(qb, st, S, LOAM_E_MISUSE, "IN column types: column type 99 of expression 2 is "
+             "unknown");
+  loam_qb_free(qb);
+}
+
+
 TEST(batch_qb_in_tuples_negated_empty_single) {
   loam_qb *qb = loam_qb_new();
   loam_qstmt *st = loam_qb_select(qb, "t", NULL);

@@ -312,8 +312,8 @@ TEST(ddl_defaults) {
       .defval = { LOAM_DEFAULT_VALUE, loam_blob(blob, sizeof blob), NULL } },
     { .name = "n", .type = LOAM_COL_NUMERIC, .precision = 6, .scale = 2,
       .defval = { LOAM_DEFAULT_VALUE, loam_text("-1234.50", 8), NULL } },
-    { .name = "ts", .type = LOAM_COL_TIMESTAMP,
-      .defval = { LOAM_DEFAULT_SQL, loam_null(), "CURRENT_TIMESTAMP" } },
+    { .name = "ts", .type = LOAM_COL_TIMESTAMP, .defval = { LOAM_DEFAULT_NOW, loam_null(), NULL } },
+    { .name = "d", .type = LOAM_COL_DATE, .defval = { LOAM_DEFAULT_NOW, loam_null(), NULL } },
     { .name = "e", .type = LOAM_COL_ENUM, .enum_values = ab, .nenum_values = 2, .not_null = 1,
       .defval = { LOAM_DEFAULT_VALUE, loam_text("b", 1), NULL } },
   };
@@ -325,7 +325,9 @@ TEST(ddl_defaults) {
     "\"g\" REAL DEFAULT -1e+300, \"h\" REAL DEFAULT 2.2250738585072014e-308, "
     "\"y\" BOOLEAN DEFAULT 1, \"no\" BOOLEAN DEFAULT 0, \"t\" TEXT DEFAULT 'it''s', "
     "\"z\" TEXT DEFAULT NULL, \"bl\" BLOB DEFAULT X'000127ff', "
-    "\"n\" NUMERIC(6,2) DEFAULT -1234.50, \"ts\" TIMESTAMP DEFAULT (CURRENT_TIMESTAMP), "
+    "\"n\" NUMERIC(6,2) DEFAULT -1234.50, \"ts\" TIMESTAMP DEFAULT (rtrim(rtrim("
+    "strftime('%Y-%m-%d %H:%M:%f', 'now'), '0'), '.') || '+00'), "
+    "\"d\" DATE DEFAULT (date('now')), "
     "\"e\" TEXT NOT NULL DEFAULT 'b' CONSTRAINT \"ddl_def_e_check\" CHECK (\"e\" IN ('a', 'b')))");
   CHECK_SQL(render_table(&t, LOAM_POSTGRES),
     "CREATE TABLE \"ddl_def\" (\"i\" integer DEFAULT -7, "
@@ -334,7 +336,8 @@ TEST(ddl_defaults) {
     "\"h\" double precision DEFAULT 2.2250738585072014e-308, "
     "\"y\" boolean DEFAULT true, \"no\" boolean DEFAULT false, \"t\" text DEFAULT 'it''s', "
     "\"z\" text DEFAULT NULL, \"bl\" bytea DEFAULT decode('000127ff', 'hex'), "
-    "\"n\" numeric(6,2) DEFAULT -1234.50, \"ts\" timestamptz DEFAULT (CURRENT_TIMESTAMP), "
+    "\"n\" numeric(6,2) DEFAULT -1234.50, \"ts\" timestamptz DEFAULT CURRENT_TIMESTAMP, "
+    "\"d\" date DEFAULT CURRENT_DATE, "
     "\"e\" text NOT NULL DEFAULT 'b' CONSTRAINT \"ddl_def_e_check\" CHECK (\"e\" IN ('a', 'b')))");
 }
 
@@ -353,8 +356,7 @@ static void defaults_run (loam_conn *c) {
       .defval = { LOAM_DEFAULT_VALUE, loam_text(evil, sizeof evil - 1), NULL } },
     { .name = "bl", .type = LOAM_COL_BLOB,
       .defval = { LOAM_DEFAULT_VALUE, loam_blob(blob, sizeof blob), NULL } },
-    { .name = "ts", .type = LOAM_COL_TIMESTAMP,
-      .defval = { LOAM_DEFAULT_SQL, loam_null(), "CURRENT_TIMESTAMP" } },
+    { .name = "ts", .type = LOAM_COL_TIMESTAMP, .defval = { LOAM_DEFAULT_NOW, loam_null(), NULL } },
   };
   loam_table_def t = { .name = "ddl_defrun", .columns = cols,
                        .ncolumns = (int)(sizeof cols / sizeof cols[0]) };
@@ -737,6 +739,26 @@ TEST(ddl_reject_defaults) {
   CHECK_STR(bad_column((loam_column_def){ .name = "c", .type = LOAM_COL_TEXT,
                                           .defval = { LOAM_DEFAULT_SQL, loam_null(), "" } }),
             "table 'ddl_bad': column 'c': raw SQL default is empty");
+  CHECK_STR(bad_column((loam_column_def){ .name = "c", .type = LOAM_COL_TEXT,
+                                          .defval = { LOAM_DEFAULT_NOW, loam_null(), NULL } }),
+            "table 'ddl_bad': column 'c': the 'now' default needs a date or timestamp column, "
+            "not text");
+  {
+    /* SQLite alone: PostgreSQL's date types make any expression's value canonical */
+    loam_column_def c = { .name = "at", .type = LOAM_COL_TIMESTAMP,
+                          .defval = { LOAM_DEFAULT_SQL, loam_null(), "CURRENT_TIMESTAMP" } };
+    loam_table_def t = { .name = "ddl_bad", .columns = &c, .ncolumns = 1 };
+    CHECK(render_table(&t, LOAM_SQLITE) == NULL);
+    CHECK_STR(lasterr, "(failed: misuse: table 'ddl_bad': column 'at': a raw SQL default on a "
+              "timestamp column cannot be known to write the canonical timestamp text on "
+              "SQLite; use the 'now' default (loam.now) or a literal)");
+    c.type = LOAM_COL_DATE;
+    c.defval.sql = "CURRENT_DATE";
+    CHECK(render_table(&t, LOAM_SQLITE) == NULL);
+    CHECK_HAS(lasterr, "column 'at': a raw SQL default on a date column");
+    CHECK_SQL(render_table(&t, LOAM_POSTGRES),
+              "CREATE TABLE \"ddl_bad\" (\"at\" date DEFAULT (CURRENT_DATE))");
+  }
   CHECK_STR(bad_column((loam_column_def){ .name = "c", .type = LOAM_COL_TEXT,
                                           .defval = { (loam_default_kind)9, loam_null(), NULL } }),
             "table 'ddl_bad': column 'c': unknown default kind (9)");
