@@ -124,8 +124,9 @@ LOAMI_FUNC void loam__url_free (loam__url *u);
 /*
 ** Scans 'sql' as PostgreSQL reads it (string literals, E'' strings,
 ** dollar quotes, quoted identifiers, nested block comments, line comments)
-** and writes into 'out' the text with each '?' rewritten to '$n' and '??'
-** to '?'.  '$n' placeholders already present are kept.  '*nparams' receives
+** and writes into 'out' the text with each '?' rewritten to '$n' (with a
+** blank before it when it follows a name), SQLite's '?NNN' to '$NNN' and
+** '??' to '?'.  '$n' placeholders already present are kept.  '*nparams' receives
 ** the number of parameters the statement takes.  Mixing '?' and '$n', or
 ** a second statement after ';', is LOAM_E_MISUSE.
 */

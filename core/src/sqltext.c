@@ -153,14 +153,21 @@ const char *loam__sql_token (const char *p, int *kind) {
 
 int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_error *err) {
   const char *p, *next, *run = sql;
-  int nq = 0, maxdollar = 0, kind;
-  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END; p = next) {
+  int nq = 0, maxdollar = 0, kind, prev = LOAM__TK_SPACE;
+  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END;
+       prev = kind, p = next) {
     if (kind == LOAM__TK_PARAM && *p == '?') {
       loam__buf_add(out, run, (size_t)(p - run));
-      loam__buf_addf(out, "$%d", ++nq);
+      /* Glued to a name or a number, '$n' would become part of it ('$' is a
+      ** name character, and a number runs on over name characters); after
+      ** a '$' it would open a dollar quote. */
+      if (prev == LOAM__TK_WORD || prev == LOAM__TK_NUMBER || (p > sql && p[-1] == '$'))
+        loam__buf_addc(out, ' ');
       run = p + 1;
+      if (next == p + 1) loam__buf_addf(out, "$%d", ++nq);
+      else loam__buf_addc(out, '$');  /* SQLite's '?NNN' is parameter NNN, as '$NNN' is */
     }
-    else if (kind == LOAM__TK_PARAM) {
+    if (kind == LOAM__TK_PARAM && next > p + 1) {
       long n = 0;
       for (p++; p < next; p++)
         if (n < 100000) n = n * 10 + (*p - '0');
