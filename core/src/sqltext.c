@@ -167,7 +167,7 @@ int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_err
       if (next == p + 1) loam__buf_addf(out, "$%d", ++nq);
       else loam__buf_addc(out, '$');  /* SQLite's '?NNN' is parameter NNN, as '$NNN' is */
     }
-    if (kind == LOAM__TK_PARAM && next > p + 1) {
+    if (kind == LOAM__TK_PARAM && next > p + 1) {  /* '$n' or '?NNN': the highest counts */
       long n = 0;
       for (p++; p < next; p++)
         if (n < 100000) n = n * 10 + (*p - '0');
