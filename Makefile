@@ -7,6 +7,8 @@
 #                        install, against real SQLite and a throwaway
 #                        PostgreSQL cluster
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
+#   make fuzz            each libFuzzer target of fuzz/ for FUZZ_SECONDS (clang,
+#                        build-fuzz/)
 #   make bench           libloam against the raw sqlite3 and libpq APIs
 #   make demo            builds everything, then runs the examples
 #   make install         PREFIX (default /usr/local) and DESTDIR are honoured
@@ -95,11 +97,23 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             LSAN_OPTIONS=print_suppressions=0$(if $(LSAN_SUPP),:suppressions=$(CURDIR)/$(LSAN_SUPP))
 
+# The fuzz targets: one per file of fuzz/, built with clang's libFuzzer
+# and the same sanitizers; the library objects get only the coverage
+# instrumentation ('fuzzer-no-link'), the targets bring libFuzzer's main.
+# gcc's -Werror build is the one that guards warnings; clang's own extra
+# warnings (format strings through va_list, say) are shown, not fatal.
+FUZZ_DIR     := build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SRC     := $(wildcard fuzz/*.c)
+FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_DIR)/bin/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 20
+
 # What scripts/deps checks: the build packages, plus those of the goals.
-DEPSETS = build $(filter test asan bench demo,$(MAKECMDGOALS))
+DEPSETS = build $(filter test asan fuzz bench demo,$(MAKECMDGOALS))
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test asan bench demo install uninstall clean env check-rockspec FORCE
+.PHONY: all deps test asan fuzz fuzz-build bench demo install uninstall clean env check-rockspec \
+        FORCE
 .DELETE_ON_ERROR:
 
 # The benchmarks and C examples are built too, so they keep compiling.
@@ -244,6 +258,22 @@ asan: | deps
 	$(ASAN_ENV) bash spec/support/run-tests --no-rockspec \
 	  $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
 
+# Each target runs FUZZ_SECONDS from its seeds in fuzz/corpus/<target>/
+# (new inputs go to a scratch directory, the tree's seeds stay as they are).
+fuzz: | deps
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_DIR) CC=$(FUZZ_CC) CFLAGS='-O1 -g' \
+	  SANITIZE='$(ASAN_FLAGS) -fsanitize=fuzzer-no-link -Wno-error' fuzz-build
+	bash fuzz/run $(FUZZ_DIR) $(FUZZ_SECONDS)
+
+# Called by 'fuzz' with BUILD set to $(FUZZ_DIR) and the flags above.
+fuzz-build: $(FUZZ_BIN)
+
+$(FUZZ_BIN): $(FUZZ_DIR)/bin/%: fuzz/%.c $(LUALIBA) $(LIBA) $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore/include -Icore/src -Ibindings $(LUA_CFLAGS) \
+	  $(DB_CFLAGS) -fsanitize=fuzzer $< -o $@ $(LUALIBA) $(LIBA) $(LDFLAGS) $(LUA_LIBS) \
+	  $(DB_LIBS) -lm -ldl
+
 bench: all | deps
 	bash bench/run $(BUILD)
 
@@ -295,6 +325,6 @@ uninstall:
 	-rmdir '$(DESTDIR)$(LUACDIR)/loam' 2>/dev/null
 
 clean:
-	rm -rf $(BUILD) $(ASAN_DIR)
+	rm -rf $(BUILD) $(ASAN_DIR) $(FUZZ_DIR)
 
 # }==================================================================

@@ -150,7 +150,8 @@ LOAMI_FUNC int loam__url_opt_error (const loam__url *u, int i, const char *what,
 ** '$1'..'$n' on PostgreSQL and stay on SQLite; numbered placeholders ('$n'
 ** or '?n', the n-th parameter on both) become '$n' on PostgreSQL and '?n'
 ** on SQLite; '??' becomes '?' on PostgreSQL and is refused on SQLite.
-** '*nparams' receives the number of parameters the statement takes.
+** A '$n' is written with a blank before it where it would glue onto the
+** token before it.  '*nparams' receives the number of parameters the statement takes.
 ** LOAM_E_MISUSE: mixed positional and numbered placeholders, a numbered
 ** one out of 1..65535, numbers with a gap, a second statement after ';'.
 */

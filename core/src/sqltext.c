@@ -211,6 +211,18 @@ static int check_scan (const scan *sc, int *nparams, loam_error *err) {
 
 
 /*
+** Writes a blank before a '$n' that would otherwise glue onto the token
+** before it 'p': after a name or a number, '$n' would become part of it
+** ('$' is a name character, and a number runs on over name characters);
+** after a '$' it would open a dollar quote.
+*/
+static void glue_guard (loam__buf *out, const char *sql, const char *p, int prev) {
+  if (prev == LOAM__TK_WORD || prev == LOAM__TK_NUMBER || (p > sql && p[-1] == '$'))
+    loam__buf_addc(out, ' ');
+}
+
+
+/*
 ** The one reading of raw SQL placeholders, for both backends.  Each
 ** placeholder token is rewritten into the backend's own form, so '$n'
 ** and '?n' mean the n-th parameter on both (SQLite alone would number a
@@ -220,13 +232,15 @@ int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int
                       loam_error *err) {
   const char *p, *next, *run = sql;
   scan sc = { 0, 0, NULL, NULL };
-  int kind, n = 0, rc = LOAM_OK;
+  int kind, n = 0, rc = LOAM_OK, prev = LOAM__TK_SPACE;
   char mark = backend == LOAM_POSTGRES ? '$' : '?';
-  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END; p = next) {
+  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END;
+       prev = kind, p = next) {
     if (kind == LOAM__TK_PARAM && next == p + 1) {    /* a positional '?' */
       sc.npos++;
       if (backend == LOAM_POSTGRES) {
         loam__buf_add(out, run, (size_t)(p - run));
+        glue_guard(out, sql, p, prev);
         loam__buf_addf(out, "$%d", sc.npos);
         run = next;
       }
@@ -237,6 +251,7 @@ int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int
         break;
       if (sc.firstnum == NULL) sc.firstnum = p;
       loam__buf_add(out, run, (size_t)(p - run));
+      if (backend == LOAM_POSTGRES) glue_guard(out, sql, p, prev);
       loam__buf_addf(out, "%c%d", mark, n);
       run = next;
     }

@@ -177,8 +177,8 @@ static const char *valuelist (const char *p) {
 
 /*
 ** The normaliser.  A blank run is emitted lazily, as one space before the
-** next solid token, so blanks at either end vanish; a ';' is held back
-** the same way and vanishes when nothing follows it.
+** next solid token, so blanks at either end vanish; ';' are held back the
+** same way and vanish, however many, when nothing follows them.
 */
 static void normalize (const char *sql, sink *k) {
   const char *p = sql, *e;
@@ -190,12 +190,11 @@ static void normalize (const char *sql, sink *k) {
       continue;
     }
     if (kind == LOAM__TK_PUNCT && *p == ';' && e == p + 1) {
-      if (semi) emit(k, ";", 1);
-      semi = 1;
+      semi++;
       space = 0;
       continue;
     }
-    if (semi) emit(k, ";", 1);
+    for (; semi > 0; semi--) emit(k, ";", 1);
     if (space && k->len > 0) emit(k, " ", 1);
     semi = space = 0;
     if (isvalue(p, e, kind))

@@ -383,6 +383,37 @@ TEST(sql_params_numbered) {
 }
 
 
+/*
+** Found by fuzzing: '?NNN' became '$1NNN' (its digits kept after the new
+** number), and a '?' glued to a name or a number became part of it
+** ('LIMIT?' gave the identifier 'LIMIT$1'), so PostgreSQL saw other
+** parameters than were counted.
+*/
+TEST(sql_to_dollar_numbered_and_glued) {
+  loam_error err = LOAM_ERROR_INIT;
+  int n = -1;
+  CHECK_STR(dollar("INSERT INTO t VALUES (?1, ?2, ?1)", &n, &err),
+            "INSERT INTO t VALUES ($1, $2, $1)");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT a FROM t LIMIT?", &n, &err), "SELECT a FROM t LIMIT $1");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT a FROM t LIMIT?1", &n, &err), "SELECT a FROM t LIMIT $1");
+  CHECK_INT(n, 1);
+  CHECK_STR(qmark("SELECT a FROM t LIMIT?", &n, &err), "SELECT a FROM t LIMIT?");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT x=?,f(?)", &n, &err), "SELECT x=$1,f($2)");
+  CHECK_INT(n, 2);
+  CHECK_STR(dollar("SELECT 2.?", &n, &err), "SELECT 2. $1");
+  CHECK_INT(n, 1);
+  CHECK_STR(dollar("SELECT $?", &n, &err), "SELECT $ $1");
+  CHECK_INT(n, 1);
+  CHECK(dollar("SELECT ?, ?2", &n, &err) == NULL);
+  CHECK_INT(err.code, LOAM_E_MISUSE);
+  CHECK_HAS(err.message, "mixes '?' and numbered placeholders");
+  loam_error_clear(&err);
+}
+
+
 TEST(sql_starts_with) {
   CHECK(loam__sql_starts_with("  -- c\n /* x */ insert into t", "INSERT"));
   CHECK(!loam__sql_starts_with("INSERTX", "INSERT"));

@@ -350,6 +350,19 @@ TEST(trace_normalize_exact) {
 }
 
 
+/*
+** Found by fuzzing: of several ';' at the end only the last vanished, so
+** "SELECT 1;;" normalised to "SELECT ?;", whose own normal form (and so
+** fingerprint) is "SELECT ?": normalising was not idempotent.
+*/
+TEST(trace_normalize_trailing_semicolons) {
+  CHECK_NORM("SELECT 1;; ", "SELECT ?");
+  CHECK_NORM("SELECT 1 ; ; -- end\n;", "SELECT ?");
+  CHECK_NORM("SELECT 1;;SELECT 2", "SELECT ?;;SELECT ?");
+  SAME("SELECT 1;;", "SELECT 1");
+}
+
+
 TEST(trace_normalize_buffer) {
   char b[8];
   memset(b, 'z', sizeof b);

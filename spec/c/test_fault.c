@@ -1,0 +1,116 @@
+/*
+** test_fault.c: the core when a PostgreSQL session is ended by the server.
+**
+** A second connection ends the session under test with
+** pg_terminate_backend (waiting until it is gone), in the middle of a
+** streamed result and inside a transaction before COMMIT.  The core must
+** report LOAM_E_CONNECTION_FAILED at the step or the commit that meets
+** the dead session, nothing the transaction wrote may remain, every later
+** use must fail the same way, and closing must free everything (the
+** sanitizer build checks that).  The Lua-level counterparts, a server
+** restart and the SQLite faults are in spec/fault_spec.lua.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include "loam.h"
+#include "t.h"
+
+
+/* Opens 'c' on the test cluster or fails the test: PostgreSQL tests never skip. */
+#define OPEN(c, e) \
+  loam_conn *c = NULL; \
+  do { \
+    const char *url_ = t_pg_url(); \
+    if (url_ == NULL) { \
+      t_fail(__FILE__, __LINE__, "LOAM_TEST_PG is not set; the PostgreSQL tests need a server"); \
+      return; \
+    } \
+    CHECK_OK(loam_connect(url_, NULL, &c, (e)), (e)); \
+  } while (0)
+
+
+/* The single integer 'sql' returns, or -1 on any failure. */
+static int64_t scalar (loam_conn *c, const char *sql) {
+  loam_stmt *s;
+  loam_value v;
+  int64_t r = -1;
+  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT)
+    r = v.u.i;
+  loam_stmt_close(s);
+  return r;
+}
+
+
+/* Ends the session 'pid' from 'admin' and waits until it is gone; 1 on success. */
+static int terminate (loam_conn *admin, int64_t pid) {
+  loam_value p = loam_int(pid);
+  loam_stmt *s;
+  loam_value v;
+  int ok = 0;
+  if (loam_query(admin, "SELECT pg_terminate_backend(CAST($1 AS integer), 10000)", &p, 1, 0,
+                 &s, NULL) != LOAM_OK)
+    return 0;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK &&
+      v.type == LOAM_BOOL)
+    ok = v.u.b;
+  loam_stmt_close(s);
+  return ok;
+}
+
+
+TEST(fault_pg_terminated_mid_stream) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_stmt *s = NULL;
+  int64_t pid;
+  int n = 0, rc;
+  OPEN(admin, &e);
+  OPEN(c, &e);
+  pid = scalar(c, "SELECT pg_backend_pid()");
+  CHECK(pid > 0);
+  CHECK_OK(loam_query(c, "SELECT g FROM generate_series(1, 2000000) g", NULL, 0, LOAM_STREAM,
+                      &s, &e), &e);
+  CHECK_INT(loam_step(s, &e), LOAM_ROW);
+  CHECK(terminate(admin, pid));
+  while ((rc = loam_step(s, &e)) == LOAM_ROW) n++;
+  CHECK_INT(rc, LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK(n < 2000000 - 1);
+  loam_stmt_close(s);
+  CHECK(loam_query(c, "SELECT 1", NULL, 0, 0, &s, &e) == LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_HAS(e.message, "connection to the server was lost");
+  loam_conn_close(c);
+  loam_conn_close(admin);
+  loam_error_clear(&e);
+}
+
+
+TEST(fault_pg_terminated_before_commit) {
+  loam_error e = LOAM_ERROR_INIT;
+  int64_t pid;
+  OPEN(admin, &e);
+  OPEN(c, &e);
+  CHECK_OK(loam_exec(admin, "DROP TABLE IF EXISTS fault_c_items", NULL, 0, NULL, NULL, NULL,
+                     &e), &e);
+  CHECK_OK(loam_exec(admin, "CREATE TABLE fault_c_items (id integer PRIMARY KEY)", NULL, 0,
+                     NULL, NULL, NULL, &e), &e);
+  pid = scalar(c, "SELECT pg_backend_pid()");
+  CHECK(pid > 0);
+  CHECK_OK(loam_tx_begin(c, &e), &e);
+  CHECK_OK(loam_exec(c, "INSERT INTO fault_c_items VALUES (1), (2)", NULL, 0, NULL, NULL, NULL,
+                     &e), &e);
+  CHECK(terminate(admin, pid));
+  CHECK_INT(loam_tx_commit(c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  /* The level stays open for the caller to end, and ending it ends it, whatever it reports. */
+  if (loam_tx_rollback(c, &e) != LOAM_OK) CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
+  CHECK_INT(loam_tx_rollback(c, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_INT(scalar(admin, "SELECT count(*) FROM fault_c_items"), 0);
+  CHECK_OK(loam_exec(admin, "DROP TABLE fault_c_items", NULL, 0, NULL, NULL, NULL, &e), &e);
+  loam_conn_close(c);
+  loam_conn_close(admin);
+  loam_error_clear(&e);
+}
