@@ -251,12 +251,7 @@ local function header_version(path)
   return head and #head == 20 and head:byte(19) or nil
 end
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = helper.slurp
 
 describe("sqlite files:", function()
   it("switches a writable file to WAL, or to the journal mode the URL names", function()

@@ -308,26 +308,7 @@ for backend, pg in helper.each_backend() do
   end)
 end
 
--- A directory with a small tmpfs mounted on it, or nil and the reason when
--- this process may not mount one (mounting needs root, or CAP_SYS_ADMIN).
-local function mount_tmpfs(size)
-  local dir = helper.tmpname()
-  os.remove(dir)
-  if not os.execute("mkdir " .. dir) then
-    return nil, "cannot create a directory for the mount"
-  end
-  local mount = "mount -t tmpfs -o size=" .. size .. " loam-test " .. dir .. " 2>/dev/null"
-  if not os.execute(mount) then
-    os.execute("rmdir " .. dir)
-    return nil, "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)"
-  end
-  return dir
-end
-
-local function unmount(dir)
-  os.execute("umount " .. dir)
-  os.execute("rmdir " .. dir)
-end
+local mount_tmpfs, unmount = helper.mount_tmpfs, helper.unmount
 
 describe("sqlite files:", function()
   local probe, why = mount_tmpfs("64k")

@@ -270,21 +270,7 @@ end)
 -- SQLite: the disk fills up
 -- ===================================================================
 
--- Mounts a tmpfs of 'size' at a new directory; the directory, or nil and why not.
-local function mount_tmpfs(size)
-  local dir = tmpdir()
-  local ok, out = try(("mount -t tmpfs -o size=%s loam-fault %s"):format(size, dir))
-  if not ok then
-    try("rmdir " .. dir)
-    return nil, (out:gsub("%s+$", ""))
-  end
-  return dir
-end
-
-local function unmount(dir)
-  if not try("umount " .. dir) then try("umount -l " .. dir) end
-  try("rmdir " .. dir)
-end
+local mount_tmpfs, unmount = helper.mount_tmpfs, helper.unmount
 
 -- Whether this machine lets us mount at all, found out once, before the tests are declared.
 local can_mount, why_not = (function()

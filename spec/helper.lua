@@ -181,6 +181,37 @@ function helper.next_line()
   return debug.getinfo(2, "l").currentline + 1
 end
 
+-- The whole content of the file at 'path'.
+function helper.slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Mounts a tmpfs of 'size' on a new directory and returns it, or nil and
+-- why not (mounting needs root or CAP_SYS_ADMIN).  'helper.unmount' undoes it.
+function helper.mount_tmpfs(size)
+  local mk = io.popen("mktemp -d /tmp/loam-tmpfs.XXXXXX")
+  local dir = mk:read("l")
+  mk:close()
+  if dir == nil then return nil, "cannot create a directory for the mount" end
+  local f = io.popen(("mount -t tmpfs -o size=%s loam-test %s 2>&1"):format(size, dir))
+  local out = f:read("a")
+  if f:close() ~= true then
+    os.execute("rmdir " .. dir)
+    return nil, "cannot mount a tmpfs here (" .. out:gsub("%s+$", "") .. ")"
+  end
+  return dir
+end
+
+function helper.unmount(dir)
+  if not os.execute("umount " .. dir .. " 2>/dev/null") then
+    os.execute("umount -l " .. dir .. " 2>/dev/null")
+  end
+  os.execute("rmdir " .. dir)
+end
+
 -- The same table for 'require "spec.helper"' as for busted's own load, so
 -- the warning above appears once per run.
 package.loaded["spec.helper"] = package.loaded["spec.helper"] or helper

@@ -17,12 +17,7 @@ local function q(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = helper.slurp
 
 -- Runs 'cmd' through the shell in directory 'dir' and returns its standard
 -- output, its standard error and its exit status.

@@ -25,12 +25,7 @@ local helper = require "spec.helper"
 
 local README = "README.md"
 
-local function slurp(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = helper.slurp
 
 -- Reads the README into a list of fenced blocks: { info, text, line (of
 -- the opening fence), section, marks (the HTML comments just above) }.
