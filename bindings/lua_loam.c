@@ -6,7 +6,9 @@
 ** ('loam.null') and BLOB parameters ('loam.blob').  Result rows are built
 ** here with column names pushed once per statement, so Lua code receives
 ** finished tables.  Every failure, from the database or from misuse, raises
-** an error object: a table with a stable 'code' that callers branch on.
+** an error object: a table with a stable 'code' that callers branch on,
+** and a 'where' that names the program's line, past the frames of loam's
+** own Lua files ('where', 'set_layer_source').
 */
 #include <limits.h>
 #include <stdarg.h>
