@@ -6,7 +6,9 @@
 ** ('loam.null') and BLOB parameters ('loam.blob').  Result rows are built
 ** here with column names pushed once per statement, so Lua code receives
 ** finished tables.  Every failure, from the database or from misuse, raises
-** an error object: a table with a stable 'code' that callers branch on.
+** an error object: a table with a stable 'code' that callers branch on,
+** and a 'where' that names the program's line, past the frames of loam's
+** own Lua files ('where', 'set_layer_source').
 */
 #include <limits.h>
 #include <stdarg.h>
@@ -65,22 +67,44 @@ static void setstrfield (lua_State *L, const char *k, const char *s) {
 
 
 /*
-** Pushes the position of the first Lua function at or above stack level
-** 'level' ("file:line: "), or "" when there is none.  A method called
-** straight through 'pcall' (pcall(db.exec, db, sql)) has 'pcall' itself,
-** a C function, as its caller: the Lua code that called 'pcall' is the
-** useful position then.
+** The registry key of the source prefix of the Lua layer's files ("@" and
+** the directory of loam's modules), which the layer declares when it loads
+** ('set_layer_source'): the address of this variable.
 */
-static void pushwhere (lua_State *L, int level) {
+static const char layerkey = 0;
+
+
+/*
+** Pushes the position ("file:line: ") of the first frame at or above stack
+** level 'level' that runs a line of the program's own Lua code, and
+** returns its level; pushes "" and returns -1 when there is none.  C
+** functions have no line and are passed over: a method called straight
+** through 'pcall' (pcall(db.exec, db, sql)) has 'pcall' as its caller,
+** and the Lua code that called 'pcall' is the useful position then.  So
+** are the frames of the Lua layer, whatever module: an error raised below
+** 'Model:create' names the line that called 'create', not loam's line
+** that ran the statement.  The position is chosen here, where the error
+** is made, as 'luaL_where' does, so nothing above needs to catch and
+** re-raise to correct it.
+*/
+static int pushwhere (lua_State *L, int level) {
   lua_Debug ar;
+  size_t n = 0;
+  const char *layer;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &layerkey);
+  layer = lua_tolstring(L, -1, &n);  /* NULL until the Lua layer loaded */
   for (; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0) {
+    if (ar.currentline > 0 &&
+        (layer == NULL || ar.srclen < n || memcmp(ar.source, layer, n) != 0)) {
+      lua_pop(L, 1);
       lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
-      return;
+      return level;
     }
   }
+  lua_pop(L, 1);
   lua_pushliteral(L, "");
+  return -1;
 }
 
 
@@ -391,6 +415,47 @@ static int blob_tostring (lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   lua_pushfstring(L, "loam.blob (%I bytes)", (lua_Integer)lua_rawlen(L, -1));
   return 1;
+}
+
+
+/*
+** where([level]): the position of the first frame outside loam at or
+** above 'level' (1, the default, is the function calling 'where'; levels
+** count as in 'debug.getinfo'), in the "file:line: " form of 'where' in
+** error objects, and that frame's level; "" and nil when there is none.
+** The Lua layer makes its own error objects and finds call sites with it,
+** so one rule decides which frames are loam's.
+*/
+static int l_where (lua_State *L) {
+  lua_Integer level = 1;
+  int found;
+  if (!lua_isnoneornil(L, 1)) {
+    if (!lua_isinteger(L, 1))
+      typeerror(L, 1, "integer");
+    level = lua_tointeger(L, 1);
+    if (level < 0 || level > INT_MAX)
+      argerror(L, 1, "level out of range");
+  }
+  found = pushwhere(L, (int)level);
+  if (found < 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, found);
+  return 2;
+}
+
+
+/*
+** set_layer_source(prefix): frames whose source begins with 'prefix' (a
+** chunk name, "@" and a directory) belong to the Lua layer and are passed
+** over by error positions and 'where'.
+*/
+static int l_set_layer_source (lua_State *L) {
+  if (lua_type(L, 1) != LUA_TSTRING)
+    typeerror(L, 1, "string");
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &layerkey);
+  return 0;
 }
 
 
@@ -970,6 +1035,8 @@ static const luaL_Reg loamlib[] = {
   {"connect", l_connect},
   {"blob", l_blob},
   {"isnull", l_isnull},
+  {"where", l_where},
+  {"set_layer_source", l_set_layer_source},
   {NULL, NULL}
 };
 

@@ -12,7 +12,7 @@
 --   expr.condition(ctx, node)
 --                    the AST of a where table, raw fragment or combinator
 --   expr.is_raw(v), expr.NIL_HINT
---   expr.misuse(fmt, ...), expr.guard(f, ...), expr.array_len(t)
+--   expr.misuse(fmt, ...), expr.array_len(t)
 --                    helpers shared with loam.query (errors are made by
 --                    loam.types, like every error object of the Lua layer)
 --
@@ -27,7 +27,6 @@ local core = require "loam.core"
 local types = require "loam.types"
 
 local null = core.null
-local Error = core.Error
 
 local expr = {}
 
@@ -37,25 +36,6 @@ function expr.misuse(fmt, ...)
 end
 
 local misuse = expr.misuse
-
--- The loam Lua modules' directory as error positions spell it.
-local LAYER_DIR = debug.getinfo(1, "S").short_src:match("^(.*[/\\])") or ""
-
--- Calls 'f' and re-raises its error objects with 'where' moved from loam's
--- own frames (the core names its Lua caller, which may be this layer) to
--- the caller's line, which is the line worth reading.
-function expr.guard(f, ...)
-  local res = table.pack(pcall(f, ...))
-  if res[1] then
-    return table.unpack(res, 2, res.n)
-  end
-  local err = res[2]
-  if getmetatable(err) == Error and (type(err.where) ~= "string" or err.where == ""
-     or err.where:sub(1, #LAYER_DIR) == LAYER_DIR) then
-    err.where = types.where()
-  end
-  error(err, 0)
-end
 
 local NIL_HINT = "nil is not NULL: use loam.null for SQL NULL"
 

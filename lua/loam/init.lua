@@ -53,7 +53,6 @@
 
 local core = require "loam.core"
 local types = require "loam.types"
-local expr = require "loam.expr"
 local query = require "loam.query"
 local model = require "loam.model"
 local relation = require "loam.relation"
@@ -75,9 +74,7 @@ local loam = {
   raw = query.raw,
   track = track.run,
   budget = track.budget,
-  -- Errors of the core name the Lua line that called it; guard moves them
-  -- to the caller's.
-  preload = function(...) return expr.guard(loader.preload, ...) end,
+  preload = loader.preload,
 }
 
 for name, constructor in pairs(types.constructors) do

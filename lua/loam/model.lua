@@ -59,7 +59,6 @@
 
 local core = require "loam.core"
 local types = require "loam.types"
-local expr = require "loam.expr"
 local query = require "loam.query"
 local relation = require "loam.relation"
 
@@ -1108,20 +1107,5 @@ end
 
 -- }======================================================================
 
-
--- Errors the core raises name the Lua line that called it, which for
--- these methods is a line of this file; they are re-raised naming the
--- caller's line.  Coercion and loading make their own positions and are
--- called per value and per row, so they are not wrapped.
-local function guarded(t, names)
-  for _, name in ipairs(names) do
-    local f = t[name]
-    t[name] = function(...) return expr.guard(f, ...) end
-  end
-end
-
-guarded(Model, { "create", "find", "find_by", "insert_many", "upsert" })
-guarded(Instance, { "save", "update", "delete", "reload" })
-guarded(model, { "create_tables", "drop_tables" })
 
 return model

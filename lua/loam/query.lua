@@ -1102,12 +1102,6 @@ end
 -- The module
 -- =======================================================================
 
--- Errors raised below a method (the core, the driver, model coercion)
--- point at the caller's line, not at this file.
-for name, f in pairs(Query) do
-  Query[name] = function(...) return expr.guard(f, ...) end
-end
-
 function query.new(db, source)
   if db == nil then misuse("query.new: a connection expected") end
   local name, m

@@ -349,7 +349,7 @@ function read(inst, rel)
     if not lazy_enabled(rel.model, set) then
       not_loaded(rel, set)
     end
-    expr.guard(loader.load_peers, inst, rel, set)
+    loader.load_peers(inst, rel, set)
     v = loaded[inst][rel.name]
   end
   track.relation_read(inst, rel.name)

@@ -96,10 +96,10 @@
 -- relname) on every relation read (for loam.relation), which return at
 -- once while no scope is open anywhere.
 
+local core = require "loam.core"
 local types = require "loam.types"
-local expr = require "loam.expr"
 
-local getinfo = debug.getinfo
+local where = core.where
 local raise = types.raise
 
 local track = {}
@@ -178,25 +178,18 @@ local Report = { __name = "loam.TrackReport", __tostring = format_report }
 -- all of them.  Every frame of this module is loam's own, so the walk can
 -- start here whatever called it.
 local function callers(full)
-  local level, site, stack = 2, nil, nil
-  while true do
-    local info = getinfo(level, "Sl")
-    if info == nil then
-      break
-    end
-    if types.is_caller(info) then
-      local here = info.short_src .. ":" .. info.currentline
-      if site == nil then
-        site = here
-        if not full then
-          break
-        end
-        stack = { here }
-      else
-        stack[#stack + 1] = here
+  local pos, level = where(2)
+  local site, stack = nil, nil
+  if level ~= nil then
+    site = pos:sub(1, -3)  -- "file:line" without the ": " of error positions
+    if full then
+      stack = { site }
+      pos, level = where(level + 1)
+      while level ~= nil do
+        stack[#stack + 1] = pos:sub(1, -3)
+        pos, level = where(level + 1)
       end
     end
-    level = level + 1
   end
   return site or "?", stack
 end
@@ -337,7 +330,7 @@ local function new_state(db)
   local st = { scopes = {}, detect = 0 }
   st.hook = function(ev) return dispatch(st, ev) end
   -- A closed connection refuses; the error names the caller's line.
-  st.prev = expr.guard(db.on_query, db, st.hook)
+  st.prev = db:on_query(st.hook)
   hooked[db] = st
   return st
 end

@@ -16,7 +16,6 @@
 --   types.coercer(table, c)  -> function(v) -> value | nil, message
 --   types.json(v)            -> JSON text | nil, message
 --   types.where()            "file:line: " of the first caller outside loam
---   types.is_caller(info)    a debug.getinfo frame is a Lua line outside loam
 --   types.raise(code, message [, fields [, where]])
 --                            raises a loam.Error object
 
@@ -32,33 +31,19 @@ local types = {}
 -- =======================================================================
 
 -- The directory of loam's Lua modules.  Frames running code from it are
--- loam's own, whatever module (model, query, init) they belong to.
+-- loam's own, whatever module (model, query, init) they belong to; the
+-- core passes over them (and over C functions) when it chooses the
+-- position of an error, its own or one made here, so an error raised
+-- anywhere below a method names the line that called the method.
 local loamdir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
+core.set_layer_source("@" .. loamdir)
 
--- Whether stack frame 'info' (debug.getinfo with "Sl") runs a Lua line
--- outside loam: the frames that error positions and call sites name.
-function types.is_caller(info)
-  if info.what == "C" or info.currentline <= 0 then
-    return false
-  end
-  local src = info.source
-  return src:sub(1, 1) ~= "@" or src:sub(2, #loamdir + 1) ~= loamdir
-end
+local core_where = core.where
 
 -- The position of the first Lua function on the stack that is not part of
 -- loam, in the "file:line: " form of the error objects made in C.
 function types.where()
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "Sl")
-    if info == nil then
-      return ""
-    end
-    if types.is_caller(info) then
-      return info.short_src .. ":" .. info.currentline .. ": "
-    end
-    level = level + 1
-  end
+  return (core_where(2))
 end
 
 -- Raises an error object with 'code' and 'message', any extra 'fields'
