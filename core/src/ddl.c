@@ -98,27 +98,11 @@ static int checkident (R *r, const char *name, const char *what) {
 }
 
 
-/* Appends a short description of 'v' for a message: 'text', 42, true, ... */
-static void descvalue (loam__buf *m, const loam_value *v) {
-  switch (v->type) {
-    case LOAM_NULL: loam__buf_adds(m, "NULL"); break;
-    case LOAM_BOOL: loam__buf_adds(m, v->u.b ? "true" : "false"); break;
-    case LOAM_INT: loam__buf_int(m, v->u.i); break;
-    case LOAM_DOUBLE: loam__buf_addf(m, "%g", v->u.d); break;
-    case LOAM_TEXT:
-      if (v->u.s.len > 40) loam__buf_addf(m, "'%.40s...'", v->u.s.ptr);
-      else loam__buf_addf(m, "'%.*s'", (int)v->u.s.len, v->u.s.ptr);
-      break;
-    default: loam__buf_addf(m, "<%zu-byte blob>", v->u.s.len); break;
-  }
-}
-
-
 /* Refuses the default of column 'c' with 'why' ("does not fit ..."). */
 static int baddefault (R *r, const loam_column_def *c, const char *why) {
   loam__buf m = LOAM__BUF_INIT;
   int rc;
-  descvalue(&m, &c->defval.value);
+  loam__value_describe(&m, &c->defval.value);
   rc = loam__buf_cstr(&m) == NULL
          ? loam__err_nomem(r->err)
          : fail(r, "column '%s': default %s (%s) %s", c->name, m.p,
