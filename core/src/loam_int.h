@@ -232,10 +232,7 @@ LOAMI_FUNC const char *loam__sql_token (const char *p, int *kind /* OUT */);
 /* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
 LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 
-/* The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1). */
-#define LOAM__IDENT_MAX 63
-
-/* Checks an identifier: non-empty, no NUL, at most LOAM__IDENT_MAX bytes (LOAM_E_MISUSE). */
+/* Checks an identifier: non-empty, no NUL, at most LOAM_IDENT_MAX bytes (LOAM_E_MISUSE). */
 LOAMI_FUNC int loam__ident_check (const char *name, size_t len, loam_error *err);
 
 /* }====================================================================== */

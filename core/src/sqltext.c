@@ -307,8 +307,8 @@ int loam__ident_check (const char *name, size_t len, loam_error *err) {
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier: empty name");
   if (memchr(name, '\0', len) != NULL)
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier: name contains a NUL byte");
-  if (len > LOAM__IDENT_MAX)
+  if (len > LOAM_IDENT_MAX)
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier '%.*s...': longer than %d bytes",
-                     20, name, LOAM__IDENT_MAX);
+                     20, name, LOAM_IDENT_MAX);
   return LOAM_OK;
 }
