@@ -77,6 +77,7 @@ build = {
         "core/src/trace.c",
         "core/src/tx.c",
         "core/src/url.c",
+        "core/src/value.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "core/include", "$(SQLITE_INCDIR)", "$(PGSQL_INCDIR)" },

@@ -26,8 +26,6 @@
 #define CONN_T   "loam.Conn"
 #define STMT_T   "loam.Stmt"
 #define ERROR_T  "loam.Error"
-#define NULL_T   "loam.Null"
-#define BLOB_T   "loam.Blob"
 
 /* Parameter lists up to this length are converted on the C stack. */
 #define NPARAMS_LOCAL  16

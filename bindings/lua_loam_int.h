@@ -12,6 +12,10 @@
 
 #include "loam.h"
 
+/* The registry names of the metatables of 'loam.null' and 'loam.blob' values. */
+#define NULL_T  "loam.Null"
+#define BLOB_T  "loam.Blob"
+
 #if defined(__GNUC__)
 #define LOAML_FUNC __attribute__((visibility("hidden"))) extern
 #else
@@ -105,7 +109,11 @@ LOAML_FUNC loam_backend loamL_checkdialect (lua_State *L, int arg, const char *f
 LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
                                lua_CFunction method);
 
-/* Adds 'render_ddl' to the module table on top and to the 'loam.Conn' methods (lua_schema.c). */
+/*
+** Adds 'render_ddl' to the module table on top and to the 'loam.Conn'
+** methods, and 'constraint_name' and 'IDENT_MAX' to the module table
+** (lua_schema.c).
+*/
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 
 /*

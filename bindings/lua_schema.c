@@ -22,10 +22,6 @@
 #include "lua_loam_int.h"
 
 
-/* The binding's registry names of the NULL sentinel and BLOB wrappers (lua_loam.c). */
-#define NULL_T  "loam.Null"
-#define BLOB_T  "loam.Blob"
-
 /* Where a conversion keeps what it allocates. */
 typedef struct Ctx {
   lua_State *L;
@@ -477,6 +473,70 @@ static int conn_render_ddl (lua_State *L) {
 }
 
 
+/* Pushes the name 'name' made by the core and frees it, even when pushing fails. */
+static void pushname (lua_State *L, char *name) {
+  int status;
+  lua_pushcfunction(L, pushsql);
+  lua_pushlightuserdata(L, name);
+  status = lua_pcall(L, 1, 1, 0);
+  loam_ddl_free(name);
+  if (status != LUA_OK) lua_error(L);
+}
+
+
+/* The string argument 'arg' of 'constraint_name', which names it 'what'. */
+static const char *namearg (lua_State *L, int arg, const char *what) {
+  size_t len;
+  const char *s;
+  if (lua_type(L, arg) != LUA_TSTRING)
+    loamL_misuse(L, "constraint_name: %s must be a string, not a %s", what, luaL_typename(L, arg));
+  s = lua_tolstring(L, arg, &len);
+  if (strlen(s) != len) loamL_misuse(L, "constraint_name: %s contains a NUL byte", what);
+  return s;
+}
+
+
+/*
+** core.constraint_name(table, cols, suffix) -> name, whole: the name the
+** core gives a constraint or index without one ('loam_constraint_name'),
+** and the same name before shortening (equal to it when it fits).
+*/
+static int l_constraint_name (lua_State *L) {
+  loam_error err = LOAM_ERROR_INIT;
+  const char *table = namearg(L, 1, "the table");
+  const char *suffix = namearg(L, 3, "the suffix");
+  const char **cols;
+  char *name = NULL;
+  lua_Integer i, n;
+  if (lua_type(L, 2) != LUA_TTABLE)
+    return loamL_misuse(L, "constraint_name: the columns must be a table, not a %s",
+                        luaL_typename(L, 2));
+  n = (lua_Integer)lua_rawlen(L, 2);
+  if (n > INT_MAX / 2) return loamL_misuse(L, "constraint_name: too many columns");
+  cols = lua_newuserdatauv(L, ((size_t)n + 1) * sizeof *cols, 0);
+  for (i = 1; i <= n; i++) {
+    /* The strings stay alive in the table at 2, which nothing changes meanwhile. */
+    lua_rawgeti(L, 2, i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      return loamL_misuse(L, "constraint_name: column %d must be a string, not a %s", (int)i,
+                          luaL_typename(L, -1));
+    cols[i - 1] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  if (loam_constraint_name(table, cols, (int)n, suffix, 1, &name, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  pushname(L, name);
+  if (loam_constraint_name(table, cols, (int)n, suffix, 0, &name, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  pushname(L, name);
+  return 2;
+}
+
+
 void loamL_open_schema (lua_State *L) {
   loamL_addfunc(L, "render_ddl", l_render_ddl, conn_render_ddl);
+  lua_pushcfunction(L, l_constraint_name);
+  lua_setfield(L, -2, "constraint_name");
+  lua_pushinteger(L, LOAM_IDENT_MAX);
+  lua_setfield(L, -2, "IDENT_MAX");
 }

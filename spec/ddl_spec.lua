@@ -16,6 +16,37 @@ local function misuse(message, ast, dialect)
   assert.are.equal(message, err.message)
 end
 
+describe("core.constraint_name", function()
+  it("gives the name the DDL gives, and the name before shortening", function()
+    assert.are.equal(63, core.IDENT_MAX)
+    assert.are.same({ "orders_a_b_key", "orders_a_b_key" },
+      { core.constraint_name("orders", { "a", "b" }, "key") })
+    assert.are.same({ "orders_pkey", "orders_pkey" }, { core.constraint_name("orders", {}, "pkey") })
+    local t, c = ("t"):rep(40), ("c"):rep(40)
+    local short, whole = core.constraint_name(t, { c }, "fkey")
+    assert.are.equal(t .. "_" .. c .. "_fkey", whole)
+    assert.are.equal(("t"):rep(29) .. "_" .. ("c"):rep(28) .. "_fkey", short)
+    local sql = core.render_ddl("postgres", { k = "create_table", name = t, columns = {
+      { name = "id", type = "id" }, { name = c, type = "bigint", references = { table = t } } } })
+    assert.matches('CONSTRAINT "' .. short .. '" REFERENCES', sql, 1, true)
+  end)
+
+  it("refuses arguments of the wrong type, naming them", function()
+    local function refused(message, ...)
+      local err = catch(core.constraint_name, ...)
+      assert.are.equal("misuse", err.code)
+      assert.are.equal(message, err.message)
+    end
+    refused("constraint_name: the table must be a string, not a nil", nil, { "a" }, "key")
+    refused("constraint_name: the suffix must be a string, not a number", "t", { "a" }, 5)
+    refused("constraint_name: the columns must be a table, not a string", "t", "a", "key")
+    refused("constraint_name: column 2 must be a string, not a boolean", "t", { "a", true }, "key")
+    refused("constraint_name: the table contains a NUL byte", "t\0u", { "a" }, "key")
+    refused("constraint name: suffix '" .. ("s"):rep(20) .. "' is too long", "t", { "a" },
+      ("s"):rep(61))
+  end)
+end)
+
 local ORDERS = {
   k = "create_table", name = "orders", if_not_exists = true,
   columns = {

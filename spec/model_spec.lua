@@ -8,6 +8,7 @@
 -- the API that could turn it off.
 
 local loam = require "loam"
+local core = require "loam.core"
 local helper = require "spec.helper"
 local types = require "loam.types"
 
@@ -305,6 +306,11 @@ describe("column declarations", function()
           { uniques = { { "a" } } })
       end, 'customers: two constraints or indexes are named "customers_a_key"; give one of '
         .. "them a 'name'" },
+    { "a column check whose generated name is too long", function(d)
+        return d:model("customers", { loam.id(), loam.integer(("c"):rep(50), { check = "1 = 1" }) })
+      end, "customers: the check of column " .. ("c"):rep(50) .. ' would be named "customers_'
+        .. ("c"):rep(50) .. '_check" is longer than 63 bytes; declare it in the model option '
+        .. "checks = { name = sql } with a shorter name" },
   }
 
   for _, case in ipairs(model_cases) do
@@ -320,6 +326,18 @@ describe("column declarations", function()
       assert.are.equal(at(line), err.where)
     end)
   end
+
+  it("leaves generated index and unique names too long to keep whole to the core", function()
+    local long = ("c"):rep(60)
+    local M = db:model("customers", { loam.id(), loam.text(long), loam.text("a") },
+      { indexes = { { long }, { "a" } }, uniques = { { long, "a" } } })
+    assert.is_nil(M.indexes[1].name)
+    assert.are.equal("customers_a_idx", M.indexes[2].name)
+    assert.is_nil(M.uniques[1].name)
+    local short = core.constraint_name("customers", { long }, "idx")
+    assert.are.equal(core.IDENT_MAX, #short)
+    assert.matches('INDEX "' .. short .. '" ON', db:render_ddl(M.indexes[1]), 1, true)
+  end)
 
   it("refuses a bad table name", function()
     local err = catch(db.model, db, "", { loam.id() })

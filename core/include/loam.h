@@ -869,8 +869,30 @@ LOAM_API int loam_render_drop_table (const char *table,
                                      char **sql_out,        /* OUT: free with loam_ddl_free */
                                      loam_error *err);      /* OUT: may be NULL */
 
-/* Frees SQL text returned by the render functions above.  NULL is fine. */
+/* Frees SQL text returned by the functions above.  NULL is fine. */
 LOAM_API void loam_ddl_free (char *sql);
+
+/* The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1); longer ones are refused. */
+#define LOAM_IDENT_MAX 63
+
+/*
+** The name the DDL gives a constraint or index of 'table' over the
+** 'ncols' columns 'cols' (0 for a primary key) that has no name of its
+** own: <table>_<col>[_<col>...]_<suffix>, shortened past LOAM_IDENT_MAX
+** bytes as the naming rules above say.  With 'shorten' 0 it is left whole,
+** for a caller that must tell a name that would be shortened.  On success
+** '*name_out' receives a NUL-terminated string the caller frees with
+** 'loam_ddl_free'; on failure it is set to NULL and 'err' tells why
+** (LOAM_E_MISUSE for a NULL name or a suffix too long to leave room for
+** the names, LOAM_E_NOMEM).
+*/
+LOAM_API int loam_constraint_name (const char *table,
+                                   const char *const *cols,   /* may be NULL when ncols is 0 */
+                                   int ncols,
+                                   const char *suffix,        /* "pkey", "key", "idx", ... */
+                                   int shorten,
+                                   char **name_out,           /* OUT: free with loam_ddl_free */
+                                   loam_error *err);          /* OUT: may be NULL */
 
 /* }====================================================================== */
 

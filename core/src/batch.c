@@ -18,7 +18,6 @@
 ** know as BOOLEAN, and PostgreSQL's numeric text is read as a number.
 */
 #include <limits.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,10 +28,6 @@
 #define KEY_ALIAS  "__loam_k"
 #define RN_ALIAS   "__loam_rn"
 #define SUB_ALIAS  "__loam_sub"
-
-/* The class of a key position: all keys of one position share it. */
-enum { C_NONE, C_NUM, C_TEXT, C_BOOL };
-
 
 /* The result of one spec. */
 typedef struct bspec {
@@ -78,103 +73,6 @@ typedef struct work {
 ** Keys
 ** ======================================================================= */
 
-static int class_of (int type) {
-  switch (type) {
-    case LOAM_INT: case LOAM_DOUBLE: return C_NUM;
-    case LOAM_TEXT: return C_TEXT;
-    case LOAM_BOOL: return C_BOOL;
-    default: return C_NONE;
-  }
-}
-
-
-/* A double with an integral value in range becomes that integer; other values are kept. */
-static loam_value integral (loam_value v) {
-  if (v.type == LOAM_DOUBLE && v.u.d == floor(v.u.d) && v.u.d >= -9223372036854775808.0 &&
-      v.u.d < 9223372036854775808.0)
-    return loam_int((int64_t)v.u.d);
-  return v;
-}
-
-
-/*
-** The decimal text 'v' without the trailing zeros of its fraction, nor
-** its point when nothing is left: '2.50' and '2.5' are one number, and so
-** are '1.0' and '1'.  PostgreSQL prints a numeric with the scale of its
-** column, the keys come with the scale of theirs, and no other form needs
-** reading: numeric text has no exponent and no leading zeros.
-*/
-static loam_value decimal (loam_value v) {
-  const char *p = v.u.s.ptr;
-  size_t n = v.u.s.len;
-  if (memchr(p, '.', n) == NULL) return v;
-  while (n > 0 && p[n - 1] == '0') n--;
-  if (n > 0 && p[n - 1] == '.') n--;
-  v.u.s.len = n;
-  return v;
-}
-
-
-/*
-** The form in which values of class 'cls' compare: integers (booleans as
-** 0 and 1), other doubles, text; the text of a numeric position
-** ('numeric') as a decimal.  Returns 0 when 'v' cannot equal any key of
-** that class.
-*/
-static int canon (const loam_value *v, int cls, int numeric, loam_value *out) {
-  switch (v->type) {
-    case LOAM_INT: *out = *v; return cls == C_NUM || (cls == C_BOOL && (v->u.i == 0 || v->u.i == 1));
-    case LOAM_BOOL: *out = loam_int(v->u.b); return cls == C_BOOL || cls == C_NUM;
-    case LOAM_DOUBLE: *out = integral(*v); return cls == C_NUM;
-    case LOAM_TEXT:
-      if (cls == C_TEXT) { *out = numeric ? decimal(*v) : *v; return 1; }
-      if (cls == C_NUM && v->u.s.len > 0 && v->u.s.len < 64) {
-        /* PostgreSQL's numeric (and any type without a binary reading) comes back as text. */
-        char *end;
-        double d;
-        long long i = strtoll(v->u.s.ptr, &end, 10);
-        if (*end == '\0') { *out = loam_int((int64_t)i); return 1; }
-        d = strtod(v->u.s.ptr, &end);
-        if (*end == '\0') { *out = integral(loam_double(d)); return 1; }
-      }
-      return 0;
-    default:
-      return 0;
-  }
-}
-
-
-static uint64_t mix (uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  size_t i;
-  for (i = 0; i < n; i++) {   /* FNV-1a */
-    h ^= b[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-
-/* Adds the canonical value 'c' to the hash 'h'. */
-static uint64_t hash_value (uint64_t h, const loam_value *c) {
-  unsigned char tag = (unsigned char)c->type;
-  h = mix(h, &tag, 1);
-  if (c->type == LOAM_TEXT) return mix(mix(h, &c->u.s.len, sizeof c->u.s.len), c->u.s.ptr,
-                                       c->u.s.len);
-  if (c->type == LOAM_DOUBLE) return mix(h, &c->u.d, sizeof c->u.d);
-  return mix(h, &c->u.i, sizeof c->u.i);
-}
-
-
-static int same (const loam_value *a, const loam_value *b) {
-  if (a->type != b->type) return 0;
-  if (a->type == LOAM_TEXT)
-    return a->u.s.len == b->u.s.len && memcmp(a->u.s.ptr, b->u.s.ptr, a->u.s.len) == 0;
-  if (a->type == LOAM_DOUBLE) return a->u.d == b->u.d;
-  return a->u.i == b->u.i;
-}
-
-
 /* Whether key position 'c' is a numeric column. */
 static int isnumeric (const work *w, int c) {
   return w->in->key_coltypes != NULL && w->in->key_coltypes[c] == LOAM_COL_NUMERIC;
@@ -189,10 +87,10 @@ static int lookup (const work *w, const loam_value *v, uint64_t *h) {
   int nkey = w->in->nkey, c;
   loam_value cv;
   size_t i;
-  *h = 1469598103934665603ULL;
+  *h = LOAM__VALUE_HASH_INIT;
   for (c = 0; c < nkey; c++) {
-    if (!canon(&v[c], w->cls[c], isnumeric(w, c), &cv)) { *h = 0; return -1; }
-    *h = hash_value(*h, &cv);
+    if (!loam__value_canon(&v[c], w->cls[c], isnumeric(w, c), &cv)) { *h = 0; return -1; }
+    *h = loam__value_hash(*h, &cv);
   }
   if (w->slots == NULL) return -1;
   for (i = (size_t)*h & w->mask; w->slots[i] != 0; i = (i + 1) & w->mask) {
@@ -201,9 +99,9 @@ static int lookup (const work *w, const loam_value *v, uint64_t *h) {
     if (w->dhash[g] != *h) continue;
     for (c = 0; c < nkey; c++) {
       loam_value a, b;
-      canon(&v[c], w->cls[c], isnumeric(w, c), &a);
-      canon(&k[c], w->cls[c], isnumeric(w, c), &b);
-      if (!same(&a, &b)) break;
+      loam__value_canon(&v[c], w->cls[c], isnumeric(w, c), &a);
+      loam__value_canon(&k[c], w->cls[c], isnumeric(w, c), &b);
+      if (!loam__value_same(&a, &b)) break;
     }
     if (c == nkey) return g;
   }
@@ -240,16 +138,16 @@ static int dedup (work *w, loam_error *err) {
     int g;
     b->key_group[k] = -1;
     for (c = 0; c < nkey && v[c].type != LOAM_NULL; c++) {
-      int cls = class_of(v[c].type);
-      if (cls == C_NONE)
+      int cls = loam__value_class(v[c].type);
+      if (cls == LOAM__VC_NONE)
         return loam__err(err, LOAM_E_MISUSE, "batch key %d: value %d is of type %s, which "
                          "cannot be a key", k + 1, c + 1, loam_type_name(v[c].type));
-      if (w->cls[c] != C_NONE && w->cls[c] != cls)
+      if (w->cls[c] != LOAM__VC_NONE && w->cls[c] != cls)
         return loam__err(err, LOAM_E_MISUSE, "batch key %d: value %d is of type %s after keys "
                          "of another type; the keys of one position share one type",
                          k + 1, c + 1, loam_type_name(v[c].type));
       w->cls[c] = (unsigned char)cls;
-      d[c] = integral(v[c]);
+      d[c] = loam__value_integral(v[c]);
     }
     if (c < nkey) continue;   /* a NULL never matches: an empty group, nothing sent */
     if ((g = lookup(w, d, &h)) < 0) {

@@ -6,7 +6,9 @@
 ** many steps checks once at the end (the rule sds and luaL_Buffer follow
 ** in their own ways).  Capacity doubles, so appends are amortised O(1).
 ** Numbers are written here too, in the one form every SQL text and
-** parameter of the library wants, whatever locale the host program set.
+** parameter of the library wants, whatever locale the host program set,
+** and so are quoted identifiers and string literals, so that every piece
+** of SQL the library writes is appended by this file.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,4 +150,34 @@ char *loam__strndup (const char *s, size_t n) {
 
 char *loam__strdup (const char *s) {
   return loam__strndup(s, strlen(s));
+}
+
+
+/*
+** Identifiers and string literals escape the same way, each with its own
+** quote: the quote doubled, every other byte as it is.  The runs between
+** quotes are copied whole.
+*/
+static void addquoted (loam__buf *b, char q, const char *s, size_t len) {
+  size_t i, run = 0;
+  loam__buf_addc(b, q);
+  for (i = 0; i < len; i++) {
+    if (s[i] == q) {
+      loam__buf_add(b, s + run, i + 1 - run);
+      loam__buf_addc(b, q);
+      run = i + 1;
+    }
+  }
+  loam__buf_add(b, s + run, len - run);
+  loam__buf_addc(b, q);
+}
+
+
+void loam__buf_ident (loam__buf *b, const char *name, size_t len) {
+  addquoted(b, '"', name, len);
+}
+
+
+void loam__buf_literal (loam__buf *b, const char *s, size_t len) {
+  addquoted(b, '\'', s, len);
 }

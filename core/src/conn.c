@@ -18,19 +18,6 @@
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 
 
-const char *loam_type_name (int type) {
-  switch (type) {
-    case LOAM_NULL: return "null";
-    case LOAM_BOOL: return "boolean";
-    case LOAM_INT: return "integer";
-    case LOAM_DOUBLE: return "double";
-    case LOAM_TEXT: return "text";
-    case LOAM_BLOB: return "blob";
-    default: return "unknown";
-  }
-}
-
-
 int loam_connect (const char *url, const loam_conn_opts *opts, loam_conn **out,
                   loam_error *err) {
   loam_conn_opts o = LOAM_CONN_OPTS_INIT;

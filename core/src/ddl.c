@@ -98,27 +98,11 @@ static int checkident (R *r, const char *name, const char *what) {
 }
 
 
-/* Appends a short description of 'v' for a message: 'text', 42, true, ... */
-static void descvalue (loam__buf *m, const loam_value *v) {
-  switch (v->type) {
-    case LOAM_NULL: loam__buf_adds(m, "NULL"); break;
-    case LOAM_BOOL: loam__buf_adds(m, v->u.b ? "true" : "false"); break;
-    case LOAM_INT: loam__buf_int(m, v->u.i); break;
-    case LOAM_DOUBLE: loam__buf_addf(m, "%g", v->u.d); break;
-    case LOAM_TEXT:
-      if (v->u.s.len > 40) loam__buf_addf(m, "'%.40s...'", v->u.s.ptr);
-      else loam__buf_addf(m, "'%.*s'", (int)v->u.s.len, v->u.s.ptr);
-      break;
-    default: loam__buf_addf(m, "<%zu-byte blob>", v->u.s.len); break;
-  }
-}
-
-
 /* Refuses the default of column 'c' with 'why' ("does not fit ..."). */
 static int baddefault (R *r, const loam_column_def *c, const char *why) {
   loam__buf m = LOAM__BUF_INIT;
   int rc;
-  descvalue(&m, &c->defval.value);
+  loam__value_describe(&m, &c->defval.value);
   rc = loam__buf_cstr(&m) == NULL
          ? loam__err_nomem(r->err)
          : fail(r, "column '%s': default %s (%s) %s", c->name, m.p,
@@ -146,12 +130,13 @@ static size_t clip (const char *s, size_t len, size_t max) {
 /*
 ** Writes into 'out' the name PostgreSQL would choose by default for a
 ** constraint of 'table' over 'cols' (ncols may be 0) with suffix 'label':
-** table_col1_col2_label.  When that exceeds LOAM__IDENT_MAX bytes, the
-** longer of the table part and the column part is shortened first, one
-** byte at a time, so the two shares stay balanced and the label survives.
+** table_col1_col2_label.  When that exceeds 'max' bytes, the longer of
+** the table part and the column part is shortened first, one byte at a
+** time, so the two shares stay balanced and the label survives.  'max'
+** leaves room for the label and its separators.
 */
 static void defaultname (loam__buf *out, const char *table, const char *const *cols,
-                         int ncols, const char *label) {
+                         int ncols, const char *label, size_t max) {
   loam__buf c = LOAM__BUF_INIT;
   size_t avail, n1, n2;
   int i;
@@ -159,7 +144,7 @@ static void defaultname (loam__buf *out, const char *table, const char *const *c
     if (i > 0) loam__buf_addc(&c, '_');
     loam__buf_adds(&c, cols[i]);
   }
-  avail = LOAM__IDENT_MAX - strlen(label) - 1 - (ncols > 0 ? 1 : 0);
+  avail = max - strlen(label) - 1 - (ncols > 0 ? 1 : 0);
   n1 = strlen(table);
   n2 = c.len;
   while (n1 + n2 > avail) {
@@ -210,7 +195,7 @@ static int constraint (R *r, const char *name, size_t len) {
 
 /* Appends the constraint clause of a generated name (see 'defaultname'). */
 static int genconstraint (R *r, const char *const *cols, int ncols, const char *label) {
-  defaultname(&r->tmp, r->table, cols, ncols, label);
+  defaultname(&r->tmp, r->table, cols, ncols, label, LOAM_IDENT_MAX);
   if (r->tmp.oom) return loam__err_nomem(r->err);
   return constraint(r, r->tmp.p, r->tmp.len);
 }
@@ -869,7 +854,7 @@ static int createindex (R *r, const loam_index_def *x) {
     namelen = strlen(name);
   }
   else {
-    defaultname(&r->tmp, x->table, x->columns, x->ncolumns, "idx");
+    defaultname(&r->tmp, x->table, x->columns, x->ncolumns, "idx", LOAM_IDENT_MAX);
     if (r->tmp.oom) return loam__err_nomem(r->err);
     name = r->tmp.p;
     namelen = r->tmp.len;
@@ -916,6 +901,29 @@ int loam_render_drop_table (const char *table, int if_exists, loam_backend backe
 
 void loam_ddl_free (char *sql) {
   free(sql);
+}
+
+
+int loam_constraint_name (const char *table, const char *const *cols, int ncols,
+                          const char *suffix, int shorten, char **name_out, loam_error *err) {
+  loam__buf b = LOAM__BUF_INIT;
+  int i;
+  if (name_out == NULL) return loam__err(err, LOAM_E_MISUSE, "constraint name: no output pointer");
+  *name_out = NULL;
+  if (table == NULL || suffix == NULL || ncols < 0 || (ncols > 0 && cols == NULL))
+    return loam__err(err, LOAM_E_MISUSE, "constraint name: NULL table, columns or suffix");
+  for (i = 0; i < ncols; i++)
+    if (cols[i] == NULL)
+      return loam__err(err, LOAM_E_MISUSE, "constraint name: column %d is NULL", i + 1);
+  if (strlen(suffix) + 2 + (ncols > 0 ? 1 : 0) > LOAM_IDENT_MAX)
+    return loam__err(err, LOAM_E_MISUSE, "constraint name: suffix '%.20s' is too long", suffix);
+  defaultname(&b, table, cols, ncols, suffix, shorten ? LOAM_IDENT_MAX : SIZE_MAX);
+  if (loam__buf_cstr(&b) == NULL) {
+    loam__buf_free(&b);
+    return loam__err_nomem(err);
+  }
+  *name_out = b.p;
+  return LOAM_OK;
 }
 
 /* }====================================================================== */

@@ -55,6 +55,10 @@ LOAMI_FUNC void loam__buf_int (loam__buf *b, int64_t i);
 ** infinities are each caller's to write or refuse.
 */
 LOAMI_FUNC void loam__buf_double (loam__buf *b, double d, int shortest);
+/* Appends 'name' as a quoted identifier ("a""b"). */
+LOAMI_FUNC void loam__buf_ident (loam__buf *b, const char *name, size_t len);
+/* Appends 's' as a quoted SQL string literal ('it''s'); DDL only, where no parameters exist. */
+LOAMI_FUNC void loam__buf_literal (loam__buf *b, const char *s, size_t len);
 /* Returns the NUL-terminated contents ("" when empty, NULL after OOM). */
 LOAMI_FUNC const char *loam__buf_cstr (loam__buf *b);
 LOAMI_FUNC void loam__buf_reset (loam__buf *b);   /* keeps the memory */
@@ -63,6 +67,48 @@ LOAMI_FUNC void loam__buf_free (loam__buf *b);
 /* strdup/strndup that return NULL on allocation failure. */
 LOAMI_FUNC char *loam__strdup (const char *s);
 LOAMI_FUNC char *loam__strndup (const char *s, size_t n);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Values (value.c)
+**
+** The canonical forms in which values match keys, whatever the backend
+** returned: integers (booleans as 0 and 1, doubles with an integral
+** value), other doubles, text.  The integer 1 and the text '1' never
+** match.
+** ======================================================================= */
+
+/* Appends a short description of 'v' for a message: 'text', 42, true, ... */
+LOAMI_FUNC void loam__value_describe (loam__buf *m, const loam_value *v);
+
+/* The class of a key position; all keys of one position share one. */
+enum { LOAM__VC_NONE, LOAM__VC_NUM, LOAM__VC_TEXT, LOAM__VC_BOOL };
+
+/* The class of values of 'type' as keys: LOAM__VC_NONE for NULL and blobs. */
+LOAMI_FUNC int loam__value_class (int type);
+
+/* A double with an integral value in range becomes that integer; other values are kept. */
+LOAMI_FUNC loam_value loam__value_integral (loam_value v);
+
+/*
+** The form in which values of class 'cls' compare: integers (booleans as
+** 0 and 1), other doubles, text; the text of a numeric position
+** ('numeric') as a decimal, without trailing zeros.  Returns 0 when 'v'
+** cannot equal any key of that class.  Text in '*out' points into 'v'.
+*/
+LOAMI_FUNC int loam__value_canon (const loam_value *v, int cls, int numeric,
+                                  loam_value *out /* OUT */);
+
+/* The starting value of a hash over canonical values (the FNV-1a offset basis). */
+#define LOAM__VALUE_HASH_INIT 1469598103934665603ULL
+
+/* Adds the canonical value 'c' to the hash 'h'. */
+LOAMI_FUNC uint64_t loam__value_hash (uint64_t h, const loam_value *c);
+
+/* Whether the canonical values 'a' and 'b' are equal. */
+LOAMI_FUNC int loam__value_same (const loam_value *a, const loam_value *b);
 
 /* }====================================================================== */
 
@@ -186,15 +232,8 @@ LOAMI_FUNC const char *loam__sql_token (const char *p, int *kind /* OUT */);
 /* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
 LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 
-/* The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1). */
-#define LOAM__IDENT_MAX 63
-
-/* Checks an identifier: non-empty, no NUL, at most LOAM__IDENT_MAX bytes (LOAM_E_MISUSE). */
+/* Checks an identifier: non-empty, no NUL, at most LOAM_IDENT_MAX bytes (LOAM_E_MISUSE). */
 LOAMI_FUNC int loam__ident_check (const char *name, size_t len, loam_error *err);
-/* Appends 'name' as a quoted identifier ("a""b"). */
-LOAMI_FUNC void loam__buf_ident (loam__buf *b, const char *name, size_t len);
-/* Appends 's' as a quoted SQL string literal ('it''s'); DDL only, where no parameters exist. */
-LOAMI_FUNC void loam__buf_literal (loam__buf *b, const char *s, size_t len);
 
 /* }====================================================================== */
 

@@ -307,38 +307,8 @@ int loam__ident_check (const char *name, size_t len, loam_error *err) {
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier: empty name");
   if (memchr(name, '\0', len) != NULL)
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier: name contains a NUL byte");
-  if (len > LOAM__IDENT_MAX)
+  if (len > LOAM_IDENT_MAX)
     return loam__err(err, LOAM_E_MISUSE, "invalid identifier '%.*s...': longer than %d bytes",
-                     20, name, LOAM__IDENT_MAX);
+                     20, name, LOAM_IDENT_MAX);
   return LOAM_OK;
-}
-
-
-/*
-** Identifiers and string literals escape the same way, each with its own
-** quote: the quote doubled, every other byte as it is.  The runs between
-** quotes are copied whole.
-*/
-static void addquoted (loam__buf *b, char q, const char *s, size_t len) {
-  size_t i, run = 0;
-  loam__buf_addc(b, q);
-  for (i = 0; i < len; i++) {
-    if (s[i] == q) {
-      loam__buf_add(b, s + run, i + 1 - run);
-      loam__buf_addc(b, q);
-      run = i + 1;
-    }
-  }
-  loam__buf_add(b, s + run, len - run);
-  loam__buf_addc(b, q);
-}
-
-
-void loam__buf_ident (loam__buf *b, const char *name, size_t len) {
-  addquoted(b, '"', name, len);
-}
-
-
-void loam__buf_literal (loam__buf *b, const char *s, size_t len) {
-  addquoted(b, '\'', s, len);
 }

@@ -257,9 +257,11 @@ end
 -- =======================================================================
 
 -- The name the core gives a constraint or index of 'tname' over 'cols'
--- when it has none, before the core shortens names over 63 bytes.
+-- when it has none, whole: before the core shortens it past
+-- core.IDENT_MAX bytes.
 local function generated_name(tname, cols, suffix)
-  return tname .. "_" .. table.concat(cols, "_") .. "_" .. suffix
+  local _, whole = core.constraint_name(tname, cols, suffix)
+  return whole
 end
 
 -- The core checks some columns itself (enum values everywhere, the length
@@ -352,7 +354,7 @@ local function table_parts(M, opts, extras, fail)
   -- A single key column says so itself; only a composite key goes to the table.
   M._table_pk = (not inline and #pk > 0) and sql_names(M, pk) or nil
   if #pk > 0 then
-    claim(tname .. "_pkey")
+    claim(generated_name(tname, {}, "pkey"))
   end
 
   -- Generated names are made of the columns' SQL names, as PostgreSQL's.
@@ -406,15 +408,19 @@ local function table_parts(M, opts, extras, fail)
   end
   M.checks = checks
 
-  -- Generated names longer than 63 bytes are left to the core, which
+  -- Generated names too long to keep whole are left to the core, which
   -- shortens them the way PostgreSQL does.
   local function name_of(entry, cols, suffix)
-    local name = entry.name or generated_name(tname, sql_names(M, cols), suffix)
-    claim(name)
-    if entry.name == nil and #name > 63 then
+    if entry.name ~= nil then
+      claim(entry.name)
+      return entry.name
+    end
+    local short, whole = core.constraint_name(tname, sql_names(M, cols), suffix)
+    claim(whole)
+    if short ~= whole then
       return nil
     end
-    return name
+    return whole
   end
 
   if opts.uniques ~= nil and type(opts.uniques) ~= "table" then

@@ -900,16 +900,14 @@ local actions = {
   ["set default"] = true, ["no action"] = true,
 }
 
-local MAX_IDENT = 63
-
 -- The checks of identifiers the core applies too, made early so the error
 -- names the declaration.
 function types.ident_problem(s)
   if type(s) ~= "string" or s == "" then
     return "must be a non-empty string, got " .. types.show(s)
   end
-  if #s > MAX_IDENT then
-    return string.format("%q is longer than %d bytes", s, MAX_IDENT)
+  if #s > core.IDENT_MAX then
+    return string.format("%q is longer than %d bytes", s, core.IDENT_MAX)
   end
   if s:find("\0", 1, true) then
     return "contains a NUL byte"

@@ -550,6 +550,73 @@ TEST(ddl_names_collide) {
   CHECK_HAS(rejected(&t), "table 't': constraint name 't_a_key' is used twice");
 }
 
+
+/* 'loam_constraint_name', or the error message (static) when it fails. */
+static const char *cname (const char *table, const char *const *cols, int ncols,
+                          const char *suffix, int shorten) {
+  static char out[512];
+  loam_error e = LOAM_ERROR_INIT;
+  char *name = (char *)"unset";
+  if (loam_constraint_name(table, cols, ncols, suffix, shorten, &name, &e) == LOAM_OK)
+    snprintf(out, sizeof out, "%s", name);
+  else
+    snprintf(out, sizeof out, "%s: %s%s", loam_errcode_name(e.code), e.message,
+             name == NULL ? "" : " (output not cleared)");
+  loam_ddl_free(name == NULL || strcmp(name, "unset") == 0 ? NULL : name);
+  loam_error_clear(&e);
+  return out;
+}
+
+
+/*
+** The public naming rule is the one the DDL applies: short names as they
+** are, a long one shortened to the very name CREATE TABLE carries, and
+** with 'shorten' 0 the whole name it was made from.
+*/
+TEST(ddl_constraint_name) {
+  static const char *const ab2[] = { "a", "b" };
+  static const char *const longcol[] = { "cccccccccccccccccccccccccccccccccccccccc" };
+  static const char *const nullcol[] = { "a", NULL };
+  static const loam_column_def cols[] = {
+    { .name = "cccccccccccccccccccccccccccccccccccccccc", .type = LOAM_COL_TEXT, .unique = 1 },
+  };
+  const char *tt = "tttttttttttttttttttttttttttttttttttttttt";
+  loam_table_def t = { .name = tt, .columns = cols, .ncolumns = 1 };
+  char *sql;
+  CHECK_INT(LOAM_IDENT_MAX, 63);
+  CHECK_STR(cname("orders", ab2, 2, "key", 1), "orders_a_b_key");
+  CHECK_STR(cname("orders", NULL, 0, "pkey", 1), "orders_pkey");
+  CHECK_STR(cname("orders", ab2, 1, "check1", 0), "orders_a_check1");
+  CHECK_STR(cname(tt, longcol, 1, "key", 1),
+            "ttttttttttttttttttttttttttttt_ccccccccccccccccccccccccccccc_key");
+  CHECK_INT(strlen(cname(tt, longcol, 1, "key", 1)), LOAM_IDENT_MAX);
+  CHECK_STR(cname(tt, longcol, 1, "key", 0),
+            "tttttttttttttttttttttttttttttttttttttttt_cccccccccccccccccccccccccccccccccccccccc_key");
+  sql = render_table(&t, LOAM_POSTGRES);
+  CHECK(sql != NULL);
+  if (strstr(sql, "\"ttttttttttttttttttttttttttttt_ccccccccccccccccccccccccccccc_key\"") == NULL) {
+    t_fail(__FILE__, __LINE__, "the DDL names the constraint otherwise: %s", sql);
+    loam_ddl_free(sql);
+    return;
+  }
+  loam_ddl_free(sql);
+  CHECK_STR(cname(NULL, ab2, 1, "key", 1),
+            "misuse: constraint name: NULL table, columns or suffix");
+  CHECK_STR(cname("t", NULL, 1, "key", 1),
+            "misuse: constraint name: NULL table, columns or suffix");
+  CHECK_STR(cname("t", ab2, 1, NULL, 1), "misuse: constraint name: NULL table, columns or suffix");
+  CHECK_STR(cname("t", nullcol, 2, "key", 1), "misuse: constraint name: column 2 is NULL");
+  CHECK_STR(cname("t", ab2, 1, "ssssssssssssssssssssssssssssssssssssssssssssssssssssssssssssss", 1),
+            "misuse: constraint name: suffix 'ssssssssssssssssssss' is too long");
+  CHECK_STR(cname("t", ab2, 1, "key", 1), "t_a_key");
+  {
+    loam_error e = LOAM_ERROR_INIT;
+    CHECK_INT(loam_constraint_name("t", ab2, 1, "key", 1, NULL, &e), LOAM_ERROR);
+    CHECK_STR(e.message, "constraint name: no output pointer");
+    loam_error_clear(&e);
+  }
+}
+
 /* }====================================================================== */
 
 
