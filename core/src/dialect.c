@@ -262,11 +262,11 @@ static const loam__dialect_desc sqlite_dialect = {
   ** SQLite's ALTER TABLE renames tables and columns, adds columns and
   ** (since 3.35) drops them; everything else takes the documented table
   ** rebuild.  ADD COLUMN needs the rebuild for a PRIMARY KEY or UNIQUE
-  ** column, a default that is not constant (the 'now' defaults above),
-  ** NOT NULL without a non-NULL default, or REFERENCES with a non-NULL
-  ** default.  DROP COLUMN needs it for a column in the primary key, a
-  ** UNIQUE constraint, an index, a foreign key or a CHECK, or one that a
-  ** view or trigger uses.
+  ** column or REFERENCES with a non-NULL default, and, once the table has
+  ** rows, for NOT NULL without a non-NULL default or a default that is not
+  ** constant (the 'now' defaults above).  DROP COLUMN needs it for a
+  ** column in the primary key, a UNIQUE constraint, an index, a foreign
+  ** key or a CHECK, or one that a view or trigger uses.
   */
   .alter = {
     [LOAM__ALTER_RENAME_TABLE] = LOAM__ALTER_IN_PLACE,
