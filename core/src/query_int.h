@@ -136,6 +136,7 @@ struct loam_qstmt {
   loam__text table;        /* quoted; SELECT: with AS "alias"; p NULL: no FROM */
   const loam_qstmt *fromq; /* SELECT FROM (fromq) AS table, where 'table' is the quoted alias */
   int distinct;
+  int explain;             /* render the dialect's EXPLAIN before it (outermost only) */
   int lock;                /* LOAM_FOR_* | modifier, or 0 */
   int has_limit, has_offset;
   int64_t limit, offset;

@@ -471,6 +471,13 @@ static void select_stmt (R *r, const loam_qstmt *st) {
     rfail(r, LOAM_E_MISUSE, "query nests deeper than %d levels", LOAM__QB_DEPTH);
     return;
   }
+  if (st->explain) {
+    if (r->depth > 1) {
+      rfail(r, LOAM_E_MISUSE, "EXPLAIN belongs to the outermost statement, not a subquery");
+      return;
+    }
+    loam__buf_adds(&r->sql, r->d->explain);
+  }
   adds(r, "SELECT ");
   if (st->distinct) adds(r, "DISTINCT ");
   if (st->columns.n == 0) loam__buf_addc(&r->sql, '*');
