@@ -207,6 +207,9 @@ static const loam__dialect_desc sqlite_dialect = {
   .backend = LOAM_SQLITE,
   .name = "SQLite",
   .placeholder = lite_placeholder,
+  /* '?n' rather than '$n', which SQLite reads as a named parameter
+  ** numbered by its first appearance */
+  .numbered = '?',
   /* SQLITE_MAX_VARIABLE_NUMBER's default since 3.32; a caller whose
   ** SQLite was built with more may ask for more */
   .max_params = 32766,
@@ -288,6 +291,7 @@ static const loam__dialect_desc pg_dialect = {
   .backend = LOAM_POSTGRES,
   .name = "PostgreSQL",
   .placeholder = pg_placeholder,
+  .numbered = '$',
   /* the protocol counts parameters in 16 bits */
   .max_params = 65535,
   .max_params_limit = 65535,

@@ -48,6 +48,7 @@ typedef struct loam__dialect_desc {
   /* {== Parameters */
   /* Appends the placeholder of the 'n'-th parameter (from 1) of a statement. */
   void (*placeholder) (loam__buf *b, int n);
+  char numbered;                 /* the mark of a numbered placeholder in raw SQL ('$n', '?n') */
   int max_params;                /* the most one statement takes by default */
   int max_params_limit;          /* the most a caller may ask for instead */
   int stores_nan;                /* a double parameter may be NaN */
