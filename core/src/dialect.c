@@ -5,10 +5,10 @@
 ** renderers need (placeholders, parameter limits, transaction statements,
 ** what SQLite lacks or spells otherwise, the DDL type map and literals,
 ** which ALTERs need a table rebuild) and the few writers that are more
-** than a string: the placeholder and the IN-list key set.  render.c, ddl.c
-** and tx.c read the description of their backend through 'loam__dialect'
-** and never branch on the backend themselves, so a difference between the
-** backends is stated once, here, with its reason.
+** than a string: the placeholder and the IN-list key set.  render.c,
+** ddl.c, tx.c and sqltext.c read the description of their backend through
+** 'loam__dialect' and never branch on the backend themselves, so a
+** difference between the backends is stated once, here, with its reason.
 **
 ** An IN list is bound as one parameter (one per column of tuples on
 ** PostgreSQL) so that a query keeps one text whatever the length of its

@@ -2,11 +2,12 @@
 ** dialect_int.h: what loam knows about the SQL of each backend, as data.
 **
 ** The renderers (render.c for queries, ddl.c for schema, tx.c for
-** transactions) never ask which backend they write for: they read one
-** 'loam__dialect_desc' (dialect.c) and write what it says.  A fact that differs
-** between SQLite and PostgreSQL belongs here, as a field with the reason
-** for each side's value beside it in dialect.c; the drivers only prepare,
-** bind, step and report.
+** transactions, sqltext.c for the placeholders of raw SQL) never ask
+** which backend they write for: they read one 'loam__dialect_desc'
+** (dialect.c) and write what it says.  A fact that differs between SQLite
+** and PostgreSQL belongs here, as a field with the reason for each side's
+** value beside it in dialect.c; the drivers only prepare, bind, step and
+** report.
 */
 #ifndef LOAM_DIALECT_INT_H
 #define LOAM_DIALECT_INT_H
@@ -45,7 +46,7 @@ typedef struct loam__dialect_desc {
   loam_backend backend;
   const char *name;              /* for messages: "SQLite", "PostgreSQL" */
 
-  /* {== Parameters */
+  /* Parameters */
   /* Appends the placeholder of the 'n'-th parameter (from 1) of a statement. */
   void (*placeholder) (loam__buf *b, int n);
   char numbered;                 /* the mark of a numbered placeholder in raw SQL ('$n', '?n') */
@@ -54,7 +55,7 @@ typedef struct loam__dialect_desc {
   int stores_nan;                /* a double parameter may be NaN */
   int literal_qmark;             /* '??' in raw SQL means a literal '?' operator */
 
-  /* {== IN lists: the key set is bound whole, so the text depends only on its shape */
+  /* IN lists: the key set is bound whole, so the text depends only on its shape */
   /*
   ** Appends the subquery that reads a key set of 'ncols' columns (element
   ** types 'ltypes', column types 'coltypes' or NULL, as in query_int.h),
@@ -71,7 +72,7 @@ typedef struct loam__dialect_desc {
                      loam_error *err);
   loam_type keys_type;           /* the type those bytes are bound as */
 
-  /* {== Queries */
+  /* Queries */
   const char *ilike;             /* operator text written for ILIKE */
   const char *not_ilike;         /* and for NOT ILIKE */
   const char *excluded;          /* the row an upsert proposed, before a column */
@@ -80,15 +81,15 @@ typedef struct loam__dialect_desc {
   const char *no_row_locks;      /* without them: the message of the refusal */
   const char *explain;           /* prefix of a statement that shows its plan */
 
-  /* {== Transactions */
+  /* Transactions; a savepoint statement is followed by a blank and the name */
   const char *begin;
   const char *commit;
   const char *rollback;
-  const char *savepoint;         /* each followed by a blank and the savepoint's name */
+  const char *savepoint;
   const char *release;
   const char *rollback_to;
 
-  /* {== Schema */
+  /* Schema */
   const char *types[LOAM_COL_ENUM + 1];   /* column type per loam_col_type (not id) */
   const char *identity;          /* the type of an id column, its values generated */
   const char *varchar;           /* the type of a text with a length 'n', before '(n)'; NULL:
