@@ -649,6 +649,7 @@ static loam_qstmt *select_stmt (Walk *w, int t) {
   lua_Integer n;
   loam_qstmt *st = select_from(w, t);
   loam_qb_distinct(st, flagfield(L, t, "distinct", "'select' node"));
+  loam_qb_explain(st, flagfield(L, t, "explain", "'select' node"));
   exprlist(w, t, "columns", "'select' node", st, loam_qb_column, 0);
   select_joins(w, t, st);
   clause(w, t, "where", "'select' node", st, loam_qb_where);

@@ -217,6 +217,25 @@ for backend, pg in helper.each_backend() do
       assert.are.equal(#names, helper.count(db, "rtags"))
     end)
 
+    it("asks for the plan with the dialect's EXPLAIN, on the outermost SELECT only", function()
+      local ast = { k = "select", from = { name = "rtags" }, where = op("=", col("id"), val(1)),
+                    explain = true }
+      local st = db:render(ast)[1]
+      assert.are.equal(pg and 'EXPLAIN SELECT * FROM "rtags" WHERE ("id" = $1)'
+                          or 'EXPLAIN QUERY PLAN SELECT * FROM "rtags" WHERE ("id" = ?)', st.sql)
+      local plan = db:run(ast)
+      assert.is_true(#plan > 0)
+      if pg then assert.is_string(plan[1]["QUERY PLAN"])
+      else assert.is_string(plan[1].detail) end
+
+      local err = catch(db.render, db, { k = "select", from = { name = "rtags" },
+        where = { k = "in", expr = col("id"),
+                  query = { k = "select", columns = { col("id") }, from = { name = "rtags" },
+                            explain = true } } })
+      assert.are.equal("misuse", err.code)
+      assert.matches("EXPLAIN belongs to the outermost statement", err.message, 1, true)
+    end)
+
     if pg then
       it("locks with FOR UPDATE SKIP LOCKED", function()
         local other = helper.connect(backend)

@@ -588,6 +588,15 @@ LOAM_API void loam_qb_offset (loam_qstmt *st, int64_t n);
 */
 LOAM_API void loam_qb_lock (loam_qstmt *st, int flags);
 
+/*
+** SELECT: renders the statement as a request for its plan, after the
+** dialect's prefix ("EXPLAIN QUERY PLAN " on SQLite, "EXPLAIN " on
+** PostgreSQL); running it returns the plan's rows, whose columns differ
+** per backend, instead of the query's.  Only the outermost statement may
+** ask: a subquery that does is LOAM_E_MISUSE when rendered.  0 removes it.
+*/
+LOAM_API void loam_qb_explain (loam_qstmt *st, int on);
+
 /* INSERT: appends a column name. */
 LOAM_API void loam_qb_insert_column (loam_qstmt *st, const char *name);
 

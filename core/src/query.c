@@ -837,6 +837,11 @@ void loam_qb_distinct (loam_qstmt *st, int on) {
 }
 
 
+void loam_qb_explain (loam_qstmt *st, int on) {
+  if (fits(st, SEL, "EXPLAIN", "")) st->explain = on != 0;
+}
+
+
 void loam_qb_column (loam_qstmt *st, loam_expr *e) {
   if (fits(st, SEL, "a result column", e)) push_ptr(st, &st->columns, e);
 }

@@ -136,6 +136,7 @@ struct loam_qstmt {
   loam__text table;        /* quoted; SELECT: with AS "alias"; p NULL: no FROM */
   const loam_qstmt *fromq; /* SELECT FROM (fromq) AS table, where 'table' is the quoted alias */
   int distinct;
+  int explain;             /* render the dialect's EXPLAIN before it (outermost only) */
   int lock;                /* LOAM_FOR_* | modifier, or 0 */
   int has_limit, has_offset;
   int64_t limit, offset;
@@ -172,28 +173,16 @@ LOAMI_FUNC int loam__qb_error (const loam_qb *qb, loam_error *err);
 #define LOAM__QB_DEPTH  200
 
 /*
-** Dialect pieces.  The list writers append the parameter of an IN list to
-** 'b'.  'loam__sqlite_keys' (sqlite_keys.c) writes the blob that SQLite's
-** 'loam_keys' table-valued function reads: 'nrows' tuples of 'ncols'
-** values, row after row, every value exact.  'loam__pg_array' (dialect.c)
-** writes an array literal of the values 'v[0]', 'v[stride]'... ('stride'
-** 1 for a list, the tuple width for one column of tuples).  They fail
-** (LOAM_E_DATA_ERROR) on values the backend cannot take, as binding the
-** value alone would: NaN on SQLite, text holding a NUL byte on PostgreSQL.
+** Writes the blob that SQLite's 'loam_keys' table-valued function reads
+** (sqlite_keys.c): 'nrows' tuples of 'ncols' values, row after row, every
+** value exact.  Fails (LOAM_E_DATA_ERROR) on NaN, which SQLite cannot
+** take, as binding the value alone would.  dialect.c writes the key sets
+** of both backends.
 */
 LOAMI_FUNC int loam__sqlite_keys (loam__buf *b, const loam_value *v, int nrows, int ncols,
                                   loam_error *err);
-LOAMI_FUNC int loam__pg_array (loam__buf *b, const loam_value *v, int n, int stride,
-                               loam_error *err);
 /* The widest tuple an IN list of tuples may have (the columns of 'loam_keys'). */
 #define LOAM__KEYS_MAXCOLS  32
-/*
-** The PostgreSQL element type of an IN list of 'ltype' values ("int8"...),
-** or of text values compared with a column of loam type 'coltype' (0 when
-** unknown): "date", "timestamptz" or "numeric", since text does not
-** compare with those types.
-*/
-LOAMI_FUNC const char *loam__pg_array_type (int ltype, int coltype);
 
 /* }====================================================================== */
 

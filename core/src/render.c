@@ -3,24 +3,22 @@
 **
 ** One walk of the tree appends to one buffer and records each value as it
 ** meets its placeholder, so parameters come out in text order for both
-** dialects ('?' on SQLite, '$n' on PostgreSQL).  A multi-row INSERT is
-** rendered as text at most twice (the full chunk and the last, shorter
-** one) whatever the number of rows; its values are then laid out chunk
-** by chunk without touching the text again.  The result is copied into
-** one allocation, so it outlives the builder and frees with one call.
+** dialects ('?' on SQLite, '$n' on PostgreSQL).  Whatever differs
+** between the backends is read from their descriptions (dialect.c), never
+** decided here.  A multi-row INSERT is rendered as text at most twice (the
+** full chunk and the last, shorter one) whatever the number of rows; its
+** values are then laid out chunk by chunk without touching the text
+** again.  The result is copied into one allocation, so it outlives the
+** builder and frees with one call.
 */
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dialect_int.h"
 #include "query_int.h"
 
-
-/* The most parameters one statement may take on each backend. */
-#define SQLITE_MAX_PARAMS  32766
-#define PG_MAX_PARAMS      65535
 
 /* A parameter while rendering: 'gen' is 1 + its offset in 'data' when its bytes were generated. */
 typedef struct rparam {
@@ -48,7 +46,7 @@ struct loam_rendered {
 
 /* The state of one rendering. */
 typedef struct R {
-  int pg;                  /* PostgreSQL, else SQLite */
+  const loam__dialect_desc *d;
   int collect;             /* record parameters; else only count placeholders */
   int nph;                 /* placeholders of the statement being rendered */
   int depth;
@@ -110,11 +108,7 @@ static void *grow (R *r, void *p, size_t *cap, size_t len, size_t size) {
 /* Appends the placeholder of the next parameter. */
 static void placeholder (R *r) {
   r->nph++;
-  if (r->pg) {
-    loam__buf_addc(&r->sql, '$');
-    loam__buf_int(&r->sql, r->nph);
-  }
-  else loam__buf_addc(&r->sql, '?');
+  r->d->placeholder(&r->sql, r->nph);
 }
 
 
@@ -128,12 +122,9 @@ static void push (R *r, const loam_value *v, size_t gen) {
 }
 
 
-/*
-** What SQLite cannot take of 'v', or NULL.  SQLite would store NaN as
-** NULL; infinities it stores and compares like PostgreSQL's float8.
-*/
+/* What the backend cannot take of 'v', or NULL. */
 static const char *refused (const R *r, const loam_value *v) {
-  if (r->pg || v->type != LOAM_DOUBLE || !isnan(v->u.d)) return NULL;
+  if (r->d->stores_nan || v->type != LOAM_DOUBLE || !isnan(v->u.d)) return NULL;
   return "NaN";
 }
 
@@ -143,7 +134,7 @@ static void value (R *r, const loam_value *v) {
   const char *what;
   if (!r->collect) return;
   if ((what = refused(r, v)) != NULL) {
-    rfail(r, LOAM_E_DATA_ERROR, "parameter %d: SQLite cannot store %s", r->nph, what);
+    rfail(r, LOAM_E_DATA_ERROR, "parameter %d: %s cannot store %s", r->nph, r->d->name, what);
     return;
   }
   push(r, v, 0);
@@ -171,7 +162,8 @@ static void gen_param (R *r, int rc, size_t off) {
   loam_value v;
   if (rc != LOAM_OK) { r->rc = LOAM_ERROR; return; }
   if (r->data.oom) { nomem(r); return; }
-  v = r->pg ? loam_text(NULL, r->data.len - off) : loam_blob(NULL, r->data.len - off);
+  v = r->d->keys_type == LOAM_TEXT ? loam_text(NULL, r->data.len - off)
+                                   : loam_blob(NULL, r->data.len - off);
   push(r, &v, off + 1);
 }
 
@@ -180,49 +172,18 @@ static void gen_param (R *r, int rc, size_t off) {
 ** The typed key set of an IN: 'nrows' rows of 'ncols' values ('vals',
 ** row after row; column 'c' of element type 'ltypes[c]') as a one-column
 ** or multi-column subquery whose list is bound whole, so the text depends
-** only on 'ncols' and the types:
-**   SQLite      SELECT k1 FROM loam_keys(?)                 one blob (sqlite_keys.c)
-**               SELECT k1, k2 FROM loam_keys(?)
-**   PostgreSQL  SELECT * FROM unnest($1::T1[], $2::T2[])    one array per column
-** A subquery rather than PostgreSQL's '= ANY($1)': the planner hashes it
-** (a semi-join for IN, a hashed subplan for NOT IN while it fits in
-** work_mem), while '= ANY' compares each row with the whole array whenever
-** it cannot hash it (an integer column against int8 keys, a generic
-** plan): 100,000 keys over 100,000 unindexed rows took 14 s that way and
-** 0.06 s this way.
+** only on 'ncols' and the types.  The dialect writes the subquery and the
+** bytes of its parameters (one blob on SQLite, one array per column on
+** PostgreSQL).
 */
 static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
                      const unsigned char *ltypes, const unsigned char *coltypes) {
-  size_t off;
-  int c, rc;
-  if (r->pg) {
-    adds(r, "SELECT * FROM unnest(");
-    for (c = 0; c < ncols; c++) {
-      if (c > 0) adds(r, ", ");
-      placeholder(r);
-      adds(r, "::");
-      loam__buf_adds(&r->sql, loam__pg_array_type(ltypes[c], coltypes ? coltypes[c] : 0));
-      adds(r, "[]");
-      if (!r->collect || r->rc != LOAM_OK) continue;
-      off = r->data.len;
-      gen_param(r, loam__pg_array(&r->data, vals + c, nrows, ncols, r->err), off);
-    }
-    loam__buf_addc(&r->sql, ')');
-    return;
+  int i, n = r->d->keys_sql(&r->sql, r->nph + 1, ncols, ltypes, coltypes);
+  r->nph += n;
+  for (i = 0; i < n && r->collect && r->rc == LOAM_OK; i++) {
+    size_t off = r->data.len;
+    gen_param(r, r->d->keys_param(&r->data, vals, nrows, ncols, i, r->err), off);
   }
-  adds(r, "SELECT ");
-  for (c = 0; c < ncols; c++) {
-    if (c > 0) adds(r, ", ");
-    loam__buf_addc(&r->sql, 'k');
-    loam__buf_int(&r->sql, c + 1);
-  }
-  adds(r, " FROM loam_keys(");
-  placeholder(r);
-  loam__buf_addc(&r->sql, ')');
-  if (!r->collect || r->rc != LOAM_OK) return;
-  off = r->data.len;
-  rc = loam__sqlite_keys(&r->data, vals, nrows, ncols, r->err);
-  gen_param(r, rc, off);
 }
 
 
@@ -249,13 +210,13 @@ static void expr_list (R *r, const loam__qvec *v, int ctx) {
 
 
 static void op (R *r, const loam_expr *e) {
-  int o = e->sub;
-  if (!r->pg && o == LOAM__OP_ILIKE) o = LOAM__OP_LIKE;
-  if (!r->pg && o == LOAM__OP_NOT_ILIKE) o = LOAM__OP_NOT_LIKE;
+  const char *text = loam__qops[e->sub];
+  if (e->sub == LOAM__OP_ILIKE) text = r->d->ilike;
+  else if (e->sub == LOAM__OP_NOT_ILIKE) text = r->d->not_ilike;
   loam__buf_addc(&r->sql, '(');
   expr(r, e->u.x.a, OPERAND);
   loam__buf_addc(&r->sql, ' ');
-  loam__buf_adds(&r->sql, loam__qops[o]);
+  loam__buf_adds(&r->sql, text);
   loam__buf_addc(&r->sql, ' ');
   expr(r, e->u.x.b, OPERAND);
   loam__buf_addc(&r->sql, ')');
@@ -283,9 +244,9 @@ static void junction (R *r, const loam_expr *e) {
 
 static void raw (R *r, const loam_expr *e) {
   int i;
-  if (!r->pg && e->u.raw.literal_q) {
+  if (!r->d->literal_qmark && e->u.raw.literal_q) {
     rfail(r, LOAM_E_MISUSE, "raw SQL fragment: '?" "?' (a literal '?' operator) has no meaning "
-          "on SQLite");
+          "on %s", r->d->name);
     return;
   }
   addt(r, e->u.raw.parts[0]);
@@ -442,8 +403,7 @@ static void expr (R *r, const loam_expr *e, int ctx) {
       addt(r, e->u.alias.name);
       break;
     case LOAM__X_EXCLUDED:
-      if (r->pg) adds(r, "EXCLUDED.");
-      else adds(r, "excluded.");
+      loam__buf_adds(&r->sql, r->d->excluded);
       addt(r, e->u.sql);
       break;
     default:
@@ -511,6 +471,13 @@ static void select_stmt (R *r, const loam_qstmt *st) {
     rfail(r, LOAM_E_MISUSE, "query nests deeper than %d levels", LOAM__QB_DEPTH);
     return;
   }
+  if (st->explain) {
+    if (r->depth > 1) {
+      rfail(r, LOAM_E_MISUSE, "EXPLAIN belongs to the outermost statement, not a subquery");
+      return;
+    }
+    loam__buf_adds(&r->sql, r->d->explain);
+  }
   adds(r, "SELECT ");
   if (st->distinct) adds(r, "DISTINCT ");
   if (st->columns.n == 0) loam__buf_addc(&r->sql, '*');
@@ -550,14 +517,13 @@ static void select_stmt (R *r, const loam_qstmt *st) {
     bound(r, st->limit);
   }
   if (st->has_offset) {
-    if (!st->has_limit && !r->pg) adds(r, " LIMIT -1");  /* SQLite has no OFFSET alone */
+    if (!st->has_limit && r->d->offset_alone != NULL)
+      loam__buf_adds(&r->sql, r->d->offset_alone);
     adds(r, " OFFSET ");
     bound(r, st->offset);
   }
   if (st->lock != 0) {
-    if (!r->pg)
-      rfail(r, LOAM_E_MISUSE, "FOR UPDATE/FOR SHARE is PostgreSQL only: SQLite locks the whole "
-            "database for a write transaction");
+    if (!r->d->row_locks) rfail(r, LOAM_E_MISUSE, "%s", r->d->no_row_locks);
     if (st->lock & LOAM_FOR_SHARE) adds(r, " FOR SHARE");
     else adds(r, " FOR UPDATE");
     if (st->lock & LOAM_SKIP_LOCKED) adds(r, " SKIP LOCKED");
@@ -697,9 +663,9 @@ static void insert_stmt (R *r, const loam_qstmt *st, int budget) {
     for (c = 0; c < n; c++) {
       const char *what = refused(r, &v[c]);
       if (what != NULL) {
-        rfail(r, LOAM_E_DATA_ERROR, "INSERT row %zu, column %.*s: SQLite cannot store %s",
+        rfail(r, LOAM_E_DATA_ERROR, "INSERT row %zu, column %.*s: %s cannot store %s",
               (size_t)k * (size_t)per + c / (size_t)ncols + 1, (int)names[c % (size_t)ncols].len,
-              names[c % (size_t)ncols].p, what);
+              names[c % (size_t)ncols].p, r->d->name, what);
         return;
       }
       push(r, &v[c], 0);
@@ -771,20 +737,20 @@ int loam_qb_render (loam_qb *qb, const loam_qstmt *st, loam_backend dialect, int
                     loam_rendered **out, loam_error *err) {
   R r;
   rchunk text = { 0, 0, 0, 0 };
+  const loam__dialect_desc *d = loam__dialect(dialect);
   int budget;
   *out = NULL;
   if (loam__qb_error(qb, err) != LOAM_OK) return LOAM_ERROR;
   if (st == NULL || st->qb != qb)
     return loam__err(err, LOAM_E_MISUSE, "render: no statement of this builder");
-  if (dialect != LOAM_SQLITE && dialect != LOAM_POSTGRES)
+  if (d == NULL)
     return loam__err(err, LOAM_E_MISUSE, "render: unknown dialect %d", (int)dialect);
-  budget = dialect == LOAM_POSTGRES ? PG_MAX_PARAMS : SQLITE_MAX_PARAMS;
-  if (max_params < 0 || (dialect == LOAM_POSTGRES && max_params > PG_MAX_PARAMS))
+  if (max_params < 0 || max_params > d->max_params_limit)
     return loam__err(err, LOAM_E_MISUSE, "render: max_params must be between 1 and %d",
-                     dialect == LOAM_POSTGRES ? PG_MAX_PARAMS : INT_MAX);
-  if (max_params > 0) budget = max_params;
+                     d->max_params_limit);
+  budget = max_params > 0 ? max_params : d->max_params;
   memset(&r, 0, sizeof r);
-  r.pg = dialect == LOAM_POSTGRES;
+  r.d = d;
   r.collect = 1;
   r.err = err;
   r.rc = LOAM_OK;

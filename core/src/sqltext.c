@@ -13,13 +13,14 @@
 **
 ** The scanner is one token reader, 'loam__sql_token', which the
 ** fingerprints of trace.c use as well, so both read quotes and comments
-** the same way.
+** the same way.  Each backend's placeholders are its dialect's
+** (dialect.c).
 */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "dialect_int.h"
 
 
 static int identchar (int c) {
@@ -230,20 +231,19 @@ static void glue_guard (loam__buf *out, const char *sql, const char *p, int prev
 */
 int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int *nparams,
                       loam_error *err) {
+  const loam__dialect_desc *d = loam__dialect(backend);
   const char *p, *next, *run = sql;
   scan sc = { 0, 0, NULL, NULL };
   int kind, n = 0, rc = LOAM_OK, prev = LOAM__TK_SPACE;
-  char mark = backend == LOAM_POSTGRES ? '$' : '?';
+  if (d == NULL) return loam__err(err, LOAM_E_MISUSE, "SQL: unknown backend (%d)", (int)backend);
   for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END;
        prev = kind, p = next) {
     if (kind == LOAM__TK_PARAM && next == p + 1) {    /* a positional '?' */
       sc.npos++;
-      if (backend == LOAM_POSTGRES) {
-        loam__buf_add(out, run, (size_t)(p - run));
-        glue_guard(out, sql, p, prev);
-        loam__buf_addf(out, "$%d", sc.npos);
-        run = next;
-      }
+      loam__buf_add(out, run, (size_t)(p - run));
+      if (d->numbered == '$') glue_guard(out, sql, p, prev);
+      d->placeholder(out, sc.npos);
+      run = next;
     }
     else if (kind == LOAM__TK_PARAM) {                /* '$n' or '?n' */
       if ((rc = placeholder_number(p, next, &n, err)) != LOAM_OK ||
@@ -251,14 +251,15 @@ int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int
         break;
       if (sc.firstnum == NULL) sc.firstnum = p;
       loam__buf_add(out, run, (size_t)(p - run));
-      if (backend == LOAM_POSTGRES) glue_guard(out, sql, p, prev);
-      loam__buf_addf(out, "%c%d", mark, n);
+      if (d->numbered == '$') glue_guard(out, sql, p, prev);
+      loam__buf_addc(out, d->numbered);
+      loam__buf_int(out, n);
       run = next;
     }
     else if (kind == LOAM__TK_PUNCT && *p == '?') {   /* '??': the operator '?' */
-      if (backend != LOAM_POSTGRES) {
+      if (!d->literal_qmark) {
         rc = loam__err(err, LOAM_E_MISUSE, "'?" "?' (the literal '?' operator) exists on "
-                       "PostgreSQL only; SQLite has no '?' operator");
+                       "PostgreSQL only; %s has no '?' operator", d->name);
         break;
       }
       loam__buf_add(out, run, (size_t)(p - run));

@@ -7,15 +7,11 @@
 ** ROLLBACK, every other level owns a savepoint named after its depth.
 ** Whether BEGIN is possible is asked of the driver each time rather than
 ** remembered, since the caller may have opened or ended a transaction
-** with raw SQL in between.
+** with raw SQL in between.  The statements themselves are the dialect's
+** (dialect.c).
 */
-#include <stdio.h>
+#include "dialect_int.h"
 
-#include "loam_int.h"
-
-
-/* Enough for "ROLLBACK TO SAVEPOINT loam_sp_" and any depth. */
-#define SQL_MAX 48
 
 _Static_assert(LOAM_TX_MAX_DEPTH <= 32, "one bit of 'tx_began' per level");
 
@@ -37,8 +33,20 @@ static int top_began (const loam_conn *c) {
 
 /* Runs "<verb> loam_sp_<depth>": the savepoint of the level at that depth. */
 static int savepoint (loam_conn *c, const char *verb, int depth, loam_error *err) {
-  char sql[SQL_MAX];
-  snprintf(sql, sizeof sql, "%s loam_sp_%d", verb, depth);
+  loam__buf sql = LOAM__BUF_INIT;
+  int rc;
+  loam__buf_adds(&sql, verb);
+  loam__buf_adds(&sql, " loam_sp_");
+  loam__buf_int(&sql, depth);
+  if (loam__buf_cstr(&sql) == NULL) rc = loam__err_nomem(err);
+  else rc = loam_exec(c, sql.p, NULL, 0, NULL, NULL, NULL, err);
+  loam__buf_free(&sql);
+  return rc;
+}
+
+
+/* Runs one of the dialect's statements that ends or opens a transaction. */
+static int run (loam_conn *c, const char *sql, loam_error *err) {
   return loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, err);
 }
 
@@ -58,12 +66,9 @@ int loam_tx_begin (loam_conn *c, loam_error *err) {
                      LOAM_TX_MAX_DEPTH);
   began = c->drv->in_transaction(c) == LOAM__TX_NONE;
   if (began) {
-    /* IMMEDIATE: a deferred transaction that later upgrades its read lock
-    ** to write fails at once with SQLITE_BUSY, bypassing busy_timeout. */
-    const char *sql = c->backend == LOAM_SQLITE ? "BEGIN IMMEDIATE" : "BEGIN";
-    if (loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, err) != LOAM_OK) return LOAM_ERROR;
+    if (run(c, loam__dialect(c->backend)->begin, err) != LOAM_OK) return LOAM_ERROR;
   }
-  else if (savepoint(c, "SAVEPOINT", c->tx_depth + 1, err) != LOAM_OK)
+  else if (savepoint(c, loam__dialect(c->backend)->savepoint, c->tx_depth + 1, err) != LOAM_OK)
     return LOAM_ERROR;
   if (began) c->tx_began |= (uint32_t)1 << c->tx_depth;
   c->tx_depth++;
@@ -85,9 +90,9 @@ int loam_tx_commit (loam_conn *c, loam_error *err) {
     return loam__err(err, LOAM_E_TRANSACTION_ABORTED,
                      "loam_tx_commit: a statement failed in this transaction; roll it back");
   if (top_began(c))
-    rc = loam_exec(c, "COMMIT", NULL, 0, NULL, NULL, NULL, err);
+    rc = run(c, loam__dialect(c->backend)->commit, err);
   else
-    rc = savepoint(c, "RELEASE SAVEPOINT", c->tx_depth, err);
+    rc = savepoint(c, loam__dialect(c->backend)->release, c->tx_depth, err);
   if (rc != LOAM_OK) return LOAM_ERROR;
   pop(c);
   return LOAM_OK;
@@ -99,11 +104,12 @@ int loam_tx_rollback (loam_conn *c, loam_error *err) {
   if (check(c, 1, "loam_tx_rollback", err) != LOAM_OK) return LOAM_ERROR;
   /* Without a transaction the level's work ended with it: nothing to undo here. */
   if (c->drv->in_transaction(c) != LOAM__TX_NONE) {
+    const loam__dialect_desc *d = loam__dialect(c->backend);
     if (top_began(c))
-      rc = loam_exec(c, "ROLLBACK", NULL, 0, NULL, NULL, NULL, err);
-    else if ((rc = savepoint(c, "ROLLBACK TO SAVEPOINT", c->tx_depth, err)) == LOAM_OK)
+      rc = run(c, d->rollback, err);
+    else if ((rc = savepoint(c, d->rollback_to, c->tx_depth, err)) == LOAM_OK)
       /* ROLLBACK TO keeps the savepoint; releasing it ends the level for good. */
-      rc = savepoint(c, "RELEASE SAVEPOINT", c->tx_depth, err);
+      rc = savepoint(c, d->release, c->tx_depth, err);
   }
   pop(c);
   return rc;

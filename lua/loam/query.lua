@@ -85,8 +85,8 @@
 --    total, say) and the column must be selected by name, not through
 --    '*', which holds no grouped value.  A raw expression is evaluated over
 --    the subquery's rows: it names their columns unqualified.
--- explain() prefixes the rendered text with EXPLAIN (PostgreSQL) or
--- EXPLAIN QUERY PLAN (SQLite): the one concatenation onto core SQL.
+-- explain() renders the SELECT of all() with the 'explain' flag: the core
+-- writes EXPLAIN (PostgreSQL) or EXPLAIN QUERY PLAN (SQLite) before it.
 
 local core = require "loam.core"
 local types = require "loam.types"
@@ -850,16 +850,18 @@ end
 
 function Query:explain()
   local s = self._s
-  local st = main_statement(self)
+  local ast = load_ast(s)
+  ast.explain = true
+  local rows = s.db:run(ast)
   local lines = {}
   if s.db:backend() == "postgres" then
-    for i, row in ipairs(s.db:query("EXPLAIN " .. st.sql, st.params)) do
+    for i, row in ipairs(rows) do
       lines[i] = row["QUERY PLAN"]
     end
   else
     -- SQLite reports a tree through 'parent'; indent each line by its depth.
     local depth = { [0] = -1 }
-    for i, row in ipairs(s.db:query("EXPLAIN QUERY PLAN " .. st.sql, st.params)) do
+    for i, row in ipairs(rows) do
       local d = (depth[row.parent] or -1) + 1
       depth[row.id] = d
       lines[i] = ("  "):rep(d) .. row.detail

@@ -258,6 +258,37 @@ TEST(qb_lock) {
   loam_qb_free(qb);
 }
 
+
+TEST(qb_explain) {
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *st = loam_qb_select(qb, "t", NULL), *sub, *outer;
+  loam_qb_where(st, eq(col("id"), ival(7)));
+  loam_qb_explain(st, 1);
+  EXPECT(qb, st, S, "EXPLAIN QUERY PLAN SELECT * FROM \"t\" WHERE (\"id\" = ?)", "7");
+  EXPECT(qb, st, P, "EXPLAIN SELECT * FROM \"t\" WHERE (\"id\" = $1)", "7");
+  loam_qb_explain(st, 0);
+  EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE (\"id\" = ?)", "7");
+  /* the plan is the outermost statement's: a subquery cannot ask for one */
+  sub = loam_qb_select(qb, "u", NULL);
+  loam_qb_column(sub, col("id"));
+  loam_qb_explain(sub, 1);
+  loam_qb_where(st, loam_qb_in_query(qb, col("id"), sub, 0));
+  EXPECT_ERR(qb, st, S, LOAM_E_MISUSE, "EXPLAIN belongs to the outermost statement");
+  EXPECT_ERR(qb, st, P, LOAM_E_MISUSE, "EXPLAIN belongs to the outermost statement");
+  outer = loam_qb_select_from(qb, sub, "s");
+  EXPECT_ERR(qb, outer, P, LOAM_E_MISUSE, "EXPLAIN belongs to the outermost statement");
+  loam_qb_free(qb);
+}
+
+
+TEST(qb_explain_is_for_select) {
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *st = loam_qb_delete(qb, "t");
+  loam_qb_explain(st, 1);
+  EXPECT_ERR(qb, st, S, LOAM_E_MISUSE, "EXPLAIN does not apply to DELETE");
+  loam_qb_free(qb);
+}
+
 /* }====================================================================== */
 
 

@@ -1,0 +1,112 @@
+/*
+** dialect_int.h: what loam knows about the SQL of each backend, as data.
+**
+** The renderers (render.c for queries, ddl.c for schema, tx.c for
+** transactions, sqltext.c for the placeholders of raw SQL) never ask
+** which backend they write for: they read one 'loam__dialect_desc'
+** (dialect.c) and write what it says.  A fact that differs between SQLite
+** and PostgreSQL belongs here, as a field with the reason for each side's
+** value beside it in dialect.c; the drivers only prepare, bind, step and
+** report.
+*/
+#ifndef LOAM_DIALECT_INT_H
+#define LOAM_DIALECT_INT_H
+
+#include "loam_int.h"
+
+
+/*
+** ALTER TABLE operations a migration may need, for the 'alter' fact
+** table: whether the backend runs each in place or needs the table
+** rebuilt (create the new table, copy the rows, drop the old one, rename).
+*/
+enum {
+  LOAM__ALTER_RENAME_TABLE,
+  LOAM__ALTER_ADD_COLUMN,
+  LOAM__ALTER_DROP_COLUMN,
+  LOAM__ALTER_RENAME_COLUMN,
+  LOAM__ALTER_COLUMN_TYPE,
+  LOAM__ALTER_SET_NOT_NULL,
+  LOAM__ALTER_DROP_NOT_NULL,
+  LOAM__ALTER_SET_DEFAULT,
+  LOAM__ALTER_DROP_DEFAULT,
+  LOAM__ALTER_ADD_CONSTRAINT,    /* primary key, unique, check, foreign key */
+  LOAM__ALTER_DROP_CONSTRAINT,
+  LOAM__ALTER_N
+};
+
+/* How a backend performs one ALTER TABLE operation. */
+enum {
+  LOAM__ALTER_IN_PLACE,          /* always an ALTER TABLE statement */
+  LOAM__ALTER_LIMITED,           /* in place, except in the cases dialect.c lists: rebuild */
+  LOAM__ALTER_REBUILD            /* always a table rebuild */
+};
+
+typedef struct loam__dialect_desc {
+  loam_backend backend;
+  const char *name;              /* for messages: "SQLite", "PostgreSQL" */
+
+  /* Parameters */
+  /* Appends the placeholder of the 'n'-th parameter (from 1) of a statement. */
+  void (*placeholder) (loam__buf *b, int n);
+  char numbered;                 /* the mark of a numbered placeholder in raw SQL ('$n', '?n') */
+  int max_params;                /* the most one statement takes by default */
+  int max_params_limit;          /* the most a caller may ask for instead */
+  int stores_nan;                /* a double parameter may be NaN */
+  int literal_qmark;             /* '??' in raw SQL means a literal '?' operator */
+
+  /* IN lists: the key set is bound whole, so the text depends only on its shape */
+  /*
+  ** Appends the subquery that reads a key set of 'ncols' columns (element
+  ** types 'ltypes', column types 'coltypes' or NULL, as in query_int.h),
+  ** numbering its placeholders from 'first'; returns how many it wrote.
+  */
+  int (*keys_sql) (loam__buf *b, int first, int ncols, const unsigned char *ltypes,
+                   const unsigned char *coltypes);
+  /*
+  ** Appends to 'b' the bytes of the key set's parameter 'i' (counted as
+  ** 'keys_sql' counts them) for 'nrows' tuples of 'ncols' values ('v',
+  ** row after row).  LOAM_E_DATA_ERROR on a value the backend cannot take.
+  */
+  int (*keys_param) (loam__buf *b, const loam_value *v, int nrows, int ncols, int i,
+                     loam_error *err);
+  loam_type keys_type;           /* the type those bytes are bound as */
+
+  /* Queries */
+  const char *ilike;             /* operator text written for ILIKE */
+  const char *not_ilike;         /* and for NOT ILIKE */
+  const char *excluded;          /* the row an upsert proposed, before a column */
+  const char *offset_alone;      /* written before an OFFSET without LIMIT, or NULL */
+  int row_locks;                 /* FOR UPDATE/FOR SHARE, with SKIP LOCKED/NOWAIT */
+  const char *no_row_locks;      /* without them: the message of the refusal */
+  const char *explain;           /* prefix of a statement that shows its plan */
+
+  /* Transactions; a savepoint statement is followed by a blank and the name */
+  const char *begin;
+  const char *commit;
+  const char *rollback;
+  const char *savepoint;
+  const char *release;
+  const char *rollback_to;
+
+  /* Schema */
+  const char *types[LOAM_COL_ENUM + 1];   /* column type per loam_col_type (not id) */
+  const char *identity;          /* the type of an id column, its values generated */
+  const char *varchar;           /* the type of a text with a length 'n', before '(n)'; NULL:
+                                    text and a CHECK of the length */
+  int json_check;                /* json needs a CHECK of its validity */
+  int text_dates;                /* dates are stored as text: raw SQL defaults cannot be trusted */
+  const char *true_literal;
+  const char *false_literal;
+  const char *blob_open;         /* a blob literal: this, the hex digits, 'blob_close' */
+  const char *blob_close;
+  const char *now_date;          /* the 'now' default of a date column */
+  const char *now_timestamp;     /* and of a timestamp column */
+  unsigned char alter[LOAM__ALTER_N];     /* LOAM__ALTER_IN_PLACE... per operation */
+} loam__dialect_desc;
+
+
+/* The dialect of 'backend', or NULL when there is no such backend. */
+LOAMI_FUNC const loam__dialect_desc *loam__dialect (loam_backend backend);
+
+#endif
