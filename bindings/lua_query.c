@@ -812,9 +812,15 @@ static void pushparam (lua_State *L, const loam_value *v, int nullidx) {
 }
 
 
+/* The Lua names of the kinds of 'loam_sql_kind', in its order. */
+static const char *const kindnames[] = {
+  "unknown", "select", "insert", "update", "delete", "ddl", "tx", "reset"
+};
+
+
 /*
-** Pushes the statements as an array of { sql, params, n }.  Chunks with
-** one text share one Lua string.
+** Pushes the statements as an array of { sql, params, n, kind }.  Chunks
+** with one text share one Lua string.
 */
 static void pushresult (lua_State *L, const loam_rendered *rs) {
   int n = loam_rendered_count(rs), i, nullidx, textidx;
@@ -829,7 +835,8 @@ static void pushresult (lua_State *L, const loam_rendered *rs) {
     const char *text = loam_rendered_sql(rs, i, &len);
     int np, j;
     const loam_value *p = loam_rendered_params(rs, i, &np);
-    lua_createtable(L, 0, 3);
+    int kind = (int)loam_rendered_kind(rs, i);
+    lua_createtable(L, 0, 4);
     if (text != last) {
       lua_pushlstring(L, text, len);
       lua_replace(L, textidx);
@@ -845,6 +852,9 @@ static void pushresult (lua_State *L, const loam_rendered *rs) {
     lua_setfield(L, -2, "params");
     lua_pushinteger(L, np);
     lua_setfield(L, -2, "n");
+    lua_pushstring(L, kindnames[kind >= 0 && kind < (int)(sizeof kindnames / sizeof kindnames[0])
+                                ? kind : 0]);
+    lua_setfield(L, -2, "kind");
     lua_rawseti(L, -2, i + 1);
   }
 }
@@ -986,13 +996,11 @@ static int conn_run (lua_State *L) {
   if (n > 1) tx = loamL_txbegin(L);
   s = loamL_pushstmt(L);
   for (i = 0; i < n; i++) {
-    int np, rc;
-    const char *sql = loam_rendered_sql(b->rs, i, NULL);
-    const loam_value *p = loam_rendered_params(b->rs, i, &np);
+    int rc;
     int64_t c = 0;
     /* Checked for each chunk: a query hook run after the one before may have closed it. */
     loam_conn *conn = loamL_checkconn(L);
-    if (loam_query(conn, sql, p, np, 0, &s->stmt, &err) != LOAM_OK)
+    if (loam_query_rendered(conn, b->rs, i, 0, &s->stmt, &err) != LOAM_OK)
       return loamL_raise(L, &err, NULL);
     if (rows) rc = loamL_readrows(L, s->stmt, out, &nrows, &err);
     else if ((rc = loamL_readexec(L, s->stmt, &c, &err)) == LOAM_DONE) {

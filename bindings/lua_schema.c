@@ -358,7 +358,7 @@ static void touniques (Ctx *c, int t, loam_table_def *def) {
 }
 
 
-static int create_table (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+static int create_table (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
   lua_State *L = c->L;
   loam_table_def def;
   loam_column_def *cols;
@@ -385,13 +385,13 @@ static int create_table (Ctx *c, int ast, loam_backend be, char **sql, loam_erro
   def.primary_key = strarray(c, ast, "primary_key", "create_table", 0, &def.nprimary_key);
   tochecks(c, ast, &def);
   touniques(c, ast, &def);
-  return loam_render_create_table(&def, be, sql, err);
+  return loam_render_create_table(&def, be, rs, err);
 }
 
 /* }====================================================================== */
 
 
-static int create_index (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+static int create_index (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
   static const char *const index_fields[] = {
     "k", "name", "table", "columns", "unique", "where", "if_not_exists", NULL
   };
@@ -405,11 +405,11 @@ static int create_index (Ctx *c, int ast, loam_backend be, char **sql, loam_erro
   def.unique = optbool(L, ast, "unique", "create_index", 0);
   def.where = sqlstring(L, ast, "where", "create_index", 0);
   def.if_not_exists = optbool(L, ast, "if_not_exists", "create_index", 0);
-  return loam_render_create_index(&def, be, sql, err);
+  return loam_render_create_index(&def, be, rs, err);
 }
 
 
-static int drop_table (Ctx *c, int ast, loam_backend be, char **sql, loam_error *err) {
+static int drop_table (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
   static const char *const drop_fields[] = { "k", "name", "if_exists", NULL };
   lua_State *L = c->L;
   const char *name;
@@ -417,22 +417,34 @@ static int drop_table (Ctx *c, int ast, loam_backend be, char **sql, loam_error 
   onlyknown(L, ast, drop_fields, "drop_table");
   name = reqstring(L, ast, "name", "drop_table");
   if_exists = optbool(L, ast, "if_exists", "drop_table", 0);
-  return loam_render_drop_table(name, if_exists, be, sql, err);
+  return loam_render_drop_table(name, if_exists, be, rs, err);
 }
 
 
-/* Pushes the SQL text; run protected so the caller can free it on a memory error. */
+/* Pushes a C string; run protected so the caller can free it on a memory error. */
 static int pushsql (lua_State *L) {
   lua_pushstring(L, (const char *)lua_touserdata(L, 1));
   return 1;
 }
 
 
-/* Renders the AST at 'ast' for 'be' and pushes the statement. */
+/* Pushes the text of the one statement of a DDL rendering; protected as 'pushsql'. */
+static int pushddl (lua_State *L) {
+  size_t len;
+  const char *sql = loam_rendered_sql((const loam_rendered *)lua_touserdata(L, 1), 0, &len);
+  lua_pushlstring(L, sql, len);
+  return 1;
+}
+
+
+/*
+** Renders the AST at 'ast' for 'be' and pushes the statement's text.
+** Each statement kind here renders as exactly one statement.
+*/
 static int render (lua_State *L, int ast, loam_backend be) {
   static const char *const kinds[] = { "create_table", "create_index", "drop_table", NULL };
   loam_error err = LOAM_ERROR_INIT;
-  char *sql = NULL;
+  loam_rendered *rs = NULL;
   const char *k;
   int rc = LOAM_OK, status;
   Ctx c;
@@ -446,15 +458,15 @@ static int render (lua_State *L, int ast, loam_backend be) {
   k = optstring(L, ast, "k", "statement");
   if (k == NULL) return loamL_misuse(L, "DDL AST: statement has no 'k'");
   switch (pick(L, k, kinds, "statement", "kind")) {
-    case 0: rc = create_table(&c, ast, be, &sql, &err); break;
-    case 1: rc = create_index(&c, ast, be, &sql, &err); break;
-    default: rc = drop_table(&c, ast, be, &sql, &err); break;
+    case 0: rc = create_table(&c, ast, be, &rs, &err); break;
+    case 1: rc = create_index(&c, ast, be, &rs, &err); break;
+    default: rc = drop_table(&c, ast, be, &rs, &err); break;
   }
   if (rc != LOAM_OK) return loamL_raise(L, &err, NULL);
-  lua_pushcfunction(L, pushsql);
-  lua_pushlightuserdata(L, sql);
+  lua_pushcfunction(L, pushddl);
+  lua_pushlightuserdata(L, rs);
   status = lua_pcall(L, 1, 1, 0);
-  loam_ddl_free(sql);
+  loam_rendered_free(rs);
   if (status != LUA_OK) return lua_error(L);
   return 1;
 }
@@ -479,7 +491,7 @@ static void pushname (lua_State *L, char *name) {
   lua_pushcfunction(L, pushsql);
   lua_pushlightuserdata(L, name);
   status = lua_pcall(L, 1, 1, 0);
-  loam_ddl_free(name);
+  loam_name_free(name);
   if (status != LUA_OK) lua_error(L);
 }
 

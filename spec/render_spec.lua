@@ -104,6 +104,7 @@ describe("core.render", function()
       out[3].sql)
     assert.are.same({ 4, 40, 5, 50, 6, 60 }, out[2].params)
     assert.are.same({ 7, 70 }, out[3].params)
+    for i = 1, 3 do assert.are.equal("insert", out[i].kind) end
   end)
 
   it("renders UPDATE and DELETE with upsert pieces", function()
@@ -116,6 +117,13 @@ describe("core.render", function()
       where = { k = "between", expr = col("a"), lo = val(1), hi = val(2), negate = true } })
     assert.are.equal('DELETE FROM "t" WHERE ("a" NOT BETWEEN ? AND ?)', out[1].sql)
     assert.are.same({ 1, 2 }, out[1].params)
+    assert.are.equal("delete", out[1].kind)
+  end)
+
+  it("gives each statement its kind", function()
+    assert.are.equal("select", core.render("sqlite", select_ast)[1].kind)
+    assert.are.equal("update", core.render("sqlite", { k = "update", table = "t",
+      set = { { col = "a", expr = val(1) } } })[1].kind)
   end)
 
   it("raises misuse for a bad AST, naming the problem", function()

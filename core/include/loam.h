@@ -393,12 +393,32 @@ LOAM_API int loam_tx_rollback (loam_conn *conn, loam_error *err);
 **
 ** A builder and its nodes must be used by one thread at a time.  A
 ** result ('loam_rendered') is independent of its builder and immutable.
+**
+** 'loam_rendered' is loam's one rendered form, for queries and DDL alike:
+** one or several statements, each with its text, its parameters and its
+** kind.  The drivers act on the kind (whether an INSERT reports a rowid,
+** whether a statement drops PostgreSQL's prepared statements), so a
+** rendered statement is best run with 'loam_query_rendered' or
+** 'loam_exec_rendered'.  Raw SQL given to 'loam_query' or 'loam_exec' is
+** classified once, there, from its first keyword.
 ** ======================================================================= */
 
 typedef struct loam_qb loam_qb;         /* a builder: the memory of one tree */
 typedef struct loam_expr loam_expr;     /* an expression node */
 typedef struct loam_qstmt loam_qstmt;   /* a statement node */
 typedef struct loam_rendered loam_rendered;   /* rendered statements and their parameters */
+
+/* What a statement does; the drivers decide on it instead of reading SQL text. */
+typedef enum loam_sql_kind {
+  LOAM_SQL_UNKNOWN = 0,      /* raw SQL of no kind below */
+  LOAM_SQL_SELECT,
+  LOAM_SQL_INSERT,           /* also SQLite's REPLACE; reports a rowid on SQLite */
+  LOAM_SQL_UPDATE,
+  LOAM_SQL_DELETE,
+  LOAM_SQL_DDL,              /* CREATE, DROP, ALTER */
+  LOAM_SQL_TX,               /* BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE, ... */
+  LOAM_SQL_RESET             /* DISCARD, DEALLOCATE: drop the session's prepared statements */
+} loam_sql_kind;
 
 /* A new empty builder, freed with 'loam_qb_free'; NULL when out of memory. */
 LOAM_API loam_qb *loam_qb_new (void);
@@ -669,8 +689,26 @@ LOAM_API const char *loam_rendered_sql (const loam_rendered *rs, int i,
 LOAM_API const loam_value *loam_rendered_params (const loam_rendered *rs, int i,
                                                  int *nparams /* OUT: may be NULL */);
 
+/* The kind of statement 'i'; LOAM_SQL_UNKNOWN when 'i' is out of range. */
+LOAM_API loam_sql_kind loam_rendered_kind (const loam_rendered *rs, int i);
+
 /* Frees a result.  NULL is fine. */
 LOAM_API void loam_rendered_free (loam_rendered *rs);
+
+/*
+** 'loam_query' and 'loam_exec' for statement 'i' of 'rs', with its kind
+** instead of a reading of its text.  'rs' must outlive the call only (the
+** statement copies what it keeps); 'i' out of range is LOAM_E_MISUSE.
+*/
+LOAM_API int loam_query_rendered (loam_conn *c, const loam_rendered *rs, int i,
+                                  int flags,               /* 0 or LOAM_STREAM */
+                                  loam_stmt **out,         /* OUT: new statement */
+                                  loam_error *err);        /* OUT: may be NULL */
+LOAM_API int loam_exec_rendered (loam_conn *c, const loam_rendered *rs, int i,
+                                 int64_t *changes,         /* OUT: may be NULL */
+                                 int64_t *id,              /* OUT: may be NULL */
+                                 int *has_id,              /* OUT: may be NULL */
+                                 loam_error *err);         /* OUT: may be NULL */
 
 /* }====================================================================== */
 
@@ -855,31 +893,29 @@ typedef struct loam_index_def {
 } loam_index_def;
 
 /*
-** Renders CREATE TABLE for 'backend' (one statement, no trailing ';').
-** On success '*sql_out' receives a NUL-terminated string the caller frees
-** with 'loam_ddl_free'; on failure it is set to NULL and 'err' tells why
-** (LOAM_E_MISUSE for a bad declaration, LOAM_E_NOMEM).
+** Renders CREATE TABLE for 'backend' (no trailing ';'), as one statement
+** of kind LOAM_SQL_DDL.  On success '*out' receives a result the caller
+** frees with 'loam_rendered_free' (see 'loam_qb_render'); on failure it is
+** set to NULL and 'err' tells why (LOAM_E_MISUSE for a bad declaration,
+** LOAM_E_NOMEM).
 */
 LOAM_API int loam_render_create_table (const loam_table_def *def,
                                        loam_backend backend,
-                                       char **sql_out,      /* OUT: free with loam_ddl_free */
+                                       loam_rendered **out, /* OUT: free with loam_rendered_free */
                                        loam_error *err);    /* OUT: may be NULL */
 
 /* Renders CREATE [UNIQUE] INDEX [IF NOT EXISTS] ... [WHERE (...)]; as above. */
 LOAM_API int loam_render_create_index (const loam_index_def *def,
                                        loam_backend backend,
-                                       char **sql_out,      /* OUT: free with loam_ddl_free */
+                                       loam_rendered **out, /* OUT: free with loam_rendered_free */
                                        loam_error *err);    /* OUT: may be NULL */
 
 /* Renders DROP TABLE [IF EXISTS] "table"; as above. */
 LOAM_API int loam_render_drop_table (const char *table,
                                      int if_exists,
                                      loam_backend backend,
-                                     char **sql_out,        /* OUT: free with loam_ddl_free */
+                                     loam_rendered **out,   /* OUT: free with loam_rendered_free */
                                      loam_error *err);      /* OUT: may be NULL */
-
-/* Frees SQL text returned by the functions above.  NULL is fine. */
-LOAM_API void loam_ddl_free (char *sql);
 
 /* The longest identifier PostgreSQL keeps whole (NAMEDATALEN - 1); longer ones are refused. */
 #define LOAM_IDENT_MAX 63
@@ -891,7 +927,7 @@ LOAM_API void loam_ddl_free (char *sql);
 ** bytes as the naming rules above say.  With 'shorten' 0 it is left whole,
 ** for a caller that must tell a name that would be shortened.  On success
 ** '*name_out' receives a NUL-terminated string the caller frees with
-** 'loam_ddl_free'; on failure it is set to NULL and 'err' tells why
+** 'loam_name_free'; on failure it is set to NULL and 'err' tells why
 ** (LOAM_E_MISUSE for a NULL name or a suffix too long to leave room for
 ** the names, LOAM_E_NOMEM).
 */
@@ -900,8 +936,11 @@ LOAM_API int loam_constraint_name (const char *table,
                                    int ncols,
                                    const char *suffix,        /* "pkey", "key", "idx", ... */
                                    int shorten,
-                                   char **name_out,           /* OUT: free with loam_ddl_free */
+                                   char **name_out,           /* OUT: free with loam_name_free */
                                    loam_error *err);          /* OUT: may be NULL */
+
+/* Frees a name returned by 'loam_constraint_name'.  NULL is fine. */
+LOAM_API void loam_name_free (char *name);
 
 /* }====================================================================== */
 

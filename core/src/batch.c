@@ -377,6 +377,7 @@ static int run (loam_conn *conn, work *w, int n, int *round_trips, loam_error *e
     for (i = 0, m = 0; i < n; i++) {
       if (w[i].rs == NULL) continue;
       q[m].sql = loam_rendered_sql(w[i].rs, 0, NULL);
+      q[m].kind = loam_rendered_kind(w[i].rs, 0);
       q[m].params = loam_rendered_params(w[i].rs, 0, &q[m].nparams);
       m++;
     }
@@ -397,11 +398,8 @@ static int run (loam_conn *conn, work *w, int n, int *round_trips, loam_error *e
   }
   for (i = 0; i < n && rc == LOAM_OK; i++) {
     loam_stmt *s;
-    int np;
-    const loam_value *p;
     if (w[i].rs == NULL) continue;
-    p = loam_rendered_params(w[i].rs, 0, &np);
-    rc = loam_query(conn, loam_rendered_sql(w[i].rs, 0, NULL), p, np, 0, &s, err);
+    rc = loam_query_rendered(conn, w[i].rs, 0, 0, &s, err);
     if (rc != LOAM_OK) break;
     ++*round_trips;
     rc = collect(&w[i], s, 0, err);

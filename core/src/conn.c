@@ -7,6 +7,13 @@
 ** row), and keeps the list of open statements so that closing a connection
 ** finalizes them instead of leaving dangling pointers.  Drivers therefore
 ** only see valid calls.
+**
+** It is also the one place where raw SQL text is read for what it does:
+** 'loam_query' and 'loam_exec' classify it once, by its first keyword
+** ('classify'), and hand the drivers that kind, exactly as a rendered
+** statement ('loam_query_rendered') hands them its own.  A driver never
+** looks at the text to decide, so rendered SQL is never read twice and
+** two drivers cannot disagree about one text.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -118,12 +125,58 @@ static int checkquery (loam_conn *c, const loam_value *params, int nparams, loam
 }
 
 
+/* First keywords and the kind they make; the first match wins. */
+static const struct { const char *kw; loam_sql_kind kind; } keywords[] = {
+  { "SELECT", LOAM_SQL_SELECT },
+  { "INSERT", LOAM_SQL_INSERT }, { "REPLACE", LOAM_SQL_INSERT },
+  { "UPDATE", LOAM_SQL_UPDATE },
+  { "DELETE", LOAM_SQL_DELETE },
+  { "CREATE", LOAM_SQL_DDL }, { "DROP", LOAM_SQL_DDL }, { "ALTER", LOAM_SQL_DDL },
+  { "BEGIN", LOAM_SQL_TX }, { "START", LOAM_SQL_TX }, { "COMMIT", LOAM_SQL_TX },
+  { "END", LOAM_SQL_TX }, { "ROLLBACK", LOAM_SQL_TX }, { "SAVEPOINT", LOAM_SQL_TX },
+  { "RELEASE", LOAM_SQL_TX },
+  { "DISCARD", LOAM_SQL_RESET }, { "DEALLOCATE", LOAM_SQL_RESET },
+};
+
+
+/*
+** The kind of raw SQL, from its first keyword only: a statement that
+** starts otherwise ('WITH', 'PRAGMA', ...) is LOAM_SQL_UNKNOWN, which the
+** drivers treat as a plain statement (no rowid, cached).
+*/
+static loam_sql_kind classify (const char *sql) {
+  size_t i;
+  for (i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
+    if (loam__sql_starts_with(sql, keywords[i].kw)) return keywords[i].kind;
+  return LOAM_SQL_UNKNOWN;
+}
+
+
+int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
+                int flags, loam_stmt **out, loam_error *err) {
+  return loam__query(c, sql, sql != NULL ? classify(sql) : LOAM_SQL_UNKNOWN, params, nparams,
+                     flags, out, err);
+}
+
+
+int loam_query_rendered (loam_conn *c, const loam_rendered *rs, int i, int flags,
+                         loam_stmt **out, loam_error *err) {
+  int np;
+  const loam_value *p = loam_rendered_params(rs, i, &np);
+  const char *sql = loam_rendered_sql(rs, i, NULL);
+  if (out != NULL) *out = NULL;
+  if (sql == NULL)
+    return loam__err(err, LOAM_E_MISUSE, "loam_query_rendered: no statement %d", i);
+  return loam__query(c, sql, loam_rendered_kind(rs, i), p, np, flags, out, err);
+}
+
+
 /*
 ** A failure here is a statement that ended at once, and is reported as
 ** one; its code comes from a local error when the caller passed none.
 */
-int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
-                int flags, loam_stmt **out, loam_error *err) {
+int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_value *params,
+                 int nparams, int flags, loam_stmt **out, loam_error *err) {
   loam_error local = LOAM_ERROR_INIT;
   loam_stmt *s = NULL;
   int64_t t0;
@@ -134,7 +187,7 @@ int loam_query (loam_conn *c, const char *sql, const loam_value *params, int npa
   t0 = loam__clock_ns();
   if (err == NULL) err = &local;
   if (checkquery(c, params, nparams, err) != LOAM_OK ||
-      c->drv->query(c, sql, params, nparams, flags, &s, err) != LOAM_OK) {
+      c->drv->query(c, sql, kind, params, nparams, flags, &s, err) != LOAM_OK) {
     loam__trace_done(c, sql, nparams, 0, loam__clock_ns() - t0, err->code);
     loam_error_clear(&local);
     return LOAM_ERROR;
@@ -223,10 +276,28 @@ void loam_stmt_close (loam_stmt *s) {
 
 int loam_exec (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                int64_t *changes, int64_t *id, int *has_id, loam_error *err) {
+  return loam__exec(c, sql, sql != NULL ? classify(sql) : LOAM_SQL_UNKNOWN, params, nparams,
+                    changes, id, has_id, err);
+}
+
+
+int loam_exec_rendered (loam_conn *c, const loam_rendered *rs, int i, int64_t *changes,
+                        int64_t *id, int *has_id, loam_error *err) {
+  int np;
+  const loam_value *p = loam_rendered_params(rs, i, &np);
+  const char *sql = loam_rendered_sql(rs, i, NULL);
+  if (sql == NULL)
+    return loam__err(err, LOAM_E_MISUSE, "loam_exec_rendered: no statement %d", i);
+  return loam__exec(c, sql, loam_rendered_kind(rs, i), p, np, changes, id, has_id, err);
+}
+
+
+int loam__exec (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_value *params,
+                int nparams, int64_t *changes, int64_t *id, int *has_id, loam_error *err) {
   loam_stmt *s;
   int rc, got_id = 0, first = 1;
   int64_t the_id = 0;
-  if (loam_query(c, sql, params, nparams, 0, &s, err) != LOAM_OK) return LOAM_ERROR;
+  if (loam__query(c, sql, kind, params, nparams, 0, &s, err) != LOAM_OK) return LOAM_ERROR;
   while ((rc = loam_step(s, err)) == LOAM_ROW) {
     loam_value v;
     if (first && s->ncols > 0 && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT) {

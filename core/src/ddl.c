@@ -10,7 +10,9 @@
 ** in DDL, so defaults become SQL literals here, quoted or formatted so
 ** that no value can break out of its literal.  loam.h documents the type
 ** mapping and the naming rules; the spelling of each type and literal per
-** backend is read from its description (dialect.c).
+** backend is read from its description (dialect.c).  The result is the
+** same rendered form as a query's ('loam_rendered', render.c), each
+** statement of kind LOAM_SQL_DDL.
 */
 #include <float.h>
 #include <stdarg.h>
@@ -746,12 +748,12 @@ static int addtableconstraints (R *r, const loam_table_def *t) {
 ** ======================================================================= */
 
 /* Starts a rendering: checks the output pointer and the backend. */
-static int start (R *r, loam_backend backend, char **sql_out, loam_error *err) {
+static int start (R *r, loam_backend backend, loam_rendered **out, loam_error *err) {
   memset(r, 0, sizeof *r);
   r->d = loam__dialect(backend);
   r->err = err;
-  if (sql_out == NULL) return loam__err(err, LOAM_E_MISUSE, "DDL: no output pointer");
-  *sql_out = NULL;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "DDL: no output pointer");
+  *out = NULL;
   if (r->d == NULL)
     return loam__err(err, LOAM_E_MISUSE, "DDL: unknown backend (%d)", (int)backend);
   return LOAM_OK;
@@ -759,12 +761,11 @@ static int start (R *r, loam_backend backend, char **sql_out, loam_error *err) {
 
 
 /* Ends a rendering: hands the statement over on success, frees everything. */
-static int finish (R *r, int rc, char **sql_out) {
-  if (rc == LOAM_OK && loam__buf_cstr(&r->b) == NULL) rc = loam__err_nomem(r->err);
-  if (rc == LOAM_OK) {
-    *sql_out = r->b.p;           /* malloc'd by the buffer: loam_ddl_free frees it */
-    r->b.p = NULL;
-  }
+static int finish (R *r, int rc, loam_rendered **out) {
+  const char *sql = rc == LOAM_OK ? loam__buf_cstr(&r->b) : NULL;
+  if (rc == LOAM_OK &&
+      (sql == NULL || (*out = loam__rendered_text(sql, r->b.len, LOAM_SQL_DDL)) == NULL))
+    rc = loam__err_nomem(r->err);
   loam__buf_free(&r->b);
   loam__buf_free(&r->names);
   loam__buf_free(&r->tmp);
@@ -793,11 +794,11 @@ static int createtable (R *r, const loam_table_def *t) {
 
 
 int loam_render_create_table (const loam_table_def *def, loam_backend backend,
-                              char **sql_out, loam_error *err) {
+                              loam_rendered **out, loam_error *err) {
   R r;
-  int rc = start(&r, backend, sql_out, err);
+  int rc = start(&r, backend, out, err);
   if (rc == LOAM_OK) rc = createtable(&r, def);
-  return finish(&r, rc, sql_out);
+  return finish(&r, rc, out);
 }
 
 
@@ -849,29 +850,29 @@ static int createindex (R *r, const loam_index_def *x) {
 
 
 int loam_render_create_index (const loam_index_def *def, loam_backend backend,
-                              char **sql_out, loam_error *err) {
+                              loam_rendered **out, loam_error *err) {
   R r;
-  int rc = start(&r, backend, sql_out, err);
+  int rc = start(&r, backend, out, err);
   if (rc == LOAM_OK) rc = createindex(&r, def);
-  return finish(&r, rc, sql_out);
+  return finish(&r, rc, out);
 }
 
 
 int loam_render_drop_table (const char *table, int if_exists, loam_backend backend,
-                            char **sql_out, loam_error *err) {
+                            loam_rendered **out, loam_error *err) {
   R r;
-  int rc = start(&r, backend, sql_out, err);
+  int rc = start(&r, backend, out, err);
   if (rc == LOAM_OK) rc = checkident(&r, table, "table name");
   if (rc == LOAM_OK) {
     loam__buf_adds(&r.b, if_exists ? "DROP TABLE IF EXISTS " : "DROP TABLE ");
     loam__buf_ident(&r.b, table, strlen(table));
   }
-  return finish(&r, rc, sql_out);
+  return finish(&r, rc, out);
 }
 
 
-void loam_ddl_free (char *sql) {
-  free(sql);
+void loam_name_free (char *name) {
+  free(name);
 }
 
 

@@ -498,12 +498,12 @@ static void free_stmt (pgstmt *s) {
 ** queued, and '*fresh' tells whether one was, since its result comes
 ** later and may be a failure.
 */
-int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params, int nparams,
-                      int *fresh, pgprep **prep, loam__centry **entry, loam_error *err) {
+int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loam_value *params,
+                      int nparams, int *fresh, pgprep **prep, loam__centry **entry,
+                      loam_error *err) {
   loam__cache *cache = &pc->conn->cache;
   /* DISCARD and DEALLOCATE run unnamed: they may drop what the cache holds. */
-  int cached = cache->capacity > 0 && !loam__sql_starts_with(sql, "DISCARD") &&
-               !loam__sql_starts_with(sql, "DEALLOCATE");
+  int cached = cache->capacity > 0 && kind != LOAM_SQL_RESET;
   int want = 0;
   *prep = NULL;
   *entry = NULL;
@@ -631,8 +631,9 @@ pgstmt *loam__pg_wrap (PGresult *r, loam_error *err) {
 ** server keeps what the running command needs, and an eviction meanwhile
 ** only queues a DEALLOCATE.
 */
-static int pg_query (loam_conn *conn, const char *sql, const loam_value *params, int nparams,
-                     int flags, loam_stmt **out, loam_error *err) {
+static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
+                     const loam_value *params, int nparams, int flags, loam_stmt **out,
+                     loam_error *err) {
   pgconn *pc = conn->impl;
   PGconn *pg = pc->pg;
   pgprep *prep;
@@ -648,7 +649,7 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
-  if (loam__pg_prepare(pc, sql, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
+  if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
   if (prep != NULL) loam__pg_prep_name(prep, name, sizeof name);
   if (!stream) {
@@ -676,9 +677,7 @@ static int pg_query (loam_conn *conn, const char *sql, const loam_value *params,
     if (stream && sent) drain(pg);
     return LOAM_ERROR;
   }
-  if (st == PGRES_COMMAND_OK && (loam__sql_starts_with(sql, "DISCARD") ||
-                                 loam__sql_starts_with(sql, "DEALLOCATE")))
-    loam__pg_forget_all(pc);
+  if (st == PGRES_COMMAND_OK && kind == LOAM_SQL_RESET) loam__pg_forget_all(pc);
   if ((s = loam__pg_wrap(r, err)) == NULL) {
     if (stream) drain(pg);
     return LOAM_ERROR;

@@ -94,13 +94,14 @@ LOAMI_FUNC const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n)
 
 /*
 ** Binds 'params' into the connection's scratch arrays and finds or makes
-** the prepared statement for 'sql'.  OUT: '*prep' (NULL when caching is
+** the prepared statement for 'sql', of kind 'kind' (LOAM_SQL_RESET runs
+** unnamed: it may drop what the cache holds).  OUT: '*prep' (NULL when caching is
 ** off: run 'pc->sql' unnamed), '*entry' (the pinned cache entry, which the
 ** caller releases; NULL when the caller owns '*prep'), and with 'fresh'
 ** not NULL (in a pipeline) '*fresh', set when a Parse was only queued.
 */
-LOAMI_FUNC int loam__pg_prepare (pgconn *pc, const char *sql, const loam_value *params,
-                                 int nparams, int *fresh, pgprep **prep,
+LOAMI_FUNC int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind,
+                                 const loam_value *params, int nparams, int *fresh, pgprep **prep,
                                  loam__centry **entry, loam_error *err);
 
 /*

@@ -35,7 +35,7 @@ static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *
   pgprep *prep;
   char name[32];
   int fresh;
-  if (loam__pg_prepare(pc, q->sql, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
+  if (loam__pg_prepare(pc, q->sql, q->kind, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
   if (fresh) {
     sl->id = prep->id;

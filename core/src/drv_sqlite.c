@@ -32,7 +32,7 @@ typedef struct sq_conn {
 
 /*
 ** A prepared statement with what loam derives from it once: the columns
-** declared BOOLEAN and whether it inserts.  The cache holds these, so a
+** declared BOOLEAN.  The cache holds these, so a
 ** cache hit costs no per-column work.
 */
 typedef struct sq_prep {
@@ -41,7 +41,6 @@ typedef struct sq_prep {
   short *numscale;           /* per column: NUM_NO, NUM_FREE or the scale; NULL when none */
   int ncols;
   int nparams;               /* parameters the text takes, as loam reads it */
-  int is_insert;
 } sq_prep;
 
 typedef struct sq_stmt {
@@ -50,6 +49,7 @@ typedef struct sq_stmt {
   sqlite3_stmt *st;          /* prep->st */
   loam__centry *ce;          /* cache entry when 'prep' is cached */
   sqlite3_int64 total_before;
+  int is_insert;             /* of kind LOAM_SQL_INSERT: reports the rowid it made */
   loam__buf *numtext;        /* per column, the text of a numeric value read last */
 } sq_stmt;
 
@@ -481,7 +481,6 @@ static int prepare_new (sq_conn *sc, const char *sql, int persistent, sq_prep **
       p->numscale[i] = (short)scale;
     }
   }
-  p->is_insert = loam__sql_starts_with(sql, "INSERT") || loam__sql_starts_with(sql, "REPLACE");
   *out = p;
   return LOAM_OK;
 }
@@ -554,8 +553,8 @@ static void release (loam_conn *c, sq_stmt *s) {
 }
 
 
-static int sq_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
-                     int flags, loam_stmt **out, loam_error *err) {
+static int sq_query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_value *params,
+                     int nparams, int flags, loam_stmt **out, loam_error *err) {
   sq_stmt *s;
   (void)flags;   /* SQLite always steps lazily */
   /* Checked first: SQLite would only say "too many SQL variables", as a generic error. */
@@ -569,6 +568,7 @@ static int sq_query (loam_conn *c, const char *sql, const loam_value *params, in
     return LOAM_ERROR;
   }
   s->base.ncols = s->prep->ncols;
+  s->is_insert = kind == LOAM_SQL_INSERT;
   s->total_before = sqlite3_total_changes64(dbof(c));
   *out = &s->base;
   return LOAM_OK;
@@ -584,7 +584,7 @@ static int sq_step (loam_stmt *base, loam_error *err) {
     /* 'sqlite3_changes' keeps the count of the last write, even across a SELECT. */
     if (sqlite3_total_changes64(db) != s->total_before) {
       base->changes = sqlite3_changes64(db);
-      if (s->prep->is_insert) {
+      if (s->is_insert) {
         base->has_insert_id = 1;
         base->insert_id = sqlite3_last_insert_rowid(db);
       }

@@ -232,6 +232,19 @@ LOAMI_FUNC const char *loam__sql_token (const char *p, int *kind /* OUT */);
 /* True when 'sql' starts (after blanks and comments) with keyword 'kw' (upper-case). */
 LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 
+/* A result of one statement with no parameters (render.c); NULL when out of memory. */
+LOAMI_FUNC loam_rendered *loam__rendered_text (const char *sql, size_t len, loam_sql_kind kind);
+
+/* 'loam_query' with the kind already known (conn.c). */
+LOAMI_FUNC int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind,
+                            const loam_value *params, int nparams, int flags, loam_stmt **out,
+                            loam_error *err);
+
+/* 'loam_exec' with the kind already known (conn.c). */
+LOAMI_FUNC int loam__exec (loam_conn *c, const char *sql, loam_sql_kind kind,
+                           const loam_value *params, int nparams, int64_t *changes, int64_t *id,
+                           int *has_id, loam_error *err);
+
 /* Checks an identifier: non-empty, no NUL, at most LOAM_IDENT_MAX bytes (LOAM_E_MISUSE). */
 LOAMI_FUNC int loam__ident_check (const char *name, size_t len, loam_error *err);
 
@@ -300,6 +313,7 @@ typedef struct loam__driver loam__driver;
 */
 typedef struct loam__pipe {
   const char *sql;
+  loam_sql_kind kind;
   const loam_value *params;
   int nparams;
   loam_stmt *stmt;           /* OUT */
@@ -332,9 +346,13 @@ struct loam__driver {
   int (*open) (loam_conn *conn, const loam__url *u, const loam_conn_opts *o, loam_error *err);
   /* Closes the backend connection (statements are already finalized). */
   void (*close) (loam_conn *conn);
-  /* Prepares (or fetches from the cache), binds and starts 'sql'; '*out' is a new statement. */
-  int (*query) (loam_conn *conn, const char *sql, const loam_value *params, int nparams,
-                int flags, loam_stmt **out, loam_error *err);
+  /*
+  ** Prepares (or fetches from the cache), binds and starts 'sql' of kind
+  ** 'kind'; '*out' is a new statement.  The driver acts on 'kind', never
+  ** on the text (conn.c classifies raw SQL once).
+  */
+  int (*query) (loam_conn *conn, const char *sql, loam_sql_kind kind, const loam_value *params,
+                int nparams, int flags, loam_stmt **out, loam_error *err);
   /* Advances: LOAM_ROW, LOAM_DONE or LOAM_ERROR; sets 'changes' and insert id at DONE. */
   int (*step) (loam_stmt *s, loam_error *err);
   const char *(*column_name) (const loam_stmt *s, int i);

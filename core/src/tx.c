@@ -39,7 +39,7 @@ static int savepoint (loam_conn *c, const char *verb, int depth, loam_error *err
   loam__buf_adds(&sql, " loam_sp_");
   loam__buf_int(&sql, depth);
   if (loam__buf_cstr(&sql) == NULL) rc = loam__err_nomem(err);
-  else rc = loam_exec(c, sql.p, NULL, 0, NULL, NULL, NULL, err);
+  else rc = loam__exec(c, sql.p, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err);
   loam__buf_free(&sql);
   return rc;
 }
@@ -47,7 +47,7 @@ static int savepoint (loam_conn *c, const char *verb, int depth, loam_error *err
 
 /* Runs one of the dialect's statements that ends or opens a transaction. */
 static int run (loam_conn *c, const char *sql, loam_error *err) {
-  return loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, err);
+  return loam__exec(c, sql, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err);
 }
 
 

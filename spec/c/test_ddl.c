@@ -21,24 +21,40 @@
 /* The message of the last failed rendering, for test output. */
 static char lasterr[512];
 
+/*
+** The text of the one DDL statement of 'rs' as a copy the caller frees,
+** or NULL (with 'lasterr' saying why); frees 'rs'.
+*/
+static char *ddl_text (loam_rendered *rs) {
+  char *sql = NULL;
+  if (rs == NULL) return NULL;
+  if (loam_rendered_count(rs) != 1 || loam_rendered_kind(rs, 0) != LOAM_SQL_DDL)
+    snprintf(lasterr, sizeof lasterr, "(%d statements, the first of kind %d)",
+             loam_rendered_count(rs), (int)loam_rendered_kind(rs, 0));
+  else if ((sql = strdup(loam_rendered_sql(rs, 0, NULL))) == NULL)
+    snprintf(lasterr, sizeof lasterr, "(out of memory)");
+  loam_rendered_free(rs);
+  return sql;
+}
+
 static char *render_table (const loam_table_def *t, loam_backend be) {
   loam_error e = LOAM_ERROR_INIT;
-  char *sql = NULL;
-  if (loam_render_create_table(t, be, &sql, &e) != LOAM_OK)
+  loam_rendered *rs = NULL;
+  if (loam_render_create_table(t, be, &rs, &e) != LOAM_OK)
     snprintf(lasterr, sizeof lasterr, "(failed: %s: %s)", loam_errcode_name(e.code),
              e.message ? e.message : "");
   loam_error_clear(&e);
-  return sql;
+  return ddl_text(rs);
 }
 
 static char *render_index (const loam_index_def *x, loam_backend be) {
   loam_error e = LOAM_ERROR_INIT;
-  char *sql = NULL;
-  if (loam_render_create_index(x, be, &sql, &e) != LOAM_OK)
+  loam_rendered *rs = NULL;
+  if (loam_render_create_index(x, be, &rs, &e) != LOAM_OK)
     snprintf(lasterr, sizeof lasterr, "(failed: %s: %s)", loam_errcode_name(e.code),
              e.message ? e.message : "");
   loam_error_clear(&e);
-  return sql;
+  return ddl_text(rs);
 }
 
 /* Checks that 'expr' (a rendered statement, freed here) is exactly 'want'. */
@@ -46,8 +62,8 @@ static char *render_index (const loam_index_def *x, loam_backend be) {
   if (s_ == NULL || strcmp(s_, w_) != 0) { \
     t_fail(__FILE__, __LINE__, "rendered\n      %s\n    expected\n      %s", \
            s_ ? s_ : lasterr, w_); \
-    loam_ddl_free(s_); return; } \
-  loam_ddl_free(s_); } while (0)
+    free(s_); return; } \
+  free(s_); } while (0)
 
 
 /*
@@ -58,11 +74,12 @@ static char *render_index (const loam_index_def *x, loam_backend be) {
 static const char *rejected (const loam_table_def *t) {
   static char msg[512];
   loam_error e1 = LOAM_ERROR_INIT, e2 = LOAM_ERROR_INIT;
-  char *s1 = (char *)"x", *s2 = (char *)"x";
+  loam_rendered *dummy = (loam_rendered *)msg;   /* any non-NULL pointer, never read */
+  loam_rendered *s1 = dummy, *s2 = dummy;
   int r1 = loam_render_create_table(t, LOAM_SQLITE, &s1, &e1);
   int r2 = loam_render_create_table(t, LOAM_POSTGRES, &s2, &e2);
   if (r1 == LOAM_OK || r2 == LOAM_OK)
-    snprintf(msg, sizeof msg, "(rendered: %s)", r1 == LOAM_OK ? s1 : s2);
+    snprintf(msg, sizeof msg, "(rendered: %s)", loam_rendered_sql(r1 == LOAM_OK ? s1 : s2, 0, NULL));
   else if (s1 != NULL || s2 != NULL)
     snprintf(msg, sizeof msg, "(failed without clearing the output pointer)");
   else if (e1.code != LOAM_E_MISUSE || e2.code != LOAM_E_MISUSE)
@@ -72,8 +89,8 @@ static const char *rejected (const loam_table_def *t) {
     snprintf(msg, sizeof msg, "(messages differ: %s | %s)", e1.message, e2.message);
   else
     snprintf(msg, sizeof msg, "%s", e1.message);
-  if (r1 == LOAM_OK) loam_ddl_free(s1);
-  if (r2 == LOAM_OK) loam_ddl_free(s2);
+  if (r1 == LOAM_OK) loam_rendered_free(s1);
+  if (r2 == LOAM_OK) loam_rendered_free(s2);
   loam_error_clear(&e1);
   loam_error_clear(&e2);
   return msg;
@@ -84,29 +101,32 @@ static int run (loam_conn *c, const char *sql, loam_error *e) {
   return loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, e);
 }
 
+/* Runs the statements of 'rs' in order, then frees it. */
+static int run_rendered (loam_conn *c, loam_rendered *rs, loam_error *e) {
+  int i, rc = LOAM_OK;
+  for (i = 0; rc == LOAM_OK && i < loam_rendered_count(rs); i++)
+    rc = loam_exec_rendered(c, rs, i, NULL, NULL, NULL, e);
+  loam_rendered_free(rs);
+  return rc;
+}
+
 /* Renders 't' for the connection's backend and runs it. */
 static int create (loam_conn *c, const loam_table_def *t, loam_error *e) {
-  char *sql = NULL;
-  int rc = loam_render_create_table(t, loam_conn_backend(c), &sql, e);
-  if (rc == LOAM_OK) rc = run(c, sql, e);
-  loam_ddl_free(sql);
-  return rc;
+  loam_rendered *rs = NULL;
+  int rc = loam_render_create_table(t, loam_conn_backend(c), &rs, e);
+  return rc == LOAM_OK ? run_rendered(c, rs, e) : rc;
 }
 
 static int create_index (loam_conn *c, const loam_index_def *x, loam_error *e) {
-  char *sql = NULL;
-  int rc = loam_render_create_index(x, loam_conn_backend(c), &sql, e);
-  if (rc == LOAM_OK) rc = run(c, sql, e);
-  loam_ddl_free(sql);
-  return rc;
+  loam_rendered *rs = NULL;
+  int rc = loam_render_create_index(x, loam_conn_backend(c), &rs, e);
+  return rc == LOAM_OK ? run_rendered(c, rs, e) : rc;
 }
 
 static int drop (loam_conn *c, const char *table, loam_error *e) {
-  char *sql = NULL;
-  int rc = loam_render_drop_table(table, 1, loam_conn_backend(c), &sql, e);
-  if (rc == LOAM_OK) rc = run(c, sql, e);
-  loam_ddl_free(sql);
-  return rc;
+  loam_rendered *rs = NULL;
+  int rc = loam_render_drop_table(table, 1, loam_conn_backend(c), &rs, e);
+  return rc == LOAM_OK ? run_rendered(c, rs, e) : rc;
 }
 
 #define EXEC(c, sql, e) CHECK_OK(run((c), (sql), (e)), (e))
@@ -438,19 +458,19 @@ TEST(ddl_indexes) {
 
 TEST(ddl_drop_table) {
   loam_error e = LOAM_ERROR_INIT;
-  char *sql = NULL;
-  CHECK_OK(loam_render_drop_table("orders", 1, LOAM_SQLITE, &sql, &e), &e);
-  CHECK_SQL(sql, "DROP TABLE IF EXISTS \"orders\"");
-  CHECK_OK(loam_render_drop_table("a\"b", 0, LOAM_POSTGRES, &sql, &e), &e);
-  CHECK_SQL(sql, "DROP TABLE \"a\"\"b\"");
-  sql = (char *)"x";
-  CHECK_INT(loam_render_drop_table("", 1, LOAM_POSTGRES, &sql, &e), LOAM_ERROR);
-  CHECK(sql == NULL);
+  loam_rendered *rs = NULL;
+  CHECK_OK(loam_render_drop_table("orders", 1, LOAM_SQLITE, &rs, &e), &e);
+  CHECK_SQL(ddl_text(rs), "DROP TABLE IF EXISTS \"orders\"");
+  CHECK_OK(loam_render_drop_table("a\"b", 0, LOAM_POSTGRES, &rs, &e), &e);
+  CHECK_SQL(ddl_text(rs), "DROP TABLE \"a\"\"b\"");
+  rs = (loam_rendered *)&e;   /* any non-NULL pointer, never read */
+  CHECK_INT(loam_render_drop_table("", 1, LOAM_POSTGRES, &rs, &e), LOAM_ERROR);
+  CHECK(rs == NULL);
   CHECK_INT(e.code, LOAM_E_MISUSE);
   CHECK_STR(e.message, "table name: invalid identifier: empty name");
-  CHECK_INT(loam_render_drop_table("t", 1, (loam_backend)7, &sql, &e), LOAM_ERROR);
+  CHECK_INT(loam_render_drop_table("t", 1, (loam_backend)7, &rs, &e), LOAM_ERROR);
   CHECK_STR(e.message, "DDL: unknown backend (7)");
-  loam_ddl_free(NULL);
+  CHECK(rs == NULL);
   loam_error_clear(&e);
 }
 
@@ -524,8 +544,8 @@ TEST(ddl_names_match_postgres) {
     n++;
   }
   loam_stmt_close(s);
-  loam_ddl_free(sql);
-  loam_ddl_free(ixsql);
+  free(sql);
+  free(ixsql);
   if (!t_failed()) CHECK_INT(n, 6);   /* pkey, check, two uniques, fkey, index */
   EXEC(c, "DROP TABLE \"" LONG_TABLE "\", ddl_pg_names_ref", &e);
   loam_conn_close(c);
@@ -562,7 +582,7 @@ static const char *cname (const char *table, const char *const *cols, int ncols,
   else
     snprintf(out, sizeof out, "%s: %s%s", loam_errcode_name(e.code), e.message,
              name == NULL ? "" : " (output not cleared)");
-  loam_ddl_free(name == NULL || strcmp(name, "unset") == 0 ? NULL : name);
+  loam_name_free(name == NULL || strcmp(name, "unset") == 0 ? NULL : name);
   loam_error_clear(&e);
   return out;
 }
@@ -596,10 +616,10 @@ TEST(ddl_constraint_name) {
   CHECK(sql != NULL);
   if (strstr(sql, "\"ttttttttttttttttttttttttttttt_ccccccccccccccccccccccccccccc_key\"") == NULL) {
     t_fail(__FILE__, __LINE__, "the DDL names the constraint otherwise: %s", sql);
-    loam_ddl_free(sql);
+    free(sql);
     return;
   }
-  loam_ddl_free(sql);
+  free(sql);
   CHECK_STR(cname(NULL, ab2, 1, "key", 1),
             "misuse: constraint name: NULL table, columns or suffix");
   CHECK_STR(cname("t", NULL, 1, "key", 1),
@@ -646,7 +666,7 @@ TEST(ddl_reject_table_shape) {
   loam_column_def one[] = { { .name = "c", .type = LOAM_COL_TEXT, .primary_key = 1 } };
   loam_table_def t = { .name = "ddl_bad", .columns = two, .ncolumns = 0 };
   loam_error e = LOAM_ERROR_INIT;
-  char *sql = (char *)"x";
+  loam_rendered *sql = (loam_rendered *)&e;   /* any non-NULL pointer, never read */
   CHECK_STR(rejected(&t), "table 'ddl_bad': has no columns");
   t.ncolumns = 2;
   CHECK_STR(rejected(&t), "table 'ddl_bad': column 'c' is declared twice");
@@ -890,7 +910,7 @@ TEST(ddl_reject_index) {
   static const char *const empty[] = { "" };
   loam_index_def x = { .name = "ix", .table = "t", .columns = ab, .ncolumns = 0 };
   loam_error e = LOAM_ERROR_INIT;
-  char *sql = NULL;
+  loam_rendered *sql = NULL;
   CHECK_INT(loam_render_create_index(&x, LOAM_SQLITE, &sql, &e), LOAM_ERROR);
   CHECK_STR(e.message, "table 't': index 'ix' has no columns");
   x.columns = dup;

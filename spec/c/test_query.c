@@ -1046,6 +1046,38 @@ TEST(qb_statement_over_budget) {
 }
 
 
+/* Every statement of a result carries the kind of the statement it renders. */
+TEST(qb_rendered_kind) {
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *sel = loam_qb_select(qb, "t", NULL);
+  loam_qstmt *del = loam_qb_delete(qb, "t");
+  loam_qstmt *ins = loam_qb_insert(qb, "t");
+  loam_rendered *rs = NULL;
+  loam_error e = LOAM_ERROR_INIT;
+  int i;
+  loam_qb_insert_column(ins, "a");
+  for (i = 0; i < 5; i++) {
+    loam_value v = loam_int(i);
+    loam_qb_insert_row(ins, &v, 1);
+  }
+  CHECK_OK(loam_qb_render(qb, sel, S, 0, &rs, &e), &e);
+  CHECK_INT(loam_rendered_kind(rs, 0), LOAM_SQL_SELECT);
+  CHECK_INT(loam_rendered_kind(rs, 1), LOAM_SQL_UNKNOWN);
+  CHECK_INT(loam_rendered_kind(rs, -1), LOAM_SQL_UNKNOWN);
+  loam_rendered_free(rs);
+  CHECK_OK(loam_qb_render(qb, del, P, 0, &rs, &e), &e);
+  CHECK_INT(loam_rendered_kind(rs, 0), LOAM_SQL_DELETE);
+  loam_rendered_free(rs);
+  CHECK_OK(loam_qb_render(qb, ins, P, 2, &rs, &e), &e);
+  CHECK_INT(loam_rendered_count(rs), 3);
+  for (i = 0; i < 3; i++) CHECK_INT(loam_rendered_kind(rs, i), LOAM_SQL_INSERT);
+  loam_rendered_free(rs);
+  CHECK_INT(loam_rendered_kind(NULL, 0), LOAM_SQL_UNKNOWN);
+  loam_error_clear(&e);
+  loam_qb_free(qb);
+}
+
+
 /* The result owns its text and values: the builder can go first. */
 TEST(qb_result_outlives_builder) {
   loam_qb *qb = loam_qb_new();

@@ -48,10 +48,8 @@ static int run (loam_conn *c, loam_qb *qb, const loam_qstmt *st, int maxp, int64
   *changes = 0;
   rc = loam_qb_render(qb, st, loam_conn_backend(c), maxp, &rs, e);
   for (i = 0; rc == LOAM_OK && i < loam_rendered_count(rs); i++) {
-    int np;
     int64_t n = 0;
-    const loam_value *p = loam_rendered_params(rs, i, &np);
-    rc = loam_exec(c, loam_rendered_sql(rs, i, NULL), p, np, &n, NULL, NULL, e);
+    rc = loam_exec_rendered(c, rs, i, &n, NULL, NULL, e);
     *changes += n;
   }
   loam_rendered_free(rs);
@@ -67,11 +65,9 @@ static int64_t total (loam_conn *c, loam_qb *qb, const loam_qstmt *st, int count
   loam_rendered *rs = NULL;
   loam_stmt *s = NULL;
   int64_t sum = 0;
-  int np, rc;
-  const loam_value *p;
+  int rc;
   if (loam_qb_render(qb, st, loam_conn_backend(c), 0, &rs, e) != LOAM_OK) return -1;
-  p = loam_rendered_params(rs, 0, &np);
-  if (loam_query(c, loam_rendered_sql(rs, 0, NULL), p, np, 0, &s, e) != LOAM_OK) {
+  if (loam_query_rendered(c, rs, 0, 0, &s, e) != LOAM_OK) {
     loam_rendered_free(rs);
     return -1;
   }
@@ -255,15 +251,12 @@ static void ordering (loam_conn *c) {
   loam_rendered *rs = NULL;
   loam_stmt *s = NULL;
   loam_value v;
-  int np;
-  const loam_value *p;
   EXEC(c, "INSERT INTO nums (a, b) VALUES (1, 10), (2, NULL), (3, 30)", &e);
   loam_qb_column(st, loam_qb_col(qb, NULL, "a"));
   loam_qb_order(st, loam_qb_col(qb, NULL, "b"), LOAM_DESC | LOAM_NULLS_FIRST);
   loam_qb_offset(st, 1);
   CHECK_OK(loam_qb_render(qb, st, loam_conn_backend(c), 0, &rs, &e), &e);
-  p = loam_rendered_params(rs, 0, &np);
-  CHECK_OK(loam_query(c, loam_rendered_sql(rs, 0, NULL), p, np, 0, &s, &e), &e);
+  CHECK_OK(loam_query_rendered(c, rs, 0, 0, &s, &e), &e);
   CHECK_INT(loam_step(s, &e), LOAM_ROW);
   loam_column(s, 0, &v);
   CHECK_INT(v.u.i, 3);     /* NULL (a = 2) first, then 30, 10: the offset skips the NULL */
@@ -281,6 +274,58 @@ static void ordering (loam_conn *c) {
 /* {======================================================================
 ** SQLite
 ** ======================================================================= */
+
+/*
+** A rendered statement runs with its kind: an INSERT reports its id (a
+** rowid on SQLite, the RETURNING column on PostgreSQL), an UPDATE none.
+** A statement number out of range is refused before anything runs.
+*/
+static void rendered_kinds (loam_conn *c) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *ins = loam_qb_insert(qb, "qb_kinds");
+  loam_qstmt *upd = loam_qb_update(qb, "qb_kinds");
+  loam_rendered *rs = NULL;
+  loam_stmt *s = (loam_stmt *)&e;   /* any non-NULL pointer, never read */
+  loam_value row[1];
+  int64_t changes = -1, id = -1;
+  int has_id = -1;
+  loam_qb_insert_column(ins, "a");
+  row[0] = loam_text("x", 1);
+  loam_qb_insert_row(ins, row, 1);
+  if (loam_conn_backend(c) == LOAM_POSTGRES) loam_qb_returning(ins, loam_qb_col(qb, NULL, "id"));
+  loam_qb_set(upd, "a", loam_qb_val(qb, loam_text("y", 1)));
+  CHECK_OK(loam_qb_render(qb, ins, loam_conn_backend(c), 0, &rs, &e), &e);
+  CHECK_INT(loam_rendered_kind(rs, 0), LOAM_SQL_INSERT);
+  CHECK_INT(loam_exec_rendered(c, rs, 1, &changes, &id, &has_id, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_STR(e.message, "loam_exec_rendered: no statement 1");
+  CHECK_INT(loam_query_rendered(c, rs, -1, 0, &s, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_STR(e.message, "loam_query_rendered: no statement -1");
+  CHECK(s == NULL);
+  CHECK_INT(scalar(c, "SELECT count(*) FROM qb_kinds"), 0);
+  CHECK_OK(loam_exec_rendered(c, rs, 0, &changes, &id, &has_id, &e), &e);
+  CHECK_INT(changes, 1); CHECK_INT(has_id, 1); CHECK_INT(id, 1);
+  loam_rendered_free(rs);
+  CHECK_OK(loam_qb_render(qb, upd, loam_conn_backend(c), 0, &rs, &e), &e);
+  CHECK_INT(loam_rendered_kind(rs, 0), LOAM_SQL_UPDATE);
+  CHECK_OK(loam_exec_rendered(c, rs, 0, &changes, &id, &has_id, &e), &e);
+  CHECK_INT(changes, 1); CHECK_INT(has_id, 0);
+  loam_rendered_free(rs);
+  loam_error_clear(&e);
+  loam_qb_free(qb);
+}
+
+
+TEST(qb_sqlite_rendered_kinds) {
+  loam_error e = LOAM_ERROR_INIT;
+  SQLITE_OPEN(c, &e);
+  EXEC(c, "CREATE TABLE qb_kinds (id INTEGER PRIMARY KEY, a TEXT)", &e);
+  rendered_kinds(c);
+  loam_conn_close(c);
+}
+
 
 TEST(qb_sqlite_in_lists) {
   loam_error e = LOAM_ERROR_INIT;
@@ -319,6 +364,17 @@ TEST(qb_sqlite_chunked_insert) {
 /* {======================================================================
 ** PostgreSQL
 ** ======================================================================= */
+
+TEST(qb_pg_rendered_kinds) {
+  loam_error e = LOAM_ERROR_INIT;
+  PG_OPEN(c, &e);
+  EXEC(c, "DROP TABLE IF EXISTS qb_kinds", &e);
+  EXEC(c, "CREATE TABLE qb_kinds (id BIGSERIAL PRIMARY KEY, a TEXT)", &e);
+  rendered_kinds(c);
+  EXEC(c, "DROP TABLE qb_kinds", &e);
+  loam_conn_close(c);
+}
+
 
 TEST(qb_pg_any_arrays) {
   loam_error e = LOAM_ERROR_INIT;

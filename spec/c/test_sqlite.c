@@ -108,6 +108,13 @@ TEST(sqlite_exec_changes_and_ids) {
   CHECK_INT(changes, 0); CHECK_INT(has_id, 0);
   CHECK_OK(loam_exec(c, "DELETE FROM t WHERE id = 99", NULL, 0, &changes, NULL, NULL, &err), &err);
   CHECK_INT(changes, 0);
+  /* Raw SQL is read by its first keyword only: REPLACE inserts, a WITH is of no known kind. */
+  CHECK_OK(loam_exec(c, " /* c */ replace INTO t (id, name) VALUES (7, 'r')", NULL, 0, &changes,
+                     &id, &has_id, &err), &err);
+  CHECK_INT(changes, 1); CHECK_INT(has_id, 1); CHECK_INT(id, 7);
+  CHECK_OK(loam_exec(c, "WITH v(n) AS (VALUES ('w')) INSERT INTO t (name) SELECT n FROM v",
+                     NULL, 0, &changes, &id, &has_id, &err), &err);
+  CHECK_INT(changes, 1); CHECK_INT(has_id, 0);
   loam_conn_close(c);
   loam_error_clear(&err);
 }
