@@ -396,7 +396,9 @@ LOAM_API int loam_tx_rollback (loam_conn *conn, loam_error *err);
 **
 ** 'loam_rendered' is loam's one rendered form, for queries and DDL alike:
 ** one or several statements, each with its text, its parameters and its
-** kind.  The drivers act on the kind (whether an INSERT reports a rowid,
+** kind.  'loam_qb_render' and the 'loam_render_*' DDL functions hand the
+** caller a new one, which owns all its text and values and is freed, whole,
+** with 'loam_rendered_free'.  The drivers act on the kind (whether an INSERT reports a rowid,
 ** whether a statement drops PostgreSQL's prepared statements), so a
 ** rendered statement is best run with 'loam_query_rendered' or
 ** 'loam_exec_rendered'.  Raw SQL given to 'loam_query' or 'loam_exec' is
@@ -669,7 +671,7 @@ LOAM_API int loam_qb_render (loam_qb *qb,
                              loam_rendered **out,   /* OUT: new result */
                              loam_error *err);      /* OUT: may be NULL */
 
-/* The number of statements (chunks) in 'rs'; at least 1. */
+/* The number of statements (an INSERT's chunks) in 'rs'; at least 1. */
 LOAM_API int loam_rendered_count (const loam_rendered *rs);
 
 /*
@@ -682,8 +684,8 @@ LOAM_API const char *loam_rendered_sql (const loam_rendered *rs, int i,
 
 /*
 ** The parameters of statement 'i' and their count in '*nparams'; text and
-** blob bytes belong to 'rs' and stay valid until 'loam_rendered_free'.  The
-** array is ready for 'loam_query' and 'loam_exec'.  NULL (and 0) when
+** blob bytes belong to 'rs' and stay valid until 'loam_rendered_free'.
+** 'loam_query_rendered' and 'loam_exec_rendered' bind them.  NULL (and 0) when
 ** there are none or 'i' is out of range.
 */
 LOAM_API const loam_value *loam_rendered_params (const loam_rendered *rs, int i,
