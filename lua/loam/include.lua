@@ -33,11 +33,11 @@
 -- SQL text comes from the core only: ASTs go to db:run and db:render
 -- (through the query layer) and db:load_batch.
 
-local types = require "loam.types"
+local errors = require "loam.errors"
 local expr = require "loam.expr"
 
-local raise = types.raise
-local misuse = expr.misuse
+local raise = errors.raise
+local misuse = errors.misuse
 
 local include = {}
 
@@ -54,7 +54,7 @@ end
 
 -- A name as given, quoted, or the short form of what was given instead.
 local function show_name(v)
-  return type(v) == "string" and "'" .. v .. "'" or types.show(v)
+  return type(v) == "string" and "'" .. v .. "'" or errors.show(v)
 end
 
 -- The relations of M, for a message about one it does not have.
@@ -139,12 +139,12 @@ local function compile_options(node, T, opts)
     if type(list) == "string" then list = { list } end
     if type(list) ~= "table" or getmetatable(list) ~= nil or #list == 0 then
       misuse("include %s: select must be a column name or an array of them, got %s",
-        node.name, types.show(opts.select))
+        node.name, errors.show(opts.select))
     end
     for i, c in ipairs(list) do
       if type(c) ~= "string" or c:find(".", 1, true) then
         misuse("include %s: select takes column names of %s, got %s in place #%d", node.name,
-          T.table, types.show(c), i)
+          T.table, errors.show(c), i)
       end
     end
     q:select(table.unpack(list))  -- refuses unknown columns as any query does
@@ -178,7 +178,7 @@ local function make_node(M, name, value, open)
       if INCLUDE_OPTIONS[k] then
         opts[k] = v
       elseif math.type(k) ~= "integer" and type(k) ~= "string" then
-        misuse("include %s: key %s is neither a relation name nor an option", name, types.show(k))
+        misuse("include %s: key %s is neither a relation name nor an option", name, errors.show(k))
       end
     end
     -- Relation names and positional items are nested includes; the options
@@ -193,14 +193,14 @@ local function make_node(M, name, value, open)
     if opts.strategy ~= nil then
       if not STRATEGIES[opts.strategy] then
         misuse("include %s: strategy must be \"batched\" or \"joined\", got %s", name,
-          types.show(opts.strategy))
+          errors.show(opts.strategy))
       end
       node.strategy = opts.strategy
     end
     if opts.limit ~= nil then
       if math.type(opts.limit) ~= "integer" or opts.limit < 1 then
         misuse("include %s: limit (per %s) must be an integer >= 1, got %s", name,
-          M.table, types.show(opts.limit))
+          M.table, errors.show(opts.limit))
       end
       if rel.one then
         misuse("include %s: limit applies to collections, and %s.%s is a %s", name, M.table,
@@ -211,7 +211,7 @@ local function make_node(M, name, value, open)
     compile_options(node, T, opts)
   elseif value ~= true then
     misuse("include %s: expected true, a relation name or a table, got %s", name,
-      types.show(value))
+      errors.show(value))
   end
   for i = 1, sub.n do
     add_items(T, node.children, sub[i], open)
@@ -277,7 +277,7 @@ function add_items(M, children, item, open)
       if type(k) == "string" then
         names[#names + 1] = k
       elseif math.type(k) ~= "integer" or k < 1 or k > n then
-        misuse("include: key %s is neither a relation name nor a position", types.show(k))
+        misuse("include: key %s is neither a relation name nor a position", errors.show(k))
       end
     end
     table.sort(names)  -- one include, one order of statements
@@ -286,7 +286,7 @@ function add_items(M, children, item, open)
     end
     open[item] = nil
   else
-    misuse("include: expected a relation name or a table, got %s", types.show(item))
+    misuse("include: expected a relation name or a table, got %s", errors.show(item))
   end
 end
 

@@ -23,13 +23,14 @@
 -- the side tables loader.loaded, loader.peers and the marker loader.NONE.
 
 local core = require "loam.core"
+local errors = require "loam.errors"
 local types = require "loam.types"
 local expr = require "loam.expr"
 local track = require "loam.track"
 local include = require "loam.include"
 
 local null = core.null
-local misuse = expr.misuse
+local misuse = errors.misuse
 local inverse_of = include.inverse_of
 local plan_of = include.plan_of
 local spec_of = include.spec_of
@@ -467,18 +468,18 @@ end
 -- and loads batched.
 function loader.preload(list, ...)
   if type(list) ~= "table" or getmetatable(list) ~= nil then
-    misuse("preload: expected an array of instances, got %s", types.show(list))
+    misuse("preload: expected an array of instances, got %s", errors.show(list))
   end
   local n = #list
   local M = n > 0 and model_of(list[1])
   if n > 0 and not M then
-    misuse("preload: item #1 is not an instance of a model, got %s", types.show(list[1]))
+    misuse("preload: item #1 is not an instance of a model, got %s", errors.show(list[1]))
   end
   local meta = M and M._meta
   for i = 2, n do
     if getmetatable(list[i]) ~= meta then
       misuse("preload: item #%d is not an instance of %s, got %s", i, M.table,
-        types.show(list[i]))
+        errors.show(list[i]))
     end
   end
   if n == 0 then

@@ -89,13 +89,13 @@
 -- writes EXPLAIN (PostgreSQL) or EXPLAIN QUERY PLAN (SQLite) before it.
 
 local core = require "loam.core"
-local types = require "loam.types"
+local errors = require "loam.errors"
 local expr = require "loam.expr"
 local include = require "loam.include"
 local loader = require "loam.loader"
 
 local null = core.null
-local misuse = expr.misuse
+local misuse = errors.misuse
 local condition = expr.condition
 local is_raw = expr.is_raw
 
@@ -159,7 +159,7 @@ end
 local function unknown_column(m, name)
   local names = {}
   for i, c in ipairs(m.columns) do names[i] = c.name end
-  types.raise("misuse", ("%s: unknown column '%s' (columns: %s)"):format(m.table, name,
+  errors.raise("misuse", ("%s: unknown column '%s' (columns: %s)"):format(m.table, name,
               table.concat(names, ", ")), { model = m.table, column = name })
 end
 
