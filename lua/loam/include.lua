@@ -32,6 +32,10 @@
 --
 -- SQL text comes from the core only: ASTs go to db:run and db:render
 -- (through the query layer) and db:load_batch.
+--
+-- The query layer requires this module, so the options of a node (where,
+-- order_by, select) are compiled by the function each model carries from
+-- it, M._include_options (loam.query's include_options).
 
 local errors = require "loam.errors"
 local expr = require "loam.expr"
@@ -40,13 +44,6 @@ local raise = errors.raise
 local misuse = errors.misuse
 
 local include = {}
-
--- The query layer requires this module, so it is looked up when first
--- needed rather than when this file loads.
-local function Q()
-  return require "loam.query"
-end
-
 
 -- {======================================================================
 -- Relations in messages, and their inverses
@@ -119,39 +116,6 @@ local function enter(open, t, name)
   open[t] = true
 end
 
--- The conditions, ordering and projection a node loads with, compiled by
--- a query on the target, so they are checked and coerced as any query's.
-local function compile_options(node, T, opts)
-  local q = Q().new(T.db, T)
-  if opts.where ~= nil then
-    node.where = Q().ast(q:where(opts.where)).where
-  end
-  if opts.order_by ~= nil then
-    local list = opts.order_by
-    if type(list) ~= "table" or getmetatable(list) ~= nil or list.desc ~= nil
-       or list.nulls ~= nil then
-      list = { list }
-    end
-    node.order = Q().ast(q:order_by(table.unpack(list, 1, #list))).order
-  end
-  if opts.select ~= nil then
-    local list = opts.select
-    if type(list) == "string" then list = { list } end
-    if type(list) ~= "table" or getmetatable(list) ~= nil or #list == 0 then
-      misuse("include %s: select must be a column name or an array of them, got %s",
-        node.name, errors.show(opts.select))
-    end
-    for i, c in ipairs(list) do
-      if type(c) ~= "string" or c:find(".", 1, true) then
-        misuse("include %s: select takes column names of %s, got %s in place #%d", node.name,
-          T.table, errors.show(c), i)
-      end
-    end
-    q:select(table.unpack(list))  -- refuses unknown columns as any query does
-    node.columns = list
-  end
-end
-
 local add_items
 
 -- The node for relation 'name' of M, with 'value' as given after it.
@@ -208,7 +172,7 @@ local function make_node(M, name, value, open)
       end
       node.limit = opts.limit
     end
-    compile_options(node, T, opts)
+    T._include_options(node, T, opts)
   elseif value ~= true then
     misuse("include %s: expected true, a relation name or a table, got %s", name,
       errors.show(value))

@@ -19,8 +19,7 @@
 --
 -- The module: loader.load(state, rows) (a query's rows made instances, with
 -- their includes), loader.adopt(rows, state), loader.preload(list, ...),
--- loader.load_peers(inst, rel, set) (a lazy read), loader.model_of(v), and
--- the side tables loader.loaded, loader.peers and the marker loader.NONE.
+-- loader.load_peers(inst, rel, set) (a lazy read), and the side tables loader.loaded, loader.peers and the marker loader.NONE.
 
 local core = require "loam.core"
 local errors = require "loam.errors"
@@ -28,9 +27,11 @@ local types = require "loam.types"
 local expr = require "loam.expr"
 local track = require "loam.track"
 local include = require "loam.include"
+local instance = require "loam.instance"
 
 local null = core.null
 local misuse = errors.misuse
+local model_of = instance.model_of
 local inverse_of = include.inverse_of
 local plan_of = include.plan_of
 local spec_of = include.spec_of
@@ -53,12 +54,6 @@ local NONE = setmetatable({}, { __name = "loam.none" })
 -- list is weak so that one instance kept alive does not keep its peers.
 local peers = setmetatable({}, { __mode = "k" })
 local WEAK = { __mode = "v" }
-
--- The model layer requires loam.relation, which requires this module;
--- 'model.of' is found late.
-local function model_of(v)
-  return require("loam.model").of(v)
-end
 
 local function set_value(inst, name, v)
   local t = loaded[inst]
@@ -538,6 +533,5 @@ end
 loader.loaded = loaded
 loader.peers = peers
 loader.NONE = NONE
-loader.model_of = model_of
 
 return loader

@@ -63,6 +63,7 @@ local errors = require "loam.errors"
 local types = require "loam.types"
 local query = require "loam.query"
 local relation = require "loam.relation"
+local instance = require "loam.instance"
 
 local null = core.null
 local raise = errors.raise
@@ -151,10 +152,7 @@ local function owner(self, method)
   return M
 end
 
-function model.of(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and rawget(mt, "model") or nil
-end
+model.of = instance.model_of
 
 -- The condition "primary key = values" for the row 'values' describes.
 local function key_condition(M, values, what)
@@ -542,6 +540,7 @@ function model.new(db, tname, decls, opts)
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
+  M._include_options = query.include_options
   local known = tables[db]
   if known == nil then
     known = {}

@@ -891,6 +891,42 @@ Query.paginate = paginate.method {
 -- The module
 -- =======================================================================
 
+-- The conditions, ordering and projection an include node loads with,
+-- compiled by a query on the target 'T', so they are checked and coerced
+-- as any query's.  loam.include, which this module requires, reaches it
+-- through the model: loam.model gives it to every model it declares, as
+-- M._include_options.
+function query.include_options(node, T, opts)
+  local q = query.new(T.db, T)
+  if opts.where ~= nil then
+    node.where = query.ast(q:where(opts.where)).where
+  end
+  if opts.order_by ~= nil then
+    local list = opts.order_by
+    if type(list) ~= "table" or getmetatable(list) ~= nil or list.desc ~= nil
+       or list.nulls ~= nil then
+      list = { list }
+    end
+    node.order = query.ast(q:order_by(table.unpack(list, 1, #list))).order
+  end
+  if opts.select ~= nil then
+    local list = opts.select
+    if type(list) == "string" then list = { list } end
+    if type(list) ~= "table" or getmetatable(list) ~= nil or #list == 0 then
+      misuse("include %s: select must be a column name or an array of them, got %s",
+        node.name, errors.show(opts.select))
+    end
+    for i, c in ipairs(list) do
+      if type(c) ~= "string" or c:find(".", 1, true) then
+        misuse("include %s: select takes column names of %s, got %s in place #%d", node.name,
+          T.table, errors.show(c), i)
+      end
+    end
+    q:select(table.unpack(list))  -- refuses unknown columns as any query does
+    node.columns = list
+  end
+end
+
 function query.new(db, source)
   if db == nil then misuse("query.new: a connection expected") end
   local name, m

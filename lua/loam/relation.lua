@@ -64,6 +64,7 @@ local expr = require "loam.expr"
 local track = require "loam.track"
 local include = require "loam.include"
 local loader = require "loam.loader"
+local instance = require "loam.instance"
 
 local null = core.null
 local raise = errors.raise
@@ -71,7 +72,7 @@ local misuse = errors.misuse
 local show_name = include.show_name
 local relation_list = include.relation_list
 local loaded, peers, NONE = loader.loaded, loader.peers, loader.NONE
-local model_of = loader.model_of
+local model_of = instance.model_of
 
 local relation = {}
 

@@ -98,9 +98,11 @@
 
 local core = require "loam.core"
 local errors = require "loam.errors"
+local instance = require "loam.instance"
 
 local where = core.where
 local raise = errors.raise
+local model_of = instance.model_of
 
 local track = {}
 
@@ -670,13 +672,6 @@ end
 -- {======================================================================
 -- Eager loads (called by loam.loader)
 -- =======================================================================
-
--- The model of an instance, from loam.model, which is loaded by the time
--- any instance exists (requiring it here at load time would be a cycle
--- once models use relations, which use this module).
-local function model_of(inst)
-  return require("loam.model").of(inst)
-end
 
 -- Relation 'relname' was just eager-loaded on 'instances'.
 function track.eager_loaded(instances, relname)
