@@ -19,7 +19,8 @@
 --
 -- The module: loader.load(state, rows) (a query's rows made instances, with
 -- their includes), loader.adopt(rows, state), loader.preload(list, ...),
--- loader.load_peers(inst, rel, set) (a lazy read), and the side tables loader.loaded, loader.peers and the marker loader.NONE.
+-- loader.load_peers(inst, rel, set) (a lazy read), and the side tables
+-- loader.loaded, loader.peers and the marker loader.NONE.
 
 local core = require "loam.core"
 local errors = require "loam.errors"
