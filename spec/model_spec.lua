@@ -10,7 +10,8 @@
 local loam = require "loam"
 local core = require "loam.core"
 local helper = require "spec.helper"
-local types = require "loam.types"
+local errors = require "loam.errors"
+local json = require "loam.json"
 
 -- pcall runs here, not in spec/helper.lua, so that errors raised by the
 -- Lua layer name this spec as their caller ('where').
@@ -362,21 +363,21 @@ end)
 describe("the JSON encoder", function()
   it("writes scalars, arrays and objects with sorted keys", function()
     assert.are.equal('{"a":1,"b":[true,false,null],"c":{"d":"x"}}',
-      types.json { c = { d = "x" }, a = 1, b = { true, false, loam.null } })
-    assert.are.equal("[]", types.json {})
-    assert.are.equal("[[[]]]", types.json { { {} } })
-    assert.are.equal("[1,-2,0.5,1e+300,0.1,3]", types.json { 1, -2, 0.5, 1e300, 0.1, 3.0 })
-    assert.are.equal(tostring(math.mininteger), types.json { math.mininteger }:sub(2, -2))
+      json.encode { c = { d = "x" }, a = 1, b = { true, false, loam.null } })
+    assert.are.equal("[]", json.encode {})
+    assert.are.equal("[[[]]]", json.encode { { {} } })
+    assert.are.equal("[1,-2,0.5,1e+300,0.1,3]", json.encode { 1, -2, 0.5, 1e300, 0.1, 3.0 })
+    assert.are.equal(tostring(math.mininteger), json.encode { math.mininteger }:sub(2, -2))
   end)
 
   it("escapes strings", function()
     assert.are.equal([["a\"b\\c\n\t\r\b\f\u0001\u001f/é"]],
-      types.json { "a\"b\\c\n\t\r\b\f\1\31/é" }:sub(2, -2))
+      json.encode { "a\"b\\c\n\t\r\b\f\1\31/é" }:sub(2, -2))
   end)
 
   it("keeps floats exact", function()
     for _, v in ipairs { 0.1, 1 / 3, 2 ^ 60 + 0.0, -1e-300, 123456789.123 } do
-      assert.are.equal(v, tonumber(types.json { v }:sub(2, -2)))
+      assert.are.equal(v, tonumber(json.encode { v }:sub(2, -2)))
     end
   end)
 
@@ -391,7 +392,7 @@ describe("the JSON encoder", function()
   }
   for _, case in ipairs(refused) do
     it("refuses " .. case[1], function()
-      local text, err = types.json(case[2])
+      local text, err = json.encode(case[2])
       assert.is_nil(text)
       assert.are.equal(case[3], err)
     end)
@@ -400,11 +401,11 @@ describe("the JSON encoder", function()
   it("refuses cycles and keeps shared tables", function()
     local t = {}
     t.self = t
-    local text, err = types.json(t)
+    local text, err = json.encode(t)
     assert.is_nil(text)
     assert.are.equal("table contains a cycle", err)
     local shared = { 1 }
-    assert.are.equal('{"a":[1],"b":[1]}', types.json { a = shared, b = shared })
+    assert.are.equal('{"a":[1],"b":[1]}', json.encode { a = shared, b = shared })
   end)
 end)
 
@@ -458,7 +459,7 @@ for backend, pg in helper.each_backend() do
         { "i", loam.null, loam.null },
       }
       for _, case in ipairs(accepted) do
-        it("takes " .. types.show(case[2]) .. " for " .. case[1], function()
+        it("takes " .. errors.show(case[2]) .. " for " .. case[1], function()
           local v = Kind:coerce(case[1], case[2])
           assert.are.equal(case[3], v)
           assert.are.equal(math.type(case[3]), math.type(v))
@@ -518,7 +519,7 @@ for backend, pg in helper.each_backend() do
       }
 
       for _, case in ipairs(refused) do
-        it("refuses " .. types.show(case[2]) .. " for " .. case[1]
+        it("refuses " .. errors.show(case[2]) .. " for " .. case[1]
           .. " and sends nothing", function()
           local line
           local values = { required = 1 }

@@ -64,7 +64,7 @@ for backend, pg in helper.each_backend() do
       for _, v in ipairs(probes) do
         local eq = ids(db:table("vals"):where { [column] = v }:all())
         local list = ids(db:table("vals"):where { [column] = { v } }:all())
-        assert.are.equal(eq, list, column .. " = " .. require("loam.types").show(v))
+        assert.are.equal(eq, list, column .. " = " .. require("loam.errors").show(v))
         assert.are.equal(#db:table("vals"):where { [column] = { v } }:all(),
           db:table("vals"):where { [column] = { v } }:count())
         for id in eq:gmatch("%d+") do union[#union + 1] = { id = tonumber(id) } end

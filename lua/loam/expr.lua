@@ -12,9 +12,9 @@
 --   expr.condition(ctx, node)
 --                    the AST of a where table, raw fragment or combinator
 --   expr.is_raw(v), expr.NIL_HINT
---   expr.misuse(fmt, ...), expr.array_len(t)
---                    helpers shared with loam.query (errors are made by
---                    loam.types, like every error object of the Lua layer)
+--   expr.array_len(t)
+--                    a helper shared with loam.query (errors are made by
+--                    loam.errors, like every error object of the Lua layer)
 --
 -- A helper is checked when it is made (nil is refused there, since a nil
 -- that reaches a table vanishes silently); columns are resolved and values
@@ -24,18 +24,13 @@
 --   ctx.subquery(v)        -> the SELECT AST of query 'v', or nil if 'v' is no query
 
 local core = require "loam.core"
-local types = require "loam.types"
+local errors = require "loam.errors"
 
 local null = core.null
 
 local expr = {}
 
--- Raises a misuse error object whose 'where' is the caller's line.
-function expr.misuse(fmt, ...)
-  types.raise("misuse", fmt:format(...))
-end
-
-local misuse = expr.misuse
+local misuse = errors.misuse
 
 local NIL_HINT = "nil is not NULL: use loam.null for SQL NULL"
 

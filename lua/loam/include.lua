@@ -32,21 +32,18 @@
 --
 -- SQL text comes from the core only: ASTs go to db:run and db:render
 -- (through the query layer) and db:load_batch.
+--
+-- The query layer requires this module, so the options of a node (where,
+-- order_by, select) are compiled by the function each model carries from
+-- it, M._include_options (loam.query's include_options).
 
-local types = require "loam.types"
+local errors = require "loam.errors"
 local expr = require "loam.expr"
 
-local raise = types.raise
-local misuse = expr.misuse
+local raise = errors.raise
+local misuse = errors.misuse
 
 local include = {}
-
--- The query layer requires this module, so it is looked up when first
--- needed rather than when this file loads.
-local function Q()
-  return require "loam.query"
-end
-
 
 -- {======================================================================
 -- Relations in messages, and their inverses
@@ -54,7 +51,7 @@ end
 
 -- A name as given, quoted, or the short form of what was given instead.
 local function show_name(v)
-  return type(v) == "string" and "'" .. v .. "'" or types.show(v)
+  return type(v) == "string" and "'" .. v .. "'" or errors.show(v)
 end
 
 -- The relations of M, for a message about one it does not have.
@@ -119,39 +116,6 @@ local function enter(open, t, name)
   open[t] = true
 end
 
--- The conditions, ordering and projection a node loads with, compiled by
--- a query on the target, so they are checked and coerced as any query's.
-local function compile_options(node, T, opts)
-  local q = Q().new(T.db, T)
-  if opts.where ~= nil then
-    node.where = Q().ast(q:where(opts.where)).where
-  end
-  if opts.order_by ~= nil then
-    local list = opts.order_by
-    if type(list) ~= "table" or getmetatable(list) ~= nil or list.desc ~= nil
-       or list.nulls ~= nil then
-      list = { list }
-    end
-    node.order = Q().ast(q:order_by(table.unpack(list, 1, #list))).order
-  end
-  if opts.select ~= nil then
-    local list = opts.select
-    if type(list) == "string" then list = { list } end
-    if type(list) ~= "table" or getmetatable(list) ~= nil or #list == 0 then
-      misuse("include %s: select must be a column name or an array of them, got %s",
-        node.name, types.show(opts.select))
-    end
-    for i, c in ipairs(list) do
-      if type(c) ~= "string" or c:find(".", 1, true) then
-        misuse("include %s: select takes column names of %s, got %s in place #%d", node.name,
-          T.table, types.show(c), i)
-      end
-    end
-    q:select(table.unpack(list))  -- refuses unknown columns as any query does
-    node.columns = list
-  end
-end
-
 local add_items
 
 -- The node for relation 'name' of M, with 'value' as given after it.
@@ -178,7 +142,7 @@ local function make_node(M, name, value, open)
       if INCLUDE_OPTIONS[k] then
         opts[k] = v
       elseif math.type(k) ~= "integer" and type(k) ~= "string" then
-        misuse("include %s: key %s is neither a relation name nor an option", name, types.show(k))
+        misuse("include %s: key %s is neither a relation name nor an option", name, errors.show(k))
       end
     end
     -- Relation names and positional items are nested includes; the options
@@ -193,14 +157,14 @@ local function make_node(M, name, value, open)
     if opts.strategy ~= nil then
       if not STRATEGIES[opts.strategy] then
         misuse("include %s: strategy must be \"batched\" or \"joined\", got %s", name,
-          types.show(opts.strategy))
+          errors.show(opts.strategy))
       end
       node.strategy = opts.strategy
     end
     if opts.limit ~= nil then
       if math.type(opts.limit) ~= "integer" or opts.limit < 1 then
         misuse("include %s: limit (per %s) must be an integer >= 1, got %s", name,
-          M.table, types.show(opts.limit))
+          M.table, errors.show(opts.limit))
       end
       if rel.one then
         misuse("include %s: limit applies to collections, and %s.%s is a %s", name, M.table,
@@ -208,10 +172,10 @@ local function make_node(M, name, value, open)
       end
       node.limit = opts.limit
     end
-    compile_options(node, T, opts)
+    T._include_options(node, T, opts)
   elseif value ~= true then
     misuse("include %s: expected true, a relation name or a table, got %s", name,
-      types.show(value))
+      errors.show(value))
   end
   for i = 1, sub.n do
     add_items(T, node.children, sub[i], open)
@@ -277,7 +241,7 @@ function add_items(M, children, item, open)
       if type(k) == "string" then
         names[#names + 1] = k
       elseif math.type(k) ~= "integer" or k < 1 or k > n then
-        misuse("include: key %s is neither a relation name nor a position", types.show(k))
+        misuse("include: key %s is neither a relation name nor a position", errors.show(k))
       end
     end
     table.sort(names)  -- one include, one order of statements
@@ -286,7 +250,7 @@ function add_items(M, children, item, open)
     end
     open[item] = nil
   else
-    misuse("include: expected a relation name or a table, got %s", types.show(item))
+    misuse("include: expected a relation name or a table, got %s", errors.show(item))
   end
 end
 

@@ -55,6 +55,7 @@ local core = require "loam.core"
 local types = require "loam.types"
 local query = require "loam.query"
 local model = require "loam.model"
+local schema = require "loam.schema"
 local relation = require "loam.relation"
 local loader = require "loam.loader"
 local track = require "loam.track"
@@ -68,8 +69,8 @@ local loam = {
   version = core.version,
   sql = types.sql,
   now = types.now,
-  create_tables = model.create_tables,
-  drop_tables = model.drop_tables,
+  create_tables = schema.create_tables,
+  drop_tables = schema.drop_tables,
   op = query.op,
   raw = query.raw,
   track = track.run,
@@ -87,8 +88,8 @@ function Conn:model(name, columns, options)
   return model.new(self, name, columns, options)
 end
 
-Conn.create_tables = model.create_tables
-Conn.drop_tables = model.drop_tables
+Conn.create_tables = schema.create_tables
+Conn.drop_tables = schema.drop_tables
 query.install(Conn)
 relation.install(Conn)
 track.install(Conn)

@@ -19,17 +19,20 @@
 --
 -- The module: loader.load(state, rows) (a query's rows made instances, with
 -- their includes), loader.adopt(rows, state), loader.preload(list, ...),
--- loader.load_peers(inst, rel, set) (a lazy read), loader.model_of(v), and
--- the side tables loader.loaded, loader.peers and the marker loader.NONE.
+-- loader.load_peers(inst, rel, set) (a lazy read), and the side tables
+-- loader.loaded, loader.peers and the marker loader.NONE.
 
 local core = require "loam.core"
+local errors = require "loam.errors"
 local types = require "loam.types"
 local expr = require "loam.expr"
 local track = require "loam.track"
 local include = require "loam.include"
+local instance = require "loam.instance"
 
 local null = core.null
-local misuse = expr.misuse
+local misuse = errors.misuse
+local model_of = instance.model_of
 local inverse_of = include.inverse_of
 local plan_of = include.plan_of
 local spec_of = include.spec_of
@@ -52,12 +55,6 @@ local NONE = setmetatable({}, { __name = "loam.none" })
 -- list is weak so that one instance kept alive does not keep its peers.
 local peers = setmetatable({}, { __mode = "k" })
 local WEAK = { __mode = "v" }
-
--- The model layer requires loam.relation, which requires this module;
--- 'model.of' is found late.
-local function model_of(v)
-  return require("loam.model").of(v)
-end
 
 local function set_value(inst, name, v)
   local t = loaded[inst]
@@ -467,18 +464,18 @@ end
 -- and loads batched.
 function loader.preload(list, ...)
   if type(list) ~= "table" or getmetatable(list) ~= nil then
-    misuse("preload: expected an array of instances, got %s", types.show(list))
+    misuse("preload: expected an array of instances, got %s", errors.show(list))
   end
   local n = #list
   local M = n > 0 and model_of(list[1])
   if n > 0 and not M then
-    misuse("preload: item #1 is not an instance of a model, got %s", types.show(list[1]))
+    misuse("preload: item #1 is not an instance of a model, got %s", errors.show(list[1]))
   end
   local meta = M and M._meta
   for i = 2, n do
     if getmetatable(list[i]) ~= meta then
       misuse("preload: item #%d is not an instance of %s, got %s", i, M.table,
-        types.show(list[i]))
+        errors.show(list[i]))
     end
   end
   if n == 0 then
@@ -537,6 +534,5 @@ end
 loader.loaded = loaded
 loader.peers = peers
 loader.NONE = NONE
-loader.model_of = model_of
 
 return loader

@@ -45,8 +45,9 @@
 --                                    (Model:lazy() starts a lazy query)
 --   inst:save(), inst:update(values), inst:delete(), inst:reload(),
 --   inst:to_table{ only =, except =, nulls =, include = }
---   model.create_tables(db, models), model.drop_tables(db, models)
 --   model.of(v)                      the model of instance 'v', or nil
+--   model.has_migrations(db)         migrations manage the schema (table
+--                                    model.MIGRATIONS_TABLE exists)
 --
 -- Constraint and index names follow PostgreSQL's defaults, as the core
 -- renders them (loam.h): 'uniques' -> <table>_<cols>_key, 'indexes'
@@ -58,12 +59,14 @@
 -- Names that clash are refused when the model is declared.
 
 local core = require "loam.core"
+local errors = require "loam.errors"
 local types = require "loam.types"
 local query = require "loam.query"
 local relation = require "loam.relation"
+local instance = require "loam.instance"
 
 local null = core.null
-local raise = types.raise
+local raise = errors.raise
 
 local model = {}
 
@@ -118,7 +121,7 @@ end
 
 local function unknown_column(M, name)
   misuse(M, string.format("%s: unknown column %s (columns: %s)", M.table,
-    type(name) == "string" and "'" .. name .. "'" or types.show(name), column_list(M)), name)
+    type(name) == "string" and "'" .. name .. "'" or errors.show(name), column_list(M)), name)
 end
 
 local function check_options(M, opts, allowed, what)
@@ -127,12 +130,12 @@ local function check_options(M, opts, allowed, what)
   end
   if type(opts) ~= "table" then
     misuse(M, string.format("%s: %s options must be a table, got %s", M.table, what,
-      types.show(opts)))
+      errors.show(opts)))
   end
   for k in pairs(opts) do
     if not allowed[k] then
       misuse(M, string.format("%s: unknown %s option %s", M.table, what,
-        type(k) == "string" and "'" .. k .. "'" or types.show(k)))
+        type(k) == "string" and "'" .. k .. "'" or errors.show(k)))
     end
   end
   return opts
@@ -144,15 +147,12 @@ local function owner(self, method)
   local M = type(mt) == "table" and rawget(mt, "model")
   if not M then
     raise("misuse", string.format("%s must be called on an instance (inst:%s(...)), got %s",
-      method, method, types.show(self)))
+      method, method, errors.show(self)))
   end
   return M
 end
 
-function model.of(v)
-  local mt = getmetatable(v)
-  return type(mt) == "table" and rawget(mt, "model") or nil
-end
+model.of = instance.model_of
 
 -- The condition "primary key = values" for the row 'values' describes.
 local function key_condition(M, values, what)
@@ -179,7 +179,7 @@ end
 local function columns_and_values(M, values, what, insert)
   if type(values) ~= "table" or getmetatable(values) ~= nil then
     misuse(M, string.format("%s: %s expects a table of column values, got %s", M.table, what,
-      types.show(values)))
+      errors.show(values)))
   end
   for k in pairs(values) do
     if M.column_map[k] == nil then
@@ -239,7 +239,7 @@ local function column_names(M, list, what)
   end
   if type(list) ~= "table" or #list == 0 then
     misuse(M, string.format("%s: %s must be a column name or a non-empty array of them, got %s",
-      M.table, what, types.show(list)))
+      M.table, what, errors.show(list)))
   end
   for _, name in ipairs(list) do
     if M.column_map[name] == nil then
@@ -276,17 +276,17 @@ end
 -- exist, plus the named options in 'allowed'.
 local function entry_columns(fail, map, entry, what, i, allowed)
   if type(entry) ~= "table" or #entry == 0 then
-    fail("%s #%d must be an array of column names, got %s", what, i, types.show(entry))
+    fail("%s #%d must be an array of column names, got %s", what, i, errors.show(entry))
   end
   for k, v in pairs(entry) do
     if math.type(k) == "integer" then
       if map[v] == nil then
         fail("%s #%d: unknown column %s", what, i, type(v) == "string" and "'" .. v .. "'"
-          or types.show(v))
+          or errors.show(v))
       end
     elseif not allowed[k] then
       fail("%s #%d: unknown option %s", what, i, type(k) == "string" and "'" .. k .. "'"
-        or types.show(k))
+        or errors.show(k))
     end
   end
   if entry.name ~= nil then
@@ -339,12 +339,12 @@ local function table_parts(M, opts, extras, fail)
     if type(list) == "string" then list = { list } end
     if type(list) ~= "table" or #list == 0 then
       fail("option primary_key must be a column name or an array of them, got %s",
-        types.show(opts.primary_key))
+        errors.show(opts.primary_key))
     end
     for i, name in ipairs(list) do
       local col = map[name]
       if col == nil then
-        fail("primary_key: unknown column %s", types.show(name))
+        fail("primary_key: unknown column %s", errors.show(name))
       end
       col.null = false  -- a primary key is NOT NULL
       pk[i] = name
@@ -386,13 +386,13 @@ local function table_parts(M, opts, extras, fail)
   end
   if opts.checks ~= nil then
     if type(opts.checks) ~= "table" then
-      fail("option checks must be a table of name = SQL, got %s", types.show(opts.checks))
+      fail("option checks must be a table of name = SQL, got %s", errors.show(opts.checks))
     end
     local given = {}
     for name, sql in pairs(opts.checks) do
       if type(name) ~= "string" or type(sql) ~= "string" or sql == "" then
-        fail("checks must map names to SQL expressions, got %s = %s", types.show(name),
-          types.show(sql))
+        fail("checks must map names to SQL expressions, got %s = %s", errors.show(name),
+          errors.show(sql))
       end
       local problem = types.ident_problem(name)
       if problem then
@@ -424,7 +424,7 @@ local function table_parts(M, opts, extras, fail)
   end
 
   if opts.uniques ~= nil and type(opts.uniques) ~= "table" then
-    fail("option uniques must be an array, got %s", types.show(opts.uniques))
+    fail("option uniques must be an array, got %s", errors.show(opts.uniques))
   end
   local uniques = {}
   for i, entry in ipairs(opts.uniques or {}) do
@@ -434,17 +434,17 @@ local function table_parts(M, opts, extras, fail)
   M.uniques = uniques
 
   if opts.indexes ~= nil and type(opts.indexes) ~= "table" then
-    fail("option indexes must be an array, got %s", types.show(opts.indexes))
+    fail("option indexes must be an array, got %s", errors.show(opts.indexes))
   end
   local indexes = {}
   for i, entry in ipairs(opts.indexes or {}) do
     local cols = entry_columns(fail, map, entry, "index", i,
       { name = true, unique = true, where = true })
     if entry.unique ~= nil and type(entry.unique) ~= "boolean" then
-      fail("index #%d: unique must be a boolean, got %s", i, types.show(entry.unique))
+      fail("index #%d: unique must be a boolean, got %s", i, errors.show(entry.unique))
     end
     if entry.where ~= nil and (type(entry.where) ~= "string" or entry.where == "") then
-      fail("index #%d: where must be an SQL expression, got %s", i, types.show(entry.where))
+      fail("index #%d: where must be an SQL expression, got %s", i, errors.show(entry.where))
     end
     indexes[i] = { k = "create_index", name = name_of(entry, cols, "idx"), table = tname,
                    columns = sql_names(M, cols), unique = entry.unique == true,
@@ -456,7 +456,7 @@ end
 local MODEL_OPTIONS = { primary_key = true, indexes = true, checks = true, uniques = true }
 
 function model.new(db, tname, decls, opts)
-  local where = types.where()
+  local where = errors.where()
   local label = (type(tname) == "string" and tname ~= "") and tname or "db:model"
   local function fail(fmt, ...)
     raise("misuse", label .. ": " .. string.format(fmt, ...), { model = tname }, where)
@@ -467,16 +467,16 @@ function model.new(db, tname, decls, opts)
   end
   if type(decls) ~= "table" or #decls == 0 then
     fail("a model needs an array of columns (loam.id(), loam.text(...), ...), got %s",
-      types.show(decls))
+      errors.show(decls))
   end
   if opts == nil then
     opts = {}
   elseif type(opts) ~= "table" then
-    fail("options must be a table, got %s", types.show(opts))
+    fail("options must be a table, got %s", errors.show(opts))
   end
   for k in pairs(opts) do
     if not MODEL_OPTIONS[k] then
-      fail("unknown model option %s", type(k) == "string" and "'" .. k .. "'" or types.show(k))
+      fail("unknown model option %s", type(k) == "string" and "'" .. k .. "'" or errors.show(k))
     end
   end
 
@@ -485,7 +485,7 @@ function model.new(db, tname, decls, opts)
   for i, d in ipairs(decls) do
     if not types.is_declaration(d) then
       fail("column #%d is not a column declaration (loam.text(...) and the like), got %s", i,
-        types.show(d))
+        errors.show(d))
     end
     local col, extra = types.declare(tname, d, i, db:backend())
     if map[col.name] then
@@ -540,6 +540,7 @@ function model.new(db, tname, decls, opts)
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
+  M._include_options = query.include_options
   local known = tables[db]
   if known == nil then
     known = {}
@@ -608,7 +609,7 @@ function instance_meta(M)
     end
     bad_assignment(M, key, string.format("%s.%s: no column or relation of that name (columns: "
       .. "%s); an assignment to it would never be saved", M.table,
-      type(key) == "string" and key or types.show(key), column_list(M)))
+      type(key) == "string" and key or errors.show(key), column_list(M)))
   end
   return meta
 end
@@ -713,7 +714,7 @@ function Model:find(...)
     for k in pairs(first) do
       if not is_key[k] then
         misuse(self, string.format("%s: find takes the primary key (%s), not %s; find_by "
-          .. "takes any columns", self.table, table.concat(pk, ", "), types.show(k)), k)
+          .. "takes any columns", self.table, table.concat(pk, ", "), errors.show(k)), k)
       end
     end
     for _, name in ipairs(pk) do given[name] = first[name] end
@@ -750,7 +751,7 @@ end
 function Model:find_by(conditions)
   if type(conditions) ~= "table" then
     misuse(self, string.format("%s: find_by expects a table of conditions, got %s", self.table,
-      types.show(conditions)))
+      errors.show(conditions)))
   end
   return query.new(self.db, self):where(conditions):first()
 end
@@ -764,7 +765,7 @@ function Model:insert_many(list, opts)
   opts = check_options(self, opts, { returning = true }, "insert_many")
   if type(list) ~= "table" then
     misuse(self, string.format("%s: insert_many expects an array of rows, got %s", self.table,
-      types.show(list)))
+      errors.show(list)))
   end
   if #list == 0 then
     return opts.returning and {} or 0
@@ -987,7 +988,7 @@ end
 
 
 -- {======================================================================
--- Tables straight from models (tests and throwaway databases)
+-- Whether migrations manage the schema (for loam.schema)
 -- =======================================================================
 
 local function has_migrations(db)
@@ -1001,115 +1002,9 @@ local function has_migrations(db)
   return db:query(sql, { MIGRATIONS_TABLE })[1].n > 0
 end
 
--- Schema made from models is for tests and throwaway databases: refused
--- in production and wherever migrations already manage the schema.
-local function guard(db, what)
-  if os.getenv("LOAM_ENV") == "production" then
-    raise("misuse", what .. " refuses to run with LOAM_ENV=production: a production schema "
-      .. "changes only through migrations")
-  end
-  if has_migrations(db) then
-    raise("misuse", what .. " refuses to run on a database with a migration history (table "
-      .. MIGRATIONS_TABLE .. " exists): its schema is managed by migrations; write a "
-      .. "migration instead")
-  end
-end
-
--- 'models' in foreign-key order: each after the models it references.
--- The given order is kept where references do not decide.
-local function fk_order(models, what)
-  if type(models) ~= "table" or #models == 0 then
-    raise("misuse", what .. " expects a non-empty array of models, got " .. types.show(models))
-  end
-  local by_table = {}
-  for i, M in ipairs(models) do
-    if type(M) ~= "table" or rawget(M, "__model") ~= true then
-      raise("misuse", string.format("%s: item #%d is not a model, got %s", what, i,
-        types.show(M)))
-    end
-    if by_table[M.table] then
-      raise("misuse", string.format("%s: table %s is given twice", what, M.table))
-    end
-    by_table[M.table] = M
-  end
-  local function deps(M)
-    local out = {}
-    for _, t in ipairs(M._deps) do
-      if by_table[t] and t ~= M.table then out[#out + 1] = by_table[t] end
-    end
-    return out
-  end
-  local order, done = {}, {}
-  while #order < #models do
-    local progress = false
-    for _, M in ipairs(models) do
-      if not done[M] then
-        local ready = true
-        for _, d in ipairs(deps(M)) do
-          if not done[d] then ready = false break end
-        end
-        if ready then
-          done[M], progress = true, true
-          order[#order + 1] = M
-        end
-      end
-    end
-    if not progress then
-      -- Walk references among the models left until one repeats.
-      local M, seen, path = nil, {}, {}
-      for _, m in ipairs(models) do
-        if not done[m] then M = m break end
-      end
-      while not seen[M] do
-        seen[M] = #path + 1
-        path[#path + 1] = M.table
-        for _, d in ipairs(deps(M)) do
-          if not done[d] then M = d break end
-        end
-      end
-      local cycle = { table.unpack(path, seen[M]) }
-      cycle[#cycle + 1] = M.table
-      raise("misuse", string.format("%s: the foreign keys of %s form a cycle (%s); create "
-        .. "these tables with a migration", what, table.concat(cycle, ", ", 1, #cycle - 1),
-        table.concat(cycle, " -> ")))
-    end
-  end
-  return order
-end
-
--- Creates the tables, constraints and indexes of 'models', each after
--- the tables it references, in one transaction (DDL is transactional on
--- both backends), so a failure leaves none of them behind.  Returns the
--- models in the order used.
-function model.create_tables(db, models)
-  local order = fk_order(models, "create_tables")
-  guard(db, "create_tables")
-  db:transaction(function()
-    for _, M in ipairs(order) do
-      for _, ast in ipairs(M:ddl()) do
-        db:exec(db:render_ddl(ast))
-      end
-    end
-  end)
-  return order
-end
-
--- Drops the tables of 'models' that exist, referencing tables first, in
--- one transaction: all of them or, after a failure, none.  Returns the
--- models in the order used.
-function model.drop_tables(db, models)
-  local order = fk_order(models, "drop_tables")
-  guard(db, "drop_tables")
-  local reversed = {}
-  db:transaction(function()
-    for i = #order, 1, -1 do
-      local M = order[i]
-      reversed[#reversed + 1] = M
-      db:exec(db:render_ddl { k = "drop_table", name = M.table, if_exists = true })
-    end
-  end)
-  return reversed
-end
+-- loam.schema, which makes tables straight from models, asks these.
+model.MIGRATIONS_TABLE = MIGRATIONS_TABLE
+model.has_migrations = has_migrations
 
 -- }======================================================================
 

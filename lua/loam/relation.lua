@@ -58,19 +58,21 @@
 -- so a lazy read can load without a cycle.
 
 local core = require "loam.core"
+local errors = require "loam.errors"
 local types = require "loam.types"
 local expr = require "loam.expr"
 local track = require "loam.track"
 local include = require "loam.include"
 local loader = require "loam.loader"
+local instance = require "loam.instance"
 
 local null = core.null
-local raise = types.raise
-local misuse = expr.misuse
+local raise = errors.raise
+local misuse = errors.misuse
 local show_name = include.show_name
 local relation_list = include.relation_list
 local loaded, peers, NONE = loader.loaded, loader.peers, loader.NONE
-local model_of = loader.model_of
+local model_of = instance.model_of
 
 local relation = {}
 
@@ -107,7 +109,7 @@ local function key_columns(fail, value, map, what, owner)
   local list = value
   if type(list) == "string" then list = { list } end
   if type(list) ~= "table" or getmetatable(list) ~= nil or #list == 0 then
-    fail("'%s' must be a column name or an array of them, got %s", what, types.show(value))
+    fail("'%s' must be a column name or an array of them, got %s", what, errors.show(value))
   end
   local out = {}
   for i, name in ipairs(list) do
@@ -156,7 +158,7 @@ end
 local read  -- reads a relation of an instance, defined with the reading
 
 function relation.declare(M, kind, name, target, opts)
-  local where = types.where()
+  local where = errors.where()
   local label = M.table .. "." .. tostring(name)
   local function fail(fmt, ...)
     raise("misuse", label .. ": " .. string.format(fmt, ...),
@@ -164,7 +166,7 @@ function relation.declare(M, kind, name, target, opts)
   end
   if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
     label = M.table .. "." .. kind
-    fail("the relation name must be a Lua identifier, got %s", types.show(name))
+    fail("the relation name must be a Lua identifier, got %s", errors.show(name))
   end
   if M.column_map[name] ~= nil then
     fail("the name is a column of %s; name the relation differently", M.table)
@@ -179,7 +181,7 @@ function relation.declare(M, kind, name, target, opts)
     fail("a relation of this name would hide the instance method '%s'", name)
   end
   if type(target) ~= "table" or rawget(target, "__model") ~= true then
-    fail("the target must be a model, got %s", types.show(target))
+    fail("the target must be a model, got %s", errors.show(target))
   end
   if target.db ~= M.db then
     fail("%s and %s are bound to different connections", M.table, target.table)
@@ -187,7 +189,7 @@ function relation.declare(M, kind, name, target, opts)
   if opts == nil then
     opts = {}
   elseif type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    fail("options must be a table, got %s", types.show(opts))
+    fail("options must be a table, got %s", errors.show(opts))
   end
   for k in pairs(opts) do
     if not OPTIONS[kind][k] then
@@ -199,7 +201,7 @@ function relation.declare(M, kind, name, target, opts)
     end
   end
   if opts.inverse ~= nil and (type(opts.inverse) ~= "string" or opts.inverse == "") then
-    fail("'inverse' must be a relation name, got %s", types.show(opts.inverse))
+    fail("'inverse' must be a relation name, got %s", errors.show(opts.inverse))
   end
 
   local T = target
@@ -246,7 +248,7 @@ function relation.declare(M, kind, name, target, opts)
     if type(through) == "table" and rawget(through, "__model") == true then
       JM, through = through, through.table
     elseif type(through) ~= "string" or types.ident_problem(through) then
-      fail("'through' must be a table name or a model, got %s", types.show(opts.through))
+      fail("'through' must be a table name or a model, got %s", errors.show(opts.through))
     end
     if through == T.table or through == M.table then
       fail("'through' names %s itself; it must be the join table", through)
@@ -287,7 +289,7 @@ end
 function relation.model_lazy(M, flag)
   if type(flag) ~= "boolean" then
     misuse("%s: lazy_loading expects true or false, got %s (q:lazy() and %s:lazy() start a "
-      .. "query that loads lazily)", M.table, types.show(flag), M.table)
+      .. "query that loads lazily)", M.table, errors.show(flag), M.table)
   end
   M._lazy = flag
   return M
@@ -298,7 +300,7 @@ end
 function relation.install(Conn)
   function Conn:lazy_loading(flag)
     if type(flag) ~= "boolean" then
-      misuse("db:lazy_loading expects true or false, got %s", types.show(flag))
+      misuse("db:lazy_loading expects true or false, got %s", errors.show(flag))
     end
     lazy_conns[self] = flag
     return self
@@ -412,12 +414,12 @@ local function spec_entries(M, include, into)
         into[k] = v
       elseif math.type(k) ~= "integer" or k < 1 or k > #include then
         misuse("to_table include: key %s is neither a relation name nor a position",
-          types.show(k))
+          errors.show(k))
       end
     end
   else
     misuse("to_table include: expected true, a relation name or a table, got %s",
-      types.show(include))
+      errors.show(include))
   end
   return into
 end
@@ -450,7 +452,7 @@ local function child_table(c, spec, nulls, seen, all)
     if next(include) == nil then include = nil end
   else
     misuse("to_table include: expected true, a relation name or a table, got %s",
-      types.show(spec))
+      errors.show(spec))
   end
   local out = c:to_table(opts)
   if include ~= nil then

@@ -97,10 +97,12 @@
 -- once while no scope is open anywhere.
 
 local core = require "loam.core"
-local types = require "loam.types"
+local errors = require "loam.errors"
+local instance = require "loam.instance"
 
 local where = core.where
-local raise = types.raise
+local raise = errors.raise
+local model_of = instance.model_of
 
 local track = {}
 
@@ -475,12 +477,12 @@ local function connections(v, what)
   end
   if type(v) ~= "table" or getmetatable(v) ~= nil or v[1] == nil then
     raise("misuse", string.format("%s expects a connection or an array of connections, got %s",
-      what, types.show(v)))
+      what, errors.show(v)))
   end
   local list, seen = {}, {}
   for i, db in ipairs(v) do
     if not is_conn(db) then
-      raise("misuse", string.format("%s: connection #%d is %s", what, i, types.show(db)))
+      raise("misuse", string.format("%s: connection #%d is %s", what, i, errors.show(db)))
     end
     if not seen[db] then
       seen[db] = true
@@ -493,7 +495,7 @@ end
 local function check_function(fn, what)
   if type(fn) ~= "function" then
     raise("misuse", string.format("%s expects a function to run, got %s", what,
-      types.show(fn)))
+      errors.show(fn)))
   end
 end
 
@@ -504,7 +506,7 @@ local function options(opts, allowed, what)
     return {}
   end
   if type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    raise("misuse", string.format("%s: options must be a table, got %s", what, types.show(opts)))
+    raise("misuse", string.format("%s: options must be a table, got %s", what, errors.show(opts)))
   end
   for k, v in pairs(opts) do
     local check = allowed[k]
@@ -513,12 +515,12 @@ local function options(opts, allowed, what)
       for name in pairs(allowed) do names[#names + 1] = name end
       table.sort(names)
       raise("misuse", string.format("%s: unknown option %s (known: %s)", what,
-        type(k) == "string" and "'" .. k .. "'" or types.show(k), table.concat(names, ", ")))
+        type(k) == "string" and "'" .. k .. "'" or errors.show(k), table.concat(names, ", ")))
     end
     local problem = check(v)
     if problem then
       raise("misuse", string.format("%s: option '%s' %s, got %s", what, k, problem,
-        types.show(v)))
+        errors.show(v)))
     end
   end
   return opts
@@ -649,7 +651,7 @@ function track.install(ConnMethods)
       return switch(self, what)
     end
     raise("misuse", "db:track expects a function (a scope), a table of settings or false, got "
-      .. types.show(what))
+      .. errors.show(what))
   end
 
   function ConnMethods:track_reset()
@@ -670,13 +672,6 @@ end
 -- {======================================================================
 -- Eager loads (called by loam.loader)
 -- =======================================================================
-
--- The model of an instance, from loam.model, which is loaded by the time
--- any instance exists (requiring it here at load time would be a cycle
--- once models use relations, which use this module).
-local function model_of(inst)
-  return require("loam.model").of(inst)
-end
 
 -- Relation 'relname' was just eager-loaded on 'instances'.
 function track.eager_loaded(instances, relname)

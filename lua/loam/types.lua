@@ -4,9 +4,8 @@
 -- that record a declaration (loam.text("email", { length = 255 }) ...),
 -- the check that turns a declaration into a column of the DDL AST, and
 -- the coercion that every value written or compared goes through before
--- it is bound.  It also makes the error objects of the Lua layer, whose
--- 'where' names the first caller outside loam, so a failed validation
--- points at the user's line and not at ours.
+-- it is bound.  Its errors are made by loam.errors; JSON text is written
+-- and checked by loam.json.
 --
 --   types.constructors       name -> constructor (id, integer, ..., bytes, enum)
 --   types.sql(s)             a raw SQL default (loam.sql "gen_random_uuid()")
@@ -14,383 +13,15 @@
 --   types.is_declaration(v)  v was made by a constructor
 --   types.declare(table, d)  -> column (DDL AST format), extras, or raises
 --   types.coercer(table, c)  -> function(v) -> value | nil, message
---   types.json(v)            -> JSON text | nil, message
---   types.where()            "file:line: " of the first caller outside loam
---   types.raise(code, message [, fields [, where]])
---                            raises a loam.Error object
 
 local core = require "loam.core"
+local errors = require "loam.errors"
+local json = require "loam.json"
 
 local null = core.null
+local show = errors.show
 
 local types = {}
-
-
--- {======================================================================
--- Error objects
--- =======================================================================
-
--- The directory of loam's Lua modules.  Frames running code from it are
--- loam's own, whatever module (model, query, init) they belong to; the
--- core passes over them (and over C functions) when it chooses the
--- position of an error, its own or one made here, so an error raised
--- anywhere below a method names the line that called the method.
-local loamdir = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or ""
-core.set_layer_source("@" .. loamdir)
-
-local core_where = core.where
-
--- The position of the first Lua function on the stack that is not part of
--- loam, in the "file:line: " form of the error objects made in C.
-function types.where()
-  return (core_where(2))
-end
-
--- Raises an error object with 'code' and 'message', any extra 'fields'
--- (model, column), and 'where' (the caller's position when not given).
-function types.raise(code, message, fields, where)
-  local e = { code = code, message = message, where = where or types.where() }
-  if fields ~= nil then
-    for k, v in pairs(fields) do e[k] = v end
-  end
-  error(setmetatable(e, core.Error), 0)
-end
-
--- A short printable form of any value, for messages: its type and, for
--- scalars, the value itself ('string ("12x")', 'float (nan)').
-function types.show(v)
-  if v == null then
-    return "NULL"
-  end
-  local t = type(v)
-  if t == "string" then
-    local s, valid = v, utf8.len(v) ~= nil
-    if #s > 40 then
-      -- Cut before a character, not inside one.
-      local cut = 38
-      while valid and cut > 1 and s:byte(cut) & 0xC0 == 0x80 do cut = cut - 1 end
-      s = s:sub(1, cut - 1) .. "..."
-    end
-    s = string.format("%q", s):gsub("\\\n", "\\n")
-    if not valid then
-      s = s:gsub("[\128-\255]", function(c) return "\\" .. c:byte() end)
-    end
-    return "string (" .. s .. ")"
-  elseif t == "number" then
-    local s
-    if v ~= v then
-      s = "nan"
-    elseif v == math.huge or v == -math.huge then
-      s = v > 0 and "inf" or "-inf"
-    else
-      s = tostring(v)
-    end
-    return math.type(v) .. " (" .. s .. ")"
-  elseif t == "boolean" then
-    return "boolean (" .. tostring(v) .. ")"
-  end
-  local mt = getmetatable(v)
-  if type(mt) == "table" and type(rawget(mt, "__name")) == "string" then
-    return rawget(mt, "__name")
-  end
-  return t
-end
-
--- }======================================================================
-
-
--- {======================================================================
--- JSON text for json columns
--- =======================================================================
-
--- Whatever the encoder cannot write raises this (caught in 'types.json').
-local JsonError = {}
-
-local function jsonfail(msg)
-  error(setmetatable({ msg = msg }, JsonError), 0)
-end
-
-local escapes = {
-  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
-}
-
-local function jsonstring(s, out)
-  if utf8.len(s) == nil then
-    jsonfail("string is not valid UTF-8")
-  end
-  out[#out + 1] = '"' .. s:gsub('[%c"\\]', function(c)
-    return escapes[c] or string.format("\\u%04x", c:byte())
-  end) .. '"'
-end
-
--- Floats are written with the fewest digits that read back to the same
--- value; a locale with a decimal comma must not leak into the text.
-local function jsonnumber(v, out)
-  if math.type(v) == "integer" then
-    out[#out + 1] = string.format("%d", v)
-    return
-  end
-  if v ~= v or v == math.huge or v == -math.huge then
-    jsonfail("NaN and infinity have no JSON form")
-  end
-  local s = string.format("%.14g", v)
-  if tonumber(s) ~= v then
-    s = string.format("%.17g", v)
-  end
-  out[#out + 1] = (s:gsub(",", "."))
-end
-
-local encode
-
--- The deepest nesting of arrays and objects loam writes or accepts as
--- JSON text.  SQLite's JSON functions refuse 1,000 levels and more; a
--- deeper Lua table would overflow the encoder's stack.
-local JSON_MAX_DEPTH = 500
-types.JSON_MAX_DEPTH = JSON_MAX_DEPTH
-
--- A table is an array when its keys are exactly 1..n, an object when they
--- are all strings; anything else has no faithful JSON form.  The empty
--- table is the empty array.  'seen' holds the tables being written (a
--- cycle) and, at 'seen.depth', how deep the writer is.
-local function jsontable(t, out, seen)
-  if seen[t] then
-    jsonfail("table contains a cycle")
-  end
-  local depth = seen.depth + 1
-  if depth > JSON_MAX_DEPTH then
-    jsonfail(string.format("tables nest deeper than %d levels", JSON_MAX_DEPTH))
-  end
-  seen.depth = depth
-  seen[t] = true
-  local n, strings, ints, max = 0, 0, 0, 0
-  for k in next, t do
-    n = n + 1
-    if type(k) == "string" then
-      strings = strings + 1
-    elseif math.type(k) == "integer" and k > 0 then
-      ints = ints + 1
-      if k > max then max = k end
-    else
-      jsonfail("key " .. types.show(k) .. " is neither a string nor an array index")
-    end
-  end
-  if strings > 0 and ints > 0 then
-    jsonfail("table mixes array indexes and string keys")
-  end
-  if strings == 0 then
-    if max ~= n then
-      jsonfail("array has holes (use loam.null for null elements)")
-    end
-    out[#out + 1] = "["
-    for i = 1, n do
-      if i > 1 then out[#out + 1] = "," end
-      encode(t[i], out, seen)
-    end
-    out[#out + 1] = "]"
-  else
-    -- Sorted keys make equal tables encode to equal text.
-    local keys = {}
-    for k in next, t do keys[#keys + 1] = k end
-    table.sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-      if i > 1 then out[#out + 1] = "," end
-      jsonstring(k, out)
-      out[#out + 1] = ":"
-      encode(t[k], out, seen)
-    end
-    out[#out + 1] = "}"
-  end
-  seen[t] = nil
-  seen.depth = depth - 1
-end
-
-encode = function(v, out, seen)
-  local t = type(v)
-  if v == null then
-    out[#out + 1] = "null"
-  elseif t == "boolean" then
-    out[#out + 1] = v and "true" or "false"
-  elseif t == "number" then
-    jsonnumber(v, out)
-  elseif t == "string" then
-    jsonstring(v, out)
-  elseif t == "table" and getmetatable(v) == nil then
-    jsontable(v, out, seen)
-  else
-    jsonfail(types.show(v) .. " has no JSON form")
-  end
-end
-
--- The JSON text of 'v', or nil and the reason it has none.
-function types.json(v)
-  local out = {}
-  local ok, err = pcall(encode, v, out, { depth = 0 })
-  if not ok then
-    if getmetatable(err) == JsonError then
-      return nil, err.msg
-    end
-    error(err, 0)
-  end
-  return table.concat(out)
-end
-
--- Why 's' is not JSON text that both backends store (RFC 8259; no
--- \u0000, which PostgreSQL's jsonb refuses; surrogates in pairs), or nil.
--- Iterative, with a stack of open containers, so no text can overflow
--- the Lua stack; nesting beyond JSON_MAX_DEPTH is refused.
-local function json_problem(s)
-  local n = utf8.len(s)
-  if n == nil then
-    return "not valid UTF-8"
-  end
-  n = #s
-  local pos, stack = 1, {}
-  local function at(what)
-    return string.format("%s at byte %d", what, pos)
-  end
-  local function ws()
-    pos = s:find("[^ \t\n\r]", pos) or n + 1
-  end
-  local function str()
-    pos = pos + 1
-    while true do
-      local q = s:find('[%z\1-\31"\\]', pos)
-      if q == nil then
-        pos = n + 1
-        return at("unterminated string")
-      end
-      pos = q
-      local c = s:sub(q, q)
-      if c == '"' then
-        pos = q + 1
-        return nil
-      elseif c ~= "\\" then
-        return at("control character in a string")
-      end
-      local e = s:sub(q + 1, q + 1)
-      if e == "u" then
-        local hex = s:match("^%x%x%x%x", q + 2)
-        if hex == nil then
-          return at("bad \\u escape")
-        end
-        local u = tonumber(hex, 16)
-        if u == 0 then
-          return at("\\u0000 (PostgreSQL cannot store it)")
-        elseif u >= 0xDC00 and u <= 0xDFFF then
-          return at("unpaired surrogate")
-        elseif u >= 0xD800 and u <= 0xDBFF then
-          local lo = s:match("^\\u(%x%x%x%x)", q + 6)
-          lo = lo and tonumber(lo, 16)
-          if lo == nil or lo < 0xDC00 or lo > 0xDFFF then
-            return at("unpaired surrogate")
-          end
-          pos = q + 12
-        else
-          pos = q + 6
-        end
-      elseif e ~= "" and ('"\\/bfnrt'):find(e, 1, true) then
-        pos = q + 2
-      else
-        return at("bad escape")
-      end
-    end
-  end
-  local function number()
-    local p = pos
-    if s:sub(p, p) == "-" then p = p + 1 end
-    if s:sub(p, p) == "0" then
-      p = p + 1
-    elseif s:find("^[1-9]", p) then
-      p = s:find("[^%d]", p) or n + 1
-    else
-      return at("unexpected character")
-    end
-    if s:sub(p, p) == "." then
-      p = s:match("^%d+()", p + 1)
-      if p == nil then return at("bad number") end
-    end
-    if s:find("^[eE]", p) then
-      p = s:match("^[+-]?%d+()", p + 1)
-      if p == nil then return at("bad number") end
-    end
-    pos = p
-    return nil
-  end
-  while true do
-    -- A value.
-    ws()
-    local c, err = s:sub(pos, pos), nil
-    if c == "{" or c == "[" then
-      if #stack >= JSON_MAX_DEPTH then
-        return string.format("nests deeper than %d levels", JSON_MAX_DEPTH)
-      end
-      stack[#stack + 1] = c
-      pos = pos + 1
-      ws()
-      local close = c == "{" and "}" or "]"
-      if s:sub(pos, pos) == close then
-        stack[#stack] = nil
-        pos = pos + 1
-      elseif c == "{" then
-        if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
-        err = str()
-        if err then return err end
-        ws()
-        if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
-        pos = pos + 1
-        goto value
-      else
-        goto value
-      end
-    elseif c == '"' then
-      err = str()
-    elseif s:find("^true", pos) or s:find("^null", pos) then
-      pos = pos + 4
-    elseif s:find("^false", pos) then
-      pos = pos + 5
-    elseif c == "" then
-      return at("unexpected end")
-    else
-      err = number()
-    end
-    if err then return err end
-    -- After a value: close containers, or go on with the next element.
-    while true do
-      ws()
-      local top = stack[#stack]
-      if top == nil then
-        if pos <= n then return at("text after the value") end
-        return nil
-      end
-      local d = s:sub(pos, pos)
-      if d == "," then
-        pos = pos + 1
-        if top == "{" then
-          ws()
-          if s:sub(pos, pos) ~= '"' then return at("expected a string key") end
-          err = str()
-          if err then return err end
-          ws()
-          if s:sub(pos, pos) ~= ":" then return at("expected ':'") end
-          pos = pos + 1
-        end
-        break
-      elseif d == (top == "{" and "}" or "]") then
-        stack[#stack] = nil
-        pos = pos + 1
-      else
-        return at(d == "" and "unexpected end" or "expected ',' or a closing bracket")
-      end
-    end
-    ::value::
-  end
-end
-
-types.json_problem = json_problem
-
--- }======================================================================
 
 
 -- {======================================================================
@@ -406,7 +37,7 @@ local function isblob(v)
 end
 
 local function expected(what, v)
-  return nil, "expected " .. what .. ", got " .. types.show(v)
+  return nil, "expected " .. what .. ", got " .. show(v)
 end
 
 local function days_in(month, year)
@@ -740,7 +371,7 @@ function makers.timestamp()
     local text, why = timestamp_text(v)
     if text == nil then
       if why ~= nil then
-        return nil, "timestamp " .. types.show(v) .. ": " .. why
+        return nil, "timestamp " .. show(v) .. ": " .. why
       end
       return expected(TIMESTAMP_FORMS, v)
     end
@@ -754,7 +385,7 @@ end
 function makers.json()
   return function(v)
     if type(v) == "string" then
-      local why = json_problem(v)
+      local why = json.problem(v)
       if why ~= nil then
         return nil, "not JSON text: " .. why
       end
@@ -763,7 +394,7 @@ function makers.json()
     if type(v) ~= "table" or getmetatable(v) ~= nil then
       return expected("table or JSON text", v)
     end
-    local text, err = types.json(v)
+    local text, err = json.encode(v)
     if text == nil then
       return nil, "cannot encode as JSON: " .. err
     end
@@ -843,7 +474,7 @@ Sql.__tostring = function(s) return "loam.sql " .. string.format("%q", s.sql) en
 -- a table with field 'sql'.
 function types.sql(s)
   if type(s) ~= "string" or s == "" then
-    types.raise("misuse", "loam.sql expects a non-empty string, got " .. types.show(s))
+    errors.raise("misuse", "loam.sql expects a non-empty string, got " .. show(s))
   end
   return setmetatable({ sql = s }, Sql)
 end
@@ -857,7 +488,7 @@ types.now = setmetatable({ now = true }, Now)
 local function declaration(kind, name, opts, values, nextra)
   return setmetatable({
     type = kind, name = name, opts = opts, values = values, extra = nextra > 0,
-    where = types.where(),
+    where = errors.where(),
   }, Declaration)
 end
 
@@ -904,7 +535,7 @@ local actions = {
 -- names the declaration.
 function types.ident_problem(s)
   if type(s) ~= "string" or s == "" then
-    return "must be a non-empty string, got " .. types.show(s)
+    return "must be a non-empty string, got " .. show(s)
   end
   if #s > core.IDENT_MAX then
     return string.format("%q is longer than %d bytes", s, core.IDENT_MAX)
@@ -930,7 +561,7 @@ function types.declare(tname, d, index, backend)
   local cname = type(d.name) == "string" and d.name or ("#" .. index)
   local fields = { model = tname, column = cname }
   local function fail(fmt, ...)
-    types.raise("misuse", tname .. "." .. cname .. ": " .. string.format(fmt, ...),
+    errors.raise("misuse", tname .. "." .. cname .. ": " .. string.format(fmt, ...),
       fields, d.where)
   end
   local problem = types.ident_problem(d.name)
@@ -944,20 +575,20 @@ function types.declare(tname, d, index, backend)
   if opts == nil then
     opts = {}
   elseif type(opts) ~= "table" or getmetatable(opts) ~= nil then
-    fail("options must be a table, got %s", types.show(opts))
+    fail("options must be a table, got %s", show(opts))
   end
   local allowed = special[d.type] or {}
   for k, v in pairs(opts) do
     if d.type == "id" and k ~= "column" then
       fail("loam.id takes one option, 'column', got %s",
-        type(k) == "string" and "'" .. k .. "'" or types.show(k))
+        type(k) == "string" and "'" .. k .. "'" or show(k))
     end
     local want = common[k]
     if type(k) ~= "string" or (want == nil and not allowed[k]) then
-      fail("unknown option %s", type(k) == "string" and "'" .. k .. "'" or types.show(k))
+      fail("unknown option %s", type(k) == "string" and "'" .. k .. "'" or show(k))
     end
     if want ~= nil and want ~= "any" and type(v) ~= want then
-      fail("option '%s' must be a %s, got %s", k, want, types.show(v))
+      fail("option '%s' must be a %s, got %s", k, want, show(v))
     end
   end
 
@@ -978,7 +609,7 @@ function types.declare(tname, d, index, backend)
 
   if d.type == "text" and opts.length ~= nil then
     if not positive_int(opts.length) then
-      fail("length must be a positive integer, got %s", types.show(opts.length))
+      fail("length must be a positive integer, got %s", show(opts.length))
     end
     col.length = opts.length
   elseif d.type == "numeric" then
@@ -987,21 +618,21 @@ function types.declare(tname, d, index, backend)
       fail("scale needs a precision")
     end
     if p ~= nil and (not positive_int(p) or p > 1000) then
-      fail("precision must be an integer from 1 to 1000, got %s", types.show(p))
+      fail("precision must be an integer from 1 to 1000, got %s", show(p))
     end
     if s ~= nil and (math.type(s) ~= "integer" or s < 0 or s > p) then
-      fail("scale must be an integer from 0 to the precision (%d), got %s", p, types.show(s))
+      fail("scale must be an integer from 0 to the precision (%d), got %s", p, show(s))
     end
     col.precision, col.scale = p, s
   elseif d.type == "enum" then
     local values = d.values
     if type(values) ~= "table" or #values == 0 then
-      fail("enum values must be a non-empty array of strings, got %s", types.show(values))
+      fail("enum values must be a non-empty array of strings, got %s", show(values))
     end
     local copy, seen = {}, {}
     for i, v in ipairs(values) do
       if type(v) ~= "string" or v == "" then
-        fail("enum value #%d must be a non-empty string, got %s", i, types.show(v))
+        fail("enum value #%d must be a non-empty string, got %s", i, show(v))
       end
       if seen[v] then
         fail("enum value %q appears twice", v)
@@ -1026,7 +657,7 @@ function types.declare(tname, d, index, backend)
       end
       col.references = { table = ref.table, column = ref.primary_key[1] }
     else
-      fail("references must be a model or a table name, got %s", types.show(ref))
+      fail("references must be a model or a table name, got %s", show(ref))
     end
   end
   for _, k in ipairs { "on_delete", "on_update" } do
