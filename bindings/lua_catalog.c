@@ -1,11 +1,13 @@
 /*
 ** lua_catalog.c: 'conn:table_exists(name)' and 'MIGRATIONS_TABLE', the
-** schema introspection of the core (schema.c) for Lua.
+** schema introspection of the core (schema.c) for Lua, and
+** 'conn:exact_numeric()', a fact of the backend's dialect.
 **
-** The Lua layer asks the core what the database holds instead of writing
-** catalog SQL of its own: the catalog queries of each backend are data in
-** the core's dialects, and the name of the migrations table is the one
-** loam.h defines.
+** The Lua layer asks the core what the database holds, and what its
+** backend does, instead of writing catalog SQL or branching on the
+** backend's name: the catalog queries and the facts of each backend are
+** data in the core's dialects, and the name of the migrations table is
+** the one loam.h defines.
 */
 #include <string.h>
 
@@ -42,11 +44,21 @@ static int conn_table_exists (lua_State *L) {
 }
 
 
+/* conn:exact_numeric(): whether its numeric columns keep every digit. */
+static int conn_exact_numeric (lua_State *L) {
+  loam_conn *conn = loamL_checkconn(L);
+  lua_pushboolean(L, loam_exact_numeric(loam_conn_backend(conn)));
+  return 1;
+}
+
+
 void loamL_open_catalog (lua_State *L) {
   luaL_getmetatable(L, "loam.Conn");
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, conn_table_exists);
   lua_setfield(L, -2, "table_exists");
+  lua_pushcfunction(L, conn_exact_numeric);
+  lua_setfield(L, -2, "exact_numeric");
   lua_pop(L, 2);
   lua_pushliteral(L, LOAM_MIGRATIONS_TABLE);
   lua_setfield(L, -2, "MIGRATIONS_TABLE");

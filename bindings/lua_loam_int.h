@@ -117,8 +117,8 @@ LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 
 /*
-** Adds 'table_exists' to the 'loam.Conn' methods and 'MIGRATIONS_TABLE'
-** to the module table on top (lua_catalog.c).
+** Adds 'table_exists' and 'exact_numeric' to the 'loam.Conn' methods and
+** 'MIGRATIONS_TABLE' to the module table on top (lua_catalog.c).
 */
 LOAML_FUNC void loamL_open_catalog (lua_State *L);
 

@@ -1,5 +1,6 @@
--- spec/catalog_spec.lua: what the database holds, asked of the core
--- ('conn:table_exists', 'loam.core.MIGRATIONS_TABLE'), and the hint of a
+-- spec/catalog_spec.lua: what the database holds and what its backend
+-- does, asked of the core ('conn:table_exists',
+-- 'loam.core.MIGRATIONS_TABLE', 'conn:exact_numeric'), and the hint of a
 -- wrong parameter count, which follows the count, not the message text.
 
 local core = require "loam.core"
@@ -83,6 +84,21 @@ for backend, pg in helper.each_backend() do
       helper.drop_tables(db, { "cat_t" })
       db:close()
       err = catch(db.table_exists, db, "cat_t")
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("attempt to use a closed connection", err.message)
+    end)
+  end)
+
+  describe(backend.label .. ": conn:exact_numeric", function()
+    it("tells whether a numeric column keeps every digit, as the database shows", function()
+      local db = helper.connect(backend)
+      helper.table(db, "cat_num", "x numeric")
+      db:exec("insert into cat_num (x) values (cast(? as numeric))", { "12345678901234567890.5" })
+      local x = db:query("select x from cat_num")[1].x
+      assert.are.equal(x == "12345678901234567890.5", db:exact_numeric())
+      assert.are.equal(pg and true or false, db:exact_numeric())
+      helper.finish(db, { "cat_num" })
+      local err = catch(db.exact_numeric, db)
       assert.are.equal("misuse", err.code)
       assert.are.equal("attempt to use a closed connection", err.message)
     end)

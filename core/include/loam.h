@@ -353,6 +353,16 @@ LOAM_API int loam_table_exists (loam_conn *conn,
                                 int *exists,              /* OUT */
                                 loam_error *err);         /* OUT: may be NULL */
 
+/*
+** Whether a numeric column of 'backend' keeps every digit of a decimal:
+** 1 on PostgreSQL (numeric is arbitrary precision); 0 on SQLite, where a
+** NUMERIC column stores an integer or a double, and for an unknown
+** backend.  A caller sending numeric keys can send their decimal text
+** where it is 1 (with the column type, see 'key_coltypes') and numbers
+** otherwise, which is what the column holds there.
+*/
+LOAM_API int loam_exact_numeric (loam_backend backend);
+
 /* }====================================================================== */
 
 

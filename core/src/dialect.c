@@ -254,6 +254,9 @@ static const loam__dialect_desc sqlite_dialect = {
   .varchar = NULL,
   .json_check = 1,
   .text_dates = 1,
+  /* NUMERIC is an affinity: the value is stored as an INTEGER or a REAL,
+  ** so a decimal past 15 significant digits is rounded to a double */
+  .exact_numeric = 0,
   .true_literal = "1",
   .false_literal = "0",
   .blob_open = "X'",
@@ -332,6 +335,8 @@ static const loam__dialect_desc pg_dialect = {
   .varchar = "varchar",
   .json_check = 0,
   .text_dates = 0,
+  /* numeric is an arbitrary-precision decimal */
+  .exact_numeric = 1,
   .true_literal = "true",
   .false_literal = "false",
   /* decode() rather than '\x..': it does not depend on standard_conforming_strings */
@@ -348,6 +353,12 @@ static const loam__dialect_desc pg_dialect = {
   .table_exists = "SELECT count(*) FROM information_schema.tables "
                   "WHERE table_schema = current_schema() AND table_name = ?"
 };
+
+
+int loam_exact_numeric (loam_backend backend) {
+  const loam__dialect_desc *d = loam__dialect(backend);
+  return d != NULL && d->exact_numeric;
+}
 
 
 const loam__dialect_desc *loam__dialect (loam_backend backend) {

@@ -99,6 +99,7 @@ typedef struct loam__dialect_desc {
                                     text and a CHECK of the length */
   int json_check;                /* json needs a CHECK of its validity */
   int text_dates;                /* dates are stored as text: raw SQL defaults cannot be trusted */
+  int exact_numeric;             /* a numeric column keeps every digit of a decimal */
   const char *true_literal;
   const char *false_literal;
   const char *blob_open;         /* a blob literal: this, the hex digits, 'blob_close' */
