@@ -53,6 +53,7 @@ build = {
     ["loam.core"] = {
       sources = {
         "bindings/lua_batch.c",
+        "bindings/lua_catalog.c",
         "bindings/lua_loam.c",
         "bindings/lua_query.c",
         "bindings/lua_schema.c",
@@ -71,6 +72,7 @@ build = {
         "core/src/error.c",
         "core/src/query.c",
         "core/src/render.c",
+        "core/src/schema.c",
         "core/src/sqlite_keys.c",
         "core/src/sqltext.c",
         "core/src/stmt_cache.c",

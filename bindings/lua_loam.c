@@ -552,14 +552,18 @@ static const loam_value *checkparams (lua_State *L, int arg, loam_value *local,
 
 
 /*
-** The hint goes with the core's parameter-count message only: other
-** misuse (two statements, mixed placeholder styles) has other causes.
+** The hint goes with a wrong parameter count only: other misuse (two
+** statements, mixed placeholder styles) has other causes.  The count is
+** read again only once 'sql' failed on 'conn' with 'np' values, so a
+** statement that runs pays nothing for it.
 */
-static const char *queryhint (const loam_error *err) {
-  if (err->code == LOAM_E_MISUSE && err->message != NULL &&
-      strncmp(err->message, "statement takes ", 16) == 0)
-    return NULL_HINT;
-  return NULL;
+static const char *queryhint (loam_conn *conn, const char *sql, int np,
+                              const loam_error *err) {
+  int n;
+  if (err->code != LOAM_E_MISUSE ||
+      loam_sql_param_count(loam_conn_backend(conn), sql, &n, NULL) != LOAM_OK || n == np)
+    return NULL;
+  return NULL_HINT;
 }
 
 
@@ -895,7 +899,7 @@ static LStmt *startquery (lua_State *L, int flags) {
   const loam_value *params = checkparams(L, 3, local, &np);
   LStmt *s = loamL_pushstmt(L);
   if (loam_query(c->conn, sql, params, np, flags, &s->stmt, &err) != LOAM_OK)
-    loamL_raise(L, &err, queryhint(&err));
+    loamL_raise(L, &err, queryhint(c->conn, sql, np, &err));
   return s;
 }
 
@@ -1014,7 +1018,7 @@ static int conn_each (lua_State *L) {
   LStmt *s = newstmt(L, 1);
   sidx = lua_gettop(L);
   if (loam_query(c->conn, sql, params, np, LOAM_STREAM, &s->stmt, &err) != LOAM_OK)
-    return loamL_raise(L, &err, queryhint(&err));
+    return loamL_raise(L, &err, queryhint(c->conn, sql, np, &err));
   lua_pushcfunction(L, stmt_next);
   lua_pushvalue(L, sidx);
   lua_pushnil(L);
@@ -1153,6 +1157,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   lua_pushliteral(L, LOAM_VERSION);
   lua_setfield(L, -2, "version");
   loamL_open_schema(L);
+  loamL_open_catalog(L);
   loamL_open_query(L);
   loamL_open_batch(L);
   loamL_open_trace(L);

@@ -117,6 +117,12 @@ LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 
 /*
+** Adds 'table_exists' and 'exact_numeric' to the 'loam.Conn' methods and
+** 'MIGRATIONS_TABLE' to the module table on top (lua_catalog.c).
+*/
+LOAML_FUNC void loamL_open_catalog (lua_State *L);
+
+/*
 ** Adds 'render' to the module table on top, and 'render' and 'run' to the
 ** 'loam.Conn' methods (lua_query.c).
 */

@@ -260,6 +260,19 @@ LOAM_API int loam_query (loam_conn *conn,
                          loam_stmt **out,            /* OUT: new statement */
                          loam_error *err);           /* OUT: may be NULL */
 
+/*
+** The number of parameters 'sql' takes on 'backend', read as 'loam_query'
+** reads it, into '*n'; nothing is prepared or sent.  LOAM_E_MISUSE where
+** that reading refuses the text (mixed placeholder styles, a number left
+** out, a second statement, '??' on SQLite), a NULL 'sql' or 'n', or an
+** unknown backend.  A caller can compare it with the parameters it passed
+** to tell, after 'loam_query' failed, whether the count was the cause.
+*/
+LOAM_API int loam_sql_param_count (loam_backend backend,
+                                   const char *sql,
+                                   int *n,                /* OUT */
+                                   loam_error *err);      /* OUT: may be NULL */
+
 /* Advances to the next row: LOAM_ROW, LOAM_DONE or LOAM_ERROR. */
 LOAM_API int loam_step (loam_stmt *stmt, loam_error *err);
 
@@ -305,6 +318,50 @@ LOAM_API int loam_exec (loam_conn *conn,
                         int64_t *id,        /* OUT: may be NULL */
                         int *has_id,        /* OUT: may be NULL */
                         loam_error *err);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Schema introspection (schema.c)
+**
+** What the database holds, read from its catalogs with the catalog
+** queries of each backend's dialect, so that no layer above the core
+** writes catalog SQL of its own.
+** ======================================================================= */
+
+/*
+** The table in which migrations record themselves.  Its presence means
+** the schema belongs to migrations: creating tables straight from models
+** is refused there.
+*/
+#define LOAM_MIGRATIONS_TABLE "loam_migrations"
+
+/*
+** Whether a table named 'name' (exactly, as stored: no quoting, no case
+** folding) exists where an unqualified name would be created: on SQLite
+** in the main database, on PostgreSQL in the connection's current schema
+** (the first existing schema of its search_path, 'current_schema()').
+** Views do not count on SQLite; on PostgreSQL a view is listed as well
+** when it is visible to the current user.  On success '*exists' receives
+** 1 or 0.  LOAM_E_MISUSE for a closed (NULL) connection, a NULL name or
+** a NULL 'exists'; database failures as 'loam_query' reports them.  The
+** query runs through 'loam_query', so instrumentation sees it.
+*/
+LOAM_API int loam_table_exists (loam_conn *conn,
+                                const char *name,
+                                int *exists,              /* OUT */
+                                loam_error *err);         /* OUT: may be NULL */
+
+/*
+** Whether a numeric column of 'backend' keeps every digit of a decimal:
+** 1 on PostgreSQL (numeric is arbitrary precision); 0 on SQLite, where a
+** NUMERIC column stores an integer or a double, and for an unknown
+** backend.  A caller sending numeric keys can send their decimal text
+** where it is 1 (with the column type, see 'key_coltypes') and numbers
+** otherwise, which is what the column holds there.
+*/
+LOAM_API int loam_exact_numeric (loam_backend backend);
 
 /* }====================================================================== */
 

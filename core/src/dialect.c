@@ -6,7 +6,7 @@
 ** what SQLite lacks or spells otherwise, the DDL type map and literals,
 ** which ALTERs need a table rebuild) and the few writers that are more
 ** than a string: the placeholder and the IN-list key set.  render.c,
-** ddl.c, tx.c and sqltext.c read the description of their backend through
+** ddl.c, tx.c, sqltext.c and schema.c read the description of their backend through
 ** 'loam__dialect' and never branch on the backend themselves, so a
 ** difference between the backends is stated once, here, with its reason.
 **
@@ -218,6 +218,9 @@ static const loam__dialect_desc sqlite_dialect = {
   ** like PostgreSQL's float8 */
   .stores_nan = 0,
   .literal_qmark = 0,
+  /* ':name', '@name' and '$name' are SQLite's named parameters, which the
+  ** driver refuses once SQLite counts them */
+  .named_marks = ":@$",
   .keys_sql = lite_keys_sql,
   .keys_param = lite_keys_param,
   .keys_type = LOAM_BLOB,
@@ -251,6 +254,9 @@ static const loam__dialect_desc sqlite_dialect = {
   .varchar = NULL,
   .json_check = 1,
   .text_dates = 1,
+  /* NUMERIC is an affinity: the value is stored as an INTEGER or a REAL,
+  ** so a decimal past 15 significant digits is rounded to a double */
+  .exact_numeric = 0,
   .true_literal = "1",
   .false_literal = "0",
   .blob_open = "X'",
@@ -283,7 +289,10 @@ static const loam__dialect_desc sqlite_dialect = {
     [LOAM__ALTER_DROP_DEFAULT] = LOAM__ALTER_REBUILD,
     [LOAM__ALTER_ADD_CONSTRAINT] = LOAM__ALTER_REBUILD,
     [LOAM__ALTER_DROP_CONSTRAINT] = LOAM__ALTER_REBUILD
-  }
+  },
+  /* 'main.sqlite_master' lists the main database alone, not attached
+  ** ones or the temp schema, where unqualified CREATE TABLE writes */
+  .table_exists = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?"
 };
 
 
@@ -297,6 +306,7 @@ static const loam__dialect_desc pg_dialect = {
   .max_params_limit = 65535,
   .stores_nan = 1,
   .literal_qmark = 1,
+  .named_marks = NULL,
   .keys_sql = pg_keys_sql,
   .keys_param = pg_keys_param,
   .keys_type = LOAM_TEXT,
@@ -325,6 +335,8 @@ static const loam__dialect_desc pg_dialect = {
   .varchar = "varchar",
   .json_check = 0,
   .text_dates = 0,
+  /* numeric is an arbitrary-precision decimal */
+  .exact_numeric = 1,
   .true_literal = "true",
   .false_literal = "false",
   /* decode() rather than '\x..': it does not depend on standard_conforming_strings */
@@ -333,8 +345,20 @@ static const loam__dialect_desc pg_dialect = {
   .now_date = "CURRENT_DATE",
   .now_timestamp = "CURRENT_TIMESTAMP",
   /* every operation has its ALTER TABLE form (zero is LOAM__ALTER_IN_PLACE) */
-  .alter = { LOAM__ALTER_IN_PLACE }
+  .alter = { LOAM__ALTER_IN_PLACE },
+  /* information_schema rather than pg_class: it is the standard's view
+  ** and lists only tables the current user may see; 'current_schema()' is
+  ** where an unqualified CREATE TABLE writes, so the answer follows the
+  ** connection's search_path */
+  .table_exists = "SELECT count(*) FROM information_schema.tables "
+                  "WHERE table_schema = current_schema() AND table_name = ?"
 };
+
+
+int loam_exact_numeric (loam_backend backend) {
+  const loam__dialect_desc *d = loam__dialect(backend);
+  return d != NULL && d->exact_numeric;
+}
 
 
 const loam__dialect_desc *loam__dialect (loam_backend backend) {

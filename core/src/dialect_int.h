@@ -2,7 +2,8 @@
 ** dialect_int.h: what loam knows about the SQL of each backend, as data.
 **
 ** The renderers (render.c for queries, ddl.c for schema, tx.c for
-** transactions, sqltext.c for the placeholders of raw SQL) never ask
+** transactions, sqltext.c for the placeholders of raw SQL) and the
+** catalog readers (schema.c) never ask
 ** which backend they write for: they read one 'loam__dialect_desc'
 ** (dialect.c) and write what it says.  A fact that differs between SQLite
 ** and PostgreSQL belongs here, as a field with the reason for each side's
@@ -54,6 +55,8 @@ typedef struct loam__dialect_desc {
   int max_params_limit;          /* the most a caller may ask for instead */
   int stores_nan;                /* a double parameter may be NaN */
   int literal_qmark;             /* '??' in raw SQL means a literal '?' operator */
+  const char *named_marks;       /* marks that, glued to a name, make a named parameter the
+                                    backend reads and loam refuses, or NULL */
 
   /* IN lists: the key set is bound whole, so the text depends only on its shape */
   /*
@@ -96,6 +99,7 @@ typedef struct loam__dialect_desc {
                                     text and a CHECK of the length */
   int json_check;                /* json needs a CHECK of its validity */
   int text_dates;                /* dates are stored as text: raw SQL defaults cannot be trusted */
+  int exact_numeric;             /* a numeric column keeps every digit of a decimal */
   const char *true_literal;
   const char *false_literal;
   const char *blob_open;         /* a blob literal: this, the hex digits, 'blob_close' */
@@ -103,6 +107,11 @@ typedef struct loam__dialect_desc {
   const char *now_date;          /* the 'now' default of a date column */
   const char *now_timestamp;     /* and of a timestamp column */
   unsigned char alter[LOAM__ALTER_N];     /* LOAM__ALTER_IN_PLACE... per operation */
+
+  /* Catalogs (schema.c); each query takes its parameters as '?' */
+  /* One row, one integer column: how many tables the name '?' has where
+  ** an unqualified name is created (0 or 1) */
+  const char *table_exists;
 } loam__dialect_desc;
 
 

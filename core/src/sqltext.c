@@ -289,6 +289,46 @@ int loam__sql_to_dollar (const char *sql, loam__buf *out, int *nparams, loam_err
 }
 
 
+/*
+** Whether 'sql' holds a named parameter of dialect 'd' (':name' on
+** SQLite): a mark of 'named_marks' outside literals, quoted names and
+** comments with a name glued to it.
+*/
+static int has_named (const loam__dialect_desc *d, const char *sql) {
+  const char *p, *next;
+  int kind;
+  if (d->named_marks == NULL) return 0;
+  for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END; p = next)
+    if (kind == LOAM__TK_PUNCT && next == p + 1 && strchr(d->named_marks, *p) != NULL &&
+        identchar((unsigned char)*next))
+      return 1;
+  return 0;
+}
+
+
+/*
+** The count alone: the rewritten text is dropped.  A named parameter,
+** which the driver refuses only once the backend prepared the text, is
+** refused here too, so that a caller never takes the count of a text
+** 'loam_query' does not take for a count it got wrong.  A count is not
+** checked against a backend's limit, which the driver reports.
+*/
+int loam_sql_param_count (loam_backend backend, const char *sql, int *n, loam_error *err) {
+  loam__buf out = LOAM__BUF_INIT;
+  const loam__dialect_desc *d = loam__dialect(backend);
+  int rc;
+  if (sql == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_sql_param_count: SQL text is NULL");
+  if (n == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_sql_param_count: 'n' is NULL");
+  rc = loam__sql_params(sql, backend, &out, n, err);
+  loam__buf_free(&out);
+  if (rc == LOAM_OK && has_named(d, sql))
+    rc = loam__err(err, LOAM_E_MISUSE, "SQL holds placeholders loam does not read: write them "
+                   "as '?' or '$n' (not ':name', '@name' or '$name'), outside literals, quoted "
+                   "names and comments");
+  return rc;
+}
+
+
 int loam__sql_starts_with (const char *sql, const char *kw) {
   size_t n = strlen(kw), i;
   const char *p = skip_space(sql);

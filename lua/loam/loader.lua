@@ -258,9 +258,10 @@ end
 -- The value of key column 'c' of relation 'rel' on instance 'p', checked as
 -- the model checks values: one the user assigned may be of the wrong type.
 -- A numeric value travels as a number, which compares by value with any
--- numeric column on both backends; on PostgreSQL, against a numeric
--- column ('exact'), as its decimal text, which the typed key list binds
--- as numeric and the loader matches by value, every digit kept.
+-- numeric column on both backends; where numeric columns keep every digit
+-- (PostgreSQL), against a numeric column ('exact'), as its decimal text,
+-- which the typed key list binds as numeric and the loader matches by
+-- value, every digit kept.
 local function key_value(p, rel, c, exact)
   local v = rawget(p, c)
   if v == nil then
@@ -278,10 +279,11 @@ local function key_value(p, rel, c, exact)
 end
 
 -- The owner key columns of 'rel' whose keys travel as exact numeric text
--- on 'db' (see 'key_value'), from the key types of its 'spec'.
+-- on 'db' (see 'key_value'), from the key types of its 'spec': where the
+-- backend's numeric columns keep every digit.
 local function exact_keys(db, rel, spec)
   local exact = {}
-  if db:backend() == "postgres" then
+  if db:exact_numeric() then
     for i, c in ipairs(rel.owner_keys) do
       exact[c] = spec.key_types[i] == "numeric" or nil
     end

@@ -72,7 +72,7 @@ local model = {}
 
 -- The table that migrations record themselves in: its presence means the
 -- schema belongs to migrations.
-local MIGRATIONS_TABLE = "loam_migrations"
+local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
 -- changed.  Kept aside, weakly, so an instance holds only its columns.
@@ -992,14 +992,7 @@ end
 -- =======================================================================
 
 local function has_migrations(db)
-  local sql
-  if db:backend() == "postgres" then
-    sql = "select count(*) as n from information_schema.tables "
-      .. "where table_name = ? and table_schema = current_schema()"
-  else
-    sql = "select count(*) as n from sqlite_master where type = 'table' and name = ?"
-  end
-  return db:query(sql, { MIGRATIONS_TABLE })[1].n > 0
+  return db:table_exists(MIGRATIONS_TABLE)
 end
 
 -- loam.schema, which makes tables straight from models, asks these.

@@ -121,3 +121,54 @@ TEST(dialect_unknown_backend) {
   CHECK(loam__dialect(LOAM_POSTGRES) != NULL);
   CHECK(loam__dialect((loam_backend)99) == NULL);
 }
+
+
+/*
+** The 'exact_numeric' fact against the database: a decimal of 21
+** significant digits reads back whole exactly where the description says
+** numeric columns keep every digit.
+*/
+static void check_exact_numeric (loam_conn *c) {
+  static const char dec[] = "12345678901234567890.5";
+  loam_error err = LOAM_ERROR_INIT;
+  loam_value p = loam_text(dec, sizeof dec - 1), v;
+  loam_stmt *st = NULL;
+  int whole;
+  CHECK_OK(exec(c, "DROP TABLE IF EXISTS loam_num_t", &err), &err);
+  CHECK_OK(exec(c, "CREATE TABLE loam_num_t (x numeric)", &err), &err);
+  CHECK_OK(loam_exec(c, "INSERT INTO loam_num_t (x) VALUES (CAST(? AS numeric))", &p, 1, NULL,
+                     NULL, NULL, &err), &err);
+  CHECK_OK(loam_query(c, "SELECT x FROM loam_num_t", NULL, 0, 0, &st, &err), &err);
+  CHECK_INT(loam_step(st, &err), LOAM_ROW);
+  CHECK_OK(loam_column(st, 0, &v), &err);
+  whole = v.type == LOAM_TEXT && v.u.s.len == sizeof dec - 1 &&
+          memcmp(v.u.s.ptr, dec, v.u.s.len) == 0;
+  loam_stmt_close(st);
+  exec(c, "DROP TABLE loam_num_t", NULL);
+  CHECK_INT(loam_exact_numeric(loam_conn_backend(c)), whole);
+  loam_error_clear(&err);
+}
+
+
+TEST(dialect_exact_numeric_sqlite) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  CHECK_OK(loam_connect("sqlite::memory:", NULL, &c, &err), &err);
+  check_exact_numeric(c);
+  loam_conn_close(c);
+  CHECK_INT(loam_exact_numeric((loam_backend)99), 0);
+}
+
+
+TEST(dialect_exact_numeric_postgres) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  const char *url = t_pg_url();
+  if (url == NULL) {
+    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG is not set; the PostgreSQL tests need a server");
+    return;
+  }
+  CHECK_OK(loam_connect(url, NULL, &c, &err), &err);
+  check_exact_numeric(c);
+  loam_conn_close(c);
+}
