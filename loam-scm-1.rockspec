@@ -52,13 +52,18 @@ build = {
   modules = {
     ["loam.core"] = {
       sources = {
+        "bindings/lua_ast.c",
         "bindings/lua_batch.c",
         "bindings/lua_catalog.c",
+        "bindings/lua_conn.c",
+        "bindings/lua_error.c",
         "bindings/lua_loam.c",
         "bindings/lua_query.c",
         "bindings/lua_schema.c",
+        "bindings/lua_stmt.c",
         "bindings/lua_trace.c",
         "bindings/lua_tx.c",
+        "bindings/lua_value.c",
         "core/src/batch.c",
         "core/src/buf.c",
         "core/src/conn.c",

@@ -3,7 +3,7 @@
 ** the core ('loam_batch_load') for the Lua layer.
 **
 ** Each spec's query and key expressions go through the query AST
-** converter (lua_query.c) into one builder for the whole call, and the
+** converter (lua_ast.c) into one builder for the whole call, and the
 ** parent keys become one array of core values.  The rows come back as Lua
 ** tables built here, with each spec's column names pushed once, and each
 ** group table is made once and shared by every parent key equal to it.

@@ -8,19 +8,38 @@
 #ifndef LUA_LOAM_INT_H
 #define LUA_LOAM_INT_H
 
+#include <stddef.h>
+
 #include "lua.h"
+#include "lauxlib.h"
 
 #include "loam.h"
 
-/* The registry names of the metatables of 'loam.null' and 'loam.blob' values. */
-#define NULL_T  "loam.Null"
-#define BLOB_T  "loam.Blob"
+/* The registry names of the module's metatables. */
+#define CONN_T   "loam.Conn"
+#define STMT_T   "loam.Stmt"
+#define ERROR_T  "loam.Error"
+#define NULL_T   "loam.Null"
+#define BLOB_T   "loam.Blob"
+
+/* Parameter lists up to this length are converted on the C stack. */
+#define NPARAMS_LOCAL  16
 
 #if defined(__GNUC__)
 #define LOAML_FUNC __attribute__((visibility("hidden"))) extern
 #else
 #define LOAML_FUNC extern
 #endif
+
+/*
+** Creates the metatable 'tname' with the metamethods 'metameth' and, when
+** 'meth' is not NULL, a method table as '__index'; keeps an existing one
+** (lua_loam.c).
+*/
+LOAML_FUNC void loamL_createmeta (lua_State *L, const char *tname, const luaL_Reg *meth,
+                                  const luaL_Reg *metameth);
+
+/* Error objects and argument checks (lua_error.c). */
 
 /*
 ** Raises the error object for 'err' (freeing the strings of 'err' first);
@@ -41,6 +60,30 @@ LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char
 LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 
 /*
+** The module's 'luaL_argerror' and 'luaL_typeerror': misuse error objects
+** naming argument 'arg' of the running function.  Never return.
+*/
+LOAML_FUNC int loamL_argerror (lua_State *L, int arg, const char *extramsg);
+LOAML_FUNC int loamL_typeerror (lua_State *L, int arg, const char *tname);
+
+/* The name of the value at 'idx' for messages: its '__name', or its type. */
+LOAML_FUNC const char *loamL_valuename (lua_State *L, int idx);
+
+/* The string argument 'arg' (a number does not count); '*len', if not NULL, gets its length. */
+LOAML_FUNC const char *loamL_checkstring (lua_State *L, int arg, size_t *len);
+
+/* The string argument 'arg' read as SQL text ('loamL_sqltext'). */
+LOAML_FUNC const char *loamL_checksql (lua_State *L, int arg);
+
+/*
+** Adds 'Error', 'where' and 'set_layer_source' to the module table on top
+** and creates the 'loam.Error' metatable.
+*/
+LOAML_FUNC void loamL_open_error (lua_State *L);
+
+/* Values (lua_value.c). */
+
+/*
 ** Converts the Lua value at 'idx' into '*v' (text and blob point into Lua
 ** strings the value keeps alive); raises misuse naming parameter 'pos'
 ** for a value that cannot be bound.
@@ -56,11 +99,40 @@ LOAML_FUNC void loamL_pushnull (lua_State *L);
 /* Pushes a 'loam.blob' wrapping the string at 'idx' (which it keeps alive). */
 LOAML_FUNC void loamL_pushblob (lua_State *L, int idx);
 
+/*
+** Converts the parameter array at 'arg' (absent or nil: none) into core
+** values in 'local' (NPARAMS_LOCAL of them) or, for a longer list, in a
+** userdata left on the stack; '*nparams' gets the count.  'queryhint' is
+** the hint added to the error of 'sql' run on 'conn' with 'np' values.
+*/
+LOAML_FUNC const loam_value *loamL_checkparams (lua_State *L, int arg, loam_value *local,
+                                                int *nparams);
+LOAML_FUNC const char *loamL_queryhint (loam_conn *conn, const char *sql, int np,
+                                        const loam_error *err);
+
+/*
+** Adds 'null', 'blob' and 'isnull' to the module table on top and creates
+** the metatables of 'loam.null' and 'loam.blob' and the one NULL sentinel.
+*/
+LOAML_FUNC void loamL_open_value (lua_State *L);
+
+/* Connections (lua_conn.c). */
+
+/* A connection handle; 'conn' is NULL once closed (or before it opened). */
+typedef struct LConn {
+  loam_conn *conn;
+} LConn;
+
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
 
 /* The connection of the 'loam.Conn' at 'idx'; NULL once closed or for any other value. */
 LOAML_FUNC loam_conn *loamL_toconn (lua_State *L, int idx);
+
+/* Adds 'connect' and 'Conn' to the module table on top and creates the 'loam.Conn' metatable. */
+LOAML_FUNC void loamL_open_conn (lua_State *L);
+
+/* Statements (lua_stmt.c). */
 
 /* A 'loam.Stmt' handle; 'stmt' is NULL once finalized (or before it opened). */
 typedef struct LStmt {
@@ -68,7 +140,7 @@ typedef struct LStmt {
 } LStmt;
 
 /*
-** Running statements for the Lua API (lua_loam.c), shared by 'query',
+** Running statements for the Lua API (lua_stmt.c), shared by 'query',
 ** 'exec' and 'run' so that their results are built one way.
 **
 ** 'pushstmt' pushes a closed 'loam.Stmt' of the connection at index 1 in a
@@ -93,7 +165,20 @@ LOAML_FUNC int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Inte
 LOAML_FUNC int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes,
                                loam_error *err);
 
-/* Pushes t[k] for the table at absolute index 't', without metamethods, and returns its type. */
+/*
+** 'newstmt' pushes a closed 'loam.Stmt' of the connection at 'connidx'
+** (not to be closed), for 'conn:each'; 'stmtnext' is its iterator.
+*/
+LOAML_FUNC LStmt *loamL_newstmt (lua_State *L, int connidx);
+LOAML_FUNC int loamL_stmtnext (lua_State *L);
+
+/* Creates the 'loam.Stmt' metatable. */
+LOAML_FUNC void loamL_open_stmt (lua_State *L);
+
+/*
+** Pushes t[k] for the table at absolute index 't', without metamethods,
+** and returns its type (lua_ast.c).
+*/
 LOAML_FUNC int loamL_field (lua_State *L, int t, const char *k);
 
 /*
@@ -129,19 +214,25 @@ LOAML_FUNC void loamL_open_catalog (lua_State *L);
 LOAML_FUNC void loamL_open_query (lua_State *L);
 
 /*
-** The query AST converter (lua_query.c) for other files.  'pushbuilder'
-** pushes a query builder in a to-be-closed slot of the calling C function
-** (freed with it, whether it returns or raises) and returns its stack
-** index; 'builder' gives its 'loam_qb' (NULL when memory ran out, which
-** rendering reports).  'toselect' and 'toexpr' convert the AST node at
-** 'idx' into that builder, raising misuse for a malformed node; 'node' and
-** 'what' name where an expression was found, for the message.
+** The query AST reader (lua_ast.c).  'pushbuilder' pushes a query builder
+** in a to-be-closed slot of the calling C function (freed with it, whether
+** it returns or raises) and returns its stack index; 'builder' gives its
+** 'loam_qb' (NULL when memory ran out, which rendering reports) and
+** 'rendered' the place where it keeps a rendered result (freed with it).
+** 'tostatement', 'toselect' and 'toexpr' convert the AST node at 'idx'
+** (a statement; a subquery, which must be a SELECT; an expression) into
+** that builder, raising misuse for a malformed node; 'node' and 'what'
+** name where an expression was found, for the message.  'open_ast'
+** creates the builder's metatable.
 */
 LOAML_FUNC int loamL_pushbuilder (lua_State *L);
 LOAML_FUNC loam_qb *loamL_builder (lua_State *L, int builder);
+LOAML_FUNC loam_rendered **loamL_rendered (lua_State *L, int builder);
+LOAML_FUNC loam_qstmt *loamL_tostatement (lua_State *L, int idx, int builder);
 LOAML_FUNC loam_qstmt *loamL_toselect (lua_State *L, int idx, int builder);
 LOAML_FUNC loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node,
                                     const char *what);
+LOAML_FUNC void loamL_open_ast (lua_State *L);
 
 /* Adds 'load_batch' to the module table on top and to the 'loam.Conn' methods (lua_batch.c). */
 LOAML_FUNC void loamL_open_batch (lua_State *L);

@@ -2,7 +2,7 @@
 ** fuzz/lua_ast.c: the binding's readers of statement tables on any table.
 **
 ** The query AST that 'db:run' and 'render' take, and the DDL AST of
-** 'render_ddl', are Lua tables read by C (bindings/lua_query.c,
+** 'render_ddl', are Lua tables read by C (bindings/lua_ast.c,
 ** bindings/lua_schema.c).  Here a small stack machine turns the input into
 ** Lua values: tables, strings from the vocabulary of the ASTs ("k",
 ** "select", "where", "op", "=", ...) or from the input, integers, floats

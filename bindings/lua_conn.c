@@ -1,0 +1,297 @@
+/*
+** lua_conn.c: connections ('loam.Conn'): 'connect' and its options, and
+** the methods that run SQL text ('query', 'exec', 'each').  The other
+** files of the binding add their methods to the same table through
+** 'loamL_addfunc'.
+*/
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "loam.h"
+#include "lua_loam_int.h"
+
+
+/* {======================================================================
+** Connections
+** ======================================================================= */
+
+#define toconnud(L)  ((LConn *)luaL_testudata(L, 1, CONN_T))
+
+
+/* Like 'tofile' in liolib.c: the argument must be an open connection. */
+static LConn *checkconn (lua_State *L) {
+  LConn *c = toconnud(L);
+  if (c == NULL)
+    loamL_typeerror(L, 1, CONN_T);
+  else if (c->conn == NULL)
+    loamL_misuse(L, "attempt to use a closed connection");
+  return c;
+}
+
+
+loam_conn *loamL_checkconn (lua_State *L) {
+  return checkconn(L)->conn;
+}
+
+
+loam_conn *loamL_toconn (lua_State *L, int idx) {
+  LConn *c = (LConn *)luaL_testudata(L, idx, CONN_T);
+  return c != NULL ? c->conn : NULL;
+}
+
+
+static LConn *checkconnany (lua_State *L) {
+  LConn *c = toconnud(L);
+  if (c == NULL)
+    loamL_typeerror(L, 1, CONN_T);
+  return c;
+}
+
+
+static void closeconn (LConn *c) {
+  if (c->conn != NULL) {
+    loam_conn *conn = c->conn;
+    c->conn = NULL;
+    loam_conn_close(conn);
+  }
+}
+
+
+/* One option of 'connect': its name and where it goes. */
+typedef struct ConnOpt {
+  const char *name;
+  size_t offset;
+} ConnOpt;
+
+static const ConnOpt connopts[] = {
+  {"statement_cache", offsetof(loam_conn_opts, statement_cache)},
+  {"busy_timeout_ms", offsetof(loam_conn_opts, busy_timeout_ms)},
+  {"connect_timeout_s", offsetof(loam_conn_opts, connect_timeout_s)},
+  {NULL, 0}
+};
+
+
+/*
+** Reads the options table at 'arg'.  An unknown key is refused by name:
+** a misspelt option silently ignored would leave a default in place that
+** the caller believes changed.
+*/
+static void checkopts (lua_State *L, int arg, loam_conn_opts *o /* OUT */) {
+  if (lua_isnoneornil(L, arg))
+    return;
+  if (lua_type(L, arg) != LUA_TTABLE)
+    loamL_typeerror(L, arg, "table");
+  lua_pushnil(L);
+  while (lua_next(L, arg) != 0) {
+    const ConnOpt *opt = NULL;
+    lua_Integer v = 0;
+    int isint = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      for (opt = connopts; opt->name != NULL && strcmp(opt->name, k) != 0; opt++)
+        ;
+      if (opt->name == NULL)
+        loamL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
+    }
+    else
+      loamL_argerror(L, arg, lua_pushfstring(L, "unknown option (a %s key)",
+                                       luaL_typename(L, -2)));
+    if (lua_type(L, -1) == LUA_TNUMBER)
+      v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 0 || v > INT_MAX)
+      loamL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a non-negative integer",
+                                       opt->name));
+    *(int *)(void *)((char *)o + opt->offset) = (int)v;
+    lua_pop(L, 1);
+  }
+}
+
+
+/* connect(url [, opts]): create closed, then acquire (see 'loamL_newstmt'). */
+static int l_connect (lua_State *L) {
+  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  loam_error err = LOAM_ERROR_INIT;
+  const char *url = loamL_checkstring(L, 1, NULL);
+  LConn *c;
+  checkopts(L, 2, &o);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 0);
+  c->conn = NULL;
+  luaL_setmetatable(L, CONN_T);
+  if (loam_connect(url, &o, &c->conn, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  return 1;
+}
+
+
+/* '__gc' and '__close'. */
+static int conn_gc (lua_State *L) {
+  closeconn(checkconnany(L));
+  return 0;
+}
+
+
+/*
+** Closing is idempotent: a connection already closed is in the state the
+** caller asks for, so 'close' returns true again rather than a failure
+** that 'assert(db:close())' would turn into an error.
+*/
+static int conn_close (lua_State *L) {
+  closeconn(checkconnany(L));
+  loamL_trace_flush(L);  /* statements the close finalized */
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int conn_tostring (lua_State *L) {
+  LConn *c = checkconnany(L);
+  if (c->conn == NULL)
+    lua_pushliteral(L, "loam.Conn (closed)");
+  else
+    lua_pushfstring(L, "loam.Conn (%s)",
+                    loam_conn_backend(c->conn) == LOAM_POSTGRES ? "postgres" : "sqlite");
+  return 1;
+}
+
+
+static int conn_backend (lua_State *L) {
+  LConn *c = checkconn(L);
+  lua_pushstring(L, loam_conn_backend(c->conn) == LOAM_POSTGRES ? "postgres" : "sqlite");
+  return 1;
+}
+
+
+static int conn_cached_statements (lua_State *L) {
+  LConn *c = checkconn(L);
+  lua_pushinteger(L, loam_conn_cached_statements(c->conn));
+  return 1;
+}
+
+
+/*
+** Starts 'sql' for 'query' and 'exec': checks the arguments, then opens a
+** statement in a to-be-closed slot, so it is finalized when the caller
+** returns or raises, whatever happens in between.
+*/
+static LStmt *startquery (lua_State *L, int flags) {
+  loam_value local[NPARAMS_LOCAL];
+  loam_error err = LOAM_ERROR_INIT;
+  LConn *c = checkconn(L);
+  const char *sql = loamL_checksql(L, 2);
+  int np;
+  const loam_value *params = loamL_checkparams(L, 3, local, &np);
+  LStmt *s = loamL_pushstmt(L);
+  if (loam_query(c->conn, sql, params, np, flags, &s->stmt, &err) != LOAM_OK)
+    loamL_raise(L, &err, loamL_queryhint(c->conn, sql, np, &err));
+  return s;
+}
+
+/* query(sql [, params]): all rows as an array of tables. */
+static int conn_query (lua_State *L) {
+  loam_error err = LOAM_ERROR_INIT;
+  LStmt *s = startquery(L, 0);
+  lua_Integer n = 0;
+  int rc;
+  lua_newtable(L);
+  rc = loamL_readrows(L, s->stmt, lua_gettop(L), &n, &err);
+  loamL_closestmt(s);
+  if (rc != LOAM_DONE)
+    return loamL_raise(L, &err, NULL);
+  loamL_trace_flush(L);
+  return 1;
+}
+
+
+/*
+** exec(sql [, params]): runs to completion and returns the rows changed
+** and an id: the first column of the first row when the statement
+** returned rows (INSERT ... RETURNING), else the SQLite rowid of an
+** INSERT, else nil.
+*/
+static int conn_exec (lua_State *L) {
+  loam_error err = LOAM_ERROR_INIT;
+  LStmt *s = startquery(L, 0);
+  int64_t changes = 0;
+  int rc = loamL_readexec(L, s->stmt, &changes, &err);
+  loamL_closestmt(s);
+  if (rc != LOAM_DONE)
+    return loamL_raise(L, &err, NULL);
+  lua_pushinteger(L, (lua_Integer)changes);
+  lua_insert(L, -2);
+  loamL_trace_flush(L);
+  return 2;
+}
+
+
+/*
+** each(sql [, params]): for the generic 'for'.  The statement streams
+** (constant memory) and is also the closing value, so 'break' or an error
+** in the loop body finalizes it, as 'io.lines' does with its file.
+*/
+static int conn_each (lua_State *L) {
+  loam_value local[NPARAMS_LOCAL];
+  loam_error err = LOAM_ERROR_INIT;
+  LConn *c = checkconn(L);
+  const char *sql = loamL_checksql(L, 2);
+  int np, sidx;
+  const loam_value *params = loamL_checkparams(L, 3, local, &np);
+  LStmt *s = loamL_newstmt(L, 1);
+  sidx = lua_gettop(L);
+  if (loam_query(c->conn, sql, params, np, LOAM_STREAM, &s->stmt, &err) != LOAM_OK)
+    return loamL_raise(L, &err, loamL_queryhint(c->conn, sql, np, &err));
+  lua_pushcfunction(L, loamL_stmtnext);
+  lua_pushvalue(L, sidx);
+  lua_pushnil(L);
+  lua_pushvalue(L, sidx);
+  return 4;
+}
+
+static const luaL_Reg conn_meth[] = {
+  {"query", conn_query},
+  {"exec", conn_exec},
+  {"each", conn_each},
+  {"close", conn_close},
+  {"backend", conn_backend},
+  {"cached_statements", conn_cached_statements},
+  {NULL, NULL}
+};
+
+static const luaL_Reg conn_metameth[] = {
+  {"__index", NULL},  /* the method table, set by 'loamL_createmeta' */
+  {"__gc", conn_gc},
+  {"__close", conn_gc},
+  {"__tostring", conn_tostring},
+  {NULL, NULL}
+};
+
+/*
+** The files that add to the module call this from 'luaopen_loam_core',
+** after the 'loam.Conn' metatable exists.
+*/
+void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f, lua_CFunction method) {
+  lua_pushcfunction(L, f);
+  lua_setfield(L, -2, name);
+  luaL_getmetatable(L, CONN_T);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, method);
+  lua_setfield(L, -2, name);
+  lua_pop(L, 2);
+}
+
+
+void loamL_open_conn (lua_State *L) {
+  loamL_createmeta(L, CONN_T, conn_meth, conn_metameth);
+  lua_pushcfunction(L, l_connect);
+  lua_setfield(L, -2, "connect");
+  luaL_getmetatable(L, CONN_T);
+  lua_getfield(L, -1, "__index");
+  lua_setfield(L, -3, "Conn");
+  lua_pop(L, 1);
+}
+
+/* }====================================================================== */

@@ -1,0 +1,241 @@
+/*
+** lua_stmt.c: statement handles ('loam.Stmt') and reading their results.
+**
+** A handle exists before the core statement it holds, so a raise cannot
+** leak it; it is finalized on '__close' and '__gc'.  Result rows are built
+** here with column names pushed once per statement, so Lua code receives
+** finished tables: all at once for 'query' and 'run', or one at a time by
+** the iterator of 'conn:each'.
+*/
+#include <stdint.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "loam.h"
+#include "lua_loam_int.h"
+
+
+/* {======================================================================
+** Statements
+** ======================================================================= */
+
+/*
+** Statement handles ('LStmt', declared in lua_loam_int.h for 'conn:run')
+** carry two user values: 1 is the 'loam.Conn' the statement runs on, which
+** keeps the connection alive while the statement is reachable; 2 is the
+** array of column names of a streaming statement, made when the first row
+** arrives.
+*/
+
+/* Pushes column 'i' of the current row; 'nullidx' holds the NULL sentinel. */
+static void pushcolumn (lua_State *L, loam_stmt *stmt, int i, int nullidx) {
+  loam_value v;
+  if (loam_column(stmt, i, &v) != LOAM_OK)
+    v = loam_null();
+  loamL_pushvalue(L, &v, nullidx);
+}
+
+static LStmt *tostmt (lua_State *L, int i) {
+  LStmt *s = (LStmt *)luaL_testudata(L, i, STMT_T);
+  if (s == NULL)
+    loamL_typeerror(L, i, STMT_T);
+  return s;
+}
+
+
+void loamL_closestmt (LStmt *s) {
+  if (s->stmt != NULL) {
+    loam_stmt *stmt = s->stmt;
+    s->stmt = NULL;
+    loam_stmt_close(stmt);
+  }
+}
+
+
+/*
+** Pushes a closed statement that belongs to the connection at 'connidx';
+** the caller then opens it with 'loam_query' into its 'stmt' field, so the
+** handle exists before the resource and a raise in between cannot leak it.
+*/
+LStmt *loamL_newstmt (lua_State *L, int connidx) {
+  LStmt *s = (LStmt *)lua_newuserdatauv(L, sizeof(LStmt), 2);
+  s->stmt = NULL;
+  luaL_setmetatable(L, STMT_T);
+  lua_pushvalue(L, connidx);
+  lua_setiuservalue(L, -2, 1);
+  return s;
+}
+
+
+/*
+** '__gc' and '__close': finalizing twice, or after the connection, is
+** fine.  Only '__close' (which gets two arguments: the value and the error
+** being raised, or nil) runs the query hooks: a finalizer runs at an
+** arbitrary point, where a hook must not.
+*/
+static int stmt_gc (lua_State *L) {
+  loamL_closestmt(tostmt(L, 1));
+  if (lua_gettop(L) >= 2 && lua_isnil(L, 2))
+    loamL_trace_flush(L);
+  else if (lua_gettop(L) >= 2)
+    loamL_trace_flush_failing(L);
+  return 0;
+}
+
+
+static int stmt_close (lua_State *L) {
+  loamL_closestmt(tostmt(L, 1));
+  loamL_trace_flush(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int stmt_tostring (lua_State *L) {
+  LStmt *s = tostmt(L, 1);
+  lua_pushstring(L, s->stmt != NULL ? "loam.Stmt (open)" : "loam.Stmt (closed)");
+  return 1;
+}
+
+
+/*
+** The iterator of 'conn:each'.  A row is built from the names array in
+** user value 2, which is filled once, when the first row arrives.  The end
+** of the rows finalizes the statement at once, so the connection is free
+** before the loop ends.
+*/
+int loamL_stmtnext (lua_State *L) {
+  LStmt *s = tostmt(L, 1);
+  loam_error err = LOAM_ERROR_INIT;
+  LConn *c;
+  int rc, ncols, namesidx, i;
+  if (s->stmt == NULL)
+    return loamL_misuse(L, "attempt to use a closed statement");
+  lua_getiuservalue(L, 1, 1);
+  c = (LConn *)lua_touserdata(L, -1);
+  if (c == NULL || c->conn == NULL) {
+    loamL_closestmt(s);
+    return loamL_misuse(L, "attempt to use a closed connection");
+  }
+  rc = loam_step(s->stmt, &err);
+  if (rc == LOAM_DONE) {
+    loamL_closestmt(s);
+    loamL_trace_flush(L);
+    lua_pushnil(L);
+    return 1;
+  }
+  if (rc != LOAM_ROW) {
+    loamL_closestmt(s);
+    return loamL_raise(L, &err, NULL);
+  }
+  ncols = loam_column_count(s->stmt);
+  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_createtable(L, ncols, 0);
+    for (i = 0; i < ncols; i++) {
+      const char *name = loam_column_name(s->stmt, i);
+      lua_pushstring(L, name != NULL ? name : "?");
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2);
+  }
+  namesidx = lua_gettop(L);
+  loamL_pushnull(L);
+  lua_createtable(L, 0, ncols);
+  for (i = 0; i < ncols; i++) {
+    lua_rawgeti(L, namesidx, i + 1);
+    pushcolumn(L, s->stmt, i, namesidx + 1);
+    lua_rawset(L, -3);
+  }
+  return 1;
+}
+
+
+LStmt *loamL_pushstmt (lua_State *L) {
+  LStmt *s = loamL_newstmt(L, 1);
+  lua_toclose(L, -1);
+  return s;
+}
+
+/*
+** The rows of 'query' (and of 'conn:run').  The column names are pushed
+** once per statement, when its first row arrives, and every row is a
+** table pre-sized for them; NULL columns hold the sentinel so no key is
+** missing.
+*/
+int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
+                    loam_error *err) {
+  int top = lua_gettop(L), nullidx, namesidx = 0, ncols = 0, rc, i;
+  loamL_pushnull(L);
+  nullidx = top + 1;
+  while ((rc = loam_step(stmt, err)) == LOAM_ROW) {
+    if (namesidx == 0) {
+      ncols = loam_column_count(stmt);
+      luaL_checkstack(L, ncols + LUA_MINSTACK, "too many result columns");
+      namesidx = lua_gettop(L) + 1;
+      for (i = 0; i < ncols; i++) {
+        const char *name = loam_column_name(stmt, i);
+        lua_pushstring(L, name != NULL ? name : "?");
+      }
+    }
+    lua_createtable(L, 0, ncols);
+    for (i = 0; i < ncols; i++) {
+      lua_pushvalue(L, namesidx + i);
+      pushcolumn(L, stmt, i, nullidx);
+      lua_rawset(L, -3);
+    }
+    lua_rawseti(L, rows, ++*n);
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+
+/*
+** The outcome of 'exec' (and of 'conn:run'): any value type may serve as
+** id (a uuid, say), so the first column is pushed as it comes.
+*/
+int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes, loam_error *err) {
+  int rc, hasid = 0;
+  int64_t id;
+  lua_pushnil(L);
+  while ((rc = loam_step(stmt, err)) == LOAM_ROW) {
+    if (!hasid && loam_column_count(stmt) > 0) {
+      pushcolumn(L, stmt, 0, 0);
+      lua_replace(L, -2);
+      hasid = 1;
+    }
+  }
+  if (rc != LOAM_DONE) {
+    lua_pop(L, 1);
+    return rc;
+  }
+  *changes = loam_stmt_changes(stmt);
+  if (!hasid && loam_stmt_insert_id(stmt, &id)) {
+    lua_pushinteger(L, (lua_Integer)id);
+    lua_replace(L, -2);
+  }
+  return rc;
+}
+
+static const luaL_Reg stmt_meth[] = {
+  {"close", stmt_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stmt_metameth[] = {
+  {"__index", NULL},
+  {"__gc", stmt_gc},
+  {"__close", stmt_gc},
+  {"__tostring", stmt_tostring},
+  {NULL, NULL}
+};
+
+
+void loamL_open_stmt (lua_State *L) {
+  loamL_createmeta(L, STMT_T, stmt_meth, stmt_metameth);
+}
+
+/* }====================================================================== */
