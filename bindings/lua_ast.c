@@ -870,8 +870,7 @@ void loamL_open_ast (lua_State *L) {
     {"__close", builder_gc},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, BUILDER_T)) luaL_setfuncs(L, metameth, 0);
-  lua_pop(L, 1);
+  loamL_createmeta(L, BUILDER_T, NULL, metameth);
 }
 
 /* }====================================================================== */

@@ -284,10 +284,15 @@ void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f, lua_CFuncti
 }
 
 
+static const luaL_Reg conn_funcs[] = {
+  {"connect", l_connect},
+  {NULL, NULL}
+};
+
+
 void loamL_open_conn (lua_State *L) {
   loamL_createmeta(L, CONN_T, conn_meth, conn_metameth);
-  lua_pushcfunction(L, l_connect);
-  lua_setfield(L, -2, "connect");
+  luaL_setfuncs(L, conn_funcs, 0);
   luaL_getmetatable(L, CONN_T);
   lua_getfield(L, -1, "__index");
   lua_setfield(L, -3, "Conn");

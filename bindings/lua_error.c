@@ -372,14 +372,18 @@ static const luaL_Reg error_metameth[] = {
 };
 
 
+static const luaL_Reg error_funcs[] = {
+  {"where", l_where},
+  {"set_layer_source", l_set_layer_source},
+  {NULL, NULL}
+};
+
+
 void loamL_open_error (lua_State *L) {
   loamL_createmeta(L, ERROR_T, NULL, error_metameth);
+  luaL_setfuncs(L, error_funcs, 0);
   luaL_getmetatable(L, ERROR_T);
   lua_setfield(L, -2, "Error");
-  lua_pushcfunction(L, l_where);
-  lua_setfield(L, -2, "where");
-  lua_pushcfunction(L, l_set_layer_source);
-  lua_setfield(L, -2, "set_layer_source");
 }
 
 /* }====================================================================== */

@@ -215,16 +215,20 @@ static const luaL_Reg blob_metameth[] = {
 };
 
 
+static const luaL_Reg value_funcs[] = {
+  {"blob", l_blob},
+  {"isnull", l_isnull},
+  {NULL, NULL}
+};
+
+
 void loamL_open_value (lua_State *L) {
   loamL_createmeta(L, NULL_T, NULL, null_metameth);
   loamL_createmeta(L, BLOB_T, NULL, blob_metameth);
+  luaL_setfuncs(L, value_funcs, 0);
   createnull(L);
   loamL_pushnull(L);
   lua_setfield(L, -2, "null");
-  lua_pushcfunction(L, l_blob);
-  lua_setfield(L, -2, "blob");
-  lua_pushcfunction(L, l_isnull);
-  lua_setfield(L, -2, "isnull");
 }
 
 /* }====================================================================== */
