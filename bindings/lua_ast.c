@@ -805,7 +805,6 @@ static loam_qstmt *statement (Walk *w, int idx, int sub) {
 /* }====================================================================== */
 
 
-
 /* {======================================================================
 ** The builder
 ** ======================================================================= */
@@ -850,7 +849,6 @@ loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node, c
   Walk w = walk(L, builder);
   return expr(&w, lua_absindex(L, idx), node, what);
 }
-
 
 
 loam_qstmt *loamL_tostatement (lua_State *L, int idx, int builder) {

@@ -75,7 +75,6 @@ static int pushwhere (lua_State *L, int level) {
 }
 
 
-
 /*
 ** Pushes a new error object.  'level' picks the function whose position
 ** goes into 'where': the Lua code that called into this module.
@@ -278,8 +277,6 @@ const char *loamL_checksql (lua_State *L, int arg) {
   loamL_checkstring(L, arg, NULL);
   return loamL_sqltext(L, arg, arg, NULL);
 }
-
-
 
 
 /*

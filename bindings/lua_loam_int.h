@@ -118,7 +118,10 @@ LOAML_FUNC void loamL_open_value (lua_State *L);
 
 /* Connections (lua_conn.c). */
 
-/* A connection handle; 'conn' is NULL once closed (or before it opened). */
+/*
+** A connection handle; 'conn' is NULL once closed (or before it opened).
+** Shared since a statement's iterator (lua_stmt.c) checks its connection.
+*/
 typedef struct LConn {
   loam_conn *conn;
 } LConn;
