@@ -8,7 +8,7 @@
 
 #include "t.h"
 #include "loam.h"
-#include "../../core/src/loam_int.h"
+#include "base/loam_int.h"
 
 
 static int parse_fails (const char *url, loam_error *err) {

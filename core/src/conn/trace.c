@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 int64_t loam__clock_ns (void) {

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 struct loam__centry {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 const char *loam_type_name (int type) {
