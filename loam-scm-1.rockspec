@@ -61,6 +61,7 @@ build = {
         "bindings/lua_tx.c",
         "core/src/base/buf.c",
         "core/src/base/error.c",
+        "core/src/base/hash.c",
         "core/src/base/value.c",
         "core/src/sql/builder.c",
         "core/src/sql/ddl.c",
