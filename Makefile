@@ -15,6 +15,7 @@
 #   make uninstall       removes what 'make install' put there
 #   make env             eval "$(make -s env)": plain lua5.4 finds this checkout
 #   make check-rockspec  the rockspec lists every C source of loam.core
+#   make check-layers    no file of core/src/ includes a header of a higher layer
 #   make clean
 #
 # Missing Debian packages are installed (as root) or named (otherwise) by
@@ -60,7 +61,10 @@ DB_LIBS   = $(eval DB_LIBS := $$(shell $(PKG_CONFIG) --libs sqlite3 libpq 2>/dev
 LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell $(PKG_CONFIG) --cflags $(LUA_PC)))$(LUA_CFLAGS)
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell $(PKG_CONFIG) --libs $(LUA_PC)))$(LUA_LIBS)
 
-CORE_SRC  := $(wildcard core/src/*.c)
+# The core's folders are its layers, lowest first; a file includes
+# headers of its own layer or lower ones only (scripts/check-layers).
+CORE_LAYERS := base sql conn load
+CORE_SRC  := $(foreach l,$(CORE_LAYERS),$(wildcard core/src/$(l)/*.c))
 BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
 HOST_SRC  := bindings/loam_main.c
 CTEST_SRC := $(wildcard spec/c/*.c)
@@ -113,6 +117,7 @@ DEPSETS = build $(filter test asan fuzz bench demo,$(MAKECMDGOALS))
 
 .DEFAULT_GOAL := all
 .PHONY: all deps test asan fuzz fuzz-build bench demo install uninstall clean env check-rockspec \
+        check-layers \
         FORCE
 .DELETE_ON_ERROR:
 
@@ -244,6 +249,7 @@ $(PCFILES): $(BUILD)/%.pc: %.pc.in $(BUILD)/paths
 # user would.
 STAGE := $(BUILD)/stage
 test: all | deps
+	@bash scripts/check-layers $(CORE_LAYERS)
 	@rm -rf '$(STAGE)'
 	@$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(STAGE)' >/dev/null
 	bash spec/support/run-tests --installed '$(STAGE)$(PREFIX)' $(HOST) $(CTEST)
@@ -289,6 +295,9 @@ demo: all | deps
 
 check-rockspec:
 	$(LUA) scripts/check-rockspec.lua loam-scm-1.rockspec
+
+check-layers:
+	bash scripts/check-layers $(CORE_LAYERS)
 
 env:
 	@echo 'export LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$${LUA_PATH:-;}"'

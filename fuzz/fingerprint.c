@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 --
 -- A "builtin" rockspec names every C source, while the Makefile finds them
 -- by wildcard; this keeps the two from drifting apart.  The sources of
--- 'loam.core' must be exactly the C files of core/src/ and bindings/
+-- 'loam.core' must be exactly the C files of core/src/'s layer folders and bindings/
 -- (without the host's main).  The Lua modules need no list: luarocks
 -- installs the whole lua/ directory.  Prints what differs and exits
 -- non-zero if anything does.
@@ -50,7 +50,7 @@ else
     listed[src] = true
     if not exists(src) then problem("loam.core source %s does not exist", src) end
   end
-  local wanted = files("ls core/src/*.c bindings/*.c | grep -v '^bindings/loam_main\\.c$'")
+  local wanted = files("ls core/src/*/*.c bindings/*.c | grep -v '^bindings/loam_main\\.c$'")
   local want = {}
   for _, src in ipairs(wanted) do
     want[src] = true

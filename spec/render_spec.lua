@@ -49,7 +49,7 @@ describe("core.render", function()
       .. '"customers" AS "c" ON ("o"."customer_id" = "c"."id") WHERE (("c"."email" LIKE ?) '
       .. 'AND ("o"."status" IN (SELECT k1 FROM loam_keys(?))) AND (o.total > ? OR o.vip)) '
       .. 'GROUP BY "o"."id" ORDER BY "o"."id" DESC NULLS LAST LIMIT ? OFFSET ?', out[1].sql)
-    -- The list is a blob in loam's key list form (core/src/sqlite_keys.c).
+    -- The list is a blob in loam's key list form (core/src/conn/sqlite_keys.c).
     local list = out[1].params[2]
     out[1].params[2] = debug.getuservalue(list)
     assert.are.equal("loam.Blob", getmetatable(list).__name)

@@ -419,7 +419,7 @@ LOAM_API int loam_tx_rollback (loam_conn *conn, loam_error *err);
 /* }====================================================================== */
 
 /* {======================================================================
-** Query builder (query.c, render.c)
+** Query builder (builder.c, render.c)
 **
 ** SELECT, INSERT, UPDATE and DELETE statements are built as a tree in a
 ** builder and rendered into SQL text plus bound parameters for a backend.
@@ -1013,7 +1013,7 @@ LOAM_API void loam_name_free (char *name);
 ** prepared statement) for 1 or 100,000 parents.  On PostgreSQL
 ** the statements of one call share one round trip (pipeline mode).
 **
-** It rests on three builder constructs, usable on their own (query.c,
+** It rests on three builder constructs, usable on their own (builder.c,
 ** render.c; ownership and errors as for every 'loam_qb_*' function):
 ** ======================================================================= */
 

@@ -1,14 +1,15 @@
 /*
 ** test_core.c: tests of the backend-independent parts of libloam: URL
 ** parsing, the PostgreSQL placeholder rewrite, the statement cache, the
-** error structure and the buffer.
+** error structure, the buffer and the hash that fingerprints, the
+** statement cache and the batch loader share.
 */
 #include <stdlib.h>
 #include <string.h>
 
 #include "t.h"
 #include "loam.h"
-#include "../../core/src/loam_int.h"
+#include "base/loam_int.h"
 
 
 static int parse_fails (const char *url, loam_error *err) {
@@ -545,4 +546,55 @@ TEST(identifiers_and_literals) {
   CHECK_HAS(err.message, "longer than 63 bytes");
   CHECK_OK(loam__ident_check(longname, 63, &err), &err);
   loam_error_clear(&err);
+}
+
+
+/*
+** The one FNV-1a of libloam: the published 64-bit test vectors, pieces
+** that chain into the hash of their concatenation, and the fingerprints
+** computed before the three copies of the hash became one (they are
+** documented and may be stored by users, so they must never change).
+*/
+TEST(fnv1a_vectors_and_fingerprints) {
+  CHECK(loam__fnv1a(LOAM__FNV_BASIS, "", 0) == UINT64_C(0xcbf29ce484222325));
+  CHECK(loam__fnv1a(LOAM__FNV_BASIS, "a", 1) == UINT64_C(0xaf63dc4c8601ec8c));
+  CHECK(loam__fnv1a(LOAM__FNV_BASIS, "foobar", 6) == UINT64_C(0x85944171f73967e8));
+  CHECK(loam__fnv1a(loam__fnv1a(LOAM__FNV_BASIS, "foo", 3), "bar", 3)
+        == UINT64_C(0x85944171f73967e8));
+  CHECK(LOAM__VALUE_HASH_INIT == UINT64_C(0xcbf29ce484222325));
+  CHECK(loam_fingerprint("") == UINT64_C(0xcbf29ce484222325));
+  CHECK(loam_fingerprint("SELECT 1") == UINT64_C(0x199e7dca63ea8858));
+  CHECK(loam_fingerprint("select  *  from t where id = 42 and name = 'x' -- c")
+        == UINT64_C(0x0fffaf7143d0a035));
+  CHECK(loam_fingerprint("SELECT \"id\", \"email\" FROM \"customers\" WHERE (\"id\" = ?)")
+        == UINT64_C(0xcbf29f1bf13e7924));
+  CHECK(loam_fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3)")
+        == UINT64_C(0x1981c03d883f566a));
+}
+
+
+/* A byte-wise FNV-1a written out here, apart from the library's. */
+static uint64_t fnv_bytes (uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  while (n-- > 0) h = (h ^ *b++) * UINT64_C(0x100000001b3);
+  return h;
+}
+
+
+/* The batch loader's key hash is FNV-1a over the type tag and the value's bytes. */
+TEST(value_hash_is_fnv1a) {
+  loam_value i = loam_int(42), d = loam_double(1.5), s = loam_text("abc", 3);
+  unsigned char tag;
+  uint64_t want;
+  tag = (unsigned char)LOAM_INT;
+  want = fnv_bytes(fnv_bytes(UINT64_C(0xcbf29ce484222325), &tag, 1), &i.u.i, sizeof i.u.i);
+  CHECK(loam__value_hash(LOAM__VALUE_HASH_INIT, &i) == want);
+  tag = (unsigned char)LOAM_DOUBLE;
+  want = fnv_bytes(fnv_bytes(want, &tag, 1), &d.u.d, sizeof d.u.d);
+  CHECK(loam__value_hash(loam__value_hash(LOAM__VALUE_HASH_INIT, &i), &d) == want);
+  tag = (unsigned char)LOAM_TEXT;
+  want = fnv_bytes(fnv_bytes(UINT64_C(0xcbf29ce484222325), &tag, 1), &s.u.s.len,
+                   sizeof s.u.s.len);
+  want = fnv_bytes(want, "abc", 3);
+  CHECK(loam__value_hash(LOAM__VALUE_HASH_INIT, &s) == want);
 }

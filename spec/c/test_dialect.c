@@ -14,7 +14,7 @@
 
 #include "t.h"
 #include "loam.h"
-#include "dialect_int.h"
+#include "sql/dialect_int.h"
 
 
 /* One operation: its statement, and for a limited one a statement it refuses. */

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "loam.h"
-#include "loam_int.h"
+#include "base/loam_int.h"
 #include "t.h"
 
 

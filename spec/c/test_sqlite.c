@@ -10,7 +10,7 @@
 
 #include "t.h"
 #include "loam.h"
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 static loam_conn *open_mem (loam_error *err) {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drv_pg_int.h"
+#include "conn/drv_pg_int.h"
 
 
 /* What the pipeline keeps of one statement until its results are in. */

@@ -17,7 +17,7 @@
 
 #include <poll.h>
 
-#include "drv_pg_int.h"
+#include "conn/drv_pg_int.h"
 
 
 /*

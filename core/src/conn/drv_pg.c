@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drv_pg_int.h"
+#include "conn/drv_pg_int.h"
 
 /* Type OIDs of the built-in types the driver binds or decodes. */
 #define OID_BOOL    16

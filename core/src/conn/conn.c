@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 #define DEFAULT_STATEMENT_CACHE 64
 #define DEFAULT_BUSY_TIMEOUT_MS 5000

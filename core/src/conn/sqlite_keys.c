@@ -28,7 +28,7 @@
 
 #include <sqlite3.h>
 
-#include "query_int.h"
+#include "sql/builder_int.h"
 
 
 #define VERSION   1

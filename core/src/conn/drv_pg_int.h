@@ -16,7 +16,7 @@
 
 #include <libpq-fe.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 /* A server-side prepared statement, named "loam_<id>". */

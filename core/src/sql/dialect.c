@@ -21,8 +21,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "dialect_int.h"
-#include "query_int.h"
+#include "sql/dialect_int.h"
+#include "sql/builder_int.h"
 
 
 /*

@@ -24,6 +24,24 @@
 
 
 /* {======================================================================
+** Hashing (hash.c)
+** ======================================================================= */
+
+/* The 64-bit FNV-1a offset basis and prime; fingerprints depend on both. */
+#define LOAM__FNV_BASIS UINT64_C(0xcbf29ce484222325)
+#define LOAM__FNV_PRIME UINT64_C(0x100000001b3)
+
+/*
+** Continues the FNV-1a hash 'h' (LOAM__FNV_BASIS to start) over the 'n'
+** bytes at 'p'.  Hashing two pieces one after the other gives the hash of
+** their concatenation.
+*/
+LOAMI_FUNC uint64_t loam__fnv1a (uint64_t h, const void *p, size_t n);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
 ** Growable byte buffer (buf.c)
 **
 ** The one buffer type for SQL text and messages.  Appends never fail
@@ -101,8 +119,8 @@ LOAMI_FUNC loam_value loam__value_integral (loam_value v);
 LOAMI_FUNC int loam__value_canon (const loam_value *v, int cls, int numeric,
                                   loam_value *out /* OUT */);
 
-/* The starting value of a hash over canonical values (the FNV-1a offset basis). */
-#define LOAM__VALUE_HASH_INIT 1469598103934665603ULL
+/* The starting value of a hash over canonical values. */
+#define LOAM__VALUE_HASH_INIT LOAM__FNV_BASIS
 
 /* Adds the canonical value 'c' to the hash 'h'. */
 LOAMI_FUNC uint64_t loam__value_hash (uint64_t h, const loam_value *c);

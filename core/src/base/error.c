@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 static const char *const codenames[LOAM_E__COUNT] = {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query_int.h"
+#include "sql/builder_int.h"
 
 
 /* Hidden result columns: the key expressions, the row number of a per-key limit. */

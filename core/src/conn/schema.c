@@ -14,7 +14,7 @@
 */
 #include <string.h>
 
-#include "dialect_int.h"
+#include "sql/dialect_int.h"
 
 
 /* Runs the one-row, one-integer catalog query 'sql' with the text 'arg'. */

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 static int hexval (int c) {

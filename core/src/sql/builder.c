@@ -1,5 +1,5 @@
 /*
-** query.c: the query builder's memory and the constructors of its tree.
+** builder.c: the query builder's memory and the constructors of its tree.
 **
 ** A builder is an arena: nodes, copied strings and values are carved out
 ** of a few large blocks and all freed at once, so building a statement
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query_int.h"
+#include "sql/builder_int.h"
 
 
 /* Blocks start at this size and double up to the maximum; larger requests get their own. */

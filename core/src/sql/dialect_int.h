@@ -13,7 +13,7 @@
 #ifndef LOAM_DIALECT_INT_H
 #define LOAM_DIALECT_INT_H
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 /*
@@ -61,7 +61,7 @@ typedef struct loam__dialect_desc {
   /* IN lists: the key set is bound whole, so the text depends only on its shape */
   /*
   ** Appends the subquery that reads a key set of 'ncols' columns (element
-  ** types 'ltypes', column types 'coltypes' or NULL, as in query_int.h),
+  ** types 'ltypes', column types 'coltypes' or NULL, as in builder_int.h),
   ** numbering its placeholders from 'first'; returns how many it wrote.
   */
   int (*keys_sql) (loam__buf *b, int first, int ncols, const unsigned char *ltypes,

@@ -22,7 +22,7 @@
 
 #include <sqlite3.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 typedef struct sq_conn {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 const char *loam_type_name (int type) {
@@ -117,24 +117,15 @@ int loam__value_canon (const loam_value *v, int cls, int numeric, loam_value *ou
 ** Hashing and comparing canonical values
 ** ======================================================================= */
 
-static uint64_t mix (uint64_t h, const void *p, size_t n) {
-  const unsigned char *b = p;
-  size_t i;
-  for (i = 0; i < n; i++) {   /* FNV-1a */
-    h ^= b[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-
 uint64_t loam__value_hash (uint64_t h, const loam_value *c) {
   unsigned char tag = (unsigned char)c->type;
-  h = mix(h, &tag, 1);
-  if (c->type == LOAM_TEXT) return mix(mix(h, &c->u.s.len, sizeof c->u.s.len), c->u.s.ptr,
-                                       c->u.s.len);
-  if (c->type == LOAM_DOUBLE) return mix(h, &c->u.d, sizeof c->u.d);
-  return mix(h, &c->u.i, sizeof c->u.i);
+  h = loam__fnv1a(h, &tag, 1);
+  if (c->type == LOAM_TEXT) {
+    h = loam__fnv1a(h, &c->u.s.len, sizeof c->u.s.len);
+    return loam__fnv1a(h, c->u.s.ptr, c->u.s.len);
+  }
+  if (c->type == LOAM_DOUBLE) return loam__fnv1a(h, &c->u.d, sizeof c->u.d);
+  return loam__fnv1a(h, &c->u.i, sizeof c->u.i);
 }
 
 

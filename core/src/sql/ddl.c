@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dialect_int.h"
+#include "sql/dialect_int.h"
 
 
 /* The longest varchar PostgreSQL accepts; SQLite gets the same limit. */

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 int64_t loam__clock_ns (void) {
@@ -95,9 +95,6 @@ void loam_conn_set_trace (loam_conn *conn, loam_trace_fn fn, void *ud) {
 ** Fingerprints
 ** ======================================================================= */
 
-#define FNV_OFFSET UINT64_C(0xcbf29ce484222325)
-#define FNV_PRIME  UINT64_C(0x100000001b3)
-
 /*
 ** Where normalised text goes: into the hash always, into 'buf' while it
 ** has room.  'len' counts every byte, written or not.
@@ -112,10 +109,8 @@ typedef struct sink {
 
 static void emit (sink *k, const char *p, size_t n) {
   size_t i;
-  for (i = 0; i < n; i++) {
-    k->hash = (k->hash ^ (unsigned char)p[i]) * FNV_PRIME;
-    if (k->len + i + 1 < k->size) k->buf[k->len + i] = p[i];
-  }
+  k->hash = loam__fnv1a(k->hash, p, n);
+  for (i = 0; i < n && k->len + i + 1 < k->size; i++) k->buf[k->len + i] = p[i];
   k->len += n;
 }
 
@@ -218,14 +213,14 @@ static void normalize (const char *sql, sink *k) {
 
 
 uint64_t loam_fingerprint (const char *sql) {
-  sink k = { NULL, 0, 0, FNV_OFFSET };
+  sink k = { NULL, 0, 0, LOAM__FNV_BASIS };
   normalize(sql, &k);
   return k.hash;
 }
 
 
 size_t loam_sql_normalize (const char *sql, char *buf, size_t size) {
-  sink k = { buf, size, 0, FNV_OFFSET };
+  sink k = { buf, size, 0, LOAM__FNV_BASIS };
   if (buf == NULL) k.size = 0;
   normalize(sql, &k);
   if (k.size > 0) buf[k.len < k.size ? k.len : k.size - 1] = '\0';

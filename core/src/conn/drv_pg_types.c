@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "drv_pg_int.h"
+#include "conn/drv_pg_int.h"
 
 #define OID_INT8     20
 #define OID_INT2     21

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dialect_int.h"
-#include "query_int.h"
+#include "sql/dialect_int.h"
+#include "sql/builder_int.h"
 
 
 /* A parameter while rendering: 'gen' is 1 + its offset in 'data' when its bytes were generated. */

@@ -1,6 +1,6 @@
 /*
-** query_int.h: the query builder's tree, shared by the file that builds
-** it (query.c) and those that render it (render.c, dialect.c).
+** builder_int.h: the query builder's tree, shared by the file that builds
+** it (builder.c) and those that render it (render.c, dialect.c).
 **
 ** Everything a node needs at render time is prepared when it is made:
 ** identifiers are validated and stored already quoted, raw fragments are
@@ -8,10 +8,10 @@
 ** rendering is a single walk that appends ready pieces to one buffer and
 ** can fail only on what depends on the dialect.
 */
-#ifndef LOAM_QUERY_INT_H
-#define LOAM_QUERY_INT_H
+#ifndef LOAM_BUILDER_INT_H
+#define LOAM_BUILDER_INT_H
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 /* A piece of text in the builder's memory (not necessarily NUL-terminated). */

@@ -10,7 +10,7 @@
 ** with raw SQL in between.  The statements themselves are the dialect's
 ** (dialect.c).
 */
-#include "dialect_int.h"
+#include "sql/dialect_int.h"
 
 
 _Static_assert(LOAM_TX_MAX_DEPTH <= 32, "one bit of 'tx_began' per level");

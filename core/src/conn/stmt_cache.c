@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loam_int.h"
+#include "base/loam_int.h"
 
 
 struct loam__centry {
@@ -27,13 +27,7 @@ struct loam__centry {
 
 
 static uint64_t hashkey (const char *k, size_t n) {
-  uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-  size_t i;
-  for (i = 0; i < n; i++) {
-    h ^= (unsigned char)k[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
+  return loam__fnv1a(LOAM__FNV_BASIS, k, n);
 }
 
 
