@@ -96,6 +96,9 @@ for backend, pg in helper.each_backend() do
       same_as_equality("i", { 1, MAXI, MINI, MAXI - 1, MINI + 1, 0, 2 })
       -- An integral float matches the integer, as equality does.
       same_as_equality("i", { 1.0, 0.0 })
+      -- A list mixing integers and floats keeps every integer exact.
+      same_as_equality("i", { MAXI - 1, 0.5, MINI + 1 })
+      same_as_equality("f", { 0, 0.1, 1e308 })
     end)
 
     it("for floats, infinities and -0.0", function()
@@ -401,6 +404,14 @@ for backend, pg in helper.each_backend() do
       -- Raw SQL reads the same text.
       local rows = db:query("select amount, rate from prices where id = 3")
       assert.are.same({ amount = "100.00", rate = "100" }, rows[1])
+    end)
+
+    it("read back rounded to their scale after SQL arithmetic, as PostgreSQL rounds", function()
+      -- 12.5 * 1.1 is 13.750000000000002 as a double on SQLite; -0.25 / 50 is -0.005.
+      db:exec("update prices set amount = amount * 1.1 where id = 1")
+      db:exec("update prices set amount = amount / 50 where id = 4")
+      db:exec("update prices set amount = 9.995 where id = 2")
+      assert.are.same({ "11.55", "10.00", "100.00", "-0.01", "1234567890.12" }, col_of(Price, "amount"))
     end)
 
     it("compare and sort as numbers", function()

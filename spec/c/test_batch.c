@@ -114,7 +114,7 @@ TEST(batch_qb_in_tuples) {
   EXPECT(qb, st, S, "SELECT * FROM \"t\" WHERE ((\"n\", \"t\".\"s\") IN (SELECT k1, k2 FROM "
          "loam_keys(?)))", "keys2[i:1,t:\"a\",i:2,t:\"b\"c\",f:2.5,t:\"\"]");
   EXPECT(qb, st, P, "SELECT * FROM \"t\" WHERE ((\"n\", \"t\".\"s\") IN (SELECT * FROM "
-         "unnest($1::float8[], $2::text[])))", "'{1,2,2.5}', '{\"a\",\"b\\\"c\",\"\"}'");
+         "unnest($1::numeric[], $2::text[])))", "'{1,2,2.5}', '{\"a\",\"b\\\"c\",\"\"}'");
   loam_qb_free(qb);
 }
 

@@ -598,3 +598,23 @@ TEST(value_hash_is_fnv1a) {
   want = fnv_bytes(want, "abc", 3);
   CHECK(loam__value_hash(LOAM__VALUE_HASH_INIT, &s) == want);
 }
+
+
+/*
+** Numeric text past 64 bits is the double it is, not the clamped
+** INT64_MAX that strtoll gives, so a numeric key of 1e20 still equals the
+** key 1e20 and not 9223372036854775807.
+*/
+TEST(value_canon_numeric_text_past_64_bits) {
+  loam_value t = loam_text("100000000000000000000", 21), out;
+  loam_value big = loam_int(INT64_MAX);
+  CHECK(loam__value_canon(&t, LOAM__VC_NUM, 0, &out));
+  CHECK_INT(out.type, LOAM_DOUBLE);
+  CHECK(out.u.d == 1e20);
+  t = loam_text("-9223372036854775808", 20);
+  CHECK(loam__value_canon(&t, LOAM__VC_NUM, 0, &out));
+  CHECK_INT(out.type, LOAM_INT);
+  CHECK(out.u.i == INT64_MIN);
+  CHECK(loam__value_canon(&big, LOAM__VC_NUM, 0, &out));
+  CHECK(out.u.i == INT64_MAX);
+}

@@ -9,6 +9,7 @@
 ** and a match must not depend on which of them came back.  Nothing here
 ** knows about connections, statements or SQL text.
 */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,11 @@ int loam__value_canon (const loam_value *v, int cls, int numeric, loam_value *ou
         /* PostgreSQL's numeric (and any type without a binary reading) comes back as text. */
         char *end;
         double d;
-        long long i = strtoll(v->u.s.ptr, &end, 10);
-        if (*end == '\0') { *out = loam_int((int64_t)i); return 1; }
+        long long i;
+        /* Past 64 bits strtoll clamps: such a key is read as the double it is. */
+        errno = 0;
+        i = strtoll(v->u.s.ptr, &end, 10);
+        if (*end == '\0' && errno != ERANGE) { *out = loam_int((int64_t)i); return 1; }
         d = strtod(v->u.s.ptr, &end);
         if (*end == '\0') { *out = loam__value_integral(loam_double(d)); return 1; }
       }

@@ -394,6 +394,7 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
     free(keys);
     free(vals);
     free(secret);
+    loam__buf_free(&options);
     loam__err_nomem(err);
     return NULL;
   }

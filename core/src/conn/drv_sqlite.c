@@ -367,30 +367,48 @@ static int numeric_decl (const char *t) {
 
 /*
 ** Writes the REAL 'd' as plain decimal text (no exponent) with the fewest
-** significant digits that read back as 'd', then pads its fraction with
-** zeros to 'scale' digits (NUM_FREE: as it is), as PostgreSQL prints a
-** numeric of that scale.
+** significant digits that read back as 'd', rounded half away from zero
+** to 'scale' fraction digits and padded with zeros to them (NUM_FREE: as
+** it is), as PostgreSQL prints a numeric of that scale.  A REAL with more
+** fraction digits than the scale comes from SQL arithmetic or raw SQL
+** ('price * 1.1'); loam's own writes are rounded already.
 */
 static void decimal_text (loam__buf *b, double d, int scale) {
-  char s[40], digits[24];
-  int prec, exp, n = 0, i, frac = 0;
+  char s[40], digits[26];
+  int prec, exp, n = 0, i, frac = 0, neg;
   const char *p;
   if (isnan(d)) { loam__buf_adds(b, "NaN"); return; }
   if (isinf(d)) { loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity"); return; }
-  if (d == 0) d = 0;   /* numeric has no negative zero */
   for (prec = 15; prec <= 17; prec++) {
     snprintf(s, sizeof s, "%.*e", prec - 1, d);
     if (strtod(s, NULL) == d) break;
   }
-  /* 's' is [-]d.ddde[+-]x: collect the digits, drop trailing zeros. */
+  /* 's' is [-]d.ddde[+-]x: the digits are 0.d1d2... times 10^(exp + 1). */
   p = s;
-  if (*p == '-') { loam__buf_addc(b, '-'); p++; }
+  neg = *p == '-';
+  if (neg) p++;
   for (; *p != 'e'; p++)
     if (*p >= '0' && *p <= '9') digits[n++] = *p;
   exp = atoi(p + 1);
-  while (n > 1 && digits[n - 1] == '0') n--;
-  if (d == 0) exp = 0;
-  if (exp < 0) {
+  if (scale != NUM_FREE && n > exp + 1 + scale) {
+    int keep = exp + 1 + scale, up = keep >= 0 && digits[keep] >= '5';
+    n = keep < 0 ? 0 : keep;
+    for (i = n - 1; up && i >= 0; i--) {
+      if (digits[i] == '9') digits[i] = '0';
+      else { digits[i]++; up = 0; }
+    }
+    if (up) {   /* carried past the first digit: one more digit in front */
+      memmove(digits + 1, digits, (size_t)n);
+      digits[0] = '1';
+      n++;
+      exp++;
+    }
+  }
+  while (n > 0 && digits[n - 1] == '0') n--;
+  if (n == 0) { exp = 0; neg = 0; }   /* numeric has no negative zero */
+  if (neg) loam__buf_addc(b, '-');
+  if (n == 0) loam__buf_addc(b, '0');
+  else if (exp < 0) {
     loam__buf_adds(b, "0.");
     for (i = 0; i < -exp - 1; i++) loam__buf_addc(b, '0');
     loam__buf_add(b, digits, (size_t)n);

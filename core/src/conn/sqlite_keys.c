@@ -128,7 +128,10 @@ static int k_connect (sqlite3 *db, void *aux, int argc, const char *const *argv,
   loam__buf_adds(&ddl, "CREATE TABLE x(");
   for (c = 0; c < LOAM__KEYS_MAXCOLS; c++) loam__buf_addf(&ddl, "k%d, ", c + 1);
   loam__buf_adds(&ddl, "keys HIDDEN)");
-  if (loam__buf_cstr(&ddl) == NULL) return SQLITE_NOMEM;
+  if (loam__buf_cstr(&ddl) == NULL) {
+    loam__buf_free(&ddl);
+    return SQLITE_NOMEM;
+  }
   rc = sqlite3_declare_vtab(db, ddl.p);
   loam__buf_free(&ddl);
   if (rc != SQLITE_OK) return rc;

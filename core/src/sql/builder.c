@@ -511,11 +511,13 @@ static int list_type (loam_qb *qb, const loam_value *vals, int n, int stride, in
       return LOAM_NULL;
     }
     if (t == LOAM_NULL || t == vt) t = vt;
-    else if ((t == LOAM_INT || t == LOAM_DOUBLE) && (vt == LOAM_INT || vt == LOAM_DOUBLE))
-      t = LOAM_DOUBLE;
+    else if ((t == LOAM_INT || t == LOAM_DOUBLE || t == LOAM__LIST_MIXED_NUM) &&
+             (vt == LOAM_INT || vt == LOAM_DOUBLE))
+      t = LOAM__LIST_MIXED_NUM;
     else {
       fail(qb, LOAM_E_MISUSE, "IN list: %s is of type %s after values of type %s; "
-           "a list holds one type", where, loam_type_name(vt), loam_type_name(t));
+           "a list holds one type", where, loam_type_name(vt),
+           t == LOAM__LIST_MIXED_NUM ? "integer and float" : loam_type_name(t));
       return LOAM_NULL;
     }
   }

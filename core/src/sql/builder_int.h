@@ -184,6 +184,14 @@ LOAMI_FUNC int loam__sqlite_keys (loam__buf *b, const loam_value *v, int nrows, 
 /* The widest tuple an IN list of tuples may have (the columns of 'loam_keys'). */
 #define LOAM__KEYS_MAXCOLS  32
 
+/*
+** The element type of an IN list that mixes integers and floats: each
+** value keeps its own type, and a backend that types the whole list picks
+** one that holds both exactly (PostgreSQL: numeric), since widening the
+** integers to float would let 2^53 + 1 match 2^53.
+*/
+#define LOAM__LIST_MIXED_NUM  0x40
+
 /* }====================================================================== */
 
 #endif

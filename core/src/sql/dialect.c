@@ -43,6 +43,7 @@ static const char *pg_array_type (int ltype, int coltype) {
   switch (ltype) {
     case LOAM_INT: return "int8";
     case LOAM_DOUBLE: return "float8";
+    case LOAM__LIST_MIXED_NUM: return "numeric";
     case LOAM_BOOL: return "bool";
     default: return "text";
   }
