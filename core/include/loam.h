@@ -342,8 +342,7 @@ LOAM_API int loam_exec (loam_conn *conn,
 ** folding) exists where an unqualified name would be created: on SQLite
 ** in the main database, on PostgreSQL in the connection's current schema
 ** (the first existing schema of its search_path, 'current_schema()').
-** Views do not count on SQLite; on PostgreSQL a view is listed as well
-** when it is visible to the current user.  On success '*exists' receives
+** Views and temporary tables do not count, on either backend.  On success '*exists' receives
 ** 1 or 0.  LOAM_E_MISUSE for a closed (NULL) connection, a NULL name or
 ** a NULL 'exists'; database failures as 'loam_query' reports them.  The
 ** query runs through 'loam_query', so instrumentation sees it.

@@ -501,7 +501,7 @@ local function spec_of(node)
   end
   for _, c in ipairs(plan.columns) do columns[#columns + 1] = c end
   -- The key columns' types let PostgreSQL compare text keys with dates,
-  -- timestamps and numerics (see loader.key_types).
+  -- timestamps and numerics (see loader.lua's exact_keys).
   local joins, key, key_types = {}, {}, {}
   if rel.through ~= nil then
     local JM = rel.through_model

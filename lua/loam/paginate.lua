@@ -171,8 +171,9 @@ end
 
 -- The ordering of a page: the given items, then the tiebreak columns they
 -- lack, each with its NULL placement made explicit (NULLs sort as the
--- largest value unless said otherwise), so the order is total and the same
--- on every backend.  Columns a model declares NOT NULL get no placement and
+-- largest value unless said otherwise), so the order is total, and the
+-- same on every backend but for text, which each database orders by its
+-- own collation (SQLite's BINARY, PostgreSQL's database locale).  Columns a model declares NOT NULL get no placement and
 -- no IS NULL terms, which leaves their indexes usable for the ORDER BY.
 local function page_order(s, opts)
   local items = s.order

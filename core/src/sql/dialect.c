@@ -350,9 +350,10 @@ static const loam__dialect_desc pg_dialect = {
   /* information_schema rather than pg_class: it is the standard's view
   ** and lists only tables the current user may see; 'current_schema()' is
   ** where an unqualified CREATE TABLE writes, so the answer follows the
-  ** connection's search_path */
+  ** connection's search_path; views are left out, as SQLite's are */
   .table_exists = "SELECT count(*) FROM information_schema.tables "
-                  "WHERE table_schema = current_schema() AND table_name = ?"
+                  "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+                  "AND table_name = ?"
 };
 
 
