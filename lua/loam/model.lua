@@ -2,8 +2,8 @@
 --
 -- A model is a table declared once from column declarations (loam.types)
 -- and bound to a connection.  Every statement it runs is a DML or DDL AST
--- rendered by the core (db:run, which renders and runs at once; db:render
--- where the text is kept; db:render_ddl); no SQL text is written here
+-- rendered by the core (db:run, which renders and runs at once; db:prepare
+-- where the rendered statement is kept; db:render_ddl); no SQL text is written here
 -- except the catalog lookup that finds a migration history.
 --
 --   db:model(table, columns [, options]) -> Model

@@ -66,8 +66,8 @@
 -- SQL text comes from the core's renderer only.  A statement runs
 -- straight from its AST through db:run, which binds the rendered values in
 -- C.  A query is immutable, so one that runs the same statement a second
--- time renders it once (db:render) and keeps the text on itself: later
--- runs bind the kept text and walk no AST.  count() and the aggregates are
+-- time prepares it once (db:prepare) and keeps it on itself: later runs
+-- bind its values in C and walk no AST.  count() and the aggregates are
 -- one SELECT each, never rows counted in Lua:
 --  * a query whose rows are simply those that match (no limit/offset,
 --    distinct, group_by or having) gets the aggregate in place of its
