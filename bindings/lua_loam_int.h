@@ -18,6 +18,7 @@
 /* The registry names of the module's metatables. */
 #define CONN_T   "loam.Conn"
 #define STMT_T   "loam.Stmt"
+#define PREPARED_T "loam.Prepared"
 #define ERROR_T  "loam.Error"
 #define NULL_T   "loam.Null"
 #define BLOB_T   "loam.Blob"

@@ -5,8 +5,10 @@
 ** statements it renders, each as { sql = ..., params = {...}, n = N }; and
 ** 'conn:run(ast [, opts])', which runs those statements straight from the
 ** rendered values, so a parameter crosses between Lua and C once, not
-** three times.  The rendered result lives in the builder's to-be-closed
-** userdata, so a raise anywhere frees it at once.
+** three times; and 'conn:prepare(ast [, opts])', which keeps one rendered
+** statement in a 'loam.Prepared' to run again with new values.  The
+** rendered result lives in the builder's to-be-closed userdata, so a raise
+** anywhere frees it at once; 'prepare' takes it from there when done.
 */
 #include <limits.h>
 #include <stdint.h>
@@ -204,11 +206,223 @@ static int conn_run (lua_State *L) {
 }
 
 
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Prepared statements
+** ======================================================================= */
+
+/*
+** A 'loam.Prepared' holds one rendered statement in C, so running it again
+** binds new values into its slots and runs its text with no rendering and
+** no parameter crossing to Lua and back.  It is created closed and filled
+** once rendering succeeded, so a raise in between leaks nothing.  User
+** value 1 is the 'loam.Conn' it runs on, kept alive while it is reachable.
+*/
+typedef struct LPrepared {
+  loam_rendered *rs;
+  int rows;            /* whether it returns rows (else 'changes, id') */
+} LPrepared;
+
+
+static LPrepared *toprepared (lua_State *L) {
+  LPrepared *p = (LPrepared *)luaL_testudata(L, 1, PREPARED_T);
+  if (p == NULL)
+    loamL_typeerror(L, 1, PREPARED_T);
+  return p;
+}
+
+
+/* '__gc', '__close' and 'close': freeing twice is fine. */
+static int prepared_gc (lua_State *L) {
+  LPrepared *p = toprepared(L);
+  loam_rendered *rs = p->rs;
+  p->rs = NULL;
+  loam_rendered_free(rs);
+  return 0;
+}
+
+
+static int prepared_close (lua_State *L) {
+  prepared_gc(L);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+/*
+** conn:prepare(ast [, opts]): the statement rendered once, for 'run'.  A
+** statement that renders as several (an INSERT split in chunks) is misuse:
+** its chunks could not be bound one value list at a time.
+*/
+static int conn_prepare (lua_State *L) {
+  loam_backend dialect = loam_conn_backend(loamL_checkconn(L));
+  LPrepared *p;
+  loam_rendered **rs;
+  int n;
+  lua_settop(L, 3);
+  p = (LPrepared *)lua_newuserdatauv(L, sizeof(LPrepared), 1);
+  p->rs = NULL;
+  luaL_setmetatable(L, PREPARED_T);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  render(L, dialect, 2, 3, "prepare");
+  rs = loamL_rendered(L, 5);  /* the builder, pushed first by 'render' */
+  n = loam_rendered_count(*rs);
+  if (n != 1)
+    return loamL_misuse(L, "prepare: the statement renders as %d statements; run it with db:run",
+                        n);
+  p->rs = *rs;
+  *rs = NULL;  /* the prepared statement owns it now */
+  p->rows = returnsrows(L, 2);
+  lua_pushvalue(L, 4);
+  return 1;
+}
+
+
+/*
+** The values to bind for 'run' and 'each': the arguments from index 2 on,
+** converted into 'local' (or a userdata left on the stack for a long list),
+** or the values the statement was rendered with when there are none.
+** Pushes the connection and returns it in '*conn'.
+*/
+static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local, int *np,
+                                   const char *fname, loam_conn **conn) {
+  int nargs = lua_gettop(L) - 1, i;
+  const loam_value *params;
+  if (p->rs == NULL)
+    loamL_misuse(L, "attempt to use a closed prepared statement");
+  params = loam_rendered_params(p->rs, 0, np);
+  if (nargs > 0) {
+    loam_value *v = local;
+    if (nargs != *np)
+      loamL_misuse(L, "%s: the statement takes %d parameter(s), got %d", fname, *np, nargs);
+    if (*np > NPARAMS_LOCAL)
+      v = (loam_value *)lua_newuserdatauv(L, (size_t)*np * sizeof *v, 0);
+    for (i = 0; i < *np; i++)
+      loamL_tovalue(L, i + 2, i + 1, &v[i]);
+    params = v;
+  }
+  lua_getiuservalue(L, 1, 1);
+  *conn = loamL_toconn(L, -1);
+  if (*conn == NULL)
+    loamL_misuse(L, "attempt to use a closed connection");
+  return params;
+}
+
+
+/*
+** prepared:run([v1, ...]): runs the statement with the values given, bound
+** in placeholder order, or with those it was rendered with when none are
+** given.  Rows come as 'db:run' gives them: all rows in an array, or
+** 'changes, id'.
+*/
+static int prepared_run (lua_State *L) {
+  loam_value local[NPARAMS_LOCAL];
+  loam_error err = LOAM_ERROR_INIT;
+  LPrepared *p = toprepared(L);
+  loam_conn *conn;
+  int np, out, rc;
+  const loam_value *params = bindargs(L, p, local, &np, "run", &conn);
+  LStmt *s = loamL_newstmt(L, lua_gettop(L));
+  lua_Integer nrows = 0;
+  int64_t changes = 0;
+  lua_toclose(L, -1);
+  if (p->rows) lua_newtable(L);
+  else lua_pushnil(L);  /* the id */
+  out = lua_gettop(L);
+  if (loam_query_rendered_with(conn, p->rs, 0, params, np, 0, &s->stmt, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  if (p->rows) rc = loamL_readrows(L, s->stmt, out, &nrows, &err);
+  else if ((rc = loamL_readexec(L, s->stmt, &changes, &err)) == LOAM_DONE)
+    lua_replace(L, out);
+  loamL_closestmt(s);
+  if (rc != LOAM_DONE)
+    return loamL_raise(L, &err, NULL);
+  loamL_trace_flush(L);
+  if (p->rows) {
+    lua_pushvalue(L, out);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)changes);
+  lua_pushvalue(L, out);
+  return 2;
+}
+
+
+/* prepared:each([v1, ...]): 'db:each' for the statement, values bound as 'run' binds them. */
+static int prepared_each (lua_State *L) {
+  loam_value local[NPARAMS_LOCAL];
+  loam_error err = LOAM_ERROR_INIT;
+  LPrepared *p = toprepared(L);
+  loam_conn *conn;
+  int np, sidx;
+  const loam_value *params = bindargs(L, p, local, &np, "each", &conn);
+  LStmt *s = loamL_newstmt(L, lua_gettop(L));
+  sidx = lua_gettop(L);
+  if (loam_query_rendered_with(conn, p->rs, 0, params, np, LOAM_STREAM, &s->stmt, &err)
+      != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  lua_pushcfunction(L, loamL_stmtnext);
+  lua_pushvalue(L, sidx);
+  lua_pushnil(L);
+  lua_pushvalue(L, sidx);
+  return 4;
+}
+
+
+/* prepared:sql() -> the text it runs and the values it was rendered with, as 'render' gives them. */
+static int prepared_sql (lua_State *L) {
+  LPrepared *p = toprepared(L);
+  size_t len;
+  int np, j, nullidx;
+  const char *text;
+  const loam_value *v;
+  if (p->rs == NULL)
+    return loamL_misuse(L, "attempt to use a closed prepared statement");
+  text = loam_rendered_sql(p->rs, 0, &len);
+  v = loam_rendered_params(p->rs, 0, &np);
+  loamL_pushnull(L);
+  nullidx = lua_gettop(L);
+  lua_pushlstring(L, text, len);
+  lua_createtable(L, np, 0);
+  for (j = 0; j < np; j++) {
+    pushparam(L, &v[j], nullidx);
+    lua_rawseti(L, -2, j + 1);
+  }
+  return 2;
+}
+
+
+static int prepared_tostring (lua_State *L) {
+  LPrepared *p = toprepared(L);
+  lua_pushstring(L, p->rs != NULL ? "loam.Prepared (open)" : "loam.Prepared (closed)");
+  return 1;
+}
+
+
 void loamL_open_query (lua_State *L) {
+  static const luaL_Reg meth[] = {
+    {"run", prepared_run},
+    {"each", prepared_each},
+    {"sql", prepared_sql},
+    {"close", prepared_close},
+    {NULL, NULL}
+  };
+  static const luaL_Reg metameth[] = {
+    {"__gc", prepared_gc},
+    {"__close", prepared_gc},
+    {"__tostring", prepared_tostring},
+    {NULL, NULL}
+  };
+  loamL_createmeta(L, PREPARED_T, meth, metameth);
   loamL_addfunc(L, "render", l_render, conn_render);
-  lua_getfield(L, -1, "Conn");  /* 'run' needs a connection: a method only */
+  lua_getfield(L, -1, "Conn");  /* 'run' and 'prepare' need a connection: methods only */
   lua_pushcfunction(L, conn_run);
   lua_setfield(L, -2, "run");
+  lua_pushcfunction(L, conn_prepare);
+  lua_setfield(L, -2, "prepare");
   lua_pop(L, 1);
 }
 

@@ -619,10 +619,10 @@ for backend, pg in helper.each_backend() do
 
       it("renders a query once, however often it runs", function()
         local methods = conn_methods(db)
-        local render, calls = methods.render, 0
-        methods.render = function(...)
+        local prepare, calls = methods.prepare, 0
+        methods.prepare = function(...)
           calls = calls + 1
-          return render(...)
+          return prepare(...)
         end
         local ok, err = pcall(function()
           local q = orders():where { status = "paid" }
@@ -637,7 +637,7 @@ for backend, pg in helper.each_backend() do
           q:first()
           assert.are.equal(3, calls)
         end)
-        methods.render = render
+        methods.prepare = prepare
         assert(ok, err)
       end)
     end)

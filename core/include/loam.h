@@ -762,6 +762,18 @@ LOAM_API int loam_query_rendered (loam_conn *c, const loam_rendered *rs, int i,
                                   int flags,               /* 0 or LOAM_STREAM */
                                   loam_stmt **out,         /* OUT: new statement */
                                   loam_error *err);        /* OUT: may be NULL */
+/*
+** 'loam_query_rendered' with 'params' bound in place of the values of
+** statement 'i': the text and kind are reused, so a statement rendered once
+** runs again with new values without being rendered or read again.
+** 'nparams' must equal the statement's count (else LOAM_E_MISUSE); 'params'
+** and 'rs' must outlive the call only.
+*/
+LOAM_API int loam_query_rendered_with (loam_conn *c, const loam_rendered *rs, int i,
+                                       const loam_value *params, int nparams,
+                                       int flags,          /* 0 or LOAM_STREAM */
+                                       loam_stmt **out,    /* OUT: new statement */
+                                       loam_error *err);   /* OUT: may be NULL */
 LOAM_API int loam_exec_rendered (loam_conn *c, const loam_rendered *rs, int i,
                                  int64_t *changes,         /* OUT: may be NULL */
                                  int64_t *id,              /* OUT: may be NULL */

@@ -30,7 +30,7 @@
 -- include.inverse_of(rel), and, for the messages of loam.relation,
 -- include.show_name(v) and include.relation_list(M).
 --
--- SQL text comes from the core only: ASTs go to db:run and db:render
+-- SQL text comes from the core only: ASTs go to db:run and db:prepare
 -- (through the query layer) and db:load_batch.
 --
 -- The query layer requires this module, so the options of a node (where,

@@ -2,8 +2,8 @@
 --
 -- A model is a table declared once from column declarations (loam.types)
 -- and bound to a connection.  Every statement it runs is a DML or DDL AST
--- rendered by the core (db:run, which renders and runs at once; db:render
--- where the text is kept; db:render_ddl); no SQL text is written here
+-- rendered by the core (db:run, which renders and runs at once; db:prepare
+-- where the rendered statement is kept; db:render_ddl); no SQL text is written here
 -- except the catalog lookup that finds a migration history.
 --
 --   db:model(table, columns [, options]) -> Model
@@ -730,20 +730,24 @@ function Model:find(...)
     end
     given[name] = self:coerce(name, given[name])
   end
-  -- The statement of 'find' has one shape per model: render it once and
-  -- keep its text, binding the key values in primary-key order.  That is
+  -- The statement of 'find' has one shape per model: prepare it once and
+  -- bind the key values, in primary-key order, into its slots.  That is
   -- cheaper than db:run, which would build, convert and render the AST
-  -- each time: 31 against 59 ms for the 10,000 finds of bench_lua.lua.
-  local rows, sql = nil, self._find_sql
-  if sql then
-    local params = {}
-    for i, name in ipairs(pk) do params[i] = given[name] end
-    rows = self.db:query(sql, params)
+  -- each time.
+  local p, rows = self._find_prepared, nil
+  if p then
+    if #pk == 1 then
+      rows = p:run(given[pk[1]])
+    else
+      local params = {}
+      for i, name in ipairs(pk) do params[i] = given[name] end
+      rows = p:run(table.unpack(params, 1, #pk))
+    end
   else
-    local st = self.db:render { k = "select", columns = self._select,
-      from = { name = self.table }, where = key_condition(self, given, "find") }[1]
-    rows = self.db:query(st.sql, st.params)
-    self._find_sql = st.sql
+    p = self.db:prepare { k = "select", columns = self._select,
+      from = { name = self.table }, where = key_condition(self, given, "find") }
+    rows = p:run()
+    self._find_prepared = p
   end
   return rows[1] and self:_load(rows[1]) or nil
 end

@@ -66,8 +66,8 @@
 -- SQL text comes from the core's renderer only.  A statement runs
 -- straight from its AST through db:run, which binds the rendered values in
 -- C.  A query is immutable, so one that runs the same statement a second
--- time renders it once (db:render) and keeps the text on itself: later
--- runs bind the kept text and walk no AST.  count() and the aggregates are
+-- time prepares it once (db:prepare) and keeps it on itself: later runs
+-- bind its values in C and walk no AST.  count() and the aggregates are
 -- one SELECT each, never rows counted in Lua:
 --  * a query whose rows are simply those that match (no limit/offset,
 --    distinct, group_by or having) gets the aggregate in place of its
@@ -132,8 +132,8 @@ local select_ast  -- the SELECT AST of a state, defined with the rendering
 -- (an include tree of loam.include, or nil), lazy (nil: not said).
 
 local function make(s)
-  -- '_cache' holds the statements rendered for this query, by purpose
-  -- (false: run once, not rendered; see 'run').
+  -- '_cache' holds the statements prepared for this query, by purpose
+  -- (false: run once, not prepared; see 'run').
   return setmetatable({ _s = s, _cache = {} }, QueryMT)
 end
 
@@ -536,32 +536,31 @@ function select_ast(s)
   }
 end
 
--- The statement rendered for 'purpose', built by 'build(state)' the first
--- time only.
+-- The statement for 'purpose', built by 'build(state)' and prepared (its
+-- rendered form kept in C, see db:prepare) the first time only.
 local function statement(q, purpose, build)
-  local st = q._cache[purpose]
-  if not st then
+  local p = q._cache[purpose]
+  if not p then
     local s = q._s
-    st = s.db:render(build(s))[1]
-    q._cache[purpose] = st
+    p = s.db:prepare(build(s))
+    q._cache[purpose] = p
   end
-  return st
+  return p
 end
 
 -- The rows of the statement for 'purpose'.  Its first run goes through
 -- db:run, which renders and binds without handing the values to Lua and
--- back.  A second run keeps the rendered text for every later one, which
--- then skips building, converting and rendering the AST: a count() by key
--- run again costs 1.3 us on SQLite, against 4.9 us through db:run.  A
--- query that runs once would render a text it never reuses.
+-- back.  A second run prepares the statement for every later one, which
+-- then skips building, converting and rendering the AST and binds the
+-- rendered values in C.  A query that runs once would prepare a statement
+-- it never reuses.
 local function run(q, purpose, build)
   local s, cache = q._s, q._cache
   if cache[purpose] == nil then
     cache[purpose] = false  -- ran once
     return s.db:run(build(s))
   end
-  local st = statement(q, purpose, build)
-  return s.db:query(st.sql, st.params)
+  return statement(q, purpose, build):run()
 end
 
 -- The SELECT that loads instances: with the joined relations of the
@@ -622,8 +621,7 @@ local function only_filters(s, what)
 end
 
 function Query:to_sql()
-  local st = main_statement(self)
-  return st.sql, st.params
+  return main_statement(self):sql()
 end
 
 -- }======================================================================
@@ -651,8 +649,7 @@ function Query:each()
     misuse("each: cannot load includes while streaming (a connection runs one statement " ..
            "at a time); use all(), or paginate{...} for pages that each load their includes")
   end
-  local st = main_statement(self)
-  local iter, state, ctl, closing = s.db:each(st.sql, st.params)
+  local iter, state, ctl, closing = main_statement(self):each()
   if not loads(s) then
     return iter, state, ctl, closing
   end

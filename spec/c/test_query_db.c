@@ -271,6 +271,45 @@ static void ordering (loam_conn *c) {
 }
 
 
+/*
+** A rendered statement runs again with other values in its placeholders;
+** a count that is not the statement's is refused before anything runs.
+** Expects the rows of 'ordering' in 'nums'.
+*/
+static void rebound (loam_conn *c) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *st = loam_qb_select(qb, "nums", NULL);
+  loam_rendered *rs = NULL;
+  loam_stmt *s = (loam_stmt *)&e;   /* any non-NULL pointer, never read */
+  loam_value v, other[2];
+  loam_qb_column(st, loam_qb_col(qb, NULL, "b"));
+  loam_qb_where(st, loam_qb_op(qb, "=", loam_qb_col(qb, NULL, "a"), loam_qb_val(qb, loam_int(1))));
+  CHECK_OK(loam_qb_render(qb, st, loam_conn_backend(c), 0, &rs, &e), &e);
+  other[0] = loam_int(3);
+  other[1] = loam_int(1);
+  CHECK_INT(loam_query_rendered_with(c, rs, 0, other, 2, 0, &s, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK_STR(e.message, "the statement takes 1 parameter(s), got 2");
+  CHECK(s == NULL);
+  CHECK_INT(loam_query_rendered_with(c, rs, 1, other, 1, 0, &s, &e), LOAM_ERROR);
+  CHECK_STR(e.message, "loam_query_rendered_with: no statement 1");
+  CHECK_OK(loam_query_rendered_with(c, rs, 0, other, 1, 0, &s, &e), &e);
+  CHECK_INT(loam_step(s, &e), LOAM_ROW);
+  loam_column(s, 0, &v);
+  CHECK_INT(v.u.i, 30);
+  loam_stmt_close(s);
+  CHECK_OK(loam_query_rendered(c, rs, 0, 0, &s, &e), &e);  /* its own value, unchanged */
+  CHECK_INT(loam_step(s, &e), LOAM_ROW);
+  loam_column(s, 0, &v);
+  CHECK_INT(v.u.i, 10);
+  loam_stmt_close(s);
+  loam_rendered_free(rs);
+  loam_error_clear(&e);
+  loam_qb_free(qb);
+}
+
+
 /* {======================================================================
 ** SQLite
 ** ======================================================================= */
@@ -355,6 +394,7 @@ TEST(qb_sqlite_chunked_insert) {
   chunked_insert(c, 100, 7, 34);        /* 3 rows a chunk */
   EXEC(c, "DELETE FROM nums", &e);
   ordering(c);
+  rebound(c);
   loam_conn_close(c);
 }
 
@@ -407,6 +447,7 @@ TEST(qb_pg_chunked_insert_and_order) {
   chunked_insert(c, 100, 7, 34);
   EXEC(c, "DELETE FROM nums", &e);
   ordering(c);
+  rebound(c);
   loam_conn_close(c);
 }
 

@@ -171,6 +171,22 @@ int loam_query_rendered (loam_conn *c, const loam_rendered *rs, int i, int flags
 }
 
 
+
+int loam_query_rendered_with (loam_conn *c, const loam_rendered *rs, int i,
+                              const loam_value *params, int nparams, int flags,
+                              loam_stmt **out, loam_error *err) {
+  int np;
+  const char *sql = loam_rendered_sql(rs, i, NULL);
+  if (out != NULL) *out = NULL;
+  if (sql == NULL)
+    return loam__err(err, LOAM_E_MISUSE, "loam_query_rendered_with: no statement %d", i);
+  loam_rendered_params(rs, i, &np);
+  if (nparams != np || (np > 0 && params == NULL))
+    return loam__err(err, LOAM_E_MISUSE, "the statement takes %d parameter(s), got %d",
+                     np, nparams);
+  return loam__query(c, sql, loam_rendered_kind(rs, i), params, nparams, flags, out, err);
+}
+
 /*
 ** A failure here is a statement that ended at once, and is reported as
 ** one; its code comes from a local error when the caller passed none.
