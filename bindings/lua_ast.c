@@ -75,6 +75,20 @@ static int builder_gc (lua_State *L) {
 ** Raw access: an AST is plain data, and a metamethod answering for a
 ** missing field would let a typo pass unseen.
 */
+const char *const loamL_coltypes[] = {
+  "id", "integer", "bigint", "text", "numeric", "boolean", "float", "date",
+  "timestamp", "json", "blob", "enum", NULL
+};
+
+
+int loamL_coltype (const char *name) {
+  int k;
+  for (k = 0; name != NULL && loamL_coltypes[k] != NULL; k++)
+    if (strcmp(loamL_coltypes[k], name) == 0) return k + 1;
+  return 0;
+}
+
+
 int loamL_field (lua_State *L, int t, const char *k) {
   lua_pushstring(L, k);
   return lua_rawget(L, t);
@@ -303,15 +317,12 @@ static loam_expr *in (Walk *w, int t) {
     lua_pop(L, 1);
     /* The declared type of the column, which PostgreSQL needs to compare text lists. */
     if (loamL_field(L, t, "coltype") == LUA_TSTRING) {
-      static const char *const coltypes[] = { "date", "timestamp", "numeric", NULL };
-      static const int codes[] = { LOAM_COL_DATE, LOAM_COL_TIMESTAMP, LOAM_COL_NUMERIC };
-      int i = 0;
       const char *name = lua_tostring(L, -1);
-      while (coltypes[i] != NULL && strcmp(coltypes[i], name) != 0) i++;
-      if (coltypes[i] == NULL)
+      int c = loamL_coltype(name);
+      if (c != LOAM_COL_DATE && c != LOAM_COL_TIMESTAMP && c != LOAM_COL_NUMERIC)
         loamL_misuse(L, "query AST: 'in' node: coltype must be date, timestamp or numeric, "
                      "not '%s'", name);
-      x = loam_qb_in_coltype(qb, x, codes[i]);
+      x = loam_qb_in_coltype(qb, x, c);
     }
   }
   else {

@@ -67,27 +67,20 @@ static void checkfields (lua_State *L, int t, lua_Integer i) {
 ** ('loam_col_type').  Returns 0 when the spec has none.
 */
 static int readtypes (lua_State *L, int t, lua_Integer i, int nkey, int *ct) {
-  /* the column types by name, in the order of 'loam_col_type' from 1 */
-  static const char *const names[] = {
-    "id", "integer", "bigint", "text", "numeric", "boolean", "float", "date", "timestamp",
-    "json", "blob", "enum", NULL
-  };
   int j;
   if (loamL_field(L, t, "key_types") == LUA_TNIL) { lua_pop(L, 1); return 0; }
   if (lua_type(L, -1) != LUA_TTABLE || lua_rawlen(L, -1) != (lua_Unsigned)nkey)
     loamL_misuse(L, "load_batch: spec %I: 'key_types' must be an array of %d column type "
                  "names, one per key expression", i, nkey);
   for (j = 0; j < nkey; j++) {
-    const char *name;
-    int k = 0;
+    int k;
     lua_rawgeti(L, -1, j + 1);
-    name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    while (name != NULL && names[k] != NULL && strcmp(names[k], name) != 0) k++;
-    if (name == NULL || names[k] == NULL)
+    k = lua_type(L, -1) == LUA_TSTRING ? loamL_coltype(lua_tostring(L, -1)) : 0;
+    if (k == 0)
       loamL_misuse(L, "load_batch: spec %I: key_types[%d] is not a column type (id, integer, "
                    "bigint, text, numeric, boolean, float, date, timestamp, json, blob, enum)",
                    i, j + 1);
-    ct[j] = k + 1;
+    ct[j] = k;
     lua_pop(L, 1);
   }
   lua_pop(L, 1);

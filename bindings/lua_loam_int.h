@@ -185,6 +185,12 @@ LOAML_FUNC void loamL_open_stmt (lua_State *L);
 */
 LOAML_FUNC int loamL_field (lua_State *L, int t, const char *k);
 
+/* Column type names of the ASTs, in the order of 'loam_col_type' from 1, NULL-ended. */
+LOAML_FUNC const char *const loamL_coltypes[];
+
+/* The 'loam_col_type' named 'name', or 0 when it names none. */
+LOAML_FUNC int loamL_coltype (const char *name);
+
 /*
 ** The backend named by the string at 'arg' ("sqlite" or "postgres");
 ** raises misuse, naming the function 'fname', for anything else.

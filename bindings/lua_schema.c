@@ -200,12 +200,6 @@ static int pick (lua_State *L, const char *s, const char *const *names, const ch
 ** create_table
 ** ======================================================================= */
 
-/* Column types by AST name, in the order of 'loam_col_type' from 1. */
-static const char *const coltypes[] = {
-  "id", "integer", "bigint", "text", "numeric", "boolean", "float", "date",
-  "timestamp", "json", "blob", "enum", NULL
-};
-
 /* Referential actions by AST name, in the order of 'loam_fk_action'. */
 static const char *const fkactions[] = {
   "no action", "restrict", "cascade", "set null", "set default", NULL
@@ -286,7 +280,7 @@ static void tocolumn (Ctx *c, int i, loam_column_def *col) {
   what = keep(c, "column '%s'", col->name);
   onlyknown(L, t, column_fields, what);
   type = reqstring(L, t, "type", what);
-  col->type = (loam_col_type)(pick(L, type, coltypes, what, "type") + 1);
+  col->type = (loam_col_type)(pick(L, type, loamL_coltypes, what, "type") + 1);
   col->length = optint(L, t, "length", what, 1);
   col->precision = optint(L, t, "precision", what, 1);
   col->scale = optint(L, t, "scale", what, 0);

@@ -52,6 +52,20 @@ const char *t_tmpdir (void) {
   return tmpdir;
 }
 
+int64_t t_scalar (loam_conn *c, const char *sql) {
+  loam_stmt *s;
+  loam_value v;
+  int64_t r = -1;
+  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK) {
+    if (v.type == LOAM_INT) r = v.u.i;
+    else if (v.type == LOAM_BOOL) r = v.u.b;
+  }
+  loam_stmt_close(s);
+  return r;
+}
+
+
 int main (int argc, char **argv) {
   int passed = 0, failed = 0;
   t_case *c;

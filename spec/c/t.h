@@ -13,6 +13,8 @@
 #include <string.h>
 #include <stdint.h>
 
+#include "loam.h"
+
 typedef struct t_case {
   const char *name;
   const char *file;
@@ -29,6 +31,9 @@ int t_failed (void);
 const char *t_pg_url (void);
 /* A fresh temporary directory path for this process (created once). */
 const char *t_tmpdir (void);
+
+/* The single integer (or boolean, as 0 or 1) that 'sql' returns on 'c', or -1. */
+int64_t t_scalar (loam_conn *c, const char *sql);
 
 #define TEST(name) \
   static void name (void); \

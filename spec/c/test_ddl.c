@@ -141,20 +141,6 @@ static int drop (loam_conn *c, const char *table, loam_error *e) {
            loam_errcode_name((e)->code), (e)->message, loam_errcode_name(want)); \
     return; } } while (0)
 
-/* The single integer 'sql' returns, or -1. */
-static int64_t scalar (loam_conn *c, const char *sql) {
-  loam_stmt *s;
-  loam_value v;
-  int64_t r = -1;
-  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
-  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK) {
-    if (v.type == LOAM_INT) r = v.u.i;
-    else if (v.type == LOAM_BOOL) r = v.u.b;
-  }
-  loam_stmt_close(s);
-  return r;
-}
-
 static loam_conn *open_sqlite (loam_error *e) {
   loam_conn *c = NULL;
   if (loam_connect("sqlite::memory:", NULL, &c, e) != LOAM_OK) return NULL;
@@ -249,7 +235,7 @@ static void types_run (loam_conn *c) {
   EXEC(c, "INSERT INTO ddl_types (i, b, t, tl, n, np, bo, f, d, ts, j, e) VALUES "
           "(1, 2, 'x', 'short', 1.5, 12.25, true, 0.5, '2024-01-31', "
           "'2024-01-31 12:00:00', '{\"a\": 1}', 'b')", &e);
-  CHECK_INT(scalar(c, "SELECT id FROM ddl_types"), 1);
+  CHECK_INT(t_scalar(c, "SELECT id FROM ddl_types"), 1);
   CHECK_OK(drop(c, "ddl_types", &e), &e);
   loam_error_clear(&e);
 }
@@ -981,7 +967,7 @@ static void injection_run (loam_conn *c) {
   loam_column(s, 0, &v);
   CHECK_STR(v.u.s.ptr, evil);
   loam_stmt_close(s);
-  CHECK_INT(scalar(c, "SELECT count(*) FROM ddl_victim"), 0);   /* still there */
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM ddl_victim"), 0);   /* still there */
   CHECK_OK(drop(c, EVIL_TABLE, &e), &e);
   CHECK_OK(drop(c, "ddl_victim", &e), &e);
   loam_error_clear(&e);
@@ -1038,7 +1024,7 @@ static void constraints_run (loam_conn *c) {
 
   snprintf(sql, sizeof sql, "INSERT INTO %s (name) VALUES ('ann')", parent);
   EXEC(c, sql, &e);
-  CHECK_INT(scalar(c, pg ? "SELECT count(*) FROM ddl_pg_parent WHERE tier = 'free'"
+  CHECK_INT(t_scalar(c, pg ? "SELECT count(*) FROM ddl_pg_parent WHERE tier = 'free'"
                          : "SELECT count(*) FROM ddl_lite_parent WHERE tier = 'free'"), 1);
 
   /* enum value outside its set */
@@ -1075,13 +1061,13 @@ static void constraints_run (loam_conn *c) {
   snprintf(sql, sizeof sql, "INSERT INTO %s (parent_id, code) VALUES (1, 'x')", child);
   CHECK_FAILS(c, sql, &e, LOAM_E_UNIQUE_VIOLATION);
   snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", child);
-  CHECK_INT(scalar(c, sql), 3);
+  CHECK_INT(t_scalar(c, sql), 3);
 
   /* ON DELETE CASCADE takes the children along */
   snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id = 1", parent);
   EXEC(c, sql, &e);
   snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", child);
-  CHECK_INT(scalar(c, sql), 0);
+  CHECK_INT(t_scalar(c, sql), 0);
 
   CHECK_OK(drop(c, child, &e), &e);
   CHECK_OK(drop(c, parent, &e), &e);

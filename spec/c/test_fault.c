@@ -30,19 +30,6 @@
   } while (0)
 
 
-/* The single integer 'sql' returns, or -1 on any failure. */
-static int64_t scalar (loam_conn *c, const char *sql) {
-  loam_stmt *s;
-  loam_value v;
-  int64_t r = -1;
-  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
-  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT)
-    r = v.u.i;
-  loam_stmt_close(s);
-  return r;
-}
-
-
 /* Ends the session 'pid' from 'admin' and waits until it is gone; 1 on success. */
 static int terminate (loam_conn *admin, int64_t pid) {
   loam_value p = loam_int(pid);
@@ -67,7 +54,7 @@ TEST(fault_pg_terminated_mid_stream) {
   int n = 0, rc;
   OPEN(admin, &e);
   OPEN(c, &e);
-  pid = scalar(c, "SELECT pg_backend_pid()");
+  pid = t_scalar(c, "SELECT pg_backend_pid()");
   CHECK(pid > 0);
   CHECK_OK(loam_query(c, "SELECT g FROM generate_series(1, 2000000) g", NULL, 0, LOAM_STREAM,
                       &s, &e), &e);
@@ -96,7 +83,7 @@ TEST(fault_pg_terminated_before_commit) {
                      &e), &e);
   CHECK_OK(loam_exec(admin, "CREATE TABLE fault_c_items (id integer PRIMARY KEY)", NULL, 0,
                      NULL, NULL, NULL, &e), &e);
-  pid = scalar(c, "SELECT pg_backend_pid()");
+  pid = t_scalar(c, "SELECT pg_backend_pid()");
   CHECK(pid > 0);
   CHECK_OK(loam_tx_begin(c, &e), &e);
   CHECK_OK(loam_exec(c, "INSERT INTO fault_c_items VALUES (1), (2)", NULL, 0, NULL, NULL, NULL,
@@ -108,7 +95,7 @@ TEST(fault_pg_terminated_before_commit) {
   if (loam_tx_rollback(c, &e) != LOAM_OK) CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
   CHECK_INT(loam_tx_rollback(c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_MISUSE);
-  CHECK_INT(scalar(admin, "SELECT count(*) FROM fault_c_items"), 0);
+  CHECK_INT(t_scalar(admin, "SELECT count(*) FROM fault_c_items"), 0);
   CHECK_OK(loam_exec(admin, "DROP TABLE fault_c_items", NULL, 0, NULL, NULL, NULL, &e), &e);
   loam_conn_close(c);
   loam_conn_close(admin);

@@ -82,19 +82,6 @@ static int64_t total (loam_conn *c, loam_qb *qb, const loam_qstmt *st, int count
 }
 
 
-/* The single integer 'sql' returns, or -1. */
-static int64_t scalar (loam_conn *c, const char *sql) {
-  loam_stmt *s;
-  loam_value v;
-  int64_t r = -1;
-  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
-  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT)
-    r = v.u.i;
-  loam_stmt_close(s);
-  return r;
-}
-
-
 /* The texts the IN-list tests store and look up: every character that needs escaping somewhere. */
 static const char *const tricky[] = {
   "a\"b", "c\\d", "", "NULL", "{x, y}", "it's", "tab\there", "h\xc3\xa9", "\\\"\\", "[1,2]",
@@ -199,19 +186,19 @@ static void upserts (loam_conn *c) {
                                loam_qb_val(qb, rows[3])));
   CHECK_OK(run(c, qb, st, 4, &n, &e), &e);            /* (4 - 2) / 2: one row a chunk */
   CHECK_INT(n, 2);
-  CHECK_INT(scalar(c, "SELECT count(*) FROM users WHERE note IS NULL AND visits = 0"), 2);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM users WHERE note IS NULL AND visits = 0"), 2);
   CHECK_OK(run(c, qb, st, 0, &n, &e), &e);
   CHECK_INT(n, 1);
-  CHECK_INT(scalar(c, "SELECT visits FROM users WHERE name = 'ANN' AND note = 'Ann'"), 1);
-  CHECK_INT(scalar(c, "SELECT visits FROM users WHERE email = 'r@x' AND name = 'root'"), 0);
+  CHECK_INT(t_scalar(c, "SELECT visits FROM users WHERE name = 'ANN' AND note = 'Ann'"), 1);
+  CHECK_INT(t_scalar(c, "SELECT visits FROM users WHERE email = 'r@x' AND name = 'root'"), 0);
   CHECK_OK(run(c, qb, st, 0, &n, &e), &e);
-  CHECK_INT(scalar(c, "SELECT CAST(sum(visits) AS BIGINT) FROM users"), 2);
+  CHECK_INT(t_scalar(c, "SELECT CAST(sum(visits) AS BIGINT) FROM users"), 2);
   loam_qb_insert_column(keep, "email");
   loam_qb_insert_row(keep, rows, 1);
   loam_qb_on_conflict(keep, LOAM_DO_NOTHING, NULL, 0);
   CHECK_OK(run(c, qb, keep, 0, &n, &e), &e);
   CHECK_INT(n, 0);
-  CHECK_INT(scalar(c, "SELECT count(*) FROM users"), 2);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM users"), 2);
   loam_qb_free(qb);
 }
 
@@ -237,8 +224,8 @@ static void chunked_insert (loam_conn *c, int nrows, int maxp, int chunks) {
   loam_rendered_free(rs);
   CHECK_OK(run(c, qb, st, maxp, &n, &e), &e);
   CHECK_INT(n, nrows);
-  CHECK_INT(scalar(c, "SELECT count(DISTINCT a) FROM nums"), nrows);
-  CHECK_INT(scalar(c, "SELECT CAST(sum(b) - 2 * sum(a) AS BIGINT) FROM nums"), 0);
+  CHECK_INT(t_scalar(c, "SELECT count(DISTINCT a) FROM nums"), nrows);
+  CHECK_INT(t_scalar(c, "SELECT CAST(sum(b) - 2 * sum(a) AS BIGINT) FROM nums"), 0);
   loam_qb_free(qb);
 }
 
@@ -343,7 +330,7 @@ static void rendered_kinds (loam_conn *c) {
   CHECK_INT(e.code, LOAM_E_MISUSE);
   CHECK_STR(e.message, "loam_query_rendered: no statement -1");
   CHECK(s == NULL);
-  CHECK_INT(scalar(c, "SELECT count(*) FROM qb_kinds"), 0);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM qb_kinds"), 0);
   CHECK_OK(loam_exec_rendered(c, rs, 0, &changes, &id, &has_id, &e), &e);
   CHECK_INT(changes, 1); CHECK_INT(has_id, 1); CHECK_INT(id, 1);
   loam_rendered_free(rs);
