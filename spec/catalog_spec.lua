@@ -90,7 +90,7 @@ for backend, pg in helper.each_backend() do
       db:close()
       err = catch(db.table_exists, db, "cat_t")
       assert.are.equal("misuse", err.code)
-      assert.are.equal("attempt to use a closed connection", err.message)
+      assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
     end)
   end)
 
@@ -105,7 +105,7 @@ for backend, pg in helper.each_backend() do
       helper.finish(db, { "cat_num" })
       local err = catch(db.exact_numeric, db)
       assert.are.equal("misuse", err.code)
-      assert.are.equal("attempt to use a closed connection", err.message)
+      assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
     end)
   end)
 

@@ -162,7 +162,7 @@ describe("render_ddl", function()
     db:close()
     local err = catch(db.render_ddl, db, ORDERS)
     assert.are.equal("misuse", err.code)
-    assert.are.equal("attempt to use a closed connection", err.message)
+    assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
   end)
 
   describe("refuses", function()

@@ -142,12 +142,12 @@ for backend in helper.each_backend() do
       assert.are.equal(1, Item:count())
     end)
 
-    it("create_tables and drop_tables on a closed connection name the calling line",
+    it("create_tables and drop_tables on a closed database name the calling line",
        function()
       db:close()
       local err = helper.catch(function() here(); loam.drop_tables(db, { Item }) end)
       assert.are.equal("misuse", err.code)
-      assert.matches("closed connection", err.message, 1, true)
+      assert.matches("closed database", err.message, 1, true)
       assert.are.equal(position(), err.where)
       local ok
       ok, err = pcall(loam.create_tables, db, { Item }); here()

@@ -184,7 +184,7 @@ for backend, pg in helper.each_backend() do
       assert.are.equal("parameter #1: cannot bind a table", err.message)
       err = catch(db.exec, db, "select ? as a, ? as b", { 1, print })
       assert.are.equal("parameter #2: cannot bind a function", err.message)
-      err = catch(db.query, db, "select ? as a", { db })
+      err = catch(db.query, db, "select ? as a", { db:connection() })
       assert.are.equal("parameter #1: cannot bind a loam.Conn", err.message)
       err = catch(db.each, db, "select ? as a", { coroutine.create(print) })
       assert.are.equal("parameter #1: cannot bind a thread", err.message)

@@ -151,7 +151,7 @@ end
 -- Teardown for a spec that made 'names' on 'db': drops them and closes
 -- the connection, unless the spec closed it already.
 function helper.finish(db, names)
-  if tostring(db) ~= "loam.Conn (closed)" then
+  if tostring(db) ~= "loam.Database (closed)" then
     helper.drop_tables(db, names)
     db:close()
   end

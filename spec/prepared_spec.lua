@@ -125,7 +125,7 @@ for backend in helper.each_backend() do
       err = catch(function() return q:each("a") end)
       assert.are.equal("attempt to use a closed connection", err.message)
       err = catch(db.prepare, db, by_name("a"))
-      assert.are.equal("attempt to use a closed connection", err.message)
+      assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
       db = helper.connect(backend)
     end)
 

@@ -618,7 +618,7 @@ for backend, pg in helper.each_backend() do
       end)
 
       it("renders a query once, however often it runs", function()
-        local methods = conn_methods(db)
+        local methods = conn_methods(db:connection())
         local prepare, calls = methods.prepare, 0
         methods.prepare = function(...)
           calls = calls + 1

@@ -257,7 +257,7 @@ for backend, pg in helper.each_backend() do
       end)
 
       it("keeps its connection alive while iterating", function()
-        local conn = helper.connect(backend)
+        local conn = helper.connect(backend):connection()
         local iter, state = conn:each(count_to(backend, 3))
         local weak = setmetatable({ conn }, { __mode = "v" })
         conn = nil  -- luacheck: ignore

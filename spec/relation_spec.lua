@@ -271,7 +271,7 @@ for backend, pg in helper.each_backend() do
         local other <close> = loam.connect("sqlite::memory:")
         local Far = other:model("far", { loam.id() })
         err = refused(function() m.Order:belongs_to("far", Far, { key = "customer_id" }) end)
-        assert.are.equal("orders.far: orders and far are bound to different connections",
+        assert.are.equal("orders.far: orders and far are declared on different databases",
           err.message)
       end)
 

@@ -211,7 +211,7 @@ for backend, pg in helper.each_backend() do
         db:close()
         local err = catch(db.run, db, { k = "select", from = { name = "runs" } })
         assert.are.equal("misuse", err.code)
-        assert.are.equal("attempt to use a closed connection", err.message)
+        assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
       end)
 
       it("the next chunk when a query hook closed the connection", function()

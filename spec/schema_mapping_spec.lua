@@ -515,7 +515,7 @@ for backend, pg in helper.each_backend() do
         end)
         assert.are.equal("misuse", err.code)
         assert.are.equal("orphans.x_id references table nowhere, and no model of that table is "
-          .. "declared on this connection: declare it first (its primary key is the referenced "
+          .. "declared on this database: declare it first (its primary key is the referenced "
           .. "column)", err.message)
         assert.are.equal(at(line), err.where)
         local sql = pg and "select count(*) as n from information_schema.tables "

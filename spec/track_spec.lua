@@ -69,7 +69,7 @@ for backend in helper.each_backend() do
     end)
 
     after_each(function()
-      if tostring(db) ~= "loam.Conn (closed)" then db:track(false) end
+      if tostring(db) ~= "loam.Database (closed)" then db:track(false) end
       helper.finish(db, TABLES)
     end)
 
@@ -303,7 +303,7 @@ for backend in helper.each_backend() do
         local line = next_line()
         local err = helper.caught(pcall(loam.track, { db, other }, function() end))
         assert.are.equal("misuse", err.code)
-        assert.are.equal("attempt to use a closed connection", err.message)
+        assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)", err.message)
         assert.are.equal(at(line) .. ": ", err.where)
         assert.is_nil(hook_of(db))
       end)

@@ -10,11 +10,13 @@
 --   local c = Customer:create{ email = "a@example.com" }
 --   for row in db:each("select id, email from customers where tier = ?", { "pro" }) do ... end
 --
--- This module re-exports the C module 'loam.core' and attaches the pure
--- Lua layers to it.  What it offers:
+-- This module re-exports the C module 'loam.core' beside the pure Lua
+-- layers.  What it offers:
 --
---   connect(url [, opts]) -> conn   opts: statement_cache, busy_timeout_ms,
---                                   connect_timeout_s (integers)
+--   connect(url [, opts]) -> db     a Database (loam.database) over one
+--                                   connection; opts: statement_cache,
+--                                   busy_timeout_ms, connect_timeout_s
+--                                   (integers)
 --   null                            the SQL NULL value, in results and parameters
 --   isnull(v) -> boolean            v == loam.null
 --   blob(s) -> blob                 binds the byte string 's' as a BLOB / bytea
@@ -38,11 +40,9 @@
 --                                   (counts, N+1s, unused eager loads)
 --   budget(db, limits, fn)          runs fn under query/row limits (loam.track)
 --
--- Connection methods added here: db:model(table, columns [, options]),
--- db:create_tables(models), db:drop_tables(models), db:table(name),
--- db:lazy_loading(flag) (lazy relation loading for the connection's models),
--- db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
--- (loam.track).
+-- The methods of a Database (db:model, db:table, db:transaction,
+-- db:reconnect, db:connection and the connection's own) are listed in
+-- loam.database.
 --
 -- Error policy: every failure raises.  Database failures and misuse alike
 -- raise an error object (a table with metatable 'loam.Error' and fields
@@ -54,14 +54,13 @@
 local core = require "loam.core"
 local types = require "loam.types"
 local query = require "loam.query"
-local model = require "loam.model"
 local schema = require "loam.schema"
-local relation = require "loam.relation"
 local loader = require "loam.loader"
 local track = require "loam.track"
+local database = require "loam.database"
 
 local loam = {
-  connect = core.connect,
+  connect = database.connect,
   null = core.null,
   isnull = core.isnull,
   blob = core.blob,
@@ -81,17 +80,5 @@ local loam = {
 for name, constructor in pairs(types.constructors) do
   loam[name] = constructor
 end
-
-local Conn = core.Conn
-
-function Conn:model(name, columns, options)
-  return model.new(self, name, columns, options)
-end
-
-Conn.create_tables = schema.create_tables
-Conn.drop_tables = schema.drop_tables
-query.install(Conn)
-relation.install(Conn)
-track.install(Conn)
 
 return loam

@@ -76,7 +76,8 @@ local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
 -- changed.  Kept aside, weakly, so an instance holds only its columns.
-local snapshots = setmetatable({}, { __mode = "k" })
+local WEAK_KEYS = { __mode = "k" }
+local snapshots = setmetatable({}, WEAK_KEYS)
 
 local Model = { __name = "loam.Model" }
 Model.__index = Model
@@ -89,10 +90,6 @@ local instance_tostring
 
 -- The metatable of a model's instances, defined with the models.
 local instance_meta
-
--- connection -> { table name -> the model last declared for it }: a
--- reference by table name points at that model's primary key.
-local tables = setmetatable({}, { __mode = "k" })
 
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
@@ -541,12 +538,10 @@ function model.new(db, tname, decls, opts)
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
   M._include_options = query.include_options
-  local known = tables[db]
-  if known == nil then
-    known = {}
-    tables[db] = known
-  end
-  known[tname] = M
+  M._find = setmetatable({}, WEAK_KEYS)
+  -- A reference by table name points at the primary key of the model the
+  -- Database holds for that table: the one last declared.
+  db._models[tname] = M
   return M
 end
 
@@ -621,10 +616,10 @@ local function reference_of(M, col)
   local out = {}
   for k, v in pairs(ref) do out[k] = v end
   if out.column == nil then
-    local R = (tables[M.db] or {})[ref.table]
+    local R = M.db._models[ref.table]
     if R == nil then
       misuse(M, string.format("%s references table %s, and no model of that table is declared "
-        .. "on this connection: declare it first (its primary key is the referenced column)",
+        .. "on this database: declare it first (its primary key is the referenced column)",
         label(M, col.name), ref.table), col.name)
     end
     if #R.primary_key ~= 1 then
@@ -730,11 +725,12 @@ function Model:find(...)
     end
     given[name] = self:coerce(name, given[name])
   end
-  -- The statement of 'find' has one shape per model: prepare it once and
-  -- bind the key values, in primary-key order, into its slots.  That is
-  -- cheaper than db:run, which would build, convert and render the AST
-  -- each time.
-  local p, rows = self._find_prepared, nil
+  -- The statement of 'find' has one shape per model: prepare it once per
+  -- connection (in '_find', weakly keyed by it) and bind the key values,
+  -- in primary-key order, into its slots.  That is cheaper than db:run,
+  -- which would build, convert and render the AST each time.
+  local c = self.db:connection()
+  local p, rows = self._find[c], nil
   if p then
     if #pk == 1 then
       rows = p:run(given[pk[1]])
@@ -744,10 +740,10 @@ function Model:find(...)
       rows = p:run(table.unpack(params, 1, #pk))
     end
   else
-    p = self.db:prepare { k = "select", columns = self._select,
+    p = c:prepare { k = "select", columns = self._select,
       from = { name = self.table }, where = key_condition(self, given, "find") }
     rows = p:run()
-    self._find_prepared = p
+    self._find[c] = p
   end
   return rows[1] and self:_load(rows[1]) or nil
 end

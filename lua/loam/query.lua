@@ -58,9 +58,8 @@
 --   to_sql() -> sql, params    the statement all() runs
 --   explain() -> array of plan lines
 --
--- The module: query.new(db, source), query.install(ConnMethods) (adds
--- db:table(name)), query.op, query.raw(sql, params), query.methods (names
--- that start a chain, for model forwarding), query.Query (the methods),
+-- The module: query.new(db, source) (db:table(name) of loam.database),
+-- query.op, query.raw(sql, params), query.methods (names that start a chain, for model forwarding), query.Query (the methods),
 -- query.is_query(v), query.ast(q) (the SELECT AST of q, without includes).
 --
 -- SQL text comes from the core's renderer only.  A statement runs
@@ -132,8 +131,8 @@ local select_ast  -- the SELECT AST of a state, defined with the rendering
 -- (an include tree of loam.include, or nil), lazy (nil: not said).
 
 local function make(s)
-  -- '_cache' holds the statements prepared for this query, by purpose
-  -- (false: run once, not prepared; see 'run').
+  -- '_cache' holds the statements prepared for this query, by connection
+  -- and purpose (see 'cache_of').
   return setmetatable({ _s = s, _cache = {} }, QueryMT)
 end
 
@@ -536,16 +535,34 @@ function select_ast(s)
   }
 end
 
+-- The statements of query 'q' prepared on the connection this operation
+-- runs on: a prepared statement belongs to one connection, so a query kept
+-- across db:reconnect() (or, later, run on another connection) prepares
+-- afresh there.  '_cache' maps each connection to { purpose -> the
+-- prepared statement, or false: ran once, not prepared (see 'run') }.
+local function cache_of(q)
+  local c = q._s.db:connection()
+  local cache = q._cache[c]
+  if cache == nil then
+    cache = {}
+    q._cache[c] = cache
+  end
+  return cache, c
+end
+
 -- The statement for 'purpose', built by 'build(state)' and prepared (its
 -- rendered form kept in C, see db:prepare) the first time only.
-local function statement(q, purpose, build)
-  local p = q._cache[purpose]
+local function prepared(q, purpose, build, cache, c)
+  local p = cache[purpose]
   if not p then
-    local s = q._s
-    p = s.db:prepare(build(s))
-    q._cache[purpose] = p
+    p = c:prepare(build(q._s))
+    cache[purpose] = p
   end
   return p
+end
+
+local function statement(q, purpose, build)
+  return prepared(q, purpose, build, cache_of(q))
 end
 
 -- The rows of the statement for 'purpose'.  Its first run goes through
@@ -555,12 +572,12 @@ end
 -- rendered values in C.  A query that runs once would prepare a statement
 -- it never reuses.
 local function run(q, purpose, build)
-  local s, cache = q._s, q._cache
+  local cache, c = cache_of(q)
   if cache[purpose] == nil then
     cache[purpose] = false  -- ran once
-    return s.db:run(build(s))
+    return c:run(build(q._s))
   end
-  return statement(q, purpose, build):run()
+  return prepared(q, purpose, build, cache, c):run()
 end
 
 -- The SELECT that loads instances: with the joined relations of the
@@ -925,7 +942,7 @@ function query.include_options(node, T, opts)
 end
 
 function query.new(db, source)
-  if db == nil then misuse("query.new: a connection expected") end
+  if db == nil then misuse("query.new: a database expected") end
   local name, m
   if type(source) == "string" and source ~= "" then
     name = source
@@ -945,12 +962,6 @@ end
 query.methods = {}
 for name in pairs(Query) do query.methods[#query.methods + 1] = name end
 table.sort(query.methods)
-
-function query.install(ConnMethods)
-  function ConnMethods:table(name)
-    return query.new(self, name)
-  end
-end
 
 query.Query = Query
 query.op = expr.op

@@ -34,7 +34,8 @@
 --     one level in ONE db:load_batch call (pipelined on PostgreSQL); or
 --     joined into the parent's own query (strategy = "joined");
 --   * lazily, when enabled (q:lazy() or Model:lazy() for one query,
---     Model:lazy_loading(true), db:lazy_loading(true) as defaults): the
+--     Model:lazy_loading(true), db:lazy_loading(true) as defaults, the
+--     latter kept by the Database as 'db._lazy'): the
 --     first read loads the relation for every instance of the result set the
 --     instance came from, in one query.
 -- Include items and their options are loam.include's (it plans what each
@@ -48,8 +49,7 @@
 -- raises not_loaded for one that is not.
 --
 -- The module: relation.declare(M, kind, name, target, opts),
--- relation.model_lazy(M, flag), relation.install(ConnMethods)
--- (db:lazy_loading), relation.read(inst, rel) (for the instances' __index),
+-- relation.model_lazy(M, flag), relation.read(inst, rel) (for the instances' __index),
 -- relation.forget(inst [, changed]), relation.serialize(inst, out, include,
 -- nulls).
 --
@@ -75,9 +75,6 @@ local loaded, peers, NONE = loader.loaded, loader.peers, loader.NONE
 local model_of = instance.model_of
 
 local relation = {}
-
--- connection -> lazy flag (db:lazy).
-local lazy_conns = setmetatable({}, { __mode = "k" })
 
 
 -- {======================================================================
@@ -184,7 +181,7 @@ function relation.declare(M, kind, name, target, opts)
     fail("the target must be a model, got %s", errors.show(target))
   end
   if target.db ~= M.db then
-    fail("%s and %s are bound to different connections", M.table, target.table)
+    fail("%s and %s are declared on different databases", M.table, target.table)
   end
   if opts == nil then
     opts = {}
@@ -295,18 +292,6 @@ function relation.model_lazy(M, flag)
   return M
 end
 
--- db:lazy_loading(flag): the connection's default, below the model's and
--- the query's.
-function relation.install(Conn)
-  function Conn:lazy_loading(flag)
-    if type(flag) ~= "boolean" then
-      misuse("db:lazy_loading expects true or false, got %s", errors.show(flag))
-    end
-    lazy_conns[self] = flag
-    return self
-  end
-end
-
 -- }======================================================================
 
 
@@ -327,7 +312,7 @@ end
 local function lazy_enabled(M, set)
   if set ~= nil and set.lazy ~= nil then return set.lazy end
   if M._lazy ~= nil then return M._lazy end
-  return lazy_conns[M.db] == true
+  return M.db._lazy == true
 end
 
 local function not_loaded(rel, set)

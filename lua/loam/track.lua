@@ -203,15 +203,15 @@ end
 -- Scopes and the per-connection hook
 -- =======================================================================
 
--- What a connection's hook serves, by connection (weak: a collected
--- connection takes its state along).  The state never refers to the
--- connection, since the core keeps the hook, which refers to the state.
---   scopes   open scopes on this connection, in opening order
+-- What a Database's hook serves, kept by the Database as 'db._track'
+-- (loam.database), which also keeps the hook itself and gives it to every
+-- new connection, so tracking goes on across db:reconnect().  The state
+-- never refers to the Database.
+--   scopes   open scopes on this Database, in opening order
 --   detect   how many of them detect N+1s (they need whole stacks)
---   switch   the connection-wide detector's settings, or nil
+--   switch   the Database-wide detector's settings, or nil
 --   prev     the hook that was set before, restored at the end
 --   hook     the function given to db:on_query
-local hooked = setmetatable({}, { __mode = "k" })
 
 -- Open scopes on every connection: the relation hooks return at once
 -- while it is 0.
@@ -331,9 +331,10 @@ end
 local function new_state(db)
   local st = { scopes = {}, detect = 0 }
   st.hook = function(ev) return dispatch(st, ev) end
-  -- A closed connection refuses; the error names the caller's line.
+  -- A closed Database refuses; the error names the caller's line.
+  db:connection()
   st.prev = db:on_query(st.hook)
-  hooked[db] = st
+  db._track = st
   return st
 end
 
@@ -343,10 +344,10 @@ local function release(db, st)
   if #st.scopes > 0 or st.switch ~= nil then
     return
   end
-  hooked[db] = nil
-  -- Only a connection closed inside the scope refuses: its hook is gone.
-  local ok, current = pcall(db.on_query, db, st.prev)
-  if ok and current ~= st.hook then
+  db._track = nil
+  -- The Database keeps its hook while closed, so this never refuses.
+  local current = db:on_query(st.prev)
+  if current ~= st.hook then
     db:on_query(current)
   end
 end
@@ -358,7 +359,7 @@ local Closer = {}
 function Closer.__close(c)
   local scope = c.scope
   for _, db in ipairs(c.dbs) do
-    local st = hooked[db]
+    local st = db._track
     if st ~= nil then
       for i = #st.scopes, 1, -1 do
         if st.scopes[i] == scope then
@@ -390,7 +391,7 @@ end
 local function attach(closer, dbs)
   local scope = closer.scope
   for _, db in ipairs(dbs) do
-    local st = hooked[db] or new_state(db)
+    local st = db._track or new_state(db)
     st.scopes[#st.scopes + 1] = scope
     if scope.detect then
       st.detect = st.detect + 1
@@ -467,7 +468,7 @@ end
 
 local function is_conn(v)
   local mt = getmetatable(v)
-  return type(v) == "userdata" and type(mt) == "table" and rawget(mt, "__name") == "loam.Conn"
+  return type(v) == "table" and type(mt) == "table" and rawget(mt, "__name") == "loam.Database"
 end
 
 -- The connections named by 'v' (one, or an array), without repeats.
@@ -618,9 +619,10 @@ function track.budget(dbs, limits, fn)
   return table.unpack(results, 1, results.n)
 end
 
--- The connection-wide detector of 'db': settings 'opts', or false (off).
-local function switch(db, opts)
-  local st = hooked[db]
+-- db:track{...} / db:track(false): the Database-wide detector of 'db',
+-- settings 'opts', or false (off).
+function track.switch(db, opts)
+  local st = db._track
   if opts == false then
     if st ~= nil and st.switch ~= nil then
       st.switch = nil
@@ -636,33 +638,11 @@ local function switch(db, opts)
   }
 end
 
--- Adds db:track, db:track_reset and db:budget to the connection methods.
-function track.install(ConnMethods)
-  -- db:track(fn [, opts]) is a scope; db:track{...} / db:track(false)
-  -- the connection-wide detector.
-  function ConnMethods:track(what, opts)
-    if type(what) == "function" then
-      return track.run(self, what, opts)
-    end
-    if what == false or (type(what) == "table" and getmetatable(what) == nil) then
-      if opts ~= nil then
-        raise("misuse", "db:track{...} takes one table of settings")
-      end
-      return switch(self, what)
-    end
-    raise("misuse", "db:track expects a function (a scope), a table of settings or false, got "
-      .. errors.show(what))
-  end
-
-  function ConnMethods:track_reset()
-    local st = hooked[self]
-    if st ~= nil and st.switch ~= nil then
-      st.switch.units = setmetatable({}, weak_keys)
-    end
-  end
-
-  function ConnMethods:budget(limits, fn)
-    return track.budget(self, limits, fn)
+-- db:track_reset(): the Database-wide detector starts new units.
+function track.reset(db)
+  local st = db._track
+  if st ~= nil and st.switch ~= nil then
+    st.switch.units = setmetatable({}, weak_keys)
   end
 end
 
@@ -679,7 +659,7 @@ function track.eager_loaded(instances, relname)
     return
   end
   local M = model_of(instances[1])
-  local st = M and hooked[M.db]
+  local st = M and M.db._track
   if st == nil or #st.scopes == 0 then
     return
   end

@@ -1,0 +1,254 @@
+-- loam.database: the Database, what loam.connect returns.  It holds one
+-- connection of the core ('loam.Conn') and everything that must outlive
+-- it: the models declared on it, their relations, the lazy-loading
+-- default, the query hook and the tracking state.  Models are declared
+-- once per process and run on whichever connection the Database hands out
+-- (database.connection), so after db:reconnect() the same models, the
+-- same relations and the queries kept in variables work on the new one.
+--
+--   database.connect(url [, opts]) -> db    opts: those of the core's
+--                                           connect (statement_cache,
+--                                           busy_timeout_ms, connect_timeout_s)
+--   database.is_database(v)                 whether 'v' is a Database
+--
+-- Methods, on the connection in use (see db:connection()):
+--   db:query, exec, each, run, render, render_ddl, prepare, load_batch,
+--   stats, cached_statements, table_exists, exact_numeric, backend
+--                               the connection's own, unchanged
+--   db:transaction(fn, ...)     fn(...) inside a transaction; the model
+--                               statements that fn runs use the
+--                               transaction's connection
+--   db:on_query(fn | nil)       the query hook, kept by the Database: a
+--                               new connection gets it too
+--   db:close()                  closes the connection; every later use
+--                               raises misuse until db:reconnect()
+--   db:reconnect()              closes the connection if open and opens a
+--                               new one with the same URL and options
+--   db:connection()             the connection an operation runs on now
+--   db:model(table, columns [, options]), db:table(name),
+--   db:create_tables(models), db:drop_tables(models), db:lazy_loading(flag),
+--   db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
+--
+-- Fields the Lua layer reads (none is for applications):
+--   _conn     the open connection, or nil once closed
+--   _tx       the connection a running db:transaction holds, or nil
+--   _models   table name -> the model last declared for it: a reference by
+--             table name points at that model's primary key (loam.model)
+--   _lazy     the lazy-loading default of the models (loam.relation)
+--   _track    the tracking state (loam.track), or nil when nothing listens
+--   _hook     the query hook set through db:on_query, or nil
+--
+-- State that belongs to one connection (prepared statements, the core's
+-- statement cache and counters) is kept per connection, keyed by it, so a
+-- new connection starts with fresh state and an old one takes its own along.
+
+local core = require "loam.core"
+local errors = require "loam.errors"
+local query = require "loam.query"
+local model = require "loam.model"
+local schema = require "loam.schema"
+local track = require "loam.track"
+
+local raise = errors.raise
+
+local database = {}
+
+local Database = { __name = "loam.Database" }
+Database.__index = Database
+
+local function is_database(v)
+  return getmetatable(v) == Database
+end
+
+-- Raises for 'db', which has no open connection or is no Database at all;
+-- 'name' is the method called.
+local function unusable(db, name)
+  if not is_database(db) then
+    raise("misuse", string.format("bad argument #1 to '%s' (loam.Database expected, got %s)",
+      name, errors.show(db)))
+  end
+  raise("misuse", "attempt to use a closed database (db:reconnect() opens it again)")
+end
+
+-- The connection for this operation: the one a running transaction holds,
+-- else the Database's own.  Every statement of the Database and of its
+-- models and queries asks here (models and queries as db:connection()),
+-- once per operation; 'name' is the method called, for errors.
+local function conn_of(db, name)
+  local c = type(db) == "table" and (db._tx or db._conn)
+  if not c then unusable(db, name or "connection") end
+  return c
+end
+
+-- Passes every result of the call in its argument list: the call itself is
+-- then no tail call, so the core sees it as a method call and counts its
+-- arguments as the caller wrote them.  Methods with a fixed number of
+-- results keep them in locals instead, which costs no call.
+local function pass(...)
+  return ...
+end
+
+local function attach(db, c)
+  if db._hook ~= nil then c:on_query(db._hook) end
+  db._conn = c
+end
+
+function database.connect(url, opts)
+  local c = core.connect(url, opts)
+  local copy
+  if opts ~= nil then
+    copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+  end
+  local db = setmetatable({ _url = url, _opts = copy, _models = {} }, Database)
+  attach(db, c)
+  return db
+end
+
+database.is_database = is_database
+
+
+-- {======================================================================
+-- The connection's methods
+-- =======================================================================
+
+-- A method itself, not a function that calls it: models ask once per
+-- operation, and a call less is cheaper on the hot path.
+Database.connection = conn_of
+
+function Database:query(...) return (conn_of(self, "query"):query(...)) end
+
+function Database:exec(...)
+  local changes, id = conn_of(self, "exec"):exec(...)
+  return changes, id
+end
+
+function Database:each(...)
+  local iter, state, control, closing = conn_of(self, "each"):each(...)
+  return iter, state, control, closing
+end
+
+function Database:run(...) return pass(conn_of(self, "run"):run(...)) end
+function Database:render(...) return pass(conn_of(self, "render"):render(...)) end
+function Database:render_ddl(...) return pass(conn_of(self, "render_ddl"):render_ddl(...)) end
+function Database:prepare(...) return (conn_of(self, "prepare"):prepare(...)) end
+function Database:load_batch(...) return (conn_of(self, "load_batch"):load_batch(...)) end
+function Database:stats(...) return (conn_of(self, "stats"):stats(...)) end
+function Database:table_exists(...) return (conn_of(self, "table_exists"):table_exists(...)) end
+function Database:backend(...) return (conn_of(self, "backend"):backend(...)) end
+
+function Database:exact_numeric(...)
+  return (conn_of(self, "exact_numeric"):exact_numeric(...))
+end
+
+function Database:cached_statements(...)
+  return (conn_of(self, "cached_statements"):cached_statements(...))
+end
+
+-- Puts back the connection that was in use before a transaction.
+local Restore = {
+  __close = function(r) r.db._tx = r.prev end,
+}
+
+function Database:transaction(fn, ...)
+  local c = conn_of(self, "transaction")
+  local restore <close> = setmetatable({ db = self, prev = self._tx }, Restore)
+  self._tx = c
+  return c:transaction(fn, ...)
+end
+
+-- The hook stays with the Database; a closed one keeps it for the next
+-- connection and returns the one it replaced.
+function Database:on_query(fn)
+  if not is_database(self) then unusable(self, "on_query") end
+  local c, prev = self._conn, self._hook
+  if c ~= nil then prev = c:on_query(fn) end
+  self._hook = fn
+  return prev
+end
+
+function Database:close()
+  if not is_database(self) then unusable(self, "close") end
+  local c = self._conn
+  self._conn = nil
+  if c ~= nil then c:close() end
+  return true
+end
+
+Database.__close = Database.close
+
+function Database:reconnect()
+  if not is_database(self) then unusable(self, "reconnect") end
+  if self._tx ~= nil then
+    raise("misuse", "reconnect: not inside a transaction (it would end the transaction's "
+      .. "connection under it)")
+  end
+  self:close()
+  -- A failure leaves the Database closed, as it was after close.
+  attach(self, core.connect(self._url, self._opts))
+  return self
+end
+
+function Database:__tostring()
+  local c = self._conn
+  return "loam.Database (" .. (c and c:backend() or "closed") .. ")"
+end
+
+-- }======================================================================
+
+
+-- {======================================================================
+-- Models, queries and tracking
+-- =======================================================================
+
+function Database:model(name, columns, options)
+  if not is_database(self) then unusable(self, "model") end
+  return model.new(self, name, columns, options)
+end
+
+function Database:table(name)
+  if not is_database(self) then unusable(self, "table") end
+  return query.new(self, name)
+end
+
+Database.create_tables = schema.create_tables
+Database.drop_tables = schema.drop_tables
+
+-- The default for lazy loading of the Database's models, below the
+-- model's own and the query's.
+function Database:lazy_loading(flag)
+  if not is_database(self) then unusable(self, "lazy_loading") end
+  if type(flag) ~= "boolean" then
+    errors.misuse("db:lazy_loading expects true or false, got %s", errors.show(flag))
+  end
+  self._lazy = flag
+  return self
+end
+
+-- db:track(fn [, opts]) is a scope; db:track{...} / db:track(false) the
+-- Database-wide detector.
+function Database:track(what, opts)
+  if type(what) == "function" then
+    return track.run(self, what, opts)
+  end
+  if what == false or (type(what) == "table" and getmetatable(what) == nil) then
+    if opts ~= nil then
+      raise("misuse", "db:track{...} takes one table of settings")
+    end
+    return track.switch(self, what)
+  end
+  raise("misuse", "db:track expects a function (a scope), a table of settings or false, got "
+    .. errors.show(what))
+end
+
+function Database:track_reset()
+  return track.reset(self)
+end
+
+function Database:budget(limits, fn)
+  return track.budget(self, limits, fn)
+end
+
+-- }======================================================================
+
+return database
