@@ -136,6 +136,33 @@ function H.fold_page (orders, count, sum)
   return count, sum
 end
 
+-- W3 for the peers that write SQL: 'q.page(after, limit)' reads a page of
+-- orders, 'q.customers(ids)' and 'q.items(order_ids)' its children (the
+-- ids as integers; padding them is the peer's business); the rows are
+-- joined here.
+function H.pages (q)
+  local count, sum = 0, 0
+  for p = 0, N.pages - 1 do
+    local orders = q.page(H.page_after(p), H.PAGE_SIZE)
+    local ids = {}
+    for i, o in ipairs(orders) do ids[i] = H.int(o.id) end
+    H.join_page(orders, q.customers(H.customer_ids(orders)), q.items(ids))
+    count, sum = H.fold_page(orders, count, sum)
+  end
+  return ("%d:%d"):format(count, sum)
+end
+
+-- W4 in chunks: calls 'insert(first, n)' for rows first..first+n-1, 'chunk'
+-- rows at a time.
+function H.chunks (chunk, insert)
+  local r = 1
+  while r <= N.inserts do
+    local n = math.min(chunk, N.inserts - r + 1)
+    insert(r, n)
+    r = r + n
+  end
+end
+
 -- The peak resident set of this process so far, in kB ('VmHWM').
 local function peak_rss_kb ()
   local f = assert(io.open("/proc/self/status"))

@@ -22,6 +22,7 @@
 
 #define PAGE_SIZE 100      /* orders on a W3 page */
 #define INSERT_CHUNK 1000  /* rows per multi-row INSERT in W4 */
+#define CHECK_LEN 64       /* room for a workload's check string */
 
 typedef struct sizes {
   int64_t customers, orders, lookups, pages, inserts, stream;
@@ -167,6 +168,18 @@ static void rows_free (rows *r) {
 }
 
 
+/* W1 and W2: the orders read, as 'count:sum(total_cents):sum(customer_id)'. */
+static void fold_orders (const rows *r, char *check) {
+  int64_t sum = 0, cust = 0;
+  size_t i;
+  for (i = 0; i < r->norders; i++) {
+    sum += r->orders[i].total_cents;
+    cust += r->orders[i].customer_id;
+  }
+  snprintf(check, CHECK_LEN, "%zu:%" PRId64 ":%" PRId64, r->norders, sum, cust);
+}
+
+
 /* The distinct customer ids of a page's orders, into 'ids' (PAGE_SIZE). */
 static size_t page_customer_ids (const rows *r, int64_t *ids) {
   size_t i, j, n = 0;
@@ -235,8 +248,6 @@ static void insert_row (int64_t r, int64_t *customer_id, int64_t *total_cents, c
 /* {==================================================================
 ** Running and reporting
 ** =================================================================== */
-
-#define CHECK_LEN 64
 
 /* A workload runs once on 'db' and writes its check string to 'check'. */
 typedef void (*workload_fn) (void *db, char *check);

@@ -63,16 +63,6 @@ static void read_orders (rows *r, sqlite3_stmt *st) {
 }
 
 
-static void fold_orders (const rows *r, char *check) {
-  int64_t sum = 0, cust = 0;
-  size_t i;
-  for (i = 0; i < r->norders; i++) {
-    sum += r->orders[i].total_cents;
-    cust += r->orders[i].customer_id;
-  }
-  snprintf(check, CHECK_LEN, "%zu:%" PRId64 ":%" PRId64, r->norders, sum, cust);
-}
-
 
 static void w1 (void *unused, char *check) {
   rows r = { 0 };

@@ -104,28 +104,20 @@ local raw = {
     return H.fold_orders(orders)
   end },
   { "W3", function ()
-    local count, sum = 0, 0
     local customers_sql = H.SQL.customers_in .. H.IN_LIST
     local items_sql = H.SQL.items_in .. H.IN_LIST
-    for p = 0, N.pages - 1 do
-      local orders = db:query(H.SQL.page, { H.page_after(p), H.PAGE_SIZE })
-      local ids = {}
-      for i, o in ipairs(orders) do ids[i] = o.id end
-      local customers = db:query(customers_sql, H.padded(H.customer_ids(orders)))
-      local items = db:query(items_sql, H.padded(ids))
-      H.join_page(orders, customers, items)
-      count, sum = H.fold_page(orders, count, sum)
-    end
-    return ("%d:%d"):format(count, sum)
+    return H.pages {
+      page = function (after, limit) return db:query(H.SQL.page, { after, limit }) end,
+      customers = function (ids) return db:query(customers_sql, H.padded(ids)) end,
+      items = function (ids) return db:query(items_sql, H.padded(ids)) end,
+    }
   end },
   { "W4", function ()
     db:transaction(function ()
-      local r, chunk = 1, H.insert_sql(H.INSERT_CHUNK)
-      while r <= N.inserts do
-        local n = math.min(H.INSERT_CHUNK, N.inserts - r + 1)
+      local chunk = H.insert_sql(H.INSERT_CHUNK)
+      H.chunks(H.INSERT_CHUNK, function (r, n)
         db:exec(n == H.INSERT_CHUNK and chunk or H.insert_sql(n), H.insert_params(r, n))
-        r = r + n
-      end
+      end)
     end)
     return w4_check_and_undo()
   end },

@@ -87,33 +87,29 @@ local workloads = {
     return H.fold_orders(orders)
   end },
   { "W3", function ()
-    local count, sum = 0, 0
     local page = prepare(H.SQL.page)
     local customers = prepare(H.SQL.customers_in .. H.IN_LIST)
     local items = prepare(H.SQL.items_in .. H.IN_LIST)
-    for p = 0, N.pages - 1 do
-      assert(page:execute(H.page_after(p), H.PAGE_SIZE))
-      local orders = fetch_all(page, {})
-      local ids = {}
-      for i, o in ipairs(orders) do ids[i] = o.id end
-      assert(customers:execute(table.unpack(H.padded(H.customer_ids(orders)))))
-      assert(items:execute(table.unpack(H.padded(ids))))
-      H.join_page(orders, fetch_all(customers, {}), fetch_all(items, {}))
-      count, sum = H.fold_page(orders, count, sum)
+    local function read (st, ...)
+      assert(st:execute(...))
+      return fetch_all(st, {})
     end
+    local check = H.pages {
+      page = function (after, limit) return read(page, after, limit) end,
+      customers = function (ids) return read(customers, table.unpack(H.padded(ids))) end,
+      items = function (ids) return read(items, table.unpack(H.padded(ids))) end,
+    }
     page:close(); customers:close(); items:close()
-    return ("%d:%d"):format(count, sum)
+    return check
   end },
   { "W4", function ()
     transaction(function ()
-      local r, chunk = 1, prepare(H.insert_sql(CHUNK))
-      while r <= N.inserts do
-        local n = math.min(CHUNK, N.inserts - r + 1)
+      local chunk = prepare(H.insert_sql(CHUNK))
+      H.chunks(CHUNK, function (r, n)
         local params = H.insert_params(r, n)
         if n == CHUNK then assert(chunk:execute(table.unpack(params, 1, 4 * n)))
         else exec(H.insert_sql(n), table.unpack(params, 1, 4 * n)) end
-        r = r + n
-      end
+      end)
       chunk:close()
     end)
     return w4_check_and_undo()

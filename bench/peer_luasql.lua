@@ -14,7 +14,7 @@ local H = require "harness"
 
 local url, stream = arg[1], arg[2] == "M1"
 assert(url, "usage: peer_luasql.lua URL [M1]")
-local N, int = H.N, H.int
+local N = H.N
 
 local env, db, backend
 if url:match("^sqlite:") then
@@ -88,28 +88,23 @@ local workloads = {
     return H.fold_orders(orders)
   end },
   { "W3", function ()
-    local count, sum = 0, 0
-    for p = 0, N.pages - 1 do
-      local orders = query(literal(H.SQL.page, H.page_after(p), H.PAGE_SIZE), {})
-      local ids = {}
-      for i, o in ipairs(orders) do ids[i] = int(o.id) end
-      local customers = query(H.SQL.customers_in .. "(" ..
-                              table.concat(H.customer_ids(orders), ", ") .. ")", {})
-      local items = query(H.SQL.items_in .. "(" .. table.concat(ids, ", ") .. ")", {})
-      H.join_page(orders, customers, items)
-      count, sum = H.fold_page(orders, count, sum)
-    end
-    return ("%d:%d"):format(count, sum)
+    return H.pages {
+      page = function (after, limit) return query(literal(H.SQL.page, after, limit), {}) end,
+      customers = function (ids)
+        return query(H.SQL.customers_in .. "(" .. table.concat(ids, ", ") .. ")", {})
+      end,
+      items = function (ids)
+        return query(H.SQL.items_in .. "(" .. table.concat(ids, ", ") .. ")", {})
+      end,
+    }
   end },
   { "W4", function ()
     transaction(function ()
-      local r = 1
-      while r <= N.inserts do
-        local n, rows = math.min(H.INSERT_CHUNK, N.inserts - r + 1), {}
+      H.chunks(H.INSERT_CHUNK, function (r, n)
+        local rows = {}
         for i = 0, n - 1 do rows[i + 1] = values(r + i) end
         exec(H.SQL.insert .. table.concat(rows, ", "))
-        r = r + n
-      end
+      end)
     end)
     return w4_check_and_undo()
   end },
