@@ -56,11 +56,25 @@ local function w4_check_and_undo ()
   return H.inserted_check(r)
 end
 
+-- W2 must run in autocommit: after it no transaction may be open on the
+-- connection.  PostgreSQL refuses SAVEPOINT outside a transaction block
+-- (SQLSTATE 25P01); SQLite refuses BEGIN inside one.
+local function assert_autocommit ()
+  if backend == "postgres" then
+    local ok, err = pcall(db.exec, db, "SAVEPOINT bench_probe")
+    assert(not ok and err.sqlstate == "25P01", "W2 left a transaction open")
+  else
+    db:exec("BEGIN")
+    db:exec("ROLLBACK")
+  end
+end
+
 local model = {
   { "W1", function () return H.fold_orders(Order:all()) end },
   { "W2", function ()
     local orders = {}
     for i = 0, N.lookups - 1 do orders[i + 1] = Order:find(H.lookup_key(i)) end
+    assert_autocommit()
     return H.fold_orders(orders)
   end },
   { "W3", function ()
@@ -101,6 +115,7 @@ local raw = {
   { "W2", function ()
     local orders = {}
     for i = 0, N.lookups - 1 do orders[i + 1] = db:query(H.SQL.lookup, { H.lookup_key(i) })[1] end
+    assert_autocommit()
     return H.fold_orders(orders)
   end },
   { "W3", function ()
