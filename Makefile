@@ -9,7 +9,10 @@
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_SECONDS (clang,
 #                        build-fuzz/)
-#   make bench           libloam against the raw sqlite3 and libpq APIs
+#   make bench           W1-W4 and M1 at full size on an SQLite file and a
+#                        throwaway PostgreSQL: hand-written C, loam's models
+#                        and raw SQL, LuaDBI, LuaSQL (bench/RESULTS.md)
+#   make bench-quick     the same at 1/10 size, in under a minute
 #   make demo            builds everything, then runs the examples
 #   make install         PREFIX (default /usr/local) and DESTDIR are honoured
 #   make uninstall       removes what 'make install' put there
@@ -68,7 +71,7 @@ CORE_SRC  := $(foreach l,$(CORE_LAYERS),$(wildcard core/src/$(l)/*.c))
 BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
 HOST_SRC  := bindings/loam_main.c
 CTEST_SRC := $(wildcard spec/c/*.c)
-BENCH_SRC := $(wildcard bench/*.c)
+BENCH_SRC := $(wildcard bench/peer_*.c)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 LUA_SRC   := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 
@@ -79,6 +82,7 @@ HOST_OBJ  := $(call obj,$(HOST_SRC))
 CTEST_OBJ := $(call obj,$(CTEST_SRC))
 BENCH_OBJ := $(call obj,$(BENCH_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(BENCH_SRC))
+BENCH_CLOCK := $(BUILD)/lib/bench/bench_clock.so
 EXAMPLE_OBJ := $(call obj,$(EXAMPLE_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
@@ -113,17 +117,18 @@ FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_DIR)/bin/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
 # What scripts/deps checks: the build packages, plus those of the goals.
-DEPSETS = build $(filter test asan fuzz bench demo,$(MAKECMDGOALS))
+DEPSETS = build $(filter test asan fuzz bench demo,$(MAKECMDGOALS)) \
+          $(if $(filter bench-quick,$(MAKECMDGOALS)),bench)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test asan fuzz fuzz-build bench demo install uninstall clean env check-rockspec \
+.PHONY: all deps test asan fuzz fuzz-build bench bench-quick demo install uninstall clean env check-rockspec \
         check-layers \
         FORCE
 .DELETE_ON_ERROR:
 
 # The benchmarks and C examples are built too, so they keep compiling.
 all: $(LIBA) $(LIBSO) $(LUALIBA) $(LUALIBSO) $(LUAMOD) $(HOST) $(CTEST) $(PCFILES) \
-     $(BENCH_BIN) $(EXAMPLE_BIN)
+     $(BENCH_BIN) $(BENCH_CLOCK) $(EXAMPLE_BIN)
 
 deps:
 	@bash scripts/deps $(DEPSETS)
@@ -168,7 +173,7 @@ $(CTEST_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 
 $(BENCH_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include $(DB_CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) $(DB_CFLAGS) -c $< -o $@
 
 -include $(patsubst %.o,%.d,$(CORE_OBJ) $(BIND_OBJ) $(HOST_OBJ) $(CTEST_OBJ) $(BENCH_OBJ) \
            $(EXAMPLE_OBJ))
@@ -222,9 +227,15 @@ $(CTEST): $(CTEST_OBJ) $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $(CTEST_OBJ) $(LIBA) $(LDFLAGS) $(DB_LIBS) -lm
 
-$(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(LIBA)
+# The C peers of the benchmark stand on the raw driver APIs only.
+$(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(@D)
-	$(CC) -o $@ $< $(LIBA) $(LDFLAGS) $(DB_LIBS) -lm
+	$(CC) -o $@ $< $(LDFLAGS) $(DB_LIBS)
+
+# The wall clock of the benchmark's Lua peers, a Lua module of its own.
+$(BENCH_CLOCK): bench/lua_clock.c $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LUA_CFLAGS) -shared -o $@ $< $(LDFLAGS)
 
 $(EXAMPLE_BIN): $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LUALIBA) $(LIBA)
 	@mkdir -p $(@D)
@@ -280,8 +291,13 @@ $(FUZZ_BIN): $(FUZZ_DIR)/bin/%: fuzz/%.c $(LUALIBA) $(LIBA) $(BUILD)/flags | dep
 	  $(DB_CFLAGS) -fsanitize=fuzzer $< -o $@ $(LUALIBA) $(LIBA) $(LDFLAGS) $(LUA_LIBS) \
 	  $(DB_LIBS) -lm -ldl
 
+# The benchmark (bench/run, results in bench/RESULTS.md): full size, and
+# the same at 1/10 in under a minute.
 bench: all | deps
-	bash bench/run $(BUILD)
+	bash bench/run $(BUILD) full
+
+bench-quick: all | deps
+	bash bench/run $(BUILD) quick
 
 # The raw API on the SQLite file build/demo.db, then models and relations
 # (each example on its own in-memory database).  Everything is built first,
