@@ -18,8 +18,9 @@
 --   help        the text under the synopsis (what it does, the details)
 --   options     { { "--name", "what it does" },              a flag
 --                 { "--steps", "N", "what it does" }, ... }  takes a value
---   args        { min = 0, max = 1 } positional arguments allowed
---               (max = nil: any number)
+--   args        { min = 0, max = 1, what = "a script to run" }: how many
+--               positional arguments (max = nil: any number; 'what'
+--               names them when too few; default: none)
 --   rest        true: options end at the first positional argument, the
 --               rest is passed through (loam run SCRIPT --its-options)
 --   subcommands { "up", "down", ... } instead of 'run': the next word
@@ -37,6 +38,16 @@
 --   ctx:usage(fmt, ...)  raises a usage error (exit 2)
 --   ctx:say(fmt, ...)    a line on stdout
 --   ctx:verbose(fmt, ...) a line on stderr, with --verbose only
+--
+-- What the module offers besides 'main':
+--   cli.main(words [, registry]) -> exit status
+--                        'registry' ({ names = {...}, module = fn(name) ->
+--                        module name }) replaces loam.cli.commands
+--   cli.error(code, message)      raises an error of the CLI
+--   cli.one_line(e) -> "code: message" of any error value, on one line
+--   cli.nearest(word, names)      the name a typo most likely meant
+--   cli.descend(parent, word, registry) -> the command (or subcommand) spec
+--   cli.help_text(registry), cli.command_help(spec)  the help texts
 
 local core = require "loam.core"
 local commands = require "loam.cli.commands"
@@ -155,23 +166,24 @@ local function suggestion(word, names)
   return n and ("; did you mean '%s'?"):format(n) or ""
 end
 
--- The command declared by module 'modname', checked.
+-- The command declared by module 'modname', checked, so a new command
+-- that lacks a part fails on its first use with the part named.
 local function load_command(modname, name)
   local spec = require(modname)
+  local function bad(what)
+    error(("%s: %s"):format(modname, what), 0)
+  end
+  if type(spec) ~= "table" then bad("a command module returns a table") end
+  for _, k in ipairs { "summary", "usage" } do
+    if type(spec[k]) ~= "string" then bad(("'%s' must be a string"):format(k)) end
+  end
+  if type(spec.run) ~= "function" and type(spec.subcommands) ~= "table" then
+    bad("a command has a 'run' function or a 'subcommands' list")
+  end
   spec.name = name
   spec.options = spec.options or {}
   spec.args = spec.args or { min = 0, max = 0 }
   return spec
-end
-
-function cli.command(name, registry)
-  registry = registry or commands
-  for _, n in ipairs(registry.names) do
-    if n == name then
-      return load_command(registry.module(name), name)
-    end
-  end
-  return nil
 end
 
 local function option_lines(list)
