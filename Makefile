@@ -63,6 +63,13 @@ DB_LIBS   = $(eval DB_LIBS := $$(shell $(PKG_CONFIG) --libs sqlite3 libpq 2>/dev
               || echo "-lsqlite3 -L$$$$(pg_config --libdir) -lpq"))$(DB_LIBS)
 LUA_CFLAGS = $(eval LUA_CFLAGS := $$(shell $(PKG_CONFIG) --cflags $(LUA_PC)))$(LUA_CFLAGS)
 LUA_LIBS   = $(eval LUA_LIBS := $$(shell $(PKG_CONFIG) --libs $(LUA_PC)))$(LUA_LIBS)
+# Line editing in 'loam console' when pkg-config finds GNU readline
+# (scripts/deps installs Debian's libreadline-dev); without it the console
+# reads plain lines.  Only the host uses it.
+READLINE_CFLAGS = $(eval READLINE_CFLAGS := $$(shell $(PKG_CONFIG) --exists readline 2>/dev/null \
+                    && echo "-DLOAM_HAVE_READLINE $$$$($(PKG_CONFIG) --cflags readline)"))$(READLINE_CFLAGS)
+READLINE_LIBS   = $(eval READLINE_LIBS := $$(shell $(PKG_CONFIG) --exists readline 2>/dev/null \
+                    && $(PKG_CONFIG) --libs readline))$(READLINE_LIBS)
 
 # The core's folders are its layers, lowest first; a file includes
 # headers of its own layer or lower ones only (scripts/check-layers).
@@ -140,7 +147,7 @@ deps:
 # Everything is rebuilt when the compiler flags change, and what has an
 # install path built in (the host, the .pc files) when those change.  Each
 # file is rewritten only when its contents differ.
-FLAGS_SIG = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(DB_CFLAGS) $(LUA_CFLAGS)
+FLAGS_SIG = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(DB_CFLAGS) $(LUA_CFLAGS) $(READLINE_CFLAGS)
 PATHS_SIG = $(PREFIX) $(BINDIR) $(LIBDIR) $(INCLUDEDIR) $(LUADIR) $(abspath $(BUILD)) $(CURDIR)
 $(BUILD)/flags: FORCE | deps
 	@mkdir -p $(@D)
@@ -165,7 +172,7 @@ HOST_PATHS = $(eval HOST_PATHS := \
 $(BIND_OBJ) $(HOST_OBJ) $(EXAMPLE_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -Icore/include -Ibindings $(LUA_CFLAGS) \
-	  $(if $(filter $@,$(HOST_OBJ)),$(DB_CFLAGS) $(HOST_PATHS)) -c $< -o $@
+	  $(if $(filter $@,$(HOST_OBJ)),$(DB_CFLAGS) $(HOST_PATHS) $(READLINE_CFLAGS)) -c $< -o $@
 
 $(CTEST_OBJ): $(BUILD)/obj/%.o: %.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
@@ -221,7 +228,8 @@ $(LUAMOD): $(BIND_OBJ) $(LIBA)
 # the Lua API against it, as lua.c does.
 $(HOST): $(HOST_OBJ) $(BIND_OBJ) $(LIBA)
 	@mkdir -p $(@D)
-	$(CC) -o $@ $(HOST_OBJ) $(BIND_OBJ) $(LIBA) -Wl,-E $(LDFLAGS) $(LUA_LIBS) $(DB_LIBS) -lm -ldl
+	$(CC) -o $@ $(HOST_OBJ) $(BIND_OBJ) $(LIBA) -Wl,-E $(LDFLAGS) $(LUA_LIBS) $(DB_LIBS) \
+	  $(READLINE_LIBS) -lm -ldl
 
 $(CTEST): $(CTEST_OBJ) $(LIBA)
 	@mkdir -p $(@D)

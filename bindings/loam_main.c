@@ -2,15 +2,21 @@
 ** loam_main.c: the 'loam' command, a Lua 5.4 interpreter with loam built in.
 **
 ** It runs Lua scripts the way the stand-alone 'lua' does (options '-e',
-** '-l', '-v', '-h', '--', the global 'arg'), with 'loam.core' preloaded and
+** '-l', '-v', '--', the global 'arg'), with 'loam.core' preloaded and
 ** loam's Lua files on 'package.path', so 'require "loam"' works without any
 ** setup and tools such as busted run under it unchanged.  The Lua files are
 ** those of the checkout when the program runs from its build tree, and the
-** installed ones otherwise (see 'setpath').  Long options ('--help',
-** '--version') are the command's own; anything else starting with '--' is
-** refused with exit status 2, which leaves room for subcommands later.
-** There is no interactive mode: without a script and with a terminal on
-** stdin it prints its usage.
+** installed ones otherwise (see 'setpath').
+**
+** It is also the project's command line: a first argument that names a
+** command (see 'is_command'), or any long option ('--help', '--version',
+** '--db' ...), hands the whole command line to the Lua module 'loam.cli',
+** which owns the commands, their help and their errors.  A bad interpreter
+** option is handed over too, so every usage error reads the same.  The
+** module 'loam.cli.host' gives the Lua side what plain Lua lacks: whether
+** a descriptor is a terminal, the current directory, listing and making
+** folders, line editing (GNU readline when the build found it), and the
+** versions of the libraries this program runs with.
 */
 #if !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
@@ -19,13 +25,21 @@
 #define _XOPEN_SOURCE 700  /* 'realpath' */
 #endif
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
+
+#if defined(LOAM_HAVE_READLINE)
+#include <readline/history.h>
+#include <readline/readline.h>
+#endif
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -37,69 +51,15 @@
 
 static const char *progname = "loam";
 
-/* What the options asked for, as found by 'collectargs'. */
+/* What the interpreter's options asked for, as found by 'collectargs'. */
 #define HAS_E      1   /* -e */
 #define HAS_L      2   /* -l */
 #define HAS_V      4   /* -v */
-#define HAS_H      8   /* -h, --help */
-#define HAS_VER   16   /* --version */
 #define BAD_ARGS  32
-
-/* Exit statuses: a usage error is told apart from a failed script. */
-#define EXIT_USAGE 2
-
-
-/* The long options: each sets a flag of 'collectargs'. */
-static const struct {
-  const char *name;
-  int flag;
-} longopts[] = {
-  {"--help", HAS_H},
-  {"--version", HAS_VER},
-  {NULL, 0}
-};
-
-
-static void print_usage (FILE *f, const char *badoption) {
-  if (badoption != NULL) {
-    if (badoption[1] == 'e' || badoption[1] == 'l')
-      fprintf(f, "%s: '%s' needs argument\n", progname, badoption);
-    else
-      fprintf(f, "%s: unrecognized option '%s'\n", progname, badoption);
-  }
-  fprintf(f,
-    "usage: %s [options] [script [args]]\n"
-    "Runs a Lua %s.%s script with loam built in (require \"loam\").\n"
-    "Available options are:\n"
-    "  -e stat      execute string 'stat'\n"
-    "  -l mod       require library 'mod' into global 'mod'\n"
-    "  -l g=mod     require library 'mod' into global 'g'\n"
-    "  -v           show version information\n"
-    "  -h, --help   show this help\n"
-    "  --version    show the versions of loam, Lua, SQLite and libpq\n"
-    "  --           stop handling options\n"
-    "  -            execute stdin and stop handling options\n",
-    progname, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
-  fflush(f);
-}
 
 
 static void print_version (void) {
   printf("loam %s (Lua %s.%s)\n", LOAM_VERSION, LUA_VERSION_MAJOR, LUA_VERSION_MINOR);
-  fflush(stdout);
-}
-
-
-/*
-** '--version': loam's version, then those of the libraries this program
-** runs with.  SQLite and libpq are asked at run time, since the shared
-** libraries may be newer than the headers the program was built with.
-*/
-static void print_versions (void) {
-  int pq = PQlibVersion();
-  printf("loam %s\n", LOAM_VERSION);
-  printf("%s, SQLite %s, libpq %d.%d\n", LUA_RELEASE, sqlite3_libversion(), pq / 10000,
-         pq % 10000);
   fflush(stdout);
 }
 
@@ -183,9 +143,10 @@ static int dolibrary (lua_State *L, const char *spec) {
 
 
 /*
-** Scans the options.  '*script' receives the index of the script in
-** 'argv' ('argc' when there is none).  Options are checked here, before
-** anything runs, so a bad command line runs nothing at all.
+** Scans the interpreter's options.  '*script' receives the index of the
+** script in 'argv' ('argc' when there is none), or, on BAD_ARGS, of the
+** option that is wrong.  Options are checked here, before anything runs,
+** so a bad command line runs nothing at all.
 */
 static int collectargs (int argc, char **argv, int *script /* OUT */) {
   int flags = 0, i;
@@ -197,22 +158,13 @@ static int collectargs (int argc, char **argv, int *script /* OUT */) {
     switch (a[1]) {
       case '\0':                  /* '-': stdin is the script */
         return flags;
-      case '-': {                 /* '--' ends the options, or a long option */
-        int k;
-        if (a[2] == '\0') {
-          *script = i + 1;
-          return flags;
-        }
-        for (k = 0; longopts[k].name != NULL; k++)
-          if (strcmp(a, longopts[k].name) == 0) break;
-        if (longopts[k].name == NULL) return BAD_ARGS;
-        flags |= longopts[k].flag;
-        break;
-      }
-      case 'v':
-      case 'h':
+      case '-':                   /* '--' ends the options; long ones are the CLI's */
         if (a[2] != '\0') return BAD_ARGS;
-        flags |= (a[1] == 'v') ? HAS_V : HAS_H;
+        *script = i + 1;
+        return flags;
+      case 'v':
+        if (a[2] != '\0') return BAD_ARGS;
+        flags |= HAS_V;
         break;
       case 'e':
       case 'l':
@@ -368,6 +320,163 @@ static void setpath (lua_State *L) {
 }
 
 
+/* {==================================================================
+** The command line: 'loam.cli' and what it needs from the host
+** =================================================================== */
+
+/*
+** Whether the first argument 'a' goes to 'loam.cli' rather than to the
+** interpreter: a long option ('--help', '--db=...'), '-h', or a word
+** made of letters, digits, '-' and '_' that starts with a letter and is
+** not the name of an existing file (a script called 'console' in the
+** current directory still runs as a script).  A word that names no
+** command is the CLI's to refuse, with a suggestion.
+*/
+static int is_command (const char *a) {
+  const char *p;
+  if (a[0] == '-')
+    return (a[1] == '-' && a[2] != '\0') || strcmp(a, "-h") == 0;
+  if (!((a[0] >= 'a' && a[0] <= 'z') || (a[0] >= 'A' && a[0] <= 'Z')))
+    return 0;
+  for (p = a; *p != '\0'; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '_'))
+      return 0;
+  return access(a, F_OK) != 0;
+}
+
+
+static int host_isatty (lua_State *L) {
+  lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+
+/* getcwd() -> the current directory, absolute. */
+static int host_getcwd (lua_State *L) {
+  char *dir = getcwd(NULL, 0);
+  if (dir == NULL)
+    return luaL_error(L, "cannot read the current directory: %s", strerror(errno));
+  lua_pushstring(L, dir);
+  free(dir);
+  return 1;
+}
+
+
+/* dir(path) -> the names in directory 'path' ('.' and '..' left out), or nil, message. */
+static int host_dir (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  struct dirent *e;
+  int n = 0;
+  if (d == NULL) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_newtable(L);
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  return 1;
+}
+
+
+/* mkdir(path) -> true, or nil, message (an existing directory included). */
+static int host_mkdir (lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (mkdir(path, 0777) != 0) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s", path, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+#if defined(LOAM_HAVE_READLINE)
+/* readline(prompt) -> the line without its newline, or nil at the end of input. */
+static int host_readline (lua_State *L) {
+  const char *prompt = luaL_checkstring(L, 1);
+  char *line;
+  fflush(stdout);
+  line = readline(prompt);
+  if (line == NULL)
+    return 0;
+  lua_pushstring(L, line);
+  free(line);
+  return 1;
+}
+
+
+static int host_add_history (lua_State *L) {
+  add_history(luaL_checkstring(L, 1));
+  return 0;
+}
+#endif
+
+
+/*
+** The module 'loam.cli.host': 'isatty(fd)', 'getcwd()', 'dir(path)',
+** 'mkdir(path)', 'versions' (the libraries this program runs with; SQLite
+** and libpq are asked at run time, since the shared libraries may be newer
+** than the headers it was built with), and, when built with GNU readline,
+** 'readline(prompt)' and 'add_history(line)'.
+*/
+static int open_host (lua_State *L) {
+  static const luaL_Reg funcs[] = {
+    {"isatty", host_isatty},
+    {"getcwd", host_getcwd},
+    {"dir", host_dir},
+    {"mkdir", host_mkdir},
+    {NULL, NULL}
+  };
+  int pq = PQlibVersion();
+  luaL_newlib(L, funcs);
+  lua_pushfstring(L, "%s, SQLite %s, libpq %d.%d", LUA_RELEASE, sqlite3_libversion(),
+                  pq / 10000, pq % 10000);
+  lua_setfield(L, -2, "versions");
+#if defined(LOAM_HAVE_READLINE)
+  lua_pushcfunction(L, host_readline);
+  lua_setfield(L, -2, "readline");
+  lua_pushcfunction(L, host_add_history);
+  lua_setfield(L, -2, "add_history");
+#endif
+  return 1;
+}
+
+
+/*
+** Runs 'require("loam.cli").main' on the 'n' words at 'words' and leaves
+** the exit status it returns on the stack.  The CLI reports its own
+** errors; what reaches 'report' here is a CLI that cannot even load (a
+** LUA_PATH that leads elsewhere, say).
+*/
+static int runcli (lua_State *L, int n, char **words) {
+  int i;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "loam.cli");
+  if (report(L, docall(L, 1, 1)) != LUA_OK)
+    return EXIT_FAILURE;
+  lua_getfield(L, -1, "main");
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    lua_pushstring(L, words[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  if (report(L, docall(L, 1, 1)) != LUA_OK)
+    return EXIT_FAILURE;
+  return (int)luaL_optinteger(L, -1, EXIT_SUCCESS);
+}
+
+/* }================================================================== */
+
+
 /*
 ** The body of the program, run in protected mode; leaves the exit status
 ** on the stack.
@@ -375,28 +484,28 @@ static void setpath (lua_State *L) {
 static int pmain (lua_State *L) {
   int argc = (int)lua_tointeger(L, 1);
   char **argv = (char **)lua_touserdata(L, 2);
-  int script;
-  int flags = collectargs(argc, argv, &script);
+  int script = 0;
+  int command = argc > 1 && is_command(argv[1]);
+  int flags = command ? 0 : collectargs(argc, argv, &script);
   luaL_checkversion(L);
-  if (flags == BAD_ARGS) {
-    print_usage(stderr, argv[script]);
-    lua_pushinteger(L, EXIT_USAGE);
+  luaL_openlibs(L);
+  loam_lua_open(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, open_host);
+  lua_setfield(L, -2, "loam.cli.host");
+  lua_pop(L, 1);
+  setpath(L);
+  if (command) {
+    lua_pushinteger(L, runcli(L, argc - 1, argv + 1));
     return 1;
   }
-  if (flags & (HAS_H | HAS_VER)) {
-    if (flags & HAS_H)
-      print_usage(stdout, NULL);
-    else
-      print_versions();
-    lua_pushinteger(L, EXIT_SUCCESS);
+  if (flags == BAD_ARGS) {  /* the CLI names the option and prints the usage */
+    lua_pushinteger(L, runcli(L, 1, argv + script));
     return 1;
   }
   lua_pushinteger(L, EXIT_FAILURE);  /* the status of every early return below */
   if (flags & HAS_V)
     print_version();
-  luaL_openlibs(L);
-  loam_lua_open(L);
-  setpath(L);
   createargtable(L, argv, argc, script);
   if (!runargs(L, argv, script))
     return 1;
@@ -405,9 +514,8 @@ static int pmain (lua_State *L) {
       return 1;
   }
   else if (flags == 0) {  /* nothing to do but what stdin holds */
-    if (isatty(STDIN_FILENO)) {
-      print_usage(stderr, NULL);
-      lua_pushinteger(L, EXIT_USAGE);
+    if (isatty(STDIN_FILENO)) {  /* nobody typing a script: the usage */
+      lua_pushinteger(L, runcli(L, 0, NULL));
       return 1;
     }
     if (dochunk(L, luaL_loadfile(L, NULL)) != LUA_OK)

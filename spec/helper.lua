@@ -30,6 +30,10 @@
 --                            it, which must be the spec, not this file
 --   helper.next_line()       the line after the caller's, for messages that
 --                            must name a line of the spec
+--   helper.host()            the 'loam' program under test: LOAM_TEST_HOST
+--                            (the harness sets it to the host running the
+--                            specs), else build/bin/loam of this checkout
+--   helper.shell_quote(s)    's' quoted for the shell
 
 local loam = require "loam"
 -- busted's 'assert' (luassert): the specs find it as a global of the
@@ -187,6 +191,18 @@ function helper.slurp(path)
   local s = f:read("a")
   f:close()
   return s
+end
+
+function helper.host()
+  local host = os.getenv("LOAM_TEST_HOST")
+  if host == nil or host == "" then
+    host = assert(io.popen("pwd")):read("l") .. "/build/bin/loam"
+  end
+  return host
+end
+
+function helper.shell_quote(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
 -- Mounts a tmpfs of 'size' on a new directory and returns it, or nil and

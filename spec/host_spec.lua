@@ -9,13 +9,8 @@ local helper = require "spec.helper"
 local loam = require "loam"
 
 local root = assert(io.popen("pwd")):read("l")
-local host = os.getenv("LOAM_TEST_HOST")
-if host == nil or host == "" then host = root .. "/build/bin/loam" end
-
--- Quotes 's' for the shell.
-local function q(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
+local host = helper.host()
+local q = helper.shell_quote
 
 local slurp = helper.slurp
 
@@ -102,7 +97,7 @@ describe("the loam host of the build tree", function()
 end)
 
 describe("loam's options", function()
-  local usage_head = "usage: loam [options] [script [args]]\n"
+  local usage_head = "usage: loam [options] [script [args]]    run a Lua script with loam built in\n"
 
   it("--help and -h print the usage on stdout and exit 0", function()
     for _, opt in ipairs { "--help", "-h" } do
@@ -110,7 +105,7 @@ describe("loam's options", function()
       assert.are.equal(0, code)
       assert.are.equal("", err)
       assert.are.equal(usage_head, out:sub(1, #usage_head))
-      assert.matches("\n  --version    show the versions of loam, Lua, SQLite and libpq\n", out, 1, true)
+      assert.matches("\n  --version      show the versions of loam, Lua, SQLite and libpq\n", out, 1, true)
     end
   end)
 
@@ -126,13 +121,18 @@ describe("loam's options", function()
   end)
 
   it("refuses an unknown option with the usage on stderr and exit status 2", function()
-    for _, opt in ipairs { "--frobnicate", "-x", "--helpme" } do
+    for _, opt in ipairs { "--frobnicate", "-x", "--helpme", "-v -x" } do
       local out, err, code = run("/", bare(opt .. " examples/models.lua"))
       assert.are.equal(2, code)
       assert.are.equal("", out)
-      local head = ("loam: unrecognized option '%s'\n"):format(opt) .. usage_head
+      local head = ("loam: usage_error: unknown option '%s'"):format(opt:match("%S+$"))
       assert.are.equal(head, err:sub(1, #head))
+      assert.matches("\nusage: loam [options] [script [args]]\n", err, 1, true)
     end
+    local out, err, code = run("/", bare("-e"))
+    assert.are.equal(2, code)
+    assert.are.equal("", out)
+    assert.matches("^loam: usage_error: option '%-e' needs an argument\nusage: ", err)
   end)
 
   it("still runs -v and -e as lua does", function()
