@@ -263,6 +263,17 @@ for backend, pg in helper.each_backend() do
       db:reconnect()  -- the transaction is over: allowed again
     end)
 
+    it("stays closed when a transaction's function closes it", function()
+      local err = helper.caught(pcall(db.transaction, db, function() db:close() end))
+      assert.are.equal("misuse", err.code)
+      assert.are.equal("the connection was closed inside the transaction; nothing was committed",
+        err.message)
+      assert.are.equal("loam.Database (closed)", tostring(db))
+      assert.are.equal(CLOSED, helper.caught(pcall(db.connection, db)).message)
+      db:reconnect()
+      assert.are.equal(1, db:query("select 1 as one")[1].one)
+    end)
+
     it("refuses every use once closed, naming the calling line", function()
       local Customer, Order = declare(db)
       db:create_tables { Customer, Order }

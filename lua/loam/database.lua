@@ -30,8 +30,10 @@
 --   db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
 --
 -- Fields the Lua layer reads (none is for applications):
---   _conn     the open connection, or nil once closed
---   _tx       the connection a running db:transaction holds, or nil
+--   _conn     the Database's open connection, or nil once closed
+--   _c        the connection operations run on now: that of a running
+--             db:transaction, else _conn (see 'conn_of')
+--   _depth    how many db:transaction calls are running
 --   _models   table name -> the model last declared for it: a reference by
 --             table name points at that model's primary key (loam.model)
 --   _lazy     the lazy-loading default of the models (loam.relation)
@@ -75,7 +77,7 @@ end
 -- models and queries asks here (models and queries as db:connection()),
 -- once per operation; 'name' is the method called, for errors.
 local function conn_of(db, name)
-  local c = type(db) == "table" and (db._tx or db._conn)
+  local c = type(db) == "table" and db._c
   if not c then unusable(db, name or "connection") end
   return c
 end
@@ -90,7 +92,7 @@ end
 
 local function attach(db, c)
   if db._hook ~= nil then c:on_query(db._hook) end
-  db._conn = c
+  db._conn, db._c = c, c
 end
 
 function database.connect(url, opts)
@@ -116,19 +118,25 @@ database.is_database = is_database
 -- operation, and a call less is cheaper on the hot path.
 Database.connection = conn_of
 
-function Database:query(...) return (conn_of(self, "query"):query(...)) end
+-- The methods run most often read the connection in use straight from
+-- the field 'conn_of' reads, and call 'conn_of' only to raise.
+function Database:query(...)
+  return ((self and self._c or conn_of(self, "query")):query(...))
+end
 
 function Database:exec(...)
-  local changes, id = conn_of(self, "exec"):exec(...)
+  local changes, id = (self and self._c or conn_of(self, "exec")):exec(...)
   return changes, id
 end
 
 function Database:each(...)
-  local iter, state, control, closing = conn_of(self, "each"):each(...)
+  local iter, state, control, closing = (self and self._c or conn_of(self, "each")):each(...)
   return iter, state, control, closing
 end
 
-function Database:run(...) return pass(conn_of(self, "run"):run(...)) end
+function Database:run(...)
+  return pass((self and self._c or conn_of(self, "run")):run(...))
+end
 function Database:render(...) return pass(conn_of(self, "render"):render(...)) end
 function Database:render_ddl(...) return pass(conn_of(self, "render_ddl"):render_ddl(...)) end
 function Database:prepare(...) return (conn_of(self, "prepare"):prepare(...)) end
@@ -147,13 +155,19 @@ end
 
 -- Puts back the connection that was in use before a transaction.
 local Restore = {
-  __close = function(r) r.db._tx = r.prev end,
+  __close = function(r)
+    -- A Database closed inside the transaction stays closed.
+    local db = r.db
+    db._depth = r.depth
+    if db._conn ~= nil then db._c = r.prev end
+  end,
 }
 
 function Database:transaction(fn, ...)
   local c = conn_of(self, "transaction")
-  local restore <close> = setmetatable({ db = self, prev = self._tx }, Restore)
-  self._tx = c
+  local depth = self._depth or 0
+  local restore <close> = setmetatable({ db = self, prev = self._c, depth = depth }, Restore)
+  self._c, self._depth = c, depth + 1
   return c:transaction(fn, ...)
 end
 
@@ -170,7 +184,7 @@ end
 function Database:close()
   if not is_database(self) then unusable(self, "close") end
   local c = self._conn
-  self._conn = nil
+  self._conn, self._c = nil, nil
   if c ~= nil then c:close() end
   return true
 end
@@ -179,7 +193,7 @@ Database.__close = Database.close
 
 function Database:reconnect()
   if not is_database(self) then unusable(self, "reconnect") end
-  if self._tx ~= nil then
+  if (self._depth or 0) > 0 then
     raise("misuse", "reconnect: not inside a transaction (it would end the transaction's "
       .. "connection under it)")
   end
