@@ -244,6 +244,9 @@ LOAML_FUNC loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const ch
                                     const char *what);
 LOAML_FUNC void loamL_open_ast (lua_State *L);
 
+/* Adds 'insert_rows' to the 'loam.Conn' methods (lua_bulk.c). */
+LOAML_FUNC void loamL_open_bulk (lua_State *L);
+
 /* Adds 'load_batch' to the module table on top and to the 'loam.Conn' methods (lua_batch.c). */
 LOAML_FUNC void loamL_open_batch (lua_State *L);
 

@@ -192,7 +192,7 @@ const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n) {
 ** Parameters
 ** ======================================================================= */
 
-static int grow_params (pgconn *pc, int n) {
+int loam__pg_grow_params (pgconn *pc, int n) {
   int cap = pc->cappar ? pc->cappar : 8;
   void *p;
   if (n <= pc->cappar) return 1;
@@ -211,10 +211,10 @@ static int grow_params (pgconn *pc, int n) {
 ** Writes a double in the form PostgreSQL reads: float8 takes NaN and the
 ** infinities as words, which the shared number writer leaves to callers.
 */
-static void add_double (loam__buf *b, double d) {
+void loam__pg_add_double (loam__buf *b, double d, int shortest) {
   if (isnan(d)) loam__buf_adds(b, "NaN");
   else if (isinf(d)) loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity");
-  else loam__buf_double(b, d, 0);
+  else loam__buf_double(b, d, shortest);
 }
 
 
@@ -227,7 +227,7 @@ static void add_double (loam__buf *b, double d) {
 static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err) {
   static const char empty[] = "";
   int i;
-  if (!grow_params(pc, n)) return loam__err_nomem(err);
+  if (!loam__pg_grow_params(pc, n)) return loam__err_nomem(err);
   loam__buf_reset(&pc->text);
   for (i = 0; i < n; i++) {
     pc->vals[i] = NULL;
@@ -250,7 +250,7 @@ static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err)
         break;
       case LOAM_DOUBLE:
         pc->offs[i] = pc->text.len;
-        add_double(&pc->text, p[i].u.d);
+        loam__pg_add_double(&pc->text, p[i].u.d, 0);
         loam__buf_addc(&pc->text, '\0');
         pc->types[i] = OID_FLOAT8;
         break;
@@ -816,7 +816,8 @@ const loam__driver loam__pg_driver = {
   pg_column,
   loam__pg_finish,
   loam__pg_pipeline,
-  pg_in_transaction
+  pg_in_transaction,
+  loam__pg_copy_rows
 };
 
 /* }====================================================================== */
