@@ -89,12 +89,27 @@ static int conn_insert_rows (lua_State *L) {
       loamL_misuse(L, "insert_rows: row %d has %d values for %d columns (write loam.null "
                    "for NULL)", r + 1, (int)lua_rawlen(L, -1), ncols);
     for (c = 0; c < ncols; c++) {
-      lua_rawgeti(L, -1, c + 1);
-      if (!bindable(L, -1))
-        loamL_misuse(L, "insert_rows: row %d, column %s: cannot bind a %s", r + 1, names[c],
-                     loamL_valuename(L, -1));
-      /* The string, or the blob wrapper holding it, stays in the row for the call. */
-      loamL_tovalue(L, -1, c + 1, &row[c]);
+      /* Strings and numbers first, without the checks of a general conversion. */
+      switch (lua_rawgeti(L, -1, c + 1)) {
+        case LUA_TSTRING: {
+          size_t len;
+          const char *p = lua_tolstring(L, -1, &len);
+          row[c] = loam_text(p, len);   /* the row keeps the string alive for the call */
+          break;
+        }
+        case LUA_TNUMBER:
+          /* A float keeps its type, integral or not, as 'loamL_tovalue' keeps it. */
+          row[c] = lua_isinteger(L, -1) ? loam_int((int64_t)lua_tointeger(L, -1))
+                                        : loam_double((double)lua_tonumber(L, -1));
+          break;
+        default:
+          if (!bindable(L, -1))
+            loamL_misuse(L, "insert_rows: row %d, column %s: cannot bind a %s", r + 1,
+                         names[c], loamL_valuename(L, -1));
+          /* A blob's wrapper, which keeps its bytes alive, stays in the row for the call. */
+          loamL_tovalue(L, -1, c + 1, &row[c]);
+          break;
+      }
       lua_pop(L, 1);
     }
     lua_pop(L, 1);

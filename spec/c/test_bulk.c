@@ -267,6 +267,17 @@ static const char *const con_pg[] = {
 
 static const char *const con_cols[] = { "k", "p", "v", "w" };
 
+/* 'n' good rows of bulk_child: keys from 1, the one parent, v and w counting from 0. */
+static void child_rows (loam_value *v, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    v[i * 4] = loam_int(i + 1);
+    v[i * 4 + 1] = loam_int(1);
+    v[i * 4 + 2] = loam_int(i);
+    v[i * 4 + 3] = loam_int(i);
+  }
+}
+
 /*
 ** 'nrows' good rows (keys from 1), then row 'bad' (from 1) spoilt in
 ** column 'col' with 'value', inserted in one call: the code and
@@ -277,14 +288,8 @@ static void violation (int pg, int nrows, int bad, int col, loam_value value,
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = open_db(pg, pg ? con_pg : con_lite, &e);
   loam_value *v = calloc((size_t)nrows * 4, sizeof *v);
-  int i;
   if (c == NULL || v == NULL) goto done;
-  for (i = 0; i < nrows; i++) {
-    v[i * 4] = loam_int(i + 1);
-    v[i * 4 + 1] = loam_int(1);
-    v[i * 4 + 2] = loam_int(i);
-    v[i * 4 + 3] = loam_int(i);
-  }
+  child_rows(v, nrows);
   v[(bad - 1) * 4 + col] = value;
   if (loam_insert_rows(c, "bulk_child", con_cols, 4, v, nrows, NULL, &e) != LOAM_ERROR)
     t_fail(__FILE__, __LINE__, "%s: row %d of %d went in", constraint, bad, nrows);
@@ -338,14 +343,9 @@ TEST(bulk_pg_not_null_names_the_column) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = open_db(1, con_pg, &e);
   loam_value v[200 * 4];
-  int i;
   if (c == NULL) return;
-  for (i = 0; i < 200; i++) {
-    v[i * 4] = loam_int(i + 1);
-    v[i * 4 + 1] = loam_int(1);
-    v[i * 4 + 2] = i == 150 ? loam_null() : loam_int(i);
-    v[i * 4 + 3] = loam_int(i);
-  }
+  child_rows(v, 200);
+  v[150 * 4 + 2] = loam_null();
   CHECK_INT(loam_insert_rows(c, "bulk_child", con_cols, 4, v, 200, NULL, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_NOT_NULL_VIOLATION);
   CHECK_STR(e.sqlstate, "23502");
@@ -360,15 +360,11 @@ TEST(bulk_pg_out_of_range_is_data_error) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c = open_db(1, con_pg, &e);
   loam_value v[100 * 4];
-  int i, n;
+  int n;
   if (c == NULL) return;
   for (n = 10; n <= 100; n += 90) {
-    for (i = 0; i < n; i++) {
-      v[i * 4] = loam_int(i + 1);
-      v[i * 4 + 1] = loam_int(1);
-      v[i * 4 + 2] = loam_int(i == n - 1 ? 5000000000LL : i);
-      v[i * 4 + 3] = loam_int(i);
-    }
+    child_rows(v, n);
+    v[(n - 1) * 4 + 2] = loam_int(5000000000LL);
     CHECK_INT(loam_insert_rows(c, "bulk_child", con_cols, 4, v, n, NULL, &e), LOAM_ERROR);
     CHECK_INT(e.code, LOAM_E_DATA_ERROR);
     CHECK_STR(e.sqlstate, "22003");
@@ -386,12 +382,8 @@ TEST(bulk_pg_mismatched_types_fail_as_insert) {
   seen s = { 0, 0, 0, "" };
   int i;
   if (c == NULL) return;
-  for (i = 0; i < 100; i++) {
-    v[i * 4] = loam_int(i + 1);
-    v[i * 4 + 1] = loam_int(1);
-    v[i * 4 + 2] = loam_bool(1);   /* into an integer column */
-    v[i * 4 + 3] = loam_int(i);
-  }
+  child_rows(v, 100);
+  for (i = 0; i < 100; i++) v[i * 4 + 2] = loam_bool(1);   /* into an integer column */
   CHECK_INT(loam_exec(c, "INSERT INTO bulk_child (k, p, v, w) VALUES ($1, $2, $3, $4)", v, 4,
                       NULL, NULL, NULL, &want), LOAM_ERROR);
   loam_conn_set_trace(c, record, &s);
@@ -516,14 +508,8 @@ TEST(bulk_inside_a_transaction) {
     loam_conn *c = open_db(pg, pg ? con_pg : con_lite, &e);
     loam_value v[100 * 4];
     int64_t n = 0;
-    int i;
     if (c == NULL) return;
-    for (i = 0; i < 100; i++) {
-      v[i * 4] = loam_int(i + 1);
-      v[i * 4 + 1] = loam_int(1);
-      v[i * 4 + 2] = loam_int(i);
-      v[i * 4 + 3] = loam_int(i);
-    }
+    child_rows(v, 100);
     CHECK_OK(loam_tx_begin(c, &e), &e);
     CHECK_OK(loam_insert_rows(c, "bulk_child", con_cols, 4, v, 100, &n, &e), &e);
     CHECK_INT(n, 100);

@@ -77,6 +77,13 @@ LOAMI_FUNC void loam__buf_double (loam__buf *b, double d, int shortest);
 LOAMI_FUNC void loam__buf_ident (loam__buf *b, const char *name, size_t len);
 /* Appends 's' as a quoted SQL string literal ('it''s'); DDL only, where no parameters exist. */
 LOAMI_FUNC void loam__buf_literal (loam__buf *b, const char *s, size_t len);
+/*
+** Makes room for 'n' more bytes (and a NUL) and returns where they go;
+** the caller writes at most 'n' bytes there and adds what it wrote to
+** 'len' (the NUL is then its to write, or the next append's).  NULL after
+** OOM.  For writers of many small pieces, which check the room once.
+*/
+LOAMI_FUNC char *loam__buf_reserve (loam__buf *b, size_t n);
 /* Returns the NUL-terminated contents ("" when empty, NULL after OOM). */
 LOAMI_FUNC const char *loam__buf_cstr (loam__buf *b);
 LOAMI_FUNC void loam__buf_reset (loam__buf *b);   /* keeps the memory */

@@ -356,20 +356,22 @@ static int64_t changes_of (PGresult *r) {
 */
 static int describe (pgstmt *s, PGresult *r, loam_error *err) {
   int n = PQnfields(r), i;
-  size_t size = sizeof(char *) * (size_t)n;
+  size_t size = (sizeof(char *) + sizeof(Oid)) * (size_t)n;
   char *p;
   s->base.ncols = n;
   if (n == 0) return LOAM_OK;
   for (i = 0; i < n; i++) size += strlen(PQfname(r, i)) + 1;
   s->names = malloc(size);
   if (s->names == NULL) return loam__err_nomem(err);
-  p = (char *)(s->names + n);
+  s->ftypes = (Oid *)(s->names + n);
+  p = (char *)(s->ftypes + n);
   for (i = 0; i < n; i++) {
     size_t len = strlen(PQfname(r, i)) + 1;
     memcpy(p, PQfname(r, i), len);
     s->names[i] = p;
     p += len;
-    if (PQftype(r, i) == OID_BYTEA) s->hasbytea = 1;
+    s->ftypes[i] = PQftype(r, i);
+    if (s->ftypes[i] == OID_BYTEA) s->hasbytea = 1;
   }
   if (s->hasbytea) {
     s->blobs = calloc((size_t)n, sizeof *s->blobs);
@@ -399,12 +401,26 @@ static int enter_row (pgstmt *s, loam_error *err) {
   int i;
   if (!s->hasbytea) return LOAM_ROW;
   for (i = 0; i < s->base.ncols; i++) {
-    if (PQftype(s->res, i) != OID_BYTEA || PQgetisnull(s->res, s->row, i)) continue;
+    if (s->ftypes[i] != OID_BYTEA || PQgetisnull(s->res, s->row, i)) continue;
     s->blobs[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i),
                                   &s->bloblens[i]);
     if (s->blobs[i] == NULL) return loam__err_nomem(err);
   }
   return LOAM_ROW;
+}
+
+
+/*
+** Parses an integer in the server's text form (an optional '-', then
+** digits, always within 64 bits): strtoll's locale and error handling
+** cost more than the rest of reading the value.
+*/
+static int64_t parse_int (const char *v) {
+  uint64_t u = 0;
+  int neg = *v == '-';
+  if (neg) v++;
+  for (; *v >= '0' && *v <= '9'; v++) u = u * 10 + (uint64_t)(*v - '0');
+  return neg ? (int64_t)(0 - u) : (int64_t)u;
 }
 
 
@@ -481,6 +497,7 @@ static void free_stmt (pgstmt *s) {
   PQclear(s->res);
   s->res = NULL;
   free(s->names);
+  s->ftypes = NULL;
   free(s->blobs);
   free(s->bloblens);
   s->names = NULL;
@@ -758,12 +775,12 @@ static void pg_column (loam_stmt *base, int i, loam_value *out) {
   const char *v;
   if (PQgetisnull(s->res, s->row, i)) { *out = loam_null(); return; }
   v = PQgetvalue(s->res, s->row, i);
-  switch (PQftype(s->res, i)) {
+  switch (s->ftypes[i]) {
     case OID_BOOL:
       *out = loam_bool(v[0] == 't');
       break;
     case OID_INT8: case OID_INT2: case OID_INT4: case OID_OID:
-      *out = loam_int((int64_t)strtoll(v, NULL, 10));
+      *out = loam_int(parse_int(v));
       break;
     case OID_FLOAT4: case OID_FLOAT8:
       *out = loam_double(parse_double(v));

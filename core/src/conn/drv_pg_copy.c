@@ -53,49 +53,97 @@ static int copyable (const loam_value *v, Oid type) {
 }
 
 
-/* Appends the text of a field with COPY's escapes: backslash, and the row and field delimiters. */
-static void add_escaped (loam__buf *b, const char *p, size_t n) {
-  size_t i, from = 0;
-  for (i = 0; i < n; i++) {
-    const char *esc;
-    switch (p[i]) {
-      case '\\': esc = "\\\\"; break;
-      case '\t': esc = "\\t"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      default: continue;
-    }
-    loam__buf_add(b, p + from, i - from);
-    loam__buf_add(b, esc, 2);
-    from = i + 1;
+/* The most bytes 'put_field' writes for 'v', its delimiter included. */
+static size_t field_room (const loam_value *v) {
+  switch (v->type) {
+    case LOAM_TEXT: return 2 * v->u.s.len + 1;
+    case LOAM_BLOB: return 3 + 2 * v->u.s.len + 1;
+    default: return 24;    /* an integer: 20 bytes; NULL, a boolean: 2 */
   }
-  loam__buf_add(b, p + from, n - from);
 }
 
 
-/* Appends a blob as bytea's hex input, its backslash escaped for COPY. */
-static void add_hex (loam__buf *b, const unsigned char *p, size_t n) {
+/*
+** Writes the field of 'v' at 'p' and returns its end: text with COPY's
+** escapes (backslash and the delimiters), a blob as bytea's hex input
+** with its backslash escaped.  Doubles are written by the caller.
+*/
+static char *put_field (char *p, const loam_value *v) {
   static const char hex[] = "0123456789abcdef";
   size_t i;
-  loam__buf_add(b, "\\\\x", 3);
-  for (i = 0; i < n; i++) {
-    char two[2];
-    two[0] = hex[p[i] >> 4];
-    two[1] = hex[p[i] & 15];
-    loam__buf_add(b, two, 2);
+  switch (v->type) {
+    case LOAM_NULL: *p++ = '\\'; *p++ = 'N'; break;
+    case LOAM_BOOL: *p++ = v->u.b ? 't' : 'f'; break;
+    case LOAM_INT: {
+      char tmp[24], *t = tmp + sizeof tmp;
+      uint64_t u = v->u.i < 0 ? (uint64_t)0 - (uint64_t)v->u.i : (uint64_t)v->u.i;
+      do {
+        *--t = (char)('0' + u % 10);
+        u /= 10;
+      } while (u != 0);
+      if (v->u.i < 0) *--t = '-';
+      memcpy(p, t, (size_t)(tmp + sizeof tmp - t));
+      p += tmp + sizeof tmp - t;
+      break;
+    }
+    case LOAM_TEXT:
+      for (i = 0; i < v->u.s.len; i++) {
+        char c = v->u.s.ptr[i];
+        switch (c) {
+          case '\\': *p++ = '\\'; *p++ = '\\'; break;
+          case '\t': *p++ = '\\'; *p++ = 't'; break;
+          case '\n': *p++ = '\\'; *p++ = 'n'; break;
+          case '\r': *p++ = '\\'; *p++ = 'r'; break;
+          default: *p++ = c; break;
+        }
+      }
+      break;
+    case LOAM_BLOB: {
+      const unsigned char *u = (const unsigned char *)v->u.s.ptr;
+      *p++ = '\\';
+      *p++ = '\\';
+      *p++ = 'x';
+      for (i = 0; i < v->u.s.len; i++) {
+        *p++ = hex[u[i] >> 4];
+        *p++ = hex[u[i] & 15];
+      }
+      break;
+    }
+    default: break;
   }
+  return p;
 }
 
 
-static void add_field (loam__buf *b, const loam_value *v) {
-  switch (v->type) {
-    case LOAM_NULL: loam__buf_add(b, "\\N", 2); break;
-    case LOAM_BOOL: loam__buf_addc(b, v->u.b ? 't' : 'f'); break;
-    case LOAM_INT: loam__buf_int(b, v->u.i); break;
-    case LOAM_DOUBLE: loam__pg_add_double(b, v->u.d, 1); break;
-    case LOAM_TEXT: add_escaped(b, v->u.s.ptr, v->u.s.len); break;
-    case LOAM_BLOB: add_hex(b, (const unsigned char *)v->u.s.ptr, v->u.s.len); break;
+/*
+** Appends row 'row' of 'ncols' values, delimited; 0 when memory ran out.
+** A row without doubles is written in one reserved stretch.
+*/
+static int add_row (loam__buf *b, const loam_value *row, int ncols) {
+  size_t room = 0;
+  char *p;
+  int c;
+  for (c = 0; c < ncols && room != (size_t)-1; c++)
+    room = row[c].type == LOAM_DOUBLE ? (size_t)-1 : room + field_room(&row[c]);
+  if (room != (size_t)-1) {
+    if ((p = loam__buf_reserve(b, room)) == NULL) return 0;
+    for (c = 0; c < ncols; c++) {
+      p = put_field(p, &row[c]);
+      *p++ = c + 1 == ncols ? '\n' : '\t';
+    }
+    b->len = (size_t)(p - b->p);
+    return 1;
   }
+  for (c = 0; c < ncols; c++) {
+    const loam_value *v = &row[c];
+    if (v->type == LOAM_DOUBLE) loam__pg_add_double(b, v->u.d, 1);
+    else {
+      if ((p = loam__buf_reserve(b, field_room(v))) == NULL) return 0;
+      b->len += (size_t)(put_field(p, v) - p);
+    }
+    loam__buf_addc(b, c + 1 == ncols ? '\n' : '\t');
+  }
+  return !b->oom;
 }
 
 
@@ -130,11 +178,9 @@ int loam__pg_copy_rows (loam_conn *conn, const char *copy, const char *one, cons
   if (PQresultStatus(r) != PGRES_COPY_IN) return finish(pc, r, changes, err);
   PQclear(r);
   loam__buf_reset(b);
-  for (i = 0; i < n && ok; i++) {
-    add_field(b, &v[i]);
-    loam__buf_addc(b, (i + 1) % (size_t)ncols == 0 ? '\n' : '\t');
-    if (b->oom) break;
-    if (b->len >= COPY_CHUNK || i + 1 == n) {
+  for (i = 0; i < (size_t)nrows && ok; i++) {
+    if (!add_row(b, v + i * (size_t)ncols, ncols)) break;
+    if (b->len >= COPY_CHUNK || i + 1 == (size_t)nrows) {
       ok = PQputCopyData(pg, b->p, (int)b->len) == 1;
       loam__buf_reset(b);
     }

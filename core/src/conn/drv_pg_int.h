@@ -56,6 +56,7 @@ typedef struct pgstmt {
   int primed;                 /* stream: 'res' was fetched by the query, not yet stepped */
   int hasbytea;
   char **names;               /* column names, copied (one block) */
+  Oid *ftypes;                /* column types, in the same block: read once, not per value */
   unsigned char **blobs;      /* decoded bytea values of the current row, per column */
   size_t *bloblens;
 } pgstmt;
