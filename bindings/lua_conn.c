@@ -198,7 +198,7 @@ static int conn_query (lua_State *L) {
   lua_Integer n = 0;
   int rc;
   lua_newtable(L);
-  rc = loamL_readrows(L, s->stmt, lua_gettop(L), &n, &err);
+  rc = loamL_readrows(L, s->stmt, lua_gettop(L), 0, &n, &err);
   loamL_closestmt(s);
   if (rc != LOAM_DONE)
     return loamL_raise(L, &err, NULL);

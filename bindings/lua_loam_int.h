@@ -155,7 +155,10 @@ typedef struct LStmt {
 **
 ** 'readrows' steps 'stmt' to its end and appends its rows, each a table
 ** keyed by column name (NULL as 'loam.null'), to the array at absolute
-** index 'rows', whose last item is '*n' (updated).  'readexec' steps
+** index 'rows', whose last item is '*n' (updated); the column names come
+** from the array at absolute index 'names' when it is not 0, which is
+** kept up to date (a prepared statement keeps one, so its runs make no
+** key strings).  'readexec' steps
 ** 'stmt' to its end, stores the rows changed in '*changes' and pushes the
 ** id of 'exec': the first column of the first row when the statement
 ** returned rows, else the SQLite rowid of an INSERT, else nil.  Both
@@ -164,8 +167,8 @@ typedef struct LStmt {
 */
 LOAML_FUNC LStmt *loamL_pushstmt (lua_State *L);
 LOAML_FUNC void loamL_closestmt (LStmt *s);
-LOAML_FUNC int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
-                               loam_error *err);
+LOAML_FUNC int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names,
+                               lua_Integer *n, loam_error *err);
 LOAML_FUNC int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes,
                                loam_error *err);
 
@@ -243,6 +246,9 @@ LOAML_FUNC loam_qstmt *loamL_toselect (lua_State *L, int idx, int builder);
 LOAML_FUNC loam_expr *loamL_toexpr (lua_State *L, int idx, int builder, const char *node,
                                     const char *what);
 LOAML_FUNC void loamL_open_ast (lua_State *L);
+
+/* Adds 'insert_rows' to the 'loam.Conn' methods (lua_bulk.c). */
+LOAML_FUNC void loamL_open_bulk (lua_State *L);
 
 /* Adds 'load_batch' to the module table on top and to the 'loam.Conn' methods (lua_batch.c). */
 LOAML_FUNC void loamL_open_batch (lua_State *L);

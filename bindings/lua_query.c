@@ -185,7 +185,7 @@ static int conn_run (lua_State *L) {
     loam_conn *conn = loamL_checkconn(L);
     if (loam_query_rendered(conn, rs, i, 0, &s->stmt, &err) != LOAM_OK)
       return loamL_raise(L, &err, NULL);
-    if (rows) rc = loamL_readrows(L, s->stmt, out, &nrows, &err);
+    if (rows) rc = loamL_readrows(L, s->stmt, out, 0, &nrows, &err);
     else if ((rc = loamL_readexec(L, s->stmt, &c, &err)) == LOAM_DONE) {
       lua_replace(L, out);
       changes += c;
@@ -218,7 +218,10 @@ static int conn_run (lua_State *L) {
 ** binds new values into its slots and runs its text with no rendering and
 ** no parameter crossing to Lua and back.  It is created closed and filled
 ** once rendering succeeded, so a raise in between leaks nothing.  User
-** value 1 is the 'loam.Conn' it runs on, kept alive while it is reachable.
+** value 1 is the 'loam.Conn' it runs on, kept alive while it is reachable;
+** 2 the names of its result columns, made by its first run and reused as
+** the keys of every row after; 3 the closed 'loam.Stmt' that 'run' opens
+** and closes each time, instead of a new handle per run.
 */
 typedef struct LPrepared {
   loam_rendered *rs;
@@ -262,7 +265,7 @@ static int conn_prepare (lua_State *L) {
   loam_rendered **rs;
   int n;
   lua_settop(L, 3);
-  p = (LPrepared *)lua_newuserdatauv(L, sizeof(LPrepared), 1);
+  p = (LPrepared *)lua_newuserdatauv(L, sizeof(LPrepared), 3);
   p->rs = NULL;
   luaL_setmetatable(L, PREPARED_T);
   lua_pushvalue(L, 1);
@@ -325,16 +328,39 @@ static int prepared_run (lua_State *L) {
   loam_conn *conn;
   int np, out, rc;
   const loam_value *params = bindargs(L, p, local, &np, "run", &conn);
-  LStmt *s = loamL_newstmt(L, lua_gettop(L));
+  int connidx = lua_gettop(L), names;
+  LStmt *s;
   lua_Integer nrows = 0;
   int64_t changes = 0;
+  if (lua_getiuservalue(L, 1, 2) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, 2);
+  }
+  names = lua_gettop(L);
+  /*
+  ** The kept handle, unless a run of this statement inside this one (a
+  ** finalizer, say) holds it open: that one then gets a handle of its own.
+  */
+  if (lua_getiuservalue(L, 1, 3) != LUA_TUSERDATA ||
+      ((LStmt *)lua_touserdata(L, -1))->stmt != NULL) {
+    int keep = lua_isnil(L, -1);
+    lua_pop(L, 1);
+    loamL_newstmt(L, connidx);
+    if (keep) {
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, 3);
+    }
+  }
+  s = (LStmt *)lua_touserdata(L, -1);
   lua_toclose(L, -1);
   if (p->rows) lua_newtable(L);
   else lua_pushnil(L);  /* the id */
   out = lua_gettop(L);
   if (loam_query_rendered_with(conn, p->rs, 0, params, np, 0, &s->stmt, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
-  if (p->rows) rc = loamL_readrows(L, s->stmt, out, &nrows, &err);
+  if (p->rows) rc = loamL_readrows(L, s->stmt, out, names, &nrows, &err);
   else if ((rc = loamL_readexec(L, s->stmt, &changes, &err)) == LOAM_DONE)
     lua_replace(L, out);
   loamL_closestmt(s);

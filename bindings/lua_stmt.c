@@ -8,6 +8,7 @@
 ** the iterator of 'conn:each'.
 */
 #include <stdint.h>
+#include <string.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -160,12 +161,42 @@ LStmt *loamL_pushstmt (lua_State *L) {
 }
 
 /*
+** Pushes the names of the 'ncols' columns of 'stmt', one stack slot each.
+** With a names table at 'names' (not 0), the strings it holds are pushed
+** instead of new ones, after a check that each is still the column's
+** name (a schema change may rename a column under the same SQL); the
+** table is brought up to date where it is not.  A string compared is
+** cheaper than a string made, which Lua hashes and interns.
+*/
+static void pushnames (lua_State *L, loam_stmt *stmt, int ncols, int names) {
+  int i;
+  for (i = 0; i < ncols; i++) {
+    const char *name = loam_column_name(stmt, i);
+    if (name == NULL) name = "?";
+    if (names != 0) {
+      if (lua_rawgeti(L, names, i + 1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), name) == 0)
+        continue;
+      lua_pop(L, 1);
+      lua_pushstring(L, name);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, names, i + 1);
+    }
+    else lua_pushstring(L, name);
+  }
+  if (names != 0 && lua_rawlen(L, names) > (lua_Unsigned)ncols) {
+    lua_pushnil(L);
+    lua_rawseti(L, names, ncols + 1);   /* the array ends at 'ncols' again */
+  }
+}
+
+
+/*
 ** The rows of 'query' (and of 'conn:run').  The column names are pushed
 ** once per statement, when its first row arrives, and every row is a
 ** table pre-sized for them; NULL columns hold the sentinel so no key is
 ** missing.
 */
-int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
+int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names, lua_Integer *n,
                     loam_error *err) {
   int top = lua_gettop(L), nullidx, namesidx = 0, ncols = 0, rc, i;
   loamL_pushnull(L);
@@ -175,10 +206,7 @@ int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, lua_Integer *n,
       ncols = loam_column_count(stmt);
       luaL_checkstack(L, ncols + LUA_MINSTACK, "too many result columns");
       namesidx = lua_gettop(L) + 1;
-      for (i = 0; i < ncols; i++) {
-        const char *name = loam_column_name(stmt, i);
-        lua_pushstring(L, name != NULL ? name : "?");
-      }
+      pushnames(L, stmt, ncols, names);
     }
     lua_createtable(L, 0, ncols);
     for (i = 0; i < ncols; i++) {

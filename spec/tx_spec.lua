@@ -172,7 +172,7 @@ for backend, pg in helper.each_backend() do
       db:close()
     end)
 
-    it("an insert_many whose third chunk fails leaves the table unchanged", function()
+    it("an insert_many whose third chunk (or COPY) fails leaves the table unchanged", function()
       -- Ten parameters a row: 3276 rows a chunk on SQLite, 6553 on PostgreSQL.
       local cols = { loam.id(), loam.integer("k", { unique = true }) }
       for i = 1, 9 do cols[#cols + 1] = loam.integer("c" .. i) end
@@ -186,12 +186,16 @@ for backend, pg in helper.each_backend() do
         rows[i] = { k = i, c1 = i, c2 = i, c3 = i, c4 = i, c5 = i, c6 = i, c7 = i, c8 = i, c9 = i }
       end
       rows[#rows].k = -1  -- taken: the last row, in the third chunk
-      local inserts = 0
-      db:on_query(function(e) if e.sql:find("^INSERT") then inserts = inserts + 1 end end)
+      local inserts, copies = 0, 0
+      db:on_query(function(e)
+        if e.sql:find("^INSERT") then inserts = inserts + 1 end
+        if e.sql:find("^COPY") then copies = copies + 1 end
+      end)
       local err = catch(Wide.insert_many, Wide, rows)
       db:on_query(nil)
       assert.are.equal("unique_violation", err.code)
-      assert.are.equal(3, inserts)
+      -- PostgreSQL takes the rows in one COPY, which fails whole.
+      assert.are.same(pg and { 0, 1 } or { 3, 0 }, { inserts, copies })
       assert.are.equal(1, helper.count(db, "tx_wide"))
     end)
 

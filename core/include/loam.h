@@ -323,6 +323,55 @@ LOAM_API int loam_exec (loam_conn *conn,
 
 
 /* {======================================================================
+** Bulk inserts (bulk.c)
+** ======================================================================= */
+
+/*
+** Inserts 'nrows' rows into 'table': 'vals' holds 'nrows' * 'ncols'
+** values, row after row, one per column of 'columns' in order (LOAM_NULL
+** is NULL).  The rows go in as the INSERT that the builder renders for
+** them would put them ('loam_qb_insert' and 'loam_qb_render'), whole or
+** not at all, with no RETURNING:
+**   SQLite      multi-row INSERT ... VALUES in chunks of as many rows as
+**               the parameter limit (32766) allows; the full chunks share
+**               one text and so one prepared statement
+**   PostgreSQL  from 64 rows on, COPY "table" ("c1", ...) FROM STDIN in
+**               text format, one statement, when every value goes into
+**               its column as the INSERT binds it: text and NULL into any
+**               column, booleans into boolean, integers into integer,
+**               numeric and float8 columns, doubles into float8, blobs
+**               into bytea (the column types are read once per table and
+**               columns from the server); otherwise, and for fewer rows,
+**               multi-row VALUES in chunks under 65535 parameters
+** Nothing is sent when an argument is wrong (LOAM_E_MISUSE: a NULL table
+** or column, no column, a bad identifier, a value of unknown type) or a
+** value cannot be stored (LOAM_E_DATA_ERROR naming its row and column:
+** NaN on SQLite, text with a NUL byte on PostgreSQL).  A constraint
+** violation or any other failure of the database comes with the code,
+** SQLSTATE, constraint and table that the INSERT would report.  Several
+** statements run in one transaction level ('loam_tx_begin': a savepoint
+** inside an open transaction), rolled back when one fails; COPY and a
+** single INSERT are one statement each, which applies whole or not at
+** all, and on PostgreSQL a failure aborts an enclosing transaction as
+** any failed statement does.  Every statement passes through the
+** instrumentation (the COPY as one statement with no parameters).
+** '*inserted' (may be NULL) receives the rows inserted; 0 rows send
+** nothing.  LOAM_E_MISUSE while the connection streams a result.
+*/
+LOAM_API int loam_insert_rows (loam_conn *conn,
+                               const char *table,
+                               const char *const *columns,  /* 'ncols' names */
+                               int ncols,
+                               const loam_value *vals,       /* nrows * ncols; may be NULL when
+                                                                nrows is 0 */
+                               int nrows,
+                               int64_t *inserted,            /* OUT: may be NULL */
+                               loam_error *err);             /* OUT: may be NULL */
+
+/* }====================================================================== */
+
+
+/* {======================================================================
 ** Schema introspection (schema.c)
 **
 ** What the database holds, read from its catalogs with the catalog

@@ -783,11 +783,13 @@ function Model:insert_many(list, opts)
     data = data or {}
     data[i] = vals
   end
-  local result = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
-                               rows = data, returning = opts.returning and self._select or nil }
-  if opts.returning then
-    for i = 1, #result do self:_load(result[i]) end
+  -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
+  if not opts.returning then
+    return self.db:insert_rows(self.table, sql_names(self, cols), data)
   end
+  local result = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
+                               rows = data, returning = self._select }
+  for i = 1, #result do self:_load(result[i]) end
   return result
 end
 

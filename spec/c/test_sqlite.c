@@ -4,6 +4,7 @@
 ** the statement cache, streaming, errors and their fields.
 */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -408,4 +409,62 @@ TEST(sqlite_stream_and_close_with_open_statements) {
   loam_stmt_close(s);
   loam_stmt_close(other);
   loam_error_clear(&err);
+}
+
+
+/*
+** A NUMERIC(p,s) column reads back as the decimal text PostgreSQL prints:
+** every k / 100 of a wide sweep (the doubles nearest to two-decimal
+** values, the common case), and doubles that are no such value, which
+** are rounded half away from zero from their shortest decimal form.
+*/
+TEST(sqlite_numeric_text_of_doubles) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_conn *c = open_mem(&e);
+  static const struct { double d; const char *text; } odd[] = {
+    { 0.1 + 0.2, "0.30" }, { 1.005, "1.01" }, { -1.005, "-1.01" }, { 2.675, "2.68" },
+    { 1e-20, "0.00" }, { -1e-20, "0.00" }, { 12345678901234.5, "12345678901234.50" },
+    { 0.125, "0.13" }, { -0.0, "0.00" }, { 1e15, "1000000000000000.00" },
+  };
+  loam_stmt *s;
+  loam_value v;
+  char want[32];
+  int k, i;
+  CHECK(c != NULL);
+  CHECK_INT(exec(c, "CREATE TABLE n (a NUMERIC(20,2), b NUMERIC(6,0), f NUMERIC(20,4))", &e),
+            LOAM_OK);
+  for (k = -200000; k <= 200000; k += 7) {
+    loam_value p[3];
+    p[0] = loam_double(k / 100.0);
+    p[1] = loam_double((double)k);
+    p[2] = loam_double(k / 10000.0);
+    CHECK_OK(loam_exec(c, "INSERT INTO n VALUES (?, ?, ?)", p, 3, NULL, NULL, NULL, &e), &e);
+  }
+  CHECK_OK(loam_query(c, "SELECT a, b, f FROM n ORDER BY b", NULL, 0, 0, &s, &e), &e);
+  for (k = -200000; k <= 200000; k += 7) {
+    CHECK_INT(loam_step(s, &e), LOAM_ROW);
+    loam_column(s, 0, &v);
+    snprintf(want, sizeof want, "%s%d.%02d", k < 0 ? "-" : "", abs(k) / 100, abs(k) % 100);
+    CHECK_STR(v.u.s.ptr, want);
+    loam_column(s, 1, &v);
+    snprintf(want, sizeof want, "%d", k);
+    CHECK_STR(v.u.s.ptr, want);
+    loam_column(s, 2, &v);
+    snprintf(want, sizeof want, "%s%d.%04d", k < 0 ? "-" : "", abs(k) / 10000, abs(k) % 10000);
+    CHECK_STR(v.u.s.ptr, want);
+  }
+  CHECK_INT(loam_step(s, &e), LOAM_DONE);
+  loam_stmt_close(s);
+  CHECK_INT(exec(c, "DELETE FROM n", &e), LOAM_OK);
+  for (i = 0; i < (int)(sizeof odd / sizeof odd[0]); i++) {
+    loam_value p = loam_double(odd[i].d);
+    CHECK_OK(loam_exec(c, "INSERT INTO n (a) VALUES (?)", &p, 1, NULL, NULL, NULL, &e), &e);
+    CHECK_OK(loam_query(c, "SELECT a FROM n", NULL, 0, 0, &s, &e), &e);
+    CHECK_INT(loam_step(s, &e), LOAM_ROW);
+    loam_column(s, 0, &v);
+    CHECK_STR(v.u.s.ptr, odd[i].text);
+    loam_stmt_close(s);
+    CHECK_INT(exec(c, "DELETE FROM n", &e), LOAM_OK);
+  }
+  loam_conn_close(c);
 }

@@ -34,6 +34,11 @@ static int grow (loam__buf *b, size_t extra) {
 }
 
 
+char *loam__buf_reserve (loam__buf *b, size_t n) {
+  return grow(b, n) ? b->p + b->len : NULL;
+}
+
+
 void loam__buf_add (loam__buf *b, const void *p, size_t n) {
   if (!grow(b, n)) return;
   if (n > 0) memcpy(b->p + b->len, p, n);

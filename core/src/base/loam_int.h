@@ -77,6 +77,13 @@ LOAMI_FUNC void loam__buf_double (loam__buf *b, double d, int shortest);
 LOAMI_FUNC void loam__buf_ident (loam__buf *b, const char *name, size_t len);
 /* Appends 's' as a quoted SQL string literal ('it''s'); DDL only, where no parameters exist. */
 LOAMI_FUNC void loam__buf_literal (loam__buf *b, const char *s, size_t len);
+/*
+** Makes room for 'n' more bytes (and a NUL) and returns where they go;
+** the caller writes at most 'n' bytes there and adds what it wrote to
+** 'len' (the NUL is then its to write, or the next append's).  NULL after
+** OOM.  For writers of many small pieces, which check the room once.
+*/
+LOAMI_FUNC char *loam__buf_reserve (loam__buf *b, size_t n);
 /* Returns the NUL-terminated contents ("" when empty, NULL after OOM). */
 LOAMI_FUNC const char *loam__buf_cstr (loam__buf *b);
 LOAMI_FUNC void loam__buf_reset (loam__buf *b);   /* keeps the memory */
@@ -253,6 +260,16 @@ LOAMI_FUNC int loam__sql_starts_with (const char *sql, const char *kw);
 /* A result of one statement with no parameters (render.c); NULL when out of memory. */
 LOAMI_FUNC loam_rendered *loam__rendered_text (const char *sql, size_t len, loam_sql_kind kind);
 
+/*
+** The text of a bulk insert into the INSERT 'st' of 'qb', which has its
+** columns and nothing else (render.c): the INSERT of 'rows' rows of
+** placeholders, or with 'rows' 0 the dialect's COPY of those columns from
+** the client (LOAM_E_MISUSE where it has none).  On success '*out' holds
+** the NUL-terminated text; the caller frees it with 'loam__buf_free'.
+*/
+LOAMI_FUNC int loam__insert_text (loam_qb *qb, const loam_qstmt *st, loam_backend dialect,
+                                  int rows, loam__buf *out, loam_error *err);
+
 /* 'loam_query' with the kind already known (conn.c). */
 LOAMI_FUNC int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind,
                             const loam_value *params, int nparams, int flags, loam_stmt **out,
@@ -388,7 +405,21 @@ struct loam__driver {
   int (*pipeline) (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
   /* Whether the connection is inside a transaction: LOAM__TX_* (tx.c decides BEGIN or SAVEPOINT). */
   int (*in_transaction) (loam_conn *conn);
+  /*
+  ** Inserts the 'nrows' rows of 'ncols' values of 'v' (row after row) with
+  ** 'copy', the dialect's COPY of the columns from the client, as one
+  ** statement; 'one' is the INSERT of one row of those columns, whose
+  ** parameter types tell how the server would read each value.  Returns
+  ** LOAM__DECLINED, having sent at most a probe of 'one', when a value
+  ** would not go in exactly as that INSERT binds it; else LOAM_OK with
+  ** '*changes' set, or LOAM_ERROR.  NULL when the backend has no COPY.
+  */
+  int (*copy_rows) (loam_conn *conn, const char *copy, const char *one, const loam_value *v,
+                    int nrows, int ncols, int64_t *changes, loam_error *err);
 };
+
+/* What a driver's 'copy_rows' returns when the rows must go in as INSERTs. */
+#define LOAM__DECLINED 2
 
 /* The answers of a driver's 'in_transaction'. */
 enum { LOAM__TX_NONE = 0, LOAM__TX_OPEN, LOAM__TX_FAILED /* PostgreSQL: awaiting ROLLBACK */ };

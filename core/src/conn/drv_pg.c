@@ -192,7 +192,7 @@ const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n) {
 ** Parameters
 ** ======================================================================= */
 
-static int grow_params (pgconn *pc, int n) {
+int loam__pg_grow_params (pgconn *pc, int n) {
   int cap = pc->cappar ? pc->cappar : 8;
   void *p;
   if (n <= pc->cappar) return 1;
@@ -211,10 +211,10 @@ static int grow_params (pgconn *pc, int n) {
 ** Writes a double in the form PostgreSQL reads: float8 takes NaN and the
 ** infinities as words, which the shared number writer leaves to callers.
 */
-static void add_double (loam__buf *b, double d) {
+void loam__pg_add_double (loam__buf *b, double d, int shortest) {
   if (isnan(d)) loam__buf_adds(b, "NaN");
   else if (isinf(d)) loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity");
-  else loam__buf_double(b, d, 0);
+  else loam__buf_double(b, d, shortest);
 }
 
 
@@ -227,7 +227,7 @@ static void add_double (loam__buf *b, double d) {
 static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err) {
   static const char empty[] = "";
   int i;
-  if (!grow_params(pc, n)) return loam__err_nomem(err);
+  if (!loam__pg_grow_params(pc, n)) return loam__err_nomem(err);
   loam__buf_reset(&pc->text);
   for (i = 0; i < n; i++) {
     pc->vals[i] = NULL;
@@ -250,7 +250,7 @@ static int bind_params (pgconn *pc, const loam_value *p, int n, loam_error *err)
         break;
       case LOAM_DOUBLE:
         pc->offs[i] = pc->text.len;
-        add_double(&pc->text, p[i].u.d);
+        loam__pg_add_double(&pc->text, p[i].u.d, 0);
         loam__buf_addc(&pc->text, '\0');
         pc->types[i] = OID_FLOAT8;
         break;
@@ -356,20 +356,22 @@ static int64_t changes_of (PGresult *r) {
 */
 static int describe (pgstmt *s, PGresult *r, loam_error *err) {
   int n = PQnfields(r), i;
-  size_t size = sizeof(char *) * (size_t)n;
+  size_t size = (sizeof(char *) + sizeof(Oid)) * (size_t)n;
   char *p;
   s->base.ncols = n;
   if (n == 0) return LOAM_OK;
   for (i = 0; i < n; i++) size += strlen(PQfname(r, i)) + 1;
   s->names = malloc(size);
   if (s->names == NULL) return loam__err_nomem(err);
-  p = (char *)(s->names + n);
+  s->ftypes = (Oid *)(s->names + n);
+  p = (char *)(s->ftypes + n);
   for (i = 0; i < n; i++) {
     size_t len = strlen(PQfname(r, i)) + 1;
     memcpy(p, PQfname(r, i), len);
     s->names[i] = p;
     p += len;
-    if (PQftype(r, i) == OID_BYTEA) s->hasbytea = 1;
+    s->ftypes[i] = PQftype(r, i);
+    if (s->ftypes[i] == OID_BYTEA) s->hasbytea = 1;
   }
   if (s->hasbytea) {
     s->blobs = calloc((size_t)n, sizeof *s->blobs);
@@ -399,12 +401,26 @@ static int enter_row (pgstmt *s, loam_error *err) {
   int i;
   if (!s->hasbytea) return LOAM_ROW;
   for (i = 0; i < s->base.ncols; i++) {
-    if (PQftype(s->res, i) != OID_BYTEA || PQgetisnull(s->res, s->row, i)) continue;
+    if (s->ftypes[i] != OID_BYTEA || PQgetisnull(s->res, s->row, i)) continue;
     s->blobs[i] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, i),
                                   &s->bloblens[i]);
     if (s->blobs[i] == NULL) return loam__err_nomem(err);
   }
   return LOAM_ROW;
+}
+
+
+/*
+** Parses an integer in the server's text form (an optional '-', then
+** digits, always within 64 bits): strtoll's locale and error handling
+** cost more than the rest of reading the value.
+*/
+static int64_t parse_int (const char *v) {
+  uint64_t u = 0;
+  int neg = *v == '-';
+  if (neg) v++;
+  for (; *v >= '0' && *v <= '9'; v++) u = u * 10 + (uint64_t)(*v - '0');
+  return neg ? (int64_t)(0 - u) : (int64_t)u;
 }
 
 
@@ -481,6 +497,7 @@ static void free_stmt (pgstmt *s) {
   PQclear(s->res);
   s->res = NULL;
   free(s->names);
+  s->ftypes = NULL;
   free(s->blobs);
   free(s->bloblens);
   s->names = NULL;
@@ -758,12 +775,12 @@ static void pg_column (loam_stmt *base, int i, loam_value *out) {
   const char *v;
   if (PQgetisnull(s->res, s->row, i)) { *out = loam_null(); return; }
   v = PQgetvalue(s->res, s->row, i);
-  switch (PQftype(s->res, i)) {
+  switch (s->ftypes[i]) {
     case OID_BOOL:
       *out = loam_bool(v[0] == 't');
       break;
     case OID_INT8: case OID_INT2: case OID_INT4: case OID_OID:
-      *out = loam_int((int64_t)strtoll(v, NULL, 10));
+      *out = loam_int(parse_int(v));
       break;
     case OID_FLOAT4: case OID_FLOAT8:
       *out = loam_double(parse_double(v));
@@ -816,7 +833,8 @@ const loam__driver loam__pg_driver = {
   pg_column,
   loam__pg_finish,
   loam__pg_pipeline,
-  pg_in_transaction
+  pg_in_transaction,
+  loam__pg_copy_rows
 };
 
 /* }====================================================================== */

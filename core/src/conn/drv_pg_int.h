@@ -56,6 +56,7 @@ typedef struct pgstmt {
   int primed;                 /* stream: 'res' was fetched by the query, not yet stepped */
   int hasbytea;
   char **names;               /* column names, copied (one block) */
+  Oid *ftypes;                /* column types, in the same block: read once, not per value */
   unsigned char **blobs;      /* decoded bytea values of the current row, per column */
   size_t *bloblens;
 } pgstmt;
@@ -141,6 +142,30 @@ LOAMI_FUNC int loam__pg_learn_types (pgconn *pc, const loam_value *params, int n
 */
 LOAMI_FUNC void loam__pg_warm_types (pgconn *pc, const char *sql, const loam_value *params,
                                      int nparams);
+
+/* Makes room for 'n' parameters in the scratch arrays; 0 when memory ran out. */
+LOAMI_FUNC int loam__pg_grow_params (pgconn *pc, int n);
+
+/*
+** Appends the double 'd' in the text form float8 reads: NaN and the
+** infinities as words, else as 'loam__buf_double' writes it.
+*/
+LOAMI_FUNC void loam__pg_add_double (loam__buf *b, double d, int shortest);
+
+/*
+** The types the server gives the 'n' parameters of 'sql', all sent
+** untyped, into 'pc->types' (drv_pg_types.c): from what an earlier call
+** learned, else by a probe.  '*known' is 0 when the server refused the
+** statement or the connection's transaction failed (nothing is learned
+** then).  Returns LOAM_ERROR only when the connection failed.
+*/
+LOAMI_FUNC int loam__pg_param_types (pgconn *pc, const char *sql, int n, int *known,
+                                     loam_error *err);
+
+/* The driver's 'copy_rows' operation (drv_pg_copy.c). */
+LOAMI_FUNC int loam__pg_copy_rows (loam_conn *conn, const char *copy, const char *one,
+                                   const loam_value *v, int nrows, int ncols, int64_t *changes,
+                                   loam_error *err);
 
 /* The driver's 'pipeline' operation (drv_pg_pipe.c). */
 LOAMI_FUNC int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err);

@@ -237,3 +237,40 @@ int loam__pg_learn_types (pgconn *pc, const loam_value *params, int n, int can_p
   remember(pc, n);
   return LOAM_OK;
 }
+
+
+/*
+** The key of the shape is the text and one '#' per parameter, which no
+** key of 'loam__pg_learn_types' has, so the two never share an entry.
+*/
+int loam__pg_param_types (pgconn *pc, const char *sql, int n, int *known, loam_error *err) {
+  loam__centry *e;
+  PGresult *desc;
+  char state[6];
+  int want, i;
+  *known = 0;
+  if (!loam__pg_grow_params(pc, n)) return loam__err_nomem(err);
+  loam__buf_reset(&pc->key);
+  loam__buf_add(&pc->key, sql, strlen(sql) + 1);
+  for (i = 0; i < n; i++) loam__buf_addc(&pc->key, '#');
+  if (pc->key.oom) return loam__err_nomem(err);
+  if ((e = loam__cache_get(&pc->memo, pc->key.p, pc->key.len)) != NULL) {
+    const learned *l = loam__cache_handle(e);
+    memcpy(pc->types, l->types, sizeof(Oid) * (size_t)l->n);
+    loam__cache_release(&pc->memo, e);
+    *known = 1;
+    return LOAM_OK;
+  }
+  if (n > PROBE_MAX || PQtransactionStatus(pc->pg) == PQTRANS_INERROR) return LOAM_OK;
+  loam__buf_reset(&pc->sql);
+  if (loam__sql_to_dollar(sql, &pc->sql, &want, err) != LOAM_OK) return LOAM_ERROR;
+  if (want != n) return LOAM_OK;
+  memset(pc->types, 0, sizeof(Oid) * (size_t)n);
+  if (probe(pc, n, &desc, state, err) != LOAM_OK) return LOAM_ERROR;
+  if (desc == NULL) return LOAM_OK;
+  for (i = 0; i < n; i++) pc->types[i] = i < PQnparams(desc) ? PQparamtype(desc, i) : 0;
+  PQclear(desc);
+  remember(pc, n);
+  *known = 1;
+  return LOAM_OK;
+}

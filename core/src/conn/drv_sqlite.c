@@ -373,10 +373,50 @@ static int numeric_decl (const char *t) {
 ** fraction digits than the scale comes from SQL arithmetic or raw SQL
 ** ('price * 1.1'); loam's own writes are rounded already.
 */
+/*
+** The common case of 'decimal_text' without printing and reading back:
+** when 'd' is the double nearest to q / 10^scale for an integer 'q' of at
+** most 15 digits, that decimal is the one the search below finds (a
+** decimal of at most 15 significant digits reads back through the double
+** nearest to it: DBL_DIG), already rounded to the scale.  Returns 0 when
+** 'd' is not such a double.
+*/
+static int decimal_fast (loam__buf *b, double d, int scale) {
+  static const double p10[] = { 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                1e12, 1e13, 1e14, 1e15 };
+  char out[24];
+  int64_t q;
+  uint64_t u;
+  double m;
+  int n = 0, i;
+  if (scale < 0 || scale > 15) return 0;
+  m = d * p10[scale];
+  if (!(m > -1e15 && m < 1e15)) return 0;
+  q = (int64_t)(m < 0 ? m - 0.5 : m + 0.5);
+  if ((double)q / p10[scale] != d) return 0;
+  u = q < 0 ? (uint64_t)-q : (uint64_t)q;
+  /* Digits from the right, then at least one before the point. */
+  for (i = 0; u > 0 || i <= scale; i++) {
+    if (i == scale && scale > 0) out[n++] = '.';
+    out[n++] = (char)('0' + (int)(u % 10));
+    u /= 10;
+  }
+  if (q < 0) out[n++] = '-';
+  for (i = 0; i < n / 2; i++) {
+    char t = out[i];
+    out[i] = out[n - 1 - i];
+    out[n - 1 - i] = t;
+  }
+  loam__buf_add(b, out, (size_t)n);
+  return 1;
+}
+
+
 static void decimal_text (loam__buf *b, double d, int scale) {
   char s[40], digits[26];
   int prec, exp, n = 0, i, frac = 0, neg;
   const char *p;
+  if (decimal_fast(b, d, scale)) return;
   if (isnan(d)) { loam__buf_adds(b, "NaN"); return; }
   if (isinf(d)) { loam__buf_adds(b, d > 0 ? "Infinity" : "-Infinity"); return; }
   for (prec = 15; prec <= 17; prec++) {
@@ -693,5 +733,6 @@ const loam__driver loam__sqlite_driver = {
   sq_column,
   sq_finish,
   NULL,        /* no pipeline: one connection runs one statement at a time in-process */
-  sq_in_transaction
+  sq_in_transaction,
+  NULL         /* no COPY: multi-row INSERTs are SQLite's fastest way in */
 };

@@ -235,6 +235,9 @@ static const loam__dialect_desc sqlite_dialect = {
   .no_row_locks = "FOR UPDATE/FOR SHARE is PostgreSQL only: SQLite locks the whole database "
                   "for a write transaction",
   .explain = "EXPLAIN QUERY PLAN ",
+  .copy_in = NULL,
+  /* a text value is bound with its length, NUL bytes and all */
+  .text_nul = 1,
   /* IMMEDIATE: a deferred transaction that later upgrades its read lock
   ** to write fails at once with SQLITE_BUSY, bypassing busy_timeout */
   .begin = "BEGIN IMMEDIATE",
@@ -318,6 +321,11 @@ static const loam__dialect_desc pg_dialect = {
   .row_locks = 1,
   .no_row_locks = NULL,
   .explain = "EXPLAIN ",
+  /* text format: the server reads each field with its column's input function, as it reads
+  ** an untyped parameter */
+  .copy_in = " FROM STDIN",
+  /* libpq takes text parameters as C strings */
+  .text_nul = 0,
   .begin = "BEGIN",
   .commit = "COMMIT",
   .rollback = "ROLLBACK",

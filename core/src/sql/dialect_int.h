@@ -84,6 +84,11 @@ typedef struct loam__dialect_desc {
   const char *no_row_locks;      /* without them: the message of the refusal */
   const char *explain;           /* prefix of a statement that shows its plan */
 
+  /* Bulk inserts */
+  const char *copy_in;           /* after COPY "t" ("c", ...): rows read from the client, or
+                                    NULL when the backend has no COPY */
+  int text_nul;                  /* a text parameter may hold NUL bytes */
+
   /* Transactions; a savepoint statement is followed by a blank and the name */
   const char *begin;
   const char *commit;

@@ -683,6 +683,46 @@ static void insert_stmt (R *r, const loam_qstmt *st, int budget) {
   }
 }
 
+
+/*
+** The text of a bulk insert ('loam_insert_rows'): the INSERT of 'rows'
+** rows of placeholders, laid out exactly as 'insert_text' lays out a
+** chunk, or with 'rows' 0 the COPY of the same columns from the client.
+*/
+int loam__insert_text (loam_qb *qb, const loam_qstmt *st, loam_backend dialect, int rows,
+                       loam__buf *out, loam_error *err) {
+  const loam__dialect_desc *d = loam__dialect(dialect);
+  rchunk t = { 0, 0, 0, 0 };
+  R r;
+  if (loam__qb_error(qb, err) != LOAM_OK) return LOAM_ERROR;
+  if (d == NULL || st == NULL || st->qb != qb || st->kind != LOAM__Q_INSERT ||
+      st->names.n == 0 || st->nrows != 0 || st->conflict != 0 || st->returning.n != 0 ||
+      rows < 0 || (rows == 0 && d->copy_in == NULL))
+    return loam__err(err, LOAM_E_MISUSE, "bulk insert: not an INSERT of columns alone");
+  memset(&r, 0, sizeof r);
+  r.d = d;
+  r.err = err;
+  r.rc = LOAM_OK;
+  if (rows > 0) {
+    insert_text(&r, st, rows, &t);
+    r.sql.len = t.len;
+  }
+  else {
+    adds(&r, "COPY ");
+    addt(&r, st->table);
+    adds(&r, " (");
+    names(&r, &st->names);
+    loam__buf_addc(&r.sql, ')');
+    loam__buf_adds(&r.sql, d->copy_in);
+  }
+  if (loam__buf_cstr(&r.sql) == NULL) {
+    loam__buf_free(&r.sql);
+    return loam__err_nomem(err);
+  }
+  *out = r.sql;
+  return LOAM_OK;
+}
+
 /* }====================================================================== */
 
 
