@@ -12,7 +12,7 @@
 --   database.is_database(v)                 whether 'v' is a Database
 --
 -- Methods, on the connection in use (see db:connection()):
---   db:query, exec, each, run, render, render_ddl, prepare, load_batch,
+--   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
 --   stats, cached_statements, table_exists, exact_numeric, backend
 --                               the connection's own, unchanged
 --   db:transaction(fn, ...)     fn(...) inside a transaction; the model
@@ -144,6 +144,7 @@ function Database:load_batch(...) return (conn_of(self, "load_batch"):load_batch
 function Database:stats(...) return (conn_of(self, "stats"):stats(...)) end
 function Database:table_exists(...) return (conn_of(self, "table_exists"):table_exists(...)) end
 function Database:backend(...) return (conn_of(self, "backend"):backend(...)) end
+function Database:insert_rows(...) return (conn_of(self, "insert_rows"):insert_rows(...)) end
 
 function Database:exact_numeric(...)
   return (conn_of(self, "exact_numeric"):exact_numeric(...))
