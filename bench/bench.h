@@ -72,12 +72,12 @@ typedef struct checksum {
 static const char *bench_prog = "bench";
 
 
-static void item_name (int i, char *buf, size_t size) {
+static inline void item_name (int i, char *buf, size_t size) {
   snprintf(buf, size, "item-%05d", i);
 }
 
 
-static void check_same (const char *workload, const checksum *a, const checksum *b) {
+static inline void check_same (const char *workload, const checksum *a, const checksum *b) {
   if (a->ints != b->ints || a->bytes != b->bytes || a->reals != b->reals) {
     fprintf(stderr, "%s: %s: raw and loam read different data\n", bench_prog, workload);
     exit(1);
@@ -97,20 +97,20 @@ typedef struct loam_sql_set {
 } loam_sql_set;
 
 
-static void die_loam (const char *what, loam_error *err) {
+static inline void die_loam (const char *what, loam_error *err) {
   fprintf(stderr, "%s: %s: %s: %s\n", bench_prog, what, loam_errcode_name(err->code),
           err->message ? err->message : "");
   exit(1);
 }
 
 
-static void loam_run (loam_conn *db, const char *sql) {
+static inline void loam_run (loam_conn *db, const char *sql) {
   loam_error err = LOAM_ERROR_INIT;
   if (loam_exec(db, sql, NULL, 0, NULL, NULL, NULL, &err) != LOAM_OK) die_loam(sql, &err);
 }
 
 
-static void loam_read (loam_stmt *st, checksum *sum) {
+static inline void loam_read (loam_stmt *st, checksum *sum) {
   loam_value v[4];
   int i;
   for (i = 0; i < 4; i++) loam_column(st, i, &v[i]);
@@ -121,7 +121,7 @@ static void loam_read (loam_stmt *st, checksum *sum) {
 }
 
 
-static double loam_insert (loam_conn *db, const loam_sql_set *q) {
+static inline double loam_insert (loam_conn *db, const loam_sql_set *q) {
   double t0 = bench_now_ms();
   loam_error err = LOAM_ERROR_INIT;
   loam_value params[3];
@@ -141,7 +141,7 @@ static double loam_insert (loam_conn *db, const loam_sql_set *q) {
 }
 
 
-static double loam_select_all (loam_conn *db, const loam_sql_set *q, checksum *sum) {
+static inline double loam_select_all (loam_conn *db, const loam_sql_set *q, checksum *sum) {
   double t0 = bench_now_ms();
   loam_error err = LOAM_ERROR_INIT;
   loam_stmt *st;
@@ -155,7 +155,7 @@ static double loam_select_all (loam_conn *db, const loam_sql_set *q, checksum *s
 }
 
 
-static double loam_point_selects (loam_conn *db, const loam_sql_set *q, checksum *sum) {
+static inline double loam_point_selects (loam_conn *db, const loam_sql_set *q, checksum *sum) {
   double t0 = bench_now_ms();
   loam_error err = LOAM_ERROR_INIT;
   loam_value key;

@@ -55,6 +55,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   loamL_open_batch(L);
   loamL_open_trace(L);
   loamL_open_tx(L);
+  loamL_open_pool(L);
   return 1;
 }
 

@@ -388,6 +388,15 @@ struct loam__driver {
   int (*pipeline) (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
   /* Whether the connection is inside a transaction: LOAM__TX_* (tx.c decides BEGIN or SAVEPOINT). */
   int (*in_transaction) (loam_conn *conn);
+  /*
+  ** Whether the connection can still be used: with 'ping' after a round
+  ** trip to the server, otherwise from what is already known.
+  */
+  int (*alive) (loam_conn *conn, int ping);
+  /* 'loam_conn_cancel': the one operation that another thread may call. */
+  int (*cancel) (loam_conn *conn, loam_error *err);
+  /* The server process of the session (PostgreSQL), or 0. */
+  int (*server_pid) (loam_conn *conn);
 };
 
 /* The answers of a driver's 'in_transaction'. */
@@ -407,6 +416,15 @@ struct loam_conn {
   int tx_depth;
   uint32_t tx_began;
 };
+
+/*
+** Makes a connection that is handed back to a pool like a fresh one
+** (conn.c): finalizes its open statements (they become unusable, as at
+** close), rolls back an open transaction and forgets its levels.  Returns
+** LOAM_ERROR (with 'err', OUT, may be NULL) when that failed or the
+** connection is no longer usable: the caller then closes it.
+*/
+LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
 
 /*
 ** Instrumentation (trace.c): every statement that reached the backend is
