@@ -275,7 +275,9 @@ typedef enum loam_pool_event {
 ** A pool hook.  'message' is borrowed for the call (it names, for a leak,
 ** how long the connection has been held and the tag it was acquired
 ** with).  It runs in whichever thread made the pool call that noticed, with
-** no lock of the pool held, and must not unwind past that call.
+** no lock of the pool held, and must not unwind past that call.  The
+** warning comes from inside 'loam_pool_open', while the process's list of
+** pools is locked: a hook must not open or close a pool.
 */
 typedef void (*loam_pool_hook) (void *ud, loam_pool_event ev, const char *message);
 
@@ -342,9 +344,9 @@ LOAM_API void loam_pool_close (loam_pool *pool);
 ** checked-out connection its age, its tag and, on PostgreSQL, its
 ** server state and statement (from pg_stat_activity, read on one
 ** monitoring connection that the pool opens for this, outside its size,
-** with short timeouts of its own).  A failure
-** to open a new connection is that connection's error.  '*out' stays the
-** pool's: hand it back with 'loam_pool_release', never 'loam_conn_close'.
+** with short timeouts of its own).  A failure to open a new connection
+** is that connection's error.  '*out' stays the pool's: hand it back with
+** 'loam_pool_release' (or 'loam_pool_abandon'), never 'loam_conn_close'.
 */
 LOAM_API int loam_pool_acquire (loam_pool *pool,
                                 const char *tag,          /* may be NULL */
@@ -378,7 +380,7 @@ LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
 typedef struct loam_pool_metrics {
   int size, max_overflow;
   int open;             /* connections open, checked out or idle */
-  int in_use;           /* checked out */
+  int in_use;           /* checked out, or being opened or handed back */
   int idle;
   int waiting;          /* threads waiting in 'loam_pool_acquire' */
   int64_t acquires;     /* successful checkouts */

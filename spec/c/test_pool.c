@@ -819,6 +819,80 @@ static void restart_under_pool (const char *url, const char *dir) {
   loam_error_clear(&e);
 }
 
+/* The same under a busy pool: threads keep querying while the server restarts. */
+typedef struct busy {
+  loam_pool *pool;
+  atomic_int *stop;
+  int ok, lost, other;
+  char other_msg[300];
+} busy;
+
+static void *keep_querying (void *arg) {
+  busy *b = arg;
+  loam_error e = LOAM_ERROR_INIT;
+  while (!atomic_load(b->stop)) {
+    loam_conn *c = NULL;
+    int rc = loam_pool_acquire(b->pool, "busy", &c, &e);
+    if (rc == LOAM_OK) {
+      rc = loam_exec(c, "SELECT 1", NULL, 0, NULL, NULL, NULL, &e);
+      if (loam_pool_release(b->pool, c, NULL) != LOAM_OK) b->other++;
+    }
+    if (rc == LOAM_OK) b->ok++;
+    else if (e.code == LOAM_E_CONNECTION_FAILED) b->lost++;
+    else {
+      b->other++;
+      snprintf(b->other_msg, sizeof b->other_msg, "%s: %s", loam_errcode_name(e.code),
+               e.message ? e.message : "");
+    }
+  }
+  loam_error_clear(&e);
+  return NULL;
+}
+
+static void restart_under_busy_pool (const char *url, const char *dir) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  loam_pool *p = NULL;
+  loam_pool_metrics m;
+  atomic_int stop;
+  busy b[4];
+  pthread_t th[4];
+  int i, rc;
+  o.size = 2;
+  o.max_overflow = 1;
+  atomic_init(&stop, 0);
+  CHECK_OK(loam_pool_open(url, &o, &p, &e), &e);
+  memset(b, 0, sizeof b);
+  for (i = 0; i < 4; i++) {
+    b[i].pool = p;
+    b[i].stop = &stop;
+    CHECK_INT(pthread_create(&th[i], NULL, keep_querying, &b[i]), 0);
+  }
+  t_sleep_ms(200);
+  rc = cluster("restart", dir);
+  t_sleep_ms(300);
+  atomic_store(&stop, 1);
+  for (i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  CHECK_INT(rc, 0);
+  for (i = 0; i < 4; i++) {
+    if (b[i].other > 0) t_fail(__FILE__, __LINE__, "thread %d: %s", i, b[i].other_msg);
+    CHECK_INT(b[i].other, 0);
+    CHECK(b[i].ok > 0);
+  }
+  /* Every connection is healthy again. */
+  {
+    loam_conn *c[3] = { NULL, NULL, NULL };
+    for (i = 0; i < 3; i++) CHECK_OK(loam_pool_acquire(p, NULL, &c[i], &e), &e);
+    for (i = 0; i < 3; i++) CHECK_INT(t_scalar(c[i], "SELECT 3"), 3);
+    for (i = 0; i < 3; i++) CHECK_OK(loam_pool_release(p, c[i], &e), &e);
+  }
+  loam_pool_stats(p, &m);
+  CHECK_INT(m.in_use, 0);
+  CHECK(m.open <= 3);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
 TEST(pool_pg_server_restart) {
   char dir[300], url[400];
   if (t_url(1, "pool_restart") == NULL) return;
@@ -827,6 +901,7 @@ TEST(pool_pg_server_restart) {
   CHECK_INT(chmod(t_tmpdir(), 0711), 0);
   CHECK_INT(cluster("start", dir), 0);
   restart_under_pool(url, dir);
+  if (!t_failed()) restart_under_busy_pool(url, dir);
   CHECK_INT(cluster("stop", dir), 0);
 }
 
