@@ -7,6 +7,7 @@
 #                        install, against real SQLite and a throwaway
 #                        PostgreSQL cluster
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
+#   make tsan            the C tests under ThreadSanitizer (build-tsan/)
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_SECONDS (clang,
 #                        build-fuzz/)
 #   make bench           W1-W4 and M1 at full size on an SQLite file and a
@@ -50,9 +51,9 @@ SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 WARNINGS = -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
            -Wmissing-declarations -Wundef -Wwrite-strings -Wpointer-arith \
            -Wformat=2 -Wvla -Wold-style-definition
-override CFLAGS += -std=c11 $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC \
+override CFLAGS += -std=c11 $(WARNINGS) -D_POSIX_C_SOURCE=200809L -fPIC -pthread \
                    -fvisibility=hidden $(SANITIZE)
-override LDFLAGS += $(SANITIZE)
+override LDFLAGS += -pthread $(SANITIZE)
 DEPFLAGS = -MMD -MP
 
 # pkg-config is asked lazily, once, and only from recipes: those run after
@@ -73,7 +74,7 @@ READLINE_LIBS   = $(eval READLINE_LIBS := $$(shell $(PKG_CONFIG) --exists readli
 
 # The core's folders are its layers, lowest first; a file includes
 # headers of its own layer or lower ones only (scripts/check-layers).
-CORE_LAYERS := base sql conn load
+CORE_LAYERS := base sql conn pool load
 CORE_SRC  := $(foreach l,$(CORE_LAYERS),$(wildcard core/src/$(l)/*.c))
 BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
 HOST_SRC  := bindings/loam_main.c
@@ -90,6 +91,7 @@ CTEST_OBJ := $(call obj,$(CTEST_SRC))
 BENCH_OBJ := $(call obj,$(BENCH_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bin/%,$(BENCH_SRC))
 BENCH_CLOCK := $(BUILD)/lib/bench/bench_clock.so
+POOL_BENCH := $(BUILD)/bin/bench_pool
 EXAMPLE_OBJ := $(call obj,$(EXAMPLE_SRC))
 EXAMPLE_BIN := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EXAMPLE_SRC))
 
@@ -112,6 +114,12 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             LSAN_OPTIONS=print_suppressions=0$(if $(LSAN_SUPP),:suppressions=$(CURDIR)/$(LSAN_SUPP))
 
+# ThreadSanitizer takes the C tests, whose pool tests run real threads
+# (the specs run one Lua state in one thread).  Any report fails the run.
+TSAN_DIR   := build-tsan
+TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+TSAN_ENV   := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
 # The fuzz targets: one per file of fuzz/, built with clang's libFuzzer
 # and the same sanitizers; the library objects get only the coverage
 # instrumentation ('fuzzer-no-link'), the targets bring libFuzzer's main.
@@ -124,18 +132,19 @@ FUZZ_BIN     := $(patsubst fuzz/%.c,$(FUZZ_DIR)/bin/%,$(FUZZ_SRC))
 FUZZ_SECONDS ?= 20
 
 # What scripts/deps checks: the build packages, plus those of the goals.
-DEPSETS = build $(filter test asan fuzz bench demo,$(MAKECMDGOALS)) \
+DEPSETS = build $(filter test asan tsan fuzz bench demo,$(MAKECMDGOALS)) \
           $(if $(filter bench-quick,$(MAKECMDGOALS)),bench)
 
 .DEFAULT_GOAL := all
-.PHONY: all deps test asan fuzz fuzz-build bench bench-quick demo install uninstall clean env check-rockspec \
+.PHONY: all deps test asan tsan fuzz fuzz-build bench bench-quick demo install uninstall clean env \
+        check-rockspec \
         check-layers \
         FORCE
 .DELETE_ON_ERROR:
 
 # The benchmarks and C examples are built too, so they keep compiling.
 all: $(LIBA) $(LIBSO) $(LUALIBA) $(LUALIBSO) $(LUAMOD) $(HOST) $(CTEST) $(PCFILES) \
-     $(BENCH_BIN) $(BENCH_CLOCK) $(EXAMPLE_BIN)
+     $(BENCH_BIN) $(BENCH_CLOCK) $(POOL_BENCH) $(EXAMPLE_BIN)
 
 deps:
 	@bash scripts/deps $(DEPSETS)
@@ -240,6 +249,11 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(@D)
 	$(CC) -o $@ $< $(LDFLAGS) $(DB_LIBS)
 
+# The cost of a pool checkout, through libloam.
+$(POOL_BENCH): bench/bench_pool.c $(LIBA) $(BUILD)/flags | deps
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Icore/include -o $@ $< $(LIBA) $(LDFLAGS) $(DB_LIBS) -lm
+
 # The wall clock of the benchmark's Lua peers, a Lua module of its own.
 $(BENCH_CLOCK): bench/lua_clock.c $(BUILD)/flags | deps
 	@mkdir -p $(@D)
@@ -282,6 +296,11 @@ asan: | deps
 	  SANITIZE='$(ASAN_FLAGS)' $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
 	$(ASAN_ENV) bash spec/support/run-tests --no-rockspec \
 	  $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
+
+tsan: | deps
+	$(MAKE) --no-print-directory BUILD=$(TSAN_DIR) CFLAGS='-O1 -g' \
+	  SANITIZE='$(TSAN_FLAGS)' $(TSAN_DIR)/bin/loam-ctest
+	$(TSAN_ENV) bash spec/support/run-tests --c-only $(TSAN_DIR)/bin/loam-ctest
 
 # Each target runs FUZZ_SECONDS from its seeds in fuzz/corpus/<target>/
 # (new inputs go to a scratch directory, the tree's seeds stay as they are).
@@ -358,6 +377,6 @@ uninstall:
 	-rmdir '$(DESTDIR)$(LUACDIR)/loam' 2>/dev/null
 
 clean:
-	rm -rf $(BUILD) $(ASAN_DIR) $(FUZZ_DIR)
+	rm -rf $(BUILD) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)
 
 # }==================================================================

@@ -53,11 +53,17 @@ static LConn *checkconnany (lua_State *L) {
 }
 
 
-static void closeconn (LConn *c) {
+/*
+** A connection checked out of a pool goes back to it, reported as lost
+** when the garbage collector found it ('lost'); any other is closed.
+*/
+static void closeconn (LConn *c, int lost) {
   if (c->conn != NULL) {
     loam_conn *conn = c->conn;
     c->conn = NULL;
-    loam_conn_close(conn);
+    if (c->pool == NULL) loam_conn_close(conn);
+    else if (lost) loam_pool_abandon(c->pool, conn, NULL);
+    else loam_pool_release(c->pool, conn, NULL);
   }
 }
 
@@ -72,41 +78,58 @@ static const ConnOpt connopts[] = {
   {"statement_cache", offsetof(loam_conn_opts, statement_cache)},
   {"busy_timeout_ms", offsetof(loam_conn_opts, busy_timeout_ms)},
   {"connect_timeout_s", offsetof(loam_conn_opts, connect_timeout_s)},
+  {"statement_timeout_ms", offsetof(loam_conn_opts, statement_timeout_ms)},
+  {"idle_in_tx_timeout_ms", offsetof(loam_conn_opts, idle_in_tx_timeout_ms)},
   {NULL, 0}
 };
 
 
+/* The option value on top of the stack: a non-negative integer, or "forever". */
+static int optint (lua_State *L, int arg, const char *name) {
+  lua_Integer v = 0;
+  int isint = 0;
+  if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "forever") == 0)
+    return LOAM_FOREVER;
+  if (lua_type(L, -1) == LUA_TNUMBER)
+    v = lua_tointegerx(L, -1, &isint);
+  if (!isint || v < 0 || v > INT_MAX)
+    loamL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a non-negative integer "
+                                              "or \"forever\"", name));
+  return (int)v;
+}
+
+
+int loamL_connopt (void *ud, const char *name, int v) {
+  const ConnOpt *opt;
+  for (opt = connopts; opt->name != NULL && strcmp(opt->name, name) != 0; opt++)
+    ;
+  if (opt->name == NULL) return 0;
+  *(int *)(void *)((char *)ud + opt->offset) = v;
+  return 1;
+}
+
+
 /*
-** Reads the options table at 'arg'.  An unknown key is refused by name:
-** a misspelt option silently ignored would leave a default in place that
-** the caller believes changed.
+** An unknown key is refused by name: a misspelt option silently ignored
+** would leave a default in place that the caller believes changed.  Each
+** key is first set to 0 to learn whether 'set' knows it.
 */
-static void checkopts (lua_State *L, int arg, loam_conn_opts *o /* OUT */) {
+void loamL_checkopts (lua_State *L, int arg, int (*set) (void *ud, const char *name, int v),
+                      void *ud) {
   if (lua_isnoneornil(L, arg))
     return;
   if (lua_type(L, arg) != LUA_TTABLE)
     loamL_typeerror(L, arg, "table");
   lua_pushnil(L);
   while (lua_next(L, arg) != 0) {
-    const ConnOpt *opt = NULL;
-    lua_Integer v = 0;
-    int isint = 0;
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *k = lua_tostring(L, -2);
-      for (opt = connopts; opt->name != NULL && strcmp(opt->name, k) != 0; opt++)
-        ;
-      if (opt->name == NULL)
-        loamL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
-    }
-    else
+    const char *k;
+    if (lua_type(L, -2) != LUA_TSTRING)
       loamL_argerror(L, arg, lua_pushfstring(L, "unknown option (a %s key)",
                                        luaL_typename(L, -2)));
-    if (lua_type(L, -1) == LUA_TNUMBER)
-      v = lua_tointegerx(L, -1, &isint);
-    if (!isint || v < 0 || v > INT_MAX)
-      loamL_argerror(L, arg, lua_pushfstring(L, "option '%s' must be a non-negative integer",
-                                       opt->name));
-    *(int *)(void *)((char *)o + opt->offset) = (int)v;
+    k = lua_tostring(L, -2);
+    if (!set(ud, k, 0))
+      loamL_argerror(L, arg, lua_pushfstring(L, "unknown option '%s'", k));
+    set(ud, k, optint(L, arg, k));
     lua_pop(L, 1);
   }
 }
@@ -118,9 +141,10 @@ static int l_connect (lua_State *L) {
   loam_error err = LOAM_ERROR_INIT;
   const char *url = loamL_checkstring(L, 1, NULL);
   LConn *c;
-  checkopts(L, 2, &o);
+  loamL_checkopts(L, 2, loamL_connopt, &o);
   c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 0);
   c->conn = NULL;
+  c->pool = NULL;
   luaL_setmetatable(L, CONN_T);
   if (loam_connect(url, &o, &c->conn, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
@@ -128,9 +152,15 @@ static int l_connect (lua_State *L) {
 }
 
 
-/* '__gc' and '__close'. */
 static int conn_gc (lua_State *L) {
-  closeconn(checkconnany(L));
+  closeconn(checkconnany(L), 1);
+  return 0;
+}
+
+
+/* '__close': a checkout going out of scope is handed back, which is no loss. */
+static int conn_toclose (lua_State *L) {
+  closeconn(checkconnany(L), 0);
   return 0;
 }
 
@@ -141,7 +171,7 @@ static int conn_gc (lua_State *L) {
 ** that 'assert(db:close())' would turn into an error.
 */
 static int conn_close (lua_State *L) {
-  closeconn(checkconnany(L));
+  closeconn(checkconnany(L), 0);
   loamL_trace_flush(L);  /* statements the close finalized */
   lua_pushboolean(L, 1);
   return 1;
@@ -264,7 +294,7 @@ static const luaL_Reg conn_meth[] = {
 static const luaL_Reg conn_metameth[] = {
   {"__index", NULL},  /* the method table, set by 'loamL_createmeta' */
   {"__gc", conn_gc},
-  {"__close", conn_gc},
+  {"__close", conn_toclose},
   {"__tostring", conn_tostring},
   {NULL, NULL}
 };

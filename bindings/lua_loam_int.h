@@ -17,6 +17,7 @@
 
 /* The registry names of the module's metatables. */
 #define CONN_T   "loam.Conn"
+#define POOL_T   "loam.Pool"
 #define STMT_T   "loam.Stmt"
 #define PREPARED_T "loam.Prepared"
 #define ERROR_T  "loam.Error"
@@ -117,15 +118,32 @@ LOAML_FUNC const char *loamL_queryhint (loam_conn *conn, const char *sql, int np
 */
 LOAML_FUNC void loamL_open_value (lua_State *L);
 
+/* Pools (lua_pool.c): adds 'pool_open' and the 'loam.Pool' metatable. */
+LOAML_FUNC void loamL_open_pool (lua_State *L);
+
 /* Connections (lua_conn.c). */
 
 /*
 ** A connection handle; 'conn' is NULL once closed (or before it opened).
 ** Shared since a statement's iterator (lua_stmt.c) checks its connection.
+** A connection checked out of a pool (lua_pool.c) has 'pool' set, and
+** keeps the pool's handle alive as its user value: closing it releases it.
 */
 typedef struct LConn {
   loam_conn *conn;
+  loam_pool *pool;
 } LConn;
+
+/*
+** Reads the options table at argument 'arg' (absent or nil: none): each
+** value a non-negative integer or "forever" (LOAM_FOREVER), set with
+** 'set(ud, name, value)', which returns 0 for a name it does not know.
+*/
+LOAML_FUNC void loamL_checkopts (lua_State *L, int arg,
+                                 int (*set) (void *ud, const char *name, int v), void *ud);
+
+/* A 'set' for 'loamL_checkopts': the options of a connection ('ud' a 'loam_conn_opts'). */
+LOAML_FUNC int loamL_connopt (void *ud, const char *name, int v);
 
 /* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);

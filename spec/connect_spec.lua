@@ -46,7 +46,7 @@ describe("loam", function()
     end)
     assert.are.equal("misuse", err.code)
     assert.are.equal("bad argument #2 to 'connect' "
-      .. "(option 'busy_timeout_ms' must be a non-negative integer)", err.message)
+      .. "(option 'busy_timeout_ms' must be a non-negative integer or \"forever\")", err.message)
     err = catch(loam.connect, "sqlite::memory:", { statement_cache = -1 })
     assert.are.equal("misuse", err.code)
     err = catch(function() return loam.connect("sqlite::memory:", 42) end)

@@ -73,6 +73,8 @@ typedef enum loam_errcode {
   LOAM_E_CORRUPT,               /* the database file or an index is damaged */
   LOAM_E_IO_ERROR,              /* the operating system failed a read or write */
   LOAM_E_UNDEFINED_FUNCTION,    /* PostgreSQL: no function matches the name and argument types */
+  LOAM_E_CANCELED,              /* the statement was canceled by 'loam_conn_cancel' */
+  LOAM_E_POOL_TIMEOUT,          /* no pooled connection became free within the acquire timeout */
   LOAM_E__COUNT
 } loam_errcode;
 
@@ -170,16 +172,31 @@ typedef enum loam_backend {
 } loam_backend;
 
 /*
-** Connection options.  Start from LOAM_CONN_OPTS_INIT; a negative field
-** means "the default".
+** The value of a timeout option that asks to wait without limit.  No
+** timeout of loam is unlimited by default, and none becomes unlimited by
+** being 0.
+*/
+#define LOAM_FOREVER (-2)
+
+/*
+** Connection options.  Start from LOAM_CONN_OPTS_INIT; -1 in a field
+** means "the default".  Other negative values are LOAM_E_MISUSE at
+** 'loam_connect', except LOAM_FOREVER where a field says so.
 */
 typedef struct loam_conn_opts {
   int statement_cache;     /* prepared statements kept per connection (LRU); 0 disables; default 64 */
   int busy_timeout_ms;     /* SQLite busy_timeout; default 5000 */
-  int connect_timeout_s;   /* PostgreSQL connect_timeout; default 10 */
+  int connect_timeout_s;   /* PostgreSQL: seconds per host to connect; default 10; at least 1,
+                              or LOAM_FOREVER (0 is LOAM_E_MISUSE: it would mean forever) */
+  int statement_timeout_ms;   /* every statement's limit (LOAM_E_TIMEOUT past it); PostgreSQL:
+                                 'statement_timeout', SQLite: each 'loam_step' is interrupted;
+                                 0: none; default: none on SQLite, the server's on PostgreSQL */
+  int idle_in_tx_timeout_ms;  /* PostgreSQL 'idle_in_transaction_session_timeout': the server
+                                 ends a session idle that long inside a transaction; 0: none;
+                                 default: the server's.  Ignored on SQLite */
 } loam_conn_opts;
 
-#define LOAM_CONN_OPTS_INIT { -1, -1, -1 }
+#define LOAM_CONN_OPTS_INIT { -1, -1, -1, -1, -1 }
 
 /*
 ** Opens a connection.  'url' is one of
@@ -212,6 +229,170 @@ LOAM_API loam_backend loam_conn_backend (const loam_conn *conn);
 
 /* Statements currently held in the prepared-statement cache. */
 LOAM_API int loam_conn_cached_statements (const loam_conn *conn);
+
+/*
+** Asks the statement running on 'conn' to stop; it then fails with
+** LOAM_E_CANCELED.  This is the one call that may be made from another
+** thread while the connection's owner uses it; the caller makes sure
+** 'conn' stays open during the call (a pool's checkout does).  Nothing
+** running is no error, and nothing is remembered for a later statement.
+** PostgreSQL sends a cancel request on a connection of its own
+** (LOAM_E_CONNECTION_FAILED when that fails); SQLite interrupts in-process.
+*/
+LOAM_API int loam_conn_cancel (loam_conn *conn, loam_error *err /* OUT: may be NULL */);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Pools
+**
+** A pool is the one handle that several threads share: each thread
+** checks a connection out ('loam_pool_acquire'), uses it alone, and hands
+** it back ('loam_pool_release').  Connections are opened when needed, up
+** to 'size' kept and 'max_overflow' more under load (closed again when
+** handed back with nobody waiting).  The pool never closes a connection
+** that is checked out.  At checkout, a connection past its lifetime is
+** replaced, and one that sat unused longer than 'health_check_ms' (or
+** since the pool last met a dead connection) is first tried with a round
+** trip and replaced when dead, so a server restart costs the application
+** nothing but the statements that were running.  At release the
+** connection's open statements are finalized and an open transaction is
+** rolled back; a connection that is broken or cannot roll back is closed.
+** A pool has no thread of its own: idle timeouts and leaks are looked at
+** inside its calls.
+** ======================================================================= */
+
+typedef struct loam_pool loam_pool;
+
+/* What a pool hook is told about. */
+typedef enum loam_pool_event {
+  LOAM_POOL_LEAK = 1,   /* a connection was held past 'leak_threshold_ms' (once per checkout) */
+  LOAM_POOL_WARNING     /* the pool's settings do not fit the server (max_connections) */
+} loam_pool_event;
+
+/*
+** A pool hook.  'message' is borrowed for the call (it names, for a leak,
+** how long the connection has been held and the tag it was acquired
+** with).  It runs in whichever thread made the pool call that noticed, with
+** no lock of the pool held, and must not unwind past that call.  The
+** warning comes from inside 'loam_pool_open', while the process's list of
+** pools is locked: a hook must not open or close a pool.
+*/
+typedef void (*loam_pool_hook) (void *ud, loam_pool_event ev, const char *message);
+
+/*
+** Pool options.  Start from LOAM_POOL_OPTS_INIT; -1 means the default.
+** Times are milliseconds.  Out of range: LOAM_E_MISUSE naming the option.
+*/
+typedef struct loam_pool_opts {
+  int size;                 /* connections kept; 1..1000; default 5 */
+  int max_overflow;         /* more under load, closed when handed back; 0..1000; default 5 */
+  int acquire_timeout_ms;   /* longest wait at 'loam_pool_acquire'; 0: do not wait; default 30000;
+                               LOAM_FOREVER waits without limit */
+  int max_lifetime_ms;      /* a connection is replaced after this, less a random tenth
+                               (so they do not all go at once); default 1800000; LOAM_FOREVER */
+  int idle_timeout_ms;      /* an idle connection unused this long is closed; default 600000;
+                               LOAM_FOREVER: never */
+  int health_check_ms;      /* a connection idle longer is tried before checkout; 0: always;
+                               default 1000 */
+  int leak_threshold_ms;    /* held longer: reported once (LOAM_POOL_LEAK); default 60000;
+                               LOAM_FOREVER: never */
+  loam_conn_opts conn;      /* options of every connection */
+  loam_pool_hook hook;      /* leaks and warnings; NULL: written to stderr */
+  void *hook_ud;
+} loam_pool_opts;
+
+#define LOAM_POOL_OPTS_INIT { -1, -1, -1, -1, -1, -1, -1, LOAM_CONN_OPTS_INIT, NULL, NULL }
+
+/*
+** Opens the pool for 'url', or finds the one this process already has:
+** one pool per process per URL (the same text).  Opening an open URL
+** again returns the same handle when the options are the same (with
+** their defaults filled in; the hook is not compared and stays the
+** first one's), and LOAM_E_MISUSE naming the first option that differs
+** otherwise.  A new pool opens one connection at once, so a bad URL,
+** server or password fails here, with that connection's error; on
+** PostgreSQL it then compares size + max_overflow with what the server
+** takes (max_connections less superuser_reserved_connections) and warns
+** through the hook (LOAM_POOL_WARNING) when they would not fit.  An
+** in-memory SQLite database is private to one connection: a pool over
+** one must have size 1 and no overflow.  Each successful open is matched
+** by one 'loam_pool_close'; '*out' is NULL on failure.
+*/
+LOAM_API int loam_pool_open (const char *url,
+                             const loam_pool_opts *opts,   /* may be NULL */
+                             loam_pool **out,              /* OUT */
+                             loam_error *err);             /* OUT: may be NULL */
+
+/*
+** Gives up one open of 'pool'.  The last one closes it: idle connections
+** are closed at once, threads waiting in 'loam_pool_acquire' fail with
+** LOAM_E_MISUSE, and connections still checked out are closed as they
+** are released; the memory goes with the last of them.  After it, the
+** handle may be used only to release those.  NULL is fine.
+*/
+LOAM_API void loam_pool_close (loam_pool *pool);
+
+/*
+** Checks a connection out for the caller's thread alone.  'tag' (may be
+** NULL; copied, up to 95 bytes) says where: the Lua layer passes
+** "file:line", a C program its function; it appears in timeout errors
+** and leak reports.  Waits up to the acquire timeout for a connection;
+** past it, LOAM_E_POOL_TIMEOUT with a message that says the pool is
+** exhausted: its size, how many are in use and waiting, and for each
+** checked-out connection its age, its tag and, on PostgreSQL, its
+** server state and statement (from pg_stat_activity, read on one
+** monitoring connection that the pool opens for this, outside its size,
+** with short timeouts of its own).  A failure to open a new connection
+** is that connection's error.  '*out' stays the pool's: hand it back with
+** 'loam_pool_release' (or 'loam_pool_abandon'), never 'loam_conn_close'.
+*/
+LOAM_API int loam_pool_acquire (loam_pool *pool,
+                                const char *tag,          /* may be NULL */
+                                loam_conn **out,          /* OUT */
+                                loam_error *err);         /* OUT: may be NULL */
+
+/*
+** Hands 'conn' back (see above for what is reset).  LOAM_E_MISUSE when it
+** is not checked out of 'pool' (released twice, or another pool's); the
+** connection is then left alone.  A connection that could not be reset
+** is closed, which is no error of the release.
+*/
+LOAM_API int loam_pool_release (loam_pool *pool, loam_conn *conn, loam_error *err);
+
+/*
+** 'loam_pool_release' for a checkout its holder lost without handing it
+** back (a Lua connection the garbage collector found): released the same
+** way, then counted and reported as a leak (LOAM_POOL_LEAK, naming its
+** tag and how long it was held) unless it was reported already.
+*/
+LOAM_API int loam_pool_abandon (loam_pool *pool, loam_conn *conn, loam_error *err);
+
+/* Replaces the hook ('fn' NULL: stderr again); 'ud' must outlive the pool or the next call. */
+LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
+
+/*
+** A snapshot of a pool.  The counters grow from the pool's opening on;
+** wait times are those of every successful or timed-out acquire, in
+** nanoseconds, the percentiles read from a histogram (to within 1/8).
+*/
+typedef struct loam_pool_metrics {
+  int size, max_overflow;
+  int open;             /* connections open, checked out or idle */
+  int in_use;           /* checked out, or being opened or handed back */
+  int idle;
+  int waiting;          /* threads waiting in 'loam_pool_acquire' */
+  int64_t acquires;     /* successful checkouts */
+  int64_t timeouts;     /* acquires that failed with LOAM_E_POOL_TIMEOUT */
+  int64_t leaks;        /* checkouts reported as leaks */
+  int64_t opened;       /* connections opened */
+  int64_t discarded;    /* closed because they were dead, broken or could not be reset */
+  int64_t wait_max_ns, wait_p50_ns, wait_p90_ns, wait_p99_ns;
+} loam_pool_metrics;
+
+/* Writes the snapshot of 'pool' into '*out' (all zero for NULL). */
+LOAM_API void loam_pool_stats (loam_pool *pool, loam_pool_metrics *out /* OUT */);
 
 /* }====================================================================== */
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -63,6 +64,47 @@ int64_t t_scalar (loam_conn *c, const char *sql) {
   }
   loam_stmt_close(s);
   return r;
+}
+
+
+const char *t_url (int pg, const char *name) {
+  static char buf[4][512];
+  static int next;
+  char *b = buf[next++ % 4];
+  if (pg) {
+    const char *u = t_pg_url();
+    if (u == NULL) {
+      t_fail(__FILE__, __LINE__, "LOAM_TEST_PG is not set; the PostgreSQL tests need a server");
+      return NULL;
+    }
+    snprintf(b, sizeof buf[0], "%s&application_name=%s", u, name);
+  }
+  else snprintf(b, sizeof buf[0], "sqlite:%s/%s.db", t_tmpdir(), name);
+  return b;
+}
+
+
+void t_sleep_ms (int ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000;
+  nanosleep(&ts, NULL);
+}
+
+
+int t_pg_terminate (loam_conn *admin, int64_t pid) {
+  loam_value p = loam_int(pid);
+  loam_stmt *s;
+  loam_value v;
+  int ok = 0;
+  if (loam_query(admin, "SELECT pg_terminate_backend(CAST($1 AS integer), 10000)", &p, 1, 0,
+                 &s, NULL) != LOAM_OK)
+    return 0;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK &&
+      v.type == LOAM_BOOL)
+    ok = v.u.b;
+  loam_stmt_close(s);
+  return ok;
 }
 
 

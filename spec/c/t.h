@@ -32,6 +32,23 @@ const char *t_pg_url (void);
 /* A fresh temporary directory path for this process (created once). */
 const char *t_tmpdir (void);
 
+/*
+** The URL for test 'name' on one backend ('pg' 0: SQLite, 1: PostgreSQL):
+** an SQLite file of its own in 't_tmpdir', or the test cluster with
+** application_name 'name', a URL of its own too.  PostgreSQL without a
+** cluster fails the test and returns NULL.  The string lasts until the
+** fourth call after.
+*/
+const char *t_url (int pg, const char *name);
+
+void t_sleep_ms (int ms);
+
+/* Runs 'fn(0)' (SQLite), then, unless it failed, 'fn(1)' (PostgreSQL). */
+#define T_ON_BOTH(fn) do { fn(0); if (!t_failed()) fn(1); } while (0)
+
+/* PostgreSQL: ends the session 'pid' from 'admin' and waits until it is gone; 1 on success. */
+int t_pg_terminate (loam_conn *admin, int64_t pid);
+
 /* The single integer (or boolean, as 0 or 1) that 'sql' returns on 'c', or -1. */
 int64_t t_scalar (loam_conn *c, const char *sql);
 

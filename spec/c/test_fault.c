@@ -30,23 +30,6 @@
   } while (0)
 
 
-/* Ends the session 'pid' from 'admin' and waits until it is gone; 1 on success. */
-static int terminate (loam_conn *admin, int64_t pid) {
-  loam_value p = loam_int(pid);
-  loam_stmt *s;
-  loam_value v;
-  int ok = 0;
-  if (loam_query(admin, "SELECT pg_terminate_backend(CAST($1 AS integer), 10000)", &p, 1, 0,
-                 &s, NULL) != LOAM_OK)
-    return 0;
-  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK &&
-      v.type == LOAM_BOOL)
-    ok = v.u.b;
-  loam_stmt_close(s);
-  return ok;
-}
-
-
 TEST(fault_pg_terminated_mid_stream) {
   loam_error e = LOAM_ERROR_INIT;
   loam_stmt *s = NULL;
@@ -59,7 +42,7 @@ TEST(fault_pg_terminated_mid_stream) {
   CHECK_OK(loam_query(c, "SELECT g FROM generate_series(1, 2000000) g", NULL, 0, LOAM_STREAM,
                       &s, &e), &e);
   CHECK_INT(loam_step(s, &e), LOAM_ROW);
-  CHECK(terminate(admin, pid));
+  CHECK(t_pg_terminate(admin, pid));
   while ((rc = loam_step(s, &e)) == LOAM_ROW) n++;
   CHECK_INT(rc, LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
@@ -88,7 +71,7 @@ TEST(fault_pg_terminated_before_commit) {
   CHECK_OK(loam_tx_begin(c, &e), &e);
   CHECK_OK(loam_exec(c, "INSERT INTO fault_c_items VALUES (1), (2)", NULL, 0, NULL, NULL, NULL,
                      &e), &e);
-  CHECK(terminate(admin, pid));
+  CHECK(t_pg_terminate(admin, pid));
   CHECK_INT(loam_tx_commit(c, &e), LOAM_ERROR);
   CHECK_INT(e.code, LOAM_E_CONNECTION_FAILED);
   /* The level stays open for the caller to end, and ending it ends it, whatever it reports. */

@@ -41,6 +41,8 @@ static const char *const codenames[LOAM_E__COUNT] = {
   "corrupt",
   "io_error",
   "undefined_function",
+  "canceled",
+  "pool_timeout",
 };
 
 

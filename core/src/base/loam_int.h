@@ -416,6 +416,15 @@ struct loam__driver {
   */
   int (*copy_rows) (loam_conn *conn, const char *copy, const char *one, const loam_value *v,
                     int nrows, int ncols, int64_t *changes, loam_error *err);
+  /*
+  ** Whether the connection can still be used: with 'ping' after a round
+  ** trip to the server, otherwise from what is already known.
+  */
+  int (*alive) (loam_conn *conn, int ping);
+  /* 'loam_conn_cancel': the one operation that another thread may call. */
+  int (*cancel) (loam_conn *conn, loam_error *err);
+  /* The server process of the session (PostgreSQL), or 0. */
+  int (*server_pid) (loam_conn *conn);
 };
 
 /* What a driver's 'copy_rows' returns when the rows must go in as INSERTs. */
@@ -438,6 +447,15 @@ struct loam_conn {
   int tx_depth;
   uint32_t tx_began;
 };
+
+/*
+** Makes a connection that is handed back to a pool like a fresh one
+** (conn.c): finalizes its open statements (they become unusable, as at
+** close), rolls back an open transaction and forgets its levels.  Returns
+** LOAM_ERROR (with 'err', OUT, may be NULL) when that failed or the
+** connection is no longer usable: the caller then closes it.
+*/
+LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
 
 /*
 ** Instrumentation (trace.c): every statement that reached the backend is

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "base/loam_int.h"
+#include "sql/dialect_int.h"
 
 #define DEFAULT_STATEMENT_CACHE 64
 #define DEFAULT_BUSY_TIMEOUT_MS 5000
@@ -36,7 +37,18 @@ int loam_connect (const char *url, const loam_conn_opts *opts, loam_conn **out,
   if (opts != NULL) o = *opts;
   if (o.statement_cache < 0) o.statement_cache = DEFAULT_STATEMENT_CACHE;
   if (o.busy_timeout_ms < 0) o.busy_timeout_ms = DEFAULT_BUSY_TIMEOUT_MS;
-  if (o.connect_timeout_s < 0) o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
+  /* 0 is libpq's "forever"; asking for that takes LOAM_FOREVER, which becomes 0 here. */
+  if (o.connect_timeout_s == 0)
+    return loam__err(err, LOAM_E_MISUSE, "loam_connect: a connect timeout of 0 would wait "
+                     "forever; give seconds, or LOAM_FOREVER to mean that");
+  if (o.connect_timeout_s == LOAM_FOREVER) o.connect_timeout_s = 0;
+  else if (o.connect_timeout_s < 0) o.connect_timeout_s = DEFAULT_CONNECT_TIMEOUT_S;
+  if (o.statement_timeout_ms < -1 || o.idle_in_tx_timeout_ms < -1)
+    return loam__err(err, LOAM_E_MISUSE, "loam_connect: %s must be milliseconds, 0 (none) or "
+                     "-1 (the default), got %d",
+                     o.statement_timeout_ms < -1 ? "statement_timeout_ms" : "idle_in_tx_timeout_ms",
+                     o.statement_timeout_ms < -1 ? o.statement_timeout_ms
+                                                 : o.idle_in_tx_timeout_ms);
   if (loam__url_parse(url, &u, err) != LOAM_OK) {
     loam__url_free(&u);
     return LOAM_ERROR;
@@ -92,6 +104,30 @@ void loam_conn_close (loam_conn *c) {
   loam__cache_clear(&c->cache);
   c->drv->close(c);
   free(c);
+}
+
+
+int loam_conn_cancel (loam_conn *c, loam_error *err) {
+  if (c == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed connection");
+  return c->drv->cancel(c, err);
+}
+
+
+int loam__conn_reset (loam_conn *c, loam_error *err) {
+  while (c->stmts != NULL) {
+    loam_stmt *s = c->stmts;
+    finish_stmt(s);
+    s->state = LOAM__ST_DEAD;
+  }
+  c->tx_depth = 0;
+  c->tx_began = 0;
+  if (!c->drv->alive(c, 0))
+    return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
+  if (c->drv->in_transaction(c) != LOAM__TX_NONE &&
+      loam__exec(c, loam__dialect(c->backend)->rollback, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err) != LOAM_OK)
+    return LOAM_ERROR;
+  return c->drv->alive(c, 0) ? LOAM_OK
+         : loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
 }
 
 

@@ -101,6 +101,10 @@ int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err) {
   if (msg == NULL && r != NULL) msg = PQresultErrorMessage(r);
   if (msg == NULL || *msg == '\0') msg = PQerrorMessage(pc->pg);
   if (*msg == '\0') msg = (code == LOAM_E_NOMEM) ? "out of memory" : "unknown error";
+  /* 57014 is also a statement_timeout: only a cancel asked for here is 'canceled'. */
+  if (state != NULL && strcmp(state, "57014") == 0 && code != LOAM_E_CONNECTION_FAILED &&
+      atomic_exchange(&pc->canceled, 0))
+    code = LOAM_E_CANCELED;
   loam__err_msg(err, code, msg, strlen(msg));
   if (state != NULL && strlen(state) == 5) memcpy(err->sqlstate, state, 6);
   if (r != NULL) {
@@ -464,6 +468,12 @@ static int pg_open (loam_conn *conn, const loam__url *u, const loam_conn_opts *o
     return loam__err_nomem(err);
   }
   PQsetNoticeProcessor(pg, quiet_notice, NULL);
+  if ((pc->cancel = PQgetCancel(pg)) == NULL) {
+    PQfinish(pg);
+    free(pc);
+    return loam__err_nomem(err);
+  }
+  atomic_init(&pc->canceled, 0);
   pc->pg = pg;
   pc->conn = conn;
   conn->impl = pc;
@@ -477,6 +487,7 @@ static void pg_close (loam_conn *conn) {
   pgconn *pc = conn->impl;
   if (pc == NULL) return;
   PQfinish(pc->pg);
+  PQfreeCancel(pc->cancel);
   loam__pg_types_free(pc);
   free(pc->dead);
   loam__buf_free(&pc->key);
@@ -661,6 +672,8 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
   char name[32];
   int stream = (flags & LOAM_STREAM) != 0, sent = 1;
   *out = NULL;
+  /* A cancel that reached no statement is not kept for this one. */
+  atomic_store_explicit(&pc->canceled, 0, memory_order_relaxed);
   if (conn->streaming != NULL)
     return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
                                          "finish or close that iteration first");
@@ -823,6 +836,40 @@ static int pg_in_transaction (loam_conn *conn) {
 }
 
 
+/*
+** libpq marks the connection bad only when a call meets the broken link,
+** so a session the server ended while the connection sat unused looks
+** fine until the round trip of 'ping' (an empty query) tries it.
+*/
+static int pg_alive (loam_conn *conn, int ping) {
+  PGconn *pg = ((pgconn *)conn->impl)->pg;
+  if (ping && PQstatus(pg) == CONNECTION_OK && conn->streaming == NULL) {
+    PGresult *r = PQexec(pg, "");
+    PQclear(r);
+  }
+  return PQstatus(pg) == CONNECTION_OK;
+}
+
+
+/*
+** 'PQcancel' is thread-safe and works on its own socket; the flag is set
+** first so that the statement's failure, which may come at once, finds it.
+*/
+static int pg_cancel (loam_conn *conn, loam_error *err) {
+  pgconn *pc = conn->impl;
+  char msg[256];
+  atomic_store(&pc->canceled, 1);
+  if (PQcancel(pc->cancel, msg, (int)sizeof msg)) return LOAM_OK;
+  atomic_store(&pc->canceled, 0);
+  return loam__err(err, LOAM_E_CONNECTION_FAILED, "the cancel request failed: %s", msg);
+}
+
+
+static int pg_server_pid (loam_conn *conn) {
+  return PQbackendPID(((pgconn *)conn->impl)->pg);
+}
+
+
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -834,7 +881,10 @@ const loam__driver loam__pg_driver = {
   loam__pg_finish,
   loam__pg_pipeline,
   pg_in_transaction,
-  loam__pg_copy_rows
+  loam__pg_copy_rows,
+  pg_alive,
+  pg_cancel,
+  pg_server_pid
 };
 
 /* }====================================================================== */

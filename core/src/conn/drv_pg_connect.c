@@ -299,8 +299,12 @@ static const struct { const char *name, *value; } session[] = {
 };
 
 
-/* Builds the 'options' keyword: the user's own switches, then loam's, which win. */
-static void session_options (loam__buf *b, const char *user) {
+/*
+** Builds the 'options' keyword: the user's own switches, then loam's,
+** which win, then the timeouts of 'o' that are set (-1 leaves the
+** server's; milliseconds need no unit).
+*/
+static void session_options (loam__buf *b, const char *user, const loam_conn_opts *o) {
   size_t i;
   if (user != NULL && *user != '\0') {
     loam__buf_adds(b, user);
@@ -308,6 +312,10 @@ static void session_options (loam__buf *b, const char *user) {
   }
   for (i = 0; i < sizeof session / sizeof session[0]; i++)
     loam__buf_addf(b, "%s-c %s=%s", i ? " " : "", session[i].name, session[i].value);
+  if (o->statement_timeout_ms >= 0)
+    loam__buf_addf(b, " -c statement_timeout=%d", o->statement_timeout_ms);
+  if (o->idle_in_tx_timeout_ms >= 0)
+    loam__buf_addf(b, " -c idle_in_transaction_session_timeout=%d", o->idle_in_tx_timeout_ms);
 }
 
 
@@ -389,7 +397,7 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
   KW("connect_timeout", timeout);
   /* libpq reads PGOPTIONS only when no 'options' keyword is given, as here. */
   if (useropts == NULL) useropts = getenv("PGOPTIONS");
-  session_options(&options, useropts);
+  session_options(&options, useropts, o);
   if (loam__buf_cstr(&options) == NULL) {
     free(keys);
     free(vals);

@@ -12,6 +12,7 @@
 #ifndef LOAM_DRV_PG_INT_H
 #define LOAM_DRV_PG_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include <libpq-fe.h>
@@ -44,6 +45,13 @@ typedef struct pgconn {
   size_t *offs;
   int cappar;
   loam__cache memo;           /* learned parameter types per statement shape (drv_pg_types.c) */
+  /*
+  ** What 'loam_conn_cancel' uses from another thread: the cancel key,
+  ** made once at open since the session's key never changes, and a flag
+  ** that tells the statement's 57014 apart from a statement_timeout.
+  */
+  PGcancel *cancel;
+  atomic_int canceled;
 } pgconn;
 
 

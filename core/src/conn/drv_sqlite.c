@@ -25,10 +25,22 @@
 #include "base/loam_int.h"
 
 
+/*
+** The statement timeout: each 'sq_step' sets 'deadline', which a progress
+** handler checks every PROGRESS_OPS virtual machine instructions; past
+** it, the handler interrupts the step and says so in 'timed_out', which
+** tells a timeout apart from an interrupt that 'loam_conn_cancel' sent.
+*/
 typedef struct sq_conn {
   sqlite3 *db;
   loam__buf sql;             /* scratch: the text as SQLite prepares it */
+  int64_t timeout_ns;        /* 0: no statement timeout */
+  int timeout_ms;
+  int64_t deadline;          /* INT64_MAX outside a step */
+  int timed_out;
 } sq_conn;
+
+#define PROGRESS_OPS 1000
 
 /*
 ** A prepared statement with what loam derives from it once: the columns
@@ -210,6 +222,15 @@ static int set_journal_mode (sqlite3 *db, const char *mode, int explicit, loam_e
 }
 
 
+/* The progress handler: non-zero interrupts the running step. */
+static int past_deadline (void *ud) {
+  sq_conn *sc = ud;
+  if (loam__clock_ns() < sc->deadline) return 0;
+  sc->timed_out = 1;
+  return 1;
+}
+
+
 static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, loam_error *err) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
   int busy = o->busy_timeout_ms, memory, immutable = 0, readonly, i, rc;
@@ -302,6 +323,12 @@ static int sq_open (loam_conn *c, const loam__url *u, const loam_conn_opts *o, l
     return LOAM_ERROR;
   }
   c->impl = sc;
+  sc->deadline = INT64_MAX;
+  if (o->statement_timeout_ms > 0) {
+    sc->timeout_ms = o->statement_timeout_ms;
+    sc->timeout_ns = (int64_t)o->statement_timeout_ms * 1000000;
+    sqlite3_progress_handler(sc->db, PROGRESS_OPS, past_deadline, sc);
+  }
   loam__cache_init(&c->cache, o->statement_cache, destroy_stmt, NULL);
   return LOAM_OK;
 }
@@ -636,7 +663,15 @@ static int sq_query (loam_conn *c, const char *sql, loam_sql_kind kind, const lo
 static int sq_step (loam_stmt *base, loam_error *err) {
   sq_stmt *s = (sq_stmt *)base;
   sqlite3 *db = sqlite3_db_handle(s->st);
-  int rc = sqlite3_step(s->st);
+  sq_conn *sc = base->conn->impl;
+  int rc;
+  if (sc->timeout_ns > 0) {
+    sc->timed_out = 0;
+    sc->deadline = loam__clock_ns() + sc->timeout_ns;
+    rc = sqlite3_step(s->st);
+    sc->deadline = INT64_MAX;
+  }
+  else rc = sqlite3_step(s->st);
   if (rc == SQLITE_ROW) return LOAM_ROW;
   if (rc == SQLITE_DONE) {
     /* 'sqlite3_changes' keeps the count of the last write, even across a SELECT. */
@@ -650,7 +685,13 @@ static int sq_step (loam_stmt *base, loam_error *err) {
     sqlite3_reset(s->st);
     return LOAM_DONE;
   }
-  sq_error(db, rc, err);
+  if ((rc & 0xff) == SQLITE_INTERRUPT) {
+    if (sc->timed_out)
+      loam__err(err, LOAM_E_TIMEOUT, "canceling statement due to statement timeout (%d ms)",
+                sc->timeout_ms);
+    else loam__err(err, LOAM_E_CANCELED, "canceling statement due to user request");
+  }
+  else sq_error(db, rc, err);
   sqlite3_reset(s->st);
   return LOAM_ERROR;
 }
@@ -723,6 +764,28 @@ static int sq_in_transaction (loam_conn *c) {
 }
 
 
+/* An in-process database has no link to lose. */
+static int sq_alive (loam_conn *c, int ping) {
+  (void)c;
+  (void)ping;
+  return 1;
+}
+
+
+/* 'sqlite3_interrupt' is safe from any thread while the connection is open. */
+static int sq_cancel (loam_conn *c, loam_error *err) {
+  (void)err;
+  sqlite3_interrupt(dbof(c));
+  return LOAM_OK;
+}
+
+
+static int sq_server_pid (loam_conn *c) {
+  (void)c;
+  return 0;
+}
+
+
 const loam__driver loam__sqlite_driver = {
   "sqlite",
   sq_open,
@@ -734,5 +797,8 @@ const loam__driver loam__sqlite_driver = {
   sq_finish,
   NULL,        /* no pipeline: one connection runs one statement at a time in-process */
   sq_in_transaction,
-  NULL         /* no COPY: multi-row INSERTs are SQLite's fastest way in */
+  NULL,        /* no COPY: multi-row INSERTs are SQLite's fastest way in */
+  sq_alive,
+  sq_cancel,
+  sq_server_pid
 };

@@ -302,6 +302,12 @@ static int check_pg_options (const loam__url *u, loam_error *err) {
       const char *d = v + (*v == '-');
       if (*d == '\0' || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9)
         return loam__url_opt_error(u, i, "PostgreSQL URL option", " must be an integer", 1, err);
+      /* libpq reads 0 and below as "wait forever"; loam never does that unasked. */
+      if (strcmp(k, "connect_timeout") == 0 && *v != '\0' && atoi(v) <= 0)
+        return loam__url_opt_error(u, i, "PostgreSQL URL option",
+                                   " must be at least 1 (seconds): 0 would wait forever "
+                                   "(LOAM_FOREVER in the connection options asks for that)",
+                                   1, err);
     }
     if (strcmp(k, "port") == 0 && !valid_ports(v))
       return loam__url_opt_error(u, i, "PostgreSQL URL option",

@@ -1,0 +1,211 @@
+/*
+** lua_pool.c: pools ('loam.Pool'): 'pool_open' and its options, and the
+** methods that check connections out and back in.
+**
+** A checkout is an ordinary 'loam.Conn' whose closing ('close', '__close'
+** or the garbage collector) hands it back to its pool; it keeps the pool's
+** handle alive as its user value.  The tag of a checkout (what a timeout
+** or a leak report names) is the caller's, or by default the position of
+** the Lua code that called 'acquire'.
+*/
+#include <string.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#include "loam.h"
+#include "lua_loam_int.h"
+
+
+typedef struct LPool {
+  loam_pool *pool;           /* NULL once closed */
+} LPool;
+
+
+static LPool *checkpoolany (lua_State *L) {
+  return (LPool *)luaL_checkudata(L, 1, POOL_T);
+}
+
+
+static loam_pool *checkpool (lua_State *L) {
+  LPool *p = (LPool *)luaL_testudata(L, 1, POOL_T);
+  if (p == NULL)
+    loamL_typeerror(L, 1, POOL_T);
+  else if (p->pool == NULL)
+    loamL_misuse(L, "attempt to use a closed pool");
+  return p->pool;
+}
+
+
+/* The options of a pool; the connection options ('loamL_connopt') are taken too. */
+static const struct { const char *name; size_t offset; } poolopts[] = {
+  {"size", offsetof(loam_pool_opts, size)},
+  {"max_overflow", offsetof(loam_pool_opts, max_overflow)},
+  {"acquire_timeout_ms", offsetof(loam_pool_opts, acquire_timeout_ms)},
+  {"max_lifetime_ms", offsetof(loam_pool_opts, max_lifetime_ms)},
+  {"idle_timeout_ms", offsetof(loam_pool_opts, idle_timeout_ms)},
+  {"health_check_ms", offsetof(loam_pool_opts, health_check_ms)},
+  {"leak_threshold_ms", offsetof(loam_pool_opts, leak_threshold_ms)},
+};
+
+
+/* A 'set' for 'loamL_checkopts': a pool option, or one of its connections'. */
+static int poolopt (void *ud, const char *name, int v) {
+  loam_pool_opts *o = ud;
+  size_t i;
+  for (i = 0; i < sizeof poolopts / sizeof poolopts[0]; i++) {
+    if (strcmp(poolopts[i].name, name) == 0) {
+      *(int *)(void *)((char *)o + poolopts[i].offset) = v;
+      return 1;
+    }
+  }
+  return loamL_connopt(&o->conn, name, v);
+}
+
+
+/* pool_open(url [, opts]): create closed, then open (see 'l_connect'). */
+static int l_pool_open (lua_State *L) {
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  loam_error err = LOAM_ERROR_INIT;
+  const char *url = loamL_checkstring(L, 1, NULL);
+  LPool *p;
+  loamL_checkopts(L, 2, poolopt, &o);
+  p = (LPool *)lua_newuserdatauv(L, sizeof(LPool), 0);
+  p->pool = NULL;
+  luaL_setmetatable(L, POOL_T);
+  if (loam_pool_open(url, &o, &p->pool, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  return 1;
+}
+
+
+/*
+** pool:acquire([tag]): a checked-out 'loam.Conn'.  The userdata exists
+** (closed) before the checkout, so a memory error cannot lose it.
+*/
+static int pool_acquire (lua_State *L) {
+  loam_pool *pool = checkpool(L);
+  loam_error err = LOAM_ERROR_INIT;
+  const char *tag;
+  LConn *c;
+  if (lua_isnoneornil(L, 2)) {
+    size_t n;
+    luaL_where(L, 1);
+    tag = lua_tolstring(L, -1, &n);
+    if (n >= 2 && tag[n - 2] == ':') tag = lua_pushlstring(L, tag, n - 2);  /* "f:12: " */
+  }
+  else tag = loamL_checkstring(L, 2, NULL);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 1);
+  c->conn = NULL;
+  c->pool = NULL;
+  luaL_setmetatable(L, CONN_T);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
+    return loamL_raise(L, &err, NULL);
+  c->pool = pool;
+  return 1;
+}
+
+
+/* pool:release(conn): hands a checkout back; the 'loam.Conn' is closed from then on. */
+static int pool_release (lua_State *L) {
+  loam_pool *pool = checkpool(L);
+  LConn *c = (LConn *)luaL_testudata(L, 2, CONN_T);
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *conn;
+  if (c == NULL) return loamL_typeerror(L, 2, CONN_T);
+  if (c->conn == NULL) return loamL_misuse(L, "attempt to use a closed connection");
+  if (c->pool != pool)
+    return loamL_misuse(L, "pool:release: the connection is not one of this pool's");
+  conn = c->conn;
+  if (loam_pool_release(pool, conn, &err) != LOAM_OK) return loamL_raise(L, &err, NULL);
+  c->conn = NULL;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static void setint (lua_State *L, const char *k, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, k);
+}
+
+
+/* pool:stats(): the metrics of 'loam_pool_stats' as a table (wait times in nanoseconds). */
+static int pool_stats (lua_State *L) {
+  loam_pool_metrics m;
+  loam_pool_stats(checkpool(L), &m);
+  lua_createtable(L, 0, 16);
+  setint(L, "size", m.size);
+  setint(L, "max_overflow", m.max_overflow);
+  setint(L, "open", m.open);
+  setint(L, "in_use", m.in_use);
+  setint(L, "idle", m.idle);
+  setint(L, "waiting", m.waiting);
+  setint(L, "acquires", m.acquires);
+  setint(L, "timeouts", m.timeouts);
+  setint(L, "leaks", m.leaks);
+  setint(L, "opened", m.opened);
+  setint(L, "discarded", m.discarded);
+  setint(L, "wait_max_ns", m.wait_max_ns);
+  setint(L, "wait_p50_ns", m.wait_p50_ns);
+  setint(L, "wait_p90_ns", m.wait_p90_ns);
+  setint(L, "wait_p99_ns", m.wait_p99_ns);
+  return 1;
+}
+
+
+static void closepool (LPool *p) {
+  if (p->pool != NULL) {
+    loam_pool *pool = p->pool;
+    p->pool = NULL;
+    loam_pool_close(pool);
+  }
+}
+
+
+/* '__gc' and '__close'. */
+static int pool_gc (lua_State *L) {
+  closepool(checkpoolany(L));
+  return 0;
+}
+
+
+/* Closing is idempotent, as for connections; checkouts still out stay usable until closed. */
+static int pool_close (lua_State *L) {
+  closepool(checkpoolany(L));
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+
+static int pool_tostring (lua_State *L) {
+  LPool *p = checkpoolany(L);
+  lua_pushstring(L, p->pool != NULL ? "loam.Pool" : "loam.Pool (closed)");
+  return 1;
+}
+
+
+static const luaL_Reg pool_meth[] = {
+  {"acquire", pool_acquire},
+  {"release", pool_release},
+  {"stats", pool_stats},
+  {"close", pool_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg pool_metameth[] = {
+  {"__index", NULL},  /* the method table, set by 'loamL_createmeta' */
+  {"__gc", pool_gc},
+  {"__close", pool_gc},
+  {"__tostring", pool_tostring},
+  {NULL, NULL}
+};
+
+
+void loamL_open_pool (lua_State *L) {
+  loamL_createmeta(L, POOL_T, pool_meth, pool_metameth);
+  lua_pushcfunction(L, l_pool_open);
+  lua_setfield(L, -2, "pool_open");
+}

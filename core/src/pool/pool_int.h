@@ -1,0 +1,119 @@
+/*
+** pool_int.h: the pool's internals, shared by its files: pool.c
+** (checkout and release), pool_open.c (options, the one pool per URL,
+** opening and closing) and pool_report.c (the messages of an exhausted
+** pool and of a leak, with the server's view of each holder).
+**
+** One mutex guards everything of a pool but the monitoring connection,
+** which has a mutex of its own.  A slot is the place of one connection.
+** A thread that took a slot out of the idle stack or the empty ones
+** ('S_BUSY' with 'out' 0) owns it and may open, check or close its
+** connection without the lock; the other threads read a busy slot's
+** fields only once 'out' says it is checked out, which is set under the
+** lock after that work, so each such read is ordered after the write.
+*/
+#ifndef LOAM_POOL_INT_H
+#define LOAM_POOL_INT_H
+
+#include <pthread.h>
+
+#include "base/loam_int.h"
+
+#define LOAMP_TAG_MAX 96
+
+/* Buckets of the wait histogram: 8 per power of two (see 'loamP_bucket'). */
+#define LOAMP_NBUCKETS 496
+
+enum { LOAMP_S_EMPTY = 0, LOAMP_S_IDLE, LOAMP_S_BUSY };
+
+typedef struct loamP_slot {
+  loam_conn *conn;
+  int state;                 /* LOAMP_S_* */
+  int out;                   /* checked out to a caller (not being opened or reset) */
+  int leaked;                /* reported as a leak during this checkout */
+  int pid;                   /* the server process (PostgreSQL), else 0 */
+  int64_t opened_ns;
+  int64_t expires_ns;        /* end of its lifetime, jitter included; INT64_MAX: none */
+  int64_t idle_since_ns;
+  int64_t acquired_ns;
+  char tag[LOAMP_TAG_MAX];
+} loamP_slot;
+
+struct loam_pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;         /* a slot became idle or empty, or the pool closed */
+  char *url;
+  loam_pool_opts o;          /* with every default filled in */
+  loam_backend backend;
+  int nslots;                /* size + max_overflow */
+  loamP_slot *slots;
+  int *idle;                 /* stack of idle slot numbers, the most recent last */
+  int nidle;
+  int nopen;                 /* slots holding or opening a connection */
+  int nbusy;                 /* slots checked out, being opened or reset */
+  int nwaiting;
+  int refs;                  /* opens not yet closed */
+  int closed;
+  int64_t dead_ns;           /* when a dead connection was last met: idle ones older are tried */
+  int64_t next_sweep_ns;
+  uint64_t rng;
+  loam_pool_hook hook;
+  void *hook_ud;
+  /* Counters of 'loam_pool_stats'. */
+  int64_t acquires, timeouts, leaks, opened, discarded, wait_max_ns;
+  int64_t hist[LOAMP_NBUCKETS];
+  /* The monitoring connection (pool_report.c), opened at the first report that needs it. */
+  pthread_mutex_t mon_mu;
+  loam_conn *mon;
+  loam_pool *next;           /* the process's list of pools (pool_open.c) */
+};
+
+/* A checked-out connection as a report shows it, copied under the lock. */
+typedef struct loamP_holder {
+  int out;                   /* checked out; else being opened, tried or handed back */
+  int64_t held_ns;
+  int pid;
+  int abandoned;             /* a leak report: handed back by 'loam_pool_abandon' */
+  char tag[LOAMP_TAG_MAX];
+} loamP_holder;
+
+/* The histogram bucket of a wait of 'ns' nanoseconds, and the smallest wait of bucket 'b'. */
+LOAMI_FUNC int loamP_bucket (int64_t ns);
+LOAMI_FUNC int64_t loamP_bucket_floor (int b);
+
+/*
+** Frees a pool that is closed with nothing checked out or waiting
+** (pool_open.c): its idle connections, the monitoring one, the memory.
+*/
+LOAMI_FUNC void loamP_destroy (loam_pool *p);
+
+/*
+** Under the lock: the end of the lifetime of a connection opened at
+** 'opened', a random point in the last tenth of it so that connections
+** opened together are not all replaced together (pool.c).
+*/
+LOAMI_FUNC int64_t loamP_expiry (loam_pool *p, int64_t opened);
+
+/* Copies 'tag' (NULL: "") into 'dst', cut to fit LOAMP_TAG_MAX. */
+LOAMI_FUNC void loamP_copy_tag (char *dst, const char *tag);
+
+/*
+** Fills 'err' with LOAM_E_POOL_TIMEOUT for a wait of 'waited_ns' that
+** found the pool exhausted: 'inuse' and 'waiting' (the others) at that
+** moment, and the 'n' holders.  On PostgreSQL it reads each holder's
+** server state on the monitoring connection (pool_report.c).  Called
+** without the pool's lock.
+*/
+LOAMI_FUNC int loamP_timeout_error (loam_pool *p, int64_t waited_ns, int inuse, int waiting,
+                                    const loamP_holder *h, int n, loam_error *err);
+
+/* Writes the leak report of 'h' into 'b' (pool_report.c). */
+LOAMI_FUNC void loamP_leak_message (loam_pool *p, const loamP_holder *h, loam__buf *b);
+
+/* Calls the hook, or writes to stderr without one; 'fn' and 'ud' read under the lock. */
+LOAMI_FUNC void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, const char *msg);
+
+/* Closes the monitoring connection (pool_report.c); the pool is being freed. */
+LOAMI_FUNC void loamP_monitor_close (loam_pool *p);
+
+#endif

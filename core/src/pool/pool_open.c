@@ -1,0 +1,300 @@
+/*
+** pool_open.c: opening and closing pools, one per process per URL.
+**
+** Options are checked and their defaults filled in first, so that two
+** opens of one URL compare what they mean rather than how they were
+** written.  The process's pools are a list under one mutex, held while a
+** new pool opens its first connection: two threads opening the same URL
+** at once must end with one pool, and a pool opens rarely.  A pool lives
+** while it has opens or anything checked out or waiting; whichever of
+** 'loam_pool_close', a release and a waiter's exit comes last frees it.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pool/pool_int.h"
+
+#define DEFAULT_SIZE 5
+#define DEFAULT_OVERFLOW 5
+#define DEFAULT_ACQUIRE_MS 30000
+#define DEFAULT_LIFETIME_MS 1800000
+#define DEFAULT_IDLE_MS 600000
+#define DEFAULT_HEALTH_MS 1000
+#define DEFAULT_LEAK_MS 60000
+#define MAX_CONNECTIONS 1000
+
+static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
+static loam_pool *pools;
+
+
+/* One option: its name, where it is, its default, its least value, whether LOAM_FOREVER is allowed. */
+typedef struct optdesc {
+  const char *name;
+  size_t off;
+  int def, min, max, forever;
+} optdesc;
+
+#define OPT(f) #f, offsetof(loam_pool_opts, f)
+static const optdesc optdescs[] = {
+  { OPT(size), DEFAULT_SIZE, 1, MAX_CONNECTIONS, 0 },
+  { OPT(max_overflow), DEFAULT_OVERFLOW, 0, MAX_CONNECTIONS, 0 },
+  { OPT(acquire_timeout_ms), DEFAULT_ACQUIRE_MS, 0, 0, 1 },
+  { OPT(max_lifetime_ms), DEFAULT_LIFETIME_MS, 1, 0, 1 },
+  { OPT(idle_timeout_ms), DEFAULT_IDLE_MS, 1, 0, 1 },
+  { OPT(health_check_ms), DEFAULT_HEALTH_MS, 0, 0, 0 },
+  { OPT(leak_threshold_ms), DEFAULT_LEAK_MS, 1, 0, 1 },
+};
+#undef OPT
+
+#define FIELD(o, d) (*(int *)((char *)(o) + (d)->off))
+
+
+/* Fills in the defaults of '*o' and checks every field (LOAM_E_MISUSE naming it). */
+static int normalize (loam_pool_opts *o, loam_error *err) {
+  size_t i;
+  for (i = 0; i < sizeof optdescs / sizeof optdescs[0]; i++) {
+    const optdesc *d = &optdescs[i];
+    int v = FIELD(o, d);
+    if (v == -1) FIELD(o, d) = v = d->def;
+    if ((v == LOAM_FOREVER && d->forever) || (v >= d->min && (d->max == 0 || v <= d->max)))
+      continue;
+    if (d->max > 0)
+      return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: '%s' must be %d to %d, got %d",
+                       d->name, d->min, d->max, v);
+    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: '%s' must be at least %d%s, got %d",
+                     d->name, d->min, d->forever ? " or LOAM_FOREVER" : "", v);
+  }
+  if (o->size + o->max_overflow > MAX_CONNECTIONS)
+    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'size' + 'max_overflow' must be at "
+                     "most %d, got %d", MAX_CONNECTIONS, o->size + o->max_overflow);
+  return LOAM_OK;
+}
+
+
+/* The connection options as 'loam_connect' fills them: same meaning, same numbers. */
+static int same_conn_opts (const loam_conn_opts *a, const loam_conn_opts *b, const char **name) {
+  if (a->statement_cache != b->statement_cache) *name = "conn.statement_cache";
+  else if (a->busy_timeout_ms != b->busy_timeout_ms) *name = "conn.busy_timeout_ms";
+  else if (a->connect_timeout_s != b->connect_timeout_s) *name = "conn.connect_timeout_s";
+  else if (a->statement_timeout_ms != b->statement_timeout_ms) *name = "conn.statement_timeout_ms";
+  else if (a->idle_in_tx_timeout_ms != b->idle_in_tx_timeout_ms)
+    *name = "conn.idle_in_tx_timeout_ms";
+  else return 1;
+  return 0;
+}
+
+
+/* LOAM_E_MISUSE naming the first option in which 'want' differs from the open pool 'p'. */
+static int compare (const loam_pool *p, const loam_pool_opts *want, loam_error *err) {
+  size_t i;
+  const char *name;
+  for (i = 0; i < sizeof optdescs / sizeof optdescs[0]; i++) {
+    const optdesc *d = &optdescs[i];
+    if (FIELD(&p->o, d) != FIELD(want, d))
+      return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for "
+                       "that URL with %s %d; this open asks for %d (one pool per URL: open it "
+                       "with the same options)", d->name, FIELD(&p->o, d), FIELD(want, d));
+  }
+  if (!same_conn_opts(&p->o.conn, &want->conn, &name))
+    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for "
+                     "that URL with other connection options (%s differs)", name);
+  return LOAM_OK;
+}
+
+
+void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, const char *msg) {
+  if (fn != NULL) fn(ud, ev, msg);
+  else fprintf(stderr, "loam: pool %s: %s\n", ev == LOAM_POOL_LEAK ? "leak" : "warning", msg);
+}
+
+
+/*
+** The integer the one-row, one-column 'sql' returns on 'c', or -1.
+** Server settings are read with their own statement: the pool must work
+** whatever the connection's cache holds.
+*/
+static int64_t setting (loam_conn *c, const char *sql) {
+  loam_stmt *s;
+  loam_value v;
+  int64_t r = -1;
+  if (loam_query(c, sql, NULL, 0, 0, &s, NULL) != LOAM_OK) return -1;
+  if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT)
+    r = v.u.i;
+  loam_stmt_close(s);
+  return r;
+}
+
+
+/* PostgreSQL: warns when the pool could take more connections than the server accepts. */
+static void check_max_connections (loam_pool *p, loam_conn *c) {
+  int64_t max = setting(c, "SELECT CAST(current_setting('max_connections') AS integer)");
+  int64_t reserved = setting(c, "SELECT CAST(current_setting('superuser_reserved_connections') "
+                                "AS integer)");
+  int want = p->o.size + p->o.max_overflow;
+  loam__buf b = LOAM__BUF_INIT;
+  if (max < 0 || reserved < 0 || want <= max - reserved) return;
+  loam__buf_addf(&b, "size %d + max_overflow %d = %d connections would pass the %d the server "
+                 "accepts (max_connections %d - superuser_reserved_connections %d); "
+                 "every process with such a pool may take as many",
+                 p->o.size, p->o.max_overflow, want, (int)(max - reserved), (int)max,
+                 (int)reserved);
+  if (loam__buf_cstr(&b) != NULL) loamP_notify(p->hook, p->hook_ud, LOAM_POOL_WARNING, b.p);
+  loam__buf_free(&b);
+}
+
+
+/* A new pool with its first connection, or NULL with 'err' set. */
+static loam_pool *create (const char *url, const loam_pool_opts *o, loam_error *err) {
+  loam_pool *p = calloc(1, sizeof *p);
+  pthread_condattr_t ca;
+  loam_conn *c;
+  int64_t now;
+  if (p == NULL) { loam__err_nomem(err); return NULL; }
+  p->o = *o;
+  p->nslots = o->size + o->max_overflow;
+  p->url = loam__strdup(url);
+  p->slots = calloc((size_t)p->nslots, sizeof *p->slots);
+  p->idle = calloc((size_t)p->nslots, sizeof *p->idle);
+  if (p->url == NULL || p->slots == NULL || p->idle == NULL) {
+    free(p->url);
+    free(p->slots);
+    free(p->idle);
+    free(p);
+    loam__err_nomem(err);
+    return NULL;
+  }
+  p->hook = o->hook;
+  p->hook_ud = o->hook_ud;
+  p->refs = 1;
+  now = loam__clock_ns();
+  p->rng = (uint64_t)now ^ (uint64_t)(uintptr_t)p ^ UINT64_C(0x9e3779b97f4a7c15);
+  p->dead_ns = INT64_MIN;
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->mon_mu, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  if (loam_connect(url, &o->conn, &c, err) != LOAM_OK) {
+    loamP_destroy(p);
+    return NULL;
+  }
+  p->backend = c->backend;
+  if (p->backend == LOAM_SQLITE && strcmp(url, "sqlite::memory:") == 0 && p->nslots > 1) {
+    loam_conn_close(c);
+    loamP_destroy(p);
+    loam__err(err, LOAM_E_MISUSE, "loam_pool_open: an in-memory SQLite database belongs to one "
+              "connection; a pool over it needs size 1 and max_overflow 0");
+    return NULL;
+  }
+  if (p->backend == LOAM_POSTGRES) check_max_connections(p, c);
+  now = loam__clock_ns();
+  p->slots[0].conn = c;
+  p->slots[0].state = LOAMP_S_IDLE;
+  p->slots[0].pid = c->drv->server_pid(c);
+  p->slots[0].opened_ns = now;
+  p->slots[0].idle_since_ns = now;
+  p->slots[0].expires_ns = loamP_expiry(p, now);
+  p->idle[0] = 0;
+  p->nidle = 1;
+  p->nopen = 1;
+  p->opened = 1;
+  return p;
+}
+
+
+int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out,
+                    loam_error *err) {
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  loam_pool *p;
+  int rc = LOAM_OK;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'out' is NULL");
+  *out = NULL;
+  if (url == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: the URL is NULL");
+  if (opts != NULL) o = *opts;
+  if (normalize(&o, err) != LOAM_OK) return LOAM_ERROR;
+  /* 'loam_connect' fills these the same way; compared filled, '-1' and '64' are one. */
+  if (o.conn.statement_cache < 0) o.conn.statement_cache = 64;
+  if (o.conn.busy_timeout_ms < 0) o.conn.busy_timeout_ms = 5000;
+  if (o.conn.connect_timeout_s == -1) o.conn.connect_timeout_s = 10;
+  pthread_mutex_lock(&pools_mu);
+  for (p = pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
+  if (p != NULL) {
+    if ((rc = compare(p, &o, err)) == LOAM_OK) {
+      pthread_mutex_lock(&p->mu);
+      p->refs++;
+      pthread_mutex_unlock(&p->mu);
+      *out = p;
+    }
+  }
+  else if ((p = create(url, &o, err)) == NULL) rc = LOAM_ERROR;
+  else {
+    p->next = pools;
+    pools = p;
+    *out = p;
+  }
+  pthread_mutex_unlock(&pools_mu);
+  return rc;
+}
+
+
+void loam_pool_close (loam_pool *p) {
+  loam_conn **idle;
+  int i, n = 0, freep;
+  if (p == NULL) return;
+  pthread_mutex_lock(&pools_mu);
+  pthread_mutex_lock(&p->mu);
+  if (p->closed || --p->refs > 0) {
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&pools_mu);
+    return;
+  }
+  {
+    loam_pool **pp;
+    for (pp = &pools; *pp != p; pp = &(*pp)->next) {}
+    *pp = p->next;
+  }
+  pthread_mutex_unlock(&pools_mu);
+  p->closed = 1;
+  /* The idle connections go now, closed once the lock is released. */
+  idle = malloc(sizeof *idle * (size_t)(p->nidle > 0 ? p->nidle : 1));
+  for (i = 0; i < p->nidle; i++) {
+    loamP_slot *s = &p->slots[p->idle[i]];
+    if (idle != NULL) idle[n++] = s->conn;
+    else loam_conn_close(s->conn);
+    s->conn = NULL;
+    s->state = LOAMP_S_EMPTY;
+    p->nopen--;
+  }
+  p->nidle = 0;
+  pthread_cond_broadcast(&p->cv);
+  freep = p->nbusy == 0 && p->nwaiting == 0;
+  pthread_mutex_unlock(&p->mu);
+  for (i = 0; i < n; i++) loam_conn_close(idle[i]);
+  free(idle);
+  if (freep) loamP_destroy(p);
+}
+
+
+void loamP_destroy (loam_pool *p) {
+  int i;
+  for (i = 0; i < p->nslots; i++) loam_conn_close(p->slots[i].conn);
+  loamP_monitor_close(p);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  pthread_mutex_destroy(&p->mon_mu);
+  free(p->slots);
+  free(p->idle);
+  free(p->url);
+  free(p);
+}
+
+
+void loam_pool_set_hook (loam_pool *p, loam_pool_hook fn, void *ud) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  p->hook = fn;
+  p->hook_ud = ud;
+  pthread_mutex_unlock(&p->mu);
+}
