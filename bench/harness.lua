@@ -68,8 +68,10 @@ H.SQL = {
   customers_in = "SELECT id, name, email FROM customers WHERE id IN ",  -- then the list
   items_in = "SELECT id, order_id, sku, qty, price_cents FROM line_items WHERE order_id IN ",
   insert = "INSERT INTO orders (customer_id, status, total_cents, note) VALUES ",  -- then rows
-  inserted = "SELECT count(*) AS n, sum(total_cents) AS t, sum(customer_id) AS c" ..
-             " FROM orders WHERE id > ?",
+  -- As text: LuaDBI 0.7 reads integers beyond 32 bits wrongly (5000050000
+  -- comes back as 705082704), and the full-size sum is that large.
+  inserted = "SELECT CAST(count(*) AS TEXT) AS n, CAST(sum(total_cents) AS TEXT) AS t," ..
+             " CAST(sum(customer_id) AS TEXT) AS c FROM orders WHERE id > ?",
   undo = "DELETE FROM orders WHERE id > ?",
   stream = "SELECT id, label, n FROM m1_rows",
 }

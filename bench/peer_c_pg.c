@@ -341,8 +341,8 @@ int main (int argc, char **argv) {
                         " WHERE order_id = ANY ($1::int8[])");
     prepare("w4_row", "INSERT INTO orders (customer_id, status, total_cents, note)"
                       " VALUES ($1, $2, $3, $4)");
-    prepare("w4_check", "SELECT count(*), sum(total_cents), sum(customer_id) FROM orders"
-                        " WHERE id > $1");
+    prepare("w4_check", "SELECT CAST(count(*) AS TEXT), CAST(sum(total_cents) AS TEXT),"
+                        " CAST(sum(customer_id) AS TEXT) FROM orders WHERE id > $1");
     prepare("w4_undo", "DELETE FROM orders WHERE id > $1");
     run_all("postgres", NULL, all, sizeof all / sizeof all[0]);
   }

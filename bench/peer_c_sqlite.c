@@ -160,8 +160,8 @@ static void w3 (void *unused, char *check) {
 /* What W4 inserted, then the table as it was: the check is the same for
 ** every way of inserting. */
 static void w4_check_and_undo (char *check) {
-  sqlite3_stmt *st = prepare("SELECT count(*), sum(total_cents), sum(customer_id)"
-                             " FROM orders WHERE id > ?");
+  sqlite3_stmt *st = prepare("SELECT CAST(count(*) AS TEXT), CAST(sum(total_cents) AS TEXT),"
+                             " CAST(sum(customer_id) AS TEXT) FROM orders WHERE id > ?");
   sqlite3_bind_int64(st, 1, N.orders);
   if (sqlite3_step(st) != SQLITE_ROW) die_db("checking W4");
   snprintf(check, CHECK_LEN, "%" PRId64 ":%" PRId64 ":%" PRId64,
