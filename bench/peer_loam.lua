@@ -89,11 +89,11 @@ local model = {
     local rows = {}
     for r = 1, N.inserts do
       local customer_id, status, total_cents, note = H.insert_row(r)
-      rows[r] = { customer_id = customer_id, status = status, total_cents = total_cents, note = note }
+      rows[r] = { customer_id = customer_id, status = status, total_cents = total_cents,
+                  note = note }
     end
     Order:insert_many(rows)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
 }
 
 local function model_stream ()
@@ -134,15 +134,13 @@ local raw = {
         db:exec(n == H.INSERT_CHUNK and chunk or H.insert_sql(n), H.insert_params(r, n))
       end)
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
   { "W4loop", function ()
     db:transaction(function ()
       local sql = H.insert_sql(1)
       for r = 1, N.inserts do db:exec(sql, { H.insert_row(r) }) end
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
 }
 
 local function raw_stream ()

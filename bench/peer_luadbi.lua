@@ -112,16 +112,14 @@ local workloads = {
       end)
       chunk:close()
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
   { "W4loop", function ()
     transaction(function ()
       local st = prepare(H.insert_sql(1))
       for r = 1, N.inserts do assert(st:execute(H.insert_row(r))) end
       st:close()
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
 }
 
 local function m1 ()

@@ -106,14 +106,12 @@ local workloads = {
         exec(H.SQL.insert .. table.concat(rows, ", "))
       end)
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
   { "W4loop", function ()
     transaction(function ()
       for r = 1, N.inserts do exec(H.SQL.insert .. values(r)) end
     end)
-    return w4_check_and_undo()
-  end },
+  end, after = w4_check_and_undo },
 }
 
 local function m1 ()
