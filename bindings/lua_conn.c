@@ -2,7 +2,9 @@
 ** lua_conn.c: connections ('loam.Conn'): 'connect' and its options, and
 ** the methods that run SQL text ('query', 'exec', 'each').  The other
 ** files of the binding add their methods to the same table through
-** 'loamL_addfunc'.
+** 'loamL_addfunc'.  Those methods are also the Database's (a Lua table,
+** lua/loam/database.lua): the connection check takes the connection from
+** a Database given as 'self'.
 */
 #include <limits.h>
 #include <stddef.h>
