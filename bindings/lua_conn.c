@@ -2,7 +2,9 @@
 ** lua_conn.c: connections ('loam.Conn'): 'connect' and its options, and
 ** the methods that run SQL text ('query', 'exec', 'each').  The other
 ** files of the binding add their methods to the same table through
-** 'loamL_addfunc'.
+** 'loamL_addfunc'.  Those methods are also the Database's (a Lua table,
+** lua/loam/database.lua): the connection check takes the connection from
+** a Database given as 'self'.
 */
 #include <limits.h>
 #include <stddef.h>
@@ -22,12 +24,47 @@
 
 #define toconnud(L)  ((LConn *)luaL_testudata(L, 1, CONN_T))
 
+/* The registry key of the 'loam.Database' metatable ('set_database'). */
+static const char databasekey = 'D';
 
-/* Like 'tofile' in liolib.c: the argument must be an open connection. */
+
+/*
+** A 'loam.Database' (lua/loam/database.lua) at index 1 is replaced there by
+** its connection in use, field DATABASE_CONN, so the methods of 'loam.Conn'
+** are the Database's too and whatever a method keeps as its parent (a
+** statement's user value, a prepared statement's) is the connection, never
+** the Database.  Being the C functions themselves, they cost a Database call
+** no Lua frame, and a 'return db:query(...)' keeps its caller's line in the
+** error's 'where'.  Raises misuse for a closed Database, in the words of the
+** Lua layer's 'unusable'; 'isdb' tells whether index 1 was a Database.
+*/
+static LConn *checkdatabase (lua_State *L, int *isdb) {
+  *isdb = 0;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &databasekey);
+    *isdb = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (*isdb) {
+      lua_pushliteral(L, DATABASE_CONN);
+      if (lua_rawget(L, 1) == LUA_TNIL)
+        loamL_misuse(L, "attempt to use a closed database (db:reconnect() opens it again)");
+      lua_replace(L, 1);
+    }
+  }
+  return toconnud(L);
+}
+
+
+/*
+** Like 'tofile' in liolib.c: the argument must be an open connection, or a
+** Database holding one.  A wrong value is named as a Database expected:
+** applications reach these methods through one.
+*/
 static LConn *checkconn (lua_State *L) {
-  LConn *c = toconnud(L);
+  int isdb;
+  LConn *c = checkdatabase(L, &isdb);
   if (c == NULL)
-    loamL_typeerror(L, 1, CONN_T);
+    loamL_selferror(L, isdb ? CONN_T : DATABASE_T);
   else if (c->conn == NULL)
     loamL_misuse(L, "attempt to use a closed connection");
   return c;
@@ -314,8 +351,23 @@ void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f, lua_CFuncti
 }
 
 
+/*
+** set_database(mt): 'mt' is the metatable of 'loam.Database', whose
+** connection the methods of 'loam.Conn' then take from a Database given as
+** 'self' (see 'checkdatabase').
+*/
+static int l_set_database (lua_State *L) {
+  if (lua_type(L, 1) != LUA_TTABLE)
+    loamL_typeerror(L, 1, "table");
+  lua_settop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &databasekey);
+  return 0;
+}
+
+
 static const luaL_Reg conn_funcs[] = {
   {"connect", l_connect},
+  {"set_database", l_set_database},
   {NULL, NULL}
 };
 

@@ -226,6 +226,19 @@ int loamL_argerror (lua_State *L, int arg, const char *extramsg) {
 }
 
 
+int loamL_selferror (lua_State *L, const char *tname) {
+  lua_Debug ar;
+  const char *name = NULL;
+  const char *got = loamL_valuename(L, 1);
+  if (lua_getstack(L, 0, &ar)) {
+    lua_getinfo(L, "n", &ar);
+    name = (ar.name != NULL) ? ar.name : funcname(L, &ar);
+  }
+  return loamL_misuse(L, "bad argument #1 to '%s' (%s expected, got %s)",
+                      name ? name : "?", tname, got);
+}
+
+
 /* The name of the value at 'idx' for messages: its '__name', or its type. */
 const char *loamL_valuename (lua_State *L, int idx) {
   if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING)

@@ -24,6 +24,16 @@
 #define NULL_T   "loam.Null"
 #define BLOB_T   "loam.Blob"
 
+/*
+** A Database (lua/loam/database.lua) is a Lua table, not a metatable of
+** the registry: the Lua layer hands its metatable over once through
+** 'set_database'.  DATABASE_CONN is the field of the Database that holds
+** the connection in use (nil once closed); database.lua documents the
+** same name.
+*/
+#define DATABASE_T  "loam.Database"
+#define DATABASE_CONN  "_c"
+
 /* Parameter lists up to this length are converted on the C stack. */
 #define NPARAMS_LOCAL  16
 
@@ -67,6 +77,13 @@ LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 */
 LOAML_FUNC int loamL_argerror (lua_State *L, int arg, const char *extramsg);
 LOAML_FUNC int loamL_typeerror (lua_State *L, int arg, const char *tname);
+
+/*
+** The type error of a method's 'self': "bad argument #1 to 'name' (tname
+** expected, got ...)" however the method was called, as the Lua layer
+** words it for its own methods.  Never returns.
+*/
+LOAML_FUNC int loamL_selferror (lua_State *L, const char *tname);
 
 /* The name of the value at 'idx' for messages: its '__name', or its type. */
 LOAML_FUNC const char *loamL_valuename (lua_State *L, int idx);
@@ -145,7 +162,10 @@ LOAML_FUNC void loamL_checkopts (lua_State *L, int arg,
 /* A 'set' for 'loamL_checkopts': the options of a connection ('ud' a 'loam_conn_opts'). */
 LOAML_FUNC int loamL_connopt (void *ud, const char *name, int v);
 
-/* The open connection of the 'loam.Conn' at index 1; raises on a closed one. */
+/*
+** The open connection of the 'loam.Conn' at index 1, or of the Database
+** there (which it replaces by its 'loam.Conn'); raises on a closed one.
+*/
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
 
 /* The connection of the 'loam.Conn' at 'idx'; NULL once closed or for any other value. */

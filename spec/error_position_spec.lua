@@ -159,6 +159,26 @@ for backend in helper.each_backend() do
       assert.are.equal(position(), err.where)
     end)
 
+    it("an error under 'return db:query(...)' names the line of that function", function()
+      -- The Database's methods are the core's C functions: a tail call of
+      -- one keeps the caller's frame, so its line stays in 'where'.
+      local function lookup(sql) here(); return db:query(sql) end
+      local err = helper.catch(lookup, "select * from pos_others")
+      assert.are.equal("undefined_table", err.code)
+      assert.are.equal(position(), err.where)
+      err = helper.catch(function() here(); return db:exec("select * from pos_others") end)
+      assert.are.equal("undefined_table", err.code)
+      assert.are.equal(position(), err.where)
+      err = helper.catch(function() here(); return db:each(42) end)
+      assert.are.equal("bad argument #1 to 'each' (string expected, got number)", err.message)
+      assert.are.equal(position(), err.where)
+      db:close()
+      err = helper.catch(function() here(); return db:query("select 1") end)
+      assert.are.equal("attempt to use a closed database (db:reconnect() opens it again)",
+        err.message)
+      assert.are.equal(position(), err.where)
+    end)
+
     it("a failed statement leaves the table as it was", function()
       Item:create{ email = "b@example.com", n = 1 }
       local err = helper.catch(function() here(); q:update_all{ email = "a@example.com" } end)

@@ -14,7 +14,9 @@
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
 --   stats, cached_statements, table_exists, exact_numeric, backend
---                               the connection's own, unchanged
+--                               the connection's own, unchanged: the
+--                               core's C functions themselves, which
+--                               accept a Database as self
 --   db:transaction(fn, ...)     fn(...) inside a transaction; the model
 --                               statements that fn runs use the
 --                               transaction's connection
@@ -32,7 +34,10 @@
 -- Fields the Lua layer reads (none is for applications):
 --   _conn     the Database's open connection, or nil once closed
 --   _c        the connection operations run on now: that of a running
---             db:transaction, else _conn (see 'conn_of')
+--             db:transaction, else _conn (see 'conn_of'); nil once closed.
+--             The core reads it too (DATABASE_CONN in
+--             bindings/lua_loam_int.h): the methods above take the
+--             connection from it, so its name is fixed in both places
 --   _depth    how many db:transaction calls are running
 --   _models   table name -> the model last declared for it: a reference by
 --             table name points at that model's primary key (loam.model)
@@ -82,14 +87,6 @@ local function conn_of(db, name)
   return c
 end
 
--- Passes every result of the call in its argument list: the call itself is
--- then no tail call, so the core sees it as a method call and counts its
--- arguments as the caller wrote them.  Methods with a fixed number of
--- results keep them in locals instead, which costs no call.
-local function pass(...)
-  return ...
-end
-
 local function attach(db, c)
   if db._hook ~= nil then c:on_query(db._hook) end
   db._conn, db._c = c, c
@@ -118,41 +115,17 @@ database.is_database = is_database
 -- operation, and a call less is cheaper on the hot path.
 Database.connection = conn_of
 
--- The methods run most often read the connection in use straight from
--- the field 'conn_of' reads, and call 'conn_of' only to raise.
-function Database:query(...)
-  return ((self and self._c or conn_of(self, "query")):query(...))
+-- The connection's own methods are the core's C functions themselves: the
+-- core takes the connection in use from a Database given as self (field
+-- '_c', see core.set_database), so a call costs no Lua frame on the hot
+-- path, and an error raised under 'return db:query(...)' keeps the line
+-- of the function that wrote it.  They raise misuse as 'unusable' does.
+for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
+  "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
+  "insert_rows" } do
+  Database[name] = core.Conn[name]
 end
-
-function Database:exec(...)
-  local changes, id = (self and self._c or conn_of(self, "exec")):exec(...)
-  return changes, id
-end
-
-function Database:each(...)
-  local iter, state, control, closing = (self and self._c or conn_of(self, "each")):each(...)
-  return iter, state, control, closing
-end
-
-function Database:run(...)
-  return pass((self and self._c or conn_of(self, "run")):run(...))
-end
-function Database:render(...) return pass(conn_of(self, "render"):render(...)) end
-function Database:render_ddl(...) return pass(conn_of(self, "render_ddl"):render_ddl(...)) end
-function Database:prepare(...) return (conn_of(self, "prepare"):prepare(...)) end
-function Database:load_batch(...) return (conn_of(self, "load_batch"):load_batch(...)) end
-function Database:stats(...) return (conn_of(self, "stats"):stats(...)) end
-function Database:table_exists(...) return (conn_of(self, "table_exists"):table_exists(...)) end
-function Database:backend(...) return (conn_of(self, "backend"):backend(...)) end
-function Database:insert_rows(...) return (conn_of(self, "insert_rows"):insert_rows(...)) end
-
-function Database:exact_numeric(...)
-  return (conn_of(self, "exact_numeric"):exact_numeric(...))
-end
-
-function Database:cached_statements(...)
-  return (conn_of(self, "cached_statements"):cached_statements(...))
-end
+core.set_database(Database)
 
 -- Puts back the connection that was in use before a transaction.
 local Restore = {
