@@ -63,7 +63,7 @@ LUA_LIBS   = $(eval LUA_LIBS := $$(shell $(PKG_CONFIG) --libs $(LUA_PC)))$(LUA_L
 
 # The core's folders are its layers, lowest first; a file includes
 # headers of its own layer or lower ones only (scripts/check-layers).
-CORE_LAYERS := base sql conn load
+CORE_LAYERS := base sql conn load migrate
 CORE_SRC  := $(foreach l,$(CORE_LAYERS),$(wildcard core/src/$(l)/*.c))
 BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
 HOST_SRC  := bindings/loam_main.c

@@ -112,6 +112,34 @@ typedef struct loam__dialect_desc {
   /* One row, one integer column: how many tables the name '?' has where
   ** an unqualified name is created (0 or 1) */
   const char *table_exists;
+
+  /*
+  ** Introspection (migrate/introspect.c).  Each query but 'cat_tables'
+  ** takes the table name as its one parameter, and each returns the
+  ** columns its comment lists, in that order.
+  */
+  /* (name, create_sql): every table an unqualified name reaches */
+  const char *cat_tables;
+  /* (name, type, not_null, default_sql, generated), in table order */
+  const char *cat_columns;
+  /* (kind 'p' | 'u' | 'f', group, name, column, ref_table, ref_column,
+  ** on_update, on_delete, validated): a row per key column, the rows of
+  ** one constraint together (same kind and group) and in key order; the
+  ** actions spelled as in SQL ("SET NULL") */
+  const char *cat_keys;
+  /* (name, predicate, validated), or NULL: see 'names_in_sql' */
+  const char *cat_checks;
+  /* (name, unique, valid, predicate, column, expression, create_sql): a
+  ** row per key part of every index no constraint owns, in key order */
+  const char *cat_indexes;
+  /* the catalog keeps constraint names, checks, index expressions and
+  ** index predicates only in the CREATE text ('create_sql' above) */
+  int names_in_sql;
+  /* a sole INTEGER primary key column is the generated rowid */
+  int rowid_alias;
+  /* how the catalog spells each loam type: the type name before any
+  ** '(...)', compared without case; the first match wins; ended by NULL */
+  const struct loam__typename { const char *name; int type; } *read_types;
 } loam__dialect_desc;
 
 

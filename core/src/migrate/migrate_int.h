@@ -1,0 +1,72 @@
+/*
+** migrate_int.h: the internal interfaces of the migrate layer.
+**
+** The layer reads live schemas (introspect.c, with createsql.c for what
+** SQLite keeps only in its CREATE text) on top of conn, and keeps what it
+** reads in an arena (arena.c): one owner for a whole tree of small
+** strings and arrays, freed at once.
+*/
+#ifndef LOAM_MIGRATE_INT_H
+#define LOAM_MIGRATE_INT_H
+
+#include "base/loam_int.h"
+
+
+/* {======================================================================
+** Arena (arena.c)
+** ======================================================================= */
+
+typedef struct loam__arena {
+  struct loam__ablock *head;   /* the newest block */
+  int oom;                     /* an allocation failed; later ones return NULL too */
+} loam__arena;
+
+#define LOAM__ARENA_INIT { NULL, 0 }
+
+/* 'n' zeroed bytes aligned for any type, or NULL (and 'oom' set). */
+LOAMI_FUNC void *loam__arena_alloc (loam__arena *a, size_t n);
+/* A NUL-terminated copy of 'n' bytes of 's', or NULL. */
+LOAMI_FUNC char *loam__arena_strndup (loam__arena *a, const char *s, size_t n);
+/* A copy of 's'; NULL for a NULL 's' (and then 'oom' is left alone). */
+LOAMI_FUNC char *loam__arena_strdup (loam__arena *a, const char *s);
+/* Frees every block; the arena is empty and usable again. */
+LOAMI_FUNC void loam__arena_free (loam__arena *a);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** SQLite's CREATE text (createsql.c)
+** ======================================================================= */
+
+/* A constraint as a CREATE TABLE text declares it. */
+typedef struct loam__sqlcons {
+  char kind;                   /* 'p' primary key, 'u' unique, 'c' check, 'f' foreign key */
+  const char *name;            /* CONSTRAINT "name", or NULL */
+  const char **columns;        /* the columns it is over (its own column for a column constraint) */
+  int ncolumns;
+  const char *check;           /* 'c': the predicate inside CHECK ( ... ) */
+} loam__sqlcons;
+
+/*
+** Reads the constraints of the CREATE TABLE text 'sql' into '*out' ('*n'
+** of them), everything allocated in 'a'.  Text it cannot read gives fewer
+** constraints, never an error; LOAM_ERROR only when memory ran out.
+*/
+LOAMI_FUNC int loam__sqlite_constraints (loam__arena *a, const char *sql, loam__sqlcons **out,
+                                         int *n);
+
+/*
+** Reads the key parts of the CREATE INDEX text 'sql' (the text of each,
+** into '*parts', '*nparts' of them) and its WHERE predicate ('*where',
+** NULL when there is none), allocated in 'a'.  LOAM_ERROR when memory ran out.
+*/
+LOAMI_FUNC int loam__sqlite_index_parts (loam__arena *a, const char *sql, const char ***parts,
+                                         int *nparts, const char **where);
+
+/* True when identifiers 'a' and 'b' name the same thing on SQLite (ASCII case folded). */
+LOAMI_FUNC int loam__sqlite_same_name (const char *a, const char *b);
+
+/* }====================================================================== */
+
+#endif
