@@ -89,6 +89,8 @@ build = {
         "core/src/migrate/arena.c",
         "core/src/migrate/createsql.c",
         "core/src/migrate/introspect.c",
+        "core/src/migrate/ops.c",
+        "core/src/migrate/rebuild.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "core/include", "core/src", "$(SQLITE_INCDIR)", "$(PGSQL_INCDIR)" },

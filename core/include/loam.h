@@ -1095,6 +1095,7 @@ typedef struct loam_db_index {
   int ncolumns;
   const char *where;         /* the predicate of a partial index, or NULL */
   int valid;                 /* 0 for a PostgreSQL index whose concurrent build failed */
+  const char *sql;           /* SQLite: the CREATE INDEX text it keeps; PostgreSQL: NULL */
 } loam_db_index;
 
 typedef struct loam_db_table {
@@ -1111,6 +1112,9 @@ typedef struct loam_db_table {
   const loam_db_index *indexes;
   int nindexes;
   const char *sql;           /* SQLite: the CREATE TABLE text it keeps; PostgreSQL: NULL */
+  const char *const *triggers;   /* SQLite: the CREATE TRIGGER text of each trigger on the
+                                    table, by name (a rebuild makes them again); PostgreSQL: none */
+  int ntriggers;
 } loam_db_table;
 
 typedef struct loam_db_schema {
@@ -1144,6 +1148,152 @@ LOAM_API const loam_db_column *loam_db_table_column (const loam_db_table *t, con
 
 /* Frees 's' and everything in it.  NULL is fine. */
 LOAM_API void loam_db_schema_free (loam_db_schema *s);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Migration operations (migrate/ops.c, migrate/rebuild.c)
+**
+** A migration is a list of operations, each a plain struct: what a Lua
+** migration file declares ("add_column", "add_index") is read into one
+** 'loam_op' per call, and the core renders it for a backend.  Start each
+** from zero ('= {0}'); the fields each kind reads are listed with it, the
+** others are ignored.  Pointers are borrowed for the duration of a call.
+**
+** Rendering gives the one rendered form ('loam_rendered'): one or more
+** statements, each with its kind, to run in order.  Where SQLite cannot
+** ALTER in place (a column's type, nullness or default, a check, a
+** foreign key, dropping a column that a constraint names), the statements
+** are SQLite's documented table rebuild, made from the table as it is now
+** (a 'loam_db_table' from 'loam_introspect'):
+**     CREATE TABLE "loam_rebuild_<t>" (the table as it becomes)
+**     INSERT INTO "loam_rebuild_<t>" (...) SELECT ... FROM "<t>"
+**     DROP TABLE "<t>"
+**     ALTER TABLE "loam_rebuild_<t>" RENAME TO "<t>"
+**     every index and trigger of "<t>" again, as SQLite keeps their text
+**     SELECT * FROM pragma_foreign_key_check('<t>')    (kind SELECT)
+** The caller runs them in one transaction with foreign keys switched off
+** outside it ('PRAGMA foreign_keys = OFF' before BEGIN, ON again after
+** COMMIT or ROLLBACK: SQLite ignores the pragma inside a transaction, and
+** with foreign keys on, DROP TABLE would run the ON DELETE actions of
+** every referencing table); 'loam_op_rebuilds' says when that is.  A
+** statement of kind LOAM_SQL_SELECT in a rendered operation (the last one
+** of a rebuild; SQLite's VALIDATE_FOREIGN_KEY) is a check: a row from it
+** is a foreign key violation, and the caller rolls back.  'loam_op_run'
+** does all of this but the transaction and the pragma.
+** ======================================================================= */
+
+typedef enum loam_op_kind {
+  LOAM_OP_CREATE_TABLE = 1,    /* 'def' */
+  LOAM_OP_DROP_TABLE,          /* 'table' */
+  LOAM_OP_RENAME_TABLE,        /* 'table', 'new_name' */
+  LOAM_OP_ADD_COLUMN,          /* 'table', 'column' */
+  LOAM_OP_DROP_COLUMN,         /* 'table', 'name' */
+  LOAM_OP_RENAME_COLUMN,       /* 'table', 'name', 'new_name' */
+  LOAM_OP_ALTER_COLUMN,        /* 'table', 'name', 'alter', 'column' (what it becomes) and, for
+                                  a reversible one, 'before' (what it was) */
+  LOAM_OP_ADD_INDEX,           /* 'index', 'concurrently' */
+  LOAM_OP_DROP_INDEX,          /* 'table', 'name', 'concurrently' */
+  LOAM_OP_ADD_FOREIGN_KEY,     /* 'table', 'name', 'columns', 'ref_table', 'ref_columns',
+                                  'ncolumns', 'on_delete', 'on_update', 'not_valid' */
+  LOAM_OP_VALIDATE_FOREIGN_KEY,/* 'table', 'name' */
+  LOAM_OP_DROP_FOREIGN_KEY,    /* 'table', 'name' */
+  LOAM_OP_ADD_CHECK,           /* 'table', 'name', 'sql' (the predicate), 'not_valid' */
+  LOAM_OP_DROP_CHECK,          /* 'table', 'name' */
+  LOAM_OP_EXECUTE              /* 'sql', 'params', 'nparams'; 'down_sql' makes it reversible */
+} loam_op_kind;
+
+/* What an ALTER_COLUMN changes ('alter', bits). */
+#define LOAM_ALTER_TYPE     1    /* the type and its options (length, precision, scale) */
+#define LOAM_ALTER_NULL     2    /* NOT NULL on or off ('column.not_null') */
+#define LOAM_ALTER_DEFAULT  4    /* the default ('column.defval'; kind NONE drops it) */
+
+typedef struct loam_op {
+  loam_op_kind kind;
+  const char *table;
+  const char *name;            /* the column, index or constraint acted on */
+  const char *new_name;        /* RENAME_TABLE, RENAME_COLUMN */
+  const loam_table_def *def;   /* CREATE_TABLE */
+  loam_column_def column;      /* ADD_COLUMN; ALTER_COLUMN: the column as it becomes */
+  loam_column_def before;      /* ALTER_COLUMN: the column as it was ('before.name' NULL: unknown,
+                                  and the operation cannot be reversed) */
+  int alter;                   /* ALTER_COLUMN: LOAM_ALTER_* bits */
+  loam_index_def index;        /* ADD_INDEX */
+  int concurrently;            /* ADD_INDEX, DROP_INDEX: CONCURRENTLY on PostgreSQL; SQLite
+                                  builds every index in place */
+  const char *const *columns;  /* ADD_FOREIGN_KEY: 'ncolumns' columns of 'table' ... */
+  const char *ref_table;
+  const char *const *ref_columns;   /* ... referencing as many of 'ref_table' */
+  int ncolumns;
+  loam_fk_action on_delete;
+  loam_fk_action on_update;
+  int not_valid;               /* ADD_FOREIGN_KEY, ADD_CHECK: NOT VALID on PostgreSQL (existing
+                                  rows are checked later, by VALIDATE); SQLite checks nothing
+                                  for existing rows either way */
+  const char *sql;             /* ADD_CHECK: the predicate; EXECUTE: one statement */
+  const loam_value *params;    /* EXECUTE: its 'nparams' parameters */
+  int nparams;
+  const char *down_sql;        /* EXECUTE: the statement that undoes it, or NULL */
+} loam_op;
+
+/*
+** Renders 'op' for 'backend'.  'table' is the table the operation acts
+** on as it is now, from 'loam_introspect', or NULL; an operation that
+** SQLite performs by a rebuild needs it (LOAM_E_MISUSE without it, or
+** with another table).  Every name is validated and quoted; a bad or
+** missing field is LOAM_E_MISUSE naming the operation and the table.  On
+** success '*out' receives statements the caller frees with
+** 'loam_rendered_free'; on failure it is NULL.
+*/
+LOAM_API int loam_render_op (const loam_op *op,
+                             loam_backend backend,
+                             const loam_db_table *table,   /* may be NULL: see above */
+                             loam_rendered **out,          /* OUT: free with loam_rendered_free */
+                             loam_error *err);             /* OUT: may be NULL */
+
+/*
+** Runs 'op' on 'conn' in the caller's transaction (or outside any, for an
+** operation 'loam_op_needs_autocommit' names): introspects the table when
+** the backend may rebuild it, renders, and runs each statement; a row
+** from a foreign key check is LOAM_E_FOREIGN_KEY_VIOLATION, naming the
+** tables.  A SQLite rebuild while foreign keys are on is LOAM_E_MISUSE
+** (see above: the caller switches them off before its transaction).
+** Errors of the statements come back as 'loam_exec' reports them; the
+** caller rolls its transaction back.
+*/
+LOAM_API int loam_op_run (loam_conn *conn, const loam_op *op, loam_error *err);
+
+/*
+** 1 when 'op' is performed on 'backend' by a table rebuild (so its
+** rendering needs the introspected table, foreign keys switched off
+** around the transaction and the check of its last statement), else 0.
+*/
+LOAM_API int loam_op_rebuilds (const loam_op *op, loam_backend backend);
+
+/*
+** 1 when 'op' must run outside a transaction on 'backend' (a CONCURRENTLY
+** index build or drop on PostgreSQL), else 0.
+*/
+LOAM_API int loam_op_needs_autocommit (const loam_op *op, loam_backend backend);
+
+/*
+** The operation that undoes 'op', for a migration whose 'down' is
+** derived: CREATE_TABLE and DROP_TABLE, ADD and DROP of a column, index,
+** foreign key or check, RENAME back, ALTER_COLUMN back to 'before',
+** EXECUTE of 'down_sql'.  A VALIDATE_FOREIGN_KEY has nothing to undo:
+** '*inv' is set to kind 0 ("nothing").  Borrowed pointers of '*inv' point
+** into 'op' (the index name a default-named ADD_INDEX gets is written into
+** 'name_buf', of LOAM_IDENT_MAX + 1 bytes), so 'op' and 'name_buf' must
+** outlive '*inv'.  An operation that cannot be undone (dropping a table or
+** column loses its data; a drop of an index or check, an ALTER_COLUMN
+** without 'before', an EXECUTE without 'down_sql' do not say what to
+** recreate) is LOAM_E_MISUSE, with a message saying which and why.
+*/
+LOAM_API int loam_op_inverse (const loam_op *op,
+                              loam_op *inv,                /* OUT */
+                              char *name_buf,              /* LOAM_IDENT_MAX + 1 bytes */
+                              loam_error *err);            /* OUT: may be NULL */
 
 /* }====================================================================== */
 

@@ -312,11 +312,11 @@ static int readindexes (I *in, T *tb) {
       x->unique = col_int(st, 1) != 0;
       x->valid = col_int(st, 2) != 0;
       x->where = col_text(in, st, 3);
+      x->sql = col_text(in, st, 6);
       cap1 = cap2 = nexpr = 0;
       nparts = 0;
       if (in->d->names_in_sql &&
-          loam__sqlite_index_parts(in->a, col_text(in, st, 6), &parts, &nparts,
-                                   &x->where) != LOAM_OK)
+          loam__sqlite_index_parts(in->a, x->sql, &parts, &nparts, &x->where) != LOAM_OK)
         break;
     }
     col = col_text(in, st, 4);
@@ -326,6 +326,20 @@ static int readindexes (I *in, T *tb) {
         addcol(in, &x->exprs, &nexpr, &cap2, expr) != LOAM_OK)
       break;
   }
+  loam_stmt_close(st);
+  if (r < 0) return LOAM_ERROR;
+  return in->a->oom ? nomem(in) : LOAM_OK;
+}
+
+
+static int readtriggers (I *in, T *tb) {
+  loam_db_table *t = tb->t;
+  loam_stmt *st;
+  int r, cap = 0;
+  if (in->d->cat_triggers == NULL) return LOAM_OK;
+  if (run(in, in->d->cat_triggers, t->name, &st) != LOAM_OK) return LOAM_ERROR;
+  while ((r = next(in, st)) == 1)
+    if (addcol(in, &t->triggers, &t->ntriggers, &cap, col_text(in, st, 0)) != LOAM_OK) break;
   loam_stmt_close(st);
   if (r < 0) return LOAM_ERROR;
   return in->a->oom ? nomem(in) : LOAM_OK;
@@ -425,6 +439,7 @@ static int readtable (I *in, loam_db_table *t) {
     return nomem(in);
   if (readcolumns(in, &tb) != LOAM_OK || readkeys(in, &tb) != LOAM_OK ||
       readchecks(in, &tb) != LOAM_OK || readindexes(in, &tb) != LOAM_OK ||
+      readtriggers(in, &tb) != LOAM_OK ||
       complete(in, &tb) != LOAM_OK)
     return LOAM_ERROR;
   sort(t->uniques, t->nuniques, sizeof *t->uniques, by_key_name);

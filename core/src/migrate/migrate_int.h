@@ -69,4 +69,21 @@ LOAMI_FUNC int loam__sqlite_same_name (const char *a, const char *b);
 
 /* }====================================================================== */
 
+/* {======================================================================
+** Migration operations (ops.c, rebuild.c)
+** ======================================================================= */
+
+/* The name of operation kind 'kind' for messages ("add_column"). */
+LOAMI_FUNC const char *loam__op_name (int kind);
+
+/*
+** Appends to 'texts' the statements of SQLite's table rebuild that
+** performs 'op' on 't' (the table as introspected), each followed by a
+** NUL, and their kinds to 'kinds' (room for 64), their number in '*n'.
+*/
+LOAMI_FUNC int loam__rebuild (loam__buf *texts, loam_sql_kind *kinds, int *n, const loam_op *op,
+                              const loam_db_table *t, loam_error *err);
+
+/* }====================================================================== */
+
 #endif

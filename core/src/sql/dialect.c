@@ -222,6 +222,8 @@ static const loam__dialect_desc sqlite_dialect = {
   /* ':name', '@name' and '$name' are SQLite's named parameters, which the
   ** driver refuses once SQLite counts them */
   .named_marks = ":@$",
+  /* BEGIN stmt; stmt; END: one statement, as sqlite3_complete reads it */
+  .trigger_bodies = 1,
   .keys_sql = lite_keys_sql,
   .keys_param = lite_keys_param,
   .keys_type = LOAM_BLOB,
@@ -318,8 +320,16 @@ static const loam__dialect_desc sqlite_dialect = {
                  "main.sqlite_schema AS s "
                  "WHERE l.origin = 'c' AND x.key = 1 AND s.type = 'index' AND s.name = l.name "
                  "ORDER BY l.name, x.seqno",
+  .cat_triggers = "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 "
+                  "ORDER BY name",
   .names_in_sql = 1,
   .rowid_alias = 1,
+  /* SQLite builds an index under the write lock of its transaction */
+  .concurrent_index = 0,
+  /* a foreign key is checked as rows are written, never later: checking
+  ** one is asking the pragma for the rows that break it */
+  .validate_check = "SELECT * FROM pragma_foreign_key_check(",
+  .fk_off_check = "PRAGMA foreign_keys",
   /* what loam writes (INTEGER for both integer types: it reads as the
   ** smaller), then common spellings of other schemas */
   .read_types = (const struct loam__typename[]) {
@@ -352,6 +362,8 @@ static const loam__dialect_desc pg_dialect = {
   .stores_nan = 1,
   .literal_qmark = 1,
   .named_marks = NULL,
+  /* a trigger runs a function: its body is elsewhere */
+  .trigger_bodies = 0,
   .keys_sql = pg_keys_sql,
   .keys_param = pg_keys_param,
   .keys_type = LOAM_TEXT,
@@ -433,8 +445,14 @@ static const loam__dialect_desc pg_dialect = {
                  "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
                  "AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) "
                  "ORDER BY ic.relname, u.ord",
+  /* a rebuild never happens, so triggers are never recreated */
+  .cat_triggers = NULL,
   .names_in_sql = 0,
   .rowid_alias = 0,
+  /* a concurrent build takes no lock that blocks writes to the table */
+  .concurrent_index = 1,
+  .validate_check = NULL,
+  .fk_off_check = NULL,
   /* format_type's spellings */
   .read_types = (const struct loam__typename[]) {
     { "integer", LOAM_COL_INTEGER }, { "bigint", LOAM_COL_BIGINT }, { "text", LOAM_COL_TEXT },

@@ -57,6 +57,7 @@ typedef struct loam__dialect_desc {
   int literal_qmark;             /* '??' in raw SQL means a literal '?' operator */
   const char *named_marks;       /* marks that, glued to a name, make a named parameter the
                                     backend reads and loam refuses, or NULL */
+  int trigger_bodies;            /* CREATE TRIGGER holds statements ending in ';' up to END */
 
   /* IN lists: the key set is bound whole, so the text depends only on its shape */
   /*
@@ -132,6 +133,8 @@ typedef struct loam__dialect_desc {
   /* (name, unique, valid, predicate, column, expression, create_sql): a
   ** row per key part of every index no constraint owns, in key order */
   const char *cat_indexes;
+  /* (create_sql) of each trigger of the table, or NULL: none to keep */
+  const char *cat_triggers;
   /* the catalog keeps constraint names, checks, index expressions and
   ** index predicates only in the CREATE text ('create_sql' above) */
   int names_in_sql;
@@ -140,7 +143,37 @@ typedef struct loam__dialect_desc {
   /* how the catalog spells each loam type: the type name before any
   ** '(...)', compared without case; the first match wins; ended by NULL */
   const struct loam__typename { const char *name; int type; } *read_types;
+
+  /* Migration operations (migrate/ops.c) */
+  int concurrent_index;          /* CREATE/DROP INDEX CONCURRENTLY, outside a transaction */
+  /* the start of a query, completed by a table name literal and ')', whose
+  ** rows are the rows that break a foreign key; NULL: the backend
+  ** validates a constraint itself */
+  const char *validate_check;
+  /* one row, one integer: non-zero when foreign keys are enforced (a
+  ** table rebuild needs them off), or NULL */
+  const char *fk_off_check;
 } loam__dialect_desc;
+
+
+/* {======================================================================
+** DDL pieces for the migration operations (ddl.c)
+** ======================================================================= */
+
+/* 'loam_render_create_index', with CREATE INDEX CONCURRENTLY when 'concurrently'. */
+LOAMI_FUNC int loam__render_index (const loam_index_def *def, loam_backend backend,
+                                   int concurrently, loam_rendered **out, loam_error *err);
+/* Appends to 'out' the definition of column 'c' of 'table', checked as CREATE TABLE checks it. */
+LOAMI_FUNC int loam__ddl_column (const char *table, const loam_column_def *c,
+                                 loam_backend backend, loam__buf *out, loam_error *err);
+/* Appends the type of 'c' to 'type' and its default expression (if any) to 'def'. */
+LOAMI_FUNC int loam__ddl_column_parts (const char *table, const loam_column_def *c,
+                                       loam_backend backend, loam__buf *type, loam__buf *def,
+                                       loam_error *err);
+/* "CASCADE", "SET NULL"...; NULL for an unknown action. */
+LOAMI_FUNC const char *loam__fk_action_sql (loam_fk_action a);
+
+/* }====================================================================== */
 
 
 /* The dialect of 'backend', or NULL when there is no such backend. */
