@@ -89,6 +89,8 @@ build = {
         "core/src/migrate/arena.c",
         "core/src/migrate/createsql.c",
         "core/src/migrate/introspect.c",
+        "core/src/migrate/lock.c",
+        "core/src/migrate/migrate.c",
         "core/src/migrate/ops.c",
         "core/src/migrate/rebuild.c",
       },

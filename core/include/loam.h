@@ -73,6 +73,9 @@ typedef enum loam_errcode {
   LOAM_E_CORRUPT,               /* the database file or an index is damaged */
   LOAM_E_IO_ERROR,              /* the operating system failed a read or write */
   LOAM_E_UNDEFINED_FUNCTION,    /* PostgreSQL: no function matches the name and argument types */
+  LOAM_E_LOCKED,                /* another migrator holds the migration lock */
+  LOAM_E_CHECKSUM_MISMATCH,     /* an applied migration's source changed */
+  LOAM_E_MIGRATION_CONFLICT,    /* two heads, a missing parent, a migration out of order */
   LOAM_E__COUNT
 } loam_errcode;
 
@@ -1178,8 +1181,9 @@ LOAM_API void loam_db_schema_free (loam_db_schema *s);
 ** COMMIT or ROLLBACK: SQLite ignores the pragma inside a transaction, and
 ** with foreign keys on, DROP TABLE would run the ON DELETE actions of
 ** every referencing table); 'loam_op_rebuilds' says when that is.  A
-** statement of kind LOAM_SQL_SELECT in a rendered operation (the last one
-** of a rebuild; SQLite's VALIDATE_FOREIGN_KEY) is a check: a row from it
+** statement of kind LOAM_SQL_SELECT in a rendered operation other than
+** EXECUTE (the last one of a rebuild; SQLite's VALIDATE_FOREIGN_KEY) is a
+** check: a row from it
 ** is a foreign key violation, and the caller rolls back.  'loam_op_run'
 ** does all of this but the transaction and the pragma.
 ** ======================================================================= */
@@ -1294,6 +1298,138 @@ LOAM_API int loam_op_inverse (const loam_op *op,
                               loam_op *inv,                /* OUT */
                               char *name_buf,              /* LOAM_IDENT_MAX + 1 bytes */
                               loam_error *err);            /* OUT: may be NULL */
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** The migration runner (migrate/migrate.c, migrate/lock.c)
+**
+** Migrations are versioned lists of operations ('loam_op').  The runner
+** records each applied one in LOAM_MIGRATIONS_TABLE (version, name,
+** checksum, applied_at, duration_ms) and promises:
+**   - each migration runs in a transaction of its own (SQLite: BEGIN
+**     IMMEDIATE), with the history row written in that same transaction:
+**     a failure leaves schema and history exactly as before it;
+**   - a migration marked 'non_transactional' (CONCURRENTLY index builds
+**     on PostgreSQL) runs its steps one by one outside a transaction and
+**     journals each (LOAM_MIGRATION_STEPS_TABLE), so a run that failed
+**     resumes after the last step done; an INVALID index that a failed
+**     concurrent build left is dropped before the build is tried again;
+**   - one migrator at a time, through a lease row in
+**     LOAM_MIGRATION_LOCK_TABLE taken and renewed in short transactions,
+**     which holds through PgBouncer in transaction mode (lock.c says why);
+**   - DDL on PostgreSQL runs under a short lock_timeout and is retried
+**     with a doubling backoff, so a migration waiting for a busy table
+**     does not queue every other query of that table behind it;
+**   - an applied migration whose source changed is LOAM_E_CHECKSUM_MISMATCH;
+**     two heads (two migrations that no other follows), a missing parent
+**     and a pending migration older than the newest applied one (out of
+**     order, applied only with 'out_of_order') are LOAM_E_MIGRATION_CONFLICT.
+** Messages name the migration (version and name) and, for a failed
+** operation, its step and kind; the code is the operation's own.
+** ======================================================================= */
+
+#define LOAM_MIGRATION_STEPS_TABLE "loam_migration_steps"
+#define LOAM_MIGRATION_LOCK_TABLE "loam_migration_lock"
+
+/* One migration; every pointer is borrowed for the duration of a call. */
+typedef struct loam_migration {
+  const char *version;           /* UTC "yyyymmddHHMMSS": versions sort in the order written */
+  const char *name;              /* "add_orders_status_index" */
+  const char *const *parents;    /* the versions it follows: none for the first, two or more
+                                    for a merge */
+  int nparents;
+  const char *source;            /* the file's text: its checksum is recorded and compared */
+  size_t source_len;
+  const loam_op *up;             /* the operations of 'up', in order */
+  int nup;
+  const loam_op *down;           /* of 'down' (a derived 'down': 'loam_op_inverse' of each
+                                    operation of 'up', last first) */
+  int ndown;
+  int non_transactional;         /* steps run one by one, journaled, outside a transaction */
+} loam_migration;
+
+/* Options of a run; start from LOAM_MIGRATE_OPTS_INIT (a negative field is the default). */
+typedef struct loam_migrate_opts {
+  const char *owner;             /* who runs, named to a migrator that waits ("deploy@host");
+                                    NULL: "pid <n>" */
+  int lock_wait_ms;              /* how long to wait for another migrator; default 60000 */
+  int lock_ttl_ms;               /* the lease, renewed at every migration; default 600000 */
+  int lock_timeout_ms;           /* PostgreSQL lock_timeout of DDL; default 2000 */
+  int ddl_retries;               /* tries again after a lock timeout; default 5 */
+  int out_of_order;              /* non-zero: apply a pending migration older than the newest
+                                    applied one */
+  const char *to;                /* up: stop after this version; NULL: all */
+} loam_migrate_opts;
+
+#define LOAM_MIGRATE_OPTS_INIT { NULL, -1, -1, -1, -1, 0, NULL }
+
+/*
+** Applies the pending migrations among the 'n' of 'migs' (in any order:
+** they are sorted by version), up to 'opts->to'.  '*applied' (may be
+** NULL) receives how many were applied, also after a failure (those
+** before it stay applied).  Creates the runner's tables when missing.
+*/
+LOAM_API int loam_migrate_up (loam_conn *conn,
+                              const loam_migration *migs, int n,
+                              const loam_migrate_opts *opts,   /* may be NULL */
+                              int *applied,                    /* OUT: may be NULL */
+                              loam_error *err);                /* OUT: may be NULL */
+
+/*
+** Reverts the 'steps' most recently applied migrations, newest first,
+** each by its 'down' operations in a transaction with the removal of its
+** history row.  A migration to revert must be among 'migs' (else
+** LOAM_E_MIGRATION_CONFLICT naming it); '*reverted' as for up.  Unlike
+** up, down and status take the migrations as given: two heads or a
+** missing parent do not stop them.
+*/
+LOAM_API int loam_migrate_down (loam_conn *conn,
+                                const loam_migration *migs, int n,
+                                int steps,
+                                const loam_migrate_opts *opts, /* may be NULL */
+                                int *reverted,                 /* OUT: may be NULL */
+                                loam_error *err);              /* OUT: may be NULL */
+
+typedef enum loam_migration_state {
+  LOAM_MIG_PENDING = 1,          /* not applied */
+  LOAM_MIG_APPLIED,
+  LOAM_MIG_CHANGED,              /* applied, but its source changed since */
+  LOAM_MIG_MISSING,              /* applied, but not among the migrations given */
+  LOAM_MIG_OUT_OF_ORDER,         /* pending, and older than the newest applied one */
+  LOAM_MIG_PARTIAL               /* non-transactional, some steps done (journaled) */
+} loam_migration_state;
+
+typedef struct loam_migration_status {
+  const char *version;
+  const char *name;              /* NULL for a missing one */
+  loam_migration_state state;
+  const char *applied_at;        /* as the history table keeps it; NULL when not applied */
+  int64_t duration_ms;
+  int steps_done;                /* LOAM_MIG_PARTIAL: the steps journaled */
+} loam_migration_status;
+
+/*
+** The state of each migration of 'migs' and of each applied one missing
+** from it, by version, into '*out' ('*nout' of them), which the caller
+** frees with 'loam_migration_status_free'.  Reads only: takes no lock and
+** creates nothing (no history table: everything is pending).
+*/
+LOAM_API int loam_migrate_status (loam_conn *conn,
+                                  const loam_migration *migs, int n,
+                                  loam_migration_status **out,   /* OUT */
+                                  int *nout,                     /* OUT */
+                                  loam_error *err);              /* OUT: may be NULL */
+
+/* Frees a status list.  NULL is fine. */
+LOAM_API void loam_migration_status_free (loam_migration_status *s);
+
+/*
+** The checksum of a migration's source as the history keeps it: 16
+** lower-case hex digits of loam's 64-bit hash and a NUL, into 'out'.
+*/
+LOAM_API void loam_migration_checksum (const char *source, size_t len, char out[17]);
 
 /* }====================================================================== */
 

@@ -41,6 +41,9 @@ static const char *const codenames[LOAM_E__COUNT] = {
   "corrupt",
   "io_error",
   "undefined_function",
+  "locked",
+  "checksum_mismatch",
+  "migration_conflict",
 };
 
 

@@ -86,4 +86,22 @@ LOAMI_FUNC int loam__rebuild (loam__buf *texts, loam_sql_kind *kinds, int *n, co
 
 /* }====================================================================== */
 
+
+/* {======================================================================
+** The migration lock (lock.c)
+** ======================================================================= */
+
+/* Takes the lease for 'owner' for 'ttl_ms', waiting up to 'wait_ms' (LOAM_E_LOCKED after). */
+LOAMI_FUNC int loam__lock_take (loam_conn *c, const char *owner, int ttl_ms, int wait_ms,
+                                loam_error *err);
+/* Extends the lease of 'owner'; LOAM_E_LOCKED when another took it. */
+LOAMI_FUNC int loam__lock_renew (loam_conn *c, const char *owner, int ttl_ms, loam_error *err);
+/* Gives the lease up, if 'owner' holds it. */
+LOAMI_FUNC void loam__lock_release (loam_conn *c, const char *owner);
+/* A name for this migrator, unique among those running, from 'who' (may be NULL). */
+LOAMI_FUNC void loam__lock_owner (char *buf, size_t size, const char *who);
+LOAMI_FUNC void loam__sleep_ms (int ms);
+
+/* }====================================================================== */
+
 #endif

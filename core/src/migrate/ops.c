@@ -100,17 +100,6 @@ static void altertable (S *s, const loam_op *op) {
 }
 
 
-static void namelist (loam__buf *b, const char *const *cols, int n) {
-  int i;
-  loam__buf_addc(b, '(');
-  for (i = 0; i < n; i++) {
-    if (i > 0) loam__buf_adds(b, ", ");
-    name(b, cols[i]);
-  }
-  loam__buf_addc(b, ')');
-}
-
-
 /* {======================================================================
 ** Checking an operation
 ** ======================================================================= */
@@ -357,16 +346,9 @@ static int inplace (S *s, const loam_op *op, const loam__dialect_desc *d, loam_e
       altertable(s, op);
       loam__buf_adds(b, "ADD CONSTRAINT ");
       name(b, cname);
-      loam__buf_adds(b, " FOREIGN KEY ");
-      namelist(b, op->columns, op->ncolumns);
-      loam__buf_adds(b, " REFERENCES ");
-      name(b, op->ref_table);
       loam__buf_addc(b, ' ');
-      namelist(b, op->ref_columns, op->ncolumns);
-      if (op->on_delete != LOAM_FK_NO_ACTION)
-        loam__buf_addf(b, " ON DELETE %s", loam__fk_action_sql(op->on_delete));
-      if (op->on_update != LOAM_FK_NO_ACTION)
-        loam__buf_addf(b, " ON UPDATE %s", loam__fk_action_sql(op->on_update));
+      loam__ddl_fk_clause(b, op->columns, op->ref_table, op->ref_columns, op->ncolumns,
+                          op->on_delete, op->on_update);
       if (op->not_valid) loam__buf_adds(b, " NOT VALID");
       loam_name_free(gen);
       break;
@@ -627,7 +609,7 @@ int loam_op_run (loam_conn *conn, const loam_op *op, loam_error *err) {
   }
   rc = loam_render_op(op, loam_conn_backend(conn), t, &rs, err);
   for (i = 0; rc == LOAM_OK && i < loam_rendered_count(rs); i++)
-    rc = loam_rendered_kind(rs, i) == LOAM_SQL_SELECT
+    rc = loam_rendered_kind(rs, i) == LOAM_SQL_SELECT && op->kind != LOAM_OP_EXECUTE
            ? fkcheck(conn, rs, i, err)
            : loam_exec_rendered(conn, rs, i, NULL, NULL, NULL, err);
   loam_rendered_free(rs);

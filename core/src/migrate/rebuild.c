@@ -290,16 +290,8 @@ static void create (W *w, loam__buf *b, const char *newname) {
     const loam_db_fk *f = &w->fks[i];
     loam__buf_adds(b, ", ");
     constraintname(b, f->name);
-    loam__buf_adds(b, "FOREIGN KEY ");
-    idents(b, f->columns, f->ncolumns);
-    loam__buf_adds(b, " REFERENCES ");
-    ident(b, f->ref_table);
-    loam__buf_addc(b, ' ');
-    idents(b, f->ref_columns, f->ncolumns);
-    if (f->on_delete != LOAM_FK_NO_ACTION)
-      loam__buf_addf(b, " ON DELETE %s", loam__fk_action_sql(f->on_delete));
-    if (f->on_update != LOAM_FK_NO_ACTION)
-      loam__buf_addf(b, " ON UPDATE %s", loam__fk_action_sql(f->on_update));
+    loam__ddl_fk_clause(b, f->columns, f->ref_table, f->ref_columns, f->ncolumns, f->on_delete,
+                        f->on_update);
   }
   loam__buf_addc(b, ')');
 }

@@ -922,6 +922,20 @@ int loam__ddl_column_parts (const char *table, const loam_column_def *c, loam_ba
 }
 
 
+void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref_table,
+                          const char *const *ref_cols, int n, loam_fk_action on_delete,
+                          loam_fk_action on_update) {
+  loam__buf_adds(b, "FOREIGN KEY ");
+  addcollist(b, cols, n);
+  loam__buf_adds(b, " REFERENCES ");
+  loam__buf_ident(b, ref_table, strlen(ref_table));
+  loam__buf_addc(b, ' ');
+  addcollist(b, ref_cols, n);
+  addaction(b, "DELETE", on_delete);
+  addaction(b, "UPDATE", on_update);
+}
+
+
 const char *loam__fk_action_sql (loam_fk_action a) {
   return (unsigned)a <= LOAM_FK_SET_DEFAULT ? actions[a] : NULL;
 }

@@ -330,6 +330,11 @@ static const loam__dialect_desc sqlite_dialect = {
   ** one is asking the pragma for the rows that break it */
   .validate_check = "SELECT * FROM pragma_foreign_key_check(",
   .fk_off_check = "PRAGMA foreign_keys",
+  .fk_off = "PRAGMA foreign_keys = OFF",
+  .fk_on = "PRAGMA foreign_keys = ON",
+  /* one writer holds the database (BEGIN IMMEDIATE): DDL waits in
+  ** busy_timeout at BEGIN, never on a table */
+  .ddl_lock_timeout = NULL,
   /* what loam writes (INTEGER for both integer types: it reads as the
   ** smaller), then common spellings of other schemas */
   .read_types = (const struct loam__typename[]) {
@@ -453,6 +458,13 @@ static const loam__dialect_desc pg_dialect = {
   .concurrent_index = 1,
   .validate_check = NULL,
   .fk_off_check = NULL,
+  .fk_off = NULL,
+  .fk_on = NULL,
+  /* an ALTER waiting for a busy table's lock queues every later query of
+  ** that table behind it; failing fast and retrying keeps the table
+  ** usable.  SET LOCAL: it ends with the transaction, which is all a
+  ** transaction-pooling proxy allows */
+  .ddl_lock_timeout = "SET LOCAL lock_timeout = ",
   /* format_type's spellings */
   .read_types = (const struct loam__typename[]) {
     { "integer", LOAM_COL_INTEGER }, { "bigint", LOAM_COL_BIGINT }, { "text", LOAM_COL_TEXT },

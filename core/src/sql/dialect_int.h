@@ -153,6 +153,14 @@ typedef struct loam__dialect_desc {
   /* one row, one integer: non-zero when foreign keys are enforced (a
   ** table rebuild needs them off), or NULL */
   const char *fk_off_check;
+  /* around a transaction that rebuilds a table: foreign keys off, and on again; or NULL */
+  const char *fk_off;
+  const char *fk_on;
+
+  /* The migration runner (migrate/migrate.c) */
+  /* in a migration's transaction, completed by milliseconds: how long DDL
+  ** waits for a table lock before it fails (and is retried); NULL: none */
+  const char *ddl_lock_timeout;
 } loam__dialect_desc;
 
 
@@ -170,6 +178,13 @@ LOAMI_FUNC int loam__ddl_column (const char *table, const loam_column_def *c,
 LOAMI_FUNC int loam__ddl_column_parts (const char *table, const loam_column_def *c,
                                        loam_backend backend, loam__buf *type, loam__buf *def,
                                        loam_error *err);
+/*
+** Appends FOREIGN KEY ("c1", ...) REFERENCES "t" ("r1", ...) and the
+** actions other than NO ACTION ('n' columns on each side, checked).
+*/
+LOAMI_FUNC void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref_table,
+                                     const char *const *ref_cols, int n,
+                                     loam_fk_action on_delete, loam_fk_action on_update);
 /* "CASCADE", "SET NULL"...; NULL for an unknown action. */
 LOAMI_FUNC const char *loam__fk_action_sql (loam_fk_action a);
 
