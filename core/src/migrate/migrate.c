@@ -189,8 +189,9 @@ static int ddl (Run *r, const loam_table_def *t) {
 /*
 ** Creates the history, journal and lock tables where missing.  Two
 ** migrators may both find one missing: on PostgreSQL the second CREATE
-** TABLE IF NOT EXISTS can still fail on the catalog's own key, and is then
-** tried once more, when the table is there.
+** TABLE IF NOT EXISTS can still fail (the relation exists, or the
+** catalog's own key refuses a second row type), and a failure is then no
+** failure when the table is there.
 */
 static int ensure (Run *r) {
   static const char *const pk_steps[] = { "version", "step" };
@@ -229,10 +230,10 @@ static int ensure (Run *r) {
     int exists = 0;
     t[i].if_not_exists = 1;
     if (loam_table_exists(r->c, t[i].name, &exists, r->err) != LOAM_OK) return LOAM_ERROR;
-    if (exists) continue;
-    if (ddl(r, &t[i]) != LOAM_OK &&
-        (r->err == NULL || r->err->code != LOAM_E_UNIQUE_VIOLATION || ddl(r, &t[i]) != LOAM_OK))
-      return LOAM_ERROR;
+    if (exists || ddl(r, &t[i]) == LOAM_OK) continue;
+    if (loam_table_exists(r->c, t[i].name, &exists, NULL) != LOAM_OK || !exists)
+      return LOAM_ERROR;              /* the error of the CREATE TABLE */
+    loam_error_clear(r->err);
   }
   return LOAM_OK;
 }

@@ -73,6 +73,13 @@ LOAMI_FUNC int loam__sqlite_same_name (const char *a, const char *b);
 ** Migration operations (ops.c, rebuild.c)
 ** ======================================================================= */
 
+/*
+** True when the SQL text 'sql' names column 'c' as a word, bare or quoted
+** (rebuild.c).  A word of the same spelling in a string literal counts
+** too: the answer errs towards "it does".
+*/
+LOAMI_FUNC int loam__sql_mentions (const char *sql, const char *c);
+
 /* The name of operation kind 'kind' for messages ("add_column"). */
 LOAMI_FUNC const char *loam__op_name (int kind);
 

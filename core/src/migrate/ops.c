@@ -210,8 +210,10 @@ static int alterkind (const loam_op *op) {
 ** The cases in which SQLite's limited ALTERs need the rebuild (see the
 ** comment of its 'alter' table in dialect.c): ADD COLUMN of a key, a
 ** unique or a referencing column, or of one whose default SQLite cannot
-** add in place; DROP COLUMN of a column that a key, a unique constraint
-** or a foreign key names.
+** add in place; DROP COLUMN of a column that a key, a unique constraint,
+** a foreign key, an index or a check names, where SQLite's DROP COLUMN
+** refuses while PostgreSQL's drops those along with the column: the
+** rebuild leaves them out, so both backends end alike.
 */
 static int limited (const loam_op *op, const loam_db_table *t) {
   const loam_column_def *c = &op->column;
@@ -231,6 +233,16 @@ static int limited (const loam_op *op, const loam_db_table *t) {
   for (i = 0; i < t->nfks; i++)
     for (j = 0; j < t->fks[i].ncolumns; j++)
       if (strcmp(t->fks[i].columns[j], op->name) == 0) return 1;
+  for (i = 0; i < t->nchecks; i++)
+    if (loam__sql_mentions(t->checks[i].sql, op->name)) return 1;
+  for (i = 0; i < t->nindexes; i++) {
+    const loam_db_index *x = &t->indexes[i];
+    if (x->where != NULL && loam__sql_mentions(x->where, op->name)) return 1;
+    for (j = 0; j < x->ncolumns; j++)
+      if ((x->columns[j] != NULL && strcmp(x->columns[j], op->name) == 0) ||
+          (x->exprs[j] != NULL && loam__sql_mentions(x->exprs[j], op->name)))
+        return 1;
+  }
   return 0;
 }
 

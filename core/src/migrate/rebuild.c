@@ -76,8 +76,7 @@ static int has (const char *const *cols, int n, const char *name) {
 }
 
 
-/* True when the predicate 'sql' names column 'c' (bare or quoted). */
-static int mentions (const char *sql, const char *c) {
+int loam__sql_mentions (const char *sql, const char *c) {
   size_t n = strlen(c);
   const char *p = sql;
   while ((p = strstr(p, c)) != NULL) {
@@ -169,7 +168,7 @@ static int apply (W *w) {
         if (!has(w->fks[i].columns, w->fks[i].ncolumns, c->name)) w->fks[n++] = w->fks[i];
       w->nfks = n;
       for (i = n = 0; i < w->nchecks; i++)
-        if (!mentions(w->checks[i].sql, c->name))
+        if (!loam__sql_mentions(w->checks[i].sql, c->name))
           ((loam_db_check *)w->checks)[n++] = w->checks[i];
       w->nchecks = n;
       break;
@@ -221,6 +220,17 @@ static int apply (W *w) {
 /* A key over the dropped column goes with it. */
 static int keeps (const W *w, const char *const *cols, int n) {
   return w->dropped == NULL || !has(cols, n, w->dropped);
+}
+
+
+/* And so does an index that names it: as a key part, in an expression or its predicate. */
+static int keepsindex (const W *w, const loam_db_index *x) {
+  int i;
+  if (w->dropped == NULL) return 1;
+  if (x->where != NULL && loam__sql_mentions(x->where, w->dropped)) return 0;
+  for (i = 0; i < x->ncolumns; i++)
+    if (x->exprs[i] != NULL && loam__sql_mentions(x->exprs[i], w->dropped)) return 0;
+  return keeps(w, x->columns, x->ncolumns);
 }
 
 
@@ -353,7 +363,7 @@ int loam__rebuild (loam__buf *texts, loam_sql_kind *kinds, int *n, const loam_op
     kinds[(*n)++] = LOAM_SQL_DDL;
     for (i = 0; i < t->nindexes; i++) {
       const loam_db_index *x = &t->indexes[i];
-      if (x->sql == NULL || !keeps(&w, x->columns, x->ncolumns)) continue;
+      if (x->sql == NULL || !keepsindex(&w, x)) continue;
       loam__buf_adds(texts, x->sql);
       loam__buf_addc(texts, '\0');
       kinds[(*n)++] = LOAM_SQL_DDL;
