@@ -74,7 +74,7 @@ READLINE_LIBS   = $(eval READLINE_LIBS := $$(shell $(PKG_CONFIG) --exists readli
 
 # The core's folders are its layers, lowest first; a file includes
 # headers of its own layer or lower ones only (scripts/check-layers).
-CORE_LAYERS := base sql conn pool load
+CORE_LAYERS := base sql conn pool load migrate
 CORE_SRC  := $(foreach l,$(CORE_LAYERS),$(wildcard core/src/$(l)/*.c))
 BIND_SRC  := $(filter-out bindings/loam_main.c,$(wildcard bindings/*.c))
 HOST_SRC  := bindings/loam_main.c

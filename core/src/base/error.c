@@ -43,6 +43,9 @@ static const char *const codenames[LOAM_E__COUNT] = {
   "undefined_function",
   "canceled",
   "pool_timeout",
+  "locked",
+  "checksum_mismatch",
+  "migration_conflict",
 };
 
 

@@ -270,6 +270,18 @@ LOAMI_FUNC loam_rendered *loam__rendered_text (const char *sql, size_t len, loam
 LOAMI_FUNC int loam__insert_text (loam_qb *qb, const loam_qstmt *st, loam_backend dialect,
                                   int rows, loam__buf *out, loam_error *err);
 
+/*
+** A result of 'n' statements (render.c): the texts 'texts' with the kinds
+** 'kinds', the 'nparams' values 'params' bound to the first one; all
+** copied.  NULL when out of memory or 'n' < 1.
+*/
+LOAMI_FUNC loam_rendered *loam__rendered_list (int n, const char *const *texts,
+                                               const loam_sql_kind *kinds,
+                                               const loam_value *params, int nparams);
+
+/* The kind of raw SQL, read from its first keyword (conn.c). */
+LOAMI_FUNC loam_sql_kind loam__sql_classify (const char *sql);
+
 /* 'loam_query' with the kind already known (conn.c). */
 LOAMI_FUNC int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind,
                             const loam_value *params, int nparams, int flags, loam_stmt **out,

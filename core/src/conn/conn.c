@@ -10,7 +10,7 @@
 **
 ** It is also the one place where raw SQL text is read for what it does:
 ** 'loam_query' and 'loam_exec' classify it once, by its first keyword
-** ('classify'), and hand the drivers that kind, exactly as a rendered
+** ('loam__sql_classify'), and hand the drivers that kind, exactly as a rendered
 ** statement ('loam_query_rendered') hands them its own.  A driver never
 ** looks at the text to decide, so rendered SQL is never read twice and
 ** two drivers cannot disagree about one text.
@@ -178,10 +178,11 @@ static const struct { const char *kw; loam_sql_kind kind; } keywords[] = {
 /*
 ** The kind of raw SQL, from its first keyword only: a statement that
 ** starts otherwise ('WITH', 'PRAGMA', ...) is LOAM_SQL_UNKNOWN, which the
-** drivers treat as a plain statement (no rowid, cached).
+** drivers treat as a plain statement (no rowid, cached), and so is NULL.
 */
-static loam_sql_kind classify (const char *sql) {
+loam_sql_kind loam__sql_classify (const char *sql) {
   size_t i;
+  if (sql == NULL) return LOAM_SQL_UNKNOWN;
   for (i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
     if (loam__sql_starts_with(sql, keywords[i].kw)) return keywords[i].kind;
   return LOAM_SQL_UNKNOWN;
@@ -190,8 +191,7 @@ static loam_sql_kind classify (const char *sql) {
 
 int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                 int flags, loam_stmt **out, loam_error *err) {
-  return loam__query(c, sql, sql != NULL ? classify(sql) : LOAM_SQL_UNKNOWN, params, nparams,
-                     flags, out, err);
+  return loam__query(c, sql, loam__sql_classify(sql), params, nparams, flags, out, err);
 }
 
 
@@ -328,8 +328,7 @@ void loam_stmt_close (loam_stmt *s) {
 
 int loam_exec (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                int64_t *changes, int64_t *id, int *has_id, loam_error *err) {
-  return loam__exec(c, sql, sql != NULL ? classify(sql) : LOAM_SQL_UNKNOWN, params, nparams,
-                    changes, id, has_id, err);
+  return loam__exec(c, sql, loam__sql_classify(sql), params, nparams, changes, id, has_id, err);
 }
 
 

@@ -802,7 +802,7 @@ int loam_render_create_table (const loam_table_def *def, loam_backend backend,
 }
 
 
-static int createindex (R *r, const loam_index_def *x) {
+static int createindex (R *r, const loam_index_def *x, int concurrently) {
   loam__buf *b = &r->b;
   const char *name;
   size_t namelen;
@@ -834,6 +834,7 @@ static int createindex (R *r, const loam_index_def *x) {
   if (x->where != NULL && x->where[0] == '\0')
     return fail(r, "index '%.*s' has an empty WHERE predicate", (int)namelen, name);
   loam__buf_adds(b, x->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
+  if (concurrently) loam__buf_adds(b, "CONCURRENTLY ");
   if (x->if_not_exists) loam__buf_adds(b, "IF NOT EXISTS ");
   loam__buf_ident(b, name, namelen);
   loam__buf_adds(b, " ON ");
@@ -849,12 +850,94 @@ static int createindex (R *r, const loam_index_def *x) {
 }
 
 
-int loam_render_create_index (const loam_index_def *def, loam_backend backend,
-                              loam_rendered **out, loam_error *err) {
+int loam__render_index (const loam_index_def *def, loam_backend backend, int concurrently,
+                        loam_rendered **out, loam_error *err) {
   R r;
   int rc = start(&r, backend, out, err);
-  if (rc == LOAM_OK) rc = createindex(&r, def);
+  if (rc == LOAM_OK) rc = createindex(&r, def, concurrently);
   return finish(&r, rc, out);
+}
+
+
+int loam_render_create_index (const loam_index_def *def, loam_backend backend,
+                              loam_rendered **out, loam_error *err) {
+  return loam__render_index(def, backend, 0, out, err);
+}
+
+
+/*
+** One column of 'table' outside a CREATE TABLE (ALTER TABLE ADD COLUMN,
+** ALTER COLUMN): checked as the table's own columns are.  With 'whole'
+** the full definition goes to 'def'; otherwise 'type' receives the type
+** and 'def' the default expression ('def' stays empty without one).
+*/
+static int column (const char *table, const loam_column_def *c, loam_backend backend,
+                   int whole, loam__buf *type, loam__buf *def, loam_error *err) {
+  R r;
+  loam_table_def t;
+  int rc;
+  memset(&t, 0, sizeof t);
+  if (start(&r, backend, &(loam_rendered *){ NULL }, err) != LOAM_OK) return LOAM_ERROR;
+  rc = checkident(&r, table, "table name");
+  r.table = table;
+  t.name = table;
+  t.columns = c;
+  t.ncolumns = 1;
+  if (rc == LOAM_OK) rc = checkident(&r, c->name, "column name");
+  if (rc == LOAM_OK && whole) rc = addcolumn(&r, &t, c);
+  else if (rc == LOAM_OK) {
+    rc = checkoptions(&r, c);
+    if (rc == LOAM_OK) rc = checkdefault(&r, c, c->not_null);
+    if (rc == LOAM_OK) {
+      addtype(&r, c);
+      loam__buf_add(type, r.b.p, r.b.len);
+      loam__buf_reset(&r.b);
+      if (c->defval.kind != LOAM_DEFAULT_NONE) {
+        adddefault(&r, c);
+        /* without the leading " DEFAULT " */
+        loam__buf_add(def, r.b.p + 9, r.b.len - 9);
+      }
+      loam__buf_reset(&r.b);
+    }
+  }
+  if (rc == LOAM_OK && whole) loam__buf_add(def, r.b.p, r.b.len);
+  if (rc == LOAM_OK && (r.b.oom || (type != NULL && type->oom) || def->oom))
+    rc = loam__err_nomem(err);
+  loam__buf_free(&r.b);
+  loam__buf_free(&r.names);
+  loam__buf_free(&r.tmp);
+  return rc;
+}
+
+
+int loam__ddl_column (const char *table, const loam_column_def *c, loam_backend backend,
+                      loam__buf *out, loam_error *err) {
+  return column(table, c, backend, 1, NULL, out, err);
+}
+
+
+int loam__ddl_column_parts (const char *table, const loam_column_def *c, loam_backend backend,
+                            loam__buf *type, loam__buf *def, loam_error *err) {
+  return column(table, c, backend, 0, type, def, err);
+}
+
+
+void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref_table,
+                          const char *const *ref_cols, int n, loam_fk_action on_delete,
+                          loam_fk_action on_update) {
+  loam__buf_adds(b, "FOREIGN KEY ");
+  addcollist(b, cols, n);
+  loam__buf_adds(b, " REFERENCES ");
+  loam__buf_ident(b, ref_table, strlen(ref_table));
+  loam__buf_addc(b, ' ');
+  addcollist(b, ref_cols, n);
+  addaction(b, "DELETE", on_delete);
+  addaction(b, "UPDATE", on_update);
+}
+
+
+const char *loam__fk_action_sql (loam_fk_action a) {
+  return (unsigned)a <= LOAM_FK_SET_DEFAULT ? actions[a] : NULL;
 }
 
 

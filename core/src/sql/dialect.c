@@ -222,6 +222,8 @@ static const loam__dialect_desc sqlite_dialect = {
   /* ':name', '@name' and '$name' are SQLite's named parameters, which the
   ** driver refuses once SQLite counts them */
   .named_marks = ":@$",
+  /* BEGIN stmt; stmt; END: one statement, as sqlite3_complete reads it */
+  .trigger_bodies = 1,
   .keys_sql = lite_keys_sql,
   .keys_param = lite_keys_param,
   .keys_type = LOAM_BLOB,
@@ -296,9 +298,66 @@ static const loam__dialect_desc sqlite_dialect = {
   },
   /* 'main.sqlite_master' lists the main database alone, not attached
   ** ones or the temp schema, where unqualified CREATE TABLE writes */
-  .table_exists = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?"
+  .table_exists = "SELECT count(*) FROM main.sqlite_master WHERE type = 'table' AND name = ?",
+  /* the pragmas as table-valued functions, each asked for the main
+  ** database; SQLite's own tables ('sqlite_sequence', 'sqlite_stat1') are
+  ** no part of the user's schema */
+  .cat_tables = "SELECT name, sql FROM main.sqlite_schema WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+  /* hidden 0: ordinary columns (1 marks a virtual table's hidden ones) */
+  .cat_columns = "SELECT name, type, \"notnull\", dflt_value, 0 "
+                 "FROM pragma_table_xinfo(?1, 'main') WHERE hidden = 0 ORDER BY cid",
+  .cat_keys = "SELECT 'p' AS kind, 0 AS grp, NULL, name, NULL, NULL, NULL, NULL, 1, pk AS ord "
+              "FROM pragma_table_info(?1, 'main') WHERE pk > 0 "
+              "UNION ALL SELECT 'u', l.seq, NULL, i.name, NULL, NULL, NULL, NULL, 1, i.seqno "
+              "FROM pragma_index_list(?1, 'main') AS l, pragma_index_info(l.name, 'main') AS i "
+              "WHERE l.origin = 'u' "
+              "UNION ALL SELECT 'f', id, NULL, \"from\", \"table\", \"to\", on_update, "
+              "on_delete, 1, seq FROM pragma_foreign_key_list(?1, 'main') "
+              "ORDER BY kind, grp, ord",
+  .cat_checks = NULL,
+  /* key 1: the key parts, not the rowid every SQLite index ends with;
+  ** origin 'c': made by CREATE INDEX, not for a constraint */
+  .cat_indexes = "SELECT l.name, l.\"unique\", 1, NULL, x.name, NULL, s.sql "
+                 "FROM pragma_index_list(?1, 'main') AS l, pragma_index_xinfo(l.name, 'main') AS x, "
+                 "main.sqlite_schema AS s "
+                 "WHERE l.origin = 'c' AND x.key = 1 AND s.type = 'index' AND s.name = l.name "
+                 "ORDER BY l.name, x.seqno",
+  .cat_triggers = "SELECT sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1 "
+                  "ORDER BY name",
+  .names_in_sql = 1,
+  .rowid_alias = 1,
+  /* SQLite builds an index under the write lock of its transaction */
+  .concurrent_index = 0,
+  /* a foreign key is checked as rows are written, never later: checking
+  ** one is asking the pragma for the rows that break it */
+  .validate_check = "SELECT * FROM pragma_foreign_key_check(",
+  .fk_off_check = "PRAGMA foreign_keys",
+  .fk_off = "PRAGMA foreign_keys = OFF",
+  .fk_on = "PRAGMA foreign_keys = ON",
+  /* one writer holds the database (BEGIN IMMEDIATE): DDL waits in
+  ** busy_timeout at BEGIN, never on a table */
+  .ddl_lock_timeout = NULL,
+  /* what loam writes (INTEGER for both integer types: it reads as the
+  ** smaller), then common spellings of other schemas */
+  .read_types = (const struct loam__typename[]) {
+    { "INTEGER", LOAM_COL_INTEGER }, { "INT", LOAM_COL_INTEGER },
+    { "BIGINT", LOAM_COL_BIGINT }, { "TEXT", LOAM_COL_TEXT }, { "VARCHAR", LOAM_COL_TEXT },
+    { "NUMERIC", LOAM_COL_NUMERIC }, { "DECIMAL", LOAM_COL_NUMERIC },
+    { "BOOLEAN", LOAM_COL_BOOLEAN }, { "REAL", LOAM_COL_FLOAT }, { "DOUBLE", LOAM_COL_FLOAT },
+    { "DATE", LOAM_COL_DATE }, { "TIMESTAMP", LOAM_COL_TIMESTAMP }, { "BLOB", LOAM_COL_BLOB },
+    { NULL, 0 }
+  }
 };
 
+
+/* The oid of the table named by parameter 1 in the current schema. */
+#define PG_REL "(SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " \
+               "WHERE n.nspname = current_schema() AND c.relname = $1 AND c.relkind IN ('r', 'p'))"
+
+/* A referential action of pg_constraint, spelled as in SQL. */
+#define PG_ACTION(col) "CASE k." col " WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' " \
+                       "WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END"
 
 static const loam__dialect_desc pg_dialect = {
   .backend = LOAM_POSTGRES,
@@ -311,6 +370,8 @@ static const loam__dialect_desc pg_dialect = {
   .stores_nan = 1,
   .literal_qmark = 1,
   .named_marks = NULL,
+  /* a trigger runs a function: its body is elsewhere */
+  .trigger_bodies = 0,
   .keys_sql = pg_keys_sql,
   .keys_param = pg_keys_param,
   .keys_type = LOAM_TEXT,
@@ -361,7 +422,66 @@ static const loam__dialect_desc pg_dialect = {
   ** connection's search_path; views are left out, as SQLite's are */
   .table_exists = "SELECT count(*) FROM information_schema.tables "
                   "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
-                  "AND table_name = ?"
+                  "AND table_name = ?",
+  /* pg_catalog rather than information_schema: only it has index
+  ** expressions and predicates, NOT VALID, identity and the referential
+  ** actions of every constraint, whoever owns the table */
+  .cat_tables = "SELECT c.relname, NULL FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')",
+  .cat_columns = "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+                 "pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' "
+                 "FROM pg_attribute a LEFT JOIN pg_attrdef d "
+                 "ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                 "WHERE a.attrelid = " PG_REL " AND a.attnum > 0 AND NOT a.attisdropped "
+                 "ORDER BY a.attnum",
+  .cat_keys = "SELECT k.contype::text, k.oid::int8, k.conname, a.attname, fc.relname, fa.attname, "
+              PG_ACTION("confupdtype") ", " PG_ACTION("confdeltype") ", k.convalidated "
+              "FROM pg_constraint k "
+              "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY AS u(att, fatt, ord) "
+              "JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.att "
+              "LEFT JOIN pg_class fc ON fc.oid = k.confrelid "
+              "LEFT JOIN pg_attribute fa ON fa.attrelid = k.confrelid AND fa.attnum = u.fatt "
+              "WHERE k.conrelid = " PG_REL " AND k.contype IN ('p', 'u', 'f') "
+              "ORDER BY k.contype, k.oid, u.ord",
+  .cat_checks = "SELECT conname, pg_get_expr(conbin, conrelid), convalidated FROM pg_constraint "
+                "WHERE conrelid = " PG_REL " AND contype = 'c'",
+  /* indnkeyatts: the key parts, not the INCLUDE columns; an expression's
+  ** attnum is 0 and pg_get_indexdef gives its text */
+  .cat_indexes = "SELECT ic.relname, i.indisunique, i.indisvalid, pg_get_expr(i.indpred, i.indrelid), "
+                 "a.attname, CASE WHEN u.att = 0 "
+                 "THEN pg_get_indexdef(i.indexrelid, u.ord::int, true) END, NULL "
+                 "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
+                 "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS u(att, ord) "
+                 "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.att "
+                 "WHERE i.indrelid = " PG_REL " AND u.ord <= i.indnkeyatts "
+                 "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+                 "AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')) "
+                 "ORDER BY ic.relname, u.ord",
+  /* a rebuild never happens, so triggers are never recreated */
+  .cat_triggers = NULL,
+  .names_in_sql = 0,
+  .rowid_alias = 0,
+  /* a concurrent build takes no lock that blocks writes to the table */
+  .concurrent_index = 1,
+  .validate_check = NULL,
+  .fk_off_check = NULL,
+  .fk_off = NULL,
+  .fk_on = NULL,
+  /* an ALTER waiting for a busy table's lock queues every later query of
+  ** that table behind it; failing fast and retrying keeps the table
+  ** usable.  SET LOCAL: it ends with the transaction, which is all a
+  ** transaction-pooling proxy allows */
+  .ddl_lock_timeout = "SET LOCAL lock_timeout = ",
+  /* format_type's spellings */
+  .read_types = (const struct loam__typename[]) {
+    { "integer", LOAM_COL_INTEGER }, { "bigint", LOAM_COL_BIGINT }, { "text", LOAM_COL_TEXT },
+    { "character varying", LOAM_COL_TEXT }, { "numeric", LOAM_COL_NUMERIC },
+    { "boolean", LOAM_COL_BOOLEAN }, { "double precision", LOAM_COL_FLOAT },
+    { "date", LOAM_COL_DATE }, { "timestamp with time zone", LOAM_COL_TIMESTAMP },
+    { "jsonb", LOAM_COL_JSON }, { "bytea", LOAM_COL_BLOB },
+    { NULL, 0 }
+  }
 };
 
 

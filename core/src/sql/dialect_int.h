@@ -57,6 +57,7 @@ typedef struct loam__dialect_desc {
   int literal_qmark;             /* '??' in raw SQL means a literal '?' operator */
   const char *named_marks;       /* marks that, glued to a name, make a named parameter the
                                     backend reads and loam refuses, or NULL */
+  int trigger_bodies;            /* CREATE TRIGGER holds statements ending in ';' up to END */
 
   /* IN lists: the key set is bound whole, so the text depends only on its shape */
   /*
@@ -117,7 +118,82 @@ typedef struct loam__dialect_desc {
   /* One row, one integer column: how many tables the name '?' has where
   ** an unqualified name is created (0 or 1) */
   const char *table_exists;
+
+  /*
+  ** Introspection (migrate/introspect.c).  Each query but 'cat_tables'
+  ** takes the table name as its one parameter, and each returns the
+  ** columns its comment lists, in that order.
+  */
+  /* (name, create_sql): every table an unqualified name reaches */
+  const char *cat_tables;
+  /* (name, type, not_null, default_sql, generated), in table order */
+  const char *cat_columns;
+  /* (kind 'p' | 'u' | 'f', group, name, column, ref_table, ref_column,
+  ** on_update, on_delete, validated): a row per key column, the rows of
+  ** one constraint together (same kind and group) and in key order; the
+  ** actions spelled as in SQL ("SET NULL") */
+  const char *cat_keys;
+  /* (name, predicate, validated), or NULL: see 'names_in_sql' */
+  const char *cat_checks;
+  /* (name, unique, valid, predicate, column, expression, create_sql): a
+  ** row per key part of every index no constraint owns, in key order */
+  const char *cat_indexes;
+  /* (create_sql) of each trigger of the table, or NULL: none to keep */
+  const char *cat_triggers;
+  /* the catalog keeps constraint names, checks, index expressions and
+  ** index predicates only in the CREATE text ('create_sql' above) */
+  int names_in_sql;
+  /* a sole INTEGER primary key column is the generated rowid */
+  int rowid_alias;
+  /* how the catalog spells each loam type: the type name before any
+  ** '(...)', compared without case; the first match wins; ended by NULL */
+  const struct loam__typename { const char *name; int type; } *read_types;
+
+  /* Migration operations (migrate/ops.c) */
+  int concurrent_index;          /* CREATE/DROP INDEX CONCURRENTLY, outside a transaction */
+  /* the start of a query, completed by a table name literal and ')', whose
+  ** rows are the rows that break a foreign key; NULL: the backend
+  ** validates a constraint itself */
+  const char *validate_check;
+  /* one row, one integer: non-zero when foreign keys are enforced (a
+  ** table rebuild needs them off), or NULL */
+  const char *fk_off_check;
+  /* around a transaction that rebuilds a table: foreign keys off, and on again; or NULL */
+  const char *fk_off;
+  const char *fk_on;
+
+  /* The migration runner (migrate/migrate.c) */
+  /* in a migration's transaction, completed by milliseconds: how long DDL
+  ** waits for a table lock before it fails (and is retried); NULL: none */
+  const char *ddl_lock_timeout;
 } loam__dialect_desc;
+
+
+/* {======================================================================
+** DDL pieces for the migration operations (ddl.c)
+** ======================================================================= */
+
+/* 'loam_render_create_index', with CREATE INDEX CONCURRENTLY when 'concurrently'. */
+LOAMI_FUNC int loam__render_index (const loam_index_def *def, loam_backend backend,
+                                   int concurrently, loam_rendered **out, loam_error *err);
+/* Appends to 'out' the definition of column 'c' of 'table', checked as CREATE TABLE checks it. */
+LOAMI_FUNC int loam__ddl_column (const char *table, const loam_column_def *c,
+                                 loam_backend backend, loam__buf *out, loam_error *err);
+/* Appends the type of 'c' to 'type' and its default expression (if any) to 'def'. */
+LOAMI_FUNC int loam__ddl_column_parts (const char *table, const loam_column_def *c,
+                                       loam_backend backend, loam__buf *type, loam__buf *def,
+                                       loam_error *err);
+/*
+** Appends FOREIGN KEY ("c1", ...) REFERENCES "t" ("r1", ...) and the
+** actions other than NO ACTION ('n' columns on each side, checked).
+*/
+LOAMI_FUNC void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref_table,
+                                     const char *const *ref_cols, int n,
+                                     loam_fk_action on_delete, loam_fk_action on_update);
+/* "CASCADE", "SET NULL"...; NULL for an unknown action. */
+LOAMI_FUNC const char *loam__fk_action_sql (loam_fk_action a);
+
+/* }====================================================================== */
 
 
 /* The dialect of 'backend', or NULL when there is no such backend. */

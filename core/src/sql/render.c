@@ -779,6 +779,47 @@ static loam_rendered *build (R *r, loam_sql_kind kind) {
 }
 
 
+loam_rendered *loam__rendered_list (int n, const char *const *texts, const loam_sql_kind *kinds,
+                                    const loam_value *params, int nparams) {
+  loam_rendered *s;
+  size_t size = sizeof *s + sizeof *s->c * (size_t)n + sizeof(loam_value) * (size_t)nparams;
+  size_t off;
+  loam_value *pv;
+  char *own;
+  int i;
+  if (n <= 0) return NULL;
+  for (i = 0; i < n; i++) size += strlen(texts[i]) + 1;
+  for (i = 0; i < nparams; i++)
+    if (params[i].type == LOAM_TEXT || params[i].type == LOAM_BLOB) size += params[i].u.s.len + 1;
+  if ((s = malloc(size)) == NULL) return NULL;
+  s->n = n;
+  s->c = (struct loam__rchunk *)(s + 1);
+  pv = (loam_value *)(s->c + n);
+  own = (char *)(pv + nparams);
+  off = 0;
+  for (i = 0; i < nparams; i++) {
+    pv[i] = params[i];
+    if (params[i].type == LOAM_TEXT || params[i].type == LOAM_BLOB) {
+      if (params[i].u.s.len > 0) memcpy(own + off, params[i].u.s.ptr, params[i].u.s.len);
+      own[off + params[i].u.s.len] = '\0';
+      pv[i].u.s.ptr = own + off;
+      off += params[i].u.s.len + 1;
+    }
+  }
+  for (i = 0; i < n; i++) {
+    size_t len = strlen(texts[i]);
+    memcpy(own + off, texts[i], len + 1);
+    s->c[i].text = own + off;
+    s->c[i].len = len;
+    s->c[i].params = (i == 0 && nparams > 0) ? pv : NULL;
+    s->c[i].np = i == 0 ? nparams : 0;
+    s->c[i].kind = kinds[i];
+    off += len + 1;
+  }
+  return s;
+}
+
+
 loam_rendered *loam__rendered_text (const char *sql, size_t len, loam_sql_kind kind) {
   loam_rendered *s;
   char *text;

@@ -229,15 +229,56 @@ static void glue_guard (loam__buf *out, const char *sql, const char *p, int prev
 ** and '?n' mean the n-th parameter on both (SQLite alone would number a
 ** '$2' by its first appearance, as a named parameter).
 */
+/* True when the word token 'p'..'e' is 'kw' (upper-case), in any case. */
+static int word_is (const char *p, const char *e, const char *kw) {
+  size_t n = strlen(kw), i;
+  if ((size_t)(e - p) != n) return 0;
+  for (i = 0; i < n; i++)
+    if (toupper((unsigned char)p[i]) != kw[i]) return 0;
+  return 1;
+}
+
+
+/*
+** True when 'sql' is CREATE [TEMP|TEMPORARY] TRIGGER: its body holds
+** statements of its own, each ending with ';', and the trigger ends at
+** the ';' after the END that closes no CASE expression.
+*/
+static int is_trigger (const char *sql) {
+  const char *p = sql, *e;
+  int kind, i;
+  for (i = 0; i < 3; i++) {
+    do { e = loam__sql_token(p, &kind); if (kind == LOAM__TK_SPACE) p = e; }
+    while (kind == LOAM__TK_SPACE);
+    if (kind != LOAM__TK_WORD) return 0;
+    if (i == 0 && !word_is(p, e, "CREATE")) return 0;
+    if (i > 0 && word_is(p, e, "TRIGGER")) return 1;
+    if (i == 1 && !word_is(p, e, "TEMP") && !word_is(p, e, "TEMPORARY")) return 0;
+    p = e;
+  }
+  return 0;
+}
+
+
 int loam__sql_params (const char *sql, loam_backend backend, loam__buf *out, int *nparams,
                       loam_error *err) {
   const loam__dialect_desc *d = loam__dialect(backend);
   const char *p, *next, *run = sql;
   scan sc = { 0, 0, NULL, NULL };
   int kind, n = 0, rc = LOAM_OK, prev = LOAM__TK_SPACE;
+  int trigger, after_end = 0;     /* in a trigger: the last word was END of no CASE */
+  int cases = 0;                  /* in a trigger: CASE expressions open */
   if (d == NULL) return loam__err(err, LOAM_E_MISUSE, "SQL: unknown backend (%d)", (int)backend);
+  trigger = d->trigger_bodies && is_trigger(sql);
   for (p = sql; (next = loam__sql_token(p, &kind)), kind != LOAM__TK_END;
        prev = kind, p = next) {
+    if (trigger && kind != LOAM__TK_SPACE) {
+      int end = kind == LOAM__TK_WORD && word_is(p, next, "END");
+      if (kind == LOAM__TK_WORD && word_is(p, next, "CASE")) cases++;
+      if (end && cases > 0) { cases--; end = 0; }
+      if (kind == LOAM__TK_PUNCT && *p == ';' && !after_end) continue;
+      after_end = end;
+    }
     if (kind == LOAM__TK_PARAM && next == p + 1) {    /* a positional '?' */
       sc.npos++;
       loam__buf_add(out, run, (size_t)(p - run));
