@@ -75,9 +75,9 @@ local model = {}
 local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
--- changed.  Kept aside, weakly, so an instance holds only its columns.
+-- changed, are its state (loam.instance) under the fields' names.
 local WEAK_KEYS = { __mode = "k" }
-local snapshots = setmetatable({}, WEAK_KEYS)
+local state = instance.state
 
 local Model = { __name = "loam.Model" }
 Model.__index = Model
@@ -207,17 +207,17 @@ end
 -- The values 'inst' had when loaded or last saved.  A table given the
 -- instance metatable by hand has none: all its values count as changed.
 local function snapshot(inst)
-  return snapshots[inst] or {}
+  return state[inst] or {}
 end
 
--- Makes 'row' (all columns, fresh from the database) the state of 'inst'.
+-- Makes 'row' (all columns, fresh from the database) the values of 'inst'
+-- and of its snapshot; the rest of its state stays.
 local function refresh(inst, row)
-  local snap = {}
+  local snap = instance.of(inst)
   for k, v in next, row do
     rawset(inst, k, v)
     snap[k] = v
   end
-  snapshots[inst] = snap
 end
 
 -- Whether the name arrays 'a' and 'b' are equal, compared without making
@@ -579,7 +579,7 @@ function instance_meta(M)
     local rel = rels[key]
     if rel ~= nil then return relation.read(inst, rel) end
     if map[key] ~= nil then
-      local snap = snapshots[inst]
+      local snap = state[inst]
       if snap ~= nil and snap[key] ~= nil then
         raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
           label(M, key)), { model = M.table, column = key, field = key })
@@ -673,11 +673,12 @@ function Model:coerce(name, v)
   return out
 end
 
--- The row itself becomes the instance: loading costs one snapshot copy.
+-- The row itself becomes the instance: loading costs one snapshot copy,
+-- which is the instance's state.
 function Model:_load(row)
   local snap = {}
   for k, v in next, row do snap[k] = v end
-  snapshots[row] = snap
+  state[row] = snap
   return setmetatable(row, self._meta)
 end
 
