@@ -9,18 +9,19 @@
 -- parents.  Parents that hold a relation already are skipped.  Each load
 -- sets the inverse relation when it is to-one, and tells loam.track.
 --
--- Loaded values live in a weak side table, never in the instance: columns
--- stay plain fields, to_table and save never see relations, and nothing a
--- table of columns holds can clash with them.  A to-one relation loaded
--- with no row holds NONE.  Every instance also remembers the result set it
--- came from, so that a lazy read loads the relation for all of its peers
--- in one query, and a strict read's error can name the include to add.
--- loam.relation reads both tables; only this module fills them.
+-- Loaded values live in the instance's state (loam.instance), never in the
+-- instance: columns stay plain fields, to_table and save never see
+-- relations, and nothing a table of columns holds can clash with them.  A
+-- to-one relation loaded with no row holds NONE.  Every instance also
+-- remembers the result set it came from, so that a lazy read loads the
+-- relation for all of its peers in one query, and a strict read's error
+-- can name the include to add.  loam.relation reads both; only this
+-- module sets them.
 --
 -- The module: loader.load(state, rows) (a query's rows made instances, with
 -- their includes), loader.adopt(rows, state), loader.preload(list, ...),
--- loader.load_peers(inst, rel, set) (a lazy read), and the side tables
--- loader.loaded, loader.peers and the marker loader.NONE.
+-- loader.load_peers(inst, rel, set) (a lazy read), and the marker
+-- loader.NONE.
 
 local core = require "loam.core"
 local errors = require "loam.errors"
