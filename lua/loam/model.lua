@@ -91,6 +91,9 @@ local instance_tostring
 -- The metatable of a model's instances, defined with the models.
 local instance_meta
 
+-- The snapshot copier of a model, defined with loading.
+local snapshot_maker
+
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
 
@@ -534,6 +537,7 @@ function model.new(db, tname, decls, opts)
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)
+  M._snapshot = snapshot_maker(M._names)
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
@@ -673,12 +677,24 @@ function Model:coerce(name, v)
   return out
 end
 
+-- A function that copies the fields 'names' of a row into a new table.
+-- It is one table constructor written for the model, so the table is made
+-- at its final size and each field is read by a constant key: copying
+-- with 'next' grows the table field by field.  Only fields are read by
+-- the snapshot's users, and a field the row lacks stays absent.
+function snapshot_maker(names)
+  local parts = {}
+  for i, name in ipairs(names) do
+    parts[i] = string.format("[%q] = row[%q]", name, name)
+  end
+  return assert(load("local row = ...\nreturn { " .. table.concat(parts, ", ") .. " }",
+    "=loam.model snapshot", "t", {}))
+end
+
 -- The row itself becomes the instance: loading costs one snapshot copy,
 -- which is the instance's state.
 function Model:_load(row)
-  local snap = {}
-  for k, v in next, row do snap[k] = v end
-  state[row] = snap
+  state[row] = self._snapshot(row)
   return setmetatable(row, self._meta)
 end
 
