@@ -715,6 +715,19 @@ end
 -- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
 function Model:find(...)
   local pk, n = self.primary_key, select("#", ...)
+  -- The usual call, one key value of a one-column key once the statement
+  -- is prepared, binds the coerced value straight away; every other call
+  -- (a table of keys, a missing value, the first call) takes the way below.
+  if n == 1 and #pk == 1 then
+    local v = ...
+    if v ~= nil and type(v) ~= "table" then
+      local p = self._find[self.db:connection()]
+      if p then
+        local rows = p:run(self:coerce(pk[1], v))
+        return rows[1] and self:_load(rows[1]) or nil
+      end
+    end
+  end
   if #pk == 0 then
     misuse(self, self.table .. ": find needs a primary key, and the model has none")
   end
