@@ -9,18 +9,19 @@
 -- parents.  Parents that hold a relation already are skipped.  Each load
 -- sets the inverse relation when it is to-one, and tells loam.track.
 --
--- Loaded values live in a weak side table, never in the instance: columns
--- stay plain fields, to_table and save never see relations, and nothing a
--- table of columns holds can clash with them.  A to-one relation loaded
--- with no row holds NONE.  Every instance also remembers the result set it
--- came from, so that a lazy read loads the relation for all of its peers
--- in one query, and a strict read's error can name the include to add.
--- loam.relation reads both tables; only this module fills them.
+-- Loaded values live in the instance's state (loam.instance), never in the
+-- instance: columns stay plain fields, to_table and save never see
+-- relations, and nothing a table of columns holds can clash with them.  A
+-- to-one relation loaded with no row holds NONE.  Every instance also
+-- remembers the result set it came from, so that a lazy read loads the
+-- relation for all of its peers in one query, and a strict read's error
+-- can name the include to add.  loam.relation reads both; only this
+-- module sets them.
 --
 -- The module: loader.load(state, rows) (a query's rows made instances, with
 -- their includes), loader.adopt(rows, state), loader.preload(list, ...),
--- loader.load_peers(inst, rel, set) (a lazy read), and the side tables
--- loader.loaded, loader.peers and the marker loader.NONE.
+-- loader.load_peers(inst, rel, set) (a lazy read), and the marker
+-- loader.NONE.
 
 local core = require "loam.core"
 local errors = require "loam.errors"
@@ -44,30 +45,31 @@ local loader = {}
 -- State kept beside instances
 -- =======================================================================
 
--- instance -> { relation name -> value }.  A to-one relation loaded with no
--- row holds NONE, so "loaded, nothing there" differs from "not loaded".
-local loaded = setmetatable({}, { __mode = "k" })
-local NONE = setmetatable({}, { __name = "loam.none" })
-
--- instance -> the result set it came from: { list = weak array of the
+-- The state of each instance (loam.instance) holds its loaded relations,
+-- keyed by relation object.  A to-one relation loaded with no row holds
+-- NONE, so "loaded, nothing there" differs from "not loaded".  Under
+-- PEERS it holds the result set it came from: { list = weak array of the
 -- instances, n = count, root = table name of the query's model, path =
 -- relation names from there, lazy = the query's lazy flag or nil }.  The
 -- list is weak so that one instance kept alive does not keep its peers.
-local peers = setmetatable({}, { __mode = "k" })
+-- Rows become instances (Model:_load, which makes their state) before
+-- relations are set on them.
+local state, PEERS = instance.state, instance.PEERS
+local state_of = instance.of
+local NONE = setmetatable({}, { __name = "loam.none" })
 local WEAK = { __mode = "v" }
 
-local function set_value(inst, name, v)
-  local t = loaded[inst]
-  if t == nil then
-    t = {}
-    loaded[inst] = t
-  end
-  t[name] = v
+-- Sets relation 'rel' of 'inst'.  An instance made by hand (given the
+-- metatable, never loaded) has no state yet.
+local function set_value(inst, rel, v)
+  local t = state[inst]
+  if t == nil then t = state_of(inst) end
+  t[rel] = v
 end
 
-local function is_loaded(inst, name)
-  local t = loaded[inst]
-  return t ~= nil and t[name] ~= nil
+local function is_loaded(inst, rel)
+  local t = state[inst]
+  return t ~= nil and t[rel] ~= nil
 end
 
 -- }======================================================================
@@ -148,9 +150,16 @@ local function split(plan, rows, st, firsts)
         first = false
       end
     end
+    -- The joined columns leave the row before it becomes an instance, and
+    -- it becomes one before relations are set on it.
+    for i = 1, #joined do got[i] = extract(row, joined[i]) or false end
+    if first then
+      M:_load(row)
+      out[#out + 1] = row
+    end
     for i = 1, #joined do
       local j, s = joined[i], st[i]
-      local child = extract(row, j)
+      local child = got[i] or nil
       if child ~= nil then
         local id = identity(child, j.model.primary_key)
         local made = id ~= nil and s.made[id]
@@ -166,29 +175,25 @@ local function split(plan, rows, st, firsts)
       local parent
       if j.parent == 0 then parent = owner else parent = got[j.parent] end
       if parent ~= nil then
-        local name = j.node.name
+        local rel = j.node.rel
         if not s.seen_parent[parent] then
           s.seen_parent[parent] = true
           s.parents[#s.parents + 1] = parent
           if j.collection then
-            set_value(parent, name, {})
+            set_value(parent, rel, {})
             s.members[parent] = {}
           end
         end
         if j.collection then
           if child ~= nil and not s.members[parent][child] then
             s.members[parent][child] = true
-            local list = loaded[parent][name]
+            local list = state[parent][rel]
             list[#list + 1] = child
           end
         else
-          set_value(parent, name, child or NONE)
+          set_value(parent, rel, child or NONE)
         end
       end
-    end
-    if first then
-      M:_load(row)
-      out[#out + 1] = row
     end
   end
   return out
@@ -204,7 +209,7 @@ local function remember(list, info)
   if M == nil or next(M.relations) == nil then return end
   local set = { list = table.move(list, 1, n, 1, setmetatable({}, WEAK)), n = n,
                 root = info.root, path = info.path, lazy = info.lazy }
-  for i = 1, n do peers[list[i]] = set end
+  for i = 1, n do state[list[i]][PEERS] = set end
 end
 
 -- Sets relation 'rel' back on the children of each parent, when the
@@ -212,13 +217,12 @@ end
 local function set_inverse(rel, parents)
   local inv = inverse_of(rel)
   if inv == nil or not inv.one then return end
-  local name, iname = rel.name, inv.name
   for _, p in ipairs(parents) do
-    local v = loaded[p][name]
+    local v = state[p][rel]
     if rel.one then
-      if v ~= NONE then set_value(v, iname, p) end
+      if v ~= NONE then set_value(v, inv, p) end
     else
-      for _, c in ipairs(v) do set_value(c, iname, p) end
+      for _, c in ipairs(v) do set_value(c, inv, p) end
     end
   end
 end
@@ -316,14 +320,15 @@ end
 -- share one group, which is made into instances once.
 local function assign(task, groups)
   local node, need, plan = task.node, task.need, task.plan
-  local name, one = node.rel.name, node.rel.one
+  local rel = node.rel
+  local one = rel.one
   local st, firsts = task.st, {}
   local done, children = {}, {}
   for i, p in ipairs(need) do
     local g = groups and groups[i]
     if one and task.spec_one then
       if g == nil then
-        set_value(p, name, NONE)
+        set_value(p, rel, NONE)
       else
         local inst = done[g]
         if inst == nil then
@@ -331,7 +336,7 @@ local function assign(task, groups)
           done[g] = inst
           children[#children + 1] = inst
         end
-        set_value(p, name, inst)
+        set_value(p, rel, inst)
       end
     else
       local list = g and done[g]
@@ -345,9 +350,9 @@ local function assign(task, groups)
         list = table.move(list, 1, #list, 1, {})  -- each parent its own array
       end
       if one then
-        set_value(p, name, list[1] or NONE)
+        set_value(p, rel, list[1] or NONE)
       else
-        set_value(p, name, list)
+        set_value(p, rel, list)
       end
     end
   end
@@ -356,13 +361,13 @@ end
 
 -- Adds to 'children' those that parents skipped by the load (they held
 -- the relation already) hold.
-local function loaded_children(parents, need, name, children)
+local function loaded_children(parents, need, rel, children)
   local skip, have = {}, {}
   for _, p in ipairs(need) do skip[p] = true end
   for _, c in ipairs(children) do have[c] = true end
   for _, p in ipairs(parents) do
     if not skip[p] then
-      local v = loaded[p][name]
+      local v = state[p][rel]
       local list = type(v) == "table" and getmetatable(v) == nil and v or { v }
       for _, c in ipairs(list) do
         if c ~= NONE and not have[c] then
@@ -383,7 +388,6 @@ local function run(db, queue)
     queue = {}
     for _, task in ipairs(tasks) do
       local node, rel = task.node, task.node.rel
-      local name = rel.name
       local parents, need, keys, seen, sent = {}, {}, {}, {}, false
       local spec = spec_of(node)
       local exact = exact_keys(db, rel, spec)
@@ -391,8 +395,8 @@ local function run(db, queue)
         if not seen[p] then
           seen[p] = true
           parents[#parents + 1] = p
-          local t = loaded[p]
-          if t == nil or t[name] == nil then
+          local t = state[p]
+          if t == nil or t[rel] == nil then
             local k = key_of(p, rel, exact)
             need[#need + 1], keys[#keys + 1] = p, k
             sent = sent or not has_null(k)
@@ -416,7 +420,7 @@ local function run(db, queue)
       local groups = task.index and results[task.index]
       local children = assign(task, groups)
       if #task.need < #task.parents then
-        loaded_children(task.parents, task.need, task.node.name, children)
+        loaded_children(task.parents, task.need, task.node.rel, children)
       end
       finish(task.node, task.parents, children, task.info, queue)
       finish_joined(task.plan, task.st, child_info(task.info, task.node.name), queue)
@@ -485,7 +489,8 @@ function loader.preload(list, ...)
     return list
   end
   local tree = include.tree(M, nil, ...)
-  local first = peers[list[1]]
+  local first = state[list[1]]
+  first = first and first[PEERS]
   local info = { root = first and first.root or M.table, path = first and first.path or {},
                  lazy = first and first.lazy }
   local queue = {}
@@ -514,7 +519,7 @@ function loader.load_peers(inst, rel, set)
     local l = set.list
     for i = 1, set.n do
       local p = l[i]
-      if p ~= nil and p ~= inst and not is_loaded(p, rel.name) and getmetatable(p) == M._meta then
+      if p ~= nil and p ~= inst and not is_loaded(p, rel) and getmetatable(p) == M._meta then
         list[#list + 1] = p
       end
     end
@@ -533,8 +538,6 @@ end
 
 -- }======================================================================
 
-loader.loaded = loaded
-loader.peers = peers
 loader.NONE = NONE
 
 return loader

@@ -75,9 +75,9 @@ local model = {}
 local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
--- changed.  Kept aside, weakly, so an instance holds only its columns.
+-- changed, are its state (loam.instance) under the fields' names.
 local WEAK_KEYS = { __mode = "k" }
-local snapshots = setmetatable({}, WEAK_KEYS)
+local state = instance.state
 
 local Model = { __name = "loam.Model" }
 Model.__index = Model
@@ -90,6 +90,9 @@ local instance_tostring
 
 -- The metatable of a model's instances, defined with the models.
 local instance_meta
+
+-- The snapshot copier of a model, defined with loading.
+local snapshot_maker
 
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
@@ -207,17 +210,17 @@ end
 -- The values 'inst' had when loaded or last saved.  A table given the
 -- instance metatable by hand has none: all its values count as changed.
 local function snapshot(inst)
-  return snapshots[inst] or {}
+  return state[inst] or {}
 end
 
--- Makes 'row' (all columns, fresh from the database) the state of 'inst'.
+-- Makes 'row' (all columns, fresh from the database) the values of 'inst'
+-- and of its snapshot; the rest of its state stays.
 local function refresh(inst, row)
-  local snap = {}
+  local snap = instance.of(inst)
   for k, v in next, row do
     rawset(inst, k, v)
     snap[k] = v
   end
-  snapshots[inst] = snap
 end
 
 -- Whether the name arrays 'a' and 'b' are equal, compared without making
@@ -534,6 +537,7 @@ function model.new(db, tname, decls, opts)
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)
+  M._snapshot = snapshot_maker(M._names)
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
@@ -579,7 +583,7 @@ function instance_meta(M)
     local rel = rels[key]
     if rel ~= nil then return relation.read(inst, rel) end
     if map[key] ~= nil then
-      local snap = snapshots[inst]
+      local snap = state[inst]
       if snap ~= nil and snap[key] ~= nil then
         raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
           label(M, key)), { model = M.table, column = key, field = key })
@@ -673,11 +677,24 @@ function Model:coerce(name, v)
   return out
 end
 
--- The row itself becomes the instance: loading costs one snapshot copy.
+-- A function that copies the fields 'names' of a row into a new table.
+-- It is one table constructor written for the model, so the table is made
+-- at its final size and each field is read by a constant key: copying
+-- with 'next' grows the table field by field.  Only fields are read by
+-- the snapshot's users, and a field the row lacks stays absent.
+function snapshot_maker(names)
+  local parts = {}
+  for i, name in ipairs(names) do
+    parts[i] = string.format("[%q] = row[%q]", name, name)
+  end
+  return assert(load("local row = ...\nreturn { " .. table.concat(parts, ", ") .. " }",
+    "=loam.model snapshot", "t", {}))
+end
+
+-- The row itself becomes the instance: loading costs one snapshot copy,
+-- which is the instance's state.
 function Model:_load(row)
-  local snap = {}
-  for k, v in next, row do snap[k] = v end
-  snapshots[row] = snap
+  state[row] = self._snapshot(row)
   return setmetatable(row, self._meta)
 end
 
@@ -698,6 +715,19 @@ end
 -- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
 function Model:find(...)
   local pk, n = self.primary_key, select("#", ...)
+  -- The usual call, one key value of a one-column key once the statement
+  -- is prepared, binds the coerced value straight away; every other call
+  -- (a table of keys, a missing value, the first call) takes the way below.
+  if n == 1 and #pk == 1 then
+    local v = ...
+    if v ~= nil and type(v) ~= "table" then
+      local p = self._find[self.db:connection()]
+      if p then
+        local rows = p:run(self:coerce(pk[1], v))
+        return rows[1] and self:_load(rows[1]) or nil
+      end
+    end
+  end
   if #pk == 0 then
     misuse(self, self.table .. ": find needs a primary key, and the model has none")
   end

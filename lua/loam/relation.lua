@@ -71,7 +71,8 @@ local raise = errors.raise
 local misuse = errors.misuse
 local show_name = include.show_name
 local relation_list = include.relation_list
-local loaded, peers, NONE = loader.loaded, loader.peers, loader.NONE
+local NONE = loader.NONE
+local state, PEERS = instance.state, instance.PEERS
 local model_of = instance.model_of
 
 local relation = {}
@@ -329,15 +330,15 @@ end
 -- The value of relation 'rel' of 'inst' (nil for a to-one relation with no
 -- row), loaded first when lazy loading is on for it.
 function read(inst, rel)
-  local t = loaded[inst]
-  local v = t and t[rel.name]
+  local t = state[inst]
+  local v = t and t[rel]
   if v == nil then
-    local set = peers[inst]
+    local set = t and t[PEERS]
     if not lazy_enabled(rel.model, set) then
       not_loaded(rel, set)
     end
     loader.load_peers(inst, rel, set)
-    v = loaded[inst][rel.name]
+    v = state[inst][rel]
   end
   track.relation_read(inst, rel.name)
   if v == NONE then return nil end
@@ -348,18 +349,20 @@ end
 -- on the instance are among the 'changed' columns): they no longer
 -- describe its row.
 function relation.forget(inst, changed)
-  local t = loaded[inst]
+  local t = state[inst]
   if t == nil then return end
-  if changed == nil then
-    loaded[inst] = nil
-    return
-  end
   local M = model_of(inst)
-  for name in pairs(t) do
-    for _, c in ipairs(M.relations[name].owner_keys) do
-      if changed[c] then
-        t[name] = nil
-        break
+  for _, rel in pairs(M.relations) do
+    if t[rel] ~= nil then
+      if changed == nil then
+        t[rel] = nil
+      else
+        for _, c in ipairs(rel.owner_keys) do
+          if changed[c] then
+            t[rel] = nil
+            break
+          end
+        end
       end
     end
   end
@@ -379,9 +382,9 @@ local function loaded_value(inst, M, name)
   if rel == nil then
     misuse("to_table: %s has no relation %s (%s)", M.table, show_name(name), relation_list(M))
   end
-  local t = loaded[inst]
-  local v = t and t[name]
-  if v == nil then not_loaded(rel, peers[inst]) end
+  local t = state[inst]
+  local v = t and t[rel]
+  if v == nil then not_loaded(rel, t and t[PEERS]) end
   return v
 end
 
@@ -466,8 +469,8 @@ function serialize(inst, out, include, nulls, seen)
     if spec ~= nil then
       local v
       if all then
-        local t = loaded[inst]
-        v = t and t[name]
+        local t = state[inst]
+        v = t and t[M.relations[name]]
       else
         v = loaded_value(inst, M, name)
       end

@@ -217,11 +217,14 @@ end
 -- while it is 0.
 local active = 0
 
--- Eager loads recorded while scopes are open: instance -> { relname ->
--- use }, where a use is { model, relation, site, read } shared by every
--- scope open at the time.  Dropped when the last scope closes.
+-- Eager loads recorded while scopes are open: { relname -> use } in each
+-- instance's state (loam.instance) under the key 'uses', where a use is
+-- { model, relation, site, read } shared by every scope open at the
+-- time.  The key is new when the last scope closes, so the records of
+-- scopes that were open before are never read again.
 local weak_keys = { __mode = "k" }
-local loaded = setmetatable({}, weak_keys)
+local state, state_of = instance.state, instance.of
+local uses = {}
 
 local function new_scope(detect, threshold)
   return {
@@ -375,7 +378,7 @@ function Closer.__close(c)
   end
   active = active - 1
   if active == 0 then
-    loaded = setmetatable({}, weak_keys)
+    uses = {}
   end
 end
 
@@ -668,10 +671,11 @@ function track.eager_loaded(instances, relname)
     scope.uses[#scope.uses + 1] = use
   end
   for _, inst in ipairs(instances) do
-    local rels = loaded[inst]
+    local s = state[inst] or state_of(inst)
+    local rels = s[uses]
     if rels == nil then
       rels = {}
-      loaded[inst] = rels
+      s[uses] = rels
     end
     rels[relname] = use
   end
@@ -682,7 +686,8 @@ function track.relation_read(instance, relname)
   if active == 0 then
     return
   end
-  local rels = loaded[instance]
+  local s = state[instance]
+  local rels = s and s[uses]
   local use = rels and rels[relname]
   if use then
     use.read = true
