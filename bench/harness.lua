@@ -5,9 +5,9 @@
 -- pages and inserted rows are functions of their number, as in the C
 -- peers (bench/peer_c.h); each workload returns a check string folded
 -- from what it read, which must be the same in every run and every peer.
--- 'main' runs W1-W4 (best wall-clock time of LOAM_BENCH_RUNS runs each) or,
--- with "M1" as the last argument, only the stream, in a fresh process, so
--- that its growth of the peak RSS is its own.  Results go to stdout as
+-- 'main' runs W1-W4 in the rounds bench/run asks for on stdin or, with
+-- "M1" as the last argument, only the stream, in a fresh process, so that
+-- its growth of the peak RSS is its own.  Results go to stdout as
 -- tab-separated RESULT lines for bench/report.lua.
 
 local clock = require "bench_clock"
@@ -180,15 +180,13 @@ local function report (peer, backend, name, ms, check, rss_kb)
   io.flush()
 end
 
-local function runs ()
-  local n = math.tointeger(tonumber(os.getenv("LOAM_BENCH_RUNS") or ""))
-  return (n and n > 0) and n or 3
-end
-
 -- Runs the peer's workloads, an array of { name, fn [, after = fn] }, each
 -- fn returning its check string, or, where the check must be read and the
--- work undone before the next run, its 'after' doing that untimed; 'm1' is
--- the stream, run instead when 'stream' is set.
+-- work undone before the next round, its 'after' doing that untimed; 'm1'
+-- is the stream, run once instead when 'stream' is set.  Otherwise the
+-- rounds come from bench/run, one line on stdin each, as for the C peers
+-- (bench/peer_c.h): "warm" runs every workload once untimed, "run" once
+-- timed, with a RESULT line each; "DONE" ends a round's output.
 function H.main (peer, backend, workloads, m1, stream)
   if stream then
     collectgarbage()
@@ -199,21 +197,25 @@ function H.main (peer, backend, workloads, m1, stream)
     report(peer, backend, "M1", ms, check, peak_rss_kb() - before)
     return
   end
-  for _, w in ipairs(workloads) do
-    local best, first
-    for run = 1, runs() do
+  local first = {}
+  for line in io.lines() do
+    local timed = line == "run"
+    if not timed and line ~= "warm" then error("stdin: expected 'warm' or 'run', not " .. line) end
+    for i, w in ipairs(workloads) do
       collectgarbage()
       local t0 = clock.now_ms()
       local check = w[2]()
       local ms = clock.now_ms() - t0
       if w.after then check = w.after() end
-      if run == 1 then first = check
-      elseif check ~= first then
-        error(("%s %s: runs read different data (%s, then %s)"):format(peer, w[1], first, check))
+      if not first[i] then first[i] = check
+      elseif check ~= first[i] then
+        error(("%s %s: rounds read different data (%s, then %s)"):format(peer, w[1], first[i],
+                                                                         check))
       end
-      if not best or ms < best then best = ms end
+      if timed then report(peer, backend, w[1], ms, check, -1) end
     end
-    report(peer, backend, w[1], best, first, -1)
+    io.write("DONE\n")
+    io.flush()
   end
 end
 

@@ -5,8 +5,8 @@
 ** so every peer, C or Lua, works on the same numbers.  Each workload is a
 ** function that does its work once and writes what it read, folded into a
 ** check string, which must be the same in every run and in every peer;
-** the best wall-clock time of LOAM_BENCH_RUNS runs is reported on one
-** tab-separated RESULT line per workload (bench/report.lua reads them).
+** the wall-clock time of each timed round is reported on one tab-separated
+** RESULT line per workload (bench/report.lua reads them).
 ** The page assembly of W3 lives here too: rows are read by each driver,
 ** joined to their parents the same way.
 */
@@ -262,13 +262,6 @@ typedef struct workload {
 } workload;
 
 
-static int runs (void) {
-  const char *s = getenv("LOAM_BENCH_RUNS");
-  int n = s ? atoi(s) : 0;
-  return n > 0 ? n : 3;
-}
-
-
 static void report (const char *peer, const char *backend, const char *name, double ms,
                     const char *check, long rss_kb) {
   printf("RESULT\t%s\t%s\t%s\t%.3f\t%s\t%ld\n", peer, backend, name, ms, check, rss_kb);
@@ -276,23 +269,34 @@ static void report (const char *peer, const char *backend, const char *name, dou
 }
 
 
-/* Runs each workload LOAM_BENCH_RUNS times and reports the best time. */
+#define MAX_WORKLOADS 8
+
+/* Runs the rounds bench/run asks for, one line on stdin each: "warm" runs
+** every workload once untimed, "run" once timed, with a RESULT line each;
+** "DONE" ends a round's output.  The rounds of all peers are interleaved by
+** bench/run, so a peer keeps its connection and prepared statements, and
+** the time of each round stands alone.  Every round must read what the
+** first did. */
 static void run_all (const char *backend, void *db, const workload *w, size_t n) {
-  int nruns = runs(), run;
+  char first[MAX_WORKLOADS][CHECK_LEN], check[CHECK_LEN], line[32];
+  int round = 0;
   size_t i;
-  for (i = 0; i < n; i++) {
-    char first[CHECK_LEN] = "", check[CHECK_LEN];
-    double best = -1;
-    for (run = 0; run < nruns; run++) {
+  if (n > MAX_WORKLOADS) die("run_all", "too many workloads");
+  while (fgets(line, sizeof line, stdin)) {
+    int timed = strcmp(line, "run\n") == 0;
+    if (!timed && strcmp(line, "warm\n") != 0) die("stdin", "expected 'warm' or 'run'");
+    for (i = 0; i < n; i++) {
       double t0 = now_ms(), ms;
       w[i].fn(db, check);
       ms = now_ms() - t0;
       if (w[i].after) w[i].after(check);
-      if (run == 0) memcpy(first, check, sizeof first);
-      else if (strcmp(first, check) != 0) die(w[i].name, "runs read different data");
-      if (best < 0 || ms < best) best = ms;
+      if (round == 0) memcpy(first[i], check, CHECK_LEN);
+      else if (strcmp(first[i], check) != 0) die(w[i].name, "rounds read different data");
+      if (timed) report("c", backend, w[i].name, ms, check, -1);
     }
-    report("c", backend, w[i].name, best, first, -1);
+    printf("DONE\n");
+    fflush(stdout);
+    round++;
   }
 }
 

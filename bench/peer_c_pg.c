@@ -2,7 +2,7 @@
 ** peer_c_pg.c: the benchmark's workloads hand-written on raw libpq, the
 ** limit the other peers are measured against on PostgreSQL.
 **
-**   peer_c_pg CONNINFO        W1-W4, each the best of LOAM_BENCH_RUNS runs
+**   peer_c_pg CONNINFO        W1-W4 once a round, rounds asked for on stdin
 **   peer_c_pg CONNINFO M1     the stream, once, in this process alone
 **
 ** What a careful C programmer writes: statements prepared once on the

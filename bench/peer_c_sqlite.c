@@ -2,7 +2,7 @@
 ** peer_c_sqlite.c: the benchmark's workloads hand-written on the raw sqlite3
 ** API, the limit the other peers are measured against on SQLite.
 **
-**   peer_c_sqlite FILE        W1-W4, each the best of LOAM_BENCH_RUNS runs
+**   peer_c_sqlite FILE        W1-W4 once a round, rounds asked for on stdin
 **   peer_c_sqlite FILE M1     the stream, once, in this process alone
 **
 ** What a careful C programmer writes: statements prepared once and reset,

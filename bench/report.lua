@@ -5,12 +5,13 @@
 --
 -- First the checks: every peer on every backend must have read the same
 -- data in each workload (W3seq counts as W3, W4loop as W4), or the run
--- fails here, naming who disagrees.  Then, per backend, each peer's time
--- as a ratio to the fastest hand-written C program of that workload, with
--- the milliseconds; M1 also gives each peer's growth of its peak RSS.  A
+-- fails here, naming who disagrees.  Then, per backend, each peer's best
+-- round as a ratio to the fastest hand-written C program of that workload,
+-- with the milliseconds of its best and worst rounds, so that the noise
+-- shows; M1 also gives each peer's largest growth of its peak RSS.  A
 -- Markdown table of the ratios of both backends follows, for RESULTS.md,
--- and the last line sums up the model layer.  Nothing is asserted about
--- time.
+-- then the widest spread of any cell, and the last line sums up the model
+-- layer.  Nothing is asserted about time.
 
 local file, facts = arg[1], arg[2] or ""
 assert(file, "usage: report.lua RESULTS FACTS")
@@ -30,7 +31,8 @@ local ROWS = {
   { "M1", ("M1 stream %s rows with each"):format(env "BENCH_STREAM") },
 }
 
--- results[backend][workload][peer] = { ms =, check =, rss_kb = }
+-- results[backend][workload][peer] = { ms = the best round's, worst =,
+-- times = { every round's }, checks = { every round's }, rss_kb = the largest }
 local results = {}
 for line in io.lines(file) do
   local peer, backend, workload, ms, check, rss =
@@ -38,7 +40,19 @@ for line in io.lines(file) do
   if not peer then error("report.lua: not a RESULT line: " .. line) end
   results[backend] = results[backend] or {}
   results[backend][workload] = results[backend][workload] or {}
-  results[backend][workload][peer] = { ms = tonumber(ms), check = check, rss_kb = tonumber(rss) }
+  local r = results[backend][workload][peer] or { times = {}, checks = {}, rss_kb = -1 }
+  results[backend][workload][peer] = r
+  r.times[#r.times + 1] = tonumber(ms)
+  r.checks[#r.checks + 1] = check
+  r.rss_kb = math.max(r.rss_kb, tonumber(rss))
+end
+for _, workloads in pairs(results) do
+  for _, peers in pairs(workloads) do
+    for _, r in pairs(peers) do
+      table.sort(r.times)
+      r.ms, r.worst = r.times[1], r.times[#r.times]
+    end
+  end
 end
 
 -- {==================================================================
@@ -50,12 +64,14 @@ for _, backend in ipairs(BACKENDS) do
   for workload, peers in pairs(results[backend] or {}) do
     local group = GROUP[workload] or workload
     for peer, r in pairs(peers) do
-      local who = ("%s on %s (%s)"):format(peer, backend, workload)
-      local first = agreed[group]
-      if not first then agreed[group] = { check = r.check, who = who }
-      elseif first.check ~= r.check then
-        failed[#failed + 1] = ("%s: %s read %s, but %s read %s"):format(group, who, r.check,
-                                                                     first.who, first.check)
+      for run, check in ipairs(r.checks) do
+        local who = ("%s on %s (%s, round %d)"):format(peer, backend, workload, run)
+        local first = agreed[group]
+        if not first then agreed[group] = { check = check, who = who }
+        elseif first.check ~= check then
+          failed[#failed + 1] = ("%s: %s read %s, but %s read %s"):format(group, who, check,
+                                                                       first.who, first.check)
+        end
       end
     end
   end
@@ -91,9 +107,10 @@ end
 
 local function cell (s, width) return s .. string.rep(" ", width - #s) end
 
-local W1, WP = 44, 17
+local W1, WP = 44, 24
 print(("\nloam benchmark: %s"):format(facts))
-print("Each cell: time / fastest hand-written C of the workload on that backend (ms)")
+print("Each cell: the peer's best round / the best round of the fastest hand-written C of the"
+      .. " workload on that backend (ms of the best and the worst round)")
 for _, backend in ipairs(BACKENDS) do
   local head = { cell(backend, W1) }
   for _, p in ipairs(PEERS) do head[#head + 1] = cell(p, WP) end
@@ -102,7 +119,7 @@ for _, backend in ipairs(BACKENDS) do
     local line = { cell(row[2], W1) }
     for _, peer in ipairs(PEERS) do
       local x, r = ratio(backend, row[1], peer)
-      line[#line + 1] = cell(x and ("%.2f (%.1f)"):format(x, r.ms) or "-", WP)
+      line[#line + 1] = cell(x and ("%.2f (%.1f-%.1f)"):format(x, r.ms, r.worst) or "-", WP)
     end
     print(table.concat(line))
   end
@@ -145,6 +162,18 @@ for _, peer in ipairs(PEERS) do
   rss[#rss + 1] = table.concat(parts, " / ")
 end
 print("| " .. table.concat(rss, " | ") .. " |")
+
+local widest
+for _, backend in ipairs(BACKENDS) do
+  for workload, peers in pairs(results[backend]) do
+    for peer, r in pairs(peers) do
+      local x = r.worst / r.ms
+      if not widest or x > widest[1] then widest = { x, peer, backend, workload } end
+    end
+  end
+end
+print(("\nThe widest spread: %s on %s %s, worst round %.2fx its best"):format(
+  widest[2], widest[3], widest[4], widest[1]))
 
 local summary = {}
 for _, w in ipairs { "W1", "W2", "W3", "W4" } do
