@@ -22,7 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 

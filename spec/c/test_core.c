@@ -9,7 +9,8 @@
 
 #include "t.h"
 #include "loam.h"
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 static int parse_fails (const char *url, loam_error *err) {

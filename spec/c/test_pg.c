@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 #include "loam.h"
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 #include "t.h"
 
 

@@ -11,7 +11,8 @@
 
 #include "t.h"
 #include "loam.h"
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 static loam_conn *open_mem (loam_error *err) {

@@ -16,6 +16,7 @@
 */
 #include <string.h>
 
+#include "conn/conn_int.h"
 #include "sql/builder_int.h"
 #include "sql/dialect_int.h"
 

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
 #include "sql/dialect_int.h"
 
 #define DEFAULT_STATEMENT_CACHE 64

@@ -17,7 +17,8 @@
 
 #include <libpq-fe.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 /* A server-side prepared statement, named "loam_<id>". */

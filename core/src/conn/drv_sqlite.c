@@ -22,7 +22,8 @@
 
 #include <sqlite3.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 /*

@@ -14,6 +14,7 @@
 */
 #include <string.h>
 
+#include "conn/conn_int.h"
 #include "sql/dialect_int.h"
 
 

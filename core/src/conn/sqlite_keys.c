@@ -28,6 +28,7 @@
 
 #include <sqlite3.h>
 
+#include "conn/conn_int.h"
 #include "sql/builder_int.h"
 
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
 
 
 struct loam__centry {

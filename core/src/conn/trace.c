@@ -19,7 +19,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 int64_t loam__clock_ns (void) {

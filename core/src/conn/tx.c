@@ -10,6 +10,7 @@
 ** with raw SQL in between.  The statements themselves are the dialect's
 ** (dialect.c).
 */
+#include "conn/conn_int.h"
 #include "sql/dialect_int.h"
 
 

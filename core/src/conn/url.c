@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
 
 
 static int hexval (int c) {

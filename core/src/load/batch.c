@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn/conn_int.h"
 #include "sql/builder_int.h"
 
 

@@ -9,7 +9,8 @@
 #ifndef LOAM_MIGRATE_INT_H
 #define LOAM_MIGRATE_INT_H
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
+#include "sql/sql_int.h"
 
 
 /* {======================================================================

@@ -17,7 +17,7 @@
 
 #include <pthread.h>
 
-#include "base/loam_int.h"
+#include "conn/conn_int.h"
 
 #define LOAMP_TAG_MAX 96
 

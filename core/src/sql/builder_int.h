@@ -11,7 +11,7 @@
 #ifndef LOAM_BUILDER_INT_H
 #define LOAM_BUILDER_INT_H
 
-#include "base/loam_int.h"
+#include "sql/sql_int.h"
 
 
 /* A piece of text in the builder's memory (not necessarily NUL-terminated). */

@@ -13,7 +13,7 @@
 #ifndef LOAM_DIALECT_INT_H
 #define LOAM_DIALECT_INT_H
 
-#include "base/loam_int.h"
+#include "sql/sql_int.h"
 
 
 /*
