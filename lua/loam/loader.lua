@@ -324,6 +324,7 @@ local function assign(task, groups)
   local one = rel.one
   local st, firsts = task.st, {}
   local done, children = {}, {}
+  local nothing_joined = #plan.joined == 0
   for i, p in ipairs(need) do
     local g = groups and groups[i]
     if one and task.spec_one then
@@ -332,7 +333,12 @@ local function assign(task, groups)
       else
         local inst = done[g]
         if inst == nil then
-          inst = split(plan, { g }, st, firsts)[1]
+          if nothing_joined then
+            plan.model:_load(g)  -- what 'split' does with no joined relation
+            inst = g
+          else
+            inst = split(plan, { g }, st, firsts)[1]
+          end
           done[g] = inst
           children[#children + 1] = inst
         end
