@@ -274,22 +274,27 @@ local function key_value(p, rel, c, exact)
       M.table, rel.name, c, rel.name)
   end
   if v == null then return v end
-  v = rel.model:coerce(c, v)
-  local decl = rel.model.column_map[c]
-  if decl ~= nil and decl.type == "numeric" and not exact[c] then
-    return types.numeric_key(v)
-  end
-  return v
+  local M = rel.model
+  local f = M._coerce[c]
+  local out = f and f(v)
+  -- The model's own call raises its error for an unknown column or a bad value.
+  if out == nil then out = M:coerce(c, v) end
+  if exact[c] == false then return types.numeric_key(out) end
+  return out
 end
 
--- The owner key columns of 'rel' whose keys travel as exact numeric text
--- on 'db' (see 'key_value'), from the key types of its 'spec': where the
--- backend's numeric columns keep every digit.
+-- For each owner key column of 'rel' declared numeric, whether its keys
+-- travel as exact numeric text on 'db' (see 'key_value'), from the key
+-- types of its 'spec': where the backend's numeric columns keep every
+-- digit.  Other columns are absent.
 local function exact_keys(db, rel, spec)
   local exact = {}
-  if db:exact_numeric() then
-    for i, c in ipairs(rel.owner_keys) do
-      exact[c] = spec.key_types[i] == "numeric" or nil
+  local exact_numeric = db:exact_numeric()
+  local map = rel.model.column_map
+  for i, c in ipairs(rel.owner_keys) do
+    local decl = map[c]
+    if decl ~= nil and decl.type == "numeric" then
+      exact[c] = exact_numeric and spec.key_types[i] == "numeric"
     end
   end
   return exact
