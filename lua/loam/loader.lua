@@ -329,17 +329,16 @@ local function assign(task, groups)
   local one = rel.one
   local st, firsts = task.st, {}
   local done, children = {}, {}
-  local nothing_joined = #plan.joined == 0
-  for i, p in ipairs(need) do
-    local g = groups and groups[i]
-    if one and task.spec_one then
-      if g == nil then
-        set_value(p, rel, NONE)
-      else
-        local inst = done[g]
+  if one and task.spec_one then
+    local M, nothing_joined = plan.model, #plan.joined == 0
+    for i, p in ipairs(need) do
+      local g = groups and groups[i]
+      local inst = NONE
+      if g ~= nil then
+        inst = done[g]
         if inst == nil then
           if nothing_joined then
-            plan.model:_load(g)  -- what 'split' does with no joined relation
+            M:_load(g)  -- what 'split' does with no joined relation
             inst = g
           else
             inst = split(plan, { g }, st, firsts)[1]
@@ -347,24 +346,27 @@ local function assign(task, groups)
           done[g] = inst
           children[#children + 1] = inst
         end
-        set_value(p, rel, inst)
       end
+      set_value(p, rel, inst)
+    end
+    return children
+  end
+  for i, p in ipairs(need) do
+    local g = groups and groups[i]
+    local list = g and done[g]
+    if g == nil then
+      list = {}
+    elseif list == nil then
+      list = split(plan, g, st, {})
+      done[g] = list
+      table.move(list, 1, #list, #children + 1, children)
     else
-      local list = g and done[g]
-      if g == nil then
-        list = {}
-      elseif list == nil then
-        list = split(plan, g, st, {})
-        done[g] = list
-        table.move(list, 1, #list, #children + 1, children)
-      else
-        list = table.move(list, 1, #list, 1, {})  -- each parent its own array
-      end
-      if one then
-        set_value(p, rel, list[1] or NONE)
-      else
-        set_value(p, rel, list)
-      end
+      list = table.move(list, 1, #list, 1, {})  -- each parent its own array
+    end
+    if one then
+      set_value(p, rel, list[1] or NONE)
+    else
+      set_value(p, rel, list)
     end
   end
   return children
