@@ -123,7 +123,8 @@ end
 -- and returns the distinct instances of the plan's model: 'rows' itself,
 -- loaded in place, when nothing is joined.  'firsts' maps the identity of
 -- a repeated row (a joined collection repeats its parent) to the first
--- row, which becomes the instance.
+-- row, which becomes the instance; without it, the rows are one group of
+-- their own.
 local function split(plan, rows, st, firsts)
   local M, joined = plan.model, plan.joined
   if #joined == 0 then
@@ -133,6 +134,7 @@ local function split(plan, rows, st, firsts)
   local out = {}
   local pk = M.primary_key
   local coll = plan.collection
+  if coll then firsts = firsts or {} end
   local got = {}
   for _, row in ipairs(rows) do
     local owner, first = row, true
@@ -357,7 +359,7 @@ local function assign(task, groups)
     if g == nil then
       list = {}
     elseif list == nil then
-      list = split(plan, g, st, {})
+      list = split(plan, g, st)
       done[g] = list
       table.move(list, 1, #list, #children + 1, children)
     else
@@ -457,7 +459,7 @@ function loader.load(s, rows)
   end
   local plan = plan_of(tree, M)
   local st = joined_state(plan)
-  local out = split(plan, rows, st, {})
+  local out = split(plan, rows, st)
   local info = root_info(s)
   remember(out, info)
   local queue = {}
