@@ -800,18 +800,48 @@ function Model:insert_many(list, opts)
   if #list == 0 then
     return opts.returning and {} or 0
   end
-  local cols, data
-  for i, values in ipairs(list) do
-    local c, vals = columns_and_values(self, values, "insert_many", true)
-    if i == 1 then
-      cols = c
-    elseif not same_names(c, cols) then
-      misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
-        .. "must set the same columns", self.table, i, table.concat(c, ", "),
-        table.concat(cols, ", ")))
+  -- Row 1 goes the full way and fixes the columns and their coercers.  A
+  -- later row that sets exactly those columns, each to a value its coercer
+  -- takes, is coerced in place; any other row takes the full way again,
+  -- which raises the same error a row-by-row check would.
+  local cols, vals = columns_and_values(self, list[1], "insert_many", true)
+  local data, n = { vals }, #cols
+  local is_col, coercers = {}, {}
+  for j = 1, n do
+    is_col[cols[j]] = true
+    coercers[j] = self._coerce[cols[j]]
+  end
+  local i, values = 2, list[2]
+  while values ~= nil do  -- up to the first nil, as ipairs goes
+    local row, ok = nil, type(values) == "table" and getmetatable(values) == nil
+    if ok then
+      local count = 0
+      for k in next, values do
+        if not is_col[k] then ok = false; break end
+        count = count + 1
+      end
+      ok = ok and count == n
     end
-    data = data or {}
-    data[i] = vals
+    if ok then
+      row = {}
+      for j = 1, n do
+        local v = coercers[j](values[cols[j]])
+        if v == nil then ok = false; break end
+        row[j] = v
+      end
+    end
+    if not ok then
+      local c
+      c, row = columns_and_values(self, values, "insert_many", true)
+      if not same_names(c, cols) then
+        misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
+          .. "must set the same columns", self.table, i, table.concat(c, ", "),
+          table.concat(cols, ", ")))
+      end
+    end
+    data[i] = row
+    i = i + 1
+    values = list[i]
   end
   -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
   if not opts.returning then
