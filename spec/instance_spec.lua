@@ -345,6 +345,36 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(0, helper.count(db, "customers"))
       end)
 
+      it("refuses a later row as it refuses the same row first", function()
+        local good = { email = "a@example.com", tier = "pro" }
+        local bad = {
+          { email = "b@example.com", tier = "gold" },          -- enum value
+          { email = 7, tier = "pro" },                          -- type
+          { email = loam.null, tier = "pro" },                  -- NULL in NOT NULL
+          { email = "b@example.com", tierr = "pro" },          -- unknown column
+          { email = "b@example.com", tier = "pro", active = 1 },  -- type of an extra column
+          { tier = "pro" },                                     -- required column missing
+          "b@example.com",                                      -- not a table
+          setmetatable({ email = "b@example.com", tier = "pro" }, {}),
+        }
+        for i, b in ipairs(bad) do
+          local first = catch(Customer.insert_many, Customer, { b })
+          local later = catch(Customer.insert_many, Customer, { good, good, b })
+          assert.are.equal(first.code, later.code, "row " .. i)
+          assert.are.equal(first.message, later.message, "row " .. i)
+          assert.are.equal(first.column, later.column, "row " .. i)
+        end
+        assert.are.equal(0, helper.count(db, "customers"))
+      end)
+
+      it("inserts the rows up to the first hole of the list", function()
+        assert.are.equal(2, Customer:insert_many {
+          { email = "a@example.com" }, { email = "b@example.com" }, nil,
+          { email = "c@example.com" },
+        })
+        assert.are.equal(2, helper.count(db, "customers"))
+      end)
+
       it("needs every row to set the same columns", function()
         local err = catch(Customer.insert_many, Customer, {
           { email = "a@example.com", tier = "pro" }, { email = "b@example.com" },

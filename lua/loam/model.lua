@@ -543,6 +543,7 @@ function model.new(db, tname, decls, opts)
   M._meta = instance_meta(M)
   M._include_options = query.include_options
   M._find = setmetatable({}, WEAK_KEYS)
+  M._row_coercers = {}
   -- A reference by table name points at the primary key of the model the
   -- Database holds for that table: the one last declared.
   db._models[tname] = M
@@ -786,6 +787,30 @@ function Model:find_by(conditions)
   return query.new(self.db, self):where(conditions):first()
 end
 
+-- A function that gives the coerced values of the fields 'cols' of a row,
+-- in that order, or nil when one is refused.  It is written for the
+-- column set, as the snapshot is, so the array is made at its size and
+-- each field read by a constant key; it is made once per model and set.
+local function row_coercer(M, cols)
+  local key = table.concat(cols, "\0")
+  local f = M._row_coercers[key]
+  if f == nil then
+    local reads, tests = {}, { "false" }
+    for j, name in ipairs(cols) do
+      reads[j] = string.format("(c[%d](row[%q]))", j, name)
+      tests[j + 1] = string.format("t[%d] == nil", j)
+    end
+    local make = assert(load("local c = ...\nreturn function(row)\n  local t = { "
+      .. table.concat(reads, ", ") .. " }\n  if " .. table.concat(tests, " or ")
+      .. " then return nil end\n  return t\nend", "=loam.model row coercer", "t", {}))
+    local coercers = {}
+    for j, name in ipairs(cols) do coercers[j] = M._coerce[name] end
+    f = make(coercers)
+    M._row_coercers[key] = f
+  end
+  return f
+end
+
 -- One multi-row INSERT per chunk; the core splits the rows so no
 -- statement exceeds the backend's parameter limit, and db:run runs the
 -- chunks in order in one transaction level, so one that fails leaves no
@@ -800,18 +825,42 @@ function Model:insert_many(list, opts)
   if #list == 0 then
     return opts.returning and {} or 0
   end
-  local cols, data
-  for i, values in ipairs(list) do
-    local c, vals = columns_and_values(self, values, "insert_many", true)
-    if i == 1 then
-      cols = c
-    elseif not same_names(c, cols) then
-      misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
-        .. "must set the same columns", self.table, i, table.concat(c, ", "),
-        table.concat(cols, ", ")))
+  -- Row 1 goes the full way and fixes the columns and their coercers.  A
+  -- later row that sets exactly those columns, each to a value its coercer
+  -- takes, is coerced in place; any other row takes the full way again,
+  -- which raises the same error a row-by-row check would.
+  local cols, vals = columns_and_values(self, list[1], "insert_many", true)
+  local data, n = { vals }, #cols
+  local coerce_row = row_coercer(self, cols)
+  local is_col = {}
+  for j = 1, n do is_col[cols[j]] = true end
+  local i, values = 2, list[2]
+  while values ~= nil do  -- up to the first nil, as ipairs goes
+    local row, ok = nil, type(values) == "table" and getmetatable(values) == nil
+    if ok then
+      local count = 0
+      for k in next, values do
+        if not is_col[k] then ok = false; break end
+        count = count + 1
+      end
+      ok = ok and count == n
     end
-    data = data or {}
-    data[i] = vals
+    if ok then
+      row = coerce_row(values)
+      ok = row ~= nil
+    end
+    if not ok then
+      local c
+      c, row = columns_and_values(self, values, "insert_many", true)
+      if not same_names(c, cols) then
+        misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
+          .. "must set the same columns", self.table, i, table.concat(c, ", "),
+          table.concat(cols, ", ")))
+      end
+    end
+    data[i] = row
+    i = i + 1
+    values = list[i]
   end
   -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
   if not opts.returning then

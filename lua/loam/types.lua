@@ -30,6 +30,7 @@ local types = {}
 
 local BLOB_NAME = "loam.Blob"
 local INT32_MIN, INT32_MAX = -2147483648, 2147483647
+local mtype, utf8_len, find = math.type, utf8.len, string.find
 
 local function isblob(v)
   local mt = getmetatable(v)
@@ -434,20 +435,52 @@ end
 -- backend 'backend' ("sqlite", "postgres"; nil checks only what both take).
 function types.coercer(col, backend)
   local f = makers[col.type](col, backend)
+  local checked
   if col.null == false then
-    return function(v)
+    checked = function(v)
       if v == null then
         return nil, "cannot be NULL"
       end
       return f(v)
     end
-  end
-  return function(v)
-    if v == null then
-      return null
+  else
+    checked = function(v)
+      if v == null then
+        return null
+      end
+      return f(v)
     end
-    return f(v)
   end
+  -- The columns most rows write take a value their maker would return
+  -- unchanged (an integer in range, valid text) in one call, not three.
+  local t = col.type
+  if t == "id" or t == "bigint" then
+    return function(v)
+      if mtype(v) == "integer" then
+        return v
+      end
+      return checked(v)
+    end
+  elseif t == "integer" then
+    return function(v)
+      if mtype(v) == "integer" and v >= INT32_MIN and v <= INT32_MAX then
+        return v
+      end
+      return checked(v)
+    end
+  elseif t == "text" then
+    local max = col.length or math.huge
+    return function(v)
+      if type(v) == "string" then
+        local n = utf8_len(v)
+        if n and n <= max and not find(v, "\0", 1, true) then
+          return v
+        end
+      end
+      return checked(v)
+    end
+  end
+  return checked
 end
 
 -- }======================================================================
