@@ -22,6 +22,8 @@
 --   helper.finish(db, names) drops the tables and closes the connection
 --                            (teardown; a connection the spec closed is left)
 --   helper.count(db, name)   the number of rows of a table
+--   helper.statements(db, fn) the SQL of every statement that ends while
+--                            'fn' runs (through the query hook)
 --   helper.catch(f, ...)     the loam error object 'f' raises (an assertion
 --                            fails when it raises nothing or something else)
 --   helper.caught(pcall(f, ...))
@@ -164,6 +166,17 @@ end
 -- Counts the rows of 'name'.
 function helper.count(db, name)
   return db:query("select count(*) as n from " .. name)[1].n
+end
+
+-- The SQL of every statement that ends while 'fn' runs; the hook in
+-- place before is put back, also when 'fn' raises.
+function helper.statements(db, fn)
+  local texts = {}
+  local hook = db:on_query(function(e) texts[#texts + 1] = e.sql end)
+  local ok, err = pcall(fn)
+  db:on_query(hook)
+  if not ok then error(err, 0) end
+  return texts
 end
 
 -- Takes what 'pcall' returned and gives the error object raised; fails

@@ -26,14 +26,7 @@ for backend, pg in helper.each_backend() do
     end
 
     -- The SQL of every statement that ends while 'fn' runs.
-    local function statements(fn)
-      local texts = {}
-      local hook = db:on_query(function(e) texts[#texts + 1] = e.sql end)
-      local ok, err = pcall(fn)
-      db:on_query(hook)
-      if not ok then error(err, 0) end
-      return texts
-    end
+    local function statements(fn) return helper.statements(db, fn) end
 
     local begin = pg and "BEGIN" or "BEGIN IMMEDIATE"
 
