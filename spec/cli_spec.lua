@@ -64,7 +64,7 @@ describe("loam help", function()
     assert.are.equal(0, code)
     assert.are.equal("", err)
     assert.matches("^usage: loam %[options%] %[script %[args%]%]", out)
-    for _, cmd in ipairs { "help", "init", "run", "console" } do
+    for _, cmd in ipairs { "help", "init", "run", "console", "seed" } do
       assert.matches("\n  " .. cmd .. " +%S", out)
     end
     assert.matches("names a command, unless a file of that name exists", out, 1, true)

@@ -11,6 +11,7 @@ commands.names = {
   "init",
   "run",
   "console",
+  "seed",
 }
 
 function commands.module(name)
