@@ -8,23 +8,12 @@ local helper = require "spec.helper"
 local host = helper.host()
 local q = helper.shell_quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local dirs = setmetatable({}, { __gc = function(list)
-  for _, d in ipairs(list) do os.execute("rm -rf " .. q(d)) end
-end })
+local write = helper.write
 
 -- A project: models (customers and their orders), a script that makes
 -- the tables, and seeds whose names put orders before customers.
 local function project()
-  local p = assert(io.popen("mktemp -d /tmp/loam-seed.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  dirs[#dirs + 1] = d
+  local d = helper.tmpdir()
   assert(os.execute(("mkdir %s/models %s/seeds"):format(q(d), q(d))))
   write(d .. "/loam.config.lua", 'environments = { development = { url = "sqlite:dev.db" } }\n')
   write(d .. "/models/shop.lua", [[
@@ -64,17 +53,7 @@ seed "cli_seed_customers" {
   return d
 end
 
--- Runs `loam ARGS` in 'dir'; returns stdout, stderr, exit status.
-local function loam(dir, args, env)
-  local errfile = helper.tmpname(".err")
-  local cmd = ("cd %s && env -u LOAM_ENV -u LOAM_DATABASE_URL -u DATABASE_URL %s %s %s "
-               .. "</dev/null 2>%s"):format(q(dir), env or "", q(host), args, q(errfile))
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  assert.are.equal("exit", how)
-  return out, helper.slurp(errfile), code
-end
+local loam = helper.run_host
 
 for backend in helper.each_backend() do
   if not backend.memory then
@@ -119,8 +98,23 @@ for backend in helper.each_backend() do
         assert.are.equal("cli_seed_customers: 0 inserted, 1 updated, 0 unchanged\n", out)
       end)
 
+      it("draws a progress bar on a terminal only (under script(1), which gives it one)",
+         function()
+        local cmd = ("cd %s && TERM=dumb script -qec %s /dev/null </dev/null"):format(q(dir),
+          q(q(host) .. " seed " .. db))
+        local p = assert(io.popen(cmd))
+        local out = p:read("a")
+        p:close()
+        assert.matches("\r[##############################] 4/4 cli_seed_orders\27[K", out, 1, true)
+        assert.matches("\r\27%[Kcli_seed_customers: 2 inserted, 0 updated, 0 unchanged\r?\n"
+          .. "cli_seed_orders: 2 inserted", out)
+        local piped = loam(dir, "seed " .. db)
+        assert.are.equal("cli_seed_customers: 0 inserted, 0 updated, 2 unchanged\n"
+          .. "cli_seed_orders: 0 inserted, 0 updated, 2 unchanged\n", piped)
+      end)
+
       it("refuses production unless the files are reference data", function()
-        local out, err, code = loam(dir, "seed " .. db, "LOAM_ENV=production")
+        local out, err, code = loam(dir, "seed " .. db, { LOAM_ENV = "production" })
         assert.are.equal(1, code)
         assert.are.equal("", out)
         assert.are.equal("loam: refused: the environment is production, and seeds/1_orders.lua, "
