@@ -109,7 +109,8 @@ seed "seed_orders" (rows)
     file("c_customers.lua", [[
 seed "seed_customers" {
   key = "email",
-  { email = "ada@example.com", tier = "pro", prefs = { "x", 1 } },
+  { email = "ada@example.com", tier = "pro",
+    prefs = '{ "theme": "dark", "tags": ["a\\"b", "\\u00e9", 1.5], "b": {}, "a": [] }' },
   { email = "bob@example.com" },
 }
 ]]),
@@ -210,6 +211,8 @@ seed "seed_orders" {
                       counts(report))
       assert.are.equal(0, helper.count(db, "seed_customers"))
       assert.are.equal(0, helper.count(db, "seed_orders"))
+      assert.are.same({ action = "insert", key = "order_id = ref { number = 'A-1' }, sku = 'pear'" },
+                      report[3].changes[2])
       seed.run(db, shop_files())
       file("x_tier.lua", [[
 seed "seed_customers" { key = "email", { email = "bob@example.com", tier = "pro" },
@@ -410,6 +413,14 @@ seed "seed_staff" { key = "login", { login = "x" } }
         err = refused('seed "seed_orders" { key = "number", { number = "x", customer_id = '
           .. 'ref { tier = "pro" }, total_cents = 1 } }', "seed_error")
         assert.matches("ref for customer_id: the key (tier) is not unique", err.message, 1, true)
+      end)
+
+      it("a table seeded twice", function()
+        local err, path = refused('seed "seed_staff" { key = "login", { login = "y" } }',
+                                  "seed_error")
+        assert.are.equal(path .. ":1: ", err.where)
+        assert.are.equal("seed_staff is seeded twice (also at " .. dir .. "/staff.lua:1); one "
+          .. "seed set per table", err.message)
       end)
 
       it("a value the model refuses, a key given twice, a stray global", function()

@@ -87,12 +87,18 @@ local function key_of(values, fields)
   return table.concat(parts, "\0")
 end
 
--- "email = 'ada@example.com'" for messages and the dry run's report.
-local function show_key(values, fields)
+-- "email = 'ada@example.com'" for messages and the dry run's report; a
+-- key column given by a reference ('refs', field -> ref) shows the ref,
+-- "order_id = ref { number = 'A-1' }", which a new row has no id for yet.
+local function show_key(values, fields, refs)
   local parts = {}
   for i, f in ipairs(fields) do
-    local v = values[f]
-    parts[i] = f .. " = " .. (type(v) == "string" and ("'" .. v .. "'") or tostring(v))
+    local v, r = values[f], refs and refs[f]
+    if r ~= nil then
+      parts[i] = f .. " = ref { " .. show_key(r.values, r.fields) .. " }"
+    else
+      parts[i] = f .. " = " .. (type(v) == "string" and ("'" .. v .. "'") or tostring(v))
+    end
   end
   return table.concat(parts, ", ")
 end
@@ -408,7 +414,8 @@ local function summarize(set, entry)
       entry.unchanged = entry.unchanged + 1
     end
     if a ~= nil then
-      entry.changes[#entry.changes + 1] = { action = a, key = show_key(row.values, set.key),
+      entry.changes[#entry.changes + 1] = { action = a, key = show_key(row.values, set.key,
+                                                                       row.refs),
                                             columns = entry.columns[row.index] }
     end
   end
@@ -488,11 +495,6 @@ function seed.run(db, files, opts)
           end
         else
           -- The whole row goes again: an INSERT states every column it sets.
-          for _, row in ipairs(set.rows) do
-            if row.action == "insert" then
-              error("loam.seed: a row inserted in the first pass is missing", 0)
-            end
-          end
           write(db, set, {}, function() end)
         end
         count(set, entries[set])

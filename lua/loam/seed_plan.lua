@@ -144,7 +144,7 @@ local function names_of(map)
   local out = {}
   for k in pairs(map) do out[#out + 1] = k end
   table.sort(out)
-  return table.concat(out, ", ")
+  return #out > 0 and table.concat(out, ", ") or "none"
 end
 
 -- Whether the fields 'fields' of M are one of its unique keys: the
