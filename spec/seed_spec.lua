@@ -442,6 +442,83 @@ seed "seed_staff" { key = "login", { login = "x" } }
   end)
 end
 
+for backend in helper.each_backend() do
+  describe(backend.label .. ": seed declarations", function()
+    local db
+
+    before_each(function()
+      db = helper.connect(backend)
+      drop(db)
+      declare(db)
+    end)
+
+    after_each(function()
+      drop(db)
+      db:close()
+    end)
+
+    local cases = {
+      { "seed(42)", "seed expects a table name, as seed \"customers\" { ... }, got integer (42)" },
+      { 'seed "seed_staff" (5)', "seed \"seed_staff\" expects a table: { key = ..., rows... }, "
+        .. "got integer (5)" },
+      { 'seed "seed_staff" { keys = "login" }', "seed \"seed_staff\": unknown option 'keys' (a "
+        .. "seed set takes 'key' and its rows)" },
+      { 'seed "seed_staff" { { login = "x" } }', "seed \"seed_staff\" needs key = a column (or "
+        .. "an array of columns) that is unique in the table, as key = \"email\"" },
+      { 'reference_data = "yes"', "reference_data must be true or false, got string (\"yes\")" },
+      { 'seed "seed_staff" { key = "login", "x" }', "seed_staff row 1: a row is a table of "
+        .. "column values, got string (\"x\")" },
+      { 'seed "seed_staff" { key = "login", { login = "x", boss_id = ref "ceo" } }',
+        "ref expects a table of the referenced row's key, as ref { email = 'ada@example.com' }, "
+        .. "got string (\"ceo\")" },
+      { 'seed "seed_staff" { key = "login", { login = "x", boss_id = ref { login = loam.null } } }',
+        "seed_staff row 1: ref for boss_id: seed_staff.login: cannot be NULL", "validation_error" },
+      { 'seed "seed_staff" { key = "nope", { login = "x" } }', "seed_staff: unknown column 'nope' "
+        .. "in the key (columns: id, login, boss_id)" },
+    }
+    for _, case in ipairs(cases) do
+      it("refuse " .. case[1], function()
+        local path = file("decl.lua", case[1])
+        local err = helper.catch(seed.run, db, { path })
+        assert.are.equal(case[3] or "seed_error", err.code)
+        assert.are.equal(path .. ":1: " .. case[2], (err.where or "") .. err.message)
+      end)
+    end
+
+    it("refuse a key column that closes a cycle, and a reference to a table no model declares",
+       function()
+      db:model("seed_chain", { loam.id(),
+        loam.bigint("next_id", { unique = true, references = "seed_chain" }) })
+      local err = helper.catch(seed.run, db, { file("cyc.lua", [[
+seed "seed_chain" { key = "next_id", { next_id = 1 } }
+]]) })
+      assert.matches("seed_chain: the key column next_id closes a cycle of foreign keys",
+        err.message, 1, true)
+      db:model("seed_orphans", { loam.id(), loam.bigint("ghost_id", { references = "seed_ghosts" }) })
+      err = helper.catch(seed.run, db, { file("orphan.lua", [[
+seed "seed_orphans" { key = "id", { id = 1, ghost_id = ref { id = 1 } } }
+]]) })
+      assert.are.equal("seed_orphans row 1: ghost_id references table seed_ghosts, which no model "
+        .. "declares", err.message)
+      db:model("seed_codes", { loam.id(), loam.text("code", { unique = true }) })
+      db:model("seed_uses", { loam.id(), loam.bigint("code_id", { references = "seed_codes" }) })
+      err = helper.catch(seed.run, db, { file("null.lua", [[
+seed "seed_uses" { key = "id", { id = 1, code_id = ref { code = loam.null } } }
+]]) })
+      assert.are.equal("seed_uses row 1: ref for code_id: code is NULL, which names no row",
+        err.message)
+    end)
+
+    it("refuse arguments that are not files and options", function()
+      assert.matches("seed files must be an array of paths",
+        helper.catch(seed.run, db, "seeds/a.lua").message, 1, true)
+      assert.matches("seed file #1 must be a path", helper.catch(seed.run, db, { 1 }).message, 1, true)
+      assert.matches("unknown option 'dryrun'",
+        helper.catch(seed.run, db, {}, { dryrun = true }).message, 1, true)
+    end)
+  end)
+end
+
 describe("seed files", function()
   it("that do not exist are not_found", function()
     local err = helper.catch(seed.load, { dir .. "/nothing.lua" })

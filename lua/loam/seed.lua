@@ -442,8 +442,19 @@ local function production_guard(plan, env)
   end
 end
 
+local OPTIONS = { dry_run = true, env = true, progress = true }
+
 function seed.run(db, files, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    errors.misuse("seed.run options must be a table, got %s", errors.show(opts))
+  end
+  for k in pairs(opts) do
+    if not OPTIONS[k] then
+      errors.misuse("seed.run: unknown option %s (dry_run, env, progress)",
+        type(k) == "string" and ("'" .. k .. "'") or errors.show(k))
+    end
+  end
   local plan = seed_plan.load(files)
   production_guard(plan, opts.env)
   seed_plan.check(db, plan)

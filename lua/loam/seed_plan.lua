@@ -18,6 +18,7 @@
 -- not compile), seed_error (a declaration loam cannot follow),
 -- validation_error (a value the model refuses), not_found (no such file).
 
+local loam = require "loam"
 local core = require "loam.core"
 local errors = require "loam.errors"
 
@@ -41,8 +42,9 @@ end
 
 local SET_OPTIONS = { key = true }
 
--- The environment a seed file runs in: 'seed', 'ref', the standard
--- library, and one global it may set, 'reference_data'.
+-- The environment a seed file runs in: 'seed', 'ref', 'loam' (for
+-- loam.null), the standard library, and one global it may set,
+-- 'reference_data'.
 local function environment(file, plan)
   local name = file.name
   local function here(level)
@@ -53,7 +55,7 @@ local function environment(file, plan)
   local function at(line)
     return line and ("%s:%d: "):format(name, line) or (name .. ": ")
   end
-  local env = {}
+  local env = { loam = loam }
   env.ref = function(values)
     local where = at(here(2))
     if type(values) ~= "table" or getmetatable(values) ~= nil or next(values) == nil then
@@ -110,8 +112,14 @@ local function environment(file, plan)
 end
 
 function seed_plan.load(files)
+  if type(files) ~= "table" then
+    errors.misuse("seed files must be an array of paths, got %s", errors.show(files))
+  end
   local plan = { files = {}, sets = {} }
-  for _, name in ipairs(files) do
+  for i, name in ipairs(files) do
+    if type(name) ~= "string" then
+      errors.misuse("seed file #%d must be a path, got %s", i, errors.show(name))
+    end
     local f, oerr = io.open(name, "r")
     if f == nil then
       errors.raise("not_found", ("cannot open seed file %s"):format(oerr), nil, "")
