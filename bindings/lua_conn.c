@@ -5,6 +5,12 @@
 ** 'loamL_addfunc'.  Those methods are also the Database's (a Lua table,
 ** lua/loam/database.lua): the connection check takes the connection from
 ** a Database given as 'self'.
+**
+** A pooled handle (lua_pool.c) holds no connection between calls: the
+** same check gives it one for the call ('loamL_lease'), and a
+** to-be-closed slot hands it back when the call returns or raises, so
+** every method works on it unchanged and none can forget the release.
+** An ordinary connection pays one test of a field for this.
 */
 #include <limits.h>
 #include <stddef.h>

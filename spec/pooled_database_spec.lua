@@ -115,6 +115,20 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(0, db:pool_stats().in_use)
         for _ in db:each("select 1 as x union all select 2") do break end
         assert.are.equal(0, db:pool_stats().in_use)
+        -- A prepared statement's too; its run takes one for the call.
+        helper.table(db, "pooled_each", "x integer")
+        db:exec("insert into pooled_each values (1), (2)")
+        local p = db:prepare { k = "select", columns = { { k = "col", name = "x" } },
+          from = { name = "pooled_each" } }
+        n = 0
+        for _ in p:each() do
+          n = n + 1
+          assert.are.equal(1, db:pool_stats().in_use)
+        end
+        assert.are.equal(2, n)
+        assert.are.equal(2, #p:run())
+        assert.are.equal(0, db:pool_stats().in_use)
+        db:exec("drop table pooled_each")
         db:close()
       end)
 
