@@ -7,12 +7,14 @@
 #                        install, against real SQLite and a throwaway
 #                        PostgreSQL cluster
 #   make asan            the same tests under AddressSanitizer/UBSan (build-asan/)
-#   make tsan            the C tests under ThreadSanitizer (build-tsan/)
+#   make tsan            the C tests and examples/host_threads under
+#                        ThreadSanitizer (build-tsan/)
 #   make fuzz            each libFuzzer target of fuzz/ for FUZZ_SECONDS (clang,
 #                        build-fuzz/)
 #   make bench           W1-W4 and M1 at full size on an SQLite file and a
 #                        throwaway PostgreSQL: hand-written C, loam's models
-#                        and raw SQL, LuaDBI, LuaSQL (bench/RESULTS.md)
+#                        and raw SQL, LuaDBI, LuaSQL (bench/RESULTS.md); W5,
+#                        threads over one pool, against pthreads and libpq
 #   make bench-quick     the same at 1/10 size, in under a minute
 #   make demo            builds everything, then runs the examples
 #   make install         PREFIX (default /usr/local) and DESTDIR are honoured
@@ -115,7 +117,8 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 \
             LSAN_OPTIONS=print_suppressions=0$(if $(LSAN_SUPP),:suppressions=$(CURDIR)/$(LSAN_SUPP))
 
 # ThreadSanitizer takes the C tests, whose pool tests run real threads
-# (the specs run one Lua state in one thread).  Any report fails the run.
+# (the specs run one Lua state in one thread), and examples/host_threads,
+# whose threads each run a Lua state over one pool.  Any report fails the run.
 TSAN_DIR   := build-tsan
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 TSAN_ENV   := TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
@@ -293,14 +296,16 @@ test: all | deps
 # luarocks builds with its own flags.
 asan: | deps
 	$(MAKE) --no-print-directory BUILD=$(ASAN_DIR) CFLAGS='-O1 -g' \
-	  SANITIZE='$(ASAN_FLAGS)' $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
+	  SANITIZE='$(ASAN_FLAGS)' $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest \
+	  $(ASAN_DIR)/examples/host_threads
 	$(ASAN_ENV) bash spec/support/run-tests --no-rockspec \
 	  $(ASAN_DIR)/bin/loam $(ASAN_DIR)/bin/loam-ctest
 
 tsan: | deps
 	$(MAKE) --no-print-directory BUILD=$(TSAN_DIR) CFLAGS='-O1 -g' \
-	  SANITIZE='$(TSAN_FLAGS)' $(TSAN_DIR)/bin/loam-ctest
-	$(TSAN_ENV) bash spec/support/run-tests --c-only $(TSAN_DIR)/bin/loam-ctest
+	  SANITIZE='$(TSAN_FLAGS)' $(TSAN_DIR)/bin/loam-ctest $(TSAN_DIR)/examples/host_threads
+	$(TSAN_ENV) bash spec/support/run-tests --c-only \
+	  --host-threads $(TSAN_DIR)/examples/host_threads $(TSAN_DIR)/bin/loam-ctest
 
 # Each target runs FUZZ_SECONDS from its seeds in fuzz/corpus/<target>/
 # (new inputs go to a scratch directory, the tree's seeds stay as they are).

@@ -8,7 +8,10 @@
 ** 'package.path' as usual.  The host needs no shared library on
 ** 'package.cpath'.
 **
-** Ownership: the module keeps no process-wide state.  Everything it creates
+** Ownership: the module keeps no process-wide state but the core's pools
+** (one per URL, 'loam_pool_open'), which every state of the process shares:
+** a Database over a pool, in any state and thread, uses the same
+** connections, each checked out by one thread at a time.  Everything it creates
 ** (metatables, the NULL sentinel, connections, statements) lives in the
 ** given 'lua_State' and belongs to its garbage collector; 'lua_close'
 ** finalizes every connection and statement still open.  A 'lua_State' and

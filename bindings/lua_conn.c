@@ -5,6 +5,12 @@
 ** 'loamL_addfunc'.  Those methods are also the Database's (a Lua table,
 ** lua/loam/database.lua): the connection check takes the connection from
 ** a Database given as 'self'.
+**
+** A pooled handle (lua_pool.c) holds no connection between calls: the
+** same check gives it one for the call ('loamL_lease'), and a
+** to-be-closed slot hands it back when the call returns or raises, so
+** every method works on it unchanged and none can forget the release.
+** An ordinary connection pays one test of a field for this.
 */
 #include <limits.h>
 #include <stddef.h>
@@ -60,19 +66,76 @@ static LConn *checkdatabase (lua_State *L, int *isdb) {
 ** Database holding one.  A wrong value is named as a Database expected:
 ** applications reach these methods through one.
 */
-static LConn *checkconn (lua_State *L) {
+LConn *loamL_checkhandle (lua_State *L) {
   int isdb;
   LConn *c = checkdatabase(L, &isdb);
   if (c == NULL)
     loamL_selferror(L, isdb ? CONN_T : DATABASE_T);
-  else if (c->conn == NULL)
+  else if ((c->conn == NULL && (!c->pooled || c->poolref == NULL)) || c->closing)
     loamL_misuse(L, "attempt to use a closed connection");
+  return c;
+}
+
+
+/*
+** The handle at index 1 with a connection: a pooled handle without one
+** checks one out for this call (see 'loamL_checkconn').  The test of
+** 'conn' first keeps the path of an ordinary connection as it was.
+*/
+static LConn *checkconn (lua_State *L) {
+  LConn *c = loamL_checkhandle(L);
+  if (c->conn == NULL) loamL_lease(L, c, 1, 1, 1);
   return c;
 }
 
 
 loam_conn *loamL_checkconn (lua_State *L) {
   return checkconn(L)->conn;
+}
+
+
+int loamL_lease (lua_State *L, LConn *c, int idx, int level, int toclose) {
+  if (c->conn == NULL) {
+    loam_error err = LOAM_ERROR_INIT;
+    char tag[96];
+    loam_pool *pool = c->poolref != NULL ? *c->poolref : NULL;
+    if (c->poolref == NULL) loamL_misuse(L, "attempt to use a closed connection");
+    if (pool == NULL) loamL_misuse(L, "attempt to use a closed pool");
+    loamL_wherebuf(L, level, tag, sizeof tag);
+    if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
+      return loamL_raise(L, &err, NULL);
+    c->pool = pool;
+    if (c->trace != NULL) loam_conn_set_trace(c->conn, c->trace, c->trace_ud);
+    c->leases = 1;
+    if (toclose) lua_toclose(L, idx);
+    return 1;
+  }
+  if (toclose) return 0;
+  c->leases++;
+  return 1;
+}
+
+
+/*
+** The last lease hands the connection back, without the hook: the next
+** holder may be another handle, or another thread's Lua state.
+*/
+void loamL_unlease (LConn *c) {
+  if (c->leases > 0 && --c->leases == 0 && c->conn != NULL) {
+    loam_conn *conn = c->conn;
+    c->conn = NULL;
+    if (c->trace != NULL) loam_conn_set_trace(conn, NULL, NULL);
+    loam_pool_release(c->pool, conn, NULL);
+    c->pool = NULL;
+    if (c->closing) c->poolref = NULL;
+  }
+}
+
+
+loam_backend loamL_backend (lua_State *L, LConn *c) {
+  if (c->conn != NULL) return loam_conn_backend(c->conn);
+  if (c->poolref == NULL || *c->poolref == NULL) loamL_misuse(L, "attempt to use a closed pool");
+  return loam_pool_backend(*c->poolref);
 }
 
 
@@ -92,15 +155,31 @@ static LConn *checkconnany (lua_State *L) {
 
 /*
 ** A connection checked out of a pool goes back to it, reported as lost
-** when the garbage collector found it ('lost'); any other is closed.
+** when the garbage collector found it ('lost'); any other is closed.  A
+** pooled handle closed while a lease is running (a hold never closed, a
+** statement never finished) gives its connection back the same way, and
+** is closed for good: no further call checks one out.
 */
 static void closeconn (LConn *c, int lost) {
+  if (c->pooled && c->leases > 0 && c->conn != NULL && !lost) {
+    c->closing = 1;  /* a C function below may still run on the connection */
+    return;
+  }
+  if (c->pooled) {
+    c->leases = 0;
+    if (c->conn != NULL && c->trace != NULL) loam_conn_set_trace(c->conn, NULL, NULL);
+    c->trace = NULL;
+  }
   if (c->conn != NULL) {
     loam_conn *conn = c->conn;
     c->conn = NULL;
     if (c->pool == NULL) loam_conn_close(conn);
     else if (lost) loam_pool_abandon(c->pool, conn, NULL);
     else loam_pool_release(c->pool, conn, NULL);
+  }
+  if (c->pooled) {
+    c->pool = NULL;
+    c->poolref = NULL;
   }
 }
 
@@ -180,8 +259,7 @@ static int l_connect (lua_State *L) {
   LConn *c;
   loamL_checkopts(L, 2, loamL_connopt, &o);
   c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 0);
-  c->conn = NULL;
-  c->pool = NULL;
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_T);
   if (loam_connect(url, &o, &c->conn, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
@@ -195,9 +273,15 @@ static int conn_gc (lua_State *L) {
 }
 
 
-/* '__close': a checkout going out of scope is handed back, which is no loss. */
+/*
+** '__close': a checkout going out of scope is handed back, which is no
+** loss.  For a pooled handle it ends a lease (the slot 'loamL_lease'
+** marked, or a 'hold'): the handle itself stays open.
+*/
 static int conn_toclose (lua_State *L) {
-  closeconn(checkconnany(L), 0);
+  LConn *c = checkconnany(L);
+  if (c->pooled) loamL_unlease(c);
+  else closeconn(c, 0);
   return 0;
 }
 
@@ -217,18 +301,35 @@ static int conn_close (lua_State *L) {
 
 static int conn_tostring (lua_State *L) {
   LConn *c = checkconnany(L);
-  if (c->conn == NULL)
+  if (c->conn == NULL && (!c->pooled || c->poolref == NULL || *c->poolref == NULL))
     lua_pushliteral(L, "loam.Conn (closed)");
   else
-    lua_pushfstring(L, "loam.Conn (%s)",
-                    loam_conn_backend(c->conn) == LOAM_POSTGRES ? "postgres" : "sqlite");
+    lua_pushfstring(L, "loam.Conn (%s%s)", loamL_backend(L, c) == LOAM_POSTGRES ? "postgres"
+                    : "sqlite", c->pooled ? ", pooled" : "");
   return 1;
 }
 
 
+/* The backend needs no connection: a pooled handle does not check one out for it. */
 static int conn_backend (lua_State *L) {
-  LConn *c = checkconn(L);
-  lua_pushstring(L, loam_conn_backend(c->conn) == LOAM_POSTGRES ? "postgres" : "sqlite");
+  LConn *c = loamL_checkhandle(L);
+  lua_pushstring(L, loamL_backend(L, c) == LOAM_POSTGRES ? "postgres" : "sqlite");
+  return 1;
+}
+
+
+/*
+** conn:hold(): for a pooled handle, keeps the connection it checks out
+** (now, or the one it has) until the value returned is closed:
+**   local pin <close> = c:hold()
+** so several calls run on one connection, as a transaction's must.  For
+** any other connection it returns nil, which a '<close>' variable takes.
+*/
+static int conn_hold (lua_State *L) {
+  LConn *c = loamL_checkhandle(L);
+  if (!c->pooled) return 0;
+  loamL_lease(L, c, 1, 1, 0);
+  lua_settop(L, 1);
   return 1;
 }
 
@@ -309,6 +410,10 @@ static int conn_each (lua_State *L) {
   const loam_value *params = loamL_checkparams(L, 3, local, &np);
   LStmt *s = loamL_newstmt(L, 1);
   sidx = lua_gettop(L);
+  if (c->pooled) {  /* the statement keeps the connection until it is finalized */
+    loamL_lease(L, c, 1, 1, 0);
+    s->lease = c;
+  }
   if (loam_query(c->conn, sql, params, np, LOAM_STREAM, &s->stmt, &err) != LOAM_OK)
     return loamL_raise(L, &err, loamL_queryhint(c->conn, sql, np, &err));
   lua_pushcfunction(L, loamL_stmtnext);
@@ -325,6 +430,7 @@ static const luaL_Reg conn_meth[] = {
   {"close", conn_close},
   {"backend", conn_backend},
   {"cached_statements", conn_cached_statements},
+  {"hold", conn_hold},
   {NULL, NULL}
 };
 

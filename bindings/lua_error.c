@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lua.h"
@@ -72,6 +73,34 @@ static int pushwhere (lua_State *L, int level) {
   lua_pop(L, 1);
   lua_pushliteral(L, "");
   return -1;
+}
+
+
+void loamL_wherebuf (lua_State *L, int level, char *buf, size_t size) {
+  lua_Debug ar;
+  size_t n = 0;
+  const char *layer;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &layerkey);
+  layer = lua_tolstring(L, -1, &n);
+  buf[0] = '\0';
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "Sl", &ar);
+    if (ar.currentline > 0 &&
+        (layer == NULL || ar.srclen < n || memcmp(ar.source, layer, n) != 0)) {
+      /* By hand: snprintf would cost as much as the rest of a pooled call's checkout. */
+      char num[16];
+      size_t len = strlen(ar.short_src), k = 0;
+      int line = ar.currentline;
+      do num[k++] = (char)('0' + line % 10); while ((line /= 10) > 0 && k < sizeof num);
+      if (len + 1 + k + 1 > size) len = size > k + 2 ? size - k - 2 : 0;
+      memcpy(buf, ar.short_src, len);
+      buf[len++] = ':';
+      while (k > 0) buf[len++] = num[--k];
+      buf[len] = '\0';
+      break;
+    }
+  }
+  lua_pop(L, 1);
 }
 
 

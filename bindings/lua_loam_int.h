@@ -68,6 +68,14 @@ LOAML_FUNC int loamL_raise (lua_State *L, loam_error *err, const char *hint);
 */
 LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char *what);
 
+/*
+** Writes into 'buf' (of 'size' bytes) the position "file:line" of the
+** first frame at or above 'level' that runs the program's own Lua code, as
+** errors name it ("" when there is none): where a pooled handle's
+** checkout was made, for the pool's reports.
+*/
+LOAML_FUNC void loamL_wherebuf (lua_State *L, int level, char *buf, size_t size);
+
 /* Raises a 'misuse' error object with a 'lua_pushfstring' message.  Never returns. */
 LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 
@@ -145,10 +153,25 @@ LOAML_FUNC void loamL_open_pool (lua_State *L);
 ** Shared since a statement's iterator (lua_stmt.c) checks its connection.
 ** A connection checked out of a pool (lua_pool.c) has 'pool' set, and
 ** keeps the pool's handle alive as its user value: closing it releases it.
+**
+** A pooled handle ('pool:handle()', what a Database over a pool runs on)
+** has 'pooled' set: it holds no connection of its own, and each call that
+** needs one checks one out for its duration ('leases' counts the calls,
+** statements and holds that use it; the last to end hands it back), so
+** one such handle serves many operations in turn and a pool's few
+** connections serve many handles.  'trace' and 'trace_ud' are its query
+** hook, set on each connection it checks out and cleared before release.
 */
 typedef struct LConn {
   loam_conn *conn;
-  loam_pool *pool;
+  loam_pool *pool;           /* a pooled handle: the pool of 'conn' while one is out */
+  loam_pool *const *poolref; /* a pooled handle: its 'loam.Pool''s pointer (NULL once that
+                                closes), or NULL once the handle closed */
+  int pooled;
+  int leases;
+  int closing;               /* closed while a lease ran: the last lease hands back and closes */
+  loam_trace_fn trace;
+  void *trace_ud;
 } LConn;
 
 /*
@@ -165,8 +188,33 @@ LOAML_FUNC int loamL_connopt (void *ud, const char *name, int v);
 /*
 ** The open connection of the 'loam.Conn' at index 1, or of the Database
 ** there (which it replaces by its 'loam.Conn'); raises on a closed one.
+** For a pooled handle with no connection checked out, it checks one out
+** and makes index 1 a to-be-closed slot that hands it back when the
+** calling C function returns or raises: every caller calls this before
+** it marks any slot of its own to be closed, and never removes index 1.
 */
 LOAML_FUNC loam_conn *loamL_checkconn (lua_State *L);
+
+/*
+** The handle at index 1 (a 'loam.Conn', or a Database's, which replaces
+** it there) without checking a connection out; raises on a closed one.
+*/
+LOAML_FUNC LConn *loamL_checkhandle (lua_State *L);
+
+/*
+** For a pooled handle 'c' at stack index 'idx': checks a connection out
+** unless it has one (the tag is the Lua code at 'level') and counts one
+** more lease; 'loamL_unlease' ends one, and the last hands the connection
+** back.  With 'toclose', the lease is the one of the running C function:
+** the slot 'idx' is marked to be closed, and 'loamL_lease' returns 0 when
+** a connection was out already, leaving nothing to close.  Raises the
+** acquire's error (pool_timeout).
+*/
+LOAML_FUNC int loamL_lease (lua_State *L, LConn *c, int idx, int level, int toclose);
+LOAML_FUNC void loamL_unlease (LConn *c);
+
+/* The backend of the handle 'c', which need not hold a connection (pooled). */
+LOAML_FUNC loam_backend loamL_backend (lua_State *L, LConn *c);
 
 /* The connection of the 'loam.Conn' at 'idx'; NULL once closed or for any other value. */
 LOAML_FUNC loam_conn *loamL_toconn (lua_State *L, int idx);
@@ -176,9 +224,14 @@ LOAML_FUNC void loamL_open_conn (lua_State *L);
 
 /* Statements (lua_stmt.c). */
 
-/* A 'loam.Stmt' handle; 'stmt' is NULL once finalized (or before it opened). */
+/*
+** A 'loam.Stmt' handle; 'stmt' is NULL once finalized (or before it
+** opened).  A statement read row by row on a pooled handle holds a lease
+** of it ('lease', kept alive as user value 1) until it is finalized.
+*/
 typedef struct LStmt {
   loam_stmt *stmt;
+  LConn *lease;
 } LStmt;
 
 /*

@@ -4,7 +4,8 @@
 **
 ** A checkout is an ordinary 'loam.Conn' whose closing ('close', '__close'
 ** or the garbage collector) hands it back to its pool; it keeps the pool's
-** handle alive as its user value.  The tag of a checkout (what a timeout
+** handle alive as its user value.  A pooled handle ('handle') is a
+** 'loam.Conn' that checks a connection out for each call instead.  The tag of a checkout (what a timeout
 ** or a leak report names) is the caller's, or by default the position of
 ** the Lua code that called 'acquire'.
 */
@@ -46,6 +47,7 @@ static const struct { const char *name; size_t offset; } poolopts[] = {
   {"idle_timeout_ms", offsetof(loam_pool_opts, idle_timeout_ms)},
   {"health_check_ms", offsetof(loam_pool_opts, health_check_ms)},
   {"leak_threshold_ms", offsetof(loam_pool_opts, leak_threshold_ms)},
+  {"processes", offsetof(loam_pool_opts, processes)},
 };
 
 
@@ -96,14 +98,33 @@ static int pool_acquire (lua_State *L) {
   }
   else tag = loamL_checkstring(L, 2, NULL);
   c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 1);
-  c->conn = NULL;
-  c->pool = NULL;
+  memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_T);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
   if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
   c->pool = pool;
+  return 1;
+}
+
+
+/*
+** pool:handle(): a pooled handle ('loam.Conn'): every call on it that
+** needs a connection checks one out for its duration and hands it back
+** after, and 'hold' keeps one across calls (see LConn).  What a Database
+** over a pool runs on.  Closing it ends its use; the pool stays open.
+*/
+static int pool_handle (lua_State *L) {
+  LConn *c;
+  checkpool(L);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 1);
+  memset(c, 0, sizeof *c);
+  c->poolref = &checkpoolany(L)->pool;  /* the pool is read at each checkout: it may close */
+  c->pooled = 1;
+  luaL_setmetatable(L, CONN_T);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
   return 1;
 }
 
@@ -115,6 +136,8 @@ static int pool_release (lua_State *L) {
   loam_error err = LOAM_ERROR_INIT;
   loam_conn *conn;
   if (c == NULL) return loamL_typeerror(L, 2, CONN_T);
+  if (c->pooled)
+    return loamL_misuse(L, "pool:release: a pooled handle hands its connections back itself");
   if (c->conn == NULL) return loamL_misuse(L, "attempt to use a closed connection");
   if (c->pool != pool)
     return loamL_misuse(L, "pool:release: the connection is not one of this pool's");
@@ -190,6 +213,7 @@ static int pool_tostring (lua_State *L) {
 static const luaL_Reg pool_meth[] = {
   {"acquire", pool_acquire},
   {"release", pool_release},
+  {"handle", pool_handle},
   {"stats", pool_stats},
   {"close", pool_close},
   {NULL, NULL}

@@ -134,7 +134,7 @@ static int l_render (lua_State *L) {
 
 /* conn:render(ast [, opts]), in the connection's dialect */
 static int conn_render (lua_State *L) {
-  pushresult(L, render(L, loam_conn_backend(loamL_checkconn(L)), 2, 3, "render"));
+  pushresult(L, render(L, loamL_backend(L, loamL_checkhandle(L)), 2, 3, "render"));
   return 1;
 }
 
@@ -260,7 +260,7 @@ static int prepared_close (lua_State *L) {
 ** its chunks could not be bound one value list at a time.
 */
 static int conn_prepare (lua_State *L) {
-  loam_backend dialect = loam_conn_backend(loamL_checkconn(L));
+  loam_backend dialect = loamL_backend(L, loamL_checkhandle(L));
   LPrepared *p;
   loam_rendered **rs;
   int n;
@@ -293,6 +293,7 @@ static int conn_prepare (lua_State *L) {
 static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local, int *np,
                                    const char *fname, loam_conn **conn) {
   int nargs = lua_gettop(L) - 1, i;
+  LConn *c;
   const loam_value *params;
   if (p->rs == NULL)
     loamL_misuse(L, "attempt to use a closed prepared statement");
@@ -308,7 +309,10 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
     params = v;
   }
   lua_getiuservalue(L, 1, 1);
-  *conn = loamL_toconn(L, -1);
+  c = (LConn *)luaL_testudata(L, -1, CONN_T);
+  if (c != NULL && c->conn == NULL && c->pooled && c->poolref != NULL && !c->closing)
+    loamL_lease(L, c, lua_gettop(L), 2, 1);   /* for this call: the slot is to be closed */
+  *conn = c != NULL && !c->closing ? c->conn : NULL;
   if (*conn == NULL)
     loamL_misuse(L, "attempt to use a closed connection");
   return params;
@@ -385,8 +389,13 @@ static int prepared_each (lua_State *L) {
   loam_conn *conn;
   int np, sidx;
   const loam_value *params = bindargs(L, p, local, &np, "each", &conn);
+  LConn *c = (LConn *)lua_touserdata(L, -1);
   LStmt *s = loamL_newstmt(L, lua_gettop(L));
   sidx = lua_gettop(L);
+  if (c->pooled) {  /* the statement keeps the connection until it is finalized */
+    loamL_lease(L, c, 0, 2, 0);
+    s->lease = c;
+  }
   if (loam_query_rendered_with(conn, p->rs, 0, params, np, LOAM_STREAM, &s->stmt, &err)
       != LOAM_OK)
     return loamL_raise(L, &err, NULL);

@@ -45,11 +45,17 @@ static LStmt *tostmt (lua_State *L, int i) {
 }
 
 
+/* The statement's lease of a pooled handle ends after it: it ran on that connection. */
 void loamL_closestmt (LStmt *s) {
   if (s->stmt != NULL) {
     loam_stmt *stmt = s->stmt;
     s->stmt = NULL;
     loam_stmt_close(stmt);
+  }
+  if (s->lease != NULL) {
+    LConn *c = s->lease;
+    s->lease = NULL;
+    loamL_unlease(c);
   }
 }
 
@@ -62,6 +68,7 @@ void loamL_closestmt (LStmt *s) {
 LStmt *loamL_newstmt (lua_State *L, int connidx) {
   LStmt *s = (LStmt *)lua_newuserdatauv(L, sizeof(LStmt), 2);
   s->stmt = NULL;
+  s->lease = NULL;
   luaL_setmetatable(L, STMT_T);
   lua_pushvalue(L, connidx);
   lua_setiuservalue(L, -2, 1);

@@ -72,6 +72,7 @@ typedef struct Event {
   uint64_t fingerprint;
   int64_t rows;
   int64_t elapsed_ns;
+  int64_t wait_ns;
   int errcode;
   int nparams;
   size_t len;           /* of the SQL that follows */
@@ -103,6 +104,7 @@ static void onevent (void *ud, const loam_trace_event *ev) {
   e.fingerprint = ev->fingerprint;
   e.rows = ev->rows;
   e.elapsed_ns = ev->elapsed_ns;
+  e.wait_ns = ev->wait_ns;
   e.errcode = (int)ev->errcode;
   e.nparams = ev->nparams;
   e.len = len;
@@ -191,6 +193,8 @@ static void pushevent (lua_State *L, const Event *e, const char *sql) {
   setint(L, "nparams", e->nparams);
   lua_pushnumber(L, (lua_Number)e->elapsed_ns / 1e6);
   lua_setfield(L, -2, "ms");
+  lua_pushnumber(L, (lua_Number)e->wait_ns / 1e6);
+  lua_setfield(L, -2, "wait_ms");
   if (e->errcode != LOAM_E_NONE) {
     lua_pushstring(L, loam_errcode_name(e->errcode));
     lua_setfield(L, -2, "error");
@@ -286,7 +290,8 @@ void loamL_trace_flush_failing (lua_State *L) {
 ** deactivated only then, so a memory error midway changes nothing.
 */
 static int conn_on_query (lua_State *L) {
-  loam_conn *conn = loamL_checkconn(L);
+  LConn *c = loamL_checkhandle(L);
+  loam_conn *conn = c->conn;
   Tracer *t;
   Hook *old = NULL, *h;
   if (!lua_isnoneornil(L, 2) && lua_type(L, 2) != LUA_TFUNCTION)
@@ -306,7 +311,8 @@ static int conn_on_query (lua_State *L) {
     lua_pushvalue(L, 1);
     lua_pushnil(L);
     lua_rawset(L, 5);
-    loam_conn_set_trace(conn, NULL, NULL);
+    if (c->pooled) c->trace = NULL;
+    if (conn != NULL) loam_conn_set_trace(conn, NULL, NULL);
   }
   else {
     h = (Hook *)lua_newuserdatauv(L, sizeof(Hook), 1);   /* 7 */
@@ -322,7 +328,11 @@ static int conn_on_query (lua_State *L) {
     lua_pushvalue(L, 7);
     lua_rawset(L, 5);
     t->serial = h->serial;
-    loam_conn_set_trace(conn, onevent, h);
+    if (c->pooled) {  /* set on each connection the handle checks out */
+      c->trace = onevent;
+      c->trace_ud = h;
+    }
+    if (conn != NULL) loam_conn_set_trace(conn, onevent, h);
   }
   if (old != NULL) old->active = 0;
   lua_settop(L, 3);

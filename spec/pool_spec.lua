@@ -95,7 +95,8 @@ for backend, pg in helper.each_backend() do
         local err = catch(core.pool_open, url, { size = 3 })
         assert.are.equal("misuse", err.code)
         assert.are.equal("loam_pool_open: this process already has a pool for that URL with "
-          .. "size 2; this open asks for 3 (one pool per URL: open it with the same options)",
+          .. "other options: size 2 (this open asks for 3) (one pool per URL: open it with the "
+          .. "same options)",
           err.message)
         a:close()
         b:close()

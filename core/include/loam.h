@@ -304,20 +304,22 @@ typedef struct loam_pool_opts {
   loam_conn_opts conn;      /* options of every connection */
   loam_pool_hook hook;      /* leaks and warnings; NULL: written to stderr */
   void *hook_ud;
+  int processes;            /* processes that each open such a pool, for the max_connections
+                               warning; 1..10000; default 1 */
 } loam_pool_opts;
 
-#define LOAM_POOL_OPTS_INIT { -1, -1, -1, -1, -1, -1, -1, LOAM_CONN_OPTS_INIT, NULL, NULL }
+#define LOAM_POOL_OPTS_INIT { -1, -1, -1, -1, -1, -1, -1, LOAM_CONN_OPTS_INIT, NULL, NULL, -1 }
 
 /*
 ** Opens the pool for 'url', or finds the one this process already has:
 ** one pool per process per URL (the same text).  Opening an open URL
 ** again returns the same handle when the options are the same (with
 ** their defaults filled in; the hook is not compared and stays the
-** first one's), and LOAM_E_MISUSE naming the first option that differs
+** first one's), and LOAM_E_MISUSE naming every option that differs
 ** otherwise.  A new pool opens one connection at once, so a bad URL,
 ** server or password fails here, with that connection's error; on
-** PostgreSQL it then compares size + max_overflow with what the server
-** takes (max_connections less superuser_reserved_connections) and warns
+** PostgreSQL it then compares processes x (size + max_overflow) with what
+** the server takes (max_connections less superuser_reserved_connections) and warns
 ** through the hook (LOAM_POOL_WARNING) when they would not fit.  An
 ** in-memory SQLite database is private to one connection: a pool over
 ** one must have size 1 and no overflow.  Each successful open is matched
@@ -396,6 +398,9 @@ typedef struct loam_pool_metrics {
 
 /* Writes the snapshot of 'pool' into '*out' (all zero for NULL). */
 LOAM_API void loam_pool_stats (loam_pool *pool, loam_pool_metrics *out /* OUT */);
+
+/* The backend of the pool's connections, known from its opening on (0 for NULL). */
+LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 
 /* }====================================================================== */
 
@@ -1880,6 +1885,8 @@ typedef struct loam_trace_event {
   int64_t rows;             /* rows read before the end */
   int64_t elapsed_ns;       /* from 'loam_query' to the end */
   loam_errcode errcode;     /* LOAM_E_NONE unless it failed (closing early is no failure) */
+  int64_t wait_ns;          /* on a pool's connection, the wait of the checkout the
+                               statement is the first of ('loam_pool_acquire'); else 0 */
 } loam_trace_event;
 
 /*

@@ -1,6 +1,6 @@
 -- loam.database: the Database, what loam.connect returns.  It holds one
--- connection of the core ('loam.Conn') and everything that must outlive
--- it: the models declared on it, their relations, the lazy-loading
+-- connection of the core ('loam.Conn'), or a pooled handle on the
+-- process's pool for its URL, and everything that must outlive it: the models declared on it, their relations, the lazy-loading
 -- default, the query hook and the tracking state.  Models are declared
 -- once per process and run on whichever connection the Database hands out
 -- (database.connection), so after db:reconnect() the same models, the
@@ -8,12 +8,36 @@
 --
 --   database.connect(url [, opts]) -> db    opts: those of the core's
 --                                           connect (statement_cache,
---                                           busy_timeout_ms, connect_timeout_s)
+--                                           busy_timeout_ms, connect_timeout_s,
+--                                           ...), and 'pool': true or a table
+--                                           of the pool's options (size,
+--                                           max_overflow, acquire_timeout_ms,
+--                                           max_lifetime_ms, idle_timeout_ms,
+--                                           health_check_ms, leak_threshold_ms,
+--                                           processes)
 --   database.is_database(v)                 whether 'v' is a Database
+--   database.hold(c)                        see "Pooled" below
+--
+-- Pooled.  With 'pool', the Database runs on the process's one pool for
+-- its URL (core.pool_open: the same URL and options from any Lua state or
+-- thread of the process give the same pool, other options a misuse error
+-- naming them) through a pooled handle ('pool:handle()'): a 'loam.Conn'
+-- whose every call checks a connection out for its duration and hands it
+-- back after, so statements outside a transaction each take one, a
+-- statement read row by row (each) keeps its own until it ends, and
+-- db:transaction keeps one for its whole run (the core's transaction is
+-- one call, and the calls inside it find the connection out already).
+-- Code that must run several calls into the core on one connection, a
+-- transaction made of more than one call say, takes it through the one
+-- seam 'hold':
+--   local pin <close> = database.hold(c)   -- c = conn_of(db): the handle
+-- which keeps the connection checked out until 'pin' closes, and is nil
+-- (nothing to keep) on a Database without a pool.  A connection found
+-- dead is discarded by the pool and the next call gets a healthy one.
 --
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
---   stats, cached_statements, table_exists, exact_numeric, backend
+--   stats, cached_statements, table_exists, exact_numeric, backend, hold
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
@@ -27,12 +51,15 @@
 --   db:reconnect()              closes the connection if open and opens a
 --                               new one with the same URL and options
 --   db:connection()             the connection an operation runs on now
+--   db:pool_stats()             the pool's metrics (misuse without a pool)
 --   db:model(table, columns [, options]), db:table(name),
 --   db:create_tables(models), db:drop_tables(models), db:lazy_loading(flag),
 --   db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
 --
 -- Fields the Lua layer reads (none is for applications):
---   _conn     the Database's open connection, or nil once closed
+--   _conn     the Database's open connection (or pooled handle), or nil
+--             once closed
+--   _pool     the 'loam.Pool' of a pooled Database, or nil
 --   _c        the connection operations run on now: that of a running
 --             db:transaction, else _conn (see 'conn_of'); nil once closed.
 --             The core reads it too (DATABASE_CONN in
@@ -87,24 +114,69 @@ local function conn_of(db, name)
   return c
 end
 
-local function attach(db, c)
+local function attach(db, c, pool)
   if db._hook ~= nil then c:on_query(db._hook) end
-  db._conn, db._c = c, c
+  db._conn, db._c, db._pool = c, c, pool
+end
+
+-- The options of a pool, as core.pool_open takes them beside the connection's.
+local POOL_OPTIONS = { "size", "max_overflow", "acquire_timeout_ms", "max_lifetime_ms",
+  "idle_timeout_ms", "health_check_ms", "leak_threshold_ms", "processes" }
+local is_pool_option = {}
+for _, name in ipairs(POOL_OPTIONS) do is_pool_option[name] = true end
+
+-- A connection, or with opts.pool a pooled handle and its pool.
+local function open(url, opts)
+  local wanted = type(opts) == "table" and opts.pool
+  if not wanted then return core.connect(url, opts) end
+  if wanted ~= true and (type(wanted) ~= "table" or getmetatable(wanted) ~= nil) then
+    errors.misuse("loam.connect: option 'pool' must be true or a table of pool options, got %s",
+      errors.show(wanted))
+  end
+  local flat = {}
+  for k, v in pairs(opts) do
+    if is_pool_option[k] then
+      errors.misuse("loam.connect: '%s' is a pool option: write it inside 'pool' "
+        .. "({ pool = { %s = ... } })", k, k)
+    end
+    if k ~= "pool" then flat[k] = v end
+  end
+  if wanted ~= true then
+    for k, v in pairs(wanted) do
+      if not is_pool_option[k] then
+        errors.misuse("loam.connect: unknown pool option %s (the pool takes %s)",
+          type(k) == "string" and "'" .. k .. "'" or errors.show(k),
+          table.concat(POOL_OPTIONS, ", "))
+      end
+      flat[k] = v
+    end
+  end
+  local pool = core.pool_open(url, flat)
+  return pool:handle(), pool
+end
+
+local function copy_opts(opts)
+  if type(opts) ~= "table" then return opts end
+  local copy = {}
+  for k, v in pairs(opts) do copy[k] = v end
+  if type(copy.pool) == "table" then copy.pool = copy_opts(copy.pool) end
+  return copy
 end
 
 function database.connect(url, opts)
-  local c = core.connect(url, opts)
-  local copy
-  if opts ~= nil then
-    copy = {}
-    for k, v in pairs(opts) do copy[k] = v end
-  end
-  local db = setmetatable({ _url = url, _opts = copy, _models = {} }, Database)
-  attach(db, c)
+  local c, pool = open(url, opts)
+  local db = setmetatable({ _url = url, _opts = copy_opts(opts), _models = {} }, Database)
+  attach(db, c, pool)
   return db
 end
 
 database.is_database = is_database
+
+-- The seam for code that needs one pooled connection across several calls
+-- (see "Pooled" above): a value for a '<close>' variable, nil without a pool.
+function database.hold(c)
+  return c:hold()
+end
 
 
 -- {======================================================================
@@ -122,7 +194,7 @@ Database.connection = conn_of
 -- of the function that wrote it.  They raise misuse as 'unusable' does.
 for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
   "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
-  "insert_rows" } do
+  "insert_rows", "hold" } do
   Database[name] = core.Conn[name]
 end
 core.set_database(Database)
@@ -157,9 +229,10 @@ end
 
 function Database:close()
   if not is_database(self) then unusable(self, "close") end
-  local c = self._conn
-  self._conn, self._c = nil, nil
+  local c, pool = self._conn, self._pool
+  self._conn, self._c, self._pool = nil, nil, nil
   if c ~= nil then c:close() end
+  if pool ~= nil then pool:close() end
   return true
 end
 
@@ -173,8 +246,22 @@ function Database:reconnect()
   end
   self:close()
   -- A failure leaves the Database closed, as it was after close.
-  attach(self, core.connect(self._url, self._opts))
+  attach(self, open(self._url, self._opts))
   return self
+end
+
+-- The metrics of the pool (see core 'pool:stats()'): size, in use, idle,
+-- waiting, acquires, timeouts, leaks, connections opened and discarded,
+-- and the acquire wait (max and percentiles, in nanoseconds).
+function Database:pool_stats()
+  if not is_database(self) then unusable(self, "pool_stats") end
+  local pool = self._pool
+  if pool == nil then
+    if self._conn == nil then unusable(self, "pool_stats") end
+    raise("misuse", "db:pool_stats: this database has no pool (loam.connect(url, "
+      .. "{ pool = { ... } }) makes one)")
+  end
+  return pool:stats()
 end
 
 function Database:__tostring()

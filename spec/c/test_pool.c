@@ -120,13 +120,19 @@ static void same_url (int pg) {
   CHECK_INT(loam_pool_open(url, &o2, &c, &e), LOAM_ERROR);
   CHECK(c == NULL);
   CHECK_INT(e.code, LOAM_E_MISUSE);
-  CHECK_STR(e.message, "loam_pool_open: this process already has a pool for that URL with size 2; "
-                       "this open asks for 3 (one pool per URL: open it with the same options)");
-  o2.size = 2;
+  CHECK_STR(e.message, "loam_pool_open: this process already has a pool for that URL with other "
+                       "options: size 2 (this open asks for 3) (one pool per URL: open it with "
+                       "the same options)");
+  /* Every difference is named, the connection options' too. */
+  o2.acquire_timeout_ms = 10;
   o2.conn.statement_timeout_ms = 1000;
   CHECK_INT(loam_pool_open(url, &o2, &c, &e), LOAM_ERROR);
   CHECK_STR(e.message, "loam_pool_open: this process already has a pool for that URL with other "
-                       "connection options (conn.statement_timeout_ms differs)");
+                       "options: size 2 (this open asks for 3), acquire_timeout_ms 30000 (this "
+                       "open asks for 10), conn.statement_timeout_ms default (this open asks for 1000) "
+                       "(one pool per URL: open it with the same options)");
+  o2.size = 2;
+  o2.acquire_timeout_ms = -1;
   /* One close of two: the pool stays, shared. */
   loam_pool_close(a);
   loam_pool_stats(b, &m);
@@ -177,9 +183,26 @@ TEST(pool_pg_max_connections_warning) {
            (int)reserved);
   CHECK_STR(h.last, want);
   loam_pool_close(p);
+  /* Each of the processes that open such a pool may take as many. */
+  o.size = (int)(max - reserved) / 2;
+  o.max_overflow = 0;
+  o.processes = 3;
+  CHECK_OK(loam_pool_open(url, &o, &p, &e), &e);
+  CHECK_INT(h.warnings, 2);
+  snprintf(want, sizeof want, "processes 3 x (size %d + max_overflow 0) = %d connections would "
+           "pass the %d the server accepts (max_connections %d - superuser_reserved_connections "
+           "%d)", o.size, 3 * o.size, (int)(max - reserved), (int)max, (int)reserved);
+  CHECK_STR(h.last, want);
+  loam_pool_close(p);
+  o.processes = 0;
+  CHECK_INT(loam_pool_open(url, &o, &p, &e), LOAM_ERROR);
+  CHECK_STR(e.message, "loam_pool_open: 'processes' must be 1 to 10000, got 0");
+  o.processes = -1;
+  o.size = (int)(max - reserved);
+  o.max_overflow = 1;
   /* SQLite has no such limit. */
   CHECK_OK(loam_pool_open(t_url(0, "pool_max_connections"), &o, &p, &e), &e);
-  CHECK_INT(h.warnings, 1);
+  CHECK_INT(h.warnings, 2);
   loam_pool_close(p);
   loam_error_clear(&e);
 }
@@ -622,6 +645,14 @@ TEST(pool_more_threads_than_connections_time_out) { T_ON_BOTH(impatient_threads)
 /* A waiter gets the connection released meanwhile, without a timeout. */
 typedef struct waiter { loam_pool *pool; int rc; loam_conn *got; } waiter;
 
+/* The pool waits the trace hook saw, in order. */
+typedef struct waits { int n; int64_t ns[4]; } waits;
+
+static void record_wait (void *ud, const loam_trace_event *ev) {
+  waits *w = ud;
+  if (w->n < 4) w->ns[w->n++] = ev->wait_ns;
+}
+
 static void *wait_one (void *arg) {
   waiter *w = arg;
   w->rc = loam_pool_acquire(w->pool, "waiter", &w->got, NULL);
@@ -635,6 +666,7 @@ static void handoff (int pg) {
   loam_conn *c = NULL;
   loam_pool_metrics m;
   waiter w;
+  waits seen = { 0, { 0, 0, 0, 0 } };
   pthread_t th;
   int i;
   const char *url = t_url(pg, "pool_handoff");
@@ -657,10 +689,21 @@ static void handoff (int pg) {
   pthread_join(th, NULL);
   CHECK_INT(w.rc, LOAM_OK);
   CHECK(w.got == c);
+  /* The wait goes with the first statement of the checkout, as the split of its time. */
+  loam_conn_set_trace(w.got, record_wait, &seen);
+  CHECK_OK(exec(w.got, "SELECT 1", &e), &e);
+  CHECK_OK(exec(w.got, "SELECT 2", &e), &e);
+  loam_conn_set_trace(w.got, NULL, NULL);
+  CHECK_INT(seen.n, 2);
+  CHECK(seen.ns[0] > 0);
+  CHECK(seen.ns[1] == 0);
   CHECK_OK(loam_pool_release(p, w.got, &e), &e);
   loam_pool_stats(p, &m);
   CHECK_INT(m.timeouts, 0);
   CHECK(m.wait_max_ns > 0);
+  CHECK(m.wait_max_ns >= seen.ns[0]);
+  CHECK_INT(loam_pool_backend(p), pg ? LOAM_POSTGRES : LOAM_SQLITE);
+  CHECK_INT(loam_pool_backend(NULL), 0);
   loam_pool_close(p);
   loam_error_clear(&e);
 }

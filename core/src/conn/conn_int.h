@@ -242,6 +242,7 @@ struct loam_conn {
   loam_stats stats;          /* instrumentation counters (trace.c) */
   loam_trace_fn trace;       /* the trace hook, or NULL */
   void *trace_ud;
+  int64_t pool_wait_ns;      /* the wait of its pool checkout, until its first statement ends */
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;

@@ -49,8 +49,10 @@ void loam__trace_done (loam_conn *conn, const char *sql, int nparams, int64_t ro
     ev.rows = rows;
     ev.elapsed_ns = elapsed_ns;
     ev.errcode = (loam_errcode)errcode;
+    ev.wait_ns = conn->pool_wait_ns;
     conn->trace(conn->trace_ud, &ev);
   }
+  conn->pool_wait_ns = 0;
 }
 
 

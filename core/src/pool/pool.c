@@ -133,6 +133,7 @@ static void check_out (loam_pool *p, loamP_slot *s, const char *tag, int64_t now
   s->out = 1;
   s->leaked = 0;
   s->acquired_ns = now;
+  s->conn->pool_wait_ns = now - t0;
   loamP_copy_tag(s->tag, tag);
   p->acquires++;
   account_wait(p, now - t0);
@@ -420,6 +421,11 @@ int loam_pool_release (loam_pool *p, loam_conn *c, loam_error *err) {
 
 int loam_pool_abandon (loam_pool *p, loam_conn *c, loam_error *err) {
   return release(p, c, 1, err);
+}
+
+
+loam_backend loam_pool_backend (const loam_pool *p) {
+  return p != NULL ? p->backend : (loam_backend)0;
 }
 
 

@@ -23,6 +23,7 @@
 #define DEFAULT_HEALTH_MS 1000
 #define DEFAULT_LEAK_MS 60000
 #define MAX_CONNECTIONS 1000
+#define MAX_PROCESSES 10000
 
 static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
 static loam_pool *pools;
@@ -44,6 +45,7 @@ static const optdesc optdescs[] = {
   { OPT(idle_timeout_ms), DEFAULT_IDLE_MS, 1, 0, 1 },
   { OPT(health_check_ms), DEFAULT_HEALTH_MS, 0, 0, 0 },
   { OPT(leak_threshold_ms), DEFAULT_LEAK_MS, 1, 0, 1 },
+  { OPT(processes), 1, 1, MAX_PROCESSES, 0 },
 };
 #undef OPT
 
@@ -73,33 +75,60 @@ static int normalize (loam_pool_opts *o, loam_error *err) {
 
 
 /* The connection options as 'loam_connect' fills them: same meaning, same numbers. */
-static int same_conn_opts (const loam_conn_opts *a, const loam_conn_opts *b, const char **name) {
-  if (a->statement_cache != b->statement_cache) *name = "conn.statement_cache";
-  else if (a->busy_timeout_ms != b->busy_timeout_ms) *name = "conn.busy_timeout_ms";
-  else if (a->connect_timeout_s != b->connect_timeout_s) *name = "conn.connect_timeout_s";
-  else if (a->statement_timeout_ms != b->statement_timeout_ms) *name = "conn.statement_timeout_ms";
-  else if (a->idle_in_tx_timeout_ms != b->idle_in_tx_timeout_ms)
-    *name = "conn.idle_in_tx_timeout_ms";
-  else return 1;
-  return 0;
+#define COPT(f) "conn." #f, offsetof(loam_conn_opts, f)
+static const struct { const char *name; size_t off; } conndescs[] = {
+  { COPT(statement_cache) }, { COPT(busy_timeout_ms) }, { COPT(connect_timeout_s) },
+  { COPT(statement_timeout_ms) }, { COPT(idle_in_tx_timeout_ms) },
+};
+#undef COPT
+
+#define CFIELD(o, d) (*(const int *)((const char *)(o) + (d)->off))
+
+
+/* Appends option value 'v': -1 is left as "default" by the connection options only. */
+static void add_value (loam__buf *b, int v) {
+  if (v == -1) loam__buf_adds(b, "default");
+  else if (v == LOAM_FOREVER) loam__buf_adds(b, "forever");
+  else loam__buf_int(b, v);
 }
 
 
-/* LOAM_E_MISUSE naming the first option in which 'want' differs from the open pool 'p'. */
+/* Appends "name A (this open asks for B)" to 'b' for one difference; 'n' counts them. */
+static void add_difference (loam__buf *b, int *n, const char *name, int have, int want) {
+  loam__buf_adds(b, (*n)++ > 0 ? ", " : "");
+  loam__buf_adds(b, name);
+  loam__buf_addc(b, ' ');
+  add_value(b, have);
+  loam__buf_adds(b, " (this open asks for ");
+  add_value(b, want);
+  loam__buf_addc(b, ')');
+}
+
+
+/*
+** LOAM_E_MISUSE naming every option in which 'want' differs from the open
+** pool 'p', with both values: the caller sees all it must change at once.
+*/
 static int compare (const loam_pool *p, const loam_pool_opts *want, loam_error *err) {
+  loam__buf b = LOAM__BUF_INIT;
   size_t i;
-  const char *name;
+  int n = 0;
   for (i = 0; i < sizeof optdescs / sizeof optdescs[0]; i++) {
     const optdesc *d = &optdescs[i];
     if (FIELD(&p->o, d) != FIELD(want, d))
-      return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for "
-                       "that URL with %s %d; this open asks for %d (one pool per URL: open it "
-                       "with the same options)", d->name, FIELD(&p->o, d), FIELD(want, d));
+      add_difference(&b, &n, d->name, FIELD(&p->o, d), FIELD(want, d));
   }
-  if (!same_conn_opts(&p->o.conn, &want->conn, &name))
-    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for "
-                     "that URL with other connection options (%s differs)", name);
-  return LOAM_OK;
+  for (i = 0; i < sizeof conndescs / sizeof conndescs[0]; i++) {
+    if (CFIELD(&p->o.conn, &conndescs[i]) != CFIELD(&want->conn, &conndescs[i]))
+      add_difference(&b, &n, conndescs[i].name, CFIELD(&p->o.conn, &conndescs[i]),
+                     CFIELD(&want->conn, &conndescs[i]));
+  }
+  if (n == 0) return LOAM_OK;
+  if (loam__buf_cstr(&b) == NULL) return loam__err_nomem(err);
+  loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for that URL "
+            "with other options: %s (one pool per URL: open it with the same options)", b.p);
+  loam__buf_free(&b);
+  return LOAM_ERROR;
 }
 
 
@@ -131,14 +160,21 @@ static void check_max_connections (loam_pool *p, loam_conn *c) {
   int64_t max = setting(c, "SELECT CAST(current_setting('max_connections') AS integer)");
   int64_t reserved = setting(c, "SELECT CAST(current_setting('superuser_reserved_connections') "
                                 "AS integer)");
-  int want = p->o.size + p->o.max_overflow;
+  int64_t want = (int64_t)p->o.processes * (p->o.size + p->o.max_overflow);
   loam__buf b = LOAM__BUF_INIT;
   if (max < 0 || reserved < 0 || want <= max - reserved) return;
-  loam__buf_addf(&b, "size %d + max_overflow %d = %d connections would pass the %d the server "
-                 "accepts (max_connections %d - superuser_reserved_connections %d); "
-                 "every process with such a pool may take as many",
-                 p->o.size, p->o.max_overflow, want, (int)(max - reserved), (int)max,
-                 (int)reserved);
+  if (p->o.processes == 1)
+    loam__buf_addf(&b, "size %d + max_overflow %d = %d connections would pass the %d the server "
+                   "accepts (max_connections %d - superuser_reserved_connections %d); "
+                   "every process with such a pool may take as many",
+                   p->o.size, p->o.max_overflow, (int)want, (int)(max - reserved), (int)max,
+                   (int)reserved);
+  else
+    loam__buf_addf(&b, "processes %d x (size %d + max_overflow %d) = %lld connections would "
+                   "pass the %d the server accepts (max_connections %d - "
+                   "superuser_reserved_connections %d)", p->o.processes, p->o.size,
+                   p->o.max_overflow, (long long)want, (int)(max - reserved), (int)max,
+                   (int)reserved);
   if (loam__buf_cstr(&b) != NULL) loamP_notify(p->hook, p->hook_ud, LOAM_POOL_WARNING, b.p);
   loam__buf_free(&b);
 }
