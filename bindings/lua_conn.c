@@ -22,7 +22,7 @@
 ** Connections
 ** ======================================================================= */
 
-#define toconnud(L)  ((LConn *)luaL_testudata(L, 1, CONN_T))
+#define toconnud(L)  ((LConn *)loamL_testud(L, 1, &loamL_conn_key))
 
 /* The registry key of the 'loam.Database' metatable ('set_database'). */
 static const char databasekey = 'D';
@@ -77,7 +77,7 @@ loam_conn *loamL_checkconn (lua_State *L) {
 
 
 loam_conn *loamL_toconn (lua_State *L, int idx) {
-  LConn *c = (LConn *)luaL_testudata(L, idx, CONN_T);
+  LConn *c = (LConn *)loamL_testud(L, idx, &loamL_conn_key);
   return c != NULL ? c->conn : NULL;
 }
 
@@ -179,7 +179,7 @@ static int l_connect (lua_State *L) {
   const char *url = loamL_checkstring(L, 1, NULL);
   LConn *c;
   loamL_checkopts(L, 2, loamL_connopt, &o);
-  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 0);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), CONN_NUV);
   c->conn = NULL;
   c->pool = NULL;
   luaL_setmetatable(L, CONN_T);
@@ -374,6 +374,7 @@ static const luaL_Reg conn_funcs[] = {
 
 void loamL_open_conn (lua_State *L) {
   loamL_createmeta(L, CONN_T, conn_meth, conn_metameth);
+  loamL_keymeta(L, CONN_T, &loamL_conn_key);
   luaL_setfuncs(L, conn_funcs, 0);
   luaL_getmetatable(L, CONN_T);
   lua_getfield(L, -1, "__index");

@@ -767,8 +767,11 @@ function Model:find(...)
     if v ~= nil and type(v) ~= "table" then
       local p = self._find[self.db:connection()]
       if p then
-        local rows = p:run(self:coerce(pk[1], v))
-        return rows[1] and self:_load(rows[1]) or nil
+        local key = pk[1]
+        local k = self._coerce[key](v)
+        if k == nil then k = self:coerce(key, v) end  -- raises the value's error
+        local row = p:first(k)
+        return row and self._load_row(row)
       end
     end
   end
