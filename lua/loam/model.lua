@@ -66,6 +66,7 @@ local relation = require "loam.relation"
 local instance = require "loam.instance"
 
 local null = core.null
+local plain_rows = core.plain_rows
 local raise = errors.raise
 
 local model = {}
@@ -541,9 +542,10 @@ function model.new(db, tname, decls, opts)
   end
 
   -- Everything below is derived once, so each statement costs no lookups.
-  M._coerce, M._required = {}, {}
+  M._coerce, M._required, M._quick = {}, {}, {}
   for _, col in ipairs(columns) do
     M._coerce[col.name] = types.coercer(col, db:backend())
+    M._quick[col.name] = types.quick(col)
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)
@@ -835,33 +837,49 @@ end
 
 -- A function that gives the coerced values of the fields 'cols' of a row,
 -- in that order, or nil when one is refused.  It is written for the
--- column set, as the snapshot is, so the array is made at its size and
--- each field read by a constant key; it is made once per model and set.
+-- column set, as the snapshot is, so the array is made at its size, each
+-- field is read by a constant key, and a value that passes its column's
+-- quick test (types.quick) is taken without a call; it is made once per
+-- model and set.
 local function row_coercer(M, cols)
   local key = table.concat(cols, "\0")
   local f = M._row_coercers[key]
   if f == nil then
-    local reads, tests = {}, { "false" }
+    local lines, names = {}, {}
     for j, name in ipairs(cols) do
-      reads[j] = string.format("(c[%d](row[%q]))", j, name)
-      tests[j + 1] = string.format("t[%d] == nil", j)
+      local quick = M._quick[name]
+      names[j] = "a" .. j
+      if quick ~= nil and #cols <= 100 then
+        lines[j] = string.format("  local a%d do local v = row[%q] if %s then a%d = v else "
+          .. "a%d = c[%d](v) if a%d == nil then return nil end end end", j, name, quick, j, j, j, j)
+      else
+        lines[j] = string.format("  local a%d = c[%d](row[%q]) if a%d == nil then return nil end",
+          j, j, name, j)
+      end
     end
-    local make = assert(load("local c = ...\nreturn function(row)\n  local t = { "
-      .. table.concat(reads, ", ") .. " }\n  if " .. table.concat(tests, " or ")
-      .. " then return nil end\n  return t\nend", "=loam.model row coercer", "t", {}))
+    local src
+    if #cols <= 100 then
+      src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n"
+        .. table.concat(lines, "\n") .. "\n  return { " .. table.concat(names, ", ") .. " }\nend"
+    else
+      -- Too many columns for a local each: one constructor, then a check.
+      local reads, tests = {}, { "false" }
+      for j, name in ipairs(cols) do
+        reads[j] = string.format("(c[%d](row[%q]))", j, name)
+        tests[j + 1] = string.format("t[%d] == nil", j)
+      end
+      src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n  local t = { "
+        .. table.concat(reads, ", ") .. " }\n  if " .. table.concat(tests, " or ")
+        .. " then return nil end\n  return t\nend"
+    end
     local coercers = {}
     for j, name in ipairs(cols) do coercers[j] = M._coerce[name] end
-    f = make(coercers)
+    f = assert(load(src, "=loam.model row coercer", "t", {}))(types.quick_env(coercers))
     M._row_coercers[key] = f
   end
   return f
 end
 
--- One multi-row INSERT per chunk; the core splits the rows so no
--- statement exceeds the backend's parameter limit, and db:run runs the
--- chunks in order in one transaction level, so one that fails leaves no
--- row of the call behind.  Every row must set
--- the same columns, since a VALUES list has no per-row "use the default".
 function Model:insert_many(list, opts)
   opts = check_options(self, opts, { returning = true }, "insert_many")
   if type(list) ~= "table" then
@@ -880,33 +898,26 @@ function Model:insert_many(list, opts)
   local coerce_row = row_coercer(self, cols)
   local is_col = {}
   for j = 1, n do is_col[cols[j]] = true end
-  local i, values = 2, list[2]
-  while values ~= nil do  -- up to the first nil, as ipairs goes
-    local row, ok = nil, type(values) == "table" and getmetatable(values) == nil
-    if ok then
-      local count = 0
-      for k in next, values do
-        if not is_col[k] then ok = false; break end
-        count = count + 1
-      end
-      ok = ok and count == n
+  local function full(i)
+    local c, row = columns_and_values(self, list[i], "insert_many", true)
+    if not same_names(c, cols) then
+      misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
+        .. "must set the same columns", self.table, i, table.concat(c, ", "),
+        table.concat(cols, ", ")))
     end
-    if ok then
-      row = coerce_row(values)
-      ok = row ~= nil
+    return row
+  end
+  -- Up to the first nil, as ipairs goes: core.plain_rows finds the next
+  -- row from 'i' on that is not a plain table of exactly those columns.
+  local i = 2
+  while true do
+    local stop = plain_rows(list, is_col, n, i)
+    for r = i, stop - 1 do
+      data[r] = coerce_row(list[r]) or full(r)
     end
-    if not ok then
-      local c
-      c, row = columns_and_values(self, values, "insert_many", true)
-      if not same_names(c, cols) then
-        misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
-          .. "must set the same columns", self.table, i, table.concat(c, ", "),
-          table.concat(cols, ", ")))
-      end
-    end
-    data[i] = row
-    i = i + 1
-    values = list[i]
+    if list[stop] == nil then break end
+    data[stop] = full(stop)
+    i = stop + 1
   end
   -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
   if not opts.returning then
