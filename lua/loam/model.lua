@@ -845,33 +845,16 @@ local function row_coercer(M, cols)
   local key = table.concat(cols, "\0")
   local f = M._row_coercers[key]
   if f == nil then
-    local lines, names = {}, {}
+    local reads, lines = {}, {}
     for j, name in ipairs(cols) do
+      reads[j] = string.format("row[%q]", name)
       local quick = M._quick[name]
-      names[j] = "a" .. j
-      if quick ~= nil and #cols <= 100 then
-        lines[j] = string.format("  local a%d do local v = row[%q] if %s then a%d = v else "
-          .. "a%d = c[%d](v) if a%d == nil then return nil end end end", j, name, quick, j, j, j, j)
-      else
-        lines[j] = string.format("  local a%d = c[%d](row[%q]) if a%d == nil then return nil end",
-          j, j, name, j)
-      end
+      lines[j] = string.format("  v = t[%d] if not (%s) then v = c[%d](v) if v == nil then return nil "
+        .. "end t[%d] = v end", j, quick or "false", j, j)
     end
-    local src
-    if #cols <= 100 then
-      src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n"
-        .. table.concat(lines, "\n") .. "\n  return { " .. table.concat(names, ", ") .. " }\nend"
-    else
-      -- Too many columns for a local each: one constructor, then a check.
-      local reads, tests = {}, { "false" }
-      for j, name in ipairs(cols) do
-        reads[j] = string.format("(c[%d](row[%q]))", j, name)
-        tests[j + 1] = string.format("t[%d] == nil", j)
-      end
-      src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n  local t = { "
-        .. table.concat(reads, ", ") .. " }\n  if " .. table.concat(tests, " or ")
-        .. " then return nil end\n  return t\nend"
-    end
+    local src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n  local t = { "
+      .. table.concat(reads, ", ") .. " }\n  local v\n" .. table.concat(lines, "\n")
+      .. "\n  return t\nend"
     local coercers = {}
     for j, name in ipairs(cols) do coercers[j] = M._coerce[name] end
     f = assert(load(src, "=loam.model row coercer", "t", {}))(types.quick_env(coercers))
