@@ -123,7 +123,45 @@ static int conn_insert_rows (lua_State *L) {
 }
 
 
+/*
+** plain_rows(list, keys, n, from) -> i: the index of the first item of
+** 'list', from 'from' on, that is not a table without a metatable whose
+** keys are exactly 'n' keys of the set 'keys' (key -> true), or of the
+** first nil.  'Model:insert_many' checks its later rows with one call,
+** instead of a loop over each row's keys in Lua.
+*/
+static int l_plain_rows (lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 3), i = luaL_checkinteger(L, 4);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  for (;; i++) {
+    lua_Integer count = 0;
+    int plain = 1;
+    if (lua_rawgeti(L, 1, i) != LUA_TTABLE || lua_getmetatable(L, 3))
+      break;
+    lua_pushnil(L);
+    while (lua_next(L, 3) != 0) {  /* the key at 4, its value at 5 */
+      lua_pop(L, 1);
+      lua_pushvalue(L, 4);
+      if (lua_rawget(L, 2) == LUA_TNIL || ++count > n) {
+        plain = 0;
+        break;
+      }
+      lua_pop(L, 1);
+    }
+    if (!plain || count != n)
+      break;
+    lua_settop(L, 2);
+  }
+  lua_pushinteger(L, i);
+  return 1;
+}
+
+
 void loamL_open_bulk (lua_State *L) {
+  lua_pushcfunction(L, l_plain_rows);
+  lua_setfield(L, -2, "plain_rows");
   luaL_getmetatable(L, CONN_T);
   lua_getfield(L, -1, "__index");
   lua_pushcfunction(L, conn_insert_rows);

@@ -28,7 +28,7 @@
 ** Connections
 ** ======================================================================= */
 
-#define toconnud(L)  ((LConn *)luaL_testudata(L, 1, CONN_T))
+#define toconnud(L)  ((LConn *)loamL_testud(L, 1, &loamL_conn_key))
 
 /* The registry key of the 'loam.Database' metatable ('set_database'). */
 static const char databasekey = 'D';
@@ -140,7 +140,7 @@ loam_backend loamL_backend (lua_State *L, LConn *c) {
 
 
 loam_conn *loamL_toconn (lua_State *L, int idx) {
-  LConn *c = (LConn *)luaL_testudata(L, idx, CONN_T);
+  LConn *c = (LConn *)loamL_testud(L, idx, &loamL_conn_key);
   return c != NULL ? c->conn : NULL;
 }
 
@@ -258,7 +258,7 @@ static int l_connect (lua_State *L) {
   const char *url = loamL_checkstring(L, 1, NULL);
   LConn *c;
   loamL_checkopts(L, 2, loamL_connopt, &o);
-  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 0);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), CONN_NUV);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_T);
   if (loam_connect(url, &o, &c->conn, &err) != LOAM_OK)
@@ -480,6 +480,7 @@ static const luaL_Reg conn_funcs[] = {
 
 void loamL_open_conn (lua_State *L) {
   loamL_createmeta(L, CONN_T, conn_meth, conn_metameth);
+  loamL_keymeta(L, CONN_T, &loamL_conn_key);
   luaL_setfuncs(L, conn_funcs, 0);
   luaL_getmetatable(L, CONN_T);
   lua_getfield(L, -1, "__index");

@@ -40,6 +40,28 @@ void loamL_createmeta (lua_State *L, const char *tname, const luaL_Reg *meth,
 }
 
 
+const char loamL_conn_key = 'C', loamL_stmt_key = 'S', loamL_prepared_key = 'P';
+
+
+void loamL_keymeta (lua_State *L, const char *tname, const char *key) {
+  luaL_getmetatable(L, tname);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, -2, key);
+  lua_pop(L, 1);
+}
+
+
+void *loamL_testud (lua_State *L, int idx, const char *key) {
+  void *p = lua_touserdata(L, idx);
+  int is;
+  if (p == NULL || !lua_getmetatable(L, idx))
+    return NULL;
+  is = lua_rawgetp(L, -1, key) == LUA_TBOOLEAN;
+  lua_pop(L, 2);
+  return is ? p : NULL;
+}
+
+
 LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   lua_newtable(L);
   loamL_open_conn(L);

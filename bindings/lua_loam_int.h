@@ -51,6 +51,19 @@
 LOAML_FUNC void loamL_createmeta (lua_State *L, const char *tname, const luaL_Reg *meth,
                                   const luaL_Reg *metameth);
 
+/*
+** The types every statement passes through mark their metatable with the
+** address of one of these (a light-userdata key set to true, by
+** 'loamL_keymeta'), so 'loamL_testud' tells them by one lookup in the
+** userdata's own small metatable, where 'luaL_testudata' looks the
+** metatable up by name in the registry and compares (lua_loam.c).
+*/
+LOAML_FUNC const char loamL_conn_key, loamL_stmt_key, loamL_prepared_key;
+LOAML_FUNC void loamL_keymeta (lua_State *L, const char *tname, const char *key);
+
+/* The userdata at 'idx' when its metatable is the one under 'key', else NULL. */
+LOAML_FUNC void *loamL_testud (lua_State *L, int idx, const char *key);
+
 /* Error objects and argument checks (lua_error.c). */
 
 /*
@@ -175,6 +188,15 @@ typedef struct LConn {
 } LConn;
 
 /*
+** The user values of a 'loam.Conn': the pool it came from (lua_pool.c),
+** and a closed 'loam.Stmt' that 'loamL_pushstmt' opens for each 'query',
+** 'exec' and 'run' instead of making a handle per call.
+*/
+#define CONN_UV_POOL  1
+#define CONN_UV_STMT  2
+#define CONN_NUV      2
+
+/*
 ** Reads the options table at argument 'arg' (absent or nil: none): each
 ** value a non-negative integer or "forever" (LOAM_FOREVER), set with
 ** 'set(ud, name, value)', which returns 0 for a name it does not know.
@@ -249,7 +271,9 @@ typedef struct LStmt {
 ** index 'rows', whose last item is '*n' (updated); the column names come
 ** from the array at absolute index 'names' when it is not 0, which is
 ** kept up to date (a prepared statement keeps one, so its runs make no
-** key strings).  'readexec' steps
+** key strings).  'readfirst' reads as 'readrows' does, but the first
+** row only, which replaces the value at absolute index 'slot' (left as
+** it is when there is none).  'readexec' steps
 ** 'stmt' to its end, stores the rows changed in '*changes' and pushes the
 ** id of 'exec': the first column of the first row when the statement
 ** returned rows, else the SQLite rowid of an INSERT, else nil.  Both
@@ -260,6 +284,8 @@ LOAML_FUNC LStmt *loamL_pushstmt (lua_State *L);
 LOAML_FUNC void loamL_closestmt (LStmt *s);
 LOAML_FUNC int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names,
                                lua_Integer *n, loam_error *err);
+LOAML_FUNC int loamL_readfirst (lua_State *L, loam_stmt *stmt, int slot, int names,
+                                loam_error *err);
 LOAML_FUNC int loamL_readexec (lua_State *L, loam_stmt *stmt, int64_t *changes,
                                loam_error *err);
 

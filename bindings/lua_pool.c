@@ -97,11 +97,11 @@ static int pool_acquire (lua_State *L) {
     if (n >= 2 && tag[n - 2] == ':') tag = lua_pushlstring(L, tag, n - 2);  /* "f:12: " */
   }
   else tag = loamL_checkstring(L, 2, NULL);
-  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 1);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), CONN_NUV);
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, CONN_T);
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, CONN_UV_POOL);
   if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
   c->pool = pool;
@@ -118,13 +118,13 @@ static int pool_acquire (lua_State *L) {
 static int pool_handle (lua_State *L) {
   LConn *c;
   checkpool(L);
-  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), 1);
+  c = (LConn *)lua_newuserdatauv(L, sizeof(LConn), CONN_NUV);
   memset(c, 0, sizeof *c);
   c->poolref = &checkpoolany(L)->pool;  /* the pool is read at each checkout: it may close */
   c->pooled = 1;
   luaL_setmetatable(L, CONN_T);
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, 1);
+  lua_setiuservalue(L, -2, CONN_UV_POOL);
   return 1;
 }
 

@@ -230,7 +230,7 @@ typedef struct LPrepared {
 
 
 static LPrepared *toprepared (lua_State *L) {
-  LPrepared *p = (LPrepared *)luaL_testudata(L, 1, PREPARED_T);
+  LPrepared *p = (LPrepared *)loamL_testud(L, 1, &loamL_prepared_key);
   if (p == NULL)
     loamL_typeerror(L, 1, PREPARED_T);
   return p;
@@ -323,15 +323,17 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
 ** prepared:run([v1, ...]): runs the statement with the values given, bound
 ** in placeholder order, or with those it was rendered with when none are
 ** given.  Rows come as 'db:run' gives them: all rows in an array, or
-** 'changes, id'.
+** 'changes, id'.  prepared:first([v1, ...]) runs a statement that returns
+** rows the same way and gives its first row, or nil: a lookup by key
+** makes no array for its one row.
 */
-static int prepared_run (lua_State *L) {
+static int runprepared (lua_State *L, int first) {
   loam_value local[NPARAMS_LOCAL];
   loam_error err = LOAM_ERROR_INIT;
   LPrepared *p = toprepared(L);
   loam_conn *conn;
   int np, out, rc;
-  const loam_value *params = bindargs(L, p, local, &np, "run", &conn);
+  const loam_value *params = bindargs(L, p, local, &np, first ? "first" : "run", &conn);
   int connidx = lua_gettop(L), names;
   LStmt *s;
   lua_Integer nrows = 0;
@@ -359,25 +361,38 @@ static int prepared_run (lua_State *L) {
   }
   s = (LStmt *)lua_touserdata(L, -1);
   lua_toclose(L, -1);
-  if (p->rows) lua_newtable(L);
-  else lua_pushnil(L);  /* the id */
+  if (p->rows && !first) lua_newtable(L);
+  else lua_pushnil(L);  /* the id, or the first row */
   out = lua_gettop(L);
   if (loam_query_rendered_with(conn, p->rs, 0, params, np, 0, &s->stmt, &err) != LOAM_OK)
     return loamL_raise(L, &err, NULL);
-  if (p->rows) rc = loamL_readrows(L, s->stmt, out, names, &nrows, &err);
+  if (first) rc = loamL_readfirst(L, s->stmt, out, names, &err);
+  else if (p->rows) rc = loamL_readrows(L, s->stmt, out, names, &nrows, &err);
   else if ((rc = loamL_readexec(L, s->stmt, &changes, &err)) == LOAM_DONE)
     lua_replace(L, out);
   loamL_closestmt(s);
   if (rc != LOAM_DONE)
     return loamL_raise(L, &err, NULL);
   loamL_trace_flush(L);
-  if (p->rows) {
+  if (p->rows || first) {
     lua_pushvalue(L, out);
     return 1;
   }
   lua_pushinteger(L, (lua_Integer)changes);
   lua_pushvalue(L, out);
   return 2;
+}
+
+
+static int prepared_run (lua_State *L) {
+  return runprepared(L, 0);
+}
+
+
+static int prepared_first (lua_State *L) {
+  if (!toprepared(L)->rows)
+    return loamL_misuse(L, "first: the statement returns no rows; use run");
+  return runprepared(L, 1);
 }
 
 
@@ -440,6 +455,7 @@ static int prepared_tostring (lua_State *L) {
 void loamL_open_query (lua_State *L) {
   static const luaL_Reg meth[] = {
     {"run", prepared_run},
+    {"first", prepared_first},
     {"each", prepared_each},
     {"sql", prepared_sql},
     {"close", prepared_close},
@@ -452,6 +468,7 @@ void loamL_open_query (lua_State *L) {
     {NULL, NULL}
   };
   loamL_createmeta(L, PREPARED_T, meth, metameth);
+  loamL_keymeta(L, PREPARED_T, &loamL_prepared_key);
   loamL_addfunc(L, "render", l_render, conn_render);
   lua_getfield(L, -1, "Conn");  /* 'run' and 'prepare' need a connection: methods only */
   lua_pushcfunction(L, conn_run);

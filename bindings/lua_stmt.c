@@ -38,7 +38,7 @@ static void pushcolumn (lua_State *L, loam_stmt *stmt, int i, int nullidx) {
 }
 
 static LStmt *tostmt (lua_State *L, int i) {
-  LStmt *s = (LStmt *)luaL_testudata(L, i, STMT_T);
+  LStmt *s = (LStmt *)loamL_testud(L, i, &loamL_stmt_key);
   if (s == NULL)
     loamL_typeerror(L, i, STMT_T);
   return s;
@@ -161,8 +161,24 @@ int loamL_stmtnext (lua_State *L) {
 }
 
 
+/*
+** The connection's kept handle, unless a statement running inside this
+** one (a finalizer's, say) holds it open: that one then gets a handle of
+** its own, as does a connection made without the user value.
+*/
 LStmt *loamL_pushstmt (lua_State *L) {
-  LStmt *s = loamL_newstmt(L, 1);
+  LStmt *s;
+  int t = lua_getiuservalue(L, 1, CONN_UV_STMT);
+  if (t == LUA_TUSERDATA && (s = (LStmt *)lua_touserdata(L, -1))->stmt == NULL) {
+    lua_toclose(L, -1);
+    return s;
+  }
+  lua_pop(L, 1);
+  s = loamL_newstmt(L, 1);
+  if (t == LUA_TNIL) {
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, CONN_UV_STMT);
+  }
   lua_toclose(L, -1);
   return s;
 }
@@ -201,14 +217,16 @@ static void pushnames (lua_State *L, loam_stmt *stmt, int ncols, int names) {
 ** The rows of 'query' (and of 'conn:run').  The column names are pushed
 ** once per statement, when its first row arrives, and every row is a
 ** table pre-sized for them; NULL columns hold the sentinel so no key is
-** missing.
+** missing.  With 'first' set, the first row replaces the value at 'rows'
+** and the others are stepped over unread.
 */
-int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names, lua_Integer *n,
-                    loam_error *err) {
+static int readrows (lua_State *L, loam_stmt *stmt, int rows, int names, lua_Integer *n,
+                     loam_error *err, int first) {
   int top = lua_gettop(L), nullidx, namesidx = 0, ncols = 0, rc, i;
   loamL_pushnull(L);
   nullidx = top + 1;
   while ((rc = loam_step(stmt, err)) == LOAM_ROW) {
+    if (first && *n > 0) continue;
     if (namesidx == 0) {
       ncols = loam_column_count(stmt);
       luaL_checkstack(L, ncols + LUA_MINSTACK, "too many result columns");
@@ -221,10 +239,26 @@ int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names, lua_Inte
       pushcolumn(L, stmt, i, nullidx);
       lua_rawset(L, -3);
     }
-    lua_rawseti(L, rows, ++*n);
+    if (first) {
+      lua_replace(L, rows);
+      ++*n;
+    }
+    else lua_rawseti(L, rows, ++*n);
   }
   lua_settop(L, top);
   return rc;
+}
+
+
+int loamL_readrows (lua_State *L, loam_stmt *stmt, int rows, int names, lua_Integer *n,
+                    loam_error *err) {
+  return readrows(L, stmt, rows, names, n, err, 0);
+}
+
+
+int loamL_readfirst (lua_State *L, loam_stmt *stmt, int slot, int names, loam_error *err) {
+  lua_Integer n = 0;
+  return readrows(L, stmt, slot, names, &n, err, 1);
 }
 
 
@@ -271,6 +305,7 @@ static const luaL_Reg stmt_metameth[] = {
 
 void loamL_open_stmt (lua_State *L) {
   loamL_createmeta(L, STMT_T, stmt_meth, stmt_metameth);
+  loamL_keymeta(L, STMT_T, &loamL_stmt_key);
 }
 
 /* }====================================================================== */

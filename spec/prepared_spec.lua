@@ -59,6 +59,25 @@ for backend in helper.each_backend() do
       assert.are.equal("loam.Prepared (open)", tostring(p))
     end)
 
+    it("gives the first row, or nil, with first", function()
+      local p = db:prepare(by_name("a"))
+      assert.are.same({ n = 1 }, p:first())
+      assert.are.same({ n = 2 }, p:first("b"))
+      assert.are.same({ n = null }, p:first("c"))
+      assert.is_nil(p:first("z"))
+      assert.are.same({ { n = 1 } }, p:run())  -- the statement runs again after first
+      local upd = db:prepare { k = "update", table = "preps", set = { { col = "n", expr = val(7) } },
+                               where = op("=", col("name"), val("zz")) }
+      local ok, err = pcall(upd.first, upd)
+      assert.is_false(ok)
+      assert.are.equal("misuse", err.code)
+      assert.matches("first: the statement returns no rows; use run", err.message, 1, true)
+      p:close()
+      ok, err = pcall(p.first, p)
+      assert.is_false(ok)
+      assert.matches("closed prepared statement", err.message, 1, true)
+    end)
+
     it("keeps the text and values of db:render", function()
       local st = db:render(by_name("a"))[1]
       local sql, params = db:prepare(by_name("a")):sql()

@@ -7,15 +7,13 @@
 -- An instance holds only its column values.  Everything else loam knows
 -- of it sits in one table kept aside, weakly, in 'instance.state':
 --   state[inst]              the instance's state, made by Model:_load
---   state[inst][field]       the field's value as loaded or last saved
---                            (the snapshot save compares with; fields are
---                            strings)
---   state[inst][rel]         the value of relation 'rel' (the relation
---                            object is the key), when loaded
---   state[inst][PEERS]       the result set the instance came from
+--   state[inst][i]           the value of the model's i-th field (M._pos)
+--                            as loaded or last saved: the snapshot save
+--                            compares with, an array
+--   state[inst][M._peers]    the result set the instance came from
+--   state[inst][rel.slot]    the value of relation 'rel', when loaded
 --   state[inst][token]       eager loads recorded by loam.track while its
 --                            scopes are open, under that period's token
--- Keys other than fields are tables, so they never meet a field's name.
 -- One weak entry per instance: loading a row costs one insertion, and the
 -- loader makes a row an instance before it sets relations on it.
 --
@@ -23,7 +21,6 @@
 --   instance.state           the table above
 --   instance.of(inst)        state[inst], made empty when missing (a table
 --                            given the instance metatable by hand)
---   instance.PEERS           the key of the result set
 
 local instance = {}
 
@@ -44,6 +41,5 @@ function instance.of(inst)
 end
 
 instance.state = state
-instance.PEERS = setmetatable({}, { __name = "loam.peers" })
 
 return instance

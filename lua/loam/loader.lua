@@ -46,15 +46,16 @@ local loader = {}
 -- =======================================================================
 
 -- The state of each instance (loam.instance) holds its loaded relations,
--- keyed by relation object.  A to-one relation loaded with no row holds
--- NONE, so "loaded, nothing there" differs from "not loaded".  Under
--- PEERS it holds the result set it came from: { list = weak array of the
--- instances, n = count, root = table name of the query's model, path =
--- relation names from there, lazy = the query's lazy flag or nil }.  The
+-- each in the relation's slot (rel.slot).  A to-one relation loaded with
+-- no row holds NONE, so "loaded, nothing there" differs from "not
+-- loaded".  At M._peers it holds the result set it came from: { list =
+-- weak array of the instances, n = count, root = table name of the
+-- query's model, path = relation names from there, lazy = the query's
+-- lazy flag or nil }.  The
 -- list is weak so that one instance kept alive does not keep its peers.
 -- Rows become instances (Model:_load, which makes their state) before
 -- relations are set on them.
-local state, PEERS = instance.state, instance.PEERS
+local state = instance.state
 local state_of = instance.of
 local NONE = setmetatable({}, { __name = "loam.none" })
 local WEAK = { __mode = "v" }
@@ -64,12 +65,12 @@ local WEAK = { __mode = "v" }
 local function set_value(inst, rel, v)
   local t = state[inst]
   if t == nil then t = state_of(inst) end
-  t[rel] = v
+  t[rel.slot] = v
 end
 
 local function is_loaded(inst, rel)
   local t = state[inst]
-  return t ~= nil and t[rel] ~= nil
+  return t ~= nil and t[rel.slot] ~= nil
 end
 
 -- }======================================================================
@@ -128,8 +129,7 @@ end
 local function split(plan, rows, st, firsts)
   local M, joined = plan.model, plan.joined
   if #joined == 0 then
-    for i = 1, #rows do M:_load(rows[i]) end
-    return rows
+    return M:_load_all(rows)
   end
   local out = {}
   local pk = M.primary_key
@@ -189,7 +189,7 @@ local function split(plan, rows, st, firsts)
         if j.collection then
           if child ~= nil and not s.members[parent][child] then
             s.members[parent][child] = true
-            local list = state[parent][rel]
+            local list = state[parent][rel.slot]
             list[#list + 1] = child
           end
         else
@@ -204,14 +204,21 @@ end
 -- Remembers that the instances of 'list' came from one result set, for
 -- lazy loading and for the strict error's advice.  'info' holds root, path
 -- and lazy.
-local function remember(list, info)
+-- 'new_set' makes the set, or nil when there is nothing to remember:
+-- loader.load gives it to Model:_load_all, which stores it as it loads.
+local function new_set(M, list, info)
   local n = #list
-  if n == 0 then return end
+  if n == 0 or M == nil or next(M.relations) == nil then return nil end
+  return { list = table.move(list, 1, n, 1, setmetatable({}, WEAK)), n = n,
+           root = info.root, path = info.path, lazy = info.lazy }
+end
+
+local function remember(list, info)
   local M = model_of(list[1])
-  if M == nil or next(M.relations) == nil then return end
-  local set = { list = table.move(list, 1, n, 1, setmetatable({}, WEAK)), n = n,
-                root = info.root, path = info.path, lazy = info.lazy }
-  for i = 1, n do state[list[i]][PEERS] = set end
+  local set = new_set(M, list, info)
+  if set == nil then return end
+  local slot = M._peers
+  for i = 1, set.n do state[list[i]][slot] = set end
 end
 
 -- Sets relation 'rel' back on the children of each parent, when the
@@ -220,7 +227,7 @@ local function set_inverse(rel, parents)
   local inv = inverse_of(rel)
   if inv == nil or not inv.one then return end
   for _, p in ipairs(parents) do
-    local v = state[p][rel]
+    local v = state[p][rel.slot]
     if rel.one then
       if v ~= NONE then set_value(v, inv, p) end
     else
@@ -382,7 +389,7 @@ local function loaded_children(parents, need, rel, children)
   for _, c in ipairs(children) do have[c] = true end
   for _, p in ipairs(parents) do
     if not skip[p] then
-      local v = state[p][rel]
+      local v = state[p][rel.slot]
       local list = type(v) == "table" and getmetatable(v) == nil and v or { v }
       for _, c in ipairs(list) do
         if c ~= NONE and not have[c] then
@@ -411,7 +418,7 @@ local function run(db, queue)
           seen[p] = true
           parents[#parents + 1] = p
           local t = state[p]
-          if t == nil or t[rel] == nil then
+          if t == nil or t[rel.slot] == nil then
             local k = key_of(p, rel, exact)
             need[#need + 1], keys[#keys + 1] = p, k
             sent = sent or not has_null(k)
@@ -453,15 +460,18 @@ end
 function loader.load(s, rows)
   local M, tree = s.model, s.includes
   if tree == nil then
-    for i = 1, #rows do M:_load(rows[i]) end
-    remember(rows, root_info(s))
-    return rows
+    return M:_load_all(rows, new_set(M, rows, root_info(s)))
   end
   local plan = plan_of(tree, M)
   local st = joined_state(plan)
-  local out = split(plan, rows, st)
   local info = root_info(s)
-  remember(out, info)
+  local out
+  if #plan.joined == 0 then
+    out = M:_load_all(rows, new_set(M, rows, info))
+  else
+    out = split(plan, rows, st)
+    remember(out, info)
+  end
   local queue = {}
   for _, c in ipairs(tree.children) do
     if c.strategy ~= "joined" then
@@ -505,7 +515,7 @@ function loader.preload(list, ...)
   end
   local tree = include.tree(M, nil, ...)
   local first = state[list[1]]
-  first = first and first[PEERS]
+  first = first and first[M._peers]
   local info = { root = first and first.root or M.table, path = first and first.path or {},
                  lazy = first and first.lazy }
   local queue = {}

@@ -66,6 +66,7 @@ local relation = require "loam.relation"
 local instance = require "loam.instance"
 
 local null = core.null
+local plain_rows = core.plain_rows
 local raise = errors.raise
 
 local model = {}
@@ -91,8 +92,8 @@ local instance_tostring
 -- The metatable of a model's instances, defined with the models.
 local instance_meta
 
--- The snapshot copier of a model, defined with loading.
-local snapshot_maker
+-- The makers of a model's loading functions, defined with loading.
+local loader_maker
 
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
@@ -207,19 +208,29 @@ local function sql_names(M, names)
   return out
 end
 
--- The values 'inst' had when loaded or last saved.  A table given the
--- instance metatable by hand has none: all its values count as changed.
+-- The values 'inst' had when loaded or last saved, by field position
+-- (M._pos).  A table given the instance metatable by hand has none: all
+-- its values count as changed.
 local function snapshot(inst)
   return state[inst] or {}
 end
 
+-- The primary-key values 'inst' had when loaded or last saved, by field
+-- name, for key_condition.
+local function loaded_key(M, inst)
+  local snap, pos, out = snapshot(inst), M._pos, {}
+  for _, name in ipairs(M.primary_key) do out[name] = snap[pos[name]] end
+  return out
+end
+
 -- Makes 'row' (all columns, fresh from the database) the values of 'inst'
 -- and of its snapshot; the rest of its state stays.
-local function refresh(inst, row)
-  local snap = instance.of(inst)
+local function refresh(M, inst, row)
+  local snap, pos = instance.of(inst), M._pos
   for k, v in next, row do
     rawset(inst, k, v)
-    snap[k] = v
+    local i = pos[k]
+    if i ~= nil then snap[i] = v end
   end
 end
 
@@ -531,16 +542,20 @@ function model.new(db, tname, decls, opts)
   end
 
   -- Everything below is derived once, so each statement costs no lookups.
-  M._coerce, M._required = {}, {}
+  M._coerce, M._required, M._quick = {}, {}, {}
   for _, col in ipairs(columns) do
     M._coerce[col.name] = types.coercer(col, db:backend())
+    M._quick[col.name] = types.quick(col)
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)
-  M._snapshot = snapshot_maker(M._names)
+  M._pos = {}
+  for i, name in ipairs(M._names) do M._pos[name] = i end
+  M._peers = #M._names + 1
   M.relations, M._relation_names = {}, {}
   M.methods = setmetatable({}, { __index = Instance })
   M._meta = instance_meta(M)
+  loader_maker(M)
   M._include_options = query.include_options
   M._find = setmetatable({}, WEAK_KEYS)
   M._row_coercers = {}
@@ -576,7 +591,7 @@ end
 -- no metamethod sees; the field is then absent, and reading it again
 -- (or saving) raises.
 function instance_meta(M)
-  local methods, rels, map = M.methods, M.relations, M.column_map
+  local methods, rels, map, pos = M.methods, M.relations, M.column_map, M._pos
   local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring }
   meta.__index = function(inst, key)
     local m = methods[key]
@@ -585,7 +600,7 @@ function instance_meta(M)
     if rel ~= nil then return relation.read(inst, rel) end
     if map[key] ~= nil then
       local snap = state[inst]
-      if snap ~= nil and snap[key] ~= nil then
+      if snap ~= nil and snap[pos[key]] ~= nil then
         raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
           label(M, key)), { model = M.table, column = key, field = key })
       end
@@ -678,25 +693,55 @@ function Model:coerce(name, v)
   return out
 end
 
--- A function that copies the fields 'names' of a row into a new table.
--- It is one table constructor written for the model, so the table is made
--- at its final size and each field is read by a constant key: copying
--- with 'next' grows the table field by field.  Only fields are read by
--- the snapshot's users, and a field the row lacks stays absent.
-function snapshot_maker(names)
-  local parts = {}
-  for i, name in ipairs(names) do
-    parts[i] = string.format("[%q] = row[%q]", name, name)
+-- The functions that make rows into instances, written for the model:
+-- one for a row, one for an array of rows that also records the result
+-- set they came from when given one.  A row's state (loam.instance) is an
+-- array: its fields' values in declaration order (M._pos), then the result
+-- set (at M._peers), then each relation's value (at rel.slot), made by one
+-- table constructor that reads each field by a constant key.  An array is
+-- cheaper to make than a table keyed by name, and it is made at its final
+-- size, room for the relations included, so setting them later never
+-- grows it.  Written again whenever a relation is declared.  A field the
+-- row lacks stays absent.
+function loader_maker(M)
+  local items = {}
+  for i, name in ipairs(M._names) do items[i] = string.format("row[%q]", name) end
+  if #M._relation_names > 0 then
+    items[#items + 1] = "set"
+    for _ = 1, #M._relation_names do items[#items + 1] = "nil" end
   end
-  return assert(load("local row = ...\nreturn { " .. table.concat(parts, ", ") .. " }",
-    "=loam.model snapshot", "t", {}))
+  local snap = "{ " .. table.concat(items, ", ") .. " }"
+  local src = "local state, setmetatable, meta = ...\n"
+    .. "local set\n"
+    .. "local function one(row)\n"
+    .. "  state[row] = " .. snap .. "\n"
+    .. "  return setmetatable(row, meta)\n"
+    .. "end\n"
+    .. "local function all(rows, given)\n"
+    .. "  set = given\n"
+    .. "  for i = 1, #rows do\n"
+    .. "    local row = rows[i]\n"
+    .. "    state[row] = " .. snap .. "\n"
+    .. "    setmetatable(row, meta)\n"
+    .. "  end\n"
+    .. "  set = nil\n"
+    .. "  return rows\n"
+    .. "end\n"
+    .. "return one, all\n"
+  M._load_row, M._load_rows = assert(load(src, "=loam.model loader", "t", {}))(state,
+    setmetatable, M._meta)
 end
 
--- The row itself becomes the instance: loading costs one snapshot copy,
--- which is the instance's state.
+-- The row itself becomes the instance: loading costs its snapshot, which
+-- is the instance's state.
 function Model:_load(row)
-  state[row] = self._snapshot(row)
-  return setmetatable(row, self._meta)
+  return self._load_row(row)
+end
+
+-- Every row of 'rows' becomes an instance; 'set', when given, is the
+-- result set they came from (loam.loader).
+function Model:_load_all(rows, set)
+  return self._load_rows(rows, set)
 end
 
 -- }======================================================================
@@ -724,8 +769,11 @@ function Model:find(...)
     if v ~= nil and type(v) ~= "table" then
       local p = self._find[self.db:connection()]
       if p then
-        local rows = p:run(self:coerce(pk[1], v))
-        return rows[1] and self:_load(rows[1]) or nil
+        local key = pk[1]
+        local k = self._coerce[key](v)
+        if k == nil then k = self:coerce(key, v) end  -- raises the value's error
+        local row = p:first(k)
+        return row and self._load_row(row)
       end
     end
   end
@@ -789,33 +837,32 @@ end
 
 -- A function that gives the coerced values of the fields 'cols' of a row,
 -- in that order, or nil when one is refused.  It is written for the
--- column set, as the snapshot is, so the array is made at its size and
--- each field read by a constant key; it is made once per model and set.
+-- column set, as the snapshot is, so the array is made at its size, each
+-- field is read by a constant key, and a value that passes its column's
+-- quick test (types.quick) is taken without a call; it is made once per
+-- model and set.
 local function row_coercer(M, cols)
   local key = table.concat(cols, "\0")
   local f = M._row_coercers[key]
   if f == nil then
-    local reads, tests = {}, { "false" }
+    local reads, lines = {}, {}
     for j, name in ipairs(cols) do
-      reads[j] = string.format("(c[%d](row[%q]))", j, name)
-      tests[j + 1] = string.format("t[%d] == nil", j)
+      reads[j] = string.format("row[%q]", name)
+      local quick = M._quick[name]
+      lines[j] = string.format("  v = t[%d] if not (%s) then v = c[%d](v) if v == nil then return nil "
+        .. "end t[%d] = v end", j, quick or "false", j, j)
     end
-    local make = assert(load("local c = ...\nreturn function(row)\n  local t = { "
-      .. table.concat(reads, ", ") .. " }\n  if " .. table.concat(tests, " or ")
-      .. " then return nil end\n  return t\nend", "=loam.model row coercer", "t", {}))
+    local src = "local mtype, utf8_len, find, type, c = ...\nreturn function(row)\n  local t = { "
+      .. table.concat(reads, ", ") .. " }\n  local v\n" .. table.concat(lines, "\n")
+      .. "\n  return t\nend"
     local coercers = {}
     for j, name in ipairs(cols) do coercers[j] = M._coerce[name] end
-    f = make(coercers)
+    f = assert(load(src, "=loam.model row coercer", "t", {}))(types.quick_env(coercers))
     M._row_coercers[key] = f
   end
   return f
 end
 
--- One multi-row INSERT per chunk; the core splits the rows so no
--- statement exceeds the backend's parameter limit, and db:run runs the
--- chunks in order in one transaction level, so one that fails leaves no
--- row of the call behind.  Every row must set
--- the same columns, since a VALUES list has no per-row "use the default".
 function Model:insert_many(list, opts)
   opts = check_options(self, opts, { returning = true }, "insert_many")
   if type(list) ~= "table" then
@@ -834,33 +881,26 @@ function Model:insert_many(list, opts)
   local coerce_row = row_coercer(self, cols)
   local is_col = {}
   for j = 1, n do is_col[cols[j]] = true end
-  local i, values = 2, list[2]
-  while values ~= nil do  -- up to the first nil, as ipairs goes
-    local row, ok = nil, type(values) == "table" and getmetatable(values) == nil
-    if ok then
-      local count = 0
-      for k in next, values do
-        if not is_col[k] then ok = false; break end
-        count = count + 1
-      end
-      ok = ok and count == n
+  local function full(i)
+    local c, row = columns_and_values(self, list[i], "insert_many", true)
+    if not same_names(c, cols) then
+      misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
+        .. "must set the same columns", self.table, i, table.concat(c, ", "),
+        table.concat(cols, ", ")))
     end
-    if ok then
-      row = coerce_row(values)
-      ok = row ~= nil
+    return row
+  end
+  -- Up to the first nil, as ipairs goes: core.plain_rows finds the next
+  -- row from 'i' on that is not a plain table of exactly those columns.
+  local i = 2
+  while true do
+    local stop = plain_rows(list, is_col, n, i)
+    for r = i, stop - 1 do
+      data[r] = coerce_row(list[r]) or full(r)
     end
-    if not ok then
-      local c
-      c, row = columns_and_values(self, values, "insert_many", true)
-      if not same_names(c, cols) then
-        misuse(self, string.format("%s: insert_many row %d sets (%s), row 1 sets (%s); every row "
-          .. "must set the same columns", self.table, i, table.concat(c, ", "),
-          table.concat(cols, ", ")))
-      end
-    end
-    data[i] = row
-    i = i + 1
-    values = list[i]
+    if list[stop] == nil then break end
+    data[stop] = full(stop)
+    i = stop + 1
   end
   -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
   if not opts.returning then
@@ -919,17 +959,28 @@ function Model:upsert(values, opts)
 end
 
 -- Relations are declared once both models exist, so two models can point
--- at each other; loam.relation checks and keeps them.
+-- at each other; loam.relation checks and keeps them.  A relation's
+-- value sits in its own slot of the owner's state arrays, after the
+-- fields and the result set.
+local function declared(M, name)
+  M.relations[name].slot = M._peers + #M._relation_names
+  loader_maker(M)
+  return M
+end
+
 function Model:belongs_to(name, target, opts)
-  return relation.declare(self, "belongs_to", name, target, opts)
+  relation.declare(self, "belongs_to", name, target, opts)
+  return declared(self, name)
 end
 
 function Model:has_one(name, target, opts)
-  return relation.declare(self, "has_one", name, target, opts)
+  relation.declare(self, "has_one", name, target, opts)
+  return declared(self, name)
 end
 
 function Model:has_many(name, target, opts)
-  return relation.declare(self, "has_many", name, target, opts)
+  relation.declare(self, "has_many", name, target, opts)
+  return declared(self, name)
 end
 
 -- The model's default for lazy loading; Model:lazy() is the query method
@@ -963,8 +1014,8 @@ function Instance:save()
   local M = owner(self, "save")
   local snap = snapshot(self)
   local set = {}
-  for _, name in ipairs(M._names) do
-    local v, old = rawget(self, name), snap[name]
+  for i, name in ipairs(M._names) do
+    local v, old = rawget(self, name), snap[i]
     if v ~= old then
       if v == nil then
         misuse(M, string.format("%s is nil; assign loam.null to store NULL", label(M, name)),
@@ -978,7 +1029,7 @@ function Instance:save()
     return self
   end
   local rows = M.db:run { k = "update", table = M.table, set = set,
-    where = key_condition(M, snap, "save"), returning = M._select }
+    where = key_condition(M, loaded_key(M, self), "save"), returning = M._select }
   if rows[1] == nil then
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })
@@ -987,7 +1038,7 @@ function Instance:save()
   local changed = {}
   for _, item in ipairs(set) do changed[item.field] = true end
   relation.forget(self, changed)
-  refresh(self, rows[1])
+  refresh(M, self, rows[1])
   return self
 end
 
@@ -1006,20 +1057,20 @@ end
 function Instance:delete()
   local M = owner(self, "delete")
   return M.db:run { k = "delete", from = M.table,
-                    where = key_condition(M, snapshot(self), "delete") } > 0
+                    where = key_condition(M, loaded_key(M, self), "delete") } > 0
 end
 
 -- Reads the row again; unsaved changes are dropped.
 function Instance:reload()
   local M = owner(self, "reload")
   local rows = M.db:run { k = "select", columns = M._select, from = { name = M.table },
-                         where = key_condition(M, snapshot(self), "reload") }
+                         where = key_condition(M, loaded_key(M, self), "reload") }
   if rows[1] == nil then
     raise("not_found", M.table .. ": reload found no row with the instance's key (was it "
       .. "deleted?)", { model = M.table })
   end
   relation.forget(self)  -- a fresh row, so relations load afresh too
-  refresh(self, rows[1])
+  refresh(M, self, rows[1])
   return self
 end
 

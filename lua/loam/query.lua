@@ -611,8 +611,7 @@ local function load_rows(s, rows)
     if s.includes ~= nil or next(s.model.relations) ~= nil then
       return loader.load(s, rows)
     end
-    local m = s.model
-    for i = 1, #rows do rows[i] = m:_load(rows[i]) end
+    s.model:_load_all(rows)
   elseif s.includes ~= nil then
     misuse("include: the query selects expressions other than columns of %s, so its rows " ..
            "are not instances and cannot hold relations", s.table)

@@ -72,7 +72,7 @@ local misuse = errors.misuse
 local show_name = include.show_name
 local relation_list = include.relation_list
 local NONE = loader.NONE
-local state, PEERS = instance.state, instance.PEERS
+local state = instance.state
 local model_of = instance.model_of
 
 local relation = {}
@@ -331,14 +331,14 @@ end
 -- row), loaded first when lazy loading is on for it.
 function read(inst, rel)
   local t = state[inst]
-  local v = t and t[rel]
+  local v = t and t[rel.slot]
   if v == nil then
-    local set = t and t[PEERS]
+    local set = t and t[rel.model._peers]
     if not lazy_enabled(rel.model, set) then
       not_loaded(rel, set)
     end
     loader.load_peers(inst, rel, set)
-    v = state[inst][rel]
+    v = state[inst][rel.slot]
   end
   track.relation_read(inst, rel.name)
   if v == NONE then return nil end
@@ -353,13 +353,14 @@ function relation.forget(inst, changed)
   if t == nil then return end
   local M = model_of(inst)
   for _, rel in pairs(M.relations) do
-    if t[rel] ~= nil then
+    local slot = rel.slot
+    if t[slot] ~= nil then
       if changed == nil then
-        t[rel] = nil
+        t[slot] = nil
       else
         for _, c in ipairs(rel.owner_keys) do
           if changed[c] then
-            t[rel] = nil
+            t[slot] = nil
             break
           end
         end
@@ -383,8 +384,8 @@ local function loaded_value(inst, M, name)
     misuse("to_table: %s has no relation %s (%s)", M.table, show_name(name), relation_list(M))
   end
   local t = state[inst]
-  local v = t and t[rel]
-  if v == nil then not_loaded(rel, t and t[PEERS]) end
+  local v = t and t[rel.slot]
+  if v == nil then not_loaded(rel, t and t[M._peers]) end
   return v
 end
 
@@ -470,7 +471,7 @@ function serialize(inst, out, include, nulls, seen)
       local v
       if all then
         local t = state[inst]
-        v = t and t[M.relations[name]]
+        v = t and t[M.relations[name].slot]
       else
         v = loaded_value(inst, M, name)
       end

@@ -452,35 +452,42 @@ function types.coercer(col, backend)
     end
   end
   -- The columns most rows write take a value their maker would return
-  -- unchanged (an integer in range, valid text) in one call, not three.
+  -- unchanged (an integer in range, plain text) in one call, not three.
+  local quick = types.quick(col)
+  if quick == nil then
+    return checked
+  end
+  return assert(load("local mtype, utf8_len, find, type, checked = ...\n"
+    .. "return function(v) if " .. quick .. " then return v end return checked(v) end",
+    "=loam.types coercer", "t", {}))(types.quick_env(checked))
+end
+
+-- A Lua expression, over a local 'v' and the upvalues 'mtype' (math.type),
+-- 'utf8_len' (utf8.len), 'find' (string.find) and 'type' (types.quick_env
+-- gives them, in that order), that holds for a value column 'col' takes
+-- unchanged (an integer in range; valid UTF-8 text without NUL, within
+-- the length), or nil for a type without one.  A
+-- value it refuses goes through the column's full checks.  The coercers
+-- above and Model:insert_many's row coercers test it inline.
+-- The values of the upvalues a quick test reads, then the extra values given.
+function types.quick_env(...)
+  return mtype, utf8_len, find, type, ...
+end
+
+function types.quick(col)
   local t = col.type
   if t == "id" or t == "bigint" then
-    return function(v)
-      if mtype(v) == "integer" then
-        return v
-      end
-      return checked(v)
-    end
+    return 'mtype(v) == "integer"'
   elseif t == "integer" then
-    return function(v)
-      if mtype(v) == "integer" and v >= INT32_MIN and v <= INT32_MAX then
-        return v
-      end
-      return checked(v)
-    end
+    return string.format('mtype(v) == "integer" and v >= %d and v <= %d', INT32_MIN, INT32_MAX)
   elseif t == "text" then
-    local max = col.length or math.huge
-    return function(v)
-      if type(v) == "string" then
-        local n = utf8_len(v)
-        if n and n <= max and not find(v, "\0", 1, true) then
-          return v
-        end
-      end
-      return checked(v)
+    if col.length ~= nil then
+      return string.format('type(v) == "string" and (utf8_len(v) or %d) <= %d '
+        .. 'and not find(v, "\\0", 1, true)', col.length + 1, col.length)
     end
+    return 'type(v) == "string" and utf8_len(v) ~= nil and not find(v, "\\0", 1, true)'
   end
-  return checked
+  return nil
 end
 
 -- }======================================================================
