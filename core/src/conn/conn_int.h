@@ -169,6 +169,7 @@ struct loam_stmt {
   int64_t t0;                /* start, monotonic nanoseconds */
   int64_t rows;              /* rows stepped so far */
   char *tsql;                /* owned copy of the SQL for the hook; NULL without a hook */
+  loam_value *tparams;       /* owned copy of the parameters for the hook, in one block */
   int tnparams;
 };
 
@@ -242,6 +243,7 @@ struct loam_conn {
   loam_stats stats;          /* instrumentation counters (trace.c) */
   loam_trace_fn trace;       /* the trace hook, or NULL */
   void *trace_ud;
+  int64_t pool_wait_ns;      /* the wait of its last checkout from a pool; 0 without one */
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;
@@ -262,8 +264,8 @@ LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
 ** ('loam_query', a pipeline, the batch loader).  'errcode' is LOAM_E_NONE
 ** on success.
 */
-LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, int nparams,
-                                  int64_t rows, int64_t elapsed_ns, int errcode);
+LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, const loam_value *params,
+                                  int nparams, int64_t rows, int64_t elapsed_ns, int errcode);
 
 /* The monotonic clock in nanoseconds, for 'elapsed_ns' above. */
 LOAMI_FUNC int64_t loam__clock_ns (void);
@@ -271,12 +273,13 @@ LOAMI_FUNC int64_t loam__clock_ns (void);
 /*
 ** For statements made through a driver's 'query': 'begin' records in 's'
 ** (already on its connection) its start 't0', a 'loam__clock_ns' reading,
-** and a copy of 'sql' when the connection has a hook; 'end' reports the
-** statement through 'loam__trace_done' and frees the copy.  conn.c calls
+** and copies of 'sql' and 'params' when the connection has a hook; 'end'
+** reports the statement through 'loam__trace_done' and frees the copies.  conn.c calls
 ** 'end' exactly once per statement: at the step that finished it, or when
 ** it is finalized before that.
 */
-LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, int nparams, int64_t t0);
+LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, const loam_value *params,
+                                   int nparams, int64_t t0);
 LOAMI_FUNC void loam__trace_end (loam_stmt *s, int errcode);
 
 LOAMI_FUNC const loam__driver loam__sqlite_driver;
