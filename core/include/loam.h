@@ -1893,9 +1893,8 @@ typedef struct loam_trace_event {
   int64_t rows;             /* rows read before the end */
   int64_t elapsed_ns;       /* from 'loam_query' to the end */
   loam_errcode errcode;     /* LOAM_E_NONE unless it failed (closing early is no failure) */
-  const loam_value *params; /* the 'nparams' values bound; text and blob values point
-                               into a copy made for the hook; NULL when there are none
-                               or there was no memory for the copy */
+  const loam_value *params; /* the 'nparams' values bound (NULL when none); for a
+                               statement read row by row, a copy made for the hook */
   int64_t pool_wait_ns;     /* how long the checkout of 'conn' waited for a free
                                connection of its pool; 0 for a connection that is
                                not from a pool */

@@ -168,8 +168,10 @@ struct loam_stmt {
   /* Instrumentation (trace.c), set by 'loam__trace_begin'. */
   int64_t t0;                /* start, monotonic nanoseconds */
   int64_t rows;              /* rows stepped so far */
-  char *tsql;                /* owned copy of the SQL for the hook; NULL without a hook */
-  loam_value *tparams;       /* owned copy of the parameters for the hook, in one block */
+  /* Owned copies of the SQL and the parameters for the hook, in one block;
+  ** NULL without a hook.  One pointer, so the statement stays as small as
+  ** before (its size decides which of malloc's paths 'calloc' takes). */
+  struct loam__tcopy *tcopy;
   int tnparams;
 };
 

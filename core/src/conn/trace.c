@@ -49,67 +49,71 @@ void loam__trace_done (loam_conn *conn, const char *sql, const loam_value *param
 }
 
 
+/* What 'loam__trace_begin' copies: the parameters, then the SQL after them. */
+struct loam__tcopy {
+  loam_value *params;        /* into this block; NULL when there are none */
+  char *sql;                 /* into this block */
+};
+
+
 /*
-** The values and the bytes of their text and blobs in one block, so one
-** 'free' releases them.  NULL when there are none or no memory.
+** One block holds the copy, the values, the bytes of their text and blobs
+** and the SQL, so one 'free' releases them.  NULL without memory.
 */
-static loam_value *copy_params (const loam_value *params, int nparams) {
-  size_t bytes = 0, off;
-  loam_value *v;
+static struct loam__tcopy *copy_for_hook (const char *sql, const loam_value *params,
+                                           int nparams) {
+  size_t head = sizeof(struct loam__tcopy), bytes = 0, off, sqlen = strlen(sql);
+  struct loam__tcopy *t;
+  char *base;
   int i;
-  if (params == NULL || nparams <= 0) return NULL;
+  if (params == NULL) nparams = 0;
+  /* The values go right after the head, at an alignment that suits them. */
+  head = (head + _Alignof(loam_value) - 1) / _Alignof(loam_value) * _Alignof(loam_value);
   for (i = 0; i < nparams; i++)
     if (params[i].type == LOAM_TEXT || params[i].type == LOAM_BLOB) bytes += params[i].u.s.len;
-  off = sizeof(loam_value) * (size_t)nparams;
-  if ((v = (loam_value *)malloc(off + bytes + 1)) == NULL) return NULL;
+  off = head + sizeof(loam_value) * (size_t)nparams;
+  if ((t = (struct loam__tcopy *)malloc(off + bytes + sqlen + 1)) == NULL) return NULL;
+  base = (char *)t;
+  t->params = nparams > 0 ? (loam_value *)(void *)(base + head) : NULL;
   for (i = 0; i < nparams; i++) {
-    v[i] = params[i];
-    if (v[i].type == LOAM_TEXT || v[i].type == LOAM_BLOB) {
-      char *to = (char *)v + off;
-      if (v[i].u.s.len > 0) memcpy(to, params[i].u.s.ptr, v[i].u.s.len);
-      v[i].u.s.ptr = to;
-      off += v[i].u.s.len;
+    t->params[i] = params[i];
+    if (params[i].type == LOAM_TEXT || params[i].type == LOAM_BLOB) {
+      if (params[i].u.s.len > 0) memcpy(base + off, params[i].u.s.ptr, params[i].u.s.len);
+      t->params[i].u.s.ptr = base + off;
+      off += params[i].u.s.len;
     }
   }
-  return v;
+  t->sql = base + off;
+  memcpy(t->sql, sql, sqlen + 1);
+  return t;
 }
 
 
 /*
-** The copies are what let the hook see the SQL and the parameters at the
+** The copy is what lets the hook see the SQL and the parameters at the
 ** end of a statement read row by row, long after 'loam_query' returned
-** and its caller may have freed them.  Without memory for the SQL the
-** statement is still counted, just not shown to the hook; without memory
-** for the parameters it is shown without them.
+** and its caller may have freed them.  Without memory for it the
+** statement is still counted, just not shown to the hook.
 */
 void loam__trace_begin (loam_stmt *s, const char *sql, const loam_value *params, int nparams,
                         int64_t t0) {
   s->t0 = t0;
   s->rows = 0;
   s->tnparams = nparams;
-  s->tsql = NULL;
-  s->tparams = NULL;
-  if (s->conn->trace != NULL) {
-    s->tsql = loam__strdup(sql);
-    s->tparams = copy_params(params, nparams);
-  }
+  s->tcopy = (s->conn->trace != NULL) ? copy_for_hook(sql, params, nparams) : NULL;
 }
 
 
-/* Without a hook there is nothing to free: the common path stays two calls short. */
 void loam__trace_end (loam_stmt *s, int errcode) {
-  char *sql = s->tsql;
-  loam_value *params = s->tparams;
+  struct loam__tcopy *t = s->tcopy;
   int64_t elapsed = loam__clock_ns() - s->t0;
-  if (sql == NULL && params == NULL) {
+  if (t == NULL) {
     loam__trace_done(s->conn, NULL, NULL, s->tnparams, s->rows, elapsed, errcode);
     return;
   }
-  s->tsql = NULL;
-  s->tparams = NULL;
-  loam__trace_done(s->conn, sql, params, s->tnparams, s->rows, elapsed, errcode);
-  free(sql);
-  free(params);
+  s->tcopy = NULL;
+  loam__trace_done(s->conn, t->sql, t->params, s->tnparams, s->rows, elapsed, errcode);
+  free(t);
 }
 
 
