@@ -73,6 +73,7 @@ build = {
         "core/src/sql/builder.c",
         "core/src/sql/ddl.c",
         "core/src/sql/dialect.c",
+        "core/src/sql/redact.c",
         "core/src/sql/render.c",
         "core/src/sql/sqltext.c",
         "core/src/conn/bulk.c",

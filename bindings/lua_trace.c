@@ -1,6 +1,7 @@
 /*
 ** lua_trace.c: the Lua face of the core's instrumentation: 'db:stats()',
-** 'db:on_query(fn)' and 'loam.core.fingerprint(sql)'.
+** 'db:on_query(fn)', 'db:transaction_status()', and 'fingerprint(sql)',
+** 'redact(sql)' and 'redact_params(sql, params, allow)' of loam.core.
 **
 ** The core reports a finished statement from deep inside a call
 ** ('loam_step', 'loam_stmt_close'...), where running Lua would be unsafe:
@@ -52,7 +53,8 @@ static atomic_long pending;
 
 
 typedef struct Tracer {
-  char *q;              /* packed events: an 'Event' then 'len' bytes of SQL */
+  char *q;              /* packed events: an 'Event', 'len' bytes of SQL, then the
+                           parameters: each a 'loam_value' and, for text and blob, its bytes */
   size_t len, cap;
   long n;               /* events in 'q' */
   lua_Integer serial;   /* the last serial given to a Hook */
@@ -75,7 +77,9 @@ typedef struct Event {
   int64_t wait_ns;
   int errcode;
   int nparams;
+  int has_params;       /* the parameters follow the SQL */
   size_t len;           /* of the SQL that follows */
+  size_t size;          /* of the whole event */
 } Event;
 
 
@@ -90,8 +94,14 @@ typedef struct Event {
 static void onevent (void *ud, const loam_trace_event *ev) {
   Hook *h = (Hook *)ud;
   Tracer *t = h->t;
-  size_t len = strlen(ev->sql), need = sizeof(Event) + len;
+  size_t len = strlen(ev->sql), need = sizeof(Event) + len, off;
   Event e;
+  int i, np = (ev->params != NULL && ev->nparams > 0) ? ev->nparams : 0;
+  for (i = 0; i < np; i++) {
+    need += sizeof(loam_value);
+    if (ev->params[i].type == LOAM_TEXT || ev->params[i].type == LOAM_BLOB)
+      need += ev->params[i].u.s.len;
+  }
   if (t->cap - t->len < need) {
     size_t cap = t->cap ? t->cap : 256;
     char *q;
@@ -107,9 +117,21 @@ static void onevent (void *ud, const loam_trace_event *ev) {
   e.wait_ns = ev->wait_ns;
   e.errcode = (int)ev->errcode;
   e.nparams = ev->nparams;
+  e.has_params = np > 0;
   e.len = len;
+  e.size = need;
   memcpy(t->q + t->len, &e, sizeof e);
   memcpy(t->q + t->len + sizeof e, ev->sql, len);
+  off = t->len + sizeof e + len;
+  for (i = 0; i < np; i++) {
+    const loam_value *v = &ev->params[i];
+    memcpy(t->q + off, v, sizeof *v);
+    off += sizeof *v;
+    if (v->type == LOAM_TEXT || v->type == LOAM_BLOB) {
+      if (v->u.s.len > 0) memcpy(t->q + off, v->u.s.ptr, v->u.s.len);
+      off += v->u.s.len;
+    }
+  }
   t->len += need;
   t->n++;
   atomic_fetch_add_explicit(&pending, 1, memory_order_relaxed);
@@ -176,11 +198,33 @@ static void pushnormalized (lua_State *L, int idx) {
 
 
 /*
-** Pushes the event table: sql, fingerprint, normalized, rows, ms, nparams
-** and error (the code name, or absent on success).
+** Pushes the values packed at 'p' (see 'Tracer') as an array; the
+** pointers in the packed values are stale, their bytes follow them.
+*/
+static void pushparams (lua_State *L, const Event *e, const char *p) {
+  int i;
+  lua_createtable(L, e->nparams, 0);
+  for (i = 1; i <= e->nparams; i++) {
+    loam_value v;
+    memcpy(&v, p, sizeof v);
+    p += sizeof v;
+    if (v.type == LOAM_TEXT || v.type == LOAM_BLOB) {
+      v.u.s.ptr = p;
+      p += v.u.s.len;
+    }
+    loamL_pushvalue(L, &v, 0);
+    lua_rawseti(L, -2, i);
+  }
+}
+
+
+/*
+** Pushes the event table: sql, fingerprint, normalized, rows, ms, nparams,
+** params (the values bound, when known), wait_ms and error (the code
+** name, or absent on success).
 */
 static void pushevent (lua_State *L, const Event *e, const char *sql) {
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 9);
   lua_pushlstring(L, sql, e->len);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "sql");
@@ -195,6 +239,10 @@ static void pushevent (lua_State *L, const Event *e, const char *sql) {
   lua_setfield(L, -2, "ms");
   lua_pushnumber(L, (lua_Number)e->wait_ns / 1e6);
   lua_setfield(L, -2, "wait_ms");
+  if (e->has_params) {
+    pushparams(L, e, sql + e->len);
+    lua_setfield(L, -2, "params");
+  }
   if (e->errcode != LOAM_E_NONE) {
     lua_pushstring(L, loam_errcode_name(e->errcode));
     lua_setfield(L, -2, "error");
@@ -222,7 +270,7 @@ static int deliver (lua_State *L) {
       lua_call(L, 1, 0);
     }
     lua_pop(L, 1);
-    off += sizeof e + e.len;
+    off += e.size;
   }
   return 0;
 }
@@ -365,6 +413,70 @@ static int l_fingerprint (lua_State *L) {
 }
 
 
+/* redact(sql): the text for a log line, literals replaced ('loam_sql_redact'). */
+static int l_redact (lua_State *L) {
+  size_t n;
+  const char *sql;
+  luaL_Buffer b;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return loamL_misuse(L, "bad argument #1 to 'redact' (string expected, got %s)",
+                        luaL_typename(L, 1));
+  sql = lua_tostring(L, 1);
+  n = loam_sql_redact(sql, NULL, 0);
+  loam_sql_redact(sql, luaL_buffinitsize(L, &b, n + 1), n + 1);
+  luaL_pushresultsize(&b, n);
+  return 1;
+}
+
+
+/*
+** redact_params(sql, params, allow): the parameters for a log line
+** ('loam_sql_params_redact'); 'params' an array of values, 'allow' an
+** array of "table.column" or "column" (or nil).
+*/
+static int l_redact_params (lua_State *L) {
+  loam_value local[NPARAMS_LOCAL];
+  const loam_value *params;
+  const char **allow = NULL;
+  const char *sql;
+  int np, i, nallow;
+  size_t n;
+  luaL_Buffer b;
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return loamL_misuse(L, "bad argument #1 to 'redact_params' (string expected, got %s)",
+                        luaL_typename(L, 1));
+  sql = lua_tostring(L, 1);
+  params = loamL_checkparams(L, 2, local, &np);
+  if (!lua_isnoneornil(L, 3)) {
+    if (lua_type(L, 3) != LUA_TTABLE)
+      return loamL_misuse(L, "bad argument #3 to 'redact_params' (array of column names "
+                          "expected, got %s)", luaL_typename(L, 3));
+    nallow = (int)luaL_len(L, 3);
+    allow = (const char **)lua_newuserdatauv(L, sizeof(char *) * ((size_t)nallow + 1), 0);
+    for (i = 0; i < nallow; i++) {
+      if (lua_rawgeti(L, 3, i + 1) != LUA_TSTRING)
+        return loamL_misuse(L, "bad argument #3 to 'redact_params' (column name expected "
+                            "in place #%d, got %s)", i + 1, luaL_typename(L, -1));
+      allow[i] = lua_tostring(L, -1);
+      lua_pop(L, 1);   /* the array at 3 keeps the string alive */
+    }
+    allow[nallow] = NULL;
+  }
+  n = loam_sql_params_redact(sql, params, np, allow, NULL, 0);
+  loam_sql_params_redact(sql, params, np, allow, luaL_buffinitsize(L, &b, n + 1), n + 1);
+  luaL_pushresultsize(&b, n);
+  return 1;
+}
+
+
+/* db:transaction_status(): "idle", "open" or "failed" ('loam_conn_tx_status'). */
+static int conn_tx_status (lua_State *L) {
+  static const char *const names[] = { "idle", "open", "failed" };
+  lua_pushstring(L, names[loam_conn_tx_status(loamL_checkconn(L))]);
+  return 1;
+}
+
+
 /* Makes a table with weak 'mode' ("k" or "v") and sets it as user value 'n' of the top. */
 static void weaktable (lua_State *L, const char *mode, int n) {
   lua_newtable(L);
@@ -396,11 +508,17 @@ void loamL_open_trace (lua_State *L) {
   lua_pop(L, 1);
   lua_pushcfunction(L, l_fingerprint);
   lua_setfield(L, -2, "fingerprint");
+  lua_pushcfunction(L, l_redact);
+  lua_setfield(L, -2, "redact");
+  lua_pushcfunction(L, l_redact_params);
+  lua_setfield(L, -2, "redact_params");
   lua_getfield(L, -1, "Conn");   /* the methods of 'loam.Conn' */
   lua_pushcfunction(L, conn_on_query);
   lua_setfield(L, -2, "on_query");
   lua_pushcfunction(L, conn_stats);
   lua_setfield(L, -2, "stats");
+  lua_pushcfunction(L, conn_tx_status);
+  lua_setfield(L, -2, "transaction_status");
   lua_pop(L, 1);
 }
 

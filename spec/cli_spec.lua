@@ -348,10 +348,10 @@ describe("the project config", function()
   it("with an unknown key names it, its line and the valid keys", function()
     bad("models = 'models'\nmodles = 'x'\n",
         "loam: config_error: DIR/loam.config.lua:2: unknown key 'modles' "
-        .. "(valid keys: environments, migrations, models, seeds)")
+        .. "(valid keys: environments, log, migrations, models, seeds)")
     bad("return { environment = {} }\n",
         "loam: config_error: DIR/loam.config.lua: unknown key 'environment' "
-        .. "(valid keys: environments, migrations, models, seeds)")
+        .. "(valid keys: environments, log, migrations, models, seeds)")
     bad("environments = { development = { uri = 'sqlite:x.db' } }\n",
         "loam: config_error: DIR/loam.config.lua: environment 'development': unknown key 'uri' "
         .. "(valid keys: migration_url, url)")
@@ -366,7 +366,7 @@ describe("the project config", function()
         "loam: config_error: environment 'development' of DIR/loam.config.lua has no url "
         .. "(an unset variable?)")
     bad("return 5\n", "loam: config_error: DIR/loam.config.lua: the config returns a number "
-                      .. "(return nothing, or a table of environments, migrations, models, seeds)")
+                      .. "(return nothing, or a table of environments, log, migrations, models, seeds)")
   end)
 end)
 

@@ -18,7 +18,7 @@ local CONN_METHODS = {
   "backend", "cached_statements", "close", "each", "exact_numeric", "exec", "hold", "insert_rows",
   "load_batch",
   "on_query", "prepare", "query", "render", "render_ddl", "run", "stats", "table_exists",
-  "transaction",
+  "transaction", "transaction_status",
 }
 
 -- Customers and their orders, declared once for every connection the

@@ -653,6 +653,19 @@ LOAM_API int loam_tx_commit (loam_conn *conn, loam_error *err);
 */
 LOAM_API int loam_tx_rollback (loam_conn *conn, loam_error *err);
 
+/* What 'loam_conn_tx_status' answers. */
+typedef enum loam_tx_status {
+  LOAM_TX_IDLE = 0,     /* no transaction open (or no connection) */
+  LOAM_TX_OPEN,         /* inside a transaction that can go on */
+  LOAM_TX_FAILED        /* PostgreSQL: a statement failed; only a rollback is accepted */
+} loam_tx_status;
+
+/*
+** Whether 'conn' is inside a transaction, as its driver knows it without a
+** round trip; transactions begun by raw SQL count too.
+*/
+LOAM_API loam_tx_status loam_conn_tx_status (loam_conn *conn);
+
 /* }====================================================================== */
 
 /* {======================================================================
@@ -1844,7 +1857,7 @@ LOAM_API int loam_batch_column (const loam_batch *b, int s, int row, int col,
 
 
 /* {======================================================================
-** Instrumentation (trace.c)
+** Instrumentation (trace.c; fingerprints and redaction: redact.c)
 **
 ** Every statement that reaches a connection through 'loam_query' (and so
 ** 'loam_exec', the batch loader and pipelines) is accounted once, when it
@@ -1885,6 +1898,8 @@ typedef struct loam_trace_event {
   int64_t rows;             /* rows read before the end */
   int64_t elapsed_ns;       /* from 'loam_query' to the end */
   loam_errcode errcode;     /* LOAM_E_NONE unless it failed (closing early is no failure) */
+  const loam_value *params; /* the 'nparams' values bound (NULL when none); for a
+                               statement read row by row, a copy made for the hook */
   int64_t wait_ns;          /* on a pool's connection, the wait of the checkout the
                                statement is the first of ('loam_pool_acquire'); else 0 */
 } loam_trace_event;
@@ -1933,6 +1948,51 @@ LOAM_API uint64_t loam_fingerprint (const char *sql);
 ** form is its text with '$n' written '?'.
 */
 LOAM_API size_t loam_sql_normalize (const char *sql, char *buf, size_t size);
+
+/* What 'loam_sql_redact' writes in place of a string literal and of a number. */
+#define LOAM_REDACTED_STRING  "'\xe2\x80\xa6'"   /* U+2026, the ellipsis, quoted */
+#define LOAM_REDACTED_NUMBER  "\xe2\x80\xa6"     /* the ellipsis alone */
+
+/*
+** Writes 'sql' for a log line into 'buf' (of 'size' bytes, always
+** NUL-terminated when 'size' > 0, truncated if too small; 'buf' may be
+** NULL when 'size' is 0) and returns its full length without the NUL, as
+** snprintf does (a literal shorter than its mark makes the text longer).
+** With the lexer of 'loam_sql_normalize':
+**   - every string literal (also E'', X'', B'', N'' and dollar-quoted ones,
+**     and one left open, which runs to the end) becomes '…', every number
+**     … (a sign before it stays);
+**   - comments are dropped, each run of blanks and comments becomes one
+**     space (none at either end), so the text is one line;
+**   - everything else is kept as written: placeholders, keywords, TRUE,
+**     FALSE and NULL, quoted identifiers.
+** No byte of a literal's contents is copied.  A double-quoted word is a
+** name and is kept, even where SQLite would take it for a string.
+*/
+LOAM_API size_t loam_sql_redact (const char *sql, char *buf, size_t size);
+
+/*
+** Writes the 'nparams' values 'params' bound to 'sql' for a log line into
+** 'buf' (as 'loam_sql_redact' writes), "$1=<text 12>, $2=<integer>, $3=NULL":
+** each value as its type and, for text and blob, its size in bytes; NULL
+** as NULL.  A value is shown as SQL would read it ('ada@example.com',
+** 42, TRUE, x'00ff'; control bytes of text as \xNN) only when the column
+** it goes with is allowed by an entry of 'allow', a NULL-terminated array
+** (NULL: nothing allowed) of "table.column" or "column" (any table),
+** written without quotes and matched without regard to case (a quoted
+** name of the SQL is compared without its quotes).  The column is read
+** from the text around the placeholder: 'col = ?' (also <, >, <=, >=, <>,
+** !=, LIKE, ILIKE; 't.col' names table 't', else the statement's table,
+** the first after FROM, INTO or UPDATE), 'col [NOT] IN (?, ...)' and
+** anything inside those parentheses, 'col = ANY(?)', 'SET col = ?', the
+** rows of 'INSERT INTO t (cols) VALUES (...)'; 'LIMIT ?' and 'OFFSET ?'
+** are the columns 'limit' and 'offset'.  A parameter in no such place is
+** never shown.  Placeholders are '?' (counted in order), '$n' and '?n'.
+** Without memory for the column search, no value is shown.
+*/
+LOAM_API size_t loam_sql_params_redact (const char *sql, const loam_value *params,
+                                        int nparams, const char *const *allow, char *buf,
+                                        size_t size);
 
 /* }====================================================================== */
 

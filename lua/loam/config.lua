@@ -7,6 +7,8 @@
 --   models = "models"            folders, relative to the config's folder
 --   migrations = "migrations"    (these are the defaults)
 --   seeds = "seeds"
+--   log = { queries = true, slow_ms = 200, allow = { "users.email" } }
+--                                the query and slow-query logs (loam.log)
 --   environments = {
 --     development = { url = "sqlite:db/development.db" },
 --     production = { url = os.getenv("APP_DATABASE_URL"),
@@ -34,12 +36,14 @@
 --                                       the migration URL), base (the folder
 --                                       the default resolves against), getenv
 
+local log = require "loam.log"
+
 local config = {}
 
 config.NAME = "loam.config.lua"
 config.DEFAULT_URL = "sqlite:loam.db"
 
-local KEYS = { "environments", "migrations", "models", "seeds" }
+local KEYS = { "environments", "log", "migrations", "models", "seeds" }
 local ENV_KEYS = { "migration_url", "url" }
 local FOLDERS = { models = "models", migrations = "migrations", seeds = "seeds" }
 
@@ -167,6 +171,14 @@ function config.load(path, dir)
       fail(("%s: '%s' must be a folder name (a string), not a %s"):format(path, key, type(v)))
     end
     cfg[key] = config.join(dir, v or default)
+  end
+  if values.log ~= nil then
+    -- Checked now, so a wrong setting names the config file before anything runs.
+    local ok, e = pcall(log.check, values.log, "log")
+    if not ok then
+      fail(("%s: %s"):format(path, type(e) == "table" and e.message or tostring(e)))
+    end
+    cfg.log = values.log
   end
   if values.environments ~= nil then
     check_environments(path, values.environments)

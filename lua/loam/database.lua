@@ -14,7 +14,9 @@
 --                                           max_overflow, acquire_timeout_ms,
 --                                           max_lifetime_ms, idle_timeout_ms,
 --                                           health_check_ms, leak_threshold_ms,
---                                           processes)
+--                                           processes); LOAM_LOG and LOAM_LOG_ALLOW
+--                                           in the environment switch its
+--                                           logs on (loam.log)
 --   database.is_database(v)                 whether 'v' is a Database
 --   database.hold(c)                        see "Pooled" below
 --
@@ -37,7 +39,8 @@
 --
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
---   stats, cached_statements, table_exists, exact_numeric, backend, hold
+--   stats, cached_statements, table_exists, exact_numeric, backend, hold,
+--   transaction_status
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
@@ -55,6 +58,10 @@
 --   db:model(table, columns [, options]), db:table(name),
 --   db:create_tables(models), db:drop_tables(models), db:lazy_loading(flag),
 --   db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
+--   db:log(settings | false)    the query log and the slow-query log (loam.log)
+--   db:explain(query | sql [, params] [, opts])
+--                               the plan, full scans of big tables flagged
+--                               (loam.explain)
 --
 -- Fields the Lua layer reads (none is for applications):
 --   _conn     the Database's open connection (or pooled handle), or nil
@@ -71,6 +78,7 @@
 --   _lazy     the lazy-loading default of the models (loam.relation)
 --   _track    the tracking state (loam.track), or nil when nothing listens
 --   _hook     the query hook set through db:on_query, or nil
+--   _log      the state of the logs (loam.log), or nil when they are off
 --
 -- State that belongs to one connection (prepared statements, the core's
 -- statement cache and counters) is kept per connection, keyed by it, so a
@@ -78,6 +86,8 @@
 
 local core = require "loam.core"
 local errors = require "loam.errors"
+local explain = require "loam.explain"
+local log = require "loam.log"
 local query = require "loam.query"
 local model = require "loam.model"
 local schema = require "loam.schema"
@@ -167,6 +177,12 @@ function database.connect(url, opts)
   local c, pool = open(url, opts)
   local db = setmetatable({ _url = url, _opts = copy_opts(opts), _models = {} }, Database)
   attach(db, c, pool)
+  local ok, settings = pcall(log.from_env, os.getenv("LOAM_LOG"), os.getenv("LOAM_LOG_ALLOW"))
+  if not ok then
+    db:close()
+    error(settings, 0)
+  end
+  if settings ~= nil then log.switch(db, settings) end
   return db
 end
 
@@ -194,7 +210,7 @@ Database.connection = conn_of
 -- of the function that wrote it.  They raise misuse as 'unusable' does.
 for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
   "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
-  "insert_rows", "hold" } do
+  "insert_rows", "hold", "transaction_status" } do
   Database[name] = core.Conn[name]
 end
 core.set_database(Database)
@@ -314,6 +330,23 @@ function Database:track(what, opts)
   end
   raise("misuse", "db:track expects a function (a scope), a table of settings or false, got "
     .. errors.show(what))
+end
+
+function Database:log(settings)
+  if not is_database(self) then unusable(self, "log") end
+  return log.switch(self, settings)
+end
+
+-- db:explain(q [, opts]) for a query, db:explain(sql [, params [, opts]]) for SQL text.
+function Database:explain(what, params, opts)
+  if not is_database(self) then unusable(self, "explain") end
+  if query.is_query(what) then
+    if opts ~= nil then
+      raise("misuse", "db:explain(query [, opts]): a query brings its own parameters")
+    end
+    return what:explain(params)
+  end
+  return explain.run(self, what, params, opts)
 end
 
 function Database:track_reset()

@@ -3,7 +3,7 @@
 -- and the models declared once in the models folder.
 --
 --   local project = require "loam.project"
---   local p = project.find{ env =, db =, config =, dir =, verbose = }
+--   local p = project.find{ env =, db =, config =, dir =, echo =, verbose = }
 --   local db, models = p:open()
 --
 -- A model file is models/<anything>.lua (loaded in name order) returning
@@ -23,6 +23,7 @@
 local loam = require "loam"
 local config = require "loam.config"
 local host = require "loam.cli.host"
+local log = require "loam.log"
 
 local project = {}
 
@@ -41,7 +42,7 @@ end
 
 -- Finds the project from 'opts.dir' (default: the current directory):
 -- 'opts.config' names the config file instead (an error if it does not
--- exist); 'opts.env' and 'opts.db' are --env and --db.
+-- exist); 'opts.env', 'opts.db' and 'opts.echo' are --env, --db and --echo.
 function project.find(opts)
   opts = opts or {}
   local say = opts.verbose or function() end
@@ -70,6 +71,7 @@ function project.find(opts)
   self.env, source = config.environment(opts.env)
   say("environment: %s (from %s)", self.env, source)
   self.db_option = opts.db
+  self.echo = opts.echo
   self.say = say
   self.models_dir = self.config and self.config.models or config.join(self.root, "models")
   return self
@@ -81,11 +83,17 @@ function Project:url(migration)
                              { db = self.db_option, migration = migration, base = self.cwd })
 end
 
--- A Database for the project's URL.
+-- A Database for the project's URL, logging as the config's 'log', then
+-- LOAM_LOG, then --echo say (loam.log).
 function Project:connect(migration)
   local url, source = self:url(migration)
   self.say("database: %s (from %s)", project.redact(url), source)
-  return loam.connect(url)
+  local db = loam.connect(url)
+  local settings = log.merge(self.config and self.config.log,
+                             log.from_env(os.getenv("LOAM_LOG"), os.getenv("LOAM_LOG_ALLOW")))
+  if self.echo then settings = log.merge(settings, { queries = true }) end
+  if settings ~= nil then db:log(settings) end
+  return db
 end
 
 local function lua_files(dir)

@@ -56,7 +56,8 @@
 --                              value unless an item says 'nulls'; any mix of
 --                              directions works.  The cursor is opaque text.
 --   to_sql() -> sql, params    the statement all() runs
---   explain() -> array of plan lines
+--   explain([{ big = n }]) -> the plan: an array of lines, full scans of
+--                              big tables flagged (loam.explain)
 --
 -- The module: query.new(db, source) (db:table(name) of loam.database),
 -- query.op, query.raw(sql, params), query.methods (names that start a chain, for model forwarding), query.Query (the methods),
@@ -89,6 +90,7 @@
 
 local core = require "loam.core"
 local errors = require "loam.errors"
+local explain = require "loam.explain"
 local expr = require "loam.expr"
 local include = require "loam.include"
 local loader = require "loam.loader"
@@ -862,26 +864,12 @@ function Query:delete_all()
   return (s.db:run { k = "delete", from = s.table, where = and_of(s.where) })
 end
 
-function Query:explain()
+function Query:explain(opts)
   local s = self._s
+  local big = explain.check(opts, "explain")
   local ast = load_ast(s)
   ast.explain = true
-  local rows = s.db:run(ast)
-  local lines = {}
-  if s.db:backend() == "postgres" then
-    for i, row in ipairs(rows) do
-      lines[i] = row["QUERY PLAN"]
-    end
-  else
-    -- SQLite reports a tree through 'parent'; indent each line by its depth.
-    local depth = { [0] = -1 }
-    for i, row in ipairs(rows) do
-      local d = (depth[row.parent] or -1) + 1
-      depth[row.id] = d
-      lines[i] = ("  "):rep(d) .. row.detail
-    end
-  end
-  return lines
+  return explain.plan(s.db, s.db:run(ast), { big = big })
 end
 
 -- }======================================================================

@@ -131,6 +131,16 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
 }
 
 
+loam_tx_status loam_conn_tx_status (loam_conn *c) {
+  if (c == NULL) return LOAM_TX_IDLE;
+  switch (c->drv->in_transaction(c)) {
+    case LOAM__TX_OPEN: return LOAM_TX_OPEN;
+    case LOAM__TX_FAILED: return LOAM_TX_FAILED;
+    default: return LOAM_TX_IDLE;
+  }
+}
+
+
 loam_backend loam_conn_backend (const loam_conn *c) {
   return c ? c->backend : (loam_backend)0;
 }
@@ -240,7 +250,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
   if (err == NULL) err = &local;
   if (checkquery(c, params, nparams, err) != LOAM_OK ||
       c->drv->query(c, sql, kind, params, nparams, flags, &s, err) != LOAM_OK) {
-    loam__trace_done(c, sql, nparams, 0, loam__clock_ns() - t0, err->code);
+    loam__trace_done(c, sql, params, nparams, 0, loam__clock_ns() - t0, err->code);
     loam_error_clear(&local);
     return LOAM_ERROR;
   }
@@ -250,7 +260,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
   s->next = c->stmts;
   if (c->stmts) c->stmts->prev = s;
   c->stmts = s;
-  loam__trace_begin(s, sql, nparams, t0);
+  loam__trace_begin(s, sql, params, nparams, t0);
   *out = s;
   return LOAM_OK;
 }

@@ -168,7 +168,10 @@ struct loam_stmt {
   /* Instrumentation (trace.c), set by 'loam__trace_begin'. */
   int64_t t0;                /* start, monotonic nanoseconds */
   int64_t rows;              /* rows stepped so far */
-  char *tsql;                /* owned copy of the SQL for the hook; NULL without a hook */
+  /* Owned copies of the SQL and the parameters for the hook, in one block;
+  ** NULL without a hook.  One pointer, so the statement stays as small as
+  ** before (its size decides which of malloc's paths 'calloc' takes). */
+  struct loam__tcopy *tcopy;
   int tnparams;
 };
 
@@ -263,8 +266,8 @@ LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
 ** ('loam_query', a pipeline, the batch loader).  'errcode' is LOAM_E_NONE
 ** on success.
 */
-LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, int nparams,
-                                  int64_t rows, int64_t elapsed_ns, int errcode);
+LOAMI_FUNC void loam__trace_done (loam_conn *conn, const char *sql, const loam_value *params,
+                                  int nparams, int64_t rows, int64_t elapsed_ns, int errcode);
 
 /* The monotonic clock in nanoseconds, for 'elapsed_ns' above. */
 LOAMI_FUNC int64_t loam__clock_ns (void);
@@ -272,12 +275,13 @@ LOAMI_FUNC int64_t loam__clock_ns (void);
 /*
 ** For statements made through a driver's 'query': 'begin' records in 's'
 ** (already on its connection) its start 't0', a 'loam__clock_ns' reading,
-** and a copy of 'sql' when the connection has a hook; 'end' reports the
-** statement through 'loam__trace_done' and frees the copy.  conn.c calls
+** and copies of 'sql' and 'params' when the connection has a hook; 'end'
+** reports the statement through 'loam__trace_done' and frees the copies.  conn.c calls
 ** 'end' exactly once per statement: at the step that finished it, or when
 ** it is finalized before that.
 */
-LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, int nparams, int64_t t0);
+LOAMI_FUNC void loam__trace_begin (loam_stmt *s, const char *sql, const loam_value *params,
+                                   int nparams, int64_t t0);
 LOAMI_FUNC void loam__trace_end (loam_stmt *s, int errcode);
 
 LOAMI_FUNC const loam__driver loam__sqlite_driver;

@@ -84,13 +84,13 @@ static int pipe_read (pgconn *pc, const loam__pipe *q, pipeslot *sl, int parse, 
   if (parse) sl->parsed = st == PGRES_COMMAND_OK;
   else if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
     sl->res = r;
-    loam__trace_done(pc->conn, q->sql, q->nparams, PQntuples(r), elapsed, LOAM_E_NONE);
+    loam__trace_done(pc->conn, q->sql, q->params, q->nparams, PQntuples(r), elapsed, LOAM_E_NONE);
     return 1;
   }
   if (st != PGRES_PIPELINE_ABORTED && !(parse && st == PGRES_COMMAND_OK)) {
     loam_error e = LOAM_ERROR_INIT;
     loam__pg_report(pc, r, &e);
-    loam__trace_done(pc->conn, q->sql, q->nparams, 0, elapsed, e.code);
+    loam__trace_done(pc->conn, q->sql, q->params, q->nparams, 0, elapsed, e.code);
     if (first->code == LOAM_E_NONE) *first = e;
     else loam_error_clear(&e);
   }

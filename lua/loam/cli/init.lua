@@ -60,6 +60,7 @@ local GLOBAL_OPTIONS = {
   { "--db", "URL", "the database URL, over every other source" },
   { "--config", "FILE", "this config file instead of the one found" },
   { "--verbose", "say which config, environment and database are used" },
+  { "--echo", "log each statement on stderr, values redacted" },
   { "--trace", "print the Lua traceback of an error" },
   { "--help", "show the help of loam or of the command (also -h)" },
   { "--version", "show the versions of loam, Lua, SQLite and libpq" },
@@ -239,7 +240,7 @@ function cli.command_help(spec)
     parts[#parts + 1] = "Options:\n" .. option_lines(spec.options)
     parts[#parts + 1] = ""
   end
-  parts[#parts + 1] = "Options of every command: --env NAME, --db URL, --config FILE,\n"
+  parts[#parts + 1] = "Options of every command: --env NAME, --db URL, --config FILE, --echo,\n"
                       .. "--verbose, --trace, --help (see 'loam help')."
   return table.concat(parts, "\n") .. "\n"
 end
@@ -392,7 +393,7 @@ function Context:project()
     local project = require "loam.project"
     self._project = project.find {
       env = self.global.env, db = self.global.db, config = self.global.config,
-      verbose = function(...) self:verbose(...) end,
+      echo = self.global.echo, verbose = function(...) self:verbose(...) end,
     }
   end
   return self._project
