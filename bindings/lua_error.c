@@ -54,7 +54,7 @@ static const char layerkey = 0;
 ** is made, as 'luaL_where' does, so nothing above needs to catch and
 ** re-raise to correct it.
 */
-static int pushwhere (lua_State *L, int level) {
+int loamL_pushwhere (lua_State *L, int level) {
   lua_Debug ar;
   size_t n = 0;
   const char *layer;
@@ -86,7 +86,7 @@ static void newerror (lua_State *L, const char *code, const char *sqlstate,
   if (sqlstate != NULL && sqlstate[0] != '\0')
     setstrfield(L, "sqlstate", sqlstate);
   setstrfield(L, "message", message);
-  pushwhere(L, level);
+  loamL_pushwhere(L, level);
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, ERROR_T);
 }
@@ -353,7 +353,7 @@ static int l_where (lua_State *L) {
     if (level < 0 || level > INT_MAX)
       loamL_argerror(L, 1, "level out of range");
   }
-  found = pushwhere(L, (int)level);
+  found = loamL_pushwhere(L, (int)level);
   if (found < 0)
     lua_pushnil(L);
   else

@@ -68,6 +68,13 @@ LOAML_FUNC int loamL_raise (lua_State *L, loam_error *err, const char *hint);
 */
 LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char *what);
 
+/*
+** Pushes the position ("file:line: ") of the program's first frame at or
+** above stack level 'level', past C functions and the Lua layer's files,
+** and returns its level; "" and -1 when there is none (lua_error.c).
+*/
+LOAML_FUNC int loamL_pushwhere (lua_State *L, int level);
+
 /* Raises a 'misuse' error object with a 'lua_pushfstring' message.  Never returns. */
 LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 
