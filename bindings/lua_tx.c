@@ -414,7 +414,8 @@ static int conn_transaction (lua_State *L) {
   r.fn = fi;
   r.errslot = lua_gettop(L);
   r.calls = r.raised_at = 0;
-  r.logref = *logref;
+  /* A nested call has no log of its own: its hooks report to the call around it. */
+  r.logref = *logref != LUA_NOREF || running == NULL ? *logref : running->logref;
   r.deferred = NULL;
   r.prev = running;
   running = &r;

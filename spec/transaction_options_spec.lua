@@ -183,11 +183,16 @@ for backend, pg in helper.each_backend() do
         db:exec("update txo set n = 3 where id = 1")
         db:after_commit(function() error("mail server down") end)
         db:after_commit(function() logged[#logged + 1] = "second hook ran" end)
+        pcall(db.transaction, db, function()  -- a savepoint's hook reports to the same log
+          db:after_rollback(function() error({}) end)
+          error("undo")
+        end)
         return 1, 2
       end)
       assert.are.same({ 1, 2 }, { a, b })
+      assert.matches("^after_rollback hook failed %(the transaction stands%): table: ", logged[1])
       assert.are.same({ "after_commit hook failed (the transaction stands): " .. SPEC .. ":"
-        .. (line + 2) .. ": mail server down", "second hook ran" }, logged)
+        .. (line + 2) .. ": mail server down", "second hook ran" }, { logged[2], logged[3] })
       assert.are.equal(3, n(1))
     end)
 
@@ -363,4 +368,43 @@ if pgb then
       assert.are.equal(20, db:query("select n from txo where id = 1")[1].n)
     end)
   end)
+end
+
+-- The pool's report goes to stderr from Lua: the script runs in a host of its own.
+for backend, pg in helper.each_backend() do
+  if not backend.memory then
+    describe(backend.label .. ": the pool", function()
+      it("reports a second checkout by a thread that holds one in a transaction", function()
+        local script = helper.tmpname(".lua")
+        local f = assert(io.open(script, "w"))
+        f:write(([[
+local core = require "loam.core"
+local pool = core.pool_open(%q, { size = 2, max_overflow = 0 })
+local a = pool:acquire()
+local b = pool:acquire()  -- no transaction: nothing to say
+b:close()
+a:transaction(function()
+  local c = pool:acquire()
+  c:close()
+end)
+a:close()
+pool:close()
+print("done")
+]]):format(backend.url .. (pg and "&application_name=tx_nested" or "")))
+        f:close()
+        local p = assert(io.popen(helper.shell_quote(helper.host()) .. " "
+          .. helper.shell_quote(script) .. " 2>&1"))
+        local out = p:read("a")
+        p:close()
+        local lines = {}
+        for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+        assert.are.equal(2, #lines, out)
+        assert.matches("^loam: pool warning: this thread holds a connection of the pool inside a transaction "
+          .. "%(acquired %d+ ms ago at " .. script:gsub("%p", "%%%0") .. ":3%) and asks for "
+          .. "another: when the pool is exhausted it waits for itself %(a pool self%-deadlock%)",
+          lines[1])
+        assert.are.equal("done", lines[2])
+      end)
+    end)
+  end
 end
