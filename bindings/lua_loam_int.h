@@ -304,8 +304,8 @@ LOAML_FUNC void loamL_open_batch (lua_State *L);
 ** of the calling C function, returning its stack index: should the caller
 ** raise before 'txcommit', the guard rolls the level back.  'txcommit'
 ** commits the level of the guard at 'idx', or rolls it back and raises
-** the commit's error.  'open_tx' adds 'transaction' to the 'loam.Conn'
-** methods.
+** the commit's error.  'open_tx' adds 'transaction', 'after_commit' and
+** 'after_rollback' to the 'loam.Conn' methods.
 */
 LOAML_FUNC int loamL_txbegin (lua_State *L);
 LOAML_FUNC void loamL_txcommit (lua_State *L, int idx);

@@ -1,14 +1,21 @@
 /*
-** lua_tx.c: 'conn:transaction(fn, ...)', and the transaction guard that
-** it and 'conn:run' share.
+** lua_tx.c: 'conn:transaction([opts,] fn, ...)' with its options, the
+** hooks 'conn:after_commit' and 'conn:after_rollback', and the
+** transaction guard that 'conn:run' uses.
+**
+** 'conn:transaction' hands the whole job to the core's 'loam_tx_run'
+** (begin, the function, commit, rollback, retries), which calls back into
+** Lua to run 'fn' under 'lua_pcall'; nothing raises through the core's
+** frames.  A hook is a Lua function in the registry, registered with
+** 'loam_tx_on_end' and run when the core says how its transaction ended.
 **
 ** A guard is a to-be-closed userdata holding one level of the core's
 ** transactions ('loam_tx_begin').  Whatever raises while the level is open
-** (the caller's function, a failed statement, a query hook, a memory
-** error) unwinds through the guard's '__close', which rolls the level
-** back, so no path leaves it open.  The guard keeps its 'loam.Conn' as a
-** user value, not the core handle, since the connection may be closed
-** under it; the level then ended with the connection.
+** (a failed statement, a query hook, a memory error) unwinds through the
+** guard's '__close', which rolls the level back, so no path leaves it
+** open.  The guard keeps its 'loam.Conn' as a user value, not the core
+** handle, since the connection may be closed under it; the level then
+** ended with the connection.
 */
 #include <stdlib.h>
 #include <string.h>

@@ -351,6 +351,9 @@ LOAM_API void loam_pool_close (loam_pool *pool);
 ** with short timeouts of its own).  A failure to open a new connection
 ** is that connection's error.  '*out' stays the pool's: hand it back with
 ** 'loam_pool_release' (or 'loam_pool_abandon'), never 'loam_conn_close'.
+** A thread that asks while it holds a connection of the same pool inside
+** a transaction is told, through the hook (LOAM_POOL_NESTED), before any
+** wait: once the pool is exhausted it would wait for itself.
 */
 LOAM_API int loam_pool_acquire (loam_pool *pool,
                                 const char *tag,          /* may be NULL */
@@ -677,7 +680,7 @@ typedef void (*loam_tx_log_fn) (void *ud, const char *message);
 ** Options of an outermost transaction.  Start from LOAM_TX_OPTS_INIT.
 **   - 'read_only': PostgreSQL 'BEGIN READ ONLY'; SQLite begins with a
 **     plain (deferred) BEGIN, so it takes no write lock, and sets 'PRAGMA
-**     query_only' for the transaction's length (put back when it ends).
+**     query_only' for the transaction's length (turned off when it ends).
 **     A write then fails with LOAM_E_READ_ONLY on both.
 **   - 'tag' says where the transaction started (the Lua layer passes
 **     "file:line", a C program its function); copied, up to 95 bytes.
@@ -728,6 +731,9 @@ typedef enum loam_tx_outcome {
 ** with no level of that transaction open any more.  It may run statements
 ** on 'conn' (and open a new transaction there), except when called from
 ** 'loam_conn_close' or a pool's reset, and must not unwind past that call.
+** It may close 'conn': the hooks still registered are then called with
+** LOAM_TX_ROLLED_BACK from that close, and the call that ran the hook
+** returns without touching 'conn' again.
 */
 typedef void (*loam_tx_end_fn) (void *ud, loam_conn *conn, loam_tx_outcome outcome);
 
@@ -761,8 +767,11 @@ typedef int (*loam_tx_body) (void *ud, loam_conn *conn, loam_error *err);
 ** failure is rolled back and returned at once.  After the last attempt
 ** the error is that attempt's, its message ending in "(gave up after N
 ** attempts)".  '*attempts' (may be NULL) receives the runs made.
-** LOAM_E_MISUSE, with nothing sent, inside an open level (retrying a
-** savepoint cannot undo what made it fail) or for bad options.
+** LOAM_E_MISUSE, with nothing sent, for bad options, or for retries
+** inside an open level (a savepoint cannot undo what made it fail);
+** without them, inside a level the body runs in a savepoint.  A body
+** that closes 'conn' ends the run: its error, or LOAM_E_MISUSE saying
+** nothing was committed, and 'conn' is not touched again.
 */
 LOAM_API int loam_tx_run (loam_conn *conn, const loam_tx_opts *opts,
                           loam_tx_body body, void *ud,
