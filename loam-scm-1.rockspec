@@ -89,6 +89,7 @@ build = {
         "core/src/conn/stmt_cache.c",
         "core/src/conn/trace.c",
         "core/src/conn/tx.c",
+        "core/src/conn/txrun.c",
         "core/src/conn/url.c",
         "core/src/pool/pool.c",
         "core/src/pool/pool_open.c",

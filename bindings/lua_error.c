@@ -43,9 +43,10 @@ static const char layerkey = 0;
 
 
 /*
-** Pushes the position ("file:line: ") of the first frame at or above stack
-** level 'level' that runs a line of the program's own Lua code, and
-** returns its level; pushes "" and returns -1 when there is none.  C
+** The level of the first frame at or above stack level 'level' that runs
+** a line of the program's own Lua code, its information in 'ar'; -1 when
+** there is none.  loamL_pushwhere pushes it as "file:line: " ("" for
+** none), loamL_wherebuf writes "file:line" into a buffer.  C
 ** functions have no line and are passed over: a method called straight
 ** through 'pcall' (pcall(db.exec, db, sql)) has 'pcall' as its caller,
 ** and the Lua code that called 'pcall' is the useful position then.  So
@@ -55,52 +56,48 @@ static const char layerkey = 0;
 ** is made, as 'luaL_where' does, so nothing above needs to catch and
 ** re-raise to correct it.
 */
-static int pushwhere (lua_State *L, int level) {
-  lua_Debug ar;
+static int findframe (lua_State *L, int level, lua_Debug *ar) {
   size_t n = 0;
   const char *layer;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &layerkey);
   layer = lua_tolstring(L, -1, &n);  /* NULL until the Lua layer loaded */
-  for (; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 &&
-        (layer == NULL || ar.srclen < n || memcmp(ar.source, layer, n) != 0)) {
+  for (; lua_getstack(L, level, ar); level++) {
+    lua_getinfo(L, "Sl", ar);
+    if (ar->currentline > 0 &&
+        (layer == NULL || ar->srclen < n || memcmp(ar->source, layer, n) != 0)) {
       lua_pop(L, 1);
-      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
       return level;
     }
   }
   lua_pop(L, 1);
-  lua_pushliteral(L, "");
   return -1;
+}
+
+
+int loamL_pushwhere (lua_State *L, int level) {
+  lua_Debug ar;
+  level = findframe(L, level, &ar);
+  if (level < 0) lua_pushliteral(L, "");
+  else lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+  return level;
 }
 
 
 void loamL_wherebuf (lua_State *L, int level, char *buf, size_t size) {
   lua_Debug ar;
-  size_t n = 0;
-  const char *layer;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &layerkey);
-  layer = lua_tolstring(L, -1, &n);
   buf[0] = '\0';
-  for (; lua_getstack(L, level, &ar); level++) {
-    lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 &&
-        (layer == NULL || ar.srclen < n || memcmp(ar.source, layer, n) != 0)) {
-      /* By hand: snprintf would cost as much as the rest of a pooled call's checkout. */
-      char num[16];
-      size_t len = strlen(ar.short_src), k = 0;
-      int line = ar.currentline;
-      do num[k++] = (char)('0' + line % 10); while ((line /= 10) > 0 && k < sizeof num);
-      if (len + 1 + k + 1 > size) len = size > k + 2 ? size - k - 2 : 0;
-      memcpy(buf, ar.short_src, len);
-      buf[len++] = ':';
-      while (k > 0) buf[len++] = num[--k];
-      buf[len] = '\0';
-      break;
-    }
+  if (findframe(L, level, &ar) >= 0) {
+    /* By hand: snprintf would cost as much as the rest of a pooled call's checkout. */
+    char num[16];
+    size_t len = strlen(ar.short_src), k = 0;
+    int line = ar.currentline;
+    do num[k++] = (char)('0' + line % 10); while ((line /= 10) > 0 && k < sizeof num);
+    if (len + 1 + k + 1 > size) len = size > k + 2 ? size - k - 2 : 0;
+    memcpy(buf, ar.short_src, len);
+    buf[len++] = ':';
+    while (k > 0) buf[len++] = num[--k];
+    buf[len] = '\0';
   }
-  lua_pop(L, 1);
 }
 
 
@@ -115,7 +112,7 @@ static void newerror (lua_State *L, const char *code, const char *sqlstate,
   if (sqlstate != NULL && sqlstate[0] != '\0')
     setstrfield(L, "sqlstate", sqlstate);
   setstrfield(L, "message", message);
-  pushwhere(L, level);
+  loamL_pushwhere(L, level);
   lua_setfield(L, -2, "where");
   luaL_setmetatable(L, ERROR_T);
 }
@@ -382,7 +379,7 @@ static int l_where (lua_State *L) {
     if (level < 0 || level > INT_MAX)
       loamL_argerror(L, 1, "level out of range");
   }
-  found = pushwhere(L, (int)level);
+  found = loamL_pushwhere(L, (int)level);
   if (found < 0)
     lua_pushnil(L);
   else

@@ -89,6 +89,14 @@ LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char
 */
 LOAML_FUNC void loamL_wherebuf (lua_State *L, int level, char *buf, size_t size);
 
+
+/*
+** Pushes the position ("file:line: ") of the program's first frame at or
+** above stack level 'level', past C functions and the Lua layer's files,
+** and returns its level; "" and -1 when there is none (lua_error.c).
+*/
+LOAML_FUNC int loamL_pushwhere (lua_State *L, int level);
+
 /* Raises a 'misuse' error object with a 'lua_pushfstring' message.  Never returns. */
 LOAML_FUNC int loamL_misuse (lua_State *L, const char *fmt, ...);
 
@@ -376,8 +384,8 @@ LOAML_FUNC void loamL_open_batch (lua_State *L);
 ** of the calling C function, returning its stack index: should the caller
 ** raise before 'txcommit', the guard rolls the level back.  'txcommit'
 ** commits the level of the guard at 'idx', or rolls it back and raises
-** the commit's error.  'open_tx' adds 'transaction' to the 'loam.Conn'
-** methods.
+** the commit's error.  'open_tx' adds 'transaction', 'after_commit' and
+** 'after_rollback' to the 'loam.Conn' methods.
 */
 LOAML_FUNC int loamL_txbegin (lua_State *L);
 LOAML_FUNC void loamL_txcommit (lua_State *L, int idx);

@@ -15,7 +15,8 @@ local CLOSED = "attempt to use a closed database (db:reconnect() opens it again)
 
 -- The methods the core gives a connection, and no others.
 local CONN_METHODS = {
-  "backend", "cached_statements", "close", "each", "exact_numeric", "exec", "hold", "insert_rows",
+  "after_commit", "after_rollback", "backend", "cached_statements", "close", "each", "exact_numeric",
+  "exec", "hold", "insert_rows",
   "load_batch",
   "on_query", "prepare", "query", "render", "render_ddl", "run", "stats", "table_exists",
   "transaction", "transaction_status",

@@ -132,7 +132,10 @@ for backend, pg in helper.each_backend() do
     it("refuses a function that is not one, and commits nothing after a close", function()
       local err = catch(db.transaction, db, "nope")
       assert.are.equal("misuse", err.code)
-      assert.are.equal("transaction: expects a function, got a string", err.message)
+      assert.are.equal("transaction: expects an options table or a function, got a string",
+        err.message)
+      err = catch(db.transaction, db, {}, 42)
+      assert.are.equal("transaction: expects a function, got a number", err.message)
       err = catch(db.transaction, db, function() db:close() end)
       assert.are.equal("misuse", err.code)
       assert.are.equal("the connection was closed inside the transaction; nothing was committed",

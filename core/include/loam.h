@@ -271,7 +271,8 @@ typedef struct loam_pool loam_pool;
 /* What a pool hook is told about. */
 typedef enum loam_pool_event {
   LOAM_POOL_LEAK = 1,   /* a connection was held past 'leak_threshold_ms' (once per checkout) */
-  LOAM_POOL_WARNING     /* the pool's settings do not fit the server (max_connections) */
+  LOAM_POOL_WARNING,    /* the pool's settings do not fit the server (max_connections) */
+  LOAM_POOL_NESTED      /* a thread holding a connection in a transaction asks for another */
 } loam_pool_event;
 
 /*
@@ -352,6 +353,9 @@ LOAM_API void loam_pool_close (loam_pool *pool);
 ** with short timeouts of its own).  A failure to open a new connection
 ** is that connection's error.  '*out' stays the pool's: hand it back with
 ** 'loam_pool_release' (or 'loam_pool_abandon'), never 'loam_conn_close'.
+** A thread that asks while it holds a connection of the same pool inside
+** a transaction is told, through the hook (LOAM_POOL_NESTED), before any
+** wait: once the pool is exhausted it would wait for itself.
 */
 LOAM_API int loam_pool_acquire (loam_pool *pool,
                                 const char *tag,          /* may be NULL */
@@ -619,6 +623,14 @@ LOAM_API int loam_exact_numeric (loam_backend backend);
 ** 'loam_conn_close' with levels open just closes (the backend rolls the
 ** transaction back).  At most LOAM_TX_MAX_DEPTH levels may be open.
 **
+** Statements never run in autocommit by surprise while a level is open:
+** a statement that ends the transaction under the levels (a raw COMMIT,
+** ROLLBACK or END; what it ended stays ended) fails with LOAM_E_MISUSE
+** once it ran, and so does every statement after it, before it is sent,
+** until the levels are rolled back ('loam_tx_commit' refuses).  The same
+** holds when the backend ended the transaction itself (SQLite rolls back
+** on some errors).
+**
 ** Each statement goes through 'loam_exec', so the instrumentation counts
 ** and reports it.  A statement streaming on a PostgreSQL connection must
 ** be closed before a level ends (the wire is its until then).
@@ -665,6 +677,125 @@ typedef enum loam_tx_status {
 ** round trip; transactions begun by raw SQL count too.
 */
 LOAM_API loam_tx_status loam_conn_tx_status (loam_conn *conn);
+
+
+/*
+** Isolation levels.  PostgreSQL takes each ('BEGIN ISOLATION LEVEL ...').
+** SQLite runs every transaction SERIALIZABLE (one writer at a time, and a
+** reader sees one snapshot): it honours LOAM_SERIALIZABLE and the default,
+** and refuses the weaker two (LOAM_E_MISUSE) rather than pretend.
+*/
+typedef enum loam_isolation {
+  LOAM_ISOLATION_DEFAULT = 0,   /* the backend's: READ COMMITTED, SQLite's SERIALIZABLE */
+  LOAM_READ_COMMITTED,
+  LOAM_REPEATABLE_READ,
+  LOAM_SERIALIZABLE
+} loam_isolation;
+
+/* Where the reports of a transaction go: 'message' is borrowed for the call. */
+typedef void (*loam_tx_log_fn) (void *ud, const char *message);
+
+/*
+** Options of an outermost transaction.  Start from LOAM_TX_OPTS_INIT.
+**   - 'read_only': PostgreSQL 'BEGIN READ ONLY'; SQLite begins with a
+**     plain (deferred) BEGIN, so it takes no write lock, and sets 'PRAGMA
+**     query_only' for the transaction's length (turned off when it ends).
+**     A write then fails with LOAM_E_READ_ONLY on both.
+**   - 'tag' says where the transaction started (the Lua layer passes
+**     "file:line", a C program its function); copied, up to 95 bytes.
+**   - 'warn_after_ms' (0: never): a transaction open longer is reported
+**     once, through 'log' (NULL: a line on stderr), at its first
+**     statement past that time or at its end, naming its tag.
+**   - 'retry_*' are read by 'loam_tx_run' only: up to 'retry_attempts'
+**     runs in all (0 or 1: one), waiting between them 'retry_base_ms'
+**     (-1: 10) doubled at each retry, at most 'retry_max_ms' (-1: 1000),
+**     less a random part of up to half (so that two retrying transactions
+**     part ways).
+*/
+typedef struct loam_tx_opts {
+  int isolation;             /* loam_isolation */
+  int read_only;
+  const char *tag;           /* may be NULL */
+  int warn_after_ms;
+  loam_tx_log_fn log;        /* may be NULL */
+  void *log_ud;
+  int retry_attempts;        /* 0..1000 */
+  int retry_base_ms;         /* -1, or 0..60000 */
+  int retry_max_ms;          /* -1, or 0..600000 and at least 'retry_base_ms' */
+} loam_tx_opts;
+
+#define LOAM_TX_OPTS_INIT { LOAM_ISOLATION_DEFAULT, 0, NULL, 0, NULL, NULL, 0, -1, -1 }
+
+/*
+** 'loam_tx_begin' with options ('opts' NULL: none).  Isolation and
+** read-only belong to a transaction, not to a savepoint: asking for them
+** when the level would be a savepoint (a level is open, or the caller
+** began a transaction with raw SQL) is LOAM_E_MISUSE, and so are a level
+** out of range, a weaker level on SQLite, or retry options here.  Nothing
+** is sent then.  The tag, the report and the hooks are those of the
+** outermost level; an inner level's 'tag' is ignored.
+*/
+LOAM_API int loam_tx_begin_with (loam_conn *conn, const loam_tx_opts *opts, loam_error *err);
+
+/* How a transaction ended, for a hook of 'loam_tx_on_end'. */
+typedef enum loam_tx_outcome {
+  LOAM_TX_COMMITTED = 1,     /* the outermost level committed */
+  LOAM_TX_ROLLED_BACK        /* the hook's level, or one around it, was undone */
+} loam_tx_outcome;
+
+/*
+** A hook of 'loam_tx_on_end'.  It runs after the statement that ended the
+** transaction or the savepoint, inside the 'loam_tx_commit',
+** 'loam_tx_rollback', 'loam_conn_close' or pool release that ended it,
+** with no level of that transaction open any more.  It may run statements
+** on 'conn' (and open a new transaction there), except when called from
+** 'loam_conn_close' or a pool's reset, and must not unwind past that call.
+** It may close 'conn': the hooks still registered are then called with
+** LOAM_TX_ROLLED_BACK from that close, and the call that ran the hook
+** returns without touching 'conn' again.
+*/
+typedef void (*loam_tx_end_fn) (void *ud, loam_conn *conn, loam_tx_outcome outcome);
+
+/*
+** Registers 'fn' at the innermost open level: it is called exactly once,
+** with LOAM_TX_COMMITTED after the outermost level committed, or with
+** LOAM_TX_ROLLED_BACK right after its level (or any around it) was rolled
+** back, or the connection closed or was reset with it open.  A savepoint
+** that commits hands its hooks to the level around it.  Hooks run in the
+** order they were registered.  'ud' is the caller's, passed back
+** untouched (free it in the hook).  LOAM_E_MISUSE when no level is open,
+** or when the outermost level is a savepoint inside a transaction begun
+** with raw SQL (loam cannot tell when that one commits); LOAM_E_NOMEM.
+** 'fn' is not called when registering fails.
+*/
+LOAM_API int loam_tx_on_end (loam_conn *conn, loam_tx_end_fn fn, void *ud, loam_error *err);
+
+/*
+** The body of 'loam_tx_run': the work of one attempt, on 'conn'.  It
+** returns LOAM_OK to commit, or LOAM_ERROR with 'err' set to roll back:
+** the code in 'err' decides whether to try again.
+*/
+typedef int (*loam_tx_body) (void *ud, loam_conn *conn, loam_error *err);
+
+/*
+** Runs 'body' in an outermost transaction ('loam_tx_begin_with') and
+** commits it.  When the transaction fails with LOAM_E_SERIALIZATION_FAILURE,
+** LOAM_E_DEADLOCK or LOAM_E_BUSY (at BEGIN, in 'body', or at COMMIT) and
+** 'opts' allows more attempts, it is rolled back, the caller's thread
+** sleeps (see 'loam_tx_opts') and the whole body runs again; any other
+** failure is rolled back and returned at once.  After the last attempt
+** the error is that attempt's, its message ending in "(gave up after N
+** attempts)".  '*attempts' (may be NULL) receives the runs made.
+** LOAM_E_MISUSE, with nothing sent, for bad options, or for retries
+** inside an open level (a savepoint cannot undo what made it fail);
+** without them, inside a level the body runs in a savepoint.  A body
+** that closes 'conn' ends the run: its error, or LOAM_E_MISUSE saying
+** nothing was committed, and 'conn' is not touched again.
+*/
+LOAM_API int loam_tx_run (loam_conn *conn, const loam_tx_opts *opts,
+                          loam_tx_body body, void *ud,
+                          int *attempts,             /* OUT: may be NULL */
+                          loam_error *err);          /* OUT: may be NULL */
 
 /* }====================================================================== */
 

@@ -44,9 +44,14 @@
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
---   db:transaction(fn, ...)     fn(...) inside a transaction; the model
+--   db:transaction([opts,] fn, ...)
+--                               fn(...) inside a transaction; the model
 --                               statements that fn runs use the
---                               transaction's connection
+--                               transaction's connection; opts (isolation,
+--                               read_only, retry, warn_after_ms, log, tag)
+--                               are the core's (bindings/lua_tx.c)
+--   db:after_commit(fn), db:after_rollback(fn)
+--                               hooks of the running transaction
 --   db:on_query(fn | nil)       the query hook, kept by the Database: a
 --                               new connection gets it too
 --   db:close()                  closes the connection; every later use
@@ -232,6 +237,10 @@ function Database:transaction(fn, ...)
   self._c, self._depth = c, depth + 1
   return c:transaction(fn, ...)
 end
+
+-- The hooks of the running transaction are the core's, on its connection.
+Database.after_commit = core.Conn.after_commit
+Database.after_rollback = core.Conn.after_rollback
 
 -- The hook stays with the Database; a closed one keeps it for the next
 -- connection and returns the one it replaced.

@@ -230,10 +230,22 @@ static void misuse_body (loam_conn *c, int pg, seen *s, loam_error *e) {
   CHECK_INT(loam_tx_rollback(c, e), LOAM_ERROR);
   CHECK_STR(items(c), "");
 
-  /* A raw COMMIT under a level: the commit refuses, the rollback ends the level. */
+  /* A raw COMMIT under a level: it runs (what it ended stays ended) and fails, the next
+  ** statement is refused before it is sent, the commit refuses, the rollback ends the level. */
   CHECK_OK(loam_tx_begin(c, e), e);
   CHECK_OK(insert(c, 2, e), e);
-  CHECK_OK(loam_exec(c, "COMMIT", NULL, 0, NULL, NULL, NULL, e), e);
+  CHECK_INT(loam_exec(c, "COMMIT", NULL, 0, NULL, NULL, NULL, e), LOAM_ERROR);
+  CHECK_INT(e->code, LOAM_E_MISUSE);
+  CHECK_HAS(e->message, "this statement ended the transaction that db:transaction "
+                        "(loam_tx_begin) opened: what ran in it before was committed");
+  s->n = 0;
+  CHECK_INT(insert(c, 9, e), LOAM_ERROR);
+  CHECK_INT(e->code, LOAM_E_MISUSE);
+  CHECK_HAS(e->message, "has ended under it (a raw COMMIT or ROLLBACK, or the backend rolled it "
+                        "back): this statement would run in autocommit; roll the level back first");
+  CHECK_INT(s->n, 1);   /* refused before it was sent: the trace counts the failure only */
+  CHECK_INT(loam_tx_begin(c, e), LOAM_ERROR);
+  CHECK_HAS(e->message, "would run in autocommit");
   CHECK_INT(loam_tx_commit(c, e), LOAM_ERROR);
   CHECK_INT(e->code, LOAM_E_MISUSE);
   CHECK_HAS(e->message, "the transaction already ended");

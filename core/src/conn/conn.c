@@ -95,7 +95,9 @@ static void finish_stmt (loam_stmt *s) {
 
 
 void loam_conn_close (loam_conn *c) {
-  if (c == NULL) return;
+  if (c == NULL || c->tx_closed) return;
+  loam__tx_end_all(c, 1);
+  c->tx_depth = 0;
   while (c->stmts != NULL) {
     loam_stmt *s = c->stmts;
     finish_stmt(s);
@@ -103,7 +105,9 @@ void loam_conn_close (loam_conn *c) {
   }
   loam__cache_clear(&c->cache);
   c->drv->close(c);
-  free(c);
+  /* Closed from inside a callback of tx.c, which frees it once that returned. */
+  if (c->tx_busy > 0) c->tx_closed = 1;
+  else free(c);
 }
 
 
@@ -121,11 +125,17 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
   }
   c->tx_depth = 0;
   c->tx_began = 0;
-  if (!c->drv->alive(c, 0))
+  if (!c->drv->alive(c, 0)) {
+    loam__tx_end_all(c, 1);
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
+  }
   if (c->drv->in_transaction(c) != LOAM__TX_NONE &&
-      loam__exec(c, loam__dialect(c->backend)->rollback, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err) != LOAM_OK)
+      loam__exec(c, loam__dialect(c->backend)->rollback, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err) != LOAM_OK) {
+    loam__tx_end_all(c, 1);
     return LOAM_ERROR;
+  }
+  /* The hooks of the transaction just rolled back run with the connection idle. */
+  loam__tx_end_all(c, 0);
   return c->drv->alive(c, 0) ? LOAM_OK
          : loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
 }
@@ -249,6 +259,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
   t0 = loam__clock_ns();
   if (err == NULL) err = &local;
   if (checkquery(c, params, nparams, err) != LOAM_OK ||
+      (c->tx_depth > 0 && loam__tx_before(c, t0, err) != LOAM_OK) ||
       c->drv->query(c, sql, kind, params, nparams, flags, &s, err) != LOAM_OK) {
     loam__trace_done(c, sql, params, nparams, 0, loam__clock_ns() - t0, err->code);
     loam_error_clear(&local);
@@ -280,6 +291,9 @@ int loam_step (loam_stmt *s, loam_error *err) {
   }
   rc = s->conn->drv->step(s, err != NULL ? err : &local);
   if (rc != LOAM_ROW && s->conn->streaming == s) s->conn->streaming = NULL;
+  if (rc == LOAM_DONE && s->conn->tx_depth > 0 &&
+      loam__tx_after(s->conn, err != NULL ? err : &local) != LOAM_OK)
+    rc = LOAM_ERROR;
   if (rc == LOAM_ROW) {
     s->state = LOAM__ST_ROW;
     s->rows++;

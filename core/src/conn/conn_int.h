@@ -249,7 +249,48 @@ struct loam_conn {
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;
+  /* What the outermost level was opened with, and its hooks (tx.c). */
+  int tx_internal;           /* tx.c is running a statement of its own */
+  int tx_query_only;         /* SQLite: tx.c set 'query_only' for a read-only transaction */
+  int tx_warned;             /* the long transaction was reported */
+  int64_t tx_started_ns;
+  int64_t tx_warn_ns;        /* report past this age; 0: never */
+  loam_tx_log_fn tx_log;
+  void *tx_log_ud;
+  char tx_tag[96];
+  struct loam__txhook *tx_hooks;   /* registration order, depths never decreasing */
+  int tx_nhooks, tx_caphooks;
+  /*
+  ** A callback of tx.c (a hook, the body of 'loam_tx_run') is running: a
+  ** 'loam_conn_close' from inside it closes everything but leaves the
+  ** structure ('tx_closed') for tx.c to free once the callback returned.
+  */
+  int tx_busy;
+  int tx_closed;
 };
+
+/*
+** The checks of tx.c on a statement while a level is open ('tx_depth' >
+** 0): 'before' (at 'loam_query', 'now' its start) refuses a statement
+** that would run in autocommit and reports a long transaction; 'after'
+** (at the step that finished a statement) fails the statement that ended
+** the transaction under the levels.  'end_all' calls the hooks still
+** registered as rolled back and frees them: the connection closes
+** ('closing') or is reset, which also puts 'query_only' back.
+*/
+LOAMI_FUNC int loam__tx_before (loam_conn *conn, int64_t now, loam_error *err);
+LOAMI_FUNC int loam__tx_after (loam_conn *conn, loam_error *err);
+LOAMI_FUNC void loam__tx_end_all (loam_conn *conn, int closing);
+/*
+** Around a callback: 'enter' marks the connection busy; 'leave' returns 1
+** when the callback closed it (then freed, unless an outer callback still
+** runs), else 0.
+*/
+LOAMI_FUNC void loam__tx_enter (loam_conn *conn);
+LOAMI_FUNC int loam__tx_leave (loam_conn *conn);
+/* 'loam_tx_begin_with' without the refusal of retry options; 'fname' names the caller. */
+LOAMI_FUNC int loam__tx_begin (loam_conn *conn, const loam_tx_opts *o, const char *fname,
+                               loam_error *err);
 
 /*
 ** Makes a connection that is handed back to a pool like a fresh one

@@ -12,6 +12,7 @@
 ** the checkouts held past the leak threshold.  What it found is closed or
 ** reported once the lock is released.
 */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -128,6 +129,10 @@ static void account_wait (loam_pool *p, int64_t waited) {
 }
 
 
+/* Numbers every checkout of the process, so that no two pools share one. */
+static _Atomic int64_t checkouts;
+
+
 /* Under the lock: the slot is checked out from 'now' on. */
 static void check_out (loam_pool *p, loamP_slot *s, const char *tag, int64_t now, int64_t t0) {
   s->out = 1;
@@ -136,8 +141,77 @@ static void check_out (loam_pool *p, loamP_slot *s, const char *tag, int64_t now
   s->conn->pool_wait_ns = now - t0;
   loamP_copy_tag(s->tag, tag);
   p->acquires++;
+  s->checkout = atomic_fetch_add(&checkouts, 1) + 1;
   account_wait(p, now - t0);
 }
+
+
+/* {======================================================================
+** The pool self-deadlock: a thread that holds a connection inside a
+** transaction and asks the same pool for another waits, when the pool is
+** exhausted, for a connection only it can give back.  Each thread keeps
+** its own checkouts (thread-local, so nothing is shared), and an acquire
+** looks at them first; a checkout is told from a later one of the same
+** slot by its number, so a connection another thread abandoned is never
+** read.
+** ======================================================================= */
+
+#define HELD_MAX 8
+
+typedef struct held {
+  loam_pool *pool;
+  int slot;
+  int64_t checkout;
+} held;
+
+static _Thread_local held mine[HELD_MAX];
+static _Thread_local int nmine;
+
+
+/*
+** Under the lock: the message naming a checkout of this thread from 'p'
+** that is inside a transaction, into 'b'; returns whether there is one.
+*/
+static int nested (loam_pool *p, int64_t now, loam__buf *b) {
+  int i;
+  for (i = 0; i < nmine; i++) {
+    loamP_slot *s;
+    if (mine[i].pool != p || mine[i].slot >= p->nslots) continue;
+    s = &p->slots[mine[i].slot];
+    if (!s->out || s->checkout != mine[i].checkout) continue;
+    if (s->conn->tx_depth == 0 && s->conn->drv->in_transaction(s->conn) == LOAM__TX_NONE)
+      continue;
+    loam__buf_addf(b, "this thread holds a connection of the pool inside a transaction "
+                   "(acquired %lld ms ago at %s) and asks for another: when the pool is "
+                   "exhausted it waits for itself (a pool self-deadlock); run the work on the "
+                   "transaction's connection", (long long)((now - s->acquired_ns) / 1000000),
+                   s->tag[0] ? s->tag : "an untagged caller");
+    return 1;
+  }
+  return 0;
+}
+
+
+static void remember (loam_pool *p, loamP_slot *s) {
+  if (nmine == HELD_MAX) return;   /* the report is a help, not a guarantee */
+  mine[nmine].pool = p;
+  mine[nmine].slot = (int)(s - p->slots);
+  mine[nmine].checkout = s->checkout;
+  nmine++;
+}
+
+
+static void forget (loam_pool *p, loam_conn *c) {
+  int i;
+  for (i = 0; i < nmine; i++) {
+    if (mine[i].pool == p && mine[i].slot < p->nslots && p->slots[mine[i].slot].conn == c) {
+      mine[i] = mine[--nmine];
+      return;
+    }
+  }
+}
+
+/* }====================================================================== */
 
 
 /* Under the lock: the slot goes back to the empty ones; a waiter may open it. */
@@ -302,6 +376,18 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
   t0 = loam__clock_ns();
   pthread_mutex_lock(&p->mu);
   sweep(p, t0, &w);
+  if (nmine > 0) {
+    loam__buf b = LOAM__BUF_INIT;
+    if (nested(p, t0, &b)) {
+      loam_pool_hook hook = p->hook;
+      void *hook_ud = p->hook_ud;
+      /* Reported before any wait, with the lock released; the pool cannot go while held. */
+      pthread_mutex_unlock(&p->mu);
+      if (loam__buf_cstr(&b) != NULL) loamP_notify(hook, hook_ud, LOAM_POOL_NESTED, b.p);
+      pthread_mutex_lock(&p->mu);
+    }
+    loam__buf_free(&b);
+  }
   s = take_slot(p, t0, &fresh, &waited, &freep, err);
   if (s == NULL) {
     pthread_mutex_unlock(&p->mu);
@@ -316,6 +402,7 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
   if (!fresh && !check && now < s->expires_ns) {
     check_out(p, s, tag, now, t0);
     pthread_mutex_unlock(&p->mu);
+    remember(p, s);
     if (w.nclose + w.nleak > 0) finish_work(p, &w);
     *out = s->conn;
     return LOAM_OK;
@@ -333,6 +420,7 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
   pthread_mutex_lock(&p->mu);
   check_out(p, s, tag, loam__clock_ns(), t0);
   pthread_mutex_unlock(&p->mu);
+  remember(p, s);
   *out = s->conn;
   return LOAM_OK;
 }
@@ -370,6 +458,7 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
   pthread_mutex_lock(&p->mu);
   s = slot_of(p, c, err);
   if (s != NULL) {
+    forget(p, c);
     s->out = 0;
     if (abandoned && !s->leaked) {
       loamP_holder *h = &w.leak[w.nleak++];

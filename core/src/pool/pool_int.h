@@ -36,6 +36,7 @@ typedef struct loamP_slot {
   int64_t expires_ns;        /* end of its lifetime, jitter included; INT64_MAX: none */
   int64_t idle_since_ns;
   int64_t acquired_ns;
+  int64_t checkout;          /* the process's number of this checkout (pool.c) */
   char tag[LOAMP_TAG_MAX];
 } loamP_slot;
 

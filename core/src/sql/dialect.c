@@ -248,6 +248,12 @@ static const loam__dialect_desc sqlite_dialect = {
   .savepoint = "SAVEPOINT",
   .release = "RELEASE SAVEPOINT",
   .rollback_to = "ROLLBACK TO SAVEPOINT",
+  /* Every SQLite transaction is serializable; a reader takes no write lock. */
+  .isolation = { "", NULL, NULL, "" },
+  .read_only = NULL,
+  .begin_read = "BEGIN DEFERRED",
+  .query_only_on = "PRAGMA query_only = 1",
+  .query_only_off = "PRAGMA query_only = 0",
   /* names that give SQLite's type affinities; an enum is text and a CHECK */
   .types = {
     [LOAM_COL_INTEGER] = "INTEGER", [LOAM_COL_BIGINT] = "INTEGER", [LOAM_COL_TEXT] = "TEXT",
@@ -393,6 +399,9 @@ static const loam__dialect_desc pg_dialect = {
   .savepoint = "SAVEPOINT",
   .release = "RELEASE SAVEPOINT",
   .rollback_to = "ROLLBACK TO SAVEPOINT",
+  .isolation = { "", " ISOLATION LEVEL READ COMMITTED", " ISOLATION LEVEL REPEATABLE READ",
+                 " ISOLATION LEVEL SERIALIZABLE" },
+  .read_only = " READ ONLY",
   .types = {
     [LOAM_COL_INTEGER] = "integer", [LOAM_COL_BIGINT] = "bigint", [LOAM_COL_TEXT] = "text",
     [LOAM_COL_NUMERIC] = "numeric", [LOAM_COL_BOOLEAN] = "boolean",

@@ -97,6 +97,17 @@ typedef struct loam__dialect_desc {
   const char *savepoint;
   const char *release;
   const char *rollback_to;
+  /*
+  ** Options of a transaction: what 'begin' takes after it for each
+  ** loam_isolation (NULL: the backend cannot honour that level) and for
+  ** read-only (NULL: none; then 'begin_read' begins it and 'query_only_on'
+  ** and 'query_only_off' set the connection read-only around it).
+  */
+  const char *isolation[4];
+  const char *read_only;
+  const char *begin_read;
+  const char *query_only_on;
+  const char *query_only_off;
 
   /* Schema */
   const char *types[LOAM_COL_ENUM + 1];   /* column type per loam_col_type (not id) */
