@@ -58,6 +58,7 @@ build = {
         "bindings/lua_catalog.c",
         "bindings/lua_conn.c",
         "bindings/lua_error.c",
+        "bindings/lua_introspect.c",
         "bindings/lua_loam.c",
         "bindings/lua_pool.c",
         "bindings/lua_query.c",

@@ -258,6 +258,9 @@ LOAML_FUNC void loamL_open_schema (lua_State *L);
 */
 LOAML_FUNC void loamL_open_catalog (lua_State *L);
 
+/* Adds 'introspect' to the 'loam.Conn' methods (lua_introspect.c). */
+LOAML_FUNC void loamL_open_introspect (lua_State *L);
+
 /*
 ** Adds 'render' to the module table on top, and 'render' and 'run' to the
 ** 'loam.Conn' methods (lua_query.c).

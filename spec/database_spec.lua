@@ -16,7 +16,7 @@ local CLOSED = "attempt to use a closed database (db:reconnect() opens it again)
 -- The methods the core gives a connection, and no others.
 local CONN_METHODS = {
   "backend", "cached_statements", "close", "each", "exact_numeric", "exec", "insert_rows",
-  "load_batch",
+  "introspect", "load_batch",
   "on_query", "prepare", "query", "render", "render_ddl", "run", "stats", "table_exists",
   "transaction",
 }

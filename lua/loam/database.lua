@@ -13,7 +13,7 @@
 --
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
---   stats, cached_statements, table_exists, exact_numeric, backend
+--   stats, cached_statements, table_exists, exact_numeric, backend, introspect
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
@@ -122,7 +122,7 @@ Database.connection = conn_of
 -- of the function that wrote it.  They raise misuse as 'unusable' does.
 for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
   "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
-  "insert_rows" } do
+  "insert_rows", "introspect" } do
   Database[name] = core.Conn[name]
 end
 core.set_database(Database)

@@ -11,6 +11,8 @@ commands.names = {
   "init",
   "run",
   "console",
+  "models",
+  "migrate",
 }
 
 function commands.module(name)
