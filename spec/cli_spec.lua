@@ -11,11 +11,7 @@ local helper = require "spec.helper"
 local host = helper.host()
 local q = helper.shell_quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write
 
 local exists = require("loam.config").exists
 

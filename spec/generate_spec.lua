@@ -235,11 +235,7 @@ end)
 
 local q = helper.shell_quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write
 
 local MODELS = [[
 local loam = require "loam"

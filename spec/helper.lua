@@ -36,6 +36,7 @@
 --                            (the harness sets it to the host running the
 --                            specs), else build/bin/loam of this checkout
 --   helper.shell_quote(s)    's' quoted for the shell
+--   helper.write(path, text) writes a file
 --   helper.tmpdir()          a fresh directory, removed at exit
 --   helper.loam_cli(dir, args [, env [, input]])
 --                            runs `loam ARGS` in 'dir' -> stdout, stderr, status
@@ -221,6 +222,13 @@ function helper.shell_quote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
+-- Writes 'text' to the file at 'path'.
+function helper.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
 -- A fresh directory, removed when the Lua state closes.
 local tmpdirs = setmetatable({}, { __gc = function(dirs)
   for _, d in ipairs(dirs) do os.execute("rm -rf " .. helper.shell_quote(d)) end
@@ -246,9 +254,7 @@ function helper.loam_cli(dir, args, env, input)
   local infile = "/dev/null"
   if input ~= nil then
     infile = helper.tmpname(".in")
-    local f = assert(io.open(infile, "w"))
-    f:write(input)
-    f:close()
+    helper.write(infile, input)
   end
   local cmd = ("cd %s && env -u LOAM_ENV -u LOAM_DATABASE_URL -u DATABASE_URL "
                .. "-u LOAM_MIGRATION_DATABASE_URL %s %s %s <%s 2>%s"):format(

@@ -6,11 +6,7 @@ local helper = require "spec.helper"
 
 local loam, q = helper.loam_cli, helper.shell_quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write
 
 local TABLES = { "mc_posts", "mc_authors" }
 

@@ -31,9 +31,7 @@ local types = require "loam.types"
 
 local diff = {}
 
-local function lstr(s)
-  return (string.format("%q", s):gsub("\\\n", "\\n"))
-end
+local lstr = pull.lstr
 
 -- The Lua text of a model's default, as pull reads one back.
 local function default_text(v, col)
@@ -44,11 +42,7 @@ local function default_text(v, col)
   if v == core.null then return nil end
   if type(v) == "boolean" then return tostring(v) end
   if col.type == "numeric" then
-    local num = tostring(v)
-    local int, frac = num:match("^(%-?%d+)%.?(%d*)$")
-    local scale = col.scale or 0
-    if int ~= nil and #frac < scale then num = int .. "." .. frac .. ("0"):rep(scale - #frac) end
-    return lstr(num)
+    return lstr(pull.decimal(tostring(v), col.scale))
   end
   if type(v) == "number" then
     return tostring(math.tointeger(v) or v)
@@ -118,11 +112,7 @@ local function index_name(tname, ix)
   return ix.name or (core.constraint_name(tname, ix.columns, "idx"))
 end
 
-local function same_list(a, b)
-  if #a ~= #b then return false end
-  for i = 1, #a do if a[i] ~= b[i] then return false end end
-  return true
-end
+local same_list = pull.same
 
 local function sorted_keys(t)
   local keys = {}

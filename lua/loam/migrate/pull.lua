@@ -62,9 +62,11 @@ end
 -- Writing Lua values
 -- =======================================================================
 
+-- A Lua string literal of 's', on one line.
 local function lstr(s)
   return (string.format("%q", s):gsub("\\\n", "\\n"))
 end
+pull.lstr = lstr
 
 local function lname(s)
   return lstr(s)
@@ -74,10 +76,21 @@ local function lkey(k)
   return k:match(IDENT) and k or ("[" .. lstr(k) .. "]")
 end
 
+-- A Lua array of the strings 'names'.
 local function list(names)
   local out = {}
   for i, n in ipairs(names) do out[i] = lstr(n) end
   return "{ " .. table.concat(out, ", ") .. " }"
+end
+pull.list = list
+
+-- Decimal text 'num' with at least 'scale' digits after the point, as
+-- loam writes a NUMERIC default ("0" -> "0.00").
+function pull.decimal(num, scale)
+  local int, frac = num:match("^(%-?%d+)%.?(%d*)$")
+  scale = scale or 0
+  if int ~= nil and #frac < scale then num = int .. "." .. frac .. ("0"):rep(scale - #frac) end
+  return num
 end
 
 -- Strips parentheses around the whole of 's': SQLite keeps an index
@@ -127,11 +140,7 @@ local function default_value(c, ltype, backend)
   local num = sql:match("^'?(%-?%d+%.?%d*)'?::[%w %p]+$") or sql:match("^%-?%d+%.?%d*$")
   if num ~= nil and ltype ~= "text" and ltype ~= "enum" then
     if ltype == "numeric" then
-      -- As loam writes it: with the column's scale ("0" -> "0.00").
-      local int, frac = num:match("^(%-?%d+)%.?(%d*)$")
-      local scale = c.scale or 0
-      if int ~= nil and #frac < scale then num = int .. "." .. frac .. ("0"):rep(scale - #frac) end
-      return lstr(num)
+      return lstr(pull.decimal(num, c.scale))
     end
     local n = math.tointeger(tonumber(num)) or tonumber(num)
     if n ~= nil then return tostring(n) end
@@ -156,7 +165,7 @@ end
 local function enum_values(sql, col)
   local q = quoted_or_bare(col)
   local inner = unwrap(sql)
-  local body = inner:match("^" .. q .. " IN %((.*)%)$")
+  local body = inner:match("^" .. q .. " [Ii][Nn] %((.*)%)$")
   if body == nil then
     body = inner:match("^" .. q .. " = ANY %(ARRAY%[(.*)%]%)$")
   end
@@ -191,11 +200,13 @@ local function generated(tname, cols, suffix)
   return short
 end
 
+-- Whether the arrays 'a' and 'b' hold the same items in the same order.
 local function same(a, b)
   if #a ~= #b then return false end
   for i = 1, #a do if a[i] ~= b[i] then return false end end
   return true
 end
+pull.same = same
 
 -- The constructor of each loam type.
 local CONSTRUCTOR = { blob = "bytes" }
@@ -290,6 +301,16 @@ local function declare(t, schema)
       ltype = "text"
     end
     if ltype == "id" and not (#pk == 1 and pk[1] == c.name) then ltype = "bigint" end
+    if ltype == "text" and check1 == nil then
+      for _, ck in ipairs(t.checks) do
+        local values = ck.name == nil and not own_checks[ck] and enum_values(ck.sql, c.name)
+        if values then
+          ltype, own_checks[ck] = "enum", true
+          opts.values = values
+          break
+        end
+      end
+    end
     if ltype == "text" and check1 ~= nil then
       local values = enum_values(check1.sql, c.name)
       if values then
@@ -365,7 +386,7 @@ local function declare(t, schema)
   if #indexes > 0 then topts[#topts + 1] = "indexes = { " .. table.concat(indexes, ", ") .. " }" end
   local checks = {}
   for _, ck in ipairs(t.checks) do
-    if not own_checks[ck.name or false] then
+    if not (own_checks[ck] or (ck.name and own_checks[ck.name])) then
       local name = ck.name
       if name == nil then
         -- SQLite keeps a check without a name; the model names it as
@@ -447,8 +468,11 @@ local function relations(entries, schema)
     for _, fk in ipairs(fks_of(e.t)) do
       local target = by_table[fk.ref_table]
       if target ~= nil then
-        local base = #fk.columns == 1 and fk.columns[1]:match("^(.+)_id$") or nil
-        local bname = claim(e.table, base or singular(fk.ref_table), singular(fk.ref_table) .. "_ref")
+        -- "customer" for customer_id; a key not named <x>_id names the
+        -- relation after itself and the target ("reply_to_post").
+        local col = #fk.columns == 1 and fk.columns[1] or nil
+        local base = col and (col:match("^(.+)_id$") or col) or singular(fk.ref_table)
+        local bname = claim(e.table, base, base .. "_" .. singular(fk.ref_table))
         local unique = false
         for _, u in ipairs(e.t.uniques) do
           if same(u.columns, fk.columns) then unique = true end
@@ -457,9 +481,9 @@ local function relations(entries, schema)
         local plain = unique and singular(e.table) or e.table
         local back
         if e.table == fk.ref_table or count[e.table .. "\0" .. fk.ref_table] > 1 then
-          back = claim(fk.ref_table, bname .. "_" .. plain, bname .. "_" .. plain)
+          back = claim(fk.ref_table, base .. "_" .. plain, bname .. "_" .. plain)
         else
-          back = claim(fk.ref_table, plain, bname .. "_" .. plain)
+          back = claim(fk.ref_table, plain, base .. "_" .. plain)
         end
         local function keyspec(cols)
           return #cols == 1 and lstr(cols[1]) or list(cols)

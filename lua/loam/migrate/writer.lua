@@ -17,15 +17,7 @@ local pull = require "loam.migrate.pull"
 
 local writer = {}
 
-local function lstr(s)
-  return (string.format("%q", s):gsub("\\\n", "\\n"))
-end
-
-local function list(names)
-  local out = {}
-  for i, n in ipairs(names) do out[i] = lstr(n) end
-  return "{ " .. table.concat(out, ", ") .. " }"
-end
+local lstr, list = pull.lstr, pull.list
 
 -- A column of the DDL AST as its constructor call: what a migration may
 -- declare on a column (its checks are constraints of their own there).
