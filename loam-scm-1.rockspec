@@ -59,6 +59,7 @@ build = {
         "bindings/lua_conn.c",
         "bindings/lua_error.c",
         "bindings/lua_loam.c",
+        "bindings/lua_migrate.c",
         "bindings/lua_pool.c",
         "bindings/lua_query.c",
         "bindings/lua_schema.c",
