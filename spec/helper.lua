@@ -36,6 +36,12 @@
 --                            (the harness sets it to the host running the
 --                            specs), else build/bin/loam of this checkout
 --   helper.shell_quote(s)    's' quoted for the shell
+--   helper.write(path, text) writes a file
+--   helper.tmpdir()          a fresh directory, removed when the Lua state closes
+--   helper.loam(dir, args [, env [, input]]) -> stdout, stderr, exit status
+--                            runs `loam ARGS` (the host under test) in 'dir'
+--                            with the URL variables unset and 'env' added,
+--                            'input' on stdin (none: /dev/null)
 
 local loam = require "loam"
 -- busted's 'assert' (luassert): the specs find it as a global of the
@@ -216,6 +222,45 @@ end
 
 function helper.shell_quote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+function helper.write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local tmpdirs = setmetatable({}, { __gc = function(dirs)
+  for _, d in ipairs(dirs) do os.execute("rm -rf " .. helper.shell_quote(d)) end
+end })
+helper._tmpdirs = tmpdirs
+
+function helper.tmpdir()
+  local p = assert(io.popen("mktemp -d /tmp/loam-spec.XXXXXX"))
+  local d = p:read("l")
+  p:close()
+  tmpdirs[#tmpdirs + 1] = d
+  return d
+end
+
+function helper.loam(dir, args, env, input)
+  local q = helper.shell_quote
+  local vars = {}
+  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
+  local errfile = helper.tmpname(".err")
+  local infile = "/dev/null"
+  if input ~= nil then
+    infile = helper.tmpname(".in")
+    helper.write(infile, input)
+  end
+  local cmd = ("cd %s && env -u LOAM_ENV -u LOAM_DATABASE_URL -u DATABASE_URL "
+               .. "-u LOAM_MIGRATION_DATABASE_URL %s %s %s <%s 2>%s"):format(
+    q(dir), table.concat(vars, " "), q(helper.host()), args, q(infile), q(errfile))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local _, how, code = p:close()
+  luassert.are.equal("exit", how)
+  return out, helper.slurp(errfile), code
 end
 
 -- Mounts a tmpfs of 'size' on a new directory and returns it, or nil and
