@@ -11,47 +11,11 @@ local helper = require "spec.helper"
 local host = helper.host()
 local q = helper.shell_quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = helper.write
 
 local exists = require("loam.config").exists
 
--- A fresh directory, removed when the spec's Lua state closes (the
--- reaper is an upvalue of 'tmpdir', which the tests keep alive).
-local reaper = setmetatable({}, { __gc = function(dirs)
-  for _, d in ipairs(dirs) do os.execute("rm -rf " .. q(d)) end
-end })
-local function tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/loam-cli.XXXXXX"))
-  local d = p:read("l")
-  p:close()
-  reaper[#reaper + 1] = d
-  return d
-end
-
--- Runs `loam ARGS` in 'dir' with the URL variables unset and 'env' added,
--- 'input' on stdin (none: /dev/null); returns stdout, stderr, exit status.
-local function loam(dir, args, env, input)
-  local vars = {}
-  for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
-  local errfile = helper.tmpname(".err")
-  local infile = "/dev/null"
-  if input ~= nil then
-    infile = helper.tmpname(".in")
-    write(infile, input)
-  end
-  local cmd = ("cd %s && env -u LOAM_ENV -u LOAM_DATABASE_URL -u DATABASE_URL "
-               .. "-u LOAM_MIGRATION_DATABASE_URL %s %s %s <%s 2>%s"):format(
-    q(dir), table.concat(vars, " "), q(host), args, q(infile), q(errfile))
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  local _, how, code = p:close()
-  assert.are.equal("exit", how)
-  return out, helper.slurp(errfile), code
-end
+local tmpdir, loam = helper.tmpdir, helper.loam
 
 local function one_line(err)
   assert.matches("^[^\n]*\n$", err)

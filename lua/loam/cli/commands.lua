@@ -11,6 +11,7 @@ commands.names = {
   "init",
   "run",
   "console",
+  "migrate",
 }
 
 function commands.module(name)
