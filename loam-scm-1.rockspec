@@ -60,6 +60,7 @@ build = {
         "bindings/lua_error.c",
         "bindings/lua_introspect.c",
         "bindings/lua_loam.c",
+        "bindings/lua_migrate.c",
         "bindings/lua_pool.c",
         "bindings/lua_query.c",
         "bindings/lua_schema.c",

@@ -58,6 +58,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   loamL_open_tx(L);
   loamL_open_bulk(L);
   loamL_open_pool(L);
+  loamL_open_migrate(L);
   return 1;
 }
 

@@ -15,7 +15,7 @@ local write = helper.write
 
 local exists = require("loam.config").exists
 
-local tmpdir, loam = helper.tmpdir, helper.loam_cli
+local tmpdir, loam = helper.tmpdir, helper.loam
 
 local function one_line(err)
   assert.matches("^[^\n]*\n$", err)

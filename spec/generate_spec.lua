@@ -219,16 +219,6 @@ for backend, pg in helper.each_backend() do
   end)
 end
 
-describe("writer.version", function()
-  it("is the UTC time, later than every existing version", function()
-    local t = os.time { year = 2026, month = 12, day = 4, hour = 12, min = 0, sec = 0 }
-    local v = writer.version({}, t)
-    assert.matches("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d$", v)
-    assert.are.equal("20300101000000", writer.version({ "20291231235959" }, t))
-    assert.are.equal("20291231235959", writer.version({ "20291231235958", "20200101000000" }, t))
-  end)
-end)
-
 -- {======================================================================
 -- The commands
 -- =======================================================================
@@ -273,7 +263,7 @@ for backend, pg in helper.each_backend() do
         url = cli_url(backend, pg)
         write(dir .. "/loam.config.lua", "environments = { development = { url = " .. ("%q"):format(url)
               .. " } }\n")
-        assert(os.execute("mkdir " .. q(dir .. "/models")))
+        assert(os.execute("mkdir " .. q(dir .. "/models") .. " " .. q(dir .. "/migrations")))
         write(dir .. "/models/author.lua", MODELS:format("name", ""))
       end)
 
@@ -285,13 +275,23 @@ for backend, pg in helper.each_backend() do
         end
       end)
 
-      it("writes the migration that creates the models' tables, after the newest one", function()
-        assert(os.execute("mkdir " .. q(dir .. "/migrations")))
+      -- The files of the migrations folder.
+      local function migration_files()
+        local p = assert(io.popen("ls " .. q(dir .. "/migrations")))
+        local names = {}
+        for n in p:lines() do names[#names + 1] = n end
+        p:close()
+        return names
+      end
+
+      it("writes the migration of the models after the head; up; then no changes", function()
         write(dir .. "/migrations/20200101000000_first.lua", "return migration { change = {} }\n")
-        local out, err, code = helper.loam_cli(dir, "migrate check")
+        local out, err, code = helper.loam(dir, "migrate up")
+        assert.are.same({ "", 0 }, { err, code })
+        out, err, code = helper.loam(dir, "migrate check")
         assert.are.same({ "models and database differ (1):\n  create table cli_authors\n", "", 1 },
                         { out, err, code })
-        out, err, code = helper.loam_cli(dir, "migrate generate create_authors")
+        out, err, code = helper.loam(dir, "migrate generate create_authors")
         assert.are.same({ "", 0 }, { err, code })
         local file = out:match("^wrote (migrations/%d+_create_authors%.lua)\n  create table cli_authors\n$")
         assert.is_not_nil(file, out)
@@ -299,49 +299,71 @@ for backend, pg in helper.each_backend() do
         local tail = 'parent = "20200101000000",\n  change = {\n    create_table("cli_authors", {\n'
                      .. '      id(),\n      text("name", { null = false }),\n    }),\n  },\n}\n'
         assert.are.equal(tail, text:sub(-#tail))
+        -- Not applied yet: generating again would repeat it.
+        out, err, code = helper.loam(dir, "migrate generate again")
+        assert.are.equal("", out)
+        assert.are.equal(1, code)
+        assert.matches("^loam: migration_conflict: 1 migration is not applied %(%d+%): 'loam migrate "
+                       .. "up' first, then generate\n$", err)
+        out, err, code = helper.loam(dir, "migrate up")
+        assert.are.same({ "", 0 }, { err, code })
+        out, err, code = helper.loam(dir, "migrate generate again")
+        assert.are.same({ "no changes\n", "", 0 }, { out, err, code })
+        out, err, code = helper.loam(dir, "migrate check")
+        assert.are.same({ "models and database agree\n", "", 0 }, { out, err, code })
+        assert.are.equal(2, #migration_files())
       end)
 
       it("says no changes and writes nothing when models and database agree", function()
         local db = loam.connect(url)
         db:exec(pg and AUTHORS_PG or AUTHORS_SQLITE)
         db:close()
-        local out, err, code = helper.loam_cli(dir, "migrate generate nothing")
+        local out, err, code = helper.loam(dir, "migrate generate nothing")
         assert.are.same({ "no changes\n", "", 0 }, { out, err, code })
-        assert.is_nil(io.open(dir .. "/migrations"))
-        out, err, code = helper.loam_cli(dir, "migrate check")
+        assert.are.same({}, migration_files())
+        out, err, code = helper.loam(dir, "migrate check")
         assert.are.same({ "models and database agree\n", "", 0 }, { out, err, code })
       end)
 
-      it("refuses an undeclared rename and a drop, naming them; writes nothing", function()
+      it("refuses an undeclared rename; a declared one keeps the column's data", function()
         local db = loam.connect(url)
         db:exec(pg and AUTHORS_PG or AUTHORS_SQLITE)
+        db:exec("insert into cli_authors (name) values ('Ada')")
         db:close()
         write(dir .. "/models/author.lua", MODELS:format("full_name", ""))
-        local out, err, code = helper.loam_cli(dir, "migrate generate rename")
+        local out, err, code = helper.loam(dir, "migrate generate rename")
         assert.are.equal("", out)
         assert.are.equal(1, code)
         assert.matches("^loam: misuse: cli_authors: column name is gone from the model and full_name "
                        .. "is new, of the same type; a rename is never guessed: declare it on the "
                        .. 'column %(renamed_from = "name"%)', err)
-        assert.is_nil(io.open(dir .. "/migrations"))
-        out, err, code = helper.loam_cli(dir, "migrate check")
+        assert.are.same({}, migration_files())
+        out, err, code = helper.loam(dir, "migrate check")
         assert.are.equal(1, code)
         assert.matches("models and database differ (2):\n  add column cli_authors.full_name\n"
                        .. "  cli_authors: column name is gone", out, 1, true)
         write(dir .. "/models/author.lua", MODELS:format("full_name", ', renamed_from = "name"'))
-        out, err, code = helper.loam_cli(dir, "migrate generate rename")
+        out, err, code = helper.loam(dir, "migrate generate rename")
         assert.are.same({ "", 0 }, { err, code })
         assert.matches("  rename column cli_authors.name to full_name\n$", out)
+        out, err, code = helper.loam(dir, "migrate up")
+        assert.are.same({ "", 0 }, { err, code })
+        db = loam.connect(url)
+        assert.are.same({ { id = 1, full_name = "Ada" } },
+                        db:query("select id, full_name from cli_authors"))
+        db:close()
+        out, err, code = helper.loam(dir, "migrate generate again")
+        assert.are.same({ "no changes\n", "", 0 }, { out, err, code })
       end)
 
       it("refuses a bad name and a missing one with the usage", function()
-        local _, err, code = helper.loam_cli(dir, "migrate generate Bad-Name")
+        local _, err, code = helper.loam(dir, "migrate generate Bad-Name")
         assert.are.equal(2, code)
-        assert.matches("^loam: usage_error: migration name 'Bad%-Name': use lowercase letters, "
-                       .. "digits and '_'\n", err)
-        _, err, code = helper.loam_cli(dir, "migrate generate")
+        assert.matches("^loam: usage_error: a migration name is made of a%-z, 0%-9 and _ "
+                       .. "%(add_orders_status%), not 'Bad%-Name'\n", err)
+        _, err, code = helper.loam(dir, "migrate generate")
         assert.are.equal(2, code)
-        assert.matches("'loam migrate generate' needs a name for the migration", err, 1, true)
+        assert.matches("'loam migrate generate' needs a NAME for the migration", err, 1, true)
       end)
     end)
   end

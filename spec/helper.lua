@@ -37,9 +37,11 @@
 --                            specs), else build/bin/loam of this checkout
 --   helper.shell_quote(s)    's' quoted for the shell
 --   helper.write(path, text) writes a file
---   helper.tmpdir()          a fresh directory, removed at exit
---   helper.loam_cli(dir, args [, env [, input]])
---                            runs `loam ARGS` in 'dir' -> stdout, stderr, status
+--   helper.tmpdir()          a fresh directory, removed when the Lua state closes
+--   helper.loam(dir, args [, env [, input]]) -> stdout, stderr, exit status
+--                            runs `loam ARGS` (the host under test) in 'dir'
+--                            with the URL variables unset and 'env' added,
+--                            'input' on stdin (none: /dev/null)
 
 local loam = require "loam"
 -- busted's 'assert' (luassert): the specs find it as a global of the
@@ -222,31 +224,26 @@ function helper.shell_quote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"
 end
 
--- Writes 'text' to the file at 'path'.
 function helper.write(path, text)
   local f = assert(io.open(path, "w"))
   f:write(text)
   f:close()
 end
 
--- A fresh directory, removed when the Lua state closes.
 local tmpdirs = setmetatable({}, { __gc = function(dirs)
   for _, d in ipairs(dirs) do os.execute("rm -rf " .. helper.shell_quote(d)) end
 end })
 helper._tmpdirs = tmpdirs
 
 function helper.tmpdir()
-  local p = assert(io.popen("mktemp -d /tmp/loam-cli.XXXXXX"))
+  local p = assert(io.popen("mktemp -d /tmp/loam-spec.XXXXXX"))
   local d = p:read("l")
   p:close()
   tmpdirs[#tmpdirs + 1] = d
   return d
 end
 
--- Runs `loam ARGS` (the host under test) in 'dir' with the URL variables
--- unset and 'env' added, 'input' on stdin (none: /dev/null); returns
--- stdout, stderr, exit status.
-function helper.loam_cli(dir, args, env, input)
+function helper.loam(dir, args, env, input)
   local q = helper.shell_quote
   local vars = {}
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end
@@ -262,7 +259,7 @@ function helper.loam_cli(dir, args, env, input)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
   local _, how, code = p:close()
-  assert(how == "exit", "the host was killed by a signal")
+  luassert.are.equal("exit", how)
   return out, helper.slurp(errfile), code
 end
 

@@ -4,7 +4,7 @@
 
 local helper = require "spec.helper"
 
-local loam, q = helper.loam_cli, helper.shell_quote
+local loam, q = helper.loam, helper.shell_quote
 
 local write = helper.write
 

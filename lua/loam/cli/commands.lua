@@ -11,8 +11,8 @@ commands.names = {
   "init",
   "run",
   "console",
-  "models",
   "migrate",
+  "models",
 }
 
 function commands.module(name)

@@ -162,6 +162,21 @@ local function op_table(t)
 end
 
 
+-- The constructor of operation 'op', which names a table and one thing
+-- of it ('what': "column name", "constraint name").
+local function table_and_name(op, what)
+  return function(tname, name, ...)
+    no_extra(op, select("#", ...), 2)
+    return op_table { op = op, table = ident(op, "table name", tname),
+                      name = ident(op, what, name) }
+  end
+end
+
+ops.drop_column = table_and_name("drop_column", "column name")
+ops.validate_foreign_key = table_and_name("validate_foreign_key", "constraint name")
+ops.drop_foreign_key = table_and_name("drop_foreign_key", "constraint name")
+ops.drop_check = table_and_name("drop_check", "constraint name")
+
 function ops.create_table(name, spec, ...)
   local op = "create_table"
   no_extra(op, select("#", ...), 2)
@@ -212,13 +227,6 @@ function ops.add_column(tname, decl, ...)
   no_extra(op, select("#", ...), 2)
   ident(op, "table name", tname)
   return op_table { op = op, table = tname, column = column(op, tname, decl, "the column") }
-end
-
-function ops.drop_column(tname, name, ...)
-  local op = "drop_column"
-  no_extra(op, select("#", ...), 2)
-  return op_table { op = op, table = ident(op, "table name", tname),
-                    name = ident(op, "column name", name) }
 end
 
 function ops.rename_column(tname, old, new, ...)
@@ -354,20 +362,6 @@ function ops.add_foreign_key(tname, cols, ref_table, ref_cols, opts, ...)
                     not_valid = opts.not_valid == true }
 end
 
-function ops.validate_foreign_key(tname, name, ...)
-  local op = "validate_foreign_key"
-  no_extra(op, select("#", ...), 2)
-  return op_table { op = op, table = ident(op, "table name", tname),
-                    name = ident(op, "constraint name", name) }
-end
-
-function ops.drop_foreign_key(tname, name, ...)
-  local op = "drop_foreign_key"
-  no_extra(op, select("#", ...), 2)
-  return op_table { op = op, table = ident(op, "table name", tname),
-                    name = ident(op, "constraint name", name) }
-end
-
 function ops.add_check(tname, name, sql, opts, ...)
   local op = "add_check"
   no_extra(op, select("#", ...), 4)
@@ -377,13 +371,6 @@ function ops.add_check(tname, name, sql, opts, ...)
   opts = options(op, opts, { { "not_valid", "boolean" } })
   return op_table { op = op, table = tname, name = name, sql = sql,
                     not_valid = opts.not_valid == true }
-end
-
-function ops.drop_check(tname, name, ...)
-  local op = "drop_check"
-  no_extra(op, select("#", ...), 2)
-  return op_table { op = op, table = ident(op, "table name", tname),
-                    name = ident(op, "constraint name", name) }
 end
 
 function ops.execute(sql, params, opts, ...)

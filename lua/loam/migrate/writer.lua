@@ -7,8 +7,6 @@
 --     With every operation reversible the file has 'change' (down is
 --     derived); else 'up' and a 'down' written here, each operation's
 --     inverse in reverse order.
---   writer.version(existing [, now]) -> the next version: the UTC time
---     "yyyymmddHHMMSS", later than every version in 'existing'
 --   writer.reversible(op) -> whether 'change' can derive op's inverse
 
 local core = require "loam.core"
@@ -200,27 +198,6 @@ local DERIVED = {
 
 function writer.reversible(op)
   return DERIVED[op.op] == true or (op.op == "alter_column" and op.before ~= nil)
-end
-
-function writer.version(existing, now)
-  local v = os.date("!%Y%m%d%H%M%S", now)
-  local last = "0"
-  for _, e in ipairs(existing or {}) do
-    if e > last then last = e end
-  end
-  if v <= last then
-    -- Later than the newest, whatever the clock says: one second on.
-    local y, mo, d, h, mi, s = last:match("^(%d%d%d%d)(%d%d)(%d%d)(%d%d)(%d%d)(%d%d)$")
-    local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
-                        hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) + 1,
-                        isdst = false }
-    -- os.time reads local time: shift by the zone's offset at 't'.
-    local utc = os.date("!*t", t)
-    utc.isdst = false
-    t = t + (t - os.time(utc))
-    v = os.date("!%Y%m%d%H%M%S", t)
-  end
-  return v
 end
 
 local function render(op, ind)

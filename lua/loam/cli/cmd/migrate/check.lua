@@ -1,6 +1,7 @@
 -- loam migrate check: exits 1 when the models and the database differ.
 
 local diff = require "loam.migrate.diff"
+local migrate = require "loam.cli.cmd.migrate"
 
 return {
   summary = "exit 1 when the models and the database differ (drift, for CI)",
@@ -12,9 +13,8 @@ operations a migration would need (drops included), the undeclared
 renames generate would refuse, and what no operation changes.  Exit status 0 and
 "models and database agree" when nothing differs, 1 when something does.]],
   run = function(ctx)
-    local p = ctx:project()
-    local db <close> = p:connect(true)
-    local models = p:load_models(db)
+    local db <close> = migrate.connect(ctx)
+    local models = ctx:project():load_models(db)
     local result = diff.diff(models, db:introspect(), { allow_drops = true })
     local lines = {}
     for _, op in ipairs(result.ops) do lines[#lines + 1] = diff.summary(op) end

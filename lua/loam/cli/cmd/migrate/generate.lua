@@ -1,32 +1,20 @@
 -- loam migrate generate NAME: a migration from the models' differences
 -- with the database.
 
-local config = require "loam.config"
+local core = require "loam.core"
 local diff = require "loam.migrate.diff"
-local host = require "loam.cli.host"
+local migrate = require "loam.cli.cmd.migrate"
 local writer = require "loam.migrate.writer"
-
--- The versions of the migration files in 'dir' (yyyymmddHHMMSS_name.lua).
-local function versions(dir)
-  local out = {}
-  for _, n in ipairs(host.dir(dir) or {}) do
-    local v = n:match("^(%d%d%d%d%d%d%d%d%d%d%d%d%d%d)_[a-z0-9_]+%.lua$")
-    if v then out[#out + 1] = v end
-  end
-  table.sort(out)
-  return out
-end
 
 return {
   summary = "write a migration that makes the database what the models declare",
   usage = "loam migrate generate [options] NAME",
   help = [[
-Compares the models of the models folder with the database (run it with
-every migration applied) and writes migrations/<UTC version>_NAME.lua
-(NAME: lowercase letters, digits and '_'), whose parent is the newest
-migration of the folder: 'change' when every operation can be undone,
-else 'up' and 'down'.  Prints the file and its operations, or "no changes"
-and writes nothing.
+Compares the models of the models folder with the database migrations run
+on and writes <migrations>/<UTC yyyymmddHHMMSS>_NAME.lua (NAME: a-z, 0-9
+and _), whose parent is the head: 'change' when every operation can be
+undone, else 'up' and 'down'.  Prints the file and its operations, or "no
+changes" and writes nothing.  Every migration must be applied first.
 Renames are never guessed: a model declares them, renamed_from = "old" on
 a column, or in the model's options for its table.  A column that is gone
 while another of the same type is new, without that declaration, is an
@@ -37,15 +25,25 @@ note.]],
   options = {
     { "--allow-drops", "drop tables and columns the models no longer declare" },
   },
-  args = { min = 1, max = 1, what = "a name for the migration" },
+  args = { min = 1, max = 1, what = "a NAME for the migration" },
   run = function(ctx)
     local name = ctx.args[1]
-    if not name:match("^[a-z0-9_]+$") then
-      ctx:usage("migration name '%s': use lowercase letters, digits and '_'", name)
+    migrate.check_name(ctx, name)
+    local migs = migrate.files(ctx)
+    local head = migrate.head(ctx, migs, "the generated one")
+    local db <close> = migrate.connect(ctx)
+    -- The database must be what the migrations make, or the difference
+    -- would repeat what a pending migration does.
+    local pending = {}
+    for _, r in ipairs(core.migrate_status(db, migs)) do
+      if r.state == "pending" then pending[#pending + 1] = r.version end
     end
-    local p = ctx:project()
-    local db <close> = p:connect(true)
-    local models = p:load_models(db)
+    if #pending > 0 then
+      ctx:fail("migration_conflict", "%d migration%s not applied (%s): 'loam migrate up' first, "
+        .. "then generate", #pending, #pending == 1 and " is" or "s are",
+        table.concat(pending, ", "))
+    end
+    local models = ctx:project():load_models(db)
     local result = diff.diff(models, db:introspect(), { allow_drops = ctx.opts.allow_drops })
     if #result.errors > 0 then
       ctx:fail("misuse", "%s", table.concat(result.errors, "; "))
@@ -55,25 +53,13 @@ note.]],
       ctx:say("no changes")
       return
     end
-    local dir = p.config and p.config.migrations or config.join(p.root, "migrations")
-    local existing = versions(dir)
-    local version = writer.version(existing)
-    local file = ("%s_%s.lua"):format(version, name)
+    local version = migrate.new_version(migs)
     local text = writer.text(result.ops, {
-      parent = existing[#existing],
-      title = ("%s: written by `loam migrate generate` from the models."):format(file),
+      parent = head and head.version,
+      title = ("%s_%s.lua: written by `loam migrate generate` from the models."):format(
+        version, name),
     })
-    if host.dir(dir) == nil then
-      local ok, err = host.mkdir(dir)
-      if not ok then ctx:fail("io_error", "cannot create %s", err) end
-    end
-    local path = config.join(dir, file)
-    local f, err = io.open(path, "w")
-    if f == nil then ctx:fail("io_error", "cannot write %s", err) end
-    f:write(text)
-    f:close()
-    local cwd = host.getcwd()
-    ctx:say("wrote %s", path:sub(1, #cwd + 1) == cwd .. "/" and path:sub(#cwd + 2) or path)
+    ctx:say("wrote %s", migrate.write(ctx, version, name, text))
     for _, op in ipairs(result.ops) do ctx:say("  %s", diff.summary(op)) end
   end,
 }
