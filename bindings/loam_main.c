@@ -329,7 +329,8 @@ static void setpath (lua_State *L) {
 ** interpreter: a long option ('--help', '--db=...'), '-h', or a word
 ** made of letters, digits, '-' and '_' that starts with a letter and is
 ** not the name of an existing file (a script called 'console' in the
-** current directory still runs as a script).  A word that names no
+** current directory still runs as a script; a folder is not a file, so
+** 'loam models' in a project reaches the command).  A word that names no
 ** command is the CLI's to refuse, with a suggestion.
 */
 static int is_command (const char *a) {
@@ -342,7 +343,10 @@ static int is_command (const char *a) {
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
           *p == '-' || *p == '_'))
       return 0;
-  return access(a, F_OK) != 0;
+  {
+    struct stat st;
+    return stat(a, &st) != 0 || S_ISDIR(st.st_mode);
+  }
 }
 
 

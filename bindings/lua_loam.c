@@ -72,6 +72,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   lua_setfield(L, -2, "version");
   loamL_open_schema(L);
   loamL_open_catalog(L);
+  loamL_open_introspect(L);
   loamL_open_ast(L);
   loamL_open_query(L);
   loamL_open_batch(L);
@@ -79,6 +80,7 @@ LOAM_LUA_API int luaopen_loam_core (lua_State *L) {
   loamL_open_tx(L);
   loamL_open_bulk(L);
   loamL_open_pool(L);
+  loamL_open_migrate(L);
   return 1;
 }
 

@@ -340,10 +340,66 @@ LOAML_FUNC void loamL_addfunc (lua_State *L, const char *name, lua_CFunction f,
 LOAML_FUNC void loamL_open_schema (lua_State *L);
 
 /*
+** Reading schema ASTs into the core's structs (lua_schema.c), shared with
+** the migration operations (lua_migrate.c), whose tables carry columns,
+** tables and indexes.  Every reader is strict: an unknown field or a value
+** of the wrong type raises misuse naming it ("DDL AST: column 'a': ...").
+** What a conversion allocates is userdata kept in the table at 'anchor'
+** (the caller pushes a new table and sets 'L', 'anchor' and 'n' = 0);
+** strings point into the AST, which must stay alive as long as the
+** structs, and everything is freed by the garbage collector, also after
+** an error.
+*/
+typedef struct loamL_AST {
+  lua_State *L;
+  int anchor;       /* stack index of the table that keeps the userdata alive */
+  lua_Integer n;    /* userdata in it */
+} loamL_AST;
+
+/* Zeroed memory that lives as long as the anchor table. */
+LOAML_FUNC void *loamL_astalloc (loamL_AST *c, size_t size);
+/* A formatted string that lives as long as the anchor table: a context for messages. */
+LOAML_FUNC const char *loamL_astkeep (loamL_AST *c, const char *fmt, ...);
+/* Refuses any key of the table at 't' that is not in 'known' (NULL-terminated). */
+LOAML_FUNC void loamL_astonly (lua_State *L, int t, const char *const *known, const char *what);
+/* t[k] as a string without NUL bytes, or NULL when absent (or raises when required). */
+LOAML_FUNC const char *loamL_aststring (lua_State *L, int t, const char *k, const char *what);
+LOAML_FUNC const char *loamL_astreqstring (lua_State *L, int t, const char *k, const char *what);
+/* t[k] as SQL text; NULL when absent and not 'required'. */
+LOAML_FUNC const char *loamL_astsql (lua_State *L, int t, const char *k, const char *what,
+                                     int required);
+/* t[k] as a boolean, 'dflt' when absent. */
+LOAML_FUNC int loamL_astbool (lua_State *L, int t, const char *k, const char *what, int dflt);
+/* t[k] as an array of strings into '*n'; 'req' makes an absent or empty one an error. */
+LOAML_FUNC const char *const *loamL_aststrings (loamL_AST *c, int t, const char *k,
+                                                const char *what, int req, int *n);
+/* The index of 's' in the NULL-terminated 'names', or raises naming 'what' and 'k'. */
+LOAML_FUNC int loamL_astpick (lua_State *L, const char *s, const char *const *names,
+                              const char *what, const char *k);
+/* Referential actions by AST name, in the order of 'loam_fk_action'. */
+LOAML_FUNC const char *const loamL_fkactions[];
+/* Column #i of a create_table (the table on top of the stack) into '*col'. */
+LOAML_FUNC void loamL_astcolumn (loamL_AST *c, int i, loam_column_def *col);
+/* A create_table AST (at 'ast') into '*def'. */
+LOAML_FUNC void loamL_asttable (loamL_AST *c, int ast, loam_table_def *def);
+/* A create_index AST (at 'ast') into '*def'. */
+LOAML_FUNC void loamL_astindex (loamL_AST *c, int ast, loam_index_def *def);
+
+/*
+** Adds 'migrate_up', 'migrate_down', 'migrate_status', 'migration_sql',
+** 'op_irreversible' and 'migration_checksum' to the module table on top
+** (lua_migrate.c).
+*/
+LOAML_FUNC void loamL_open_migrate (lua_State *L);
+
+/*
 ** Adds 'table_exists' and 'exact_numeric' to the 'loam.Conn' methods and
 ** 'MIGRATIONS_TABLE' to the module table on top (lua_catalog.c).
 */
 LOAML_FUNC void loamL_open_catalog (lua_State *L);
+
+/* Adds 'introspect' to the 'loam.Conn' methods (lua_introspect.c). */
+LOAML_FUNC void loamL_open_introspect (lua_State *L);
 
 /*
 ** Adds 'render' to the module table on top, and 'render' and 'run' to the

@@ -10,6 +10,8 @@
 ** no 'name'").  The structs and arrays live in userdata anchored in one
 ** table on the stack, and the strings they point to stay in the AST, so an
 ** error raised anywhere frees everything through the garbage collector.
+** The readers of fields and of whole columns, tables and indexes are
+** shared with lua_migrate.c (lua_loam_int.h), whose operations carry them.
 */
 #include <limits.h>
 #include <stdarg.h>
@@ -22,16 +24,10 @@
 #include "lua_loam_int.h"
 
 
-/* Where a conversion keeps what it allocates. */
-typedef struct Ctx {
-  lua_State *L;
-  int anchor;       /* stack index of the table that keeps the userdata alive */
-  lua_Integer n;    /* userdata in it */
-} Ctx;
 
 
 /* Zeroed memory that lives as long as the anchor table. */
-static void *alloc (Ctx *c, size_t size) {
+void *loamL_astalloc (loamL_AST *c, size_t size) {
   void *p = lua_newuserdatauv(c->L, size > 0 ? size : 1, 0);
   memset(p, 0, size > 0 ? size : 1);
   lua_rawseti(c->L, c->anchor, ++c->n);
@@ -40,7 +36,7 @@ static void *alloc (Ctx *c, size_t size) {
 
 
 /* A formatted string that lives as long as the anchor table: a context for messages. */
-static const char *keep (Ctx *c, const char *fmt, ...) {
+const char *loamL_astkeep (loamL_AST *c, const char *fmt, ...) {
   const char *s;
   va_list ap;
   va_start(ap, fmt);
@@ -55,7 +51,7 @@ static const char *keep (Ctx *c, const char *fmt, ...) {
 ** Refuses any key of the table at 't' that is not in 'known': a typo such
 ** as 'lenght' must not drop a constraint without a word.
 */
-static void onlyknown (lua_State *L, int t, const char *const *known, const char *what) {
+void loamL_astonly (lua_State *L, int t, const char *const *known, const char *what) {
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int i, ok = 0;
@@ -84,7 +80,7 @@ static int istable (lua_State *L, const char *what, const char *k) {
 ** t[k] as a string without NUL bytes, or NULL when absent.  The Lua
 ** string stays referenced by the AST, so the pointer outlives the pop.
 */
-static const char *optstring (lua_State *L, int t, const char *k, const char *what) {
+const char *loamL_aststring (lua_State *L, int t, const char *k, const char *what) {
   const char *s = NULL;
   size_t len;
   int ty = loamL_field(L, t, k);
@@ -103,7 +99,7 @@ static const char *optstring (lua_State *L, int t, const char *k, const char *wh
 ** t[k] read as SQL text ('loamL_sqltext'): raw predicates and defaults.
 ** NULL when absent and not 'required'.
 */
-static const char *sqlstring (lua_State *L, int t, const char *k, const char *what, int required) {
+const char *loamL_astsql (lua_State *L, int t, const char *k, const char *what, int required) {
   const char *s, *name;
   int ty = loamL_field(L, t, k);
   if (ty == LUA_TNIL && !required) {
@@ -120,14 +116,14 @@ static const char *sqlstring (lua_State *L, int t, const char *k, const char *wh
 }
 
 
-static const char *reqstring (lua_State *L, int t, const char *k, const char *what) {
-  const char *s = optstring(L, t, k, what);
+const char *loamL_astreqstring (lua_State *L, int t, const char *k, const char *what) {
+  const char *s = loamL_aststring(L, t, k, what);
   if (s == NULL) loamL_misuse(L, "DDL AST: %s has no '%s'", what, k);
   return s;
 }
 
 
-static int optbool (lua_State *L, int t, const char *k, const char *what, int dflt) {
+int loamL_astbool (lua_State *L, int t, const char *k, const char *what, int dflt) {
   int ty = loamL_field(L, t, k), b = dflt;
   if (ty == LUA_TBOOLEAN) b = lua_toboolean(L, -1);
   else if (ty != LUA_TNIL)
@@ -154,7 +150,7 @@ static int optint (lua_State *L, int t, const char *k, const char *what, int min
 ** t[k] as an array of strings (absent: NULL and 0); 'req' makes an absent
 ** or empty array an error.
 */
-static const char *const *strarray (Ctx *c, int t, const char *k, const char *what,
+const char *const *loamL_aststrings (loamL_AST *c, int t, const char *k, const char *what,
                                     int req, int *n) {
   lua_State *L = c->L;
   const char **v;
@@ -169,7 +165,7 @@ static const char *const *strarray (Ctx *c, int t, const char *k, const char *wh
   len = lua_rawlen(L, -1);
   if (len == 0 && req) loamL_misuse(L, "DDL AST: %s: '%s' is empty", what, k);
   if (len > INT_MAX / 2) loamL_misuse(L, "DDL AST: %s: '%s' is too long", what, k);
-  v = (const char **)alloc(c, (size_t)len * sizeof *v);
+  v = (const char **)loamL_astalloc(c, (size_t)len * sizeof *v);
   for (i = 0; i < len; i++) {
     size_t sl;
     if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TSTRING)
@@ -187,7 +183,7 @@ static const char *const *strarray (Ctx *c, int t, const char *k, const char *wh
 
 
 /* The index in 'names' of 's', or raises naming 'what' and the field. */
-static int pick (lua_State *L, const char *s, const char *const *names, const char *what,
+int loamL_astpick (lua_State *L, const char *s, const char *const *names, const char *what,
                  const char *k) {
   int i;
   for (i = 0; names[i] != NULL; i++)
@@ -201,7 +197,7 @@ static int pick (lua_State *L, const char *s, const char *const *names, const ch
 ** ======================================================================= */
 
 /* Referential actions by AST name, in the order of 'loam_fk_action'. */
-static const char *const fkactions[] = {
+const char *const loamL_fkactions[] = {
   "no action", "restrict", "cascade", "set null", "set default", NULL
 };
 
@@ -214,7 +210,7 @@ static const char *const ref_fields[] = { "table", "column", "on_delete", "on_up
 
 
 /* The default at t.default (the column table at 't') into 'd'. */
-static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
+static void todefault (loamL_AST *c, int t, const char *what, loam_default *d) {
   lua_State *L = c->L;
   int ty = loamL_field(L, t, "default");
   if (ty == LUA_TNIL) {
@@ -223,8 +219,8 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
   else if (ty == LUA_TTABLE) {
     static const char *const raw_fields[] = { "sql", "now", NULL };
     int top = lua_gettop(L);
-    const char *rwhat = keep(c, "%s: raw default", what);
-    onlyknown(L, top, raw_fields, rwhat);
+    const char *rwhat = loamL_astkeep(c, "%s: raw default", what);
+    loamL_astonly(L, top, raw_fields, rwhat);
     /* { now = true }: the current date or time, in the canonical text */
     if (loamL_field(L, top, "now") == LUA_TBOOLEAN && lua_toboolean(L, -1)) {
       if (loamL_field(L, top, "sql") != LUA_TNIL)
@@ -234,7 +230,7 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
     }
     else {
       d->kind = LOAM_DEFAULT_SQL;
-      d->sql = sqlstring(L, top, "sql", rwhat, 1);
+      d->sql = loamL_astsql(L, top, "sql", rwhat, 1);
     }
     lua_pop(L, 1);
   }
@@ -250,45 +246,45 @@ static void todefault (Ctx *c, int t, const char *what, loam_default *d) {
 }
 
 
-static void toreferences (Ctx *c, int t, const char *what, loam_fk_def *f) {
+static void toreferences (loamL_AST *c, int t, const char *what, loam_fk_def *f) {
   lua_State *L = c->L;
   const char *s, *rwhat;
   int r;
   loamL_field(L, t, "references");
   if (!istable(L, what, "references")) { lua_pop(L, 1); return; }
   r = lua_gettop(L);
-  rwhat = keep(c, "%s: references", what);
-  onlyknown(L, r, ref_fields, rwhat);
-  f->table = reqstring(L, r, "table", rwhat);
-  f->column = optstring(L, r, "column", rwhat);
-  if ((s = optstring(L, r, "on_delete", rwhat)) != NULL)
-    f->on_delete = (loam_fk_action)pick(L, s, fkactions, what, "on_delete action");
-  if ((s = optstring(L, r, "on_update", rwhat)) != NULL)
-    f->on_update = (loam_fk_action)pick(L, s, fkactions, what, "on_update action");
+  rwhat = loamL_astkeep(c, "%s: references", what);
+  loamL_astonly(L, r, ref_fields, rwhat);
+  f->table = loamL_astreqstring(L, r, "table", rwhat);
+  f->column = loamL_aststring(L, r, "column", rwhat);
+  if ((s = loamL_aststring(L, r, "on_delete", rwhat)) != NULL)
+    f->on_delete = (loam_fk_action)loamL_astpick(L, s, loamL_fkactions, what, "on_delete action");
+  if ((s = loamL_aststring(L, r, "on_update", rwhat)) != NULL)
+    f->on_update = (loam_fk_action)loamL_astpick(L, s, loamL_fkactions, what, "on_update action");
   lua_pop(L, 1);
 }
 
 
 /* Converts column #i (the table on top of the stack) into 'col'. */
-static void tocolumn (Ctx *c, int i, loam_column_def *col) {
+void loamL_astcolumn (loamL_AST *c, int i, loam_column_def *col) {
   lua_State *L = c->L;
   int t = lua_gettop(L);
-  const char *what = keep(c, "column #%d", i), *type;
+  const char *what = loamL_astkeep(c, "column #%d", i), *type;
   if (lua_type(L, t) != LUA_TTABLE)
     loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, t));
-  col->name = reqstring(L, t, "name", what);
-  what = keep(c, "column '%s'", col->name);
-  onlyknown(L, t, column_fields, what);
-  type = reqstring(L, t, "type", what);
-  col->type = (loam_col_type)(pick(L, type, loamL_coltypes, what, "type") + 1);
+  col->name = loamL_astreqstring(L, t, "name", what);
+  what = loamL_astkeep(c, "column '%s'", col->name);
+  loamL_astonly(L, t, column_fields, what);
+  type = loamL_astreqstring(L, t, "type", what);
+  col->type = (loam_col_type)(loamL_astpick(L, type, loamL_coltypes, what, "type") + 1);
   col->length = optint(L, t, "length", what, 1);
   col->precision = optint(L, t, "precision", what, 1);
   col->scale = optint(L, t, "scale", what, 0);
-  col->not_null = !optbool(L, t, "null", what, 1);
-  col->unique = optbool(L, t, "unique", what, 0);
-  col->primary_key = optbool(L, t, "primary_key", what, 0);
+  col->not_null = !loamL_astbool(L, t, "null", what, 1);
+  col->unique = loamL_astbool(L, t, "unique", what, 0);
+  col->primary_key = loamL_astbool(L, t, "primary_key", what, 0);
   todefault(c, t, what, &col->defval);
-  col->enum_values = strarray(c, t, "values", what, 0, &col->nenum_values);
+  col->enum_values = loamL_aststrings(c, t, "values", what, 0, &col->nenum_values);
   toreferences(c, t, what, &col->references);
 }
 
@@ -299,7 +295,7 @@ static const char *const table_fields[] = {
 
 
 /* Converts the array t.checks into 'def'. */
-static void tochecks (Ctx *c, int t, loam_table_def *def) {
+static void tochecks (loamL_AST *c, int t, loam_table_def *def) {
   static const char *const check_fields[] = { "name", "sql", NULL };
   lua_State *L = c->L;
   loam_check_def *v;
@@ -308,14 +304,14 @@ static void tochecks (Ctx *c, int t, loam_table_def *def) {
   if (!istable(L, "create_table", "checks")) { lua_pop(L, 1); return; }
   n = lua_rawlen(L, -1);
   if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many checks");
-  v = (loam_check_def *)alloc(c, (size_t)n * sizeof *v);
+  v = (loam_check_def *)loamL_astalloc(c, (size_t)n * sizeof *v);
   for (i = 0; i < n; i++) {
-    const char *what = keep(c, "check #%d", (int)i + 1);
+    const char *what = loamL_astkeep(c, "check #%d", (int)i + 1);
     if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TTABLE)
       loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
-    onlyknown(L, lua_gettop(L), check_fields, what);
-    v[i].name = reqstring(L, lua_gettop(L), "name", what);
-    v[i].sql = sqlstring(L, lua_gettop(L), "sql", what, 1);
+    loamL_astonly(L, lua_gettop(L), check_fields, what);
+    v[i].name = loamL_astreqstring(L, lua_gettop(L), "name", what);
+    v[i].sql = loamL_astsql(L, lua_gettop(L), "sql", what, 1);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -325,7 +321,7 @@ static void tochecks (Ctx *c, int t, loam_table_def *def) {
 
 
 /* Converts the array t.uniques into 'def'. */
-static void touniques (Ctx *c, int t, loam_table_def *def) {
+static void touniques (loamL_AST *c, int t, loam_table_def *def) {
   static const char *const unique_fields[] = { "name", "columns", NULL };
   lua_State *L = c->L;
   loam_unique_def *v;
@@ -334,16 +330,16 @@ static void touniques (Ctx *c, int t, loam_table_def *def) {
   if (!istable(L, "create_table", "uniques")) { lua_pop(L, 1); return; }
   n = lua_rawlen(L, -1);
   if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many unique constraints");
-  v = (loam_unique_def *)alloc(c, (size_t)n * sizeof *v);
+  v = (loam_unique_def *)loamL_astalloc(c, (size_t)n * sizeof *v);
   for (i = 0; i < n; i++) {
-    const char *what = keep(c, "unique #%d", (int)i + 1);
+    const char *what = loamL_astkeep(c, "unique #%d", (int)i + 1);
     int u;
     if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TTABLE)
       loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
     u = lua_gettop(L);
-    onlyknown(L, u, unique_fields, what);
-    v[i].name = optstring(L, u, "name", what);
-    v[i].columns = strarray(c, u, "columns", what, 1, &v[i].ncolumns);
+    loamL_astonly(L, u, unique_fields, what);
+    v[i].name = loamL_aststring(L, u, "name", what);
+    v[i].columns = loamL_aststrings(c, u, "columns", what, 1, &v[i].ncolumns);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -352,65 +348,75 @@ static void touniques (Ctx *c, int t, loam_table_def *def) {
 }
 
 
-static int create_table (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
+void loamL_asttable (loamL_AST *c, int ast, loam_table_def *def) {
   lua_State *L = c->L;
-  loam_table_def def;
   loam_column_def *cols;
   lua_Unsigned n, i;
-  memset(&def, 0, sizeof def);
-  onlyknown(L, ast, table_fields, "create_table");
-  def.name = reqstring(L, ast, "name", "create_table");
-  def.if_not_exists = optbool(L, ast, "if_not_exists", "create_table", 0);
+  memset(def, 0, sizeof *def);
+  loamL_astonly(L, ast, table_fields, "create_table");
+  def->name = loamL_astreqstring(L, ast, "name", "create_table");
+  def->if_not_exists = loamL_astbool(L, ast, "if_not_exists", "create_table", 0);
   loamL_field(L, ast, "columns");
   if (!istable(L, "create_table", "columns"))
     loamL_misuse(L, "DDL AST: create_table has no 'columns'");
   n = lua_rawlen(L, -1);
   if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many columns");
-  cols = (loam_column_def *)alloc(c, (size_t)n * sizeof *cols);
+  cols = (loam_column_def *)loamL_astalloc(c, (size_t)n * sizeof *cols);
   for (i = 0; i < n; i++) {
     int top = lua_gettop(L);
     lua_rawgeti(L, -1, (lua_Integer)i + 1);
-    tocolumn(c, (int)i + 1, &cols[i]);
+    loamL_astcolumn(c, (int)i + 1, &cols[i]);
     lua_settop(L, top);
   }
   lua_pop(L, 1);
-  def.columns = cols;
-  def.ncolumns = (int)n;
-  def.primary_key = strarray(c, ast, "primary_key", "create_table", 0, &def.nprimary_key);
-  tochecks(c, ast, &def);
-  touniques(c, ast, &def);
+  def->columns = cols;
+  def->ncolumns = (int)n;
+  def->primary_key = loamL_aststrings(c, ast, "primary_key", "create_table", 0, &def->nprimary_key);
+  tochecks(c, ast, def);
+  touniques(c, ast, def);
+  }
+
+
+static int create_table (loamL_AST *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
+  loam_table_def def;
+  loamL_asttable(c, ast, &def);
   return loam_render_create_table(&def, be, rs, err);
 }
 
 /* }====================================================================== */
 
 
-static int create_index (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
+void loamL_astindex (loamL_AST *c, int ast, loam_index_def *def) {
   static const char *const index_fields[] = {
     "k", "name", "table", "columns", "unique", "where", "if_not_exists", NULL
   };
   lua_State *L = c->L;
+  memset(def, 0, sizeof *def);
+  loamL_astonly(L, ast, index_fields, "create_index");
+  def->name = loamL_aststring(L, ast, "name", "create_index");
+  def->table = loamL_astreqstring(L, ast, "table", "create_index");
+  def->columns = loamL_aststrings(c, ast, "columns", "create_index", 1, &def->ncolumns);
+  def->unique = loamL_astbool(L, ast, "unique", "create_index", 0);
+  def->where = loamL_astsql(L, ast, "where", "create_index", 0);
+  def->if_not_exists = loamL_astbool(L, ast, "if_not_exists", "create_index", 0);
+}
+
+
+static int create_index (loamL_AST *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
   loam_index_def def;
-  memset(&def, 0, sizeof def);
-  onlyknown(L, ast, index_fields, "create_index");
-  def.name = optstring(L, ast, "name", "create_index");
-  def.table = reqstring(L, ast, "table", "create_index");
-  def.columns = strarray(c, ast, "columns", "create_index", 1, &def.ncolumns);
-  def.unique = optbool(L, ast, "unique", "create_index", 0);
-  def.where = sqlstring(L, ast, "where", "create_index", 0);
-  def.if_not_exists = optbool(L, ast, "if_not_exists", "create_index", 0);
+  loamL_astindex(c, ast, &def);
   return loam_render_create_index(&def, be, rs, err);
 }
 
 
-static int drop_table (Ctx *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
+static int drop_table (loamL_AST *c, int ast, loam_backend be, loam_rendered **rs, loam_error *err) {
   static const char *const drop_fields[] = { "k", "name", "if_exists", NULL };
   lua_State *L = c->L;
   const char *name;
   int if_exists;
-  onlyknown(L, ast, drop_fields, "drop_table");
-  name = reqstring(L, ast, "name", "drop_table");
-  if_exists = optbool(L, ast, "if_exists", "drop_table", 0);
+  loamL_astonly(L, ast, drop_fields, "drop_table");
+  name = loamL_astreqstring(L, ast, "name", "drop_table");
+  if_exists = loamL_astbool(L, ast, "if_exists", "drop_table", 0);
   return loam_render_drop_table(name, if_exists, be, rs, err);
 }
 
@@ -441,7 +447,7 @@ static int render (lua_State *L, int ast, loam_backend be) {
   loam_rendered *rs = NULL;
   const char *k;
   int rc = LOAM_OK, status;
-  Ctx c;
+  loamL_AST c;
   if (lua_type(L, ast) != LUA_TTABLE)
     return loamL_misuse(L, "DDL AST: expected a table, got a %s", luaL_typename(L, ast));
   luaL_checkstack(L, 12, "DDL AST");
@@ -449,9 +455,9 @@ static int render (lua_State *L, int ast, loam_backend be) {
   c.L = L;
   c.anchor = lua_gettop(L);
   c.n = 0;
-  k = optstring(L, ast, "k", "statement");
+  k = loamL_aststring(L, ast, "k", "statement");
   if (k == NULL) return loamL_misuse(L, "DDL AST: statement has no 'k'");
-  switch (pick(L, k, kinds, "statement", "kind")) {
+  switch (loamL_astpick(L, k, kinds, "statement", "kind")) {
     case 0: rc = create_table(&c, ast, be, &rs, &err); break;
     case 1: rc = create_index(&c, ast, be, &rs, &err); break;
     default: rc = drop_table(&c, ast, be, &rs, &err); break;

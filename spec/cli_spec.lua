@@ -15,10 +15,7 @@ local write = helper.write
 
 local exists = require("loam.config").exists
 
-local tmpdir = helper.tmpdir
-
--- Runs `loam ARGS` in 'dir' (helper.run_host).
-local loam = helper.run_host
+local tmpdir, loam = helper.tmpdir, helper.loam
 
 local function one_line(err)
   assert.matches("^[^\n]*\n$", err)
@@ -31,7 +28,7 @@ describe("loam help", function()
     assert.are.equal(0, code)
     assert.are.equal("", err)
     assert.matches("^usage: loam %[options%] %[script %[args%]%]", out)
-    for _, cmd in ipairs { "help", "init", "run", "console", "seed" } do
+    for _, cmd in ipairs { "help", "init", "run", "console", "migrate", "models", "seed" } do
       assert.matches("\n  " .. cmd .. " +%S", out)
     end
     assert.matches("names a command, unless a file of that name exists", out, 1, true)

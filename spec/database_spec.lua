@@ -17,7 +17,7 @@ local CLOSED = "attempt to use a closed database (db:reconnect() opens it again)
 local CONN_METHODS = {
   "after_commit", "after_rollback", "backend", "cached_statements", "close", "each", "exact_numeric",
   "exec", "hold", "insert_rows",
-  "load_batch",
+  "introspect", "load_batch",
   "on_query", "prepare", "query", "render", "render_ddl", "run", "stats", "table_exists",
   "transaction", "transaction_status",
 }

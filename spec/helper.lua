@@ -37,14 +37,11 @@
 --                            specs), else build/bin/loam of this checkout
 --   helper.shell_quote(s)    's' quoted for the shell
 --   helper.write(path, text) writes a file
---   helper.tmpdir()          a fresh directory, removed when the Lua state
---                            closes
---   helper.run_host(dir, args [, env [, input]])
---                            runs `loam ARGS` (helper.host()) in 'dir' with
---                            the URL variables and LOAM_ENV unset and the
---                            variables of table 'env' set, 'input' on stdin
---                            (none: /dev/null); returns stdout, stderr and
---                            the exit status
+--   helper.tmpdir()          a fresh directory, removed when the Lua state closes
+--   helper.loam(dir, args [, env [, input]]) -> stdout, stderr, exit status
+--                            runs `loam ARGS` (the host under test) in 'dir'
+--                            with the URL variables unset and 'env' added,
+--                            'input' on stdin (none: /dev/null)
 
 local loam = require "loam"
 -- busted's 'assert' (luassert): the specs find it as a global of the
@@ -233,10 +230,10 @@ function helper.write(path, text)
   f:close()
 end
 
-local tmpdirs = {}
-helper._dir_reaper = setmetatable({}, { __gc = function()
-  for _, d in ipairs(tmpdirs) do os.execute("rm -rf " .. helper.shell_quote(d)) end
+local tmpdirs = setmetatable({}, { __gc = function(dirs)
+  for _, d in ipairs(dirs) do os.execute("rm -rf " .. helper.shell_quote(d)) end
 end })
+helper._tmpdirs = tmpdirs
 
 function helper.tmpdir()
   local p = assert(io.popen("mktemp -d /tmp/loam-spec.XXXXXX"))
@@ -246,7 +243,7 @@ function helper.tmpdir()
   return d
 end
 
-function helper.run_host(dir, args, env, input)
+function helper.loam(dir, args, env, input)
   local q = helper.shell_quote
   local vars = {}
   for k, v in pairs(env or {}) do vars[#vars + 1] = k .. "=" .. q(v) end

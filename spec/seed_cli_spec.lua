@@ -53,7 +53,7 @@ seed "cli_seed_customers" {
   return d
 end
 
-local loam = helper.run_host
+local loam = helper.loam
 
 for backend in helper.each_backend() do
   if not backend.memory then

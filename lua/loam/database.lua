@@ -40,7 +40,7 @@
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
 --   stats, cached_statements, table_exists, exact_numeric, backend, hold,
---   transaction_status
+--   transaction_status, introspect
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
@@ -215,7 +215,7 @@ Database.connection = conn_of
 -- of the function that wrote it.  They raise misuse as 'unusable' does.
 for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
   "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
-  "insert_rows", "hold", "transaction_status" } do
+  "insert_rows", "hold", "transaction_status", "introspect" } do
   Database[name] = core.Conn[name]
 end
 core.set_database(Database)

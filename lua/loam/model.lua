@@ -9,7 +9,9 @@
 --   db:model(table, columns [, options]) -> Model
 --     options: primary_key = { "a", "b" }, indexes = { { "a", "b", unique =,
 --     where =, name = } }, uniques = { { "a", "b", name = } },
---     checks = { name = "raw SQL" }
+--     checks = { name = "raw SQL" }, renamed_from = "old_table" (and a
+--     column's option renamed_from = "old_column"): renames that `loam
+--     migrate generate` writes as RENAME instead of a drop and an add
 --   Model fields: __model, table, db, columns (DDL AST columns, named by
 --     field), column_map, primary_key (array of field names), checks,
 --     uniques, indexes (create_index ASTs, in SQL names), methods (instance
@@ -464,7 +466,8 @@ local function table_parts(M, opts, extras, fail)
   M.indexes = indexes
 end
 
-local MODEL_OPTIONS = { primary_key = true, indexes = true, checks = true, uniques = true }
+local MODEL_OPTIONS = { primary_key = true, indexes = true, checks = true, uniques = true,
+                        renamed_from = true }
 
 function model.new(db, tname, decls, opts)
   local where = errors.where()
@@ -527,6 +530,16 @@ function model.new(db, tname, decls, opts)
     end
   end
   M.columns, M.column_map, M._names, M._deps = columns, map, names, deps
+  -- Renames declared for `loam migrate generate`: the table's old name,
+  -- and the old SQL name of each renamed column by its SQL name.
+  if opts.renamed_from ~= nil then
+    problem = types.ident_problem(opts.renamed_from)
+    if problem then fail("renamed_from: table name %s", problem) end
+  end
+  M.renamed_from, M.column_renames = opts.renamed_from, {}
+  for i, col in ipairs(columns) do
+    if extras[i].renamed_from ~= nil then M.column_renames[sqlname[col.name]] = extras[i].renamed_from end
+  end
   M._column, M._field = sqlname, by_sql
   table_parts(M, opts, extras, fail)
   for i, col in ipairs(columns) do

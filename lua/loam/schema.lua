@@ -6,6 +6,8 @@
 --
 --   schema.create_tables(db, models) -> the models in the order used
 --   schema.drop_tables(db, models)   -> the models in the order used
+--   schema.fk_order(models, what)    -> the models, each after those it
+--                                       references ('what' names the caller)
 
 local errors = require "loam.errors"
 local model = require "loam.model"
@@ -30,7 +32,7 @@ end
 
 -- 'models' in foreign-key order: each after the models it references.
 -- The given order is kept where references do not decide.
-local function fk_order(models, what)
+function schema.fk_order(models, what)
   if type(models) ~= "table" or #models == 0 then
     raise("misuse", what .. " expects a non-empty array of models, got " .. errors.show(models))
   end
@@ -95,7 +97,7 @@ end
 -- both backends), so a failure leaves none of them behind.  Returns the
 -- models in the order used.
 function schema.create_tables(db, models)
-  local order = fk_order(models, "create_tables")
+  local order = schema.fk_order(models, "create_tables")
   guard(db, "create_tables")
   db:transaction(function()
     for _, M in ipairs(order) do
@@ -111,7 +113,7 @@ end
 -- one transaction: all of them or, after a failure, none.  Returns the
 -- models in the order used.
 function schema.drop_tables(db, models)
-  local order = fk_order(models, "drop_tables")
+  local order = schema.fk_order(models, "drop_tables")
   guard(db, "drop_tables")
   local reversed = {}
   db:transaction(function()

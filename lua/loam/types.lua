@@ -559,7 +559,7 @@ end
 local common = {
   null = "boolean", default = "any", unique = "boolean", primary_key = "boolean",
   check = "string", references = "any", on_delete = "string", on_update = "string",
-  column = "string",
+  column = "string", renamed_from = "string",
 }
 local special = {
   text = { length = true },
@@ -619,8 +619,8 @@ function types.declare(tname, d, index, backend)
   end
   local allowed = special[d.type] or {}
   for k, v in pairs(opts) do
-    if d.type == "id" and k ~= "column" then
-      fail("loam.id takes one option, 'column', got %s",
+    if d.type == "id" and k ~= "column" and k ~= "renamed_from" then
+      fail("loam.id takes the options 'column' and 'renamed_from', got %s",
         type(k) == "string" and "'" .. k .. "'" or show(k))
     end
     local want = common[k]
@@ -755,7 +755,7 @@ function types.declare(tname, d, index, backend)
     end
   end
   return col, { check = opts.check, primary_key = opts.primary_key or d.type == "id",
-                column = opts.column or d.name }
+                column = opts.column or d.name, renamed_from = opts.renamed_from }
 end
 
 -- }======================================================================

@@ -11,6 +11,8 @@ commands.names = {
   "init",
   "run",
   "console",
+  "migrate",
+  "models",
   "seed",
 }
 
