@@ -351,7 +351,7 @@ describe("the project config", function()
         .. "(valid keys: environments, log, migrations, models, seeds)")
     bad("environments = { development = { uri = 'sqlite:x.db' } }\n",
         "loam: config_error: DIR/loam.config.lua: environment 'development': unknown key 'uri' "
-        .. "(valid keys: migration_url, url)")
+        .. "(valid keys: migration_url, pool, url)")
   end)
 
   it("with values of the wrong kind names them", function()
@@ -362,6 +362,9 @@ describe("the project config", function()
     bad("environments = { development = { url = os.getenv('LOAM_CLI_SPEC_UNSET') } }\n",
         "loam: config_error: environment 'development' of DIR/loam.config.lua has no url "
         .. "(an unset variable?)")
+    bad("environments = { development = { url = 'sqlite:x.db', pool = 4 } }\n",
+        "loam: config_error: DIR/loam.config.lua: environment 'development': 'pool' must be true "
+        .. "or a table of pool options, not a number")
     bad("return 5\n", "loam: config_error: DIR/loam.config.lua: the config returns a number "
                       .. "(return nothing, or a table of environments, log, migrations, models, seeds)")
   end)
@@ -404,6 +407,20 @@ db:drop_tables { Item, Tag }
         out, err, code = loam(dir, "--trace run --db " .. q(backend.url) .. " bad.lua")
         assert.are.equal(1, code)
         assert.matches("^loam: undefined_table: bad.lua:1: [^\n]*\nstack traceback:\n", err)
+      end)
+    end
+  end
+
+  for backend in helper.each_backend() do
+    if not backend.memory then
+      it(backend.label .. ": an environment's pool makes the script's Database pooled", function()
+        local dir = project("environments = { development = { url = 'sqlite:dev.db', "
+                            .. "pool = { size = 2 } } }\n")
+        write(dir .. "/pooled.lua", "local s = db:pool_stats()\nprint(s.size, db:query('SELECT 1 AS n')[1].n)\n")
+        local out, err, code = loam(dir, "run --db " .. q(backend.url) .. " pooled.lua")
+        assert.are.equal("", err)
+        assert.are.equal(0, code)
+        assert.are.equal("2\t1\n", out)
       end)
     end
   end

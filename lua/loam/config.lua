@@ -12,8 +12,13 @@
 --   environments = {
 --     development = { url = "sqlite:db/development.db" },
 --     production = { url = os.getenv("APP_DATABASE_URL"),
---                    migration_url = os.getenv("APP_OWNER_URL") },
+--                    migration_url = os.getenv("APP_OWNER_URL"),
+--                    pool = { size = 8 } },
 --   }
+--
+-- An environment's 'pool' (true, or the options of loam.connect's 'pool')
+-- makes the runtime Database pooled, whichever URL is chosen; migrations
+-- always run on a connection of their own.
 --
 -- An unknown key is an error naming it, the file and line, and the valid
 -- keys; so is a syntax or runtime error of the file.  Relative SQLite
@@ -35,6 +40,8 @@
 --                                       opts: db (--db), migration (true for
 --                                       the migration URL), base (the folder
 --                                       the default resolves against), getenv
+--   config.pool(cfg, env) -> options | nil
+--                                       the environment's 'pool'
 
 local log = require "loam.log"
 
@@ -44,7 +51,7 @@ config.NAME = "loam.config.lua"
 config.DEFAULT_URL = "sqlite:loam.db"
 
 local KEYS = { "environments", "log", "migrations", "models", "seeds" }
-local ENV_KEYS = { "migration_url", "url" }
+local ENV_KEYS = { "migration_url", "pool", "url" }
 local FOLDERS = { models = "models", migrations = "migrations", seeds = "seeds" }
 
 local function set_of(list)
@@ -123,7 +130,12 @@ local function check_environments(path, envs)
       if not ENV_VALID[k] then
         fail(unknown(k, ENV_KEYS, path .. ": environment '" .. name .. "': "))
       end
-      if type(v) ~= "string" then
+      if k == "pool" then
+        if v ~= true and type(v) ~= "table" then
+          fail(("%s: environment '%s': 'pool' must be true or a table of pool options, not a %s")
+            :format(path, name, type(v)))
+        end
+      elseif type(v) ~= "string" then
         fail(("%s: environment '%s': '%s' must be a string, not a %s"):format(path, name, k, type(v)))
       end
     end
@@ -217,6 +229,12 @@ function config.resolve_sqlite(url, dir)
   end
   local prefix = dir:gsub("[%%?#]", function(c) return ("%%%02X"):format(c:byte()) end)
   return "sqlite:" .. config.join(prefix, rest)
+end
+
+function config.pool(cfg, env)
+  if cfg == nil or not cfg.declares_environments then return nil end
+  local e = cfg.environments[env]
+  return e and e.pool
 end
 
 -- The database URL and where it came from:

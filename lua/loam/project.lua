@@ -84,11 +84,13 @@ function Project:url(migration)
 end
 
 -- A Database for the project's URL, logging as the config's 'log', then
--- LOAM_LOG, then --echo say (loam.log).
+-- LOAM_LOG, then --echo say (loam.log); pooled as the environment's
+-- 'pool' says, except for migrations.
 function Project:connect(migration)
   local url, source = self:url(migration)
   self.say("database: %s (from %s)", project.redact(url), source)
-  local db = loam.connect(url)
+  local pool = not migration and config.pool(self.config, self.env) or nil
+  local db = loam.connect(url, pool and { pool = pool } or nil)
   local settings = log.merge(self.config and self.config.log,
                              log.from_env(os.getenv("LOAM_LOG"), os.getenv("LOAM_LOG_ALLOW")))
   if self.echo then settings = log.merge(settings, { queries = true }) end
