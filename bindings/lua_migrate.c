@@ -313,15 +313,17 @@ static int setopt (void *ud, const char *name, int v) {
 
 /*
 ** The options table at 'arg' into 'o': the strings 'to' and 'owner' and
-** the boolean 'out_of_order' are taken out of a copy, the integers are
-** read by 'loamL_checkopts'.
+** the boolean 'out_of_order' are taken out, the integers are left in a
+** copy that takes the place of the argument (so a message names it) and
+** are read by 'loamL_checkopts'.  The original stays on the stack, which
+** keeps the strings alive.
 */
 static void toopts (lua_State *L, int arg, loam_migrate_opts *o) {
   static const loam_migrate_opts init = LOAM_MIGRATE_OPTS_INIT;
   int copy;
   *o = init;
   if (lua_isnoneornil(L, arg)) return;
-  luaL_checktype(L, arg, LUA_TTABLE);
+  if (lua_type(L, arg) != LUA_TTABLE) loamL_typeerror(L, arg, "table");
   lua_newtable(L);
   copy = lua_gettop(L);
   lua_pushnil(L);
@@ -345,8 +347,10 @@ static void toopts (lua_State *L, int arg, loam_migrate_opts *o) {
       lua_rawset(L, copy);
     }
   }
-  loamL_checkopts(L, copy, setopt, o);
-  lua_pop(L, 1);
+  lua_pushvalue(L, arg);
+  lua_pushvalue(L, copy);
+  lua_replace(L, arg);
+  loamL_checkopts(L, arg, setopt, o);
 }
 
 
@@ -578,15 +582,16 @@ static void touch (lua_State *L, int touched, const loam_op *op) {
 ** refused, since it is written from the table as it will be then.
 */
 static int l_migration_sql (lua_State *L) {
-  static const char *const dirs[] = { "up", "down", NULL };
   loam_conn *conn = loamL_checkconn(L);
-  int down = luaL_checkoption(L, 3, NULL, dirs);
+  const char *dir = lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : "";
+  int down = strcmp(dir, "down") == 0;
   int touched = lua_istable(L, 4) ? 4 : 0;
   loam_backend be = loam_conn_backend(conn);
   const loam_op *list;
   loamL_AST c;
   Mig mg;
   int i, n, k = 0;
+  if (!down && strcmp(dir, "up") != 0) loamL_argerror(L, 3, "\"up\" or \"down\" expected");
   newanchor(L, &c);
   tomig(&c, 2, &mg, down, be);
   if (down && mg.irreversible != NULL)

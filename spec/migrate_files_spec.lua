@@ -377,3 +377,48 @@ describe("migration files that are wrong", function()
       .. "same version 20260101000001; give one of them a later one", err.message)
   end)
 end)
+
+describe("the migration functions of loam.core", function()
+  local function mig(up)
+    return { version = "20260101000001", name = "x", source = "", parents = {}, up = up }
+  end
+
+  it("refuse bad migrations, operations and options, naming them", function()
+    local db = loam.connect("sqlite::memory:")
+    local cases = {
+      { core.migrate_up, { db, { mig { { op = "frobnicate" } } } },
+        "DDL AST: migration 20260101000001 (x): up step 1: unknown operation 'frobnicate'" },
+      { core.migrate_up, { db, { mig { { op = "add_column", table = "t", colum = {} } } } },
+        "DDL AST: migration 20260101000001 (x): up step 1 (add_column) has an unknown field "
+        .. "'colum'" },
+      { core.migrate_up, { db, { mig { "x" } } },
+        "migration 20260101000001 (x): up step 1 must be an operation table, not a string" },
+      { core.migrate_up, { db, { { version = "1" } } }, "DDL AST: migration has no 'name'" },
+      { core.migrate_up, { db, {}, { lock_wait_ms = "x" } }, "bad argument #3 to 'migrate_up' "
+        .. "(option 'lock_wait_ms' must be a non-negative integer or \"forever\")" },
+      { core.migrate_up, { db, {}, { to = 1 } },
+        "migration option 'to' must be a string, not a number" },
+      { core.migrate_down, { db, {}, -1 },
+        "migrate_down: steps must be a non-negative integer, got -1" },
+      { core.migration_sql, { db, mig {}, "sideways" },
+        "bad argument #3 to 'migration_sql' (\"up\" or \"down\" expected)" },
+      { core.migrate_status, { 1, {} },
+        "bad argument #1 to 'migrate_status' (loam.Database expected, got number)" },
+    }
+    for _, case in ipairs(cases) do
+      local err = helper.catch(case[1], table.unpack(case[2]))
+      assert.equal("misuse", err.code)
+      assert.equal(case[3], err.message)
+    end
+    assert.same({}, core.migrate_status(db, {}))
+    assert.is_false(db:table_exists("loam_migrations"))
+    db:close()
+  end)
+
+  it("say why an operation cannot be undone, and give the history's checksum", function()
+    assert.equal("drop_table on table 't': cannot be reversed: its rows are gone; write the "
+      .. "'down' yourself", core.op_irreversible { op = "drop_table", table = "t" })
+    assert.is_nil(core.op_irreversible { op = "rename_table", table = "t", new_name = "u" })
+    assert.equal("e71fa2190541574b", core.migration_checksum("abc"))
+  end)
+end)
