@@ -331,15 +331,16 @@ bench: all | deps
 bench-quick: all | deps
 	bash bench/run $(BUILD) quick
 
-# The raw API on the SQLite file build/demo.db, then models and relations
-# (each example on its own in-memory database).  Everything is built first,
-# so that what 'make env' points at exists afterwards.
+# The shop (examples/shop/demo.sh): migrate, seed twice (the second run
+# changes nothing), then the N+1 incident and its fixes, on the SQLite file
+# build/shop.db or on DB=URL (PostgreSQL too).  Safe to run again on the
+# same database.  Everything is built first, so that what 'make env'
+# points at exists afterwards.
+DEMO_DB = $(or $(DB),sqlite:$(abspath $(BUILD))/shop.db)
+
 demo: all | deps
-	@$(HOST) examples/demo.lua
-	@printf '\n==> examples/models.lua: models, queries, instances\n'
-	@$(HOST) examples/models.lua
-	@printf '\n==> examples/relations.lua: relations without N+1\n'
-	@$(HOST) examples/relations.lua
+	@bash examples/shop/demo.sh '$(abspath $(HOST))' '$(DEMO_DB)' \
+	  '$(if $(DB),the database of DB,the SQLite file $(BUILD)/shop.db)'
 
 check-rockspec:
 	$(LUA) scripts/check-rockspec.lua loam-scm-1.rockspec
