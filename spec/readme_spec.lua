@@ -267,7 +267,7 @@ describe("README.md", function()
           local ok = p:close()
           assert.is_true(ok, got)
           local function mask(text)
-            return (text:gsub("%d+%.%d+ ms", "N ms"):gsub("%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d", "TIME"))
+            return (text:gsub(" +%d+%.%d+ ms", " N ms"):gsub("%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d", "TIME"))
           end
           assert.are.equal(mask(b.text .. "\n"), mask(got))
         end)
