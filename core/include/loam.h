@@ -207,7 +207,12 @@ typedef struct loam_conn_opts {
 **   postgres://user:password@host:port/dbname?option=value...
 **   postgresql:///dbname?host=/socket/dir
 ** SQLite URLs accept '?mode=ro|rw|rwc' and '?busy_timeout=MS'.
-** PostgreSQL query options are passed to libpq as connection keywords.
+** PostgreSQL query options are passed to libpq as connection keywords,
+** except loam's own '?pgbouncer=transaction': PgBouncer in transaction
+** pooling mode is in front, so the statement cache is off (a
+** statement_cache above 0 is LOAM_E_MISUSE, as are the two session
+** timeouts), and the settings below are SET once at connect for PgBouncer
+** to keep per client instead of travelling in the startup packet.
 ** SQLite connections enable foreign keys, set busy_timeout and use WAL for
 ** file databases.  PostgreSQL connections set, in the startup packet (so
 ** role and database settings cannot override them), client_encoding UTF8,

@@ -8,6 +8,7 @@
 ** schema of its own, which forked children reach through the URL's
 ** search_path.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -56,15 +57,18 @@ static void sleep_ms (int ms) {
 
 
 /*
-** A connection to 'url'; through PgBouncer (its URL names port 6432)
-** without the statement cache, so that only unnamed statements are used,
-** which is what transaction pooling allows.
+** A connection to 'url'; through PgBouncer (its URL names port 6432) in
+** loam's transaction-pooling mode, which uses only unnamed statements and
+** keeps nothing in the server session.
 */
 static loam_conn *open_url (const char *url) {
-  loam_conn_opts o = LOAM_CONN_OPTS_INIT;
+  char bouncer[1024];
   loam_conn *c = NULL;
-  if (url != NULL && strstr(url, "port=6432") != NULL) o.statement_cache = 0;
-  if (url == NULL || loam_connect(url, &o, &c, NULL) != LOAM_OK) return NULL;
+  if (url != NULL && strstr(url, "port=6432") != NULL) {
+    snprintf(bouncer, sizeof bouncer, "%s&pgbouncer=transaction", url);
+    url = bouncer;
+  }
+  if (url == NULL || loam_connect(url, NULL, &c, NULL) != LOAM_OK) return NULL;
   return c;
 }
 

@@ -26,6 +26,32 @@
 #define DEFAULT_CONNECT_TIMEOUT_S 10
 
 
+/*
+** Behind PgBouncer in transaction mode ('?pgbouncer=transaction') a client
+** has a server connection for one transaction only, so nothing may live in
+** the server session: no prepared statement (the statement cache is off,
+** every statement is unnamed), and no per-connection timeout, which would
+** be a session setting (the role's settings, ALTER ROLE ... SET
+** statement_timeout, or PgBouncer's own query_timeout hold instead).
+** Asking for either is an error rather than something silently dropped.
+*/
+static int check_pgbouncer (const loam_conn_opts *asked, loam_conn_opts *o, loam_error *err) {
+  if (asked != NULL && asked->statement_cache > 0)
+    return loam__err(err, LOAM_E_MISUSE, "loam_connect: statement_cache %d cannot be used with "
+                     "pgbouncer=transaction (PgBouncer hands each transaction any server "
+                     "connection, where a prepared statement does not exist); leave it unset or 0",
+                     asked->statement_cache);
+  if (o->statement_timeout_ms >= 0 || o->idle_in_tx_timeout_ms >= 0)
+    return loam__err(err, LOAM_E_MISUSE, "loam_connect: %s cannot be used with "
+                     "pgbouncer=transaction (it is a session setting, and PgBouncer shares "
+                     "server sessions): set it on the role (ALTER ROLE ... SET) instead",
+                     o->statement_timeout_ms >= 0 ? "statement_timeout_ms"
+                                                  : "idle_in_tx_timeout_ms");
+  o->statement_cache = 0;
+  return LOAM_OK;
+}
+
+
 int loam_connect (const char *url, const loam_conn_opts *opts, loam_conn **out,
                   loam_error *err) {
   loam_conn_opts o = LOAM_CONN_OPTS_INIT;
@@ -50,6 +76,10 @@ int loam_connect (const char *url, const loam_conn_opts *opts, loam_conn **out,
                      o.statement_timeout_ms < -1 ? o.statement_timeout_ms
                                                  : o.idle_in_tx_timeout_ms);
   if (loam__url_parse(url, &u, err) != LOAM_OK) {
+    loam__url_free(&u);
+    return LOAM_ERROR;
+  }
+  if (u.pgbouncer && check_pgbouncer(opts, &o, err) != LOAM_OK) {
     loam__url_free(&u);
     return LOAM_ERROR;
   }

@@ -40,6 +40,8 @@ typedef struct loam__url {
   /* query options in order, decoded */
   loam__kv *opts;
   int nopts;
+  /* '?pgbouncer=transaction': a transaction-pooling proxy is in front (drv_pg_connect.c) */
+  int pgbouncer;
 } loam__url;
 
 /* Parses 'url' into '*u' (which the caller frees with 'loam__url_free'). */

@@ -353,6 +353,42 @@ static int check_session (PGconn *pg, loam_error *err) {
 }
 
 
+/*
+** Behind PgBouncer in transaction mode the startup 'options' never reach
+** the server (PgBouncer refuses or drops them), and a plain SET would stay
+** on a server connection that the next transaction may not get.  But
+** PgBouncer keeps a few settings per client itself: client_encoding,
+** DateStyle, TimeZone and standard_conforming_strings.  It records what
+** the client SETs and, each time it hands the client a server connection,
+** sets them again there when they differ, whatever another client did to
+** that connection.  So those are SET here, once, and hold for every later
+** transaction.  The others are the server's: IntervalStyle is checked by
+** check_session like the rest (a server configured otherwise is refused);
+** extra_float_digits needs nothing from PostgreSQL 12 on, where any value
+** above 0 already sends floats in their shortest exact form.
+*/
+static int bouncer_session (PGconn *pg, loam_error *err) {
+  size_t i;
+  for (i = 0; i < sizeof session / sizeof session[0]; i++) {
+    char sql[96];
+    PGresult *r;
+    const char *name = session[i].name;
+    int ok;
+    if (strcmp(name, "IntervalStyle") == 0 || strcmp(name, "extra_float_digits") == 0 ||
+        setting_ok(pg, name, session[i].value))
+      continue;
+    snprintf(sql, sizeof sql, "SET %s TO '%s'", name, session[i].value);
+    r = PQexec(pg, sql);
+    ok = r != NULL && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+      return loam__err(err, LOAM_E_CONNECTION_FAILED, "setting %s through PgBouncer failed: %s",
+                       name, PQerrorMessage(pg));
+  }
+  return LOAM_OK;
+}
+
+
 PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_error *err) {
   const char **keys, **vals, **secret, *useropts = NULL;
   char timeout[24];
@@ -397,7 +433,8 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
   KW("connect_timeout", timeout);
   /* libpq reads PGOPTIONS only when no 'options' keyword is given, as here. */
   if (useropts == NULL) useropts = getenv("PGOPTIONS");
-  session_options(&options, useropts, o);
+  if (!u->pgbouncer) session_options(&options, useropts, o);
+  else if (useropts != NULL) loam__buf_adds(&options, useropts);
   if (loam__buf_cstr(&options) == NULL) {
     free(keys);
     free(vals);
@@ -406,7 +443,7 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
     loam__err_nomem(err);
     return NULL;
   }
-  KW("options", options.p);
+  if (options.len > 0) KW("options", options.p);
   /* Last, so it wins: result text is promised to be UTF-8. */
   KW("client_encoding", "UTF8");
 #undef KW
@@ -418,7 +455,7 @@ PGconn *loam__pg_connect (const loam__url *u, const loam_conn_opts *o, loam_erro
   loam__buf_free(&options);
   if (pg == NULL) return NULL;
   PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
-  if (check_session(pg, err) != LOAM_OK) {
+  if ((u->pgbouncer && bouncer_session(pg, err) != LOAM_OK) || check_session(pg, err) != LOAM_OK) {
     PQfinish(pg);
     return NULL;
   }

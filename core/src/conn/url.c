@@ -178,6 +178,10 @@ static int parse_sqlite (const char *rest, loam__url *u, loam_error *err) {
         return loam__url_opt_error(u, i, "SQLite URL option", " must be 1, 0, true or false", 1,
                                    err);
     }
+    else if (strcmp(k, "pgbouncer") == 0)
+      return loam__url_opt_error(u, i, "SQLite URL option",
+                                 " is for PostgreSQL only (PgBouncer pools PostgreSQL "
+                                 "connections)", 0, err);
     else
       return loam__url_opt_error(u, i, "unknown SQLite URL option",
                                  " (known: mode, busy_timeout, journal_mode, immutable)", 0, err);
@@ -318,6 +322,31 @@ static int check_pg_options (const loam__url *u, loam_error *err) {
 }
 
 
+/*
+** Takes loam's own option 'pgbouncer' out of 'u->opts' (libpq does not
+** know it) into 'u->pgbouncer'.  Only transaction pooling is a mode of its
+** own: session pooling needs nothing, and statement pooling cannot run
+** transactions at all.
+*/
+static int take_pgbouncer (loam__url *u, loam_error *err) {
+  int i;
+  for (i = 0; i < u->nopts; i++) {
+    if (strcmp(u->opts[i].key, "pgbouncer") != 0) continue;
+    if (strcmp(u->opts[i].value, "transaction") != 0)
+      return loam__url_opt_error(u, i, "PostgreSQL URL option",
+                                 " must be 'transaction' (session pooling needs no option; "
+                                 "statement pooling cannot run transactions)", 1, err);
+    u->pgbouncer = 1;
+    free(u->opts[i].key);
+    free(u->opts[i].value);
+    memmove(&u->opts[i], &u->opts[i + 1], sizeof *u->opts * (size_t)(u->nopts - i - 1));
+    u->nopts--;
+    i--;
+  }
+  return LOAM_OK;
+}
+
+
 static int parse_pg (const char *rest, loam__url *u, loam_error *err) {
   const char *end = rest + strcspn(rest, "/?");
   const char *at = strrchr(rest, '@'), *p;
@@ -368,7 +397,8 @@ static int parse_pg (const char *rest, loam__url *u, loam_error *err) {
     end = db + n;
   }
   if (*end == '?' &&
-      (parse_query(end + 1, u, err) != LOAM_OK || check_pg_options(u, err) != LOAM_OK))
+      (parse_query(end + 1, u, err) != LOAM_OK || take_pgbouncer(u, err) != LOAM_OK ||
+       check_pg_options(u, err) != LOAM_OK))
     goto done;
   rc = LOAM_OK;
 done:

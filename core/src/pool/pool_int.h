@@ -46,6 +46,7 @@ struct loam_pool {
   char *url;
   loam_pool_opts o;          /* with every default filled in */
   loam_backend backend;
+  int pgbouncer;             /* the URL has '?pgbouncer=transaction' */
   int nslots;                /* size + max_overflow */
   loamP_slot *slots;
   int *idle;                 /* stack of idle slot numbers, the most recent last */

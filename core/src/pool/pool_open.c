@@ -181,7 +181,8 @@ static void check_max_connections (loam_pool *p, loam_conn *c) {
 
 
 /* A new pool with its first connection, or NULL with 'err' set. */
-static loam_pool *create (const char *url, const loam_pool_opts *o, loam_error *err) {
+static loam_pool *create (const char *url, const loam_pool_opts *o, int bouncer,
+                          loam_error *err) {
   loam_pool *p = calloc(1, sizeof *p);
   pthread_condattr_t ca;
   loam_conn *c;
@@ -203,6 +204,7 @@ static loam_pool *create (const char *url, const loam_pool_opts *o, loam_error *
   p->hook = o->hook;
   p->hook_ud = o->hook_ud;
   p->refs = 1;
+  p->pgbouncer = bouncer;
   now = loam__clock_ns();
   p->rng = (uint64_t)now ^ (uint64_t)(uintptr_t)p ^ UINT64_C(0x9e3779b97f4a7c15);
   p->dead_ns = INT64_MIN;
@@ -224,7 +226,8 @@ static loam_pool *create (const char *url, const loam_pool_opts *o, loam_error *
               "connection; a pool over it needs size 1 and max_overflow 0");
     return NULL;
   }
-  if (p->backend == LOAM_POSTGRES) check_max_connections(p, c);
+  /* Behind PgBouncer the server's max_connections is PgBouncer's to respect. */
+  if (p->backend == LOAM_POSTGRES && !p->pgbouncer) check_max_connections(p, c);
   now = loam__clock_ns();
   p->slots[0].conn = c;
   p->slots[0].state = LOAMP_S_IDLE;
@@ -240,18 +243,33 @@ static loam_pool *create (const char *url, const loam_pool_opts *o, loam_error *
 }
 
 
+/*
+** Whether 'url' asks for PgBouncer's transaction mode ('?pgbouncer=...').
+** Its connections then default to no statement cache (the mode refuses
+** any other).  A URL that does not parse says no: opening its first
+** connection reports what is wrong with it.
+*/
+static int behind_pgbouncer (const char *url) {
+  loam__url u;
+  int yes = loam__url_parse(url, &u, NULL) == LOAM_OK && u.pgbouncer;
+  loam__url_free(&u);
+  return yes;
+}
+
+
 int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out,
                     loam_error *err) {
   loam_pool_opts o = LOAM_POOL_OPTS_INIT;
   loam_pool *p;
-  int rc = LOAM_OK;
+  int rc = LOAM_OK, bouncer;
   if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'out' is NULL");
   *out = NULL;
   if (url == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: the URL is NULL");
   if (opts != NULL) o = *opts;
   if (normalize(&o, err) != LOAM_OK) return LOAM_ERROR;
   /* 'loam_connect' fills these the same way; compared filled, '-1' and '64' are one. */
-  if (o.conn.statement_cache < 0) o.conn.statement_cache = 64;
+  bouncer = behind_pgbouncer(url);
+  if (o.conn.statement_cache < 0) o.conn.statement_cache = bouncer ? 0 : 64;
   if (o.conn.busy_timeout_ms < 0) o.conn.busy_timeout_ms = 5000;
   if (o.conn.connect_timeout_s == -1) o.conn.connect_timeout_s = 10;
   pthread_mutex_lock(&pools_mu);
@@ -264,7 +282,7 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
       *out = p;
     }
   }
-  else if ((p = create(url, &o, err)) == NULL) rc = LOAM_ERROR;
+  else if ((p = create(url, &o, bouncer, err)) == NULL) rc = LOAM_ERROR;
   else {
     p->next = pools;
     pools = p;

@@ -144,8 +144,14 @@ int loamP_timeout_error (loam_pool *p, int64_t waited_ns, int inuse, int waiting
   int i, states = 0;
   if (srv == NULL) return loam__err_nomem(err);
   for (i = 0; i < n && h[i].pid == 0; i++) {}
-  /* Only PostgreSQL sessions have a server state to read. */
-  if (i < n) {
+  /*
+  ** Only PostgreSQL sessions have a server state to read, and not behind
+  ** PgBouncer, whose clients have no server session of their own (the
+  ** process ids it gives them are its own inventions).
+  */
+  if (i < n && p->pgbouncer)
+    unavailable = "behind PgBouncer a client has no server session of its own";
+  else if (i < n) {
     if (pthread_mutex_trylock(&p->mon_mu) != 0)
       unavailable = "another report is reading it";
     else {
