@@ -21,26 +21,8 @@ local function ls(dir)
   return names
 end
 
-local nschemas = 0
-
--- A project folder (loam init) and a database of its own: a SQLite file
--- or a PostgreSQL schema; 'done' drops the schema.
-local function project(backend)
-  local dir = helper.tmpdir()
-  local _, _, code = loam(dir, "init")
-  assert.equal(0, code)
-  if backend.name ~= "postgres" then
-    return dir, "sqlite:" .. dir .. "/app.db", function() end
-  end
-  nschemas = nschemas + 1
-  local schema = ("loam_migcli_%d_%d"):format(nschemas, math.random(1, 1e9))
-  local admin = loam_db.connect(backend.url)
-  admin:exec("CREATE SCHEMA " .. schema)
-  return dir, backend.url .. "&options=-csearch_path%3D" .. schema, function()
-    admin:exec("DROP SCHEMA " .. schema .. " CASCADE")
-    admin:close()
-  end
-end
+-- A project folder (loam init) and a database of its own.
+local project = helper.migrate_project
 
 local FIRST = [[
 return migration {

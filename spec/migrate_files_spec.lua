@@ -345,7 +345,8 @@ describe("migration files that are wrong", function()
 
   it("refuse what is not a migration", function()
     local cases = {
-      { "return 1", "the file declares no migration (return migration { ... })" },
+      { "return 1", "the file declares no migration (return migration { ... } or "
+        .. "data_migration { ... })" },
       { "migration { change = {} }\nreturn 1", "the file must return what migration { ... } "
         .. "returns, got integer (1)" },
       { "return migration { chnage = {} }", "unknown field 'chnage' of a migration (valid "
