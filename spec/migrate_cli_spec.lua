@@ -124,12 +124,21 @@ ALTER TABLE "orders" ADD COLUMN "status" TEXT NOT NULL DEFAULT 'new';
         loam(dir, "migrate up " .. db)
         out, err, code = loam(dir, "migrate down --dry-run --steps 2 " .. db)
         assert.same({ 0, "" }, { code, err })
-        -- a down runs in one transaction, so its index operations are not concurrent
-        assert.equal("-- 20260101000002_add_status (down)\n"
-          .. 'ALTER TABLE "orders" DROP COLUMN "status";\nDROP INDEX "orders_note_idx";\n'
+        -- a down runs as its up: on PostgreSQL, step by step, the index dropped concurrently
+        assert.equal("-- 20260101000002_add_status (down" .. (pg and ", outside a transaction, "
+          .. "step by step" or "") .. ")\n"
+          .. 'ALTER TABLE "orders" DROP COLUMN "status";\nDROP INDEX '
+          .. (pg and "CONCURRENTLY " or "") .. '"orders_note_idx";\n'
           .. "-- 20260101000001_create_orders (down)\nDROP TABLE \"orders\";\n", out)
         out = loam(dir, "migrate status " .. db)
         assert.matches("add_status     applied", out, 1, true)
+        out, err, code = loam(dir, "migrate down " .. db)
+        assert.same({ 0, "", "reverted 20260101000002_add_status\n" }, { code, err, out })
+        out = loam(dir, "migrate status " .. db)
+        assert.matches("add_status     pending", out, 1, true)
+        local conn <close> = loam_db.connect(url)
+        assert.is_nil(conn:introspect({ "orders" }).tables[1].indexes[1])
+        assert.is_nil(conn:introspect({ "orders" }).tables[1].by_name.status)
         done()
       end)
 

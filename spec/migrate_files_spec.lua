@@ -286,9 +286,11 @@ return migration {
         end
         assert.is_false(db:table_exists("t"))
         assert.same({ "20260101000001 pending" }, states(db, migs))
-        -- a down runs in one transaction: its index operations without CONCURRENTLY
-        assert.same({ 'DROP INDEX "t_x_idx"', 'DROP TABLE "t"' },
-          (core.migration_sql(db, migs[1], "down")))
+        -- a down runs as its up: on PostgreSQL, step by step, the index dropped concurrently
+        sql, outside = core.migration_sql(db, migs[1], "down")
+        assert.same({ backend.name == "postgres" and 'DROP INDEX CONCURRENTLY "t_x_idx"'
+          or 'DROP INDEX "t_x_idx"', 'DROP TABLE "t"' }, sql)
+        assert.equal(backend.name == "postgres", outside)
         done()
       end)
     end)
