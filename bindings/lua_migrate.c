@@ -16,8 +16,9 @@
 ** A migration without 'down' has it derived by the core ('loam_op_inverse'
 ** of each operation of 'up', last first); one whose operations cannot be
 ** undone is still applied, but reverting it is refused, naming the step
-** and why, before anything runs.  A down runs in one transaction, its
-** index operations without CONCURRENTLY.
+** and why, before anything runs.  A migration runs outside a transaction,
+** step by step, when an operation of the direction it runs in needs it
+** (CONCURRENTLY on PostgreSQL): up and down alike.
 **
 ** The conversion reads the op tables as strictly as lua_schema.c reads DDL
 ** ASTs, with its readers; what it allocates lives in userdata anchored in
@@ -185,17 +186,6 @@ static loam_op *tooplist (loamL_AST *c, int t, const char *k, const char *what, 
 }
 
 
-/*
-** The runner reverts a migration in one transaction with the removal of
-** its history row, so the index operations of a down run as plain CREATE
-** and DROP INDEX: CONCURRENTLY cannot run inside a transaction.
-*/
-static void plain (loam_op *ops, int n) {
-  int i;
-  for (i = 0; i < n; i++) ops[i].concurrently = 0;
-}
-
-
 /* The message of an inverse that failed, kept by the anchor; 'err' is cleared. */
 static const char *keeperr (loamL_AST *c, loam_error *err, int step, loam_op_kind kind) {
   const char *s = loamL_astkeep(c, "step %d (%s): %s", step, opkinds[kind - 1],
@@ -220,7 +210,6 @@ static const char *derive (loamL_AST *c, loam_migration *g) {
       return keeperr(c, &err, i + 1, g->up[i].kind);
     if (inv[n].kind != 0) n++;
   }
-  plain(inv, n);
   g->down = inv;
   g->ndown = n;
   return NULL;
@@ -254,17 +243,15 @@ static void tomig (loamL_AST *c, int t, Mig *mg, int down, loam_backend be) {
   lua_pop(L, 1);
   g->up = tooplist(c, t, "up", what, &g->nup);
   if (loamL_field(L, t, "down") != LUA_TNIL) {
-    loam_op *list;
     lua_pop(L, 1);
-    list = tooplist(c, t, "down", what, &g->ndown);
-    plain(list, g->ndown);
-    g->down = list;
+    g->down = tooplist(c, t, "down", what, &g->ndown);
   }
   else {
     lua_pop(L, 1);
     mg->irreversible = derive(c, g);
   }
-  g->non_transactional = down ? 0 : outside(g->up, g->nup, be);
+  /* the direction run decides: a down of DROP INDEX CONCURRENTLY runs step by step too */
+  g->non_transactional = down ? outside(g->down, g->ndown, be) : outside(g->up, g->nup, be);
 }
 
 

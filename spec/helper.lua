@@ -265,6 +265,28 @@ end
 
 -- Mounts a tmpfs of 'size' on a new directory and returns it, or nil and
 -- why not (mounting needs root or CAP_SYS_ADMIN).  'helper.unmount' undoes it.
+local nschemas = 0
+
+-- A project folder (loam init) and a database of its own for the
+-- migration commands: a SQLite file or a PostgreSQL schema.  Returns the
+-- folder, the database URL, and 'done', which drops the schema.
+function helper.migrate_project(backend)
+  local dir = helper.tmpdir()
+  local _, _, code = helper.loam(dir, "init")
+  assert(code == 0, "loam init failed in " .. dir)
+  if backend.name ~= "postgres" then
+    return dir, "sqlite:" .. dir .. "/app.db", function() end
+  end
+  nschemas = nschemas + 1
+  local schema = ("loam_migcli_%d_%d"):format(nschemas, math.random(1, 1e9))
+  local admin = require("loam").connect(backend.url)
+  admin:exec("CREATE SCHEMA " .. schema)
+  return dir, backend.url .. "&options=-csearch_path%3D" .. schema, function()
+    admin:exec("DROP SCHEMA " .. schema .. " CASCADE")
+    admin:close()
+  end
+end
+
 function helper.mount_tmpfs(size)
   local mk = io.popen("mktemp -d /tmp/loam-tmpfs.XXXXXX")
   local dir = mk:read("l")

@@ -21,26 +21,8 @@ local function ls(dir)
   return names
 end
 
-local nschemas = 0
-
--- A project folder (loam init) and a database of its own: a SQLite file
--- or a PostgreSQL schema; 'done' drops the schema.
-local function project(backend)
-  local dir = helper.tmpdir()
-  local _, _, code = loam(dir, "init")
-  assert.equal(0, code)
-  if backend.name ~= "postgres" then
-    return dir, "sqlite:" .. dir .. "/app.db", function() end
-  end
-  nschemas = nschemas + 1
-  local schema = ("loam_migcli_%d_%d"):format(nschemas, math.random(1, 1e9))
-  local admin = loam_db.connect(backend.url)
-  admin:exec("CREATE SCHEMA " .. schema)
-  return dir, backend.url .. "&options=-csearch_path%3D" .. schema, function()
-    admin:exec("DROP SCHEMA " .. schema .. " CASCADE")
-    admin:close()
-  end
-end
+-- A project folder (loam init) and a database of its own.
+local project = helper.migrate_project
 
 local FIRST = [[
 return migration {
@@ -142,12 +124,21 @@ ALTER TABLE "orders" ADD COLUMN "status" TEXT NOT NULL DEFAULT 'new';
         loam(dir, "migrate up " .. db)
         out, err, code = loam(dir, "migrate down --dry-run --steps 2 " .. db)
         assert.same({ 0, "" }, { code, err })
-        -- a down runs in one transaction, so its index operations are not concurrent
-        assert.equal("-- 20260101000002_add_status (down)\n"
-          .. 'ALTER TABLE "orders" DROP COLUMN "status";\nDROP INDEX "orders_note_idx";\n'
+        -- a down runs as its up: on PostgreSQL, step by step, the index dropped concurrently
+        assert.equal("-- 20260101000002_add_status (down" .. (pg and ", outside a transaction, "
+          .. "step by step" or "") .. ")\n"
+          .. 'ALTER TABLE "orders" DROP COLUMN "status";\nDROP INDEX '
+          .. (pg and "CONCURRENTLY " or "") .. '"orders_note_idx";\n'
           .. "-- 20260101000001_create_orders (down)\nDROP TABLE \"orders\";\n", out)
         out = loam(dir, "migrate status " .. db)
         assert.matches("add_status     applied", out, 1, true)
+        out, err, code = loam(dir, "migrate down " .. db)
+        assert.same({ 0, "", "reverted 20260101000002_add_status\n" }, { code, err, out })
+        out = loam(dir, "migrate status " .. db)
+        assert.matches("add_status     pending", out, 1, true)
+        local conn <close> = loam_db.connect(url)
+        assert.is_nil(conn:introspect({ "orders" }).tables[1].indexes[1])
+        assert.is_nil(conn:introspect({ "orders" }).tables[1].by_name.status)
         done()
       end)
 

@@ -1699,7 +1699,10 @@ LOAM_API int loam_op_inverse (const loam_op *op,
 **     on PostgreSQL) runs its steps one by one outside a transaction and
 **     journals each (LOAM_MIGRATION_STEPS_TABLE), so a run that failed
 **     resumes after the last step done; an INVALID index that a failed
-**     concurrent build left is dropped before the build is tried again;
+**     concurrent build left is dropped before the build is tried again.
+**     Its down runs the same way (the history row goes after the last
+**     step), so a DROP INDEX CONCURRENTLY runs as written, and a failed
+**     down resumes too;
 **   - one migrator at a time, through a lease row in
 **     LOAM_MIGRATION_LOCK_TABLE taken and renewed in short transactions,
 **     which holds through PgBouncer in transaction mode (lock.c says why);
@@ -1731,7 +1734,8 @@ typedef struct loam_migration {
   const loam_op *down;           /* of 'down' (a derived 'down': 'loam_op_inverse' of each
                                     operation of 'up', last first) */
   int ndown;
-  int non_transactional;         /* steps run one by one, journaled, outside a transaction */
+  int non_transactional;         /* steps run one by one, journaled, outside a transaction
+                                    (those of up, and of down when reverted) */
 } loam_migration;
 
 /* Options of a run; start from LOAM_MIGRATE_OPTS_INIT (a negative field is the default). */
@@ -1764,7 +1768,8 @@ LOAM_API int loam_migrate_up (loam_conn *conn,
 /*
 ** Reverts the 'steps' most recently applied migrations, newest first,
 ** each by its 'down' operations in a transaction with the removal of its
-** history row.  A migration to revert must be among 'migs' (else
+** history row (a 'non_transactional' one: step by step, journaled, then
+** the removal).  A migration to revert must be among 'migs' (else
 ** LOAM_E_MIGRATION_CONFLICT naming it); '*reverted' as for up.  Unlike
 ** up, down and status take the migrations as given: two heads or a
 ** missing parent do not stop them.

@@ -498,6 +498,85 @@ TEST(migrate_resume_postgres) { check_resume(LOAM_POSTGRES); }
 
 
 /*
+** The down of a migration outside a transaction runs as its up does: step
+** by step, journaled.  On PostgreSQL its DROP INDEX CONCURRENTLY runs as
+** written (inside a transaction it could not).  A down that fails at its
+** third step keeps the first two done and journaled as steps of down (the
+** migration stays applied, not partial); the next down skips them (the
+** INSERT of step 2 is not run twice), runs the third, and removes the
+** history row and the journal.
+*/
+static void check_down_stepwise (loam_backend be) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = open_url(fresh_url(be, "downstep"));
+  loam_migration_status *st = NULL;
+  loam_op up[1], down[3];
+  loam_migration m[2];
+  hist3 h;
+  int n = -1, ns = 0;
+  if (c == NULL) { t_fail(__FILE__, __LINE__, "no database"); return; }
+  history(&h);
+  memset(up, 0, sizeof up);
+  memset(down, 0, sizeof down);
+  up[0].kind = LOAM_OP_ADD_INDEX;
+  up[0].index.table = "notes";
+  up[0].index.columns = body_col;
+  up[0].index.ncolumns = 1;
+  up[0].concurrently = 1;
+  down[0].kind = LOAM_OP_DROP_INDEX;
+  down[0].table = "notes";
+  down[0].name = "notes_body_idx";
+  down[0].concurrently = 1;
+  down[1].kind = LOAM_OP_EXECUTE;
+  down[1].sql = "INSERT INTO notes (body) VALUES ('down')";
+  down[2].kind = LOAM_OP_EXECUTE;
+  down[2].sql = "UPDATE no_such_table SET x = 1";
+  m[0] = h.m[0];
+  m[1] = (loam_migration){ .version = "20260102000000", .name = "body_index", .parents = p1,
+                           .nparents = 1, .source = "b", .source_len = 1, .up = up, .nup = 1,
+                           .down = down, .ndown = 3, .non_transactional = 1 };
+  CHECK_OK(loam_migrate_up(c, m, 2, NULL, &n, &err), &err);
+  CHECK_INT(n, 2);
+  CHECK_INT(loam_migrate_down(c, m, 2, 1, NULL, &n, &err), LOAM_ERROR);
+  CHECK_INT(n, 0);
+  CHECK_INT(err.code, LOAM_E_UNDEFINED_TABLE);
+  CHECK_HAS(err.message, "migration 20260102000000 (body_index), step 3 (execute): ");
+  loam_error_clear(&err);
+  CHECK_INT(count_history(c), 2);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM notes WHERE body = 'down'"), 1);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM " LOAM_MIGRATION_STEPS_TABLE), 2);
+  CHECK_OK(loam_migrate_status(c, m, 2, &st, &ns, &err), &err);
+  CHECK_INT(st[1].state, LOAM_MIG_APPLIED);
+  loam_migration_status_free(st);
+  {
+    loam_db_schema *s = NULL;
+    const char *const one[] = { "notes" };
+    CHECK_OK(loam_introspect(c, one, 1, &s, &err), &err);
+    CHECK_INT(s->tables[0].nindexes, 0);
+    loam_db_schema_free(s);
+  }
+  down[2].sql = "UPDATE notes SET body = 'reverted' WHERE body = 'down'";
+  CHECK_OK(loam_migrate_down(c, m, 2, 1, NULL, &n, &err), &err);
+  CHECK_INT(n, 1);
+  CHECK_INT(count_history(c), 1);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM notes WHERE body = 'reverted'"), 1);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM notes"), 1);
+  CHECK_INT(t_scalar(c, "SELECT count(*) FROM " LOAM_MIGRATION_STEPS_TABLE), 0);
+  /* applied again and reverted in one go, the index dropped concurrently */
+  CHECK_OK(loam_migrate_up(c, m, 2, NULL, &n, &err), &err);
+  CHECK_INT(n, 1);
+  CHECK_OK(loam_migrate_down(c, m, 2, 1, NULL, &n, &err), &err);
+  CHECK_INT(n, 1);
+  CHECK_INT(count_history(c), 1);
+  loam_conn_close(c);
+  loam_error_clear(&err);
+}
+
+TEST(migrate_down_stepwise_sqlite) { check_down_stepwise(LOAM_SQLITE); }
+TEST(migrate_down_stepwise_postgres) { check_down_stepwise(LOAM_POSTGRES); }
+
+
+/*
 ** PostgreSQL: DDL waits at most lock_timeout for a busy table, then the
 ** migration is rolled back and tried again after a pause.  With the table
 ** held throughout, the run fails with 'timeout' and changes nothing; when

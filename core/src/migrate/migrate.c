@@ -4,7 +4,7 @@
 ** Applies and reverts versioned migrations (lists of 'loam_op') and keeps
 ** their history, with the promises loam.h lists: a transaction per
 ** migration with its history row inside it, journaled steps for those
-** that must run outside a transaction, one migrator at a time (lock.c),
+** that must run outside a transaction (up and down alike), one migrator at a time (lock.c),
 ** a short lock_timeout with retries for DDL on PostgreSQL, checksums of
 ** applied migrations, and a refusal of two heads, missing parents and
 ** migrations out of order.  The runner's own tables are created with
@@ -301,8 +301,12 @@ static const hist *applied (const Run *r, const char *version) {
 }
 
 
-/* The steps of 'version' journaled as done (they are done in order): into '*n'. */
-static int stepsdone (Run *r, const char *version, int *n) {
+/*
+** The steps of 'version' journaled as done (they are done in order) in
+** direction 'down' (0: up): into '*n'.  Steps of up are journaled as 0,
+** 1, ...; steps of down as -1, -2, ... (journal() says why).
+*/
+static int stepsdone (Run *r, const char *version, int down, int *n) {
   loam_value p = loam_text(version, strlen(version)), v;
   loam_stmt *st = NULL;
   int exists = 0, rc;
@@ -310,7 +314,9 @@ static int stepsdone (Run *r, const char *version, int *n) {
   if (loam_table_exists(r->c, LOAM_MIGRATION_STEPS_TABLE, &exists, r->err) != LOAM_OK)
     return LOAM_ERROR;
   if (!exists) return LOAM_OK;
-  if (loam_query(r->c, "SELECT count(*) FROM " LOAM_MIGRATION_STEPS_TABLE " WHERE version = ?",
+  if (loam_query(r->c, down ? "SELECT count(*) FROM " LOAM_MIGRATION_STEPS_TABLE
+                 " WHERE version = ? AND step < 0" : "SELECT count(*) FROM "
+                 LOAM_MIGRATION_STEPS_TABLE " WHERE version = ? AND step >= 0",
                  &p, 1, 0, &st, r->err) != LOAM_OK)
     return LOAM_ERROR;
   rc = loam_step(st, r->err);
@@ -400,9 +406,9 @@ static int isapplied (Run *r, const char *version, int *yes) {
 
 
 /* What a transaction of the runner changes beside the schema. */
-enum { RECORD, UNRECORD, JOURNAL };
+enum { RECORD, UNRECORD, JOURNAL, JOURNAL_DOWN };
 
-static int journal (Run *r, const loam_migration *g, int i);
+static int journal (Run *r, const loam_migration *g, int i, int down);
 
 
 /*
@@ -425,12 +431,13 @@ static int intx (Run *r, const loam_migration *g, const loam_op *list, int first
       /* renewed in the transaction: its row stays locked until the commit */
       if (rc == LOAM_OK) rc = loam__lock_renew(r->c, r->owner, r->o.lock_ttl_ms, r->err);
       /* the history again, under the lock: nothing is applied twice */
-      if (rc == LOAM_OK && what != JOURNAL) rc = isapplied(r, g->version, &done);
-      if (rc == LOAM_OK && (what == JOURNAL || done == (what == UNRECORD))) {
+      if (rc == LOAM_OK && what < JOURNAL) rc = isapplied(r, g->version, &done);
+      if (rc == LOAM_OK && (what >= JOURNAL || done == (what == UNRECORD))) {
         rc = ops(r, g, list, last, first);
         if (rc == LOAM_OK)
           rc = what == RECORD ? record(r, g, t0)
-             : what == UNRECORD ? unrecord(r, g->version) : journal(r, g, first);
+             : what == UNRECORD ? unrecord(r, g->version)
+             : journal(r, g, first, what == JOURNAL_DOWN);
       }
       if (rc == LOAM_OK) rc = loam_tx_commit(r->c, r->err);
       if (rc != LOAM_OK) loam_tx_rollback(r->c, NULL);
@@ -445,11 +452,16 @@ static int intx (Run *r, const loam_migration *g, const loam_op *list, int first
 }
 
 
-/* Journals step 'i' of 'g' as done. */
-static int journal (Run *r, const loam_migration *g, int i) {
+/*
+** Journals step 'i' of 'g''s up (or, with 'down', of its down) as done.
+** The steps of a down are kept as -1 - i: a down that stopped half-way
+** leaves its migration in the history, and its journal must not read as
+** steps of up done.
+*/
+static int journal (Run *r, const loam_migration *g, int i, int down) {
   loam_value p[2];
   p[0] = loam_text(g->version, strlen(g->version));
-  p[1] = loam_int(i);
+  p[1] = loam_int(down ? -1 - i : i);
   return loam_exec(r->c, "INSERT INTO " LOAM_MIGRATION_STEPS_TABLE " (version, step) "
                    "VALUES (?, ?)", p, 2, NULL, NULL, NULL, r->err);
 }
@@ -483,34 +495,55 @@ static int invalidindex (Run *r, const loam_op *op, int *built) {
 
 
 /*
-** A migration that runs outside a transaction: step by step from the
-** first not journaled, each step and its journal entry in one transaction
-** where the step allows one, then the history row and the end of the
-** journal together.
+** Before a concurrent DROP INDEX is tried again: an index already gone
+** means the drop succeeded before its journal entry was written, and the
+** step is done.
 */
-static int stepwise (Run *r, const loam_migration *g) {
+static int indexgone (Run *r, const loam_op *op, int *gone) {
+  loam_db_schema *s = NULL;
+  const char *table = op->table;
+  int i;
+  *gone = 1;
+  if (loam_introspect(r->c, &table, 1, &s, r->err) != LOAM_OK) return LOAM_ERROR;
+  for (i = 0; i < s->tables[0].nindexes; i++)
+    if (strcmp(s->tables[0].indexes[i].name, op->name) == 0) *gone = 0;
+  loam_db_schema_free(s);
+  return LOAM_OK;
+}
+
+
+/*
+** A migration that runs outside a transaction, its up or ('down') its
+** down: step by step from the first not journaled, each step and its
+** journal entry in one transaction where the step allows one, then the
+** history row (written by up, removed by down) and the end of the journal
+** together.
+*/
+static int stepwise (Run *r, const loam_migration *g, int down) {
+  const loam_op *list = down ? g->down : g->up;
   int64_t t0 = loam__clock_ns();
-  int i, done, rc = LOAM_OK;
-  if (stepsdone(r, g->version, &done) != LOAM_OK) return LOAM_ERROR;
-  for (i = done; i < g->nup && rc == LOAM_OK; i++) {
-    const loam_op *op = &g->up[i];
+  int i, done, rc = LOAM_OK, n = down ? g->ndown : g->nup;
+  if (stepsdone(r, g->version, down, &done) != LOAM_OK) return LOAM_ERROR;
+  for (i = done; i < n && rc == LOAM_OK; i++) {
+    const loam_op *op = &list[i];
     if (loam__lock_renew(r->c, r->owner, r->o.lock_ttl_ms, r->err) != LOAM_OK) return LOAM_ERROR;
     if (loam_op_needs_autocommit(op, loam_conn_backend(r->c))) {
-      int built = 0;
-      if (op->kind == LOAM_OP_ADD_INDEX && invalidindex(r, op, &built) != LOAM_OK)
+      int skip = 0;
+      if ((op->kind == LOAM_OP_ADD_INDEX && invalidindex(r, op, &skip) != LOAM_OK) ||
+          (op->kind == LOAM_OP_DROP_INDEX && indexgone(r, op, &skip) != LOAM_OK))
         return prefix(r->err, "migration %s (%s), step %d (%s)", g->version, g->name, i + 1,
                       loam__op_name(op->kind));
-      if (!built && ops(r, g, g->up, i + 1, i) != LOAM_OK) return LOAM_ERROR;
-      rc = journal(r, g, i);
+      if (!skip && ops(r, g, list, i + 1, i) != LOAM_OK) return LOAM_ERROR;
+      rc = journal(r, g, i, down);
       continue;
     }
-    rc = intx(r, g, g->up, i, i + 1, JOURNAL);
+    rc = intx(r, g, list, i, i + 1, down ? JOURNAL_DOWN : JOURNAL);
   }
   if (rc != LOAM_OK) return rc;
   rc = loam_tx_begin(r->c, r->err);
   if (rc == LOAM_OK) {
     loam_value p = loam_text(g->version, strlen(g->version));
-    rc = record(r, g, t0);
+    rc = down ? unrecord(r, g->version) : record(r, g, t0);
     if (rc == LOAM_OK)
       rc = loam_exec(r->c, "DELETE FROM " LOAM_MIGRATION_STEPS_TABLE " WHERE version = ?", &p, 1,
                      NULL, NULL, NULL, r->err);
@@ -600,7 +633,7 @@ static int up (Run *r, int *count) {
                      "not depend on what came later", g->version, g->name, newest);
       break;
     }
-    rc = g->non_transactional ? stepwise(r, g) : intx(r, g, g->up, 0, g->nup, RECORD);
+    rc = g->non_transactional ? stepwise(r, g, 0) : intx(r, g, g->up, 0, g->nup, RECORD);
     if (rc == LOAM_OK) (*count)++;
   }
   loam__lock_release(r->c, r->owner);
@@ -630,7 +663,7 @@ static int down (Run *r, int steps, int *count) {
                      r->h[i].version);
       break;
     }
-    rc = intx(r, g, g->down, 0, g->ndown, UNRECORD);
+    rc = g->non_transactional ? stepwise(r, g, 1) : intx(r, g, g->down, 0, g->ndown, UNRECORD);
     if (rc == LOAM_OK) (*count)++;
   }
   loam__lock_release(r->c, r->owner);
@@ -685,7 +718,7 @@ static int status (Run *r, loam_migration_status **out, int *nout) {
         e->duration_ms = h->duration_ms;
       }
       else {
-        if (stepsdone(r, g->version, &k) != LOAM_OK) {
+        if (stepsdone(r, g->version, 0, &k) != LOAM_OK) {
           free(s);
           free(off);
           loam__buf_free(&strs);

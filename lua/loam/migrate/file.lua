@@ -16,11 +16,26 @@
 --     allow = { rule_name = "why this is safe here" },     -- loam migrate lint
 --   }
 --
+-- or a data migration, whose operations change rows and never the schema
+-- (execute and backfill; its backfills come first):
+--
+--   return data_migration {
+--     parent = "20261204120000",
+--     up = { backfill("orders", { set = { status = "new" }, where = { status = null } }) },
+--     down = {},
+--   }
+--
+-- The backfills of a data migration are kept apart from the operations the
+-- core runs: 'up' and 'down' hold its execute operations, and 'backfill'
+-- = { up = { ops }, down = { ops } } its backfills, which
+-- loam.migrate.backfill runs in batches before the core runs the rest
+-- and records the migration.
+--
 --   file.parse_name(basename) -> version, name | nil, why
 --   file.load(path [, shown]) -> migration
---       { version, name, path, parents, kind = "schema", source, up,
+--       { version, name, path, parents, kind = "schema" | "data", source, up,
 --         down (nil: derived by the core), reversible, irreversible (why
---         not, or nil), allow }
+--         not, or nil), allow, backfill = { up, down } (data migrations) }
 --   file.read(dir [, shown]) -> migrations sorted by version, or raises on
 --       the first bad file ('shown(path)' is how paths appear in messages)
 --
@@ -65,7 +80,7 @@ end
 local MIGRATION_KEYS = { "parent", "change", "up", "down", "allow" }
 
 -- The operations of list 'k' of the declaration 'spec', checked.
-local function op_list(spec, k, where, label)
+local function op_list(spec, k, where, label, kind)
   local list = spec[k]
   if type(list) ~= "table" or getmetatable(list) ~= nil then
     fail("misuse", where, "%s: '%s' must be an array of operations, got %s", label, k, show(list))
@@ -81,14 +96,47 @@ local function op_list(spec, k, where, label)
       fail("misuse", where, "%s: %s #%d is not an operation (add_column(...), execute(...) and "
         .. "the like), got %s", label, k, i, show(op))
     end
+    if kind == "data" and not ops.DATA[op.op] then
+      fail("misuse", op.at .. ": ", "%s: data_migration: %s #%d, %s, changes the schema; a data "
+        .. "migration holds only execute and backfill (put %s in a migration { } of its own)",
+        label, k, i, op.op, op.op)
+    end
+    if kind == "schema" and not ops.SCHEMA[op.op] then
+      fail("misuse", op.at .. ": ", "%s: migration: %s #%d, %s, changes rows in batches outside "
+        .. "a transaction, which a schema migration must not; put it in a data_migration { } of "
+        .. "its own", label, k, i, op.op)
+    end
   end
   return list
 end
 
--- Checks the declaration 'spec' of migration() and makes the migration.
-local function declare(spec, where, label)
+-- Splits the operations of a data migration's list 'list' into the
+-- backfills, which come first (they run in batches before the rest), and
+-- the execute operations, which the core runs in one transaction with the
+-- history row.
+local function split(list, k, label)
+  local fills, rest = {}, {}
+  for i, op in ipairs(list) do
+    if op.op == "backfill" then
+      if #rest > 0 then
+        fail("misuse", op.at .. ": ", "%s: data_migration: %s #%d, backfill, follows an execute; "
+          .. "the backfills of a data migration come first (they run in batches, then the "
+          .. "executes run in one transaction with the history row)", label, k, i)
+      end
+      fills[#fills + 1] = op
+    else
+      rest[#rest + 1] = op
+    end
+  end
+  return fills, rest
+end
+
+-- Checks the declaration 'spec' of migration() or, 'kind' "data",
+-- data_migration(), and makes the migration.
+local function declare(spec, where, label, kind)
+  local ctor = kind == "data" and "data_migration" or "migration"
   if type(spec) ~= "table" or getmetatable(spec) ~= nil then
-    fail("misuse", where, "%s: migration expects a table { parent =, change = } or { parent =, "
+    fail("misuse", where, "%s: " .. ctor .. " expects a table { parent =, change = } or { parent =, "
       .. "up =, down = }, got %s", label, show(spec))
   end
   for k in pairs(spec) do
@@ -99,7 +147,7 @@ local function declare(spec, where, label)
         type(k) == "string" and "'" .. k .. "'" or show(k), table.concat(MIGRATION_KEYS, ", "))
     end
   end
-  local m = { kind = "schema", parents = {}, allow = {} }
+  local m = { kind = kind, parents = {}, allow = {} }
   local parent = spec.parent
   if type(parent) == "string" then
     parent = { parent }
@@ -122,8 +170,12 @@ local function declare(spec, where, label)
       fail("misuse", where, "%s: a migration has 'change' (its down derived) or 'up' and "
         .. "'down', not both", label)
     end
-    m.up = op_list(spec, "change", where, label)
+    m.up = op_list(spec, "change", where, label, kind)
     for i, op in ipairs(m.up) do
+      if op.op == "backfill" then
+        fail("misuse", op.at .. ": ", "%s: data_migration: change #%d, backfill, cannot be "
+          .. "reversed (the values it overwrites are not kept): write up and down", label, i)
+      end
       local why = core.op_irreversible(op)
       if why ~= nil and m.irreversible == nil then
         m.irreversible = ("step %d (%s): %s"):format(i, op.op, why)
@@ -131,15 +183,27 @@ local function declare(spec, where, label)
     end
     m.reversible = m.irreversible == nil
   elseif spec.up ~= nil then
-    m.up = op_list(spec, "up", where, label)
+    m.up = op_list(spec, "up", where, label, kind)
     if spec.down == nil then
       fail("misuse", where, "%s: a migration with 'up' needs 'down' (down = {} when nothing is "
         .. "to undo), or 'change' instead of 'up' to derive it", label)
     end
-    m.down = op_list(spec, "down", where, label)
+    m.down = op_list(spec, "down", where, label, kind)
     m.reversible = true
   else
     fail("misuse", where, "%s: a migration needs 'change' or 'up' and 'down'", label)
+  end
+  if kind == "data" then
+    local up, down
+    m.backfill = {}
+    m.backfill.up, up = split(m.up, spec.change ~= nil and "change" or "up", label)
+    m.up = up
+    if m.down ~= nil then
+      m.backfill.down, down = split(m.down, "down", label)
+      m.down = down
+    else
+      m.backfill.down = {}
+    end
   end
   if spec.allow ~= nil then
     if type(spec.allow) ~= "table" then
@@ -179,17 +243,22 @@ local function environment(label, declared)
   for name, f in pairs(types.constructors) do env[name] = f end
   env.sql, env.now, env.null = types.sql, types.now, core.null
   env.loam = loam
-  env.migration = function(spec, ...)
-    local where = errors.where()
-    if select("#", ...) > 0 then
-      fail("misuse", where, "%s: migration takes one table", label)
+  local function declarer(kind, ctor)
+    return function(spec, ...)
+      local where = errors.where()
+      if select("#", ...) > 0 then
+        fail("misuse", where, "%s: %s takes one table", label, ctor)
+      end
+      if declared.m ~= nil then
+        fail("misuse", where, "%s: a file declares one migration or data_migration, not two "
+          .. "(schema and data changes are never mixed in one file)", label)
+      end
+      declared.m = declare(spec, where, label, kind)
+      return declared.m
     end
-    if declared.m ~= nil then
-      fail("misuse", where, "%s: migration is declared twice in one file", label)
-    end
-    declared.m = declare(spec, where, label)
-    return declared.m
   end
+  env.migration = declarer("schema", "migration")
+  env.data_migration = declarer("data", "data_migration")
   return env
 end
 
@@ -222,7 +291,8 @@ function file.load(path, shown)
   end
   local m = declared.m
   if m == nil then
-    fail("misuse", shown .. ": ", "the file declares no migration (return migration { ... })")
+    fail("misuse", shown .. ": ", "the file declares no migration (return migration { ... } or "
+      .. "data_migration { ... })")
   end
   if result ~= m then
     fail("misuse", shown .. ": ", "the file must return what migration { ... } returns, got %s",

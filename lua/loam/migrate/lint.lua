@@ -180,7 +180,8 @@ lint.RULES = {
     backends = { postgres = true, sqlite = true },
     why = "a migration that changes rows as well as the schema holds the schema's locks while "
       .. "the rows change, and cannot be retried or reverted as one piece",
-    safe = "move the data change (the INSERT, UPDATE or DELETE) to a migration of its own",
+    safe = "move the data change (the INSERT, UPDATE or DELETE) to a data_migration { } of "
+      .. "its own, with backfill(...) for an UPDATE of many rows (batched, resumable)",
     test = function(op, m)
       if op.op == "execute" and DATA[sql_kind(op.sql)] and m.has_ddl then
         return ("execute %s in a migration that also changes the schema"):format(

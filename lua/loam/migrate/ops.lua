@@ -26,6 +26,8 @@
 --   ops.add_check(table, name, predicate_sql, { not_valid = })
 --   ops.drop_check(table, name)
 --   ops.execute(sql [, params [, { down = sql }]])
+--   ops.backfill(table, { set = { col = value } | set_sql =, where = { col = value } |
+--                where_sql =, batch =, key = })   (data migrations only)
 --
 --   ops.NAMES         the constructors' names, in the order above
 --   ops.SCHEMA, ops.DATA   which names belong to schema and data migrations
@@ -42,14 +44,18 @@ local ops = {}
 ops.NAMES = {
   "create_table", "drop_table", "rename_table", "add_column", "drop_column", "rename_column",
   "alter_column", "add_index", "drop_index", "add_foreign_key", "validate_foreign_key",
-  "drop_foreign_key", "add_check", "drop_check", "execute",
+  "drop_foreign_key", "add_check", "drop_check", "execute", "backfill",
 }
 
--- 'execute' is the one operation a data migration may hold: it changes
--- rows, not the schema.  A schema migration may execute SQL too.
-ops.DATA = { execute = true }
+-- 'execute' and 'backfill' are the operations a data migration may hold:
+-- they change rows, not the schema.  A schema migration may execute SQL
+-- too, but not backfill: a backfill runs in batches outside the
+-- migration's transaction, which a schema change must not.
+ops.DATA = { execute = true, backfill = true }
 ops.SCHEMA = {}
-for _, name in ipairs(ops.NAMES) do ops.SCHEMA[name] = true end
+for _, name in ipairs(ops.NAMES) do
+  if name ~= "backfill" then ops.SCHEMA[name] = true end
+end
 
 
 -- The "file:line" of the migration file's call; errors.where() names the
@@ -393,9 +399,64 @@ function ops.execute(sql, params, opts, ...)
   return op_table { op = op, sql = sql, params = params, down_sql = opts.down }
 end
 
+-- The column = value pairs of option 'what' of a backfill, checked; a
+-- value is anything a statement parameter takes (loam.null for NULL).
+local function pairs_of(op, what, t)
+  if getmetatable(t) ~= nil or next(t) == nil then
+    fail(op, "%s must be a table { column = value, ... } with at least one column, got %s",
+      what, show(t))
+  end
+  for k, v in pairs(t) do
+    ident(op, what .. " column", k)
+    local ty = type(v)
+    if ty ~= "string" and ty ~= "number" and ty ~= "boolean" and v ~= core.null then
+      fail(op, "%s.%s must be a string, number, boolean or loam.null, got %s", what, k, show(v))
+    end
+  end
+  return t
+end
+
+-- backfill(table, { set | set_sql, where | where_sql, batch, key }): the
+-- rows of 'table' that 'where' still selects get 'set', 'batch' rows
+-- (default 1000) at a time by ranges of the key 'key' (default: the
+-- table's one-column primary key).  'where' is what makes it idempotent:
+-- a row done no longer matches, so a resumed run skips it.
+function ops.backfill(tname, opts, ...)
+  local op = "backfill"
+  no_extra(op, select("#", ...), 2)
+  ident(op, "table name", tname)
+  if opts == nil then
+    fail(op, "needs options { set = { column = value } or set_sql = \"...\", where = "
+      .. "{ column = value } or where_sql = \"...\" }")
+  end
+  opts = options(op, opts, { { "set", "table" }, { "set_sql", "string" }, { "where", "table" },
+                             { "where_sql", "string" }, { "batch", "number" },
+                             { "key", "string" } })
+  if (opts.set == nil) == (opts.set_sql == nil) then
+    fail(op, "needs one of 'set' (a table { column = value }) and 'set_sql' (the SQL after SET)")
+  end
+  if (opts.where == nil) == (opts.where_sql == nil) then
+    fail(op, "needs one of 'where' (a table { column = value }) and 'where_sql' (a predicate): "
+      .. "the rows still to change, so that a resumed run skips those done")
+  end
+  if opts.set ~= nil then pairs_of(op, "set", opts.set) end
+  if opts.set_sql ~= nil then sqltext(op, "set_sql", opts.set_sql) end
+  if opts.where ~= nil then pairs_of(op, "where", opts.where) end
+  if opts.where_sql ~= nil then sqltext(op, "where_sql", opts.where_sql) end
+  local batch = opts.batch or 1000
+  if math.type(batch) ~= "integer" or batch < 1 then
+    fail(op, "option 'batch' must be a positive integer, got %s", show(opts.batch))
+  end
+  if opts.key ~= nil then ident(op, "key", opts.key) end
+  return op_table { op = op, table = tname, set = opts.set, set_sql = opts.set_sql,
+                    where = opts.where, where_sql = opts.where_sql, batch = batch,
+                    key = opts.key }
+end
+
 -- Refuses a table that is not an operation made here.
 function ops.is_op(v)
-  return type(v) == "table" and type(v.op) == "string" and ops.SCHEMA[v.op] == true
+  return type(v) == "table" and type(v.op) == "string"
+    and (ops.SCHEMA[v.op] == true or ops.DATA[v.op] == true)
 end
 
 return ops

@@ -6,6 +6,7 @@ local core = require "loam.core"
 local config = require "loam.config"
 local file = require "loam.migrate.file"
 local lint = require "loam.migrate.lint"
+local backfill = require "loam.migrate.backfill"
 local project = require "loam.project"
 local host = require "loam.cli.host"
 
@@ -131,12 +132,54 @@ function migrate.run_options(ctx)
 end
 
 -- Prints the statements of migration 'm' in direction 'dir' as a dry run
--- shows them; 'touched' follows the tables changed by those before.
+-- shows them; 'touched' follows the tables changed by those before.  The
+-- backfills of a data migration come first, each as the two statements of
+-- one batch (the key bounds as '?').
 function migrate.print_sql(ctx, db, m, dir, touched)
+  local fills = m.backfill and m.backfill[dir] or {}
   local stmts, outside = core.migration_sql(db, m, dir, touched)
   ctx:say("-- %s (%s%s)", migrate.label(m), dir,
     outside and ", outside a transaction, step by step" or "")
+  for _, op in ipairs(fills) do
+    ctx:say("-- backfill %s, in batches of %d by %s, each batch:", op.table, op.batch,
+      backfill.key(db, op))
+    for _, s in ipairs(backfill.statements(db, op)) do
+      ctx:say("%s;  -- ? = %s", s.sql, table.concat(s.params, ", "))
+    end
+  end
+  if #fills > 0 and #stmts > 0 then
+    ctx:say("-- then, in one transaction with the history row:")
+  end
   for _, s in ipairs(stmts) do ctx:say("%s;", s) end
+end
+
+-- Runs the backfills of migration 'm' in direction 'dir' (none for a
+-- schema migration), showing on a terminal how far each has got.
+local function backfills(db, m, dir)
+  for _, op in ipairs(m.backfill and m.backfill[dir] or {}) do
+    local tty = host.isatty(2)
+    local rows = backfill.run(db, op, tty and function(t, n, b)
+      io.stderr:write(("\rbackfill %s: %d rows in %d batches"):format(t, n, b))
+    end)
+    if tty then io.stderr:write(("\rbackfill %s: %d rows, done\n"):format(op.table, rows)) end
+  end
+end
+
+-- Applies migration 'm' of 'migs' with the run options 'opts' and those
+-- pending before it; returns how many the core applied.  The backfills of
+-- a data migration run first, in batches outside any transaction; the
+-- core then runs the rest and records the migration.  Before them, a run
+-- that applies nothing checks what the core refuses (two heads, a missing
+-- parent, an edited applied file), so a refused run backfills nothing.
+function migrate.apply(db, migs, m, opts)
+  if m.backfill ~= nil and #m.backfill.up > 0 then
+    core.migrate_up(db, migs, { to = "0", owner = opts.owner })
+    backfills(db, m, "up")
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.to = m.version
+  return core.migrate_up(db, migs, o)
 end
 
 -- Reverts the 'steps' newest applied migrations one by one, printing a
@@ -170,6 +213,10 @@ function migrate.revert(ctx, db, migs, steps, dry)
   local opts = migrate.run_options(ctx)
   for _, m in ipairs(targets) do
     migrate.progress("reverting %s ...", migrate.label(m))
+    if m.backfill ~= nil and #m.backfill.down > 0 then
+      core.migrate_down(db, migs, 0, opts)        -- what the core refuses, before any batch
+      backfills(db, m, "down")
+    end
     if core.migrate_down(db, migs, 1, opts) > 0 then
       ctx:say("reverted %s", migrate.label(m))
     end

@@ -18,7 +18,9 @@ return {
   help = [[
 Reverts the newest applied migration (N of them with --steps), newest
 first, each by its 'down' in a transaction with the removal of its
-history row, and prints a line for each.  A migration written with
+history row (a down that drops or builds an index concurrently runs as
+such an up does: step by step outside a transaction, journaled, so a
+failed run resumes), and prints a line for each.  A migration written with
 'change' has its down derived from its operations; one of them that
 cannot be undone (dropping a table or a column loses its data) makes
 the migration irreversible, and down refuses before anything runs,

@@ -1,6 +1,5 @@
 -- loam migrate redo: reverts the newest applied migration and applies it again.
 
-local core = require "loam.core"
 local migrate = require "loam.cli.cmd.migrate"
 
 return {
@@ -16,10 +15,8 @@ that its down and up both work, while writing it.]],
     local reverted = migrate.revert(ctx, db, migs, 1, false)
     local m = reverted[1]
     if m == nil then return end
-    local opts = migrate.run_options(ctx)
-    opts.to = m.version
     migrate.progress("applying %s ...", migrate.label(m))
-    core.migrate_up(db, migs, opts)
+    migrate.apply(db, migs, m, migrate.run_options(ctx))
     ctx:say("applied %s", migrate.label(m))
   end,
 }

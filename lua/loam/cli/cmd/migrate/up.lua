@@ -9,8 +9,10 @@ return {
   help = [[
 Applies each pending migration in version order, each in a transaction of
 its own with its history row (one that builds an index concurrently runs
-step by step outside a transaction, and a failed run resumes), and prints
-a line for each.  One migrator at a time: another run waits for the first
+step by step outside a transaction, and a failed run resumes; a data
+migration runs its backfills first, in batches, each batch committed on
+its own, and a failed run resumes by its predicates), and prints a line
+for each.  One migrator at a time: another run waits for the first
 (up to a minute), then fails naming it.  A failing migration leaves
 schema and history as they were before it; those before it stay applied.
 Refused, before anything runs: two heads ('loam migrate merge'), a
@@ -69,8 +71,7 @@ a finding stops the run.]],
     opts.out_of_order = ctx.opts.out_of_order == true
     for _, m in ipairs(pending) do
       migrate.progress("applying %s ...", migrate.label(m))
-      opts.to = m.version
-      if core.migrate_up(db, migs, opts) > 0 then
+      if migrate.apply(db, migs, m, opts) > 0 then
         ctx:say("applied %s", migrate.label(m))
       end
     end
