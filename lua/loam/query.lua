@@ -682,6 +682,9 @@ end
 -- A value that marks the slot of a shape's value (see 'shape_statement').
 local SLOT = "\0loam: the slot of a shaped query's value"
 
+-- Whether 'v' is a number or a string: a value that a prepared statement's
+-- slot takes back and binds as the rendering bound it (model.lua's save
+-- binds only these too).
 local function plain_value(v)
   local t = math.type(v) or type(v)
   return t == "integer" or t == "float" or t == "string"
@@ -1048,6 +1051,7 @@ query.Query = Query
 query.op = expr.op
 query.raw = expr.raw
 query.is_query = is_query
+query.plain_value = plain_value
 
 function query.ast(q)
   return select_ast(q._s)
