@@ -236,6 +236,48 @@ for backend, pg in helper.each_backend() do
           err.message)
         assert.are.equal("a@example.com", row(db, "select email from customers").email)
       end)
+
+      -- The UPDATE of one set of columns has one shape: it is prepared on its
+      -- second run and later saves bind their values into it.
+      it("saves the same columns again and again, each row its own values", function()
+        local a = Customer:create { email = "a@example.com" }
+        local b = Customer:create { email = "b@example.com" }
+        for i = 1, 4 do
+          a.name = "a" .. i
+          a:save()
+          b.name = "b" .. i
+          b:save()
+        end
+        a.name, a.tier = "both", "pro"
+        a:save()
+        b.name = loam.null
+        b:save()
+        b.name = "back"
+        b:save()
+        b.active = false
+        b:save()
+        b.active = true
+        b:save()
+        assert.are.same({ { name = "both", tier = "pro", active = true },
+                          { name = "back", tier = "free", active = true } },
+          db:query("select name, tier, active from customers order by id"))
+        assert.are.same({ "both", "back" }, { a.name, b.name })
+        local m1 = Membership:create { user_id = 1, group_id = 2, role = "member" }
+        local m2 = Membership:create { user_id = 2, group_id = 1, role = "member" }
+        for i = 1, 3 do
+          m1.role = "r" .. i
+          m1:save()
+          m2.role = "s" .. i
+          m2:save()
+        end
+        m2:delete()
+        m1.role, m2.role = "again", "gone"
+        m1:save()
+        local err = catch(m2.save, m2)
+        assert.are.equal("not_found", err.code)
+        assert.are.same({ { user_id = 1, group_id = 2, role = "again" } },
+          db:query("select user_id, group_id, role from memberships"))
+      end)
     end)
 
     describe("update", function()

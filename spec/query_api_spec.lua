@@ -642,6 +642,65 @@ for backend, pg in helper.each_backend() do
       end)
     end)
 
+    describe("first of one equality on a kept query", function()
+      -- where{ col = value }:first() on a query kept aside has one shape
+      -- whatever the value: its statement is prepared once on the kept
+      -- query, and each value bound into its slot must read its own row.
+      local function statuses(q, col, values)
+        local out = {}
+        for i, v in ipairs(values) do
+          local r = q:where { [col] = v }:first()
+          out[i] = r and r.status or false
+        end
+        return out
+      end
+
+      it("reads each value's own row, however often the shape runs", function()
+        local base = orders():order_by("id")
+        assert.are.same({ "paid", "paid", "pending", "refunded", "paid", "pending", false,
+                          "paid", "refunded" },
+          statuses(base, "id", { 1, 2, 3, 4, 5, 6, 7, 1, 4 }))
+        assert.are.same({ 1, 3, 4, 1 }, ids {
+          base:where { status = "paid" }:first(), base:where { status = "pending" }:first(),
+          base:where { status = "refunded" }:first(), base:where { status = "paid" }:first() })
+        assert.is_nil(base:where { status = "void" }:first())
+      end)
+
+      it("keeps the kept query's own values, also when they equal the new one", function()
+        -- The kept query's limit, and its own condition on total, are parameters
+        -- too: only the new value's slot changes.
+        local base = orders():where { customer_id = 2 }:order_by("-total"):limit(2)
+        assert.are.same({ "refunded", "refunded", "refunded", false, false },
+          statuses(base, "customer_id", { 2, 2, 2, 1, 3 }))
+        assert.are.same({ "pending", false, "pending", false },
+          statuses(base, "total", { 75, 2, 75, 300 + 1 }))
+        local twos = orders():where { total = 250 }
+        assert.are.same({ false, "paid", false, "paid" }, statuses(twos, "id", { 1, 2, 3, 2 }))
+      end)
+
+      it("runs a float and a text value of the same column in their own shapes", function()
+        local base = orders()
+        assert.are.same({ "paid", "paid", "paid", false, "paid" },
+          statuses(base, "score", { 1.5, 2.5, 1.5, 9.5, 3.25 }))
+        assert.are.same({ "paid", "pending", "paid" },
+          statuses(base, "note", { "first", "rush", "gift" }))
+      end)
+
+      it("coerces and refuses the values of a model's column as before", function()
+        local Order = db:model("orders", { loam.id(), loam.bigint("customer_id"),
+          loam.text("status", { null = false }), loam.integer("total", { null = false }),
+          loam.float("score"), loam.text("note") })
+        local base = Order:order_by("id")
+        assert.are.same({ "paid", "pending", "paid", "paid" },
+          statuses(base, "id", { 1, 3, 5, 2.0 }))
+        for _ = 1, 3 do
+          local err = catch(function() return base:where { id = "3" }:first() end)
+          assert.are.equal("validation_error", err.code)
+          assert.are.equal('orders.id: expected integer, got string ("3")', err.message)
+        end
+      end)
+    end)
+
     describe("keyset pagination", function()
       -- 25 rows with many ties in 'grp' and 'name'.
       local function events()

@@ -571,6 +571,7 @@ function model.new(db, tname, decls, opts)
   loader_maker(M)
   M._include_options = query.include_options
   M._find = setmetatable({}, WEAK_KEYS)
+  M._save = setmetatable({}, WEAK_KEYS)
   M._row_coercers = {}
   -- A reference by table name points at the primary key of the model the
   -- Database holds for that table: the one last declared.
@@ -1020,6 +1021,63 @@ end
 -- Instances
 -- =======================================================================
 
+-- The rows of the UPDATE of 'save' setting 'set' where 'where' (the key
+-- condition: values in primary-key order).  Its statement has one shape
+-- per model and set of columns: the first of a shape on a connection runs
+-- by db:run, the second prepares it (in '_save', by connection, then by the
+-- columns) and later ones bind their values into its slots, with no AST
+-- converted or rendered.  Only plain values (numbers, strings) are bound
+-- so; a statement whose parameters are not exactly the values set and the
+-- key, in that order, is never kept.
+local function save_rows(M, set, where)
+  local ast = { k = "update", table = M.table, set = set, where = where, returning = M._select }
+  local n, nset = #set + #where, #set
+  local values, shape = {}, nil
+  for i = 1, n do
+    local v
+    if i <= nset then v = set[i].expr.v else v = where[i - nset].r.v end
+    if not query.plain_value(v) then return M.db:run(ast) end
+    values[i] = v
+  end
+  if nset == 1 then
+    shape = set[1].field
+  else
+    local fields = {}
+    for i = 1, nset do fields[i] = set[i].field end
+    shape = table.concat(fields, "\0")
+  end
+  local db = M.db
+  local c = db._c  -- db:connection(), but a closed Database raises as db:run does
+  if not c then return db:run(ast) end
+  local by_shape = M._save[c]
+  if by_shape == nil then
+    by_shape = {}
+    M._save[c] = by_shape
+  end
+  local p = by_shape[shape]
+  if p == nil then
+    by_shape[shape] = false
+    return db:run(ast)
+  elseif p == false then
+    p = c:prepare(ast)
+    local _, rendered = p:sql()
+    local same = #rendered == n
+    for i = 1, n do
+      local v, r = values[i], rendered[i]
+      if math.type(v) ~= math.type(r) or type(v) ~= type(r) or v ~= r then same = false end
+    end
+    if not same then
+      p:close()
+      by_shape[shape] = true
+      return db:run(ast)
+    end
+    by_shape[shape] = p
+  elseif p == true then
+    return db:run(ast)
+  end
+  return p:run(table.unpack(values, 1, n))
+end
+
 -- Sends the columns whose value differs from the snapshot, and nothing
 -- when none does.  The row is found by the key it had when loaded, and
 -- the instance takes the row RETURNING gives back (defaults, triggers).
@@ -1041,8 +1099,7 @@ function Instance:save()
   if #set == 0 then
     return self
   end
-  local rows = M.db:run { k = "update", table = M.table, set = set,
-    where = key_condition(M, loaded_key(M, self), "save"), returning = M._select }
+  local rows = save_rows(M, set, key_condition(M, loaded_key(M, self), "save"))
   if rows[1] == nil then
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })

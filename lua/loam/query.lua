@@ -275,9 +275,31 @@ end
 -- Building methods
 -- =======================================================================
 
+-- A condition comparing one column with one number or string, added to a
+-- query: the query that results has the same shape whatever the value, so
+-- it remembers the query it came from ('_parent'), a name for its shape
+-- ('_shape') and the value ('_arg'), for 'first' (see 'shaped_first').
+local function equality_shape(node)
+  if node.k ~= "op" or node.op ~= "=" or node.l.k ~= "col" or node.r.k ~= "val" then
+    return nil
+  end
+  local v = node.r.v
+  local tv = math.type(v) or type(v)
+  if tv ~= "integer" and tv ~= "float" and tv ~= "string" then return nil end
+  return "first where " .. (node.l.table or "") .. "." .. node.l.name .. " = " .. tv, v
+end
+
 function Query:where(cond)
   local s = self._s
-  return derive(self, { where = append(s.where, { condition(context(s), cond) }) })
+  local node = condition(context(s), cond)
+  local q = derive(self, { where = append(s.where, { node }) })
+  local shape, v = equality_shape(node)
+  if shape ~= nil then
+    rawset(q, "_parent", self)
+    rawset(q, "_shape", shape)
+    rawset(q, "_arg", v)
+  end
+  return q
 end
 
 function Query:having(cond)
@@ -653,10 +675,85 @@ function Query:all()
   return load_rows(self._s, run(self, "all", load_ast))
 end
 
+local function first_ast(t)
+  return load_ast(one_row(t))
+end
+
+-- A value that marks the slot of a shape's value (see 'shape_statement').
+local SLOT = "\0loam: the slot of a shaped query's value"
+
+-- Whether 'v' is a number or a string: a value that a prepared statement's
+-- slot takes back and binds as the rendering bound it (model.lua's save
+-- binds only these too).
+local function plain_value(v)
+  local t = math.type(v) or type(v)
+  return t == "integer" or t == "float" or t == "string"
+end
+
+-- The statement of the shape of query 'q' (see 'equality_shape'), prepared
+-- on connection 'c', and the values to run it with, its slot's at 'slot';
+-- or nil when binding values one by one could change what it means: unless
+-- the shape renders its value as one parameter, found by rendering the
+-- statement with a mark in its place (a value is always a placeholder, so
+-- the text is the same for every value), and every other parameter is a
+-- plain value (given back and bound again unchanged).
+local function shape_statement(q, c)
+  local s = q._s
+  local where = table.move(s.where, 1, #s.where, 1, {})
+  local node = where[#where]
+  where[#where] = { k = node.k, op = node.op, l = node.l, r = { k = "val", v = SLOT } }
+  local marked = copy(s)
+  marked.where = where
+  local p = c:prepare(first_ast(marked))
+  local _, values = p:sql()
+  local slot, usable = nil, true
+  for i = 1, #values do
+    if values[i] == SLOT and slot == nil then
+      slot = i
+    elseif values[i] == SLOT or not plain_value(values[i]) then
+      usable = false
+    end
+  end
+  if slot == nil or not usable then
+    p:close()
+    return nil
+  end
+  return p, values, slot
+end
+
+-- 'first' of a query made by 'where' with one equality ('equality_shape'):
+-- its statement, prepared once per connection on the query it came from
+-- for every query of that shape, binds the value into its slot, with no
+-- AST built, converted or rendered.  The shape's first run goes the usual
+-- way, the second prepares (when 'shape_statement' allows: else the shape
+-- always goes the usual way).  Returns false when the usual way is to be
+-- taken.
+local function shaped_first(q)
+  local cache, c = cache_of(q._parent)
+  local shape = q._shape
+  local st = cache[shape]
+  if st == nil then
+    cache[shape] = false
+    return false
+  elseif st == false then
+    local p, values, slot = shape_statement(q, c)
+    st = p and { p = p, values = values, slot = slot, n = #values } or true
+    cache[shape] = st
+  end
+  if st == true then return false end
+  local values = st.values
+  values[st.slot] = q._arg
+  local row = st.p:first(table.unpack(values, 1, st.n))
+  if row == nil then return nil end
+  return load_rows(q._s, { row })[1]
+end
+
 function Query:first()
-  local rows = run(self, "first", function(t)
-    return load_ast(one_row(t))
-  end)
+  if self._shape ~= nil then
+    local r = shaped_first(self)
+    if r ~= false then return r end
+  end
+  local rows = run(self, "first", first_ast)
   if rows[1] == nil then return nil end
   return load_rows(self._s, rows)[1]
 end
@@ -954,6 +1051,7 @@ query.Query = Query
 query.op = expr.op
 query.raw = expr.raw
 query.is_query = is_query
+query.plain_value = plain_value
 
 function query.ast(q)
   return select_ast(q._s)
