@@ -1,7 +1,8 @@
 /*
 ** lua_trace.c: the Lua face of the core's instrumentation: 'db:stats()',
 ** 'db:on_query(fn)', 'db:transaction_status()', and 'fingerprint(sql)',
-** 'redact(sql)' and 'redact_params(sql, params, allow)' of loam.core.
+** 'redact(sql)', 'redact_params(sql, params, allow)' and 'clock_ms()' of
+** loam.core.
 **
 ** The core reports a finished statement from deep inside a call
 ** ('loam_step', 'loam_stmt_close'...), where running Lua would be unsafe:
@@ -27,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -403,6 +405,19 @@ static int conn_stats (lua_State *L) {
 
 
 /* fingerprint(sql): the fingerprint as 16 hex digits, and the normalised text. */
+/*
+** clock_ms(): milliseconds on the monotonic clock, as a float, from an
+** arbitrary origin.  The Lua layer spaces out its checks of replicas with
+** it; 'os.clock' is processor time and 'os.time' has whole seconds only.
+*/
+static int l_clock_ms (lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec * 1e3 + (lua_Number)ts.tv_nsec / 1e6);
+  return 1;
+}
+
+
 static int l_fingerprint (lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     return loamL_misuse(L, "bad argument #1 to 'fingerprint' (string expected, got %s)",
@@ -512,6 +527,8 @@ void loamL_open_trace (lua_State *L) {
   lua_setfield(L, -2, "redact");
   lua_pushcfunction(L, l_redact_params);
   lua_setfield(L, -2, "redact_params");
+  lua_pushcfunction(L, l_clock_ms);
+  lua_setfield(L, -2, "clock_ms");
   lua_getfield(L, -1, "Conn");   /* the methods of 'loam.Conn' */
   lua_pushcfunction(L, conn_on_query);
   lua_setfield(L, -2, "on_query");

@@ -389,13 +389,18 @@ describe("postgres files:", function()
       function()
         local dir = assert(mount_tmpfs("512k"))
         local conn
+        -- The replica must not follow the tablespace into the same directory live.
+        local resume_replica = helper.pause_replica()
         finally(function()
           if conn then
             conn:exec("drop table if exists small_full")
             conn:exec("drop tablespace if exists loam_small")
             conn:close()
           end
-          unmount(dir)
+          unmount(dir, true)
+          os.execute("chown --reference=" .. datadir .. " " .. dir)
+          resume_replica()
+          os.execute("rmdir " .. dir)
         end)
         -- The server runs as the owner of its data directory, which must own the tablespace.
         assert(os.execute("chown --reference=" .. datadir .. " " .. dir .. " && chmod 700 " .. dir))

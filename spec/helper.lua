@@ -131,6 +131,16 @@ function helper.connect(backend, opts)
   return loam.connect(backend.url, opts)
 end
 
+-- The value of 'var', which the test harness exports with 'what' it starts
+-- (a PgBouncer, a replica): a spec that needs one never skips without it.
+function helper.harness_env(var, what)
+  local v = os.getenv(var)
+  if v == nil or v == "" then
+    error(var .. " is not set; the test harness starts " .. what, 2)
+  end
+  return v
+end
+
 -- The socket directory and port of the test server, for specs that build
 -- URLs of their own (other roles, wrong passwords).
 function helper.pg_socket()
@@ -301,11 +311,43 @@ function helper.mount_tmpfs(size)
   return dir
 end
 
-function helper.unmount(dir)
+-- 'keep': the directory stays, empty, for the caller to remove.
+function helper.unmount(dir, keep)
   if not os.execute("umount " .. dir .. " 2>/dev/null") then
     os.execute("umount -l " .. dir .. " 2>/dev/null")
   end
-  os.execute("rmdir " .. dir)
+  if not keep then os.execute("rmdir " .. dir) end
+end
+
+-- The harness's streaming replica (spec/support/pg-replica) runs on this
+-- machine and replays what the primary does, and a tablespace is a path
+-- that both would then use: replaying CREATE TABLESPACE empties the
+-- directory under the primary, and the two servers write the same files.
+-- A test that makes a tablespace pauses the replica's replay first, and
+-- once it has dropped the tablespace calls the function this returns,
+-- while the directory still exists (empty, and the server's OS user's):
+-- replay resumes, runs through the tablespace's life in that directory,
+-- and the function returns once the replica has replayed everything.
+function helper.pause_replica()
+  local url = os.getenv("LOAM_TEST_PG_REPLICA")
+  if url == nil or url == "" then return function() end end
+  local replica = loam.connect(url)
+  replica:exec("SELECT pg_wal_replay_pause()")
+  return function()
+    local primary = loam.connect(pg_url())
+    primary:exec("CHECKPOINT")  -- flushes the WAL: its end is what the replica must reach
+    local lsn = primary:query("SELECT pg_current_wal_flush_lsn()::text AS l")[1].l
+    primary:close()
+    replica:exec("SELECT pg_wal_replay_resume()")
+    local done = false
+    for _ = 1, 1200 do
+      done = replica:query("SELECT pg_last_wal_replay_lsn() >= ?::pg_lsn AS ok", { lsn })[1].ok
+      if done then break end
+      os.execute("sleep 0.05")
+    end
+    replica:close()
+    assert(done, "the replica did not replay up to " .. lsn)
+  end
 end
 
 -- The same table for 'require "spec.helper"' as for busted's own load, so

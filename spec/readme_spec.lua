@@ -14,6 +14,11 @@
 --     "sqlite::memory:", again on PostgreSQL (a database of their own, the
 --     URL swapped), unless a block of the program is preceded by the line
 --     '<!-- sqlite-only -->': its output is SQLite's own.
+--   * A program with a block preceded by '<!-- postgres-replica -->' runs
+--     on PostgreSQL only, with a streaming replica: the URL
+--     "postgresql://db-primary/shop" becomes a database of its own on the
+--     test cluster, "postgresql://db-replica/shop" the same database on
+--     the harness's replica (LOAM_TEST_PG_REPLICA).
 --   * A bare ``` block whose first line starts with '$ ' is a shell
 --     transcript: each command runs in the checkout (with 'loam' the host
 --     under test) and must print the lines under it; the checkout's own
@@ -21,6 +26,7 @@
 --   * '<!-- output of examples/NAME.lua -->' before a bare ``` block: the
 --     block is what that example prints, run with no arguments.
 
+local loam = require "loam"
 local helper = require "spec.helper"
 
 local README = "README.md"
@@ -112,14 +118,19 @@ end
 local examples = find_examples(blocks)
 
 -- Runs 'program' (its blocks as one chunk 'app.lua', "sqlite::memory:"
--- replaced by 'url' when given) and returns what each block printed.
-local function run_program(program, url)
+-- replaced by 'url' when given, and each quoted URL that is a key of
+-- 'swaps' by its value) and returns what each block printed.
+local function run_program(program, url, swaps)
   local printed, current = {}, 1
   local src = {}
   for k, b in ipairs(program) do
     local text = b.text
     if url ~= nil then
       text = text:gsub('"sqlite::memory:"', function() return ("%q"):format(url) end)
+    end
+    for from, to in pairs(swaps or {}) do
+      text = text:gsub(('%q'):format(from):gsub("%p", "%%%0"),
+                       function() return ("%q"):format(to) end)
     end
     -- The marker shares the block's first line, so line numbers stay those
     -- of the blocks put end to end.
@@ -162,6 +173,23 @@ local function pg_database()
   end
 end
 
+-- The same database on the test cluster's replica, once the replica has
+-- replayed its creation.
+local function replica_database(url)
+  local replica = helper.harness_env("LOAM_TEST_PG_REPLICA", "a replica")
+  local name = url:match("^postgres[%w]*://[^/]*/([^?]*)")
+  local rurl = replica:gsub("^(postgres[%w]*://[^/]*/)[^?]*", "%1" .. name)
+  for _ = 1, 1200 do
+    local ok, db = pcall(loam.connect, rurl)
+    if ok then
+      db:close()
+      return rurl
+    end
+    os.execute("sleep 0.05")
+  end
+  error("the replica never had the database " .. name)
+end
+
 describe("the README conventions", function()
   it("make one program of a section's blocks, from the last that connects", function()
     local text = table.concat({
@@ -196,17 +224,33 @@ describe("README.md", function()
     local b = ex.block
     local label = ("%s, the block at line %d"):format(b.section:sub(4), b.line)
 
-    it(label .. " prints what follows it, on SQLite", function()
-      local printed = run_program(ex.program)
-      assert.are.equal(ex.output, printed[#ex.program])
-    end)
-
-    local sqlite_only, in_memory = false, false
+    local sqlite_only, in_memory, replica = false, false, false
     for _, p in ipairs(ex.program) do
       if has_mark(p, "sqlite-only") then sqlite_only = true end
+      if has_mark(p, "postgres-replica") then replica = true end
       if p.text:find('"sqlite::memory:"', 1, true) then in_memory = true end
     end
-    if in_memory and not sqlite_only and pg ~= nil then
+
+    if replica then
+      it(label .. " prints what follows it, on PostgreSQL with a replica", function()
+        assert(pg ~= nil, "the example needs PostgreSQL and its replica")
+        local url, drop = pg_database()
+        local ok, printed = pcall(function()
+          return run_program(ex.program, nil, { ["postgresql://db-primary/shop"] = url,
+            ["postgresql://db-replica/shop"] = replica_database(url) })
+        end)
+        drop()
+        assert(ok, printed)
+        assert.are.equal(ex.output, printed[#ex.program])
+      end)
+    else
+      it(label .. " prints what follows it, on SQLite", function()
+        local printed = run_program(ex.program)
+        assert.are.equal(ex.output, printed[#ex.program])
+      end)
+    end
+
+    if in_memory and not sqlite_only and not replica and pg ~= nil then
       it(label .. " prints the same on PostgreSQL", function()
         local url, drop = pg_database()
         local ok, printed = pcall(run_program, ex.program, url)

@@ -14,7 +14,11 @@
 --                                           max_overflow, acquire_timeout_ms,
 --                                           max_lifetime_ms, idle_timeout_ms,
 --                                           health_check_ms, leak_threshold_ms,
---                                           processes); LOAM_LOG and LOAM_LOG_ALLOW
+--                                           processes); 'replicas' (a list of
+--                                           URLs), 'max_lag_ms',
+--                                           'replica_check_ms', 'replica_log'
+--                                           (loam.replicas, "Replicas" below);
+--                                           LOAM_LOG and LOAM_LOG_ALLOW
 --                                           in the environment switch its
 --                                           logs on (loam.log)
 --   database.is_database(v)                 whether 'v' is a Database
@@ -59,7 +63,12 @@
 --   db:reconnect()              closes the connection if open and opens a
 --                               new one with the same URL and options
 --   db:connection()             the connection an operation runs on now
---   db:pool_stats()             the pool's metrics (misuse without a pool)
+--   db:reader()                 the connection a read runs on now: a
+--                               replica's, or that of db:connection()
+--   db:primary(fn, ...)         fn(...) with every read on the primary
+--   db:replicas()               the state of each replica (misuse without)
+--   db:pool_stats()             the pool's metrics (misuse without a pool),
+--                               with 'replicas' when there are
 --   db:model(table, columns [, options]), db:table(name),
 --   db:create_tables(models), db:drop_tables(models), db:lazy_loading(flag),
 --   db:track(fn | settings | false), db:track_reset(), db:budget(limits, fn)
@@ -78,6 +87,10 @@
 --             bindings/lua_loam_int.h): the methods above take the
 --             connection from it, so its name is fixed in both places
 --   _depth    how many db:transaction calls are running
+--   _replicas the replica set (loam.replicas), or nil
+--   _dirty    something ran on the primary since the last read (replicas)
+--   _wlsn     the primary's WAL position reads must see (replicas)
+--   _force    how many db:primary calls are running
 --   _models   table name -> the model last declared for it: a reference by
 --             table name points at that model's primary key (loam.model)
 --   _lazy     the lazy-loading default of the models (loam.relation)
@@ -95,6 +108,7 @@ local explain = require "loam.explain"
 local log = require "loam.log"
 local query = require "loam.query"
 local model = require "loam.model"
+local replicas = require "loam.replicas"
 local schema = require "loam.schema"
 local track = require "loam.track"
 
@@ -129,9 +143,24 @@ local function conn_of(db, name)
   return c
 end
 
-local function attach(db, c, pool)
+-- The field 'field' of Database 'db' (its pool, its replicas) for method
+-- 'name'; a misuse error saying the Database has 'missing' when it is nil.
+local function part(db, name, field, missing)
+  if not is_database(db) then unusable(db, name) end
+  local v = db[field]
+  if v == nil then
+    if db._conn == nil then unusable(db, name) end
+    raise("misuse", "db:" .. name .. ": this database has " .. missing)
+  end
+  return v
+end
+
+local route  -- see "Replicas"
+
+local function attach(db, c, pool, set)
   if db._hook ~= nil then c:on_query(db._hook) end
-  db._conn, db._c, db._pool = c, c, pool
+  db._conn, db._c, db._pool, db._replicas = c, c, pool, set
+  route(db, set ~= nil)
 end
 
 -- The options of a pool, as core.pool_open takes them beside the connection's.
@@ -178,10 +207,37 @@ local function copy_opts(opts)
   return copy
 end
 
+-- The primary's connection (or pooled handle) and pool, and with replica
+-- options the replicas (loam.replicas), opened with the same options.
+local function open_all(db, url, opts)
+  local ro = replicas.options(opts)
+  if ro == nil then return open(url, opts) end
+  if type(url) == "string" and url:match("^sqlite:") then
+    errors.misuse("loam.connect: replicas are PostgreSQL servers, and this database is SQLite")
+  end
+  local own = {}
+  for k, v in pairs(opts) do
+    if not replicas.OPTIONS[k] then own[k] = v end
+  end
+  local c, pool = open(url, own)
+  local ok, set = true, c:backend()
+  if set ~= "postgres" then
+    ok, set = pcall(errors.misuse, "loam.connect: replicas are PostgreSQL servers, and this "
+      .. "database is %s", set)
+  else
+    ok, set = pcall(replicas.open, ro, function(u) return open(u, own) end, db._hook)
+  end
+  if not ok then
+    c:close()
+    if pool ~= nil then pool:close() end
+    error(set, 0)
+  end
+  return c, pool, set
+end
+
 function database.connect(url, opts)
-  local c, pool = open(url, opts)
   local db = setmetatable({ _url = url, _opts = copy_opts(opts), _models = {} }, Database)
-  attach(db, c, pool)
+  attach(db, open_all(db, url, opts))
   local ok, settings = pcall(log.from_env, os.getenv("LOAM_LOG"), os.getenv("LOAM_LOG_ALLOW"))
   if not ok then
     db:close()
@@ -207,6 +263,10 @@ end
 -- A method itself, not a function that calls it: models ask once per
 -- operation, and a call less is cheaper on the hot path.
 Database.connection = conn_of
+-- The connection reads run on: without replicas the same as
+-- db:connection() (the same function, so no cost); a Database with
+-- replicas has its own, 'read_conn' below, as a field of its own.
+Database.reader = conn_of
 
 -- The connection's own methods are the core's C functions themselves: the
 -- core takes the connection in use from a Database given as self (field
@@ -220,6 +280,89 @@ for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", 
 end
 core.set_database(Database)
 
+
+-- {======================================================================
+-- Replicas
+-- =======================================================================
+
+-- A Database with replicas (loam.replicas) sends reads to them: model
+-- reads ask db:reader() for their connection, and db:run of a SELECT and
+-- db:load_batch go there themselves.  Everything else (writes, raw SQL,
+-- DDL, migrations) runs on the primary, and marks the Database ('_dirty'),
+-- so the next read waits for a replica that has replayed it (see
+-- loam.replicas).  Inside db:transaction and db:primary reads stay on the
+-- primary.  These functions are fields of such a Database only; one
+-- without replicas runs the core's functions with no check at all.
+local crun, cload_batch = core.Conn.run, core.Conn.load_batch
+
+local function read_conn(db)
+  local c = conn_of(db, "reader")
+  if (db._depth or 0) > 0 or (db._force or 0) > 0 then return c end
+  if db._dirty then
+    db._wlsn = replicas.primary_lsn(c)
+    db._dirty = false
+  end
+  return replicas.pick(db._replicas, c, db._wlsn)
+end
+
+local function writes(name)
+  local f = core.Conn[name]
+  return function(db, ...)
+    if is_database(db) then db._dirty = true end  -- else 'f' raises for it
+    return f(db, ...)
+  end
+end
+
+local routed = {
+  reader = read_conn,
+  run = function(db, ast, ...)
+    if not is_database(db) then return crun(db, ast, ...) end  -- which raises for it
+    if type(ast) == "table" and ast.k == "select" and ast.lock == nil then
+      return crun(read_conn(db), ast, ...)
+    end
+    db._dirty = true
+    return crun(db, ast, ...)
+  end,
+  load_batch = function(db, ...)
+    return cload_batch(read_conn(db), ...)
+  end,
+  query = writes("query"), exec = writes("exec"), each = writes("each"),
+  insert_rows = writes("insert_rows"), prepare = writes("prepare"),
+}
+
+-- Puts the routed methods on a Database with replicas, or takes them off.
+function route(db, on)
+  for name, f in pairs(routed) do
+    if on then rawset(db, name, f) else rawset(db, name, nil) end
+  end
+end
+
+local Unforce = {
+  __close = function(r) r.db._force = r.force end,
+}
+
+-- fn(...) with every read of this Database on the primary: for code that
+-- must see what another process has just written.  Without replicas it
+-- only calls fn.
+function Database:primary(fn, ...)
+  if not is_database(self) then unusable(self, "primary") end
+  if type(fn) ~= "function" then
+    errors.misuse("db:primary expects a function, got %s", errors.show(fn))
+  end
+  local force = self._force or 0
+  local restore <close> = setmetatable({ db = self, force = force }, Unforce)
+  self._force = force + 1
+  return fn(...)
+end
+
+-- The state of each replica (loam.replicas.status); misuse without replicas.
+function Database:replicas()
+  return replicas.status(part(self, "replicas", "_replicas", "no replicas (loam.connect(url, "
+    .. "{ replicas = { url, ... } }) gives it some)"), false)
+end
+
+-- }======================================================================
+
 -- Puts back the connection that was in use before a transaction.
 local Restore = {
   __close = function(r)
@@ -232,6 +375,7 @@ local Restore = {
 
 function Database:transaction(fn, ...)
   local c = conn_of(self, "transaction")
+  self._dirty = true  -- a transaction is taken to write (see "Replicas")
   local depth = self._depth or 0
   local restore <close> = setmetatable({ db = self, prev = self._c, depth = depth }, Restore)
   self._c, self._depth = c, depth + 1
@@ -248,14 +392,16 @@ function Database:on_query(fn)
   if not is_database(self) then unusable(self, "on_query") end
   local c, prev = self._conn, self._hook
   if c ~= nil then prev = c:on_query(fn) end
+  if self._replicas ~= nil then replicas.set_hook(self._replicas, fn) end
   self._hook = fn
   return prev
 end
 
 function Database:close()
   if not is_database(self) then unusable(self, "close") end
-  local c, pool = self._conn, self._pool
-  self._conn, self._c, self._pool = nil, nil, nil
+  local c, pool, set = self._conn, self._pool, self._replicas
+  self._conn, self._c, self._pool, self._replicas = nil, nil, nil, nil
+  if set ~= nil then replicas.close(set) end
   if c ~= nil then c:close() end
   if pool ~= nil then pool:close() end
   return true
@@ -271,7 +417,7 @@ function Database:reconnect()
   end
   self:close()
   -- A failure leaves the Database closed, as it was after close.
-  attach(self, open(self._url, self._opts))
+  attach(self, open_all(self, self._url, self._opts))
   return self
 end
 
@@ -279,14 +425,10 @@ end
 -- waiting, acquires, timeouts, leaks, connections opened and discarded,
 -- and the acquire wait (max and percentiles, in nanoseconds).
 function Database:pool_stats()
-  if not is_database(self) then unusable(self, "pool_stats") end
-  local pool = self._pool
-  if pool == nil then
-    if self._conn == nil then unusable(self, "pool_stats") end
-    raise("misuse", "db:pool_stats: this database has no pool (loam.connect(url, "
-      .. "{ pool = { ... } }) makes one)")
-  end
-  return pool:stats()
+  local stats = part(self, "pool_stats", "_pool", "no pool (loam.connect(url, "
+    .. "{ pool = { ... } }) makes one)"):stats()
+  if self._replicas ~= nil then stats.replicas = replicas.status(self._replicas, true) end
+  return stats
 end
 
 function Database:__tostring()

@@ -781,7 +781,7 @@ function Model:find(...)
   if n == 1 and #pk == 1 then
     local v = ...
     if v ~= nil and type(v) ~= "table" then
-      local p = self._find[self.db:connection()]
+      local p = self._find[self.db:reader()]
       if p then
         local key = pk[1]
         local k = self._coerce[key](v)
@@ -822,7 +822,7 @@ function Model:find(...)
   -- connection (in '_find', weakly keyed by it) and bind the key values,
   -- in primary-key order, into its slots.  That is cheaper than db:run,
   -- which would build, convert and render the AST each time.
-  local c = self.db:connection()
+  local c = self.db:reader()
   local p, rows = self._find[c], nil
   if p then
     if #pk == 1 then
@@ -1049,6 +1049,7 @@ local function save_rows(M, set, where)
   local db = M.db
   local c = db._c  -- db:connection(), but a closed Database raises as db:run does
   if not c then return db:run(ast) end
+  db._dirty = true  -- reads wait for replicas to replay this (loam.database, "Replicas")
   local by_shape = M._save[c]
   if by_shape == nil then
     by_shape = {}

@@ -565,7 +565,10 @@ end
 -- afresh there.  '_cache' maps each connection to { purpose -> the
 -- prepared statement, or false: ran once, not prepared (see 'run') }.
 local function cache_of(q)
-  local c = q._s.db:connection()
+  local s = q._s
+  -- Reads go where the Database sends them (db:reader()); a locking read
+  -- stays with the writes (a replica cannot lock rows).
+  local c = s.lock == nil and s.db:reader() or s.db:connection()
   local cache = q._cache[c]
   if cache == nil then
     cache = {}
