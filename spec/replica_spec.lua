@@ -40,9 +40,13 @@ local function eventually(what, f)
 end
 
 -- The models of these tests, declared on 'db'.
+-- Each item points at the one row of 'rep_whereami', so a batched load
+-- of that relation says where it ran too.
 local function models(db)
-  local Item = db:model("rep_items", { loam.id(), loam.text("name", { null = false }) })
   local Where = db:model("rep_whereami", { loam.id(), loam.boolean("replica") })
+  local Item = db:model("rep_items", { loam.id(), loam.text("name", { null = false }),
+                                       loam.bigint("where_id") })
+  Item:belongs_to("whereami", Where, { key = "where_id" })
   return Item, Where
 end
 
@@ -62,7 +66,8 @@ describe("read replicas", function()
     replica = loam.connect(REPLICA)
     direct:exec("DROP VIEW IF EXISTS rep_whereami")
     direct:exec("DROP TABLE IF EXISTS rep_items")
-    direct:exec("CREATE TABLE rep_items (id bigserial PRIMARY KEY, name text NOT NULL)")
+    direct:exec("CREATE TABLE rep_items (id bigserial PRIMARY KEY, name text NOT NULL, "
+      .. "where_id bigint NOT NULL DEFAULT 1)")
     direct:exec("CREATE VIEW rep_whereami AS SELECT 1::bigint AS id, pg_is_in_recovery() AS replica")
     eventually("the replica has the view", function()
       return replica:query("SELECT to_regclass('rep_whereami') IS NOT NULL AS ok")[1].ok
@@ -123,6 +128,9 @@ describe("read replicas", function()
       -- and then see it there.
       eventually("reads go to the replica again", function() return Where:find(1).replica end)
       assert.same("written", Item:find(it.id).name)
+      -- Batched loads of relations go there too.
+      local items = Item:include("whereami"):where { id = it.id }:all()
+      assert.same({ "written", true }, { items[1].name, items[1].whereami.replica })
       local status = db:replicas()
       assert.is_true(status[1].healthy)
       assert.is_true(status[1].reads >= 4)
@@ -132,13 +140,18 @@ describe("read replicas", function()
 
     it(label .. "keeps db:transaction and db:primary on the primary", function()
       local db = connect({}, opts())
-      local _, Where = models(db)
+      local Item, Where = models(db)
       assert.is_true(Where:find(1).replica)
       db:transaction(function()
         assert.is_false(Where:find(1).replica)
         assert.is_false(Where:where { id = 1 }:first().replica)
+        local it = Item:create { name = "in a transaction" }
+        assert.is_false(Item:include("whereami"):where { id = it.id }:first().whereami.replica)
       end)
       eventually("reads go to the replica again", function() return Where:find(1).replica end)
+      -- A locking read runs on the primary: a standby refuses FOR UPDATE.
+      local locking = Item:where { name = "in a transaction" }:for_update()
+      for _ = 1, 3 do assert.same("in a transaction", locking:first().name) end
       assert.same(false, db:primary(function() return Where:find(1).replica end))
       assert.same({ false, false }, db:primary(function()
         return { Where:find(1).replica, db:primary(function() return Where:find(1).replica end) }
@@ -229,6 +242,32 @@ describe("read replicas", function()
     end)
   end
 
+  it("connects with a replica that is down, and uses it once it is up", function()
+    replica:close()
+    replica_script("halt")
+    local dbs = {}
+    local ok, err = pcall(function()
+      for _, opts in ipairs { { replica_check_ms = 0 }, { replica_check_ms = 0, pool = {} } } do
+        local log = {}
+        local db = connect(log, opts)
+        local _, Where = models(db)
+        assert.same(1, #log)
+        assert.matches("^replica 1 skipped: connection_failed: ", log[1])
+        assert.is_false(Where:find(1).replica)
+        dbs[#dbs + 1] = { db = db, log = log, Where = Where }
+      end
+    end)
+    replica_script("resume")
+    replica = loam.connect(REPLICA)
+    assert(ok, err)
+    for _, d in ipairs(dbs) do
+      eventually("reads go to the replica", function() return d.Where:find(1).replica end)
+      assert.same(2, #d.log)
+      assert.matches("^replica 1 is used again", d.log[2])
+      d.db:close()
+    end
+  end)
+
   it("reads go to the next usable replica; a primary given as replica is skipped", function()
     local log = {}
     local db = connect(log, { replicas = { PRIMARY, REPLICA } })
@@ -242,6 +281,13 @@ describe("read replicas", function()
     assert.same(0, status[1].reads)
     assert.is_true(status[2].reads >= 2)
     assert.same(0, status.primary_reads)
+    db:close()
+    -- Usable replicas take turns.
+    db = connect(log, { replicas = { REPLICA, REPLICA } })
+    _, Where = models(db)
+    for _ = 1, 4 do assert.is_true(Where:find(1).replica) end
+    status = db:replicas()
+    assert.is_true(status[1].reads >= 2 and status[2].reads >= 2)
     db:close()
   end)
 

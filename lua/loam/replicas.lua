@@ -4,8 +4,9 @@
 --
 -- A replica is usable when its last check found it in recovery (a standby,
 -- not a promoted primary) and replaying no more than 'max_lag_ms' behind
--- what it has received; a failed check (server down, connection lost)
--- makes it unusable until a later check passes.  Checks are one short
+-- what it has received (see 'lag'); a failed check (server down,
+-- connection lost) makes it unusable until a later check passes, and a
+-- connection that was never opened is opened then.  Checks are one short
 -- query each, spaced 'check_ms' apart per replica, so a healthy replica
 -- costs nothing on most reads.  A replica that turns unusable, or usable
 -- again, is reported once through 'log' (stderr by default).
@@ -29,7 +30,7 @@
 --   replicas.each_conn(set)       the open connections of the set
 --   replicas.set_hook(set, fn)    the query hook of every replica connection
 --   replicas.close(set)
---   replicas.status(set)          one table per replica (and the primary's
+--   replicas.status(set, pooled)  one table per replica (and the primary's
 --                                 reads), for db:replicas() and pool_stats
 
 local core = require "loam.core"
@@ -133,17 +134,36 @@ function replicas.primary_lsn(c)
 end
 
 -- What a replica answers about itself: whether it is a standby, the
--- position it has replayed to, and how far its replay is behind: the age
--- of the last transaction it replayed while received WAL waits to be
--- replayed, else 0 (an idle primary sends nothing, which is no lag).
+-- position it has replayed to and the position it has received to.
 local CHECK = [[
 SELECT pg_is_in_recovery() AS standby,
        COALESCE(pg_last_wal_replay_lsn(), '0/0')::text AS replay,
-       CASE WHEN pg_last_wal_receive_lsn() IS NULL
-              OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
-            ELSE COALESCE((extract(epoch FROM clock_timestamp()
-                           - pg_last_xact_replay_timestamp()) * 1000)::bigint, 0)
-       END AS lag_ms]]
+       COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text AS received]]
+
+-- The lag of 't', from what its checks saw.  Nothing received and not yet
+-- replayed is no lag.  WAL waiting to be replayed is remembered with the
+-- time it was first seen waiting ('wait_lsn', 'wait_since'); while the
+-- replica has not replayed past it, its lag is at least the time since.
+-- Once it has, the lag was at least until the check before, and the WAL
+-- waiting now is remembered in its place.  So a replica that falls behind
+-- is seen at its second check, and a replica that was merely replaying
+-- what had just arrived is never counted as lagging: the age of its last
+-- replayed transaction (pg_last_xact_replay_timestamp) would be, after
+-- the primary was idle.
+local function lag(t, replay, received, now, before)
+  if replay >= received then
+    t.wait_lsn, t.wait_since = nil, nil
+    return 0
+  end
+  local since = t.wait_since
+  if since == nil then
+    t.wait_lsn, t.wait_since = received, now
+    return 0
+  end
+  if replay < t.wait_lsn then return now - since end
+  t.wait_lsn, t.wait_since = received, now
+  return before - since
+end
 
 -- The first check of a replica reports only a failure.
 local function report(set, t, healthy, why)
@@ -189,6 +209,7 @@ end
 -- Checks 't' now: opens it if needed, asks it the CHECK query, and
 -- records (and reports a change of) whether it is usable.
 local function check(set, t, now)
+  local before = t.checked
   t.checked = now
   local ok, why = ensure(set, t)
   local row
@@ -205,10 +226,12 @@ local function check(set, t, now)
     end
   end
   if not ok then
-    t.error = why
+    t.error, t.wait_lsn, t.wait_since = why, nil, nil
     return report(set, t, false, why)
   end
-  t.replay, t.lag_ms, t.error = lsn(row.replay), math.tointeger(row.lag_ms) or 0, nil
+  local replay = lsn(row.replay)
+  t.replay, t.error = replay, nil
+  t.lag_ms = math.floor(lag(t, replay, lsn(row.received), now, before))
   if not row.standby then
     t.error = "it is not in recovery (a primary, not a replica)"
   elseif t.lag_ms > set.max_lag_ms then
