@@ -8,6 +8,7 @@ local helper = require "spec.helper"
 local loam_db = require "loam"
 local ops = require "loam.migrate.ops"
 local file = require "loam.migrate.file"
+local core = require "loam.core"
 
 local q = helper.shell_quote
 local loam = helper.loam
@@ -324,6 +325,24 @@ for backend in helper.each_backend() do
         end
         assert.same({ "n", "n", "x" }, notes)
         conn:exec("DROP TABLE pairs")
+      end)
+
+      it("reports each batch to a progress function, which cannot stop the run", function()
+        local conn <close> = loam_db.connect(url)
+        seed(conn)
+        write(dir .. "/migrations/20260101000002_fill.lua", BACKFILL)
+        local migs = file.read(dir .. "/migrations")
+        local err = helper.catch(core.migrate_up, conn, migs, { progress = 1 })
+        assert.same({ "misuse", "migration option 'progress' must be a function, not a number" },
+          { err.code, err.message })
+        local calls = {}
+        assert.equal(1, core.migrate_up(conn, migs, { progress = function(...)
+          calls[#calls + 1] = { ... }
+          error("a broken progress display")
+        end }))
+        assert.same({ { "20260101000002", 1, "orders", 2, 1 },
+                      { "20260101000002", 1, "orders", 4, 2 } }, calls)
+        assert.equal("new", rows(conn)[5][2])
       end)
 
       it("a run the core refuses backfills nothing", function()
