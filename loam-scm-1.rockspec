@@ -98,6 +98,7 @@ build = {
         "core/src/pool/pool_report.c",
         "core/src/load/batch.c",
         "core/src/migrate/arena.c",
+        "core/src/migrate/backfill.c",
         "core/src/migrate/createsql.c",
         "core/src/migrate/introspect.c",
         "core/src/migrate/lock.c",

@@ -7,9 +7,13 @@
 **   core.migrate_up(conn, migs [, opts]) -> applied
 **   core.migrate_down(conn, migs, steps [, opts]) -> reverted
 **   core.migrate_status(conn, migs) -> { { version, name, state, ... }, ... }
-**   core.migration_sql(conn, mig, "up" | "down" [, touched]) -> { sql, ... }, outside_tx
+**   core.migration_sql(conn, mig, "up" | "down" [, touched]) -> { sql | plan, ... }, outside_tx
 **   core.op_irreversible(op) -> nil | why
 **   core.migration_checksum(source) -> 16 hex digits
+**
+** 'opts' holds the fields of 'loam_migrate_opts' by name, and 'progress',
+** a function called after each batch of a backfill as progress(version,
+** step, table, rows, batches).
 **
 ** 'migs' is an array of migrations as loam.migrate.file reads them:
 ** { version, name, parents, source, up = { ops }, down = { ops } | nil }.
@@ -26,6 +30,7 @@
 ** error raised anywhere leaks nothing.
 */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lua.h"
@@ -39,13 +44,14 @@
 static const char *const opkinds[] = {
   "create_table", "drop_table", "rename_table", "add_column", "drop_column", "rename_column",
   "alter_column", "add_index", "drop_index", "add_foreign_key", "validate_foreign_key",
-  "drop_foreign_key", "add_check", "drop_check", "execute", NULL
+  "drop_foreign_key", "add_check", "drop_check", "execute", "backfill", NULL
 };
 
 static const char *const op_fields[] = {
   "op", "at", "table", "name", "new_name", "def", "column", "before", "alter", "index",
   "concurrently", "columns", "ref_table", "ref_columns", "on_delete", "on_update",
-  "not_valid", "sql", "params", "down_sql", NULL
+  "not_valid", "sql", "params", "down_sql", "set", "set_sql", "where", "where_sql", "key",
+  "batch", "pause_ms", NULL
 };
 
 
@@ -94,6 +100,77 @@ static int tocolumn (loamL_AST *c, int t, const char *k, int typeless, loam_colu
   loamL_astcolumn(c, 1, col);
   lua_settop(L, top);
   return 1;
+}
+
+
+static int bystring (const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+
+/*
+** The items of a backfill's SET or WHERE into '*n' 'loam_assign's: the
+** table t[k] of column = value pairs, by column name (so the SQL text is
+** the same on every run), then the raw SQL at t[ksql] as one item without
+** a column.  Strings stay in the op table.
+*/
+static const loam_assign *toassigns (loamL_AST *c, int t, const char *k, const char *ksql,
+                                     const char *what, int *n) {
+  lua_State *L = c->L;
+  const char *raw = loamL_astsql(L, t, ksql, what, 0);
+  const char **cols;
+  loam_assign *a;
+  int m = 0, i, pairs;
+  *n = 0;
+  if (loamL_field(L, t, k) == LUA_TNIL && raw == NULL) { lua_pop(L, 1); return NULL; }
+  pairs = lua_gettop(L);
+  if (lua_type(L, pairs) != LUA_TNIL && lua_type(L, pairs) != LUA_TTABLE)
+    loamL_misuse(L, "%s: '%s' must be a table, not a %s", what, k, luaL_typename(L, pairs));
+  if (lua_type(L, pairs) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, pairs) != 0) {
+      m++;
+      lua_pop(L, 1);
+    }
+  }
+  if (m > INT_MAX / 4) loamL_misuse(L, "%s: too many items in '%s'", what, k);
+  cols = (const char **)loamL_astalloc(c, (size_t)(m + 1) * sizeof *cols);
+  a = (loam_assign *)loamL_astalloc(c, (size_t)(m + 1) * sizeof *a);
+  m = 0;
+  if (lua_type(L, pairs) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, pairs) != 0) {
+      if (lua_type(L, -2) != LUA_TSTRING)
+        loamL_misuse(L, "%s: '%s' takes column names as keys", what, k);
+      cols[m++] = lua_tostring(L, -2);       /* kept by the table */
+      lua_pop(L, 1);
+    }
+    qsort(cols, (size_t)m, sizeof *cols, bystring);
+    for (i = 0; i < m; i++) {
+      lua_getfield(L, pairs, cols[i]);
+      a[i].column = cols[i];
+      loamL_tovalue(L, -1, i + 1, &a[i].value);   /* strings stay in the table */
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (raw != NULL) a[m++].sql = raw;
+  *n = m;
+  return a;
+}
+
+
+/* t[k] as a non-negative int, 0 when absent. */
+static int tocount (lua_State *L, int t, const char *k, const char *what) {
+  lua_Integer v = 0;
+  int isint = 0;
+  if (loamL_field(L, t, k) != LUA_TNIL) {
+    v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 0 || v > INT_MAX)
+      loamL_misuse(L, "%s: '%s' must be a non-negative integer", what, k);
+  }
+  lua_pop(L, 1);
+  return (int)v;
 }
 
 
@@ -160,6 +237,11 @@ static void toop (loamL_AST *c, int t, loam_op *op, const char *what) {
   else if (lua_type(L, -1) != LUA_TNIL)
     loamL_misuse(L, "%s: 'params' must be a table, not a %s", what, luaL_typename(L, -1));
   lua_pop(L, 1);
+  op->set = toassigns(c, t, "set", "set_sql", what, &op->nset);
+  op->where = toassigns(c, t, "where", "where_sql", what, &op->nwhere);
+  op->key = loamL_aststring(L, t, "key", what);
+  op->batch = tocount(L, t, "batch", what);
+  op->pause_ms = tocount(L, t, "pause_ms", what);
 }
 
 
@@ -299,18 +381,48 @@ static int setopt (void *ud, const char *name, int v) {
 
 
 /*
-** The options table at 'arg' into 'o': the strings 'to' and 'owner' and
-** the boolean 'out_of_order' are taken out, the integers are left in a
+** The 'progress' option: called after each batch of a backfill as
+** progress(version, step, table, rows, batches), with the options table at
+** the stack index 'ud' points to.  It runs in the middle of the core's
+** run, so an error in it is not raised through the core: it is dropped,
+** and the run goes on (a progress display must not stop a migration).
+*/
+typedef struct Progress {
+  lua_State *L;
+  int opts;                    /* absolute index of the options table */
+} Progress;
+
+static void progress (void *ud, const char *version, int step, const char *table,
+                      int64_t rows, int64_t batches) {
+  Progress *p = (Progress *)ud;
+  lua_State *L = p->L;
+  if (!lua_checkstack(L, 8)) return;
+  lua_getfield(L, p->opts, "progress");
+  lua_pushstring(L, version);
+  lua_pushinteger(L, step);
+  lua_pushstring(L, table);
+  lua_pushinteger(L, (lua_Integer)rows);
+  lua_pushinteger(L, (lua_Integer)batches);
+  if (lua_pcall(L, 5, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+
+/*
+** The options table at 'arg' into 'o': the strings 'to' and 'owner',
+** the boolean 'out_of_order' and the function 'progress' (given 'pr', which
+** the caller keeps until the run ends) are taken out, the integers are left in a
 ** copy that takes the place of the argument (so a message names it) and
 ** are read by 'loamL_checkopts'.  The original stays on the stack, which
 ** keeps the strings alive.
 */
-static void toopts (lua_State *L, int arg, loam_migrate_opts *o) {
+static void toopts (lua_State *L, int arg, loam_migrate_opts *o, Progress *pr) {
   static const loam_migrate_opts init = LOAM_MIGRATE_OPTS_INIT;
   int copy;
   *o = init;
   if (lua_isnoneornil(L, arg)) return;
   if (lua_type(L, arg) != LUA_TTABLE) loamL_typeerror(L, arg, "table");
+  pr->L = L;
+  o->progress_ud = pr;
   lua_newtable(L);
   copy = lua_gettop(L);
   lua_pushnil(L);
@@ -328,6 +440,13 @@ static void toopts (lua_State *L, int arg, loam_migrate_opts *o) {
       o->out_of_order = lua_toboolean(L, -1);
       lua_pop(L, 1);
     }
+    else if (strcmp(k, "progress") == 0) {
+      if (lua_type(L, -1) != LUA_TFUNCTION)
+        loamL_misuse(L, "migration option 'progress' must be a function, not a %s",
+                     luaL_typename(L, -1));
+      lua_pop(L, 1);
+      o->progress = progress;
+    }
     else {
       lua_pushvalue(L, -2);
       lua_insert(L, -2);
@@ -337,6 +456,7 @@ static void toopts (lua_State *L, int arg, loam_migrate_opts *o) {
   lua_pushvalue(L, arg);
   lua_pushvalue(L, copy);
   lua_replace(L, arg);
+  pr->opts = lua_gettop(L);
   loamL_checkopts(L, arg, setopt, o);
 }
 
@@ -347,10 +467,11 @@ static int l_migrate_up (lua_State *L) {
   loam_error err = LOAM_ERROR_INIT;
   loam_migrate_opts o;
   loam_migration *m;
+  Progress pr;
   loamL_AST c;
   Mig *v;
   int n, nm, applied = 0;
-  toopts(L, 3, &o);
+  toopts(L, 3, &o, &pr);
   newanchor(L, &c);
   v = tomigs(&c, 2, 0, loam_conn_backend(conn), &n);
   m = pack(&c, v, n, 0, &nm);
@@ -449,12 +570,13 @@ static int l_migrate_down (lua_State *L) {
   lua_Integer steps = luaL_checkinteger(L, 3);
   loam_migrate_opts o;
   loam_migration *m;
+  Progress pr;
   loamL_AST c;
   Mig *v;
   int n, nm, i, left, reverted = 0;
   if (steps < 0 || steps > INT_MAX)
     return loamL_misuse(L, "migrate_down: steps must be a non-negative integer, got %I", steps);
-  toopts(L, 4, &o);
+  toopts(L, 4, &o, &pr);
   newanchor(L, &c);
   v = tomigs(&c, 2, 1, loam_conn_backend(conn), &n);
   m = pack(&c, v, n, 0, &nm);
@@ -533,6 +655,67 @@ static void renderop (lua_State *L, loam_conn *conn, const loam_op *op, int *k) 
 }
 
 
+/* Pushes the parameters of statement 0 of 'rs' as an array; protected. */
+static int pushparams (lua_State *L) {
+  int i, n = 0;
+  const loam_value *v = loam_rendered_params((const loam_rendered *)lua_touserdata(L, 1), 0,
+                                             &n);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    loamL_pushvalue(L, &v[i], 0);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+
+/* Sets field 'k' of the table on top to the text of 'rs' and 'k'_params to its parameters. */
+static int setstmt (lua_State *L, const loam_rendered *rs, const char *k) {
+  int status;
+  lua_pushcfunction(L, pushstmt);
+  lua_pushlightuserdata(L, (void *)rs);
+  lua_pushinteger(L, 0);
+  if ((status = lua_pcall(L, 2, 1, 0)) != LUA_OK) return status;
+  lua_setfield(L, -2, k);
+  lua_pushcfunction(L, pushparams);
+  lua_pushlightuserdata(L, (void *)rs);
+  if ((status = lua_pcall(L, 1, 1, 0)) != LUA_OK) return status;
+  lua_pushfstring(L, "%s_params", k);
+  lua_insert(L, -2);
+  lua_settable(L, -3);
+  return LUA_OK;
+}
+
+
+/*
+** Appends the plan of BACKFILL 'op' to the array on top of the stack (whose
+** length is '*k'): a table { backfill = table, key =, batch =, select =,
+** select_params =, update =, update_params = }, the statements of its
+** first batch (no update when no row is left to change).
+*/
+static void planop (lua_State *L, loam_conn *conn, const loam_op *op, int *k) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_rendered *sel = NULL, *upd = NULL;
+  char key[LOAM_IDENT_MAX + 1];
+  int status;
+  if (loam_backfill_plan(conn, op, &sel, &upd, key, &err) != LOAM_OK)
+    loamL_raise(L, &err, NULL);
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, op->table);
+  lua_setfield(L, -2, "backfill");
+  lua_pushstring(L, key);
+  lua_setfield(L, -2, "key");
+  lua_pushinteger(L, op->batch > 0 ? op->batch : 1000);
+  lua_setfield(L, -2, "batch");
+  status = setstmt(L, sel, "select");
+  if (status == LUA_OK && upd != NULL) status = setstmt(L, upd, "update");
+  loam_rendered_free(sel);
+  loam_rendered_free(upd);
+  if (status != LUA_OK) lua_error(L);
+  lua_rawseti(L, -2, ++*k);
+}
+
+
 /* Whether table 'name' is a key of the table at 'touched' (0: none given). */
 static int istouched (lua_State *L, int touched, const char *name) {
   int yes;
@@ -562,7 +745,8 @@ static void touch (lua_State *L, int touched, const loam_op *op) {
 
 /*
 ** core.migration_sql(conn, mig, "up" | "down" [, touched]) -> { sql, ... }, outside_tx
-** The statements migration 'mig' runs, in order, without running them;
+** The statements migration 'mig' runs, in order, without running them (a
+** backfill as the plan of its first batch: see planop);
 ** 'outside_tx' is true when they run one by one outside a transaction.
 ** 'touched', a set of table names changed by the migrations rendered
 ** before this one, is updated; a SQLite rebuild of such a table is
@@ -594,8 +778,16 @@ static int l_migration_sql (lua_State *L) {
                           "the table as it will be then: a dry run cannot show them (apply the "
                           "steps before it first)", mg.m.version, mg.m.name, i + 1,
                           opkinds[list[i].kind - 1], list[i].table);
-    renderop(L, conn, &list[i], &k);
-    touch(L, touched, &list[i]);
+    if (list[i].kind == LOAM_OP_BACKFILL && istouched(L, touched, list[i].table))
+      return loamL_misuse(L, "migration %s (%s), step %d (backfill): table '%s' is changed by "
+                          "a migration before it, and the plan of a backfill is read from the "
+                          "table as it is: a dry run cannot show it (apply the migrations "
+                          "before it first)", mg.m.version, mg.m.name, i + 1, list[i].table);
+    if (list[i].kind == LOAM_OP_BACKFILL) planop(L, conn, &list[i], &k);   /* rows only */
+    else {
+      renderop(L, conn, &list[i], &k);
+      touch(L, touched, &list[i]);
+    }
   }
   lua_pushboolean(L, mg.m.non_transactional);
   return 2;

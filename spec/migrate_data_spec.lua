@@ -8,6 +8,7 @@ local helper = require "spec.helper"
 local loam_db = require "loam"
 local ops = require "loam.migrate.ops"
 local file = require "loam.migrate.file"
+local core = require "loam.core"
 
 local q = helper.shell_quote
 local loam = helper.loam
@@ -50,7 +51,7 @@ describe("backfill(...)", function()
       { { nil }, "backfill: needs options { set = { column = value } or set_sql" },
       { { { set = { a = 1 }, where = { a = 2 }, batc = 5 } },
         "backfill: unknown option 'batc' (valid options: set, set_sql, where, where_sql, batch, "
-        .. "key)" },
+        .. "key, pause_ms)" },
       { { { where = { a = 1 } } }, "backfill: needs one of 'set' (a table { column = value }) "
         .. "and 'set_sql'" },
       { { { set = { a = 1 }, set_sql = "a = 1", where = { a = 1 } } }, "needs one of 'set'" },
@@ -78,16 +79,15 @@ describe("backfill(...)", function()
 end)
 
 describe("data migration files", function()
-  it("read with their backfills apart from what the core runs", function()
+  it("read with their backfills first, as the core runs them", function()
     local dir = helper.tmpdir()
     write(dir .. "/20260101000001_orders.lua", ORDERS)
     write(dir .. "/20260101000002_fill.lua", BACKFILL)
     local migs = file.read(dir)
     assert.same({ "schema", "data" }, { migs[1].kind, migs[2].kind })
-    assert.is_nil(migs[1].backfill)
     local m = migs[2]
-    assert.same({ 1, 1, 1, 0 }, { #m.backfill.up, #m.up, #m.backfill.down, #m.down })
-    assert.equal("execute", m.up[1].op)
+    assert.same({ 2, 1 }, { #m.up, #m.down })
+    assert.same({ "backfill", "execute", "backfill" }, { m.up[1].op, m.up[2].op, m.down[1].op })
   end)
 
   it("refuse a schema operation in a data migration, naming it and its line", function()
@@ -138,7 +138,7 @@ describe("data migration files", function()
     write(dir .. "/20260101000001_a.lua", 'return data_migration {\n  change = {\n    '
       .. 'execute("UPDATE t SET a = 1", nil, { down = "UPDATE t SET a = 0" }),\n  },\n}')
     local m = file.read(dir)[1]
-    assert.same({ true, "data", 0, 1 }, { m.reversible, m.kind, #m.backfill.up, #m.up })
+    assert.same({ true, "data", 1, "execute" }, { m.reversible, m.kind, #m.up, m.up[1].op })
   end)
 end)
 
@@ -207,78 +207,116 @@ for backend in helper.each_backend() do
         assert.matches("nowhere", err, 1, true)
         assert.same({ { 1, "new", "NULL" }, { 2, "new", "NULL" }, { 3, "paid", "NULL" },
                       { 4, "new", "NULL" }, { 5, "new", "NULL" } }, rows(conn))
+        -- the backfill is journaled as done, the migration unrecorded
         out = loam(dir, "migrate status " .. db)
-        assert.matches("20260101000002  fill    pending", out, 1, true)
-        -- a row written meanwhile is still to do; the rows done are skipped
+        assert.matches("20260101000002  fill    partial       1 steps done", out, 1, true)
+        -- the next run skips the backfill done and runs the rest
         conn:exec("INSERT INTO orders (id) VALUES (6)")
         conn:exec("UPDATE orders SET status = 'kept' WHERE id = 1")
         write(path, BACKFILL)
         out, err, code = loam(dir, "migrate up " .. db)
         assert.same({ 0, "", "applied 20260101000002_fill\n" }, { code, err, out })
         assert.same({ { 1, "kept", 0 }, { 2, "new", 0 }, { 3, "paid", 0 }, { 4, "new", 0 },
-                      { 5, "new", 0 }, { 6, "new", 0 } }, rows(conn))
+                      { 5, "new", 0 }, { 6, "NULL", 0 } }, rows(conn))
+        assert.equal(0, conn:query("SELECT count(*) AS n FROM loam_migration_steps")[1].n)
+        assert.equal(0, conn:query("SELECT count(*) AS n FROM loam_migration_progress")[1].n)
       end)
 
-      it("--dry-run prints the statements of a batch and changes nothing", function()
+      -- The statement 'sql' with its placeholders as the backend writes them.
+      local function placeholders(sql)
+        if backend.name ~= "postgres" then return sql end
+        local i = 0
+        return (sql:gsub("%?", function() i = i + 1; return "$" .. i end))
+      end
+
+      it("--dry-run prints the plan and the first batch as the core renders them", function()
         local conn <close> = loam_db.connect(url)
         seed(conn)
         write(dir .. "/migrations/20260101000002_fill.lua", BACKFILL)
         local out, err, code = loam(dir, "migrate up --dry-run " .. db)
         assert.same({ 0, "" }, { code, err })
         assert.equal("-- 20260101000002_fill (up)\n"
-          .. "-- backfill orders, in batches of 2 by id, each batch:\n"
-          .. 'SELECT max("id") AS hi FROM (SELECT "id" FROM "orders" WHERE "id" > ? AND '
-          .. '"status" IS NULL ORDER BY "id" LIMIT 2) AS b;  -- ? = the last key of the batch '
-          .. "before\n"
-          .. 'UPDATE "orders" SET "status" = ? WHERE "id" > ? AND "id" <= ? AND "status" IS '
-          .. "NULL;  -- ? = 'new', the last key of the batch before, the batch's last key\n"
+          .. "-- backfill orders: batches of 2 rows by id, each in a transaction of its own; "
+          .. "the first:\n"
+          .. placeholders('SELECT max("id") AS "hi" FROM (SELECT "id" FROM "orders" WHERE '
+          .. '("status" IS NULL) ORDER BY "id" ASC LIMIT ?) AS "b"') .. ";  -- 2\n"
+          .. placeholders('UPDATE "orders" SET "status" = ? WHERE (("id" <= ?) AND ("status" '
+          .. "IS NULL))") .. ";  -- 'new', 2\n"
           .. "-- then, in one transaction with the history row:\n"
           .. "UPDATE orders SET cents = 0 WHERE cents IS NULL;\n", out)
         assert.equal("NULL", rows(conn)[1][2])
         loam(dir, "migrate up " .. db)
         out, err, code = loam(dir, "migrate down --dry-run " .. db)
         assert.same({ 0, "" }, { code, err })
-        assert.matches('UPDATE "orders" SET "status" = ? WHERE "id" > ? AND "id" <= ? AND '
-          .. "(status = 'new');  -- ? = NULL, the last key of the batch before, the batch's "
-          .. "last key", out, 1, true)
+        assert.matches(placeholders('UPDATE "orders" SET "status" = ? WHERE (("id" <= ?) AND '
+          .. "(status = 'new'))") .. ";  -- NULL, 4", out, 1, true)
         assert.equal("new", rows(conn)[1][2])
+        -- nothing left to change
+        conn:exec("UPDATE orders SET status = 'x'")
+        out = loam(dir, "migrate down --dry-run " .. db)
+        assert.matches("-- (no row is left to change)\n", out, 1, true)
       end)
 
-      it("a dry run of a backfill of a table not there yet needs key =", function()
-        write(dir .. "/migrations/20260101000002_fill.lua", 'return data_migration {\n'
-          .. '  parent = "20260101000001",\n  up = {\n    backfill("later", { set = { a = 1 }, '
-          .. 'where = { a = null } }),\n  },\n  down = {},\n}\n')
-        local out, err, code = loam(dir, "migrate up --dry-run " .. db)
-        assert.same({ 1, "-- 20260101000002_fill (up)\n" }, { code, out })
-        assert.equal("loam: undefined_table: migrations/20260101000002_fill.lua:4: backfill: "
-          .. "table 'later' does not exist (yet: a dry run of the migration that creates it "
-          .. "cannot read its primary key; give key = \"column\" or apply that migration "
-          .. "first)\n", err)
-        write(dir .. "/migrations/20260101000002_fill.lua", 'return data_migration {\n'
-          .. '  parent = "20260101000001",\n  up = {\n    backfill("later", { set = { a = 1 }, '
-          .. 'where = { a = null }, key = "k" }),\n  },\n  down = {},\n}\n')
-        out, err, code = loam(dir, "migrate up --dry-run " .. db)
-        assert.same({ 0, "" }, { code, err })
-        assert.matches('UPDATE "later" SET "a" = ? WHERE "k" > ? AND "k" <= ? AND "a" IS NULL;',
-          out, 1, true)
-      end)
-
-      it("a table without a one-column key needs key =", function()
+      it("checks a backfill against its table before the first batch", function()
         local conn <close> = loam_db.connect(url)
-        conn:exec("CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, note TEXT, "
-          .. "PRIMARY KEY (a, b))")
-        conn:exec("INSERT INTO pairs VALUES (1, 1, NULL), (1, 2, NULL), (2, 1, 'x')")
+        seed(conn)
+        local path = dir .. "/migrations/20260101000002_fill.lua"
+        local function fill(opts)
+          write(path, 'return data_migration {\n  parent = "20260101000001",\n  up = {\n'
+            .. "    backfill(\"orders\", " .. opts .. "),\n"
+            .. '    execute("UPDATE orders SET cents = 1"),\n  },\n  down = {},\n}\n')
+        end
+        local cases = {
+          { '{ set = { status = "n" }, where = { status = null } }', "later",
+            "undefined_table: migration 20260101000002 (fill), step 1 (backfill): backfill of "
+            .. "table 'later': no such table" },
+          { '{ set = { colour = "n" }, where = { status = null } }', nil,
+            "undefined_column: migration 20260101000002 (fill), step 1 (backfill): backfill of "
+            .. "table 'orders': the SET column 'colour' does not exist" },
+          { '{ set = { status = "n" }, where = { status = null }, key = "cents" }', nil,
+            "misuse: migration 20260101000002 (fill), step 1 (backfill): backfill of table "
+            .. "'orders': the key column 'cents' is not unique" },
+          { '{ set = { status = "n" }, where = { status = null }, batch = 2000000 }', nil,
+            "misuse: migration 20260101000002 (fill), step 1 (backfill): backfill of table "
+            .. "'orders': batch size 2000000 is out of range (1 to 1000000)" },
+        }
+        for _, case in ipairs(cases) do
+          fill(case[1])
+          if case[2] then
+            write(path, (io.open(path):read("a"):gsub('backfill%("orders"', 'backfill("later"')))
+          end
+          -- a run names the migration and step; a dry run fails the same way
+          local code_, why = case[3]:match("^([%w_]+): migration [^:]*: (.*)$")
+          for _, dry in ipairs({ "", "--dry-run " }) do
+            local out, err, code = loam(dir, "migrate up " .. dry .. db)
+            assert.equal(1, code)
+            assert.matches("loam: " .. (dry == "" and case[3] or code_ .. ": " .. why), err, 1,
+              true)
+            if dry == "" then assert.equal("", out) end
+          end
+          assert.same({ { 1, "NULL", "NULL" }, { 2, "NULL", "NULL" } },
+            { rows(conn)[1], rows(conn)[2] })
+          out = loam(dir, "migrate status " .. db)
+          assert.matches("20260101000002  fill    pending", out, 1, true)
+        end
+      end)
+
+      it("a table without a one-column key needs a unique key =", function()
+        local conn <close> = loam_db.connect(url)
+        conn:exec("CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, k INTEGER NOT "
+          .. "NULL UNIQUE, note TEXT, PRIMARY KEY (a, b))")
+        conn:exec("INSERT INTO pairs VALUES (1, 1, 7, NULL), (1, 2, 8, NULL), (2, 1, 9, 'x')")
         write(dir .. "/migrations/20260101000002_fill.lua", 'return data_migration {\n'
           .. '  parent = "20260101000001",\n  up = {\n    backfill("pairs", { set = { note = '
           .. '"n" }, where = { note = null } }),\n  },\n  down = {},\n}\n')
         local out, err, code = loam(dir, "migrate up " .. db)
         assert.same({ 1, "" }, { code, out })
-        assert.matches("migrations/20260101000002_fill.lua:4: backfill: table 'pairs' has a "
-          .. "primary key of 2 columns, and its batches are ranges of one key column: give key "
-          .. '= "column"', err, 1, true)
+        assert.matches("loam: misuse: migration 20260101000002 (fill), step 1 (backfill): "
+          .. "backfill of table 'pairs': the table has a primary key of several columns, and "
+          .. "the batches are ranges of one unique column: name it as the key", err, 1, true)
         write(dir .. "/migrations/20260101000002_fill.lua", 'return data_migration {\n'
           .. '  parent = "20260101000001",\n  up = {\n    backfill("pairs", { set = { note = '
-          .. '"n" }, where_sql = "note IS NULL", key = "b", batch = 1 }),\n  },\n  down = {},\n}\n')
+          .. '"n" }, where_sql = "note IS NULL", key = "k", batch = 1 }),\n  },\n  down = {},\n}\n')
         out, err, code = loam(dir, "migrate up " .. db)
         assert.same({ 0, "", "applied 20260101000002_fill\n" }, { code, err, out })
         local notes = {}
@@ -287,6 +325,24 @@ for backend in helper.each_backend() do
         end
         assert.same({ "n", "n", "x" }, notes)
         conn:exec("DROP TABLE pairs")
+      end)
+
+      it("reports each batch to a progress function, which cannot stop the run", function()
+        local conn <close> = loam_db.connect(url)
+        seed(conn)
+        write(dir .. "/migrations/20260101000002_fill.lua", BACKFILL)
+        local migs = file.read(dir .. "/migrations")
+        local err = helper.catch(core.migrate_up, conn, migs, { progress = 1 })
+        assert.same({ "misuse", "migration option 'progress' must be a function, not a number" },
+          { err.code, err.message })
+        local calls = {}
+        assert.equal(1, core.migrate_up(conn, migs, { progress = function(...)
+          calls[#calls + 1] = { ... }
+          error("a broken progress display")
+        end }))
+        assert.same({ { "20260101000002", 1, "orders", 2, 1 },
+                      { "20260101000002", 1, "orders", 4, 2 } }, calls)
+        assert.equal("new", rows(conn)[5][2])
       end)
 
       it("a run the core refuses backfills nothing", function()

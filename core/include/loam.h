@@ -1089,6 +1089,14 @@ LOAM_API void loam_qb_on_conflict (loam_qstmt *st, loam_conflict action,
 /* UPDATE, and INSERT with ON CONFLICT DO UPDATE: appends "col" = e to SET. */
 LOAM_API void loam_qb_set (loam_qstmt *st, const char *col, loam_expr *e);
 
+/*
+** UPDATE, and INSERT with ON CONFLICT DO UPDATE: appends the raw fragment
+** 'e' (made by 'loam_qb_raw') to SET as it is: assignments the program
+** wrote ("a = ?, b = b + 1"), whose values are bound like any raw
+** fragment's.  Anything but a raw fragment is LOAM_E_MISUSE.
+*/
+LOAM_API void loam_qb_set_raw (loam_qstmt *st, loam_expr *e);
+
 /* INSERT, UPDATE, DELETE: appends an expression (a column, an alias) to RETURNING. */
 LOAM_API void loam_qb_returning (loam_qstmt *st, loam_expr *e);
 
@@ -1589,8 +1597,28 @@ typedef enum loam_op_kind {
   LOAM_OP_DROP_FOREIGN_KEY,    /* 'table', 'name' */
   LOAM_OP_ADD_CHECK,           /* 'table', 'name', 'sql' (the predicate), 'not_valid' */
   LOAM_OP_DROP_CHECK,          /* 'table', 'name' */
-  LOAM_OP_EXECUTE              /* 'sql', 'params', 'nparams'; 'down_sql' makes it reversible */
+  LOAM_OP_EXECUTE,             /* 'sql', 'params', 'nparams'; 'down_sql' makes it reversible */
+  LOAM_OP_BACKFILL             /* 'table', 'set', 'nset', 'where', 'nwhere', 'key', 'batch',
+                                  'pause_ms': see "Backfills" below */
 } loam_op_kind;
+
+/*
+** One item of a BACKFILL's SET list or WHERE predicate:
+**   column, value          SET "column" = value; WHERE "column" = value
+**                          (LOAM_NULL: "column" IS NULL)
+**   column, sql, params    SET "column" = (sql); WHERE "column" = (sql)
+**   sql, params            SET sql (assignments: "a = ?, b = b + 1");
+**                          WHERE (sql) (a predicate)
+** 'sql' is a raw fragment as 'loam_qb_raw' takes it: its '?' are the
+** 'nparams' values of 'params', bound.
+*/
+typedef struct loam_assign {
+  const char *column;          /* quoted by the core; NULL: 'sql' is the whole item */
+  const char *sql;             /* NULL: 'value' */
+  const loam_value *params;
+  int nparams;
+  loam_value value;
+} loam_assign;
 
 /* What an ALTER_COLUMN changes ('alter', bits). */
 #define LOAM_ALTER_TYPE     1    /* the type and its options (length, precision, scale) */
@@ -1623,7 +1651,18 @@ typedef struct loam_op {
   const loam_value *params;    /* EXECUTE: its 'nparams' parameters */
   int nparams;
   const char *down_sql;        /* EXECUTE: the statement that undoes it, or NULL */
+  const loam_assign *set;      /* BACKFILL: the 'nset' items of SET */
+  int nset;
+  const loam_assign *where;    /* BACKFILL: the 'nwhere' items of the predicate (ANDed) that
+                                  selects the rows still to change */
+  int nwhere;
+  const char *key;             /* BACKFILL: the unique column the batches are ranges of; NULL:
+                                  the table's one-column primary key */
+  int batch;                   /* BACKFILL: rows a batch, 1 .. LOAM_BACKFILL_BATCH_MAX; 0: 1000 */
+  int pause_ms;                /* BACKFILL: the pause after each batch, 0 .. 3600000 */
 } loam_op;
+
+#define LOAM_BACKFILL_BATCH_MAX 1000000
 
 /*
 ** Renders 'op' for 'backend'.  'table' is the table the operation acts
@@ -1687,6 +1726,50 @@ LOAM_API int loam_op_inverse (const loam_op *op,
 
 
 /* {======================================================================
+** Backfills (migrate/backfill.c)
+**
+** A BACKFILL changes the rows of 'table' that its predicate ('where')
+** still selects, 'batch' rows at a time by ranges of a unique key column,
+** each batch in a short transaction of its own:
+**     SELECT max("k") AS "hi" FROM (SELECT "k" FROM "t" WHERE "k" > lo
+**       AND (where) ORDER BY "k" LIMIT batch) AS "b"       -- the batch's last key
+**     UPDATE "t" SET ... WHERE "k" > lo AND "k" <= hi AND (where)
+** (the first batch has no lower bound).  The predicate makes it safe to
+** run again, since a row done no longer matches; the runner also journals
+** the last key of each batch with it, so a run that stopped resumes after
+** the last batch committed instead of scanning the rows done again.  Only
+** the runner runs one (a migration that holds BACKFILL operations, all
+** before any other operation: see 'loam_migrate_up'): 'loam_render_op' and
+** 'loam_op_run' refuse it, and it has no derived inverse.
+**
+** Before its first batch it is checked against the table as it is: no
+** table is LOAM_E_UNDEFINED_TABLE; a key, SET or WHERE column that the
+** table lacks is LOAM_E_UNDEFINED_COLUMN; a key that is not unique (the
+** one-column primary key, a one-column UNIQUE constraint or a unique index
+** without predicate), no key given for a table without a one-column
+** primary key, an empty SET or predicate, and 'batch' or 'pause_ms' out of
+** range are LOAM_E_MISUSE.  Messages name the table and the column.
+** ======================================================================= */
+
+/*
+** The plan of BACKFILL 'op' on 'conn', changing nothing: checks it as the
+** runner does, reads the last key of its first batch (one SELECT), and
+** renders the first batch: '*select', the statement that finds a batch's
+** last key, and '*update', the first batch's UPDATE with its bounds, or
+** NULL when no row is left to change.  'key' (LOAM_IDENT_MAX + 1 bytes,
+** may be NULL) receives the key column.  The caller frees both results
+** with 'loam_rendered_free'; on failure both are NULL.
+*/
+LOAM_API int loam_backfill_plan (loam_conn *conn, const loam_op *op,
+                                 loam_rendered **select,   /* OUT */
+                                 loam_rendered **update,   /* OUT: NULL when nothing is left */
+                                 char *key,                /* OUT: may be NULL */
+                                 loam_error *err);         /* OUT: may be NULL */
+
+/* }====================================================================== */
+
+
+/* {======================================================================
 ** The migration runner (migrate/migrate.c, migrate/lock.c)
 **
 ** Migrations are versioned lists of operations ('loam_op').  The runner
@@ -1709,6 +1792,14 @@ LOAM_API int loam_op_inverse (const loam_op *op,
 **   - DDL on PostgreSQL runs under a short lock_timeout and is retried
 **     with a doubling backoff, so a migration waiting for a busy table
 **     does not queue every other query of that table behind it;
+**   - a migration that holds BACKFILL operations (they come first in the
+**     list it runs) runs each batch in a transaction of its own, under
+**     the lease (renewed in it) and the lock_timeout with its retries,
+**     journaling the batch's last key in LOAM_MIGRATION_PROGRESS_TABLE in
+**     that transaction; then its other operations run in one transaction
+**     with the history row, which also clears the journal.  A run that
+**     stopped leaves the migration unrecorded and its batches done, and
+**     the next run resumes after the last batch journaled;
 **   - an applied migration whose source changed is LOAM_E_CHECKSUM_MISMATCH;
 **     two heads (two migrations that no other follows), a missing parent
 **     and a pending migration older than the newest applied one (out of
@@ -1719,6 +1810,14 @@ LOAM_API int loam_op_inverse (const loam_op *op,
 
 #define LOAM_MIGRATION_STEPS_TABLE "loam_migration_steps"
 #define LOAM_MIGRATION_LOCK_TABLE "loam_migration_lock"
+#define LOAM_MIGRATION_PROGRESS_TABLE "loam_migration_progress"
+
+/*
+** Called after each batch of a backfill: the migration, the step (from 1),
+** the table, and the rows and batches done so far in this run.
+*/
+typedef void (*loam_migrate_progress_fn) (void *ud, const char *version, int step,
+                                          const char *table, int64_t rows, int64_t batches);
 
 /* One migration; every pointer is borrowed for the duration of a call. */
 typedef struct loam_migration {
@@ -1749,9 +1848,11 @@ typedef struct loam_migrate_opts {
   int out_of_order;              /* non-zero: apply a pending migration older than the newest
                                     applied one */
   const char *to;                /* up: stop after this version; NULL: all */
+  loam_migrate_progress_fn progress;   /* may be NULL */
+  void *progress_ud;
 } loam_migrate_opts;
 
-#define LOAM_MIGRATE_OPTS_INIT { NULL, -1, -1, -1, -1, 0, NULL }
+#define LOAM_MIGRATE_OPTS_INIT { NULL, -1, -1, -1, -1, 0, NULL, NULL, NULL }
 
 /*
 ** Applies the pending migrations among the 'n' of 'migs' (in any order:
@@ -1787,7 +1888,8 @@ typedef enum loam_migration_state {
   LOAM_MIG_CHANGED,              /* applied, but its source changed since */
   LOAM_MIG_MISSING,              /* applied, but not among the migrations given */
   LOAM_MIG_OUT_OF_ORDER,         /* pending, and older than the newest applied one */
-  LOAM_MIG_PARTIAL               /* non-transactional, some steps done (journaled) */
+  LOAM_MIG_PARTIAL               /* non-transactional, or with backfills: some steps done
+                                    (journaled) */
 } loam_migration_state;
 
 typedef struct loam_migration_status {

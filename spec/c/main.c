@@ -84,6 +84,31 @@ const char *t_url (int pg, const char *name) {
 }
 
 
+const char *t_fresh_url (loam_backend be, const char *tag) {
+  static char url[1024];
+  loam_error err = LOAM_ERROR_INIT;
+  loam_conn *c = NULL;
+  char sql[200];
+  if (be == LOAM_SQLITE) {
+    snprintf(url, sizeof url, "%s/%s.db", t_tmpdir(), tag);
+    unlink(url);
+    snprintf(url, sizeof url, "sqlite:%s/%s.db", t_tmpdir(), tag);
+    return url;
+  }
+  if (t_pg_url() == NULL) return NULL;
+  if (loam_connect(t_pg_url(), NULL, &c, &err) != LOAM_OK) return NULL;
+  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS loam_mig_%s CASCADE", tag);
+  loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, &err);
+  snprintf(sql, sizeof sql, "CREATE SCHEMA loam_mig_%s", tag);
+  loam_exec(c, sql, NULL, 0, NULL, NULL, NULL, &err);
+  loam_conn_close(c);
+  loam_error_clear(&err);
+  snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3Dloam_mig_%s", t_pg_url(),
+           strchr(t_pg_url(), '?') != NULL ? "&" : "?", tag);
+  return url;
+}
+
+
 void t_sleep_ms (int ms) {
   struct timespec ts;
   ts.tv_sec = ms / 1000;

@@ -41,6 +41,14 @@ const char *t_tmpdir (void);
 */
 const char *t_url (int pg, const char *name);
 
+/*
+** The URL of a fresh database for test 'tag' on 'be': an SQLite file
+** removed first, or on PostgreSQL a schema of its own, dropped and made
+** again, named by the URL's search_path (so forked children reach it
+** too).  NULL without a PostgreSQL cluster.  A static buffer.
+*/
+const char *t_fresh_url (loam_backend be, const char *tag);
+
 void t_sleep_ms (int ms);
 
 /* Runs 'fn(0)' (SQLite), then, unless it failed, 'fn(1)' (PostgreSQL). */

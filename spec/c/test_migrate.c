@@ -24,32 +24,6 @@ static int exec (loam_conn *c, const char *sql, loam_error *err) {
 }
 
 
-/* The URL of a fresh database for test 'tag' on 'be' (a static buffer). */
-static const char *fresh_url (loam_backend be, const char *tag) {
-  static char url[1024];
-  loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = NULL;
-  char sql[200];
-  if (be == LOAM_SQLITE) {
-    snprintf(url, sizeof url, "%s/%s.db", t_tmpdir(), tag);
-    unlink(url);
-    snprintf(url, sizeof url, "sqlite:%s/%s.db", t_tmpdir(), tag);
-    return url;
-  }
-  if (t_pg_url() == NULL) return NULL;
-  if (loam_connect(t_pg_url(), NULL, &c, &err) != LOAM_OK) return NULL;
-  snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS loam_mig_%s CASCADE", tag);
-  exec(c, sql, &err);
-  snprintf(sql, sizeof sql, "CREATE SCHEMA loam_mig_%s", tag);
-  exec(c, sql, &err);
-  loam_conn_close(c);
-  loam_error_clear(&err);
-  snprintf(url, sizeof url, "%s%soptions=-csearch_path%%3Dloam_mig_%s", t_pg_url(),
-           strchr(t_pg_url(), '?') != NULL ? "&" : "?", tag);
-  return url;
-}
-
-
 static void sleep_ms (int ms) {
   struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
   nanosleep(&ts, NULL);
@@ -132,7 +106,7 @@ static int64_t count_history (loam_conn *c) {
 
 static void check_up_down_status (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "basic"));
+  loam_conn *c = open_url(t_fresh_url(be, "basic"));
   loam_migration_status *st = NULL;
   loam_migrate_opts o = LOAM_MIGRATE_OPTS_INIT;
   hist3 h;
@@ -190,7 +164,7 @@ TEST(migrate_up_down_status_postgres) { check_up_down_status(LOAM_POSTGRES); }
 /* A migration that fails in its third step leaves schema and history as they were. */
 static void check_failure (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "fail"));
+  loam_conn *c = open_url(t_fresh_url(be, "fail"));
   loam_op bad[3];
   loam_migration m[3];
   hist3 h;
@@ -231,7 +205,7 @@ TEST(migrate_failure_changes_nothing_postgres) { check_failure(LOAM_POSTGRES); }
 /* Checksums, heads, merges, missing parents, out of order: refused with their codes. */
 static void check_refusals (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "refuse"));
+  loam_conn *c = open_url(t_fresh_url(be, "refuse"));
   loam_migration m[5];
   loam_migration_status *st = NULL;
   loam_migrate_opts o = LOAM_MIGRATE_OPTS_INIT;
@@ -320,7 +294,7 @@ TEST(migrate_refusals_postgres) { check_refusals(LOAM_POSTGRES); }
 /* The lock: held by another, a run waits its time and fails naming the holder. */
 static void check_locked (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "locked"));
+  loam_conn *c = open_url(t_fresh_url(be, "locked"));
   loam_migrate_opts o = LOAM_MIGRATE_OPTS_INIT;
   hist3 h;
   int n = -1;
@@ -389,7 +363,7 @@ static int race (const char *url, const loam_migration *m, int n) {
 
 
 static void check_two_processes (loam_backend be) {
-  const char *u = fresh_url(be, "race");
+  const char *u = t_fresh_url(be, "race");
   char url[1024];
   loam_op slow[2];
   loam_migration m[3];
@@ -429,7 +403,7 @@ TEST(migrate_two_processes_postgres) { check_two_processes(LOAM_POSTGRES); }
 */
 static void check_resume (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "resume"));
+  loam_conn *c = open_url(t_fresh_url(be, "resume"));
   static const char *const code_col[] = { "code" };
   loam_migration_status *st = NULL;
   loam_op steps[3];
@@ -508,7 +482,7 @@ TEST(migrate_resume_postgres) { check_resume(LOAM_POSTGRES); }
 */
 static void check_down_stepwise (loam_backend be) {
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *c = open_url(fresh_url(be, "downstep"));
+  loam_conn *c = open_url(t_fresh_url(be, "downstep"));
   loam_migration_status *st = NULL;
   loam_op up[1], down[3];
   loam_migration m[2];
@@ -586,7 +560,7 @@ TEST(migrate_down_stepwise_postgres) { check_down_stepwise(LOAM_POSTGRES); }
 */
 TEST(migrate_lock_timeout_retries_postgres) {
   loam_error err = LOAM_ERROR_INIT;
-  const char *u = fresh_url(LOAM_POSTGRES, "ltimeout");
+  const char *u = t_fresh_url(LOAM_POSTGRES, "ltimeout");
   char url[1024];
   loam_migrate_opts o = LOAM_MIGRATE_OPTS_INIT;
   loam_conn *c, *holder;

@@ -974,6 +974,30 @@ TEST(qb_update_and_delete) {
   loam_qb_free(qb);
 }
 
+/* A raw SET item: assignments the program wrote, its values bound in text order. */
+TEST(qb_update_set_raw) {
+  loam_qb *qb = loam_qb_new();
+  loam_qstmt *up = loam_qb_update(qb, "t");
+  loam_qb_set(up, "a", ival(1));
+  loam_qb_set_raw(up, loam_qb_raw(qb, "b = ?, c = c + 1", (loam_value[]){ loam_int(2) }, 1));
+  loam_qb_where(up, eq(col("id"), ival(3)));
+  EXPECT(qb, up, S, "UPDATE \"t\" SET \"a\" = ?, b = ?, c = c + 1 WHERE (\"id\" = ?)", "1, 2, 3");
+  EXPECT(qb, up, P, "UPDATE \"t\" SET \"a\" = $1, b = $2, c = c + 1 WHERE (\"id\" = $3)",
+         "1, 2, 3");
+  loam_qb_free(qb);
+  qb = loam_qb_new();
+  up = loam_qb_update(qb, "t");
+  loam_qb_set_raw(up, col("a"));
+  EXPECT_ERR(qb, up, S, LOAM_E_MISUSE, "SET: an item without a column must be a raw SQL "
+             "fragment (loam_qb_raw) of assignments");
+  loam_qb_free(qb);
+  qb = loam_qb_new();
+  up = loam_qb_select(qb, "t", NULL);
+  loam_qb_set_raw(up, loam_qb_raw(qb, "a = 1", NULL, 0));
+  EXPECT_ERR(qb, up, S, LOAM_E_MISUSE, "SET does not apply to");
+  loam_qb_free(qb);
+}
+
 /* }====================================================================== */
 
 

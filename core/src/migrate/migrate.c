@@ -35,6 +35,7 @@ typedef struct Run {
   int n;
   hist *h;                       /* the history, by version */
   int nh;
+  int clear;                     /* the transaction that records also clears the journal */
   loam_error *err;
 } Run;
 
@@ -207,12 +208,18 @@ static int ensure (Run *r) {
     { .name = "version", .type = LOAM_COL_TEXT },
     { .name = "step", .type = LOAM_COL_INTEGER },
   };
+  static const loam_column_def progress_cols[] = {
+    { .name = "version", .type = LOAM_COL_TEXT },
+    { .name = "step", .type = LOAM_COL_INTEGER },
+    { .name = "last_int", .type = LOAM_COL_BIGINT },
+    { .name = "last_text", .type = LOAM_COL_TEXT },
+  };
   static const loam_column_def lock_cols[] = {
     { .name = "id", .type = LOAM_COL_INTEGER, .primary_key = 1 },
     { .name = "owner", .type = LOAM_COL_TEXT, .not_null = 1 },
     { .name = "expires_at", .type = LOAM_COL_BIGINT, .not_null = 1 },
   };
-  loam_table_def t[3];
+  loam_table_def t[4];
   int i;
   memset(t, 0, sizeof t);
   t[0].name = LOAM_MIGRATIONS_TABLE;
@@ -226,7 +233,12 @@ static int ensure (Run *r) {
   t[2].name = LOAM_MIGRATION_LOCK_TABLE;
   t[2].columns = lock_cols;
   t[2].ncolumns = 3;
-  for (i = 0; i < 3; i++) {
+  t[3].name = LOAM_MIGRATION_PROGRESS_TABLE;
+  t[3].columns = progress_cols;
+  t[3].ncolumns = 4;
+  t[3].primary_key = pk_steps;
+  t[3].nprimary_key = 2;
+  for (i = 0; i < 4; i++) {
     int exists = 0;
     t[i].if_not_exists = 1;
     if (loam_table_exists(r->c, t[i].name, &exists, r->err) != LOAM_OK) return LOAM_ERROR;
@@ -405,6 +417,18 @@ static int isapplied (Run *r, const char *version, int *yes) {
 }
 
 
+/* Removes the journal of 'version': its steps done and the progress of its backfills. */
+static int clearjournal (Run *r, const char *version) {
+  loam_value p = loam_text(version, strlen(version));
+  int rc = loam_exec(r->c, "DELETE FROM " LOAM_MIGRATION_STEPS_TABLE " WHERE version = ?", &p,
+                     1, NULL, NULL, NULL, r->err);
+  if (rc == LOAM_OK)
+    rc = loam_exec(r->c, "DELETE FROM " LOAM_MIGRATION_PROGRESS_TABLE " WHERE version = ?", &p,
+                   1, NULL, NULL, NULL, r->err);
+  return rc;
+}
+
+
 /* What a transaction of the runner changes beside the schema. */
 enum { RECORD, UNRECORD, JOURNAL, JOURNAL_DOWN };
 
@@ -438,6 +462,7 @@ static int intx (Run *r, const loam_migration *g, const loam_op *list, int first
           rc = what == RECORD ? record(r, g, t0)
              : what == UNRECORD ? unrecord(r, g->version)
              : journal(r, g, first, what == JOURNAL_DOWN);
+        if (rc == LOAM_OK && r->clear) rc = clearjournal(r, g->version);
       }
       if (rc == LOAM_OK) rc = loam_tx_commit(r->c, r->err);
       if (rc != LOAM_OK) loam_tx_rollback(r->c, NULL);
@@ -542,14 +567,171 @@ static int stepwise (Run *r, const loam_migration *g, int down) {
   if (rc != LOAM_OK) return rc;
   rc = loam_tx_begin(r->c, r->err);
   if (rc == LOAM_OK) {
-    loam_value p = loam_text(g->version, strlen(g->version));
     rc = down ? unrecord(r, g->version) : record(r, g, t0);
-    if (rc == LOAM_OK)
-      rc = loam_exec(r->c, "DELETE FROM " LOAM_MIGRATION_STEPS_TABLE " WHERE version = ?", &p, 1,
-                     NULL, NULL, NULL, r->err);
+    if (rc == LOAM_OK) rc = clearjournal(r, g->version);
     if (rc == LOAM_OK) rc = loam_tx_commit(r->c, r->err);
     if (rc != LOAM_OK) loam_tx_rollback(r->c, NULL);
   }
+  return rc;
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** Backfills
+** ======================================================================= */
+
+/*
+** The journaled progress of step 'js' of 'version' (the key of 'journal'):
+** 'f' continues after the last key kept, if any.
+*/
+static int progress_read (Run *r, const char *version, int js, loam__fill *f) {
+  loam_value p[2], v;
+  loam_stmt *st = NULL;
+  int rc;
+  p[0] = loam_text(version, strlen(version));
+  p[1] = loam_int(js);
+  if (loam_query(r->c, "SELECT last_int, last_text FROM " LOAM_MIGRATION_PROGRESS_TABLE
+                 " WHERE version = ? AND step = ?", p, 2, 0, &st, r->err) != LOAM_OK)
+    return LOAM_ERROR;
+  rc = loam_step(st, r->err);
+  if (rc == LOAM_ROW) {
+    rc = loam_column(st, 0, &v);
+    if (rc == LOAM_OK && v.type == LOAM_NULL) rc = loam_column(st, 1, &v);
+    if (rc == LOAM_OK && v.type != LOAM_NULL) rc = loam__fill_resume(f, &v, r->err);
+  }
+  loam_stmt_close(st);
+  return rc == LOAM_ERROR ? LOAM_ERROR : LOAM_OK;
+}
+
+
+/*
+** Journals the last key of the batch just run ('f->hi') as the progress
+** of step 'js', in the batch's transaction.  An integer key is kept as
+** one; any other as text, which both backends compare with the key
+** column's own type when it is bound again.
+*/
+static int progress_write (Run *r, const char *version, int js, const loam__fill *f) {
+  loam__buf num = LOAM__BUF_INIT;
+  loam_value p[4];
+  int rc;
+  p[0] = loam_text(version, strlen(version));
+  p[1] = loam_int(js);
+  p[2] = f->hi.type == LOAM_INT ? f->hi : loam_null();
+  p[3] = f->hi.type == LOAM_TEXT ? f->hi : loam_null();
+  if (f->hi.type == LOAM_DOUBLE) {
+    loam__buf_double(&num, f->hi.u.d, 1);
+    if (loam__buf_cstr(&num) == NULL) return loam__err_nomem(r->err);
+    p[3] = loam_text(num.p, num.len);
+  }
+  rc = loam_exec(r->c, "DELETE FROM " LOAM_MIGRATION_PROGRESS_TABLE " WHERE version = ? AND "
+                 "step = ?", p, 2, NULL, NULL, NULL, r->err);
+  if (rc == LOAM_OK)
+    rc = loam_exec(r->c, "INSERT INTO " LOAM_MIGRATION_PROGRESS_TABLE " (version, step, "
+                   "last_int, last_text) VALUES (?, ?, ?, ?)", p, 4, NULL, NULL, NULL, r->err);
+  loam__buf_free(&num);
+  return rc;
+}
+
+
+/*
+** Runs backfill step 'i' of 'g' (of its down, with 'down') batch by batch,
+** from where its journal says it stopped.  Each batch is a transaction of
+** its own that renews the lease (whose row then stays locked until the
+** commit), runs under the lock_timeout, and journals the batch's last
+** key; the last, which finds no row left, journals the step as done.  A
+** lock timeout rolls the batch back and tries it again after a pause that
+** doubles each time, as 'intx' does.
+*/
+static int fillstep (Run *r, const loam_migration *g, const loam_op *op, int i, int down) {
+  loam__fill f;
+  int64_t rows = 0, batches = 0;
+  int js = down ? -1 - i : i, more = 1, rc;
+  rc = loam__fill_start(r->c, op, &f, r->err);
+  if (rc == LOAM_OK) rc = progress_read(r, g->version, js, &f);
+  if (rc != LOAM_OK)
+    prefix(r->err, "migration %s (%s), step %d (backfill)", g->version, g->name, i + 1);
+  while (rc == LOAM_OK && more) {
+    int attempt, backoff = 200;
+    int64_t n = 0;
+    for (attempt = 0;; attempt++) {
+      rc = loam_tx_begin(r->c, r->err);
+      if (rc == LOAM_OK) {
+        rc = locktimeout(r);
+        if (rc == LOAM_OK) rc = loam__lock_renew(r->c, r->owner, r->o.lock_ttl_ms, r->err);
+        if (rc == LOAM_OK) rc = loam__fill_batch(r->c, &f, &more, &n, r->err);
+        if (rc == LOAM_OK)
+          rc = more ? progress_write(r, g->version, js, &f) : journal(r, g, i, down);
+        if (rc == LOAM_OK) rc = loam_tx_commit(r->c, r->err);
+        if (rc != LOAM_OK) loam_tx_rollback(r->c, NULL);
+      }
+      if (rc == LOAM_OK || r->err == NULL || r->err->code != LOAM_E_TIMEOUT ||
+          r->d->ddl_lock_timeout == NULL || attempt >= r->o.ddl_retries)
+        break;
+      loam__sleep_ms(backoff);
+      backoff *= 2;
+    }
+    if (rc != LOAM_OK) {
+      prefix(r->err, "migration %s (%s), step %d (backfill), batch %lld", g->version, g->name,
+             i + 1, (long long)batches + 1);
+      break;
+    }
+    if (!more) break;
+    loam__fill_advance(&f);
+    rows += n;
+    batches++;
+    if (r->o.progress != NULL)
+      r->o.progress(r->o.progress_ud, g->version, i + 1, op->table, rows, batches);
+    if (op->pause_ms > 0) loam__sleep_ms(op->pause_ms);
+  }
+  loam__fill_free(&f);
+  return rc;
+}
+
+
+/*
+** The number of BACKFILL operations that open 'list' ('n' operations of
+** 'g') into '*nfill'; a backfill after another kind of operation is
+** refused, since the rest runs in one transaction after the batches.
+*/
+static int leadingfills (Run *r, const loam_migration *g, const loam_op *list, int n,
+                         int *nfill) {
+  int i;
+  *nfill = 0;
+  while (*nfill < n && list[*nfill].kind == LOAM_OP_BACKFILL) (*nfill)++;
+  for (i = *nfill; i < n; i++)
+    if (list[i].kind == LOAM_OP_BACKFILL)
+      return loam__err(r->err, LOAM_E_MISUSE, "migration %s (%s), step %d (backfill): the "
+                       "backfills of a migration come before its other operations, which run "
+                       "in one transaction with the history row once every batch is done",
+                       g->version, g->name, i + 1);
+  if (*nfill > 0 && g->non_transactional)
+    return loam__err(r->err, LOAM_E_MISUSE, "migration %s (%s): a migration with backfills "
+                     "cannot also run its operations one by one outside a transaction",
+                     g->version, g->name);
+  return LOAM_OK;
+}
+
+
+/*
+** Runs migration 'g' up (or, with 'down', down): its backfills first,
+** batch by batch, skipping the steps journaled as done; then the rest in
+** one transaction with the history row, which clears the journal.
+*/
+static int one (Run *r, const loam_migration *g, int down) {
+  const loam_op *list = down ? g->down : g->up;
+  int i, n = down ? g->ndown : g->nup, nfill, done, rc;
+  if (leadingfills(r, g, list, n, &nfill) != LOAM_OK) return LOAM_ERROR;
+  if (nfill == 0)
+    return g->non_transactional ? stepwise(r, g, down)
+                                : intx(r, g, list, 0, n, down ? UNRECORD : RECORD);
+  if (stepsdone(r, g->version, down, &done) != LOAM_OK) return LOAM_ERROR;
+  for (i = done; i < nfill; i++)
+    if (fillstep(r, g, &list[i], i, down) != LOAM_OK) return LOAM_ERROR;
+  r->clear = 1;
+  rc = intx(r, g, list, nfill, n, down ? UNRECORD : RECORD);
+  r->clear = 0;
   return rc;
 }
 
@@ -633,7 +815,7 @@ static int up (Run *r, int *count) {
                      "not depend on what came later", g->version, g->name, newest);
       break;
     }
-    rc = g->non_transactional ? stepwise(r, g, 0) : intx(r, g, g->up, 0, g->nup, RECORD);
+    rc = one(r, g, 0);
     if (rc == LOAM_OK) (*count)++;
   }
   loam__lock_release(r->c, r->owner);
@@ -663,7 +845,7 @@ static int down (Run *r, int steps, int *count) {
                      r->h[i].version);
       break;
     }
-    rc = g->non_transactional ? stepwise(r, g, 1) : intx(r, g, g->down, 0, g->ndown, UNRECORD);
+    rc = one(r, g, 1);
     if (rc == LOAM_OK) (*count)++;
   }
   loam__lock_release(r->c, r->owner);

@@ -96,6 +96,45 @@ LOAMI_FUNC int loam__rebuild (loam__buf *texts, loam_sql_kind *kinds, int *n, co
 
 
 /* {======================================================================
+** Backfills (backfill.c)
+** ======================================================================= */
+
+/* A backfill being run: its operation, its key and the last key done. */
+typedef struct loam__fill {
+  const loam_op *op;
+  char key[LOAM_IDENT_MAX + 1];
+  int batch;                   /* rows a batch, the default applied */
+  loam_value last;             /* the last key done; type LOAM_NULL before the first batch */
+  char *owned;                 /* the bytes of 'last' when it is text */
+  loam_value hi;               /* the last key of the batch run, until 'loam__fill_advance' */
+  char *hiowned;
+} loam__fill;
+
+/*
+** Checks BACKFILL 'op' against its table on 'c' and readies '*f' for its
+** first batch (loam.h lists the refusals).  '*f' is freed with
+** 'loam__fill_free' whatever this returns.
+*/
+LOAMI_FUNC int loam__fill_start (loam_conn *c, const loam_op *op, loam__fill *f,
+                                 loam_error *err);
+/* Continues after the key 'last' (copied), as a journal kept it. */
+LOAMI_FUNC int loam__fill_resume (loam__fill *f, const loam_value *last, loam_error *err);
+/*
+** Runs the next batch in the caller's transaction: '*more' is 1 when it
+** changed a range ('*rows' rows; 'f->hi' is its last key), 0 when no row
+** was left.  Once the transaction commits, 'loam__fill_advance' makes
+** 'f->hi' the key the next batch starts after; a batch rolled back is
+** simply run again.
+*/
+LOAMI_FUNC int loam__fill_batch (loam_conn *c, loam__fill *f, int *more, int64_t *rows,
+                                 loam_error *err);
+LOAMI_FUNC void loam__fill_advance (loam__fill *f);
+LOAMI_FUNC void loam__fill_free (loam__fill *f);
+
+/* }====================================================================== */
+
+
+/* {======================================================================
 ** The migration lock (lock.c)
 ** ======================================================================= */
 

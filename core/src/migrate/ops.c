@@ -21,12 +21,12 @@
 static const char *const opnames[] = {
   "(none)", "create_table", "drop_table", "rename_table", "add_column", "drop_column",
   "rename_column", "alter_column", "add_index", "drop_index", "add_foreign_key",
-  "validate_foreign_key", "drop_foreign_key", "add_check", "drop_check", "execute"
+  "validate_foreign_key", "drop_foreign_key", "add_check", "drop_check", "execute", "backfill"
 };
 
 
 const char *loam__op_name (int kind) {
-  return (kind >= LOAM_OP_CREATE_TABLE && kind <= LOAM_OP_EXECUTE) ? opnames[kind] : opnames[0];
+  return (kind >= LOAM_OP_CREATE_TABLE && kind <= LOAM_OP_BACKFILL) ? opnames[kind] : opnames[0];
 }
 
 
@@ -115,8 +115,11 @@ static int checkcols (const loam_op *op, const char *const *cols, int n, const c
 
 
 static int check (const loam_op *op, loam_error *err) {
-  if (op->kind < LOAM_OP_CREATE_TABLE || op->kind > LOAM_OP_EXECUTE)
+  if (op->kind < LOAM_OP_CREATE_TABLE || op->kind > LOAM_OP_BACKFILL)
     return loam__err(err, LOAM_E_MISUSE, "unknown migration operation (%d)", (int)op->kind);
+  if (op->kind == LOAM_OP_BACKFILL)
+    return bad(op, err, "runs in batches, each in a transaction of its own: the migration "
+               "runner runs it, and 'loam_backfill_plan' shows its first batch");
   if (op->kind != LOAM_OP_EXECUTE && op->kind != LOAM_OP_CREATE_TABLE &&
       op->kind != LOAM_OP_ADD_INDEX && ident(op, op->table, "table name", err) != LOAM_OK)
     return LOAM_ERROR;
@@ -475,6 +478,9 @@ int loam_op_inverse (const loam_op *op, loam_op *inv, char *name_buf, loam_error
   char *gen = NULL;
   if (op == NULL || inv == NULL || name_buf == NULL)
     return loam__err(err, LOAM_E_MISUSE, "loam_op_inverse: NULL argument");
+  if (op->kind == LOAM_OP_BACKFILL)
+    return irreversible(op, "the values it overwrites are not kept; write the 'down' yourself",
+                        err);
   if (check(op, err) != LOAM_OK) return LOAM_ERROR;
   memset(inv, 0, sizeof *inv);
   inv->table = op->table;

@@ -997,6 +997,21 @@ void loam_qb_set (loam_qstmt *st, const char *col, loam_expr *e) {
 }
 
 
+void loam_qb_set_raw (loam_qstmt *st, loam_expr *e) {
+  loam__qset *s;
+  if (!fits(st, INS | UPD, "SET", e)) return;
+  if (e->kind != LOAM__X_RAW) {
+    fail(st->qb, LOAM_E_MISUSE, "SET: an item without a column must be a raw SQL fragment "
+         "(loam_qb_raw) of assignments");
+    return;
+  }
+  if ((s = vec_push(st->qb, &st->set, sizeof *s, 1)) == NULL) return;
+  s->col.p = NULL;           /* no column: the fragment is the assignments */
+  s->col.len = 0;
+  s->e = e;
+}
+
+
 void loam_qb_returning (loam_qstmt *st, loam_expr *e) {
   if (fits(st, INS | UPD | DEL, "RETURNING", e)) push_ptr(st, &st->returning, e);
 }

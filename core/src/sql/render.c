@@ -444,8 +444,10 @@ static void set_list (R *r, const loam_qstmt *st) {
   int i;
   for (i = 0; i < st->set.n; i++) {
     if (i > 0) adds(r, ", ");
-    addt(r, s[i].col);
-    adds(r, " = ");
+    if (s[i].col.p != NULL) {
+      addt(r, s[i].col);
+      adds(r, " = ");
+    }
     expr(r, s[i].e, BARE);
   }
 }

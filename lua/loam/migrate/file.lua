@@ -25,17 +25,15 @@
 --     down = {},
 --   }
 --
--- The backfills of a data migration are kept apart from the operations the
--- core runs: 'up' and 'down' hold its execute operations, and 'backfill'
--- = { up = { ops }, down = { ops } } its backfills, which
--- loam.migrate.backfill runs in batches before the core runs the rest
--- and records the migration.
+-- The core's runner runs the backfills of a data migration first, batch
+-- by batch under its lease, then its execute operations in one
+-- transaction with the history row; so its backfills come first.
 --
 --   file.parse_name(basename) -> version, name | nil, why
 --   file.load(path [, shown]) -> migration
 --       { version, name, path, parents, kind = "schema" | "data", source, up,
 --         down (nil: derived by the core), reversible, irreversible (why
---         not, or nil), allow, backfill = { up, down } (data migrations) }
+--         not, or nil), allow }
 --   file.read(dir [, shown]) -> migrations sorted by version, or raises on
 --       the first bad file ('shown(path)' is how paths appear in messages)
 --
@@ -110,25 +108,19 @@ local function op_list(spec, k, where, label, kind)
   return list
 end
 
--- Splits the operations of a data migration's list 'list' into the
--- backfills, which come first (they run in batches before the rest), and
--- the execute operations, which the core runs in one transaction with the
--- history row.
-local function split(list, k, label)
-  local fills, rest = {}, {}
+-- Checks that the backfills of a data migration's list 'list' come first:
+-- the core runs them batch by batch, then the execute operations in one
+-- transaction with the history row.
+local function fills_first(list, k, label)
+  local executes = false
   for i, op in ipairs(list) do
-    if op.op == "backfill" then
-      if #rest > 0 then
-        fail("misuse", op.at .. ": ", "%s: data_migration: %s #%d, backfill, follows an execute; "
-          .. "the backfills of a data migration come first (they run in batches, then the "
-          .. "executes run in one transaction with the history row)", label, k, i)
-      end
-      fills[#fills + 1] = op
-    else
-      rest[#rest + 1] = op
+    if op.op == "backfill" and executes then
+      fail("misuse", op.at .. ": ", "%s: data_migration: %s #%d, backfill, follows an execute; "
+        .. "the backfills of a data migration come first (they run in batches, then the "
+        .. "executes run in one transaction with the history row)", label, k, i)
     end
+    executes = executes or op.op ~= "backfill"
   end
-  return fills, rest
 end
 
 -- Checks the declaration 'spec' of migration() or, 'kind' "data",
@@ -194,16 +186,8 @@ local function declare(spec, where, label, kind)
     fail("misuse", where, "%s: a migration needs 'change' or 'up' and 'down'", label)
   end
   if kind == "data" then
-    local up, down
-    m.backfill = {}
-    m.backfill.up, up = split(m.up, spec.change ~= nil and "change" or "up", label)
-    m.up = up
-    if m.down ~= nil then
-      m.backfill.down, down = split(m.down, "down", label)
-      m.down = down
-    else
-      m.backfill.down = {}
-    end
+    fills_first(m.up, spec.change ~= nil and "change" or "up", label)
+    if m.down ~= nil then fills_first(m.down, "down", label) end
   end
   if spec.allow ~= nil then
     if type(spec.allow) ~= "table" then

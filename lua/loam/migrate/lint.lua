@@ -223,7 +223,7 @@ function lint.check(migs, ctx)
     end
     local m = { created = {}, has_ddl = false }
     for _, op in ipairs(mig.up) do
-      if op.op ~= "execute" then m.has_ddl = true end
+      if op.op ~= "execute" and op.op ~= "backfill" then m.has_ddl = true end
     end
     for _, op in ipairs(mig.up) do
       for _, r in ipairs(lint.RULES) do

@@ -27,7 +27,7 @@
 --   ops.drop_check(table, name)
 --   ops.execute(sql [, params [, { down = sql }]])
 --   ops.backfill(table, { set = { col = value } | set_sql =, where = { col = value } |
---                where_sql =, batch =, key = })   (data migrations only)
+--                where_sql =, batch =, key =, pause_ms = })   (data migrations only)
 --
 --   ops.NAMES         the constructors' names, in the order above
 --   ops.SCHEMA, ops.DATA   which names belong to schema and data migrations
@@ -416,11 +416,13 @@ local function pairs_of(op, what, t)
   return t
 end
 
--- backfill(table, { set | set_sql, where | where_sql, batch, key }): the
--- rows of 'table' that 'where' still selects get 'set', 'batch' rows
--- (default 1000) at a time by ranges of the key 'key' (default: the
--- table's one-column primary key).  'where' is what makes it idempotent:
--- a row done no longer matches, so a resumed run skips it.
+-- backfill(table, { set | set_sql, where | where_sql, batch, key, pause_ms }):
+-- the rows of 'table' that 'where' still selects get 'set', 'batch' rows
+-- (default 1000) at a time by ranges of the unique key 'key' (default:
+-- the table's one-column primary key), 'pause_ms' between batches.  The
+-- core's runner runs it (LOAM_OP_BACKFILL), and checks it against the
+-- table.  'where' is what makes it idempotent: a row done no longer
+-- matches, so a resumed run skips it.
 function ops.backfill(tname, opts, ...)
   local op = "backfill"
   no_extra(op, select("#", ...), 2)
@@ -431,7 +433,7 @@ function ops.backfill(tname, opts, ...)
   end
   opts = options(op, opts, { { "set", "table" }, { "set_sql", "string" }, { "where", "table" },
                              { "where_sql", "string" }, { "batch", "number" },
-                             { "key", "string" } })
+                             { "key", "string" }, { "pause_ms", "number" } })
   if (opts.set == nil) == (opts.set_sql == nil) then
     fail(op, "needs one of 'set' (a table { column = value }) and 'set_sql' (the SQL after SET)")
   end
@@ -448,9 +450,13 @@ function ops.backfill(tname, opts, ...)
     fail(op, "option 'batch' must be a positive integer, got %s", show(opts.batch))
   end
   if opts.key ~= nil then ident(op, "key", opts.key) end
+  local pause = opts.pause_ms
+  if pause ~= nil and (math.type(pause) ~= "integer" or pause < 0) then
+    fail(op, "option 'pause_ms' must be a non-negative integer, got %s", show(pause))
+  end
   return op_table { op = op, table = tname, set = opts.set, set_sql = opts.set_sql,
                     where = opts.where, where_sql = opts.where_sql, batch = batch,
-                    key = opts.key }
+                    key = opts.key, pause_ms = pause }
 end
 
 -- Refuses a table that is not an operation made here.

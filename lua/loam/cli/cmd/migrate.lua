@@ -6,7 +6,6 @@ local core = require "loam.core"
 local config = require "loam.config"
 local file = require "loam.migrate.file"
 local lint = require "loam.migrate.lint"
-local backfill = require "loam.migrate.backfill"
 local project = require "loam.project"
 local host = require "loam.cli.host"
 
@@ -131,55 +130,73 @@ function migrate.run_options(ctx)
   return { owner = (os.getenv("USER") or "loam") .. " (loam migrate)" }
 end
 
+-- How a parameter of a dry run's statement is shown.
+local function shown(v)
+  if v == core.null then return "NULL" end
+  if type(v) == "string" then return "'" .. v:gsub("'", "''") .. "'" end
+  return tostring(v)
+end
+
+-- Prints a statement of a dry run, its parameters after it.
+local function say_stmt(ctx, sql, params)
+  if params == nil or #params == 0 then return ctx:say("%s;", sql) end
+  local list = {}
+  for i, v in ipairs(params) do list[i] = shown(v) end
+  ctx:say("%s;  -- %s", sql, table.concat(list, ", "))
+end
+
 -- Prints the statements of migration 'm' in direction 'dir' as a dry run
--- shows them; 'touched' follows the tables changed by those before.  The
--- backfills of a data migration come first, each as the two statements of
--- one batch (the key bounds as '?').
+-- shows them; 'touched' follows the tables changed by those before.  A
+-- backfill shows its plan: how it batches, and the statements of its first
+-- batch as the core renders them, with their parameters.
 function migrate.print_sql(ctx, db, m, dir, touched)
-  local fills = m.backfill and m.backfill[dir] or {}
   local stmts, outside = core.migration_sql(db, m, dir, touched)
   ctx:say("-- %s (%s%s)", migrate.label(m), dir,
     outside and ", outside a transaction, step by step" or "")
-  for _, op in ipairs(fills) do
-    ctx:say("-- backfill %s, in batches of %d by %s, each batch:", op.table, op.batch,
-      backfill.key(db, op))
-    for _, s in ipairs(backfill.statements(db, op)) do
-      ctx:say("%s;  -- ? = %s", s.sql, table.concat(s.params, ", "))
+  local fills = 0
+  for _, s in ipairs(stmts) do
+    if type(s) == "table" then
+      fills = fills + 1
+      ctx:say("-- backfill %s: batches of %d rows by %s, each in a transaction of its own; "
+        .. "the first:", s.backfill, s.batch, s.key)
+      say_stmt(ctx, s.select, s.select_params)
+      if s.update ~= nil then say_stmt(ctx, s.update, s.update_params)
+      else ctx:say("-- (no row is left to change)") end
+    else
+      if fills > 0 then
+        ctx:say("-- then, in one transaction with the history row:")
+        fills = 0
+      end
+      ctx:say("%s;", s)
     end
   end
-  if #fills > 0 and #stmts > 0 then
-    ctx:say("-- then, in one transaction with the history row:")
-  end
-  for _, s in ipairs(stmts) do ctx:say("%s;", s) end
 end
 
--- Runs the backfills of migration 'm' in direction 'dir' (none for a
--- schema migration), showing on a terminal how far each has got.
-local function backfills(db, m, dir)
-  for _, op in ipairs(m.backfill and m.backfill[dir] or {}) do
-    local tty = host.isatty(2)
-    local rows = backfill.run(db, op, tty and function(t, n, b)
-      io.stderr:write(("\rbackfill %s: %d rows in %d batches"):format(t, n, b))
-    end)
-    if tty then io.stderr:write(("\rbackfill %s: %d rows, done\n"):format(op.table, rows)) end
+-- The run option that shows, on a terminal, how far each backfill has got
+-- (nil elsewhere), and the function that ends its line after a run.
+local function batch_progress()
+  if not host.isatty(2) then return nil, function() end end
+  local drawn = false
+  return function(_, _, tname, rows, batches)
+    drawn = true
+    io.stderr:write(("\rbackfill %s: %d rows in %d batches"):format(tname, rows, batches))
+  end, function()
+    if drawn then io.stderr:write("\n") end
+    drawn = false
   end
 end
 
 -- Applies migration 'm' of 'migs' with the run options 'opts' and those
--- pending before it; returns how many the core applied.  The backfills of
--- a data migration run first, in batches outside any transaction; the
--- core then runs the rest and records the migration.  Before them, a run
--- that applies nothing checks what the core refuses (two heads, a missing
--- parent, an edited applied file), so a refused run backfills nothing.
+-- pending before it; returns how many the core applied.  The core runs
+-- the backfills of a data migration, batch by batch under its lease.
 function migrate.apply(db, migs, m, opts)
-  if m.backfill ~= nil and #m.backfill.up > 0 then
-    core.migrate_up(db, migs, { to = "0", owner = opts.owner })
-    backfills(db, m, "up")
-  end
-  local o = {}
+  local o, done = {}, nil
   for k, v in pairs(opts) do o[k] = v end
   o.to = m.version
-  return core.migrate_up(db, migs, o)
+  o.progress, done = batch_progress()
+  local n = core.migrate_up(db, migs, o)
+  done()
+  return n
 end
 
 -- Reverts the 'steps' newest applied migrations one by one, printing a
@@ -210,14 +227,13 @@ function migrate.revert(ctx, db, migs, steps, dry)
     end
     return targets
   end
-  local opts = migrate.run_options(ctx)
+  local opts, done = migrate.run_options(ctx), nil
+  opts.progress, done = batch_progress()
   for _, m in ipairs(targets) do
     migrate.progress("reverting %s ...", migrate.label(m))
-    if m.backfill ~= nil and #m.backfill.down > 0 then
-      core.migrate_down(db, migs, 0, opts)        -- what the core refuses, before any batch
-      backfills(db, m, "down")
-    end
-    if core.migrate_down(db, migs, 1, opts) > 0 then
+    local n = core.migrate_down(db, migs, 1, opts)
+    done()
+    if n > 0 then
       ctx:say("reverted %s", migrate.label(m))
     end
   end

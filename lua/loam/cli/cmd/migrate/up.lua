@@ -11,7 +11,8 @@ Applies each pending migration in version order, each in a transaction of
 its own with its history row (one that builds an index concurrently runs
 step by step outside a transaction, and a failed run resumes; a data
 migration runs its backfills first, in batches, each batch committed on
-its own, and a failed run resumes by its predicates), and prints a line
+its own with its last key journaled, and a failed run resumes after the
+last batch done), and prints a line
 for each.  One migrator at a time: another run waits for the first
 (up to a minute), then fails naming it.  A failing migration leaves
 schema and history as they were before it; those before it stay applied.
