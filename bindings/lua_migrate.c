@@ -39,7 +39,7 @@
 static const char *const opkinds[] = {
   "create_table", "drop_table", "rename_table", "add_column", "drop_column", "rename_column",
   "alter_column", "add_index", "drop_index", "add_foreign_key", "validate_foreign_key",
-  "drop_foreign_key", "add_check", "drop_check", "execute", NULL
+  "drop_foreign_key", "add_check", "drop_check", "execute", "add_unique", "drop_unique", NULL
 };
 
 static const char *const op_fields[] = {
