@@ -439,9 +439,13 @@ local function table_parts(M, opts, extras, fail)
     return whole
   end
 
-  if opts.uniques ~= nil and type(opts.uniques) ~= "table" then
-    fail("option uniques must be an array, got %s", errors.show(opts.uniques))
+  local function array_option(k)
+    if opts[k] ~= nil and type(opts[k]) ~= "table" then
+      fail("option %s must be an array, got %s", k, errors.show(opts[k]))
+    end
   end
+
+  array_option("uniques")
   local uniques = {}
   for i, entry in ipairs(opts.uniques or {}) do
     local cols = entry_columns(fail, map, entry, "unique", i, { name = true })
@@ -449,9 +453,7 @@ local function table_parts(M, opts, extras, fail)
   end
   M.uniques = uniques
 
-  if opts.indexes ~= nil and type(opts.indexes) ~= "table" then
-    fail("option indexes must be an array, got %s", errors.show(opts.indexes))
-  end
+  array_option("indexes")
   local indexes = {}
   for i, entry in ipairs(opts.indexes or {}) do
     local cols = entry_columns(fail, map, entry, "index", i,
@@ -471,9 +473,7 @@ local function table_parts(M, opts, extras, fail)
   -- Foreign keys over several columns (or to columns other than a primary
   -- key); the referenced columns are found when the DDL is made, as a
   -- column's reference is.
-  if opts.foreign_keys ~= nil and type(opts.foreign_keys) ~= "table" then
-    fail("option foreign_keys must be an array, got %s", errors.show(opts.foreign_keys))
-  end
+  array_option("foreign_keys")
   local fks = {}
   for i, entry in ipairs(opts.foreign_keys or {}) do
     local cols = entry_columns(fail, map, entry, "foreign key", i,

@@ -143,8 +143,9 @@ end
 -- keeps a parsed tree and prints it back with casts and parentheses of its
 -- own ("(score >= 0)", "((status)::text = ANY (...))"), SQLite keeps the
 -- text.  So the checks and index predicates of the models in 'list' (whose
--- tables exist) are made on tables of their own ('loam_diff_<n>', the
--- model's columns without keys) in a transaction that is rolled back, and
+-- tables exist) are made on tables of their own (the model's columns
+-- without keys, named 'loam_migration_scratch_<n>': loam's own prefix, so
+-- no table of the project's is in the way) in a transaction that is rolled back, and
 -- read back as the live ones are: what the model declares and what the
 -- database holds then compare as the same printer wrote them, on either
 -- backend.  Returns, by table, { checks = { name = sql }, indexes = { name
@@ -152,7 +153,7 @@ end
 local ROLLBACK = setmetatable({}, { __tostring = function() return "rollback" end })
 
 local function printed_parts(db, list)
-  local out, shadows, made = {}, {}, {}
+  local out, shadows, info, made = {}, {}, {}, {}
   for _, M in ipairs(list) do
     out[M.table] = { checks = {}, indexes = {} }
     if #M.checks > 0 or #M.indexes > 0 then made[#made + 1] = M end
@@ -161,7 +162,7 @@ local function printed_parts(db, list)
   local ok, err = pcall(db.transaction, db, function()
     for i, M in ipairs(made) do
       local create, indexes = ddl_of(M)
-      local sname = "loam_diff_" .. i
+      local sname = "loam_migration_scratch_" .. i
       local columns = {}
       for j, col in ipairs(create.columns) do
         local c = {}
@@ -180,10 +181,10 @@ local function printed_parts(db, list)
         db:exec(db:render_ddl(x))
       end
       shadows[#shadows + 1] = sname
-      shadows[sname] = { M = M, names = names }
+      info[sname] = { M = M, names = names }
     end
     for _, t in ipairs(db:introspect(shadows).tables) do
-      local into, names = out[shadows[t.name].M.table], shadows[t.name].names
+      local into, names = out[info[t.name].M.table], info[t.name].names
       for _, ck in ipairs(t.checks) do
         if ck.name then into.checks[ck.name] = canonical(ck.sql) end
       end

@@ -354,6 +354,13 @@ local function action(op, which, v)
   fail(op, "%s must be one of %s; got %s", which, table.concat(ACTIONS, ", "), show(v))
 end
 
+-- The constraint's name: 'given', checked, or the name PostgreSQL would
+-- give it, so 'down' and later migrations can name it.
+local function constraint_name(op, given, tname, columns, suffix)
+  if given ~= nil then return ident(op, "constraint name", given) end
+  return (core.constraint_name(tname, columns, suffix))
+end
+
 function ops.add_foreign_key(tname, cols, ref_table, ref_cols, opts, ...)
   local op = "add_foreign_key"
   no_extra(op, select("#", ...), 5)
@@ -367,14 +374,7 @@ function ops.add_foreign_key(tname, cols, ref_table, ref_cols, opts, ...)
   end
   opts = options(op, opts, { { "name", "string" }, { "on_delete", "string" },
                              { "on_update", "string" }, { "not_valid", "boolean" } })
-  local name = opts.name
-  if name ~= nil then
-    ident(op, "constraint name", name)
-  else
-    -- The name PostgreSQL would give it, so 'down' and later migrations
-    -- can name it.
-    name = core.constraint_name(tname, columns, "fkey")
-  end
+  local name = constraint_name(op, opts.name, tname, columns, "fkey")
   return op_table { op = op, table = tname, name = name, columns = columns,
                     ref_table = ref_table, ref_columns = ref_columns,
                     on_delete = action(op, "on_delete", opts.on_delete),
@@ -399,12 +399,7 @@ function ops.add_unique(tname, cols, opts, ...)
   ident(op, "table name", tname)
   local columns = names(op, "columns", cols)
   opts = options(op, opts, { { "name", "string" } })
-  local name = opts.name
-  if name ~= nil then
-    ident(op, "constraint name", name)
-  else
-    name = core.constraint_name(tname, columns, "key")
-  end
+  local name = constraint_name(op, opts.name, tname, columns, "key")
   return op_table { op = op, table = tname, name = name, columns = columns }
 end
 
