@@ -251,6 +251,18 @@ for backend, pg in helper.each_backend() do
         local live = db:introspect { "gen_items" }.tables[1]
         assert.are_not.equal("price BETWEEN 1 AND 1000", live.checks[2].sql)
       end
+      -- The scratch tables it printed them on are gone with their transaction.
+      for _, t in ipairs(db:introspect().tables) do
+        assert.is_nil(t.name:match("^loam_migration_scratch"), t.name)
+      end
+      -- A model whose check the database cannot read fails the diff with the
+      -- database's error, and leaves nothing behind either.
+      local bad = { name_check = v.name_check, status_check = "no_such_column > 0",
+                    pred = v.pred, unique = true }
+      local err = helper.catch(diff.diff, { I = model(bad) }, db)
+      assert.are.equal("undefined_column", err.code)
+      assert.matches("no_such_column", err.message, 1, true)
+      assert.are.same({ ops = {}, errors = {} }, diff.diff({ I = model(v) }, db))
       -- The same names, other definitions: each dropped and made again.
       v.status_check, v.name_check = "status IN ('new', 'paid', 'gone')", "length(name) > 1"
       v.pred, v.unique = "deleted_at IS NULL", false
