@@ -44,7 +44,8 @@
 static const char *const opkinds[] = {
   "create_table", "drop_table", "rename_table", "add_column", "drop_column", "rename_column",
   "alter_column", "add_index", "drop_index", "add_foreign_key", "validate_foreign_key",
-  "drop_foreign_key", "add_check", "drop_check", "execute", "backfill", NULL
+  "drop_foreign_key", "add_check", "drop_check", "execute", "backfill", "add_unique",
+  "drop_unique", NULL
 };
 
 static const char *const op_fields[] = {

@@ -290,7 +290,8 @@ void loamL_astcolumn (loamL_AST *c, int i, loam_column_def *col) {
 
 
 static const char *const table_fields[] = {
-  "k", "name", "if_not_exists", "columns", "primary_key", "checks", "uniques", NULL
+  "k", "name", "if_not_exists", "columns", "primary_key", "checks", "uniques", "foreign_keys",
+  NULL
 };
 
 
@@ -348,6 +349,51 @@ static void touniques (loamL_AST *c, int t, loam_table_def *def) {
 }
 
 
+/*
+** Converts the array t.foreign_keys into 'def': { name =, columns = {...},
+** ref_table =, ref_columns = {...} (as many; absent: the primary key),
+** on_delete =, on_update = }.
+*/
+static void toforeignkeys (loamL_AST *c, int t, loam_table_def *def) {
+  static const char *const fk_fields[] = {
+    "name", "columns", "ref_table", "ref_columns", "on_delete", "on_update", NULL
+  };
+  lua_State *L = c->L;
+  loam_foreign_key_def *v;
+  lua_Unsigned n, i;
+  loamL_field(L, t, "foreign_keys");
+  if (!istable(L, "create_table", "foreign_keys")) { lua_pop(L, 1); return; }
+  n = lua_rawlen(L, -1);
+  if (n > INT_MAX / 2) loamL_misuse(L, "DDL AST: too many foreign keys");
+  v = (loam_foreign_key_def *)loamL_astalloc(c, (size_t)n * sizeof *v);
+  for (i = 0; i < n; i++) {
+    const char *what = loamL_astkeep(c, "foreign key #%d", (int)i + 1), *s;
+    int f, nref = 0;
+    if (lua_rawgeti(L, -1, (lua_Integer)i + 1) != LUA_TTABLE)
+      loamL_misuse(L, "DDL AST: %s must be a table, not a %s", what, luaL_typename(L, -1));
+    f = lua_gettop(L);
+    loamL_astonly(L, f, fk_fields, what);
+    v[i].name = loamL_aststring(L, f, "name", what);
+    v[i].columns = loamL_aststrings(c, f, "columns", what, 1, &v[i].ncolumns);
+    v[i].ref_table = loamL_astreqstring(L, f, "ref_table", what);
+    v[i].ref_columns = loamL_aststrings(c, f, "ref_columns", what, 0, &nref);
+    if (v[i].ref_columns != NULL && nref != v[i].ncolumns)
+      loamL_misuse(L, "DDL AST: %s has %d columns and %d referenced columns", what,
+                   v[i].ncolumns, nref);
+    if ((s = loamL_aststring(L, f, "on_delete", what)) != NULL)
+      v[i].on_delete = (loam_fk_action)loamL_astpick(L, s, loamL_fkactions, what,
+                                                     "on_delete action");
+    if ((s = loamL_aststring(L, f, "on_update", what)) != NULL)
+      v[i].on_update = (loam_fk_action)loamL_astpick(L, s, loamL_fkactions, what,
+                                                     "on_update action");
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  def->foreign_keys = v;
+  def->nforeign_keys = (int)n;
+}
+
+
 void loamL_asttable (loamL_AST *c, int ast, loam_table_def *def) {
   lua_State *L = c->L;
   loam_column_def *cols;
@@ -374,6 +420,7 @@ void loamL_asttable (loamL_AST *c, int ast, loam_table_def *def) {
   def->primary_key = loamL_aststrings(c, ast, "primary_key", "create_table", 0, &def->nprimary_key);
   tochecks(c, ast, def);
   touniques(c, ast, def);
+  toforeignkeys(c, ast, def);
   }
 
 

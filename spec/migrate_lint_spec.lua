@@ -20,6 +20,8 @@ local FIXTURES = {
     "add_foreign_key orders_customer_id_fkey on existing table orders without not_valid" },
   { "check_validated", 'add_check("orders", "orders_qty", "qty > 0")', PG15,
     "add_check orders_qty on existing table orders without not_valid" },
+  { "unique_not_concurrent", 'add_unique("orders", { "note" })', PG15,
+    "add_unique orders_note_key on existing table orders" },
   { "set_not_null", 'alter_column("orders", "note", { null = false })', PG15,
     "alter_column orders.note sets NOT NULL directly" },
   { "volatile_default", 'add_column("orders", text("token", { default = sql("md5(random()::text)") }))',
@@ -98,7 +100,8 @@ describe("the migration linter", function()
     local err = helper.catch(lint.check, { m }, PG15)
     assert.equal("misuse", err.code)
     assert.equal(path .. ": allow names no rule 'index_not_concurent' (rules: "
-      .. "index_not_concurrent, foreign_key_validated, check_validated, set_not_null, "
+      .. "index_not_concurrent, foreign_key_validated, check_validated, unique_not_concurrent, "
+      .. "set_not_null, "
       .. "volatile_default, constant_default_rewrite, type_change_rewrite, rename_in_use, "
       .. "drop_column_in_use, not_null_without_default, schema_and_data)", err.message)
   end)

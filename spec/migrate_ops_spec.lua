@@ -48,7 +48,29 @@ describe("migration operations", function()
     local err = helper.catch(ops.create_table, "items", { loam.id(), indexes = { { "id" } } })
     assert.equal("misuse", err.code)
     assert.equal("create_table: unknown option 'indexes' (valid options: primary_key, checks, "
-      .. "uniques)", err.message)
+      .. "uniques, foreign_keys)", err.message)
+    -- A composite foreign key: the referenced columns as given, or none
+    -- (the referenced table's primary key).
+    op = ops.create_table("lines", {
+      loam.bigint("order_id"), loam.integer("no"),
+      foreign_keys = { { "order_id", "no", references = "order_lines", on_delete = "cascade" },
+                       { "no", "order_id", references = "x", ref_columns = { "a", "b" },
+                         name = "lines_x" } },
+    })
+    assert.same({ { name = "lines_order_id_no_fkey", columns = { "order_id", "no" },
+                    ref_table = "order_lines", on_delete = "cascade" },
+                  { name = "lines_x", columns = { "no", "order_id" }, ref_table = "x",
+                    ref_columns = { "a", "b" } } }, op.def.foreign_keys)
+  end)
+
+  it("add_unique names the constraint as PostgreSQL would, unless given a name", function()
+    local op = ops.add_unique("orders", { "customer_id", "code" })
+    assert.same({ "orders", "orders_customer_id_code_key", { "customer_id", "code" } },
+                { op.table, op.name, op.columns })
+    op = ops.add_unique("orders", "code", { name = "orders_code_uq" })
+    assert.same({ "orders_code_uq", { "code" } }, { op.name, op.columns })
+    op = ops.drop_unique("orders", "orders_code_uq")
+    assert.same({ "drop_unique", "orders", "orders_code_uq" }, { op.op, op.table, op.name })
   end)
 
   it("alter_column records what changes, the column as it becomes and as it was", function()
@@ -103,6 +125,11 @@ describe("migration operations", function()
     { "drop_index", { "t", "i", { concurrently = 1 } }, "drop_index: option 'concurrently' must "
       .. "be a boolean, got integer (1)" },
     { "rename_table", { "a", "b", "c" }, "rename_table: takes at most 2 arguments, got 3" },
+    { "add_unique", { "t", {} }, "add_unique: columns must be a column name or a non-empty array "
+      .. "of them, got table" },
+    { "add_unique", { "t", "a", { nam = "x" } }, "add_unique: unknown option 'nam' (valid "
+      .. "options: name)" },
+    { "drop_unique", { "t" }, "drop_unique: constraint name must be a non-empty string, got nil" },
   }
   for _, case in ipairs(bad) do
     it("refuse " .. case[1] .. " with " .. case[3]:sub(#case[1] + 3, #case[1] + 40), function()

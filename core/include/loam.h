@@ -1203,7 +1203,7 @@ LOAM_API int loam_exec_rendered (loam_conn *c, const loam_rendered *rs, int i,
 **   primary key            <table>_pkey
 **   UNIQUE on columns      <table>_<col>[_<col>...]_key
 **   CHECK of a column      <table>_<col>_check   (enum values, SQLite text length, SQLite json)
-**   FOREIGN KEY            <table>_<col>_fkey
+**   FOREIGN KEY            <table>_<col>[_<col>...]_fkey
 **   index without a name   <table>_<col>[_<col>...]_idx
 ** A name longer than 63 bytes is shortened as PostgreSQL does it: the
 ** longer of the table part and the column part loses bytes first (never
@@ -1334,6 +1334,24 @@ typedef struct loam_unique_def {
   int ncolumns;
 } loam_unique_def;
 
+/*
+** A FOREIGN KEY declared by the table, over one or more of its columns:
+** how a composite key is referenced (a single column may say it itself,
+** in 'references').  Named <table>_<col>[_<col>...]_fkey without a name,
+** as PostgreSQL names it.  Every column must be one the table declares;
+** SET NULL is refused when one of them is NOT NULL.
+*/
+typedef struct loam_foreign_key_def {
+  const char *name;                  /* NULL: <table>_<cols>_fkey */
+  const char *const *columns;        /* 'ncolumns' columns of the table ... */
+  int ncolumns;
+  const char *ref_table;
+  const char *const *ref_columns;    /* ... referencing as many of 'ref_table'; NULL: its
+                                        primary key */
+  loam_fk_action on_delete;
+  loam_fk_action on_update;
+} loam_foreign_key_def;
+
 typedef struct loam_table_def {
   const char *name;
   const loam_column_def *columns;     /* in declaration order, at least one */
@@ -1345,6 +1363,8 @@ typedef struct loam_table_def {
   const loam_unique_def *uniques;
   int nuniques;
   int if_not_exists;
+  const loam_foreign_key_def *foreign_keys;   /* table constraints, after the checks */
+  int nforeign_keys;
 } loam_table_def;
 
 typedef struct loam_index_def {
@@ -1598,8 +1618,11 @@ typedef enum loam_op_kind {
   LOAM_OP_ADD_CHECK,           /* 'table', 'name', 'sql' (the predicate), 'not_valid' */
   LOAM_OP_DROP_CHECK,          /* 'table', 'name' */
   LOAM_OP_EXECUTE,             /* 'sql', 'params', 'nparams'; 'down_sql' makes it reversible */
-  LOAM_OP_BACKFILL             /* 'table', 'set', 'nset', 'where', 'nwhere', 'key', 'batch',
+  LOAM_OP_BACKFILL,            /* 'table', 'set', 'nset', 'where', 'nwhere', 'key', 'batch',
                                   'pause_ms': see "Backfills" below */
+  LOAM_OP_ADD_UNIQUE,          /* 'table', 'name' (NULL: <table>_<cols>_key), 'columns',
+                                  'ncolumns' */
+  LOAM_OP_DROP_UNIQUE          /* 'table', 'name' */
 } loam_op_kind;
 
 /*
@@ -1638,7 +1661,7 @@ typedef struct loam_op {
   loam_index_def index;        /* ADD_INDEX */
   int concurrently;            /* ADD_INDEX, DROP_INDEX: CONCURRENTLY on PostgreSQL; SQLite
                                   builds every index in place */
-  const char *const *columns;  /* ADD_FOREIGN_KEY: 'ncolumns' columns of 'table' ... */
+  const char *const *columns;  /* ADD_FOREIGN_KEY, ADD_UNIQUE: 'ncolumns' columns of 'table' ... */
   const char *ref_table;
   const char *const *ref_columns;   /* ... referencing as many of 'ref_table' */
   int ncolumns;

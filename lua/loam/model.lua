@@ -9,7 +9,9 @@
 --   db:model(table, columns [, options]) -> Model
 --     options: primary_key = { "a", "b" }, indexes = { { "a", "b", unique =,
 --     where =, name = } }, uniques = { { "a", "b", name = } },
---     checks = { name = "raw SQL" }, renamed_from = "old_table" (and a
+--     checks = { name = "raw SQL" }, foreign_keys = { { "a", "b", references =
+--     Model or "table", ref_columns = { "x", "y" }, on_delete =, on_update =,
+--     name = } }, renamed_from = "old_table" (and a
 --     column's option renamed_from = "old_column"): renames that `loam
 --     migrate generate` writes as RENAME instead of a drop and an add
 --   Model fields: __model, table, db, columns (DDL AST columns, named by
@@ -52,7 +54,8 @@
 --                                    model.MIGRATIONS_TABLE exists)
 --
 -- Constraint and index names follow PostgreSQL's defaults, as the core
--- renders them (loam.h): 'uniques' -> <table>_<cols>_key, 'indexes'
+-- renders them (loam.h): 'uniques' -> <table>_<cols>_key, 'foreign_keys' ->
+-- <table>_<cols>_fkey, 'indexes'
 -- (unique or not) -> <table>_<cols>_idx, a column's 'check' ->
 -- <table>_<column>_check, or _check1 when the core checks that column
 -- already (enum; json and text with a length, whose SQLite checks take
@@ -436,9 +439,13 @@ local function table_parts(M, opts, extras, fail)
     return whole
   end
 
-  if opts.uniques ~= nil and type(opts.uniques) ~= "table" then
-    fail("option uniques must be an array, got %s", errors.show(opts.uniques))
+  local function array_option(k)
+    if opts[k] ~= nil and type(opts[k]) ~= "table" then
+      fail("option %s must be an array, got %s", k, errors.show(opts[k]))
+    end
   end
+
+  array_option("uniques")
   local uniques = {}
   for i, entry in ipairs(opts.uniques or {}) do
     local cols = entry_columns(fail, map, entry, "unique", i, { name = true })
@@ -446,9 +453,7 @@ local function table_parts(M, opts, extras, fail)
   end
   M.uniques = uniques
 
-  if opts.indexes ~= nil and type(opts.indexes) ~= "table" then
-    fail("option indexes must be an array, got %s", errors.show(opts.indexes))
-  end
+  array_option("indexes")
   local indexes = {}
   for i, entry in ipairs(opts.indexes or {}) do
     local cols = entry_columns(fail, map, entry, "index", i,
@@ -464,10 +469,63 @@ local function table_parts(M, opts, extras, fail)
                    where = entry.where }
   end
   M.indexes = indexes
+
+  -- Foreign keys over several columns (or to columns other than a primary
+  -- key); the referenced columns are found when the DDL is made, as a
+  -- column's reference is.
+  array_option("foreign_keys")
+  local fks = {}
+  for i, entry in ipairs(opts.foreign_keys or {}) do
+    local cols = entry_columns(fail, map, entry, "foreign key", i,
+      { name = true, references = true, ref_columns = true, on_delete = true, on_update = true })
+    local ref, rtable = entry.references, nil
+    if type(ref) == "table" and rawget(ref, "__model") == true then
+      rtable = ref.table
+    elseif type(ref) == "string" then
+      local problem = types.ident_problem(ref)
+      if problem then fail("foreign key #%d: references: table name %s", i, problem) end
+      rtable = ref
+    else
+      fail("foreign key #%d: references must be a model or a table name, got %s", i,
+        errors.show(ref))
+    end
+    local rcols = entry.ref_columns
+    if rcols ~= nil then
+      if type(rcols) ~= "table" or #rcols ~= #cols then
+        fail("foreign key #%d: ref_columns must be an array of %d column names, got %s", i,
+          #cols, errors.show(rcols))
+      end
+      for j, c in ipairs(rcols) do
+        if type(c) ~= "string" then
+          fail("foreign key #%d: ref_columns #%d must be a column name, got %s", i, j,
+            errors.show(c))
+        end
+      end
+    end
+    for _, k in ipairs { "on_delete", "on_update" } do
+      local action = entry[k]
+      if action ~= nil and not types.FK_ACTIONS[action] then
+        fail("foreign key #%d: %s must be one of cascade, restrict, set null, set default, "
+          .. "no action; got %s", i, k, errors.show(action))
+      end
+      if action == "set null" then
+        for _, c in ipairs(cols) do
+          if map[c].null == false then
+            fail("foreign key #%d: %s = \"set null\" on NOT NULL column %s", i, k, c)
+          end
+        end
+      end
+    end
+    fks[i] = { name = name_of(entry, cols, "fkey"), columns = sql_names(M, cols),
+               references = ref, ref_table = rtable, ref_columns = rcols,
+               on_delete = entry.on_delete, on_update = entry.on_update }
+    M._deps[#M._deps + 1] = rtable
+  end
+  M.foreign_keys = fks
 end
 
 local MODEL_OPTIONS = { primary_key = true, indexes = true, checks = true, uniques = true,
-                        renamed_from = true }
+                        foreign_keys = true, renamed_from = true }
 
 function model.new(db, tname, decls, opts)
   local where = errors.where()
@@ -665,6 +723,41 @@ local function reference_of(M, col)
   return out
 end
 
+-- Foreign key 'fk' of M (M.foreign_keys) as the DDL declares it: the
+-- referenced model's fields as its SQL names, its primary key when the
+-- model gives no columns.  A table without a model takes 'ref_columns' as
+-- they are.
+local function foreign_key_of(M, fk, i)
+  local R = fk.references
+  if type(R) ~= "table" then R = M.db._models[fk.ref_table] end
+  local what = string.format("%s: foreign key #%d (%s)", M.table, i, table.concat(fk.columns, ", "))
+  local rcols = {}
+  if R == nil then
+    if fk.ref_columns == nil then
+      misuse(M, string.format("%s references table %s, and no model of that table is declared "
+        .. "on this database: declare it first, or name its columns in ref_columns", what,
+        fk.ref_table))
+    end
+    rcols = fk.ref_columns
+  elseif fk.ref_columns == nil then
+    if #R.primary_key ~= #fk.columns then
+      misuse(M, string.format("%s references %s, whose primary key has %d columns, not %d", what,
+        R.table, #R.primary_key, #fk.columns))
+    end
+    for j, f in ipairs(R.primary_key) do rcols[j] = R._column[f] end
+  else
+    for j, f in ipairs(fk.ref_columns) do
+      rcols[j] = R._column[f]
+      if rcols[j] == nil then
+        misuse(M, string.format("%s references %s.%s, which is no column of that model", what,
+          R.table, f))
+      end
+    end
+  end
+  return { name = fk.name, columns = fk.columns, ref_table = fk.ref_table, ref_columns = rcols,
+           on_delete = fk.on_delete, on_update = fk.on_update }
+end
+
 function Model.__tostring(M)
   return "loam.Model(" .. M.table .. ")"
 end
@@ -679,8 +772,11 @@ function Model:ddl()
     if col.references ~= nil then c.references = reference_of(self, col) end
     columns[i] = c
   end
+  local fks = {}
+  for i, fk in ipairs(self.foreign_keys) do fks[i] = foreign_key_of(self, fk, i) end
   local ast = { { k = "create_table", name = self.table, columns = columns,
-                  primary_key = self._table_pk, checks = self.checks, uniques = self.uniques } }
+                  primary_key = self._table_pk, checks = self.checks, uniques = self.uniques,
+                  foreign_keys = fks } }
   for _, index in ipairs(self.indexes) do
     ast[#ast + 1] = index
   end

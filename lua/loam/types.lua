@@ -570,6 +570,7 @@ local actions = {
   ["cascade"] = true, ["restrict"] = true, ["set null"] = true,
   ["set default"] = true, ["no action"] = true,
 }
+types.FK_ACTIONS = actions  -- a model's composite foreign keys take the same
 
 -- The checks of identifiers the core applies too, made early so the error
 -- names the declaration.

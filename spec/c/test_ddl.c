@@ -420,6 +420,63 @@ TEST(ddl_foreign_keys) {
 }
 
 
+TEST(ddl_table_foreign_keys) {
+  static const char *const oc[] = { "order_id", "line_no" };
+  static const char *const rc[] = { "id", "no" };
+  static const char *const xx[] = { "order_id", "order_id" };
+  static const char *const nx[] = { "order_id", "nope" };
+  loam_column_def cols[] = {
+    { .name = "order_id", .type = LOAM_COL_BIGINT, .not_null = 1 },
+    { .name = "line_no", .type = LOAM_COL_INTEGER },
+  };
+  loam_foreign_key_def fks[] = {
+    { NULL, oc, 2, "lines", rc, LOAM_FK_CASCADE, LOAM_FK_NO_ACTION },
+    { "ddl_tfk_own", oc, 2, "lines", NULL, LOAM_FK_NO_ACTION, LOAM_FK_RESTRICT },
+  };
+  loam_table_def t = { .name = "ddl_tfk", .columns = cols, .ncolumns = 2,
+                       .foreign_keys = fks, .nforeign_keys = 2 };
+  CHECK_SQL(render_table(&t, LOAM_SQLITE),
+    "CREATE TABLE \"ddl_tfk\" (\"order_id\" INTEGER NOT NULL, \"line_no\" INTEGER, "
+    "CONSTRAINT \"ddl_tfk_order_id_line_no_fkey\" FOREIGN KEY (\"order_id\", \"line_no\") "
+    "REFERENCES \"lines\" (\"id\", \"no\") ON DELETE CASCADE, "
+    "CONSTRAINT \"ddl_tfk_own\" FOREIGN KEY (\"order_id\", \"line_no\") "
+    "REFERENCES \"lines\" ON UPDATE RESTRICT)");
+  CHECK_SQL(render_table(&t, LOAM_POSTGRES),
+    "CREATE TABLE \"ddl_tfk\" (\"order_id\" bigint NOT NULL, \"line_no\" integer, "
+    "CONSTRAINT \"ddl_tfk_order_id_line_no_fkey\" FOREIGN KEY (\"order_id\", \"line_no\") "
+    "REFERENCES \"lines\" (\"id\", \"no\") ON DELETE CASCADE, "
+    "CONSTRAINT \"ddl_tfk_own\" FOREIGN KEY (\"order_id\", \"line_no\") "
+    "REFERENCES \"lines\" ON UPDATE RESTRICT)");
+  /* refused: a name twice, bad columns, a bad table, SET NULL on NOT NULL, a bad action */
+  fks[1].name = "ddl_tfk_order_id_line_no_fkey";
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': constraint name 'ddl_tfk_order_id_line_no_fkey' is "
+                          "used twice (rename one, or shorten the table or column names that "
+                          "make it)");
+  t.nforeign_keys = 1;
+  fks[0].columns = xx;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1 names column 'order_id' twice");
+  fks[0].columns = nx;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1 names column 'nope', which the "
+                          "table does not declare");
+  fks[0].columns = oc;
+  fks[0].ncolumns = 0;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1 has no columns");
+  fks[0].ncolumns = 2;
+  fks[0].ref_table = "";
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1: referenced table: invalid "
+                          "identifier: empty name");
+  fks[0].ref_table = "lines";
+  fks[0].on_delete = LOAM_FK_SET_NULL;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1: foreign key action SET NULL on NOT "
+                          "NULL column 'order_id'");
+  fks[0].on_delete = (loam_fk_action)9;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': foreign key #1: unknown foreign key action (9)");
+  fks[0].on_delete = LOAM_FK_NO_ACTION;
+  t.foreign_keys = NULL;
+  CHECK_STR(rejected(&t), "table 'ddl_tfk': bad foreign key list");
+}
+
+
 TEST(ddl_indexes) {
   loam_index_def x = { .name = "ddl_ix", .table = "orders", .columns = ab, .ncolumns = 2 };
   CHECK_SQL(render_index(&x, LOAM_SQLITE), "CREATE INDEX \"ddl_ix\" ON \"orders\" (\"a\", \"b\")");

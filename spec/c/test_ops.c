@@ -178,6 +178,21 @@ TEST(ops_render_in_place) {
   CHECK_STR(render(&op, LOAM_POSTGRES, NULL, &err), "ALTER TABLE \"t\" DROP CONSTRAINT \"t_pos\"");
 
   memset(&op, 0, sizeof op);
+  op.kind = LOAM_OP_ADD_UNIQUE;
+  op.table = "t";
+  op.columns = ab;
+  op.ncolumns = 2;
+  CHECK_STR(render(&op, LOAM_POSTGRES, NULL, &err),
+            "ALTER TABLE \"t\" ADD CONSTRAINT \"t_a_b_key\" UNIQUE (\"a\", \"b\")");
+  CHECK_INT(loam_op_rebuilds(&op, LOAM_SQLITE), 1);
+  op.name = "t_ab";
+  CHECK_STR(render(&op, LOAM_POSTGRES, NULL, &err),
+            "ALTER TABLE \"t\" ADD CONSTRAINT \"t_ab\" UNIQUE (\"a\", \"b\")");
+  op.kind = LOAM_OP_DROP_UNIQUE;
+  CHECK_STR(render(&op, LOAM_POSTGRES, NULL, &err), "ALTER TABLE \"t\" DROP CONSTRAINT \"t_ab\"");
+  CHECK_INT(loam_op_rebuilds(&op, LOAM_SQLITE), 1);
+
+  memset(&op, 0, sizeof op);
   op.kind = LOAM_OP_EXECUTE;
   {
     loam_value p[2];
@@ -260,6 +275,14 @@ TEST(ops_render_refuses_bad_operations) {
   CHECK(render(&op, LOAM_POSTGRES, NULL, &err) == NULL);
   CHECK_STR(err.message, "add_foreign_key on table 't': unknown foreign key action");
   memset(&op, 0, sizeof op);
+  op.kind = LOAM_OP_ADD_UNIQUE;
+  op.table = "t";
+  CHECK(render(&op, LOAM_POSTGRES, NULL, &err) == NULL);
+  CHECK_STR(err.message, "add_unique on table 't': no columns");
+  op.kind = LOAM_OP_DROP_UNIQUE;
+  CHECK(render(&op, LOAM_SQLITE, NULL, &err) == NULL);
+  CHECK_STR(err.message, "drop_unique on table 't': name: invalid identifier: empty name");
+  memset(&op, 0, sizeof op);
   op.kind = LOAM_OP_EXECUTE;
   CHECK(render(&op, LOAM_POSTGRES, NULL, &err) == NULL);
   CHECK_STR(err.message, "execute: no SQL");
@@ -314,6 +337,15 @@ TEST(ops_inverse) {
   CHECK_OK(loam_op_inverse(&op, &inv, name, &err), &err);
   CHECK_INT(inv.kind, LOAM_OP_DROP_FOREIGN_KEY);
   CHECK_STR(inv.name, "t_a_b_fkey");
+  op.kind = LOAM_OP_ADD_UNIQUE;
+  CHECK_OK(loam_op_inverse(&op, &inv, name, &err), &err);
+  CHECK_INT(inv.kind, LOAM_OP_DROP_UNIQUE);
+  CHECK_STR(inv.name, "t_a_b_key");
+  op.kind = LOAM_OP_DROP_UNIQUE;
+  op.name = "t_a_b_key";
+  CHECK_INT(loam_op_inverse(&op, &inv, name, &err), LOAM_ERROR);
+  CHECK_STR(err.message, "drop_unique on table 't': cannot be reversed: it does not say what "
+            "the constraint was; write the 'down' yourself");
 
   memset(&op, 0, sizeof op);
   op.kind = LOAM_OP_RENAME_COLUMN;
@@ -567,6 +599,10 @@ static int build_ops (loam_op *ops, loam_value *param) {
   ops[n].index.ncolumns = 1;
   ops[n].index.where = "remark IS NOT NULL";
   ops[n++].concurrently = 1;
+  ops[n].kind = LOAM_OP_ADD_UNIQUE;
+  ops[n].table = "child";
+  ops[n].columns = qty_col;
+  ops[n++].ncolumns = 1;
   ops[n].kind = LOAM_OP_RENAME_TABLE;
   ops[n].table = "child";
   ops[n++].new_name = "item";
@@ -613,6 +649,8 @@ static void check_apply_and_undo (loam_backend be) {
   CHECK_INT(loam_db_table_column(t, "flag")->loam_type, LOAM_COL_BOOLEAN);
   CHECK_INT(t->nchecks, 1);
   CHECK_STR(t->checks[0].name, "child_qty_pos");
+  CHECK_INT(t->nuniques, 1);
+  CHECK_STR(t->uniques[0].name, "child_qty_key");
   CHECK_INT(t->nfks, 2);
   CHECK_STR(t->fks[0].name, "child_owner_id_fkey");
   CHECK_INT(t->fks[0].on_delete, LOAM_FK_SET_NULL);

@@ -21,12 +21,16 @@
 static const char *const opnames[] = {
   "(none)", "create_table", "drop_table", "rename_table", "add_column", "drop_column",
   "rename_column", "alter_column", "add_index", "drop_index", "add_foreign_key",
-  "validate_foreign_key", "drop_foreign_key", "add_check", "drop_check", "execute", "backfill"
+  "validate_foreign_key", "drop_foreign_key", "add_check", "drop_check", "execute", "backfill",
+  "add_unique", "drop_unique"
 };
+
+/* The last operation kind. */
+#define LASTKIND LOAM_OP_DROP_UNIQUE
 
 
 const char *loam__op_name (int kind) {
-  return (kind >= LOAM_OP_CREATE_TABLE && kind <= LOAM_OP_BACKFILL) ? opnames[kind] : opnames[0];
+  return (kind >= LOAM_OP_CREATE_TABLE && kind <= LASTKIND) ? opnames[kind] : opnames[0];
 }
 
 
@@ -115,7 +119,7 @@ static int checkcols (const loam_op *op, const char *const *cols, int n, const c
 
 
 static int check (const loam_op *op, loam_error *err) {
-  if (op->kind < LOAM_OP_CREATE_TABLE || op->kind > LOAM_OP_BACKFILL)
+  if (op->kind < LOAM_OP_CREATE_TABLE || op->kind > LASTKIND)
     return loam__err(err, LOAM_E_MISUSE, "unknown migration operation (%d)", (int)op->kind);
   if (op->kind == LOAM_OP_BACKFILL)
     return bad(op, err, "runs in batches, each in a transaction of its own: the migration "
@@ -152,7 +156,12 @@ static int check (const loam_op *op, loam_error *err) {
     case LOAM_OP_VALIDATE_FOREIGN_KEY:
     case LOAM_OP_DROP_FOREIGN_KEY:
     case LOAM_OP_DROP_CHECK:
+    case LOAM_OP_DROP_UNIQUE:
       return ident(op, op->name, "name", err);
+    case LOAM_OP_ADD_UNIQUE:
+      if (op->name != NULL && ident(op, op->name, "constraint name", err) != LOAM_OK)
+        return LOAM_ERROR;
+      return checkcols(op, op->columns, op->ncolumns, "column", err);
     case LOAM_OP_ADD_FOREIGN_KEY:
       if (op->name != NULL && ident(op, op->name, "constraint name", err) != LOAM_OK)
         return LOAM_ERROR;
@@ -199,9 +208,11 @@ static int alterkind (const loam_op *op) {
                                                          : LOAM__ALTER_DROP_DEFAULT;
     case LOAM_OP_ADD_FOREIGN_KEY:
     case LOAM_OP_ADD_CHECK:
+    case LOAM_OP_ADD_UNIQUE:
       return LOAM__ALTER_ADD_CONSTRAINT;
     case LOAM_OP_DROP_FOREIGN_KEY:
     case LOAM_OP_DROP_CHECK:
+    case LOAM_OP_DROP_UNIQUE:
       return LOAM__ALTER_DROP_CONSTRAINT;
     default:
       return -1;
@@ -390,8 +401,23 @@ static int inplace (S *s, const loam_op *op, const loam__dialect_desc *d, loam_e
       loam__buf_addc(b, ')');
       if (op->not_valid) loam__buf_adds(b, " NOT VALID");
       break;
+    case LOAM_OP_ADD_UNIQUE: {
+      char *gen = NULL;
+      if (op->name == NULL &&
+          loam_constraint_name(op->table, op->columns, op->ncolumns, "key", 1, &gen, err) !=
+          LOAM_OK)
+        return LOAM_ERROR;
+      altertable(s, op);
+      loam__buf_adds(b, "ADD CONSTRAINT ");
+      name(b, op->name != NULL ? op->name : gen);
+      loam__buf_adds(b, " UNIQUE ");
+      loam__ddl_collist(b, op->columns, op->ncolumns);
+      loam_name_free(gen);
+      break;
+    }
     case LOAM_OP_DROP_FOREIGN_KEY:
     case LOAM_OP_DROP_CHECK:
+    case LOAM_OP_DROP_UNIQUE:
       altertable(s, op);
       loam__buf_adds(b, "DROP CONSTRAINT ");
       name(b, op->name);
@@ -538,6 +564,14 @@ int loam_op_inverse (const loam_op *op, loam_op *inv, char *name_buf, loam_error
       inv->kind = LOAM_OP_DROP_CHECK;
       inv->name = op->name;
       return LOAM_OK;
+    case LOAM_OP_ADD_UNIQUE:
+      inv->kind = LOAM_OP_DROP_UNIQUE;
+      if (op->name != NULL) { inv->name = op->name; return LOAM_OK; }
+      if (loam_constraint_name(op->table, op->columns, op->ncolumns, "key", 1, &gen, err) !=
+          LOAM_OK)
+        return LOAM_ERROR;
+      inv->name = keepname(gen, name_buf);
+      return LOAM_OK;
     case LOAM_OP_EXECUTE:
       if (op->down_sql == NULL)
         return irreversible(op, "no statement that undoes it ('down_sql') is given", err);
@@ -554,6 +588,7 @@ int loam_op_inverse (const loam_op *op, loam_op *inv, char *name_buf, loam_error
                           err);
     case LOAM_OP_DROP_FOREIGN_KEY:
     case LOAM_OP_DROP_CHECK:
+    case LOAM_OP_DROP_UNIQUE:
       return irreversible(op, "it does not say what the constraint was; write the 'down' "
                           "yourself", err);
     default:

@@ -39,6 +39,8 @@ typedef struct W {
   int ncols;
   const loam_db_check *checks;
   int nchecks;
+  loam_db_key *uniques;
+  int nuniques;
   loam_db_fk *fks;
   int nfks;
   const char *dropped;     /* DROP_COLUMN: the column */
@@ -54,17 +56,6 @@ static int fail (W *w, loam_errcode code, const char *what, const char *name) {
 
 static void ident (loam__buf *b, const char *s) {
   loam__buf_ident(b, s, strlen(s));
-}
-
-
-static void idents (loam__buf *b, const char *const *cols, int n) {
-  int i;
-  loam__buf_addc(b, '(');
-  for (i = 0; i < n; i++) {
-    if (i > 0) loam__buf_adds(b, ", ");
-    ident(b, cols[i]);
-  }
-  loam__buf_addc(b, ')');
 }
 
 
@@ -107,6 +98,7 @@ static int load (W *w) {
   w->cols = loam__arena_alloc(&w->a, sizeof *w->cols * (size_t)(t->ncolumns + 1));
   w->fks = loam__arena_alloc(&w->a, sizeof *w->fks * (size_t)(t->nfks + 1));
   w->checks = loam__arena_alloc(&w->a, sizeof *w->checks * (size_t)(t->nchecks + 1));
+  w->uniques = loam__arena_alloc(&w->a, sizeof *w->uniques * (size_t)(t->nuniques + 1));
   if (w->a.oom) return loam__err_nomem(w->err);
   for (i = 0; i < t->ncolumns; i++) {
     const loam_db_column *c = &t->columns[i];
@@ -123,6 +115,8 @@ static int load (W *w) {
   w->nfks = t->nfks;
   if (t->nchecks > 0) memcpy((void *)w->checks, t->checks, sizeof *w->checks * (size_t)t->nchecks);
   w->nchecks = t->nchecks;
+  if (t->nuniques > 0) memcpy(w->uniques, t->uniques, sizeof *w->uniques * (size_t)t->nuniques);
+  w->nuniques = t->nuniques;
   return LOAM_OK;
 }
 
@@ -195,6 +189,29 @@ static int apply (W *w) {
       k->sql = op->sql;
       break;
     }
+    case LOAM_OP_ADD_UNIQUE: {
+      loam_db_key *u = &w->uniques[w->nuniques++];
+      char *gen = NULL;
+      if (op->name == NULL &&
+          loam_constraint_name(op->table, op->columns, op->ncolumns, "key", 1, &gen, w->err) !=
+          LOAM_OK)
+        return LOAM_ERROR;
+      u->name = op->name != NULL ? op->name : loam__arena_strdup(&w->a, gen);
+      loam_name_free(gen);
+      u->columns = op->columns;
+      u->ncolumns = op->ncolumns;
+      for (i = 0; i < op->ncolumns; i++)
+        if (findcol(w, op->columns[i]) == NULL)
+          return fail(w, LOAM_E_UNDEFINED_COLUMN, "no column", op->columns[i]);
+      break;
+    }
+    case LOAM_OP_DROP_UNIQUE:
+      for (i = 0; i < w->nuniques &&
+                  !(w->uniques[i].name && strcmp(w->uniques[i].name, op->name) == 0); i++)
+        ;
+      if (i == w->nuniques) return fail(w, LOAM_E_MISUSE, "no unique constraint named", op->name);
+      w->uniques[i] = w->uniques[--w->nuniques];
+      break;
     case LOAM_OP_DROP_FOREIGN_KEY:
       for (i = 0; i < w->nfks && !(w->fks[i].name && strcmp(w->fks[i].name, op->name) == 0); i++)
         ;
@@ -279,15 +296,15 @@ static void create (W *w, loam__buf *b, const char *newname) {
     loam__buf_adds(b, ", ");
     constraintname(b, pk->name);
     loam__buf_adds(b, "PRIMARY KEY ");
-    idents(b, pk->columns, pk->ncolumns);
+    loam__ddl_collist(b, pk->columns, pk->ncolumns);
   }
-  for (i = 0; i < t->nuniques; i++) {
-    const loam_db_key *u = &t->uniques[i];
+  for (i = 0; i < w->nuniques; i++) {
+    const loam_db_key *u = &w->uniques[i];
     if (!keeps(w, u->columns, u->ncolumns)) continue;
     loam__buf_adds(b, ", ");
     constraintname(b, u->name);
     loam__buf_adds(b, "UNIQUE ");
-    idents(b, u->columns, u->ncolumns);
+    loam__ddl_collist(b, u->columns, u->ncolumns);
   }
   for (i = 0; i < w->nchecks; i++) {
     loam__buf_adds(b, ", ");

@@ -468,6 +468,8 @@ static int checktable (R *r, const loam_table_def *t) {
     return fail(r, "bad check list");
   if (t->nuniques < 0 || (t->nuniques > 0 && t->uniques == NULL))
     return fail(r, "bad unique constraint list");
+  if (t->nforeign_keys < 0 || (t->nforeign_keys > 0 && t->foreign_keys == NULL))
+    return fail(r, "bad foreign key list");
   return LOAM_OK;
 }
 
@@ -686,7 +688,7 @@ static int addcolumn (R *r, const loam_table_def *t, const loam_column_def *c) {
 }
 
 
-static void addcollist (loam__buf *b, const char *const *cols, int n) {
+void loam__ddl_collist (loam__buf *b, const char *const *cols, int n) {
   int i;
   loam__buf_addc(b, '(');
   for (i = 0; i < n; i++) {
@@ -697,7 +699,37 @@ static void addcollist (loam__buf *b, const char *const *cols, int n) {
 }
 
 
-/* Appends the table constraints: composite primary key, uniques, checks. */
+/*
+** Checks foreign key #'i' of 't': its columns, the referenced table and
+** columns, the actions, and SET NULL against a NOT NULL column.
+*/
+static int checktablefk (R *r, const loam_table_def *t, int i) {
+  const loam_foreign_key_def *f = &t->foreign_keys[i];
+  char what[48], ref[64];
+  int j;
+  snprintf(what, sizeof what, "foreign key #%d", i + 1);
+  snprintf(ref, sizeof ref, "foreign key #%d: referenced table", i + 1);
+  if (checkcols(r, t, f->columns, f->ncolumns, what) != LOAM_OK ||
+      checkident(r, f->ref_table, ref) != LOAM_OK)
+    return LOAM_ERROR;
+  snprintf(ref, sizeof ref, "foreign key #%d: referenced column", i + 1);
+  for (j = 0; f->ref_columns != NULL && j < f->ncolumns; j++)
+    if (checkident(r, f->ref_columns[j], ref) != LOAM_OK) return LOAM_ERROR;
+  if ((unsigned)f->on_delete > LOAM_FK_SET_DEFAULT || (unsigned)f->on_update > LOAM_FK_SET_DEFAULT)
+    return fail(r, "%s: unknown foreign key action (%d)", what,
+                (unsigned)f->on_delete > LOAM_FK_SET_DEFAULT ? (int)f->on_delete
+                                                             : (int)f->on_update);
+  for (j = 0; j < f->ncolumns; j++) {
+    const loam_column_def *c = &t->columns[colindex(t, f->columns[j])];
+    if ((f->on_delete == LOAM_FK_SET_NULL || f->on_update == LOAM_FK_SET_NULL) &&
+        (c->not_null || c->primary_key || c->type == LOAM_COL_ID || incomposite(t, c->name)))
+      return fail(r, "%s: foreign key action SET NULL on NOT NULL column '%s'", what, c->name);
+  }
+  return LOAM_OK;
+}
+
+
+/* Appends the table constraints: composite primary key, uniques, checks, foreign keys. */
 static int addtableconstraints (R *r, const loam_table_def *t) {
   loam__buf *b = &r->b;
   char what[48];
@@ -706,7 +738,7 @@ static int addtableconstraints (R *r, const loam_table_def *t) {
     loam__buf_adds(b, ", ");
     if (genconstraint(r, NULL, 0, "pkey") != LOAM_OK) return LOAM_ERROR;
     loam__buf_adds(b, "PRIMARY KEY ");
-    addcollist(b, t->primary_key, t->nprimary_key);
+    loam__ddl_collist(b, t->primary_key, t->nprimary_key);
   }
   for (i = 0; i < t->nuniques; i++) {
     const loam_unique_def *u = &t->uniques[i];
@@ -721,7 +753,7 @@ static int addtableconstraints (R *r, const loam_table_def *t) {
     else if (genconstraint(r, u->columns, u->ncolumns, "key") != LOAM_OK)
       return LOAM_ERROR;
     loam__buf_adds(b, "UNIQUE ");
-    addcollist(b, u->columns, u->ncolumns);
+    loam__ddl_collist(b, u->columns, u->ncolumns);
   }
   for (i = 0; i < t->nchecks; i++) {
     const loam_check_def *k = &t->checks[i];
@@ -736,6 +768,21 @@ static int addtableconstraints (R *r, const loam_table_def *t) {
     loam__buf_adds(b, "CHECK (");
     loam__buf_adds(b, k->sql);
     loam__buf_addc(b, ')');
+  }
+  for (i = 0; i < t->nforeign_keys; i++) {
+    const loam_foreign_key_def *f = &t->foreign_keys[i];
+    if (checktablefk(r, t, i) != LOAM_OK) return LOAM_ERROR;
+    loam__buf_adds(b, ", ");
+    if (f->name != NULL) {
+      snprintf(what, sizeof what, "foreign key #%d", i + 1);
+      if (checkident(r, f->name, what) != LOAM_OK ||
+          constraint(r, f->name, strlen(f->name)) != LOAM_OK)
+        return LOAM_ERROR;
+    }
+    else if (genconstraint(r, f->columns, f->ncolumns, "fkey") != LOAM_OK)
+      return LOAM_ERROR;
+    loam__ddl_fk_clause(b, f->columns, f->ref_table, f->ref_columns, f->ncolumns, f->on_delete,
+                        f->on_update);
   }
   return LOAM_OK;
 }
@@ -840,7 +887,7 @@ static int createindex (R *r, const loam_index_def *x, int concurrently) {
   loam__buf_adds(b, " ON ");
   loam__buf_ident(b, x->table, strlen(x->table));
   loam__buf_addc(b, ' ');
-  addcollist(b, x->columns, x->ncolumns);
+  loam__ddl_collist(b, x->columns, x->ncolumns);
   if (x->where != NULL) {
     loam__buf_adds(b, " WHERE (");
     loam__buf_adds(b, x->where);
@@ -926,11 +973,13 @@ void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref
                           const char *const *ref_cols, int n, loam_fk_action on_delete,
                           loam_fk_action on_update) {
   loam__buf_adds(b, "FOREIGN KEY ");
-  addcollist(b, cols, n);
+  loam__ddl_collist(b, cols, n);
   loam__buf_adds(b, " REFERENCES ");
   loam__buf_ident(b, ref_table, strlen(ref_table));
-  loam__buf_addc(b, ' ');
-  addcollist(b, ref_cols, n);
+  if (ref_cols != NULL) {    /* NULL: the referenced table's primary key */
+    loam__buf_addc(b, ' ');
+    loam__ddl_collist(b, ref_cols, n);
+  }
   addaction(b, "DELETE", on_delete);
   addaction(b, "UPDATE", on_update);
 }

@@ -194,9 +194,12 @@ LOAMI_FUNC int loam__ddl_column (const char *table, const loam_column_def *c,
 LOAMI_FUNC int loam__ddl_column_parts (const char *table, const loam_column_def *c,
                                        loam_backend backend, loam__buf *type, loam__buf *def,
                                        loam_error *err);
+/* Appends ("c1", "c2", ...), each name quoted. */
+LOAMI_FUNC void loam__ddl_collist (loam__buf *b, const char *const *cols, int n);
 /*
 ** Appends FOREIGN KEY ("c1", ...) REFERENCES "t" ("r1", ...) and the
-** actions other than NO ACTION ('n' columns on each side, checked).
+** actions other than NO ACTION ('n' columns on each side, checked;
+** 'ref_cols' NULL leaves the referenced list out: the primary key).
 */
 LOAMI_FUNC void loam__ddl_fk_clause (loam__buf *b, const char *const *cols, const char *ref_table,
                                      const char *const *ref_cols, int n,

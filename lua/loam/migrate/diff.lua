@@ -3,8 +3,10 @@
 -- loam.migrate.ops: { op = "add_column", table =, column =, ... }), for
 -- `loam migrate generate` and `loam migrate check`.
 --
---   diff.diff(models, schema [, opts]) -> { ops = {...}, notes = {...}, errors = {...} }
---     'models': name -> model (the project's); 'schema': db:introspect();
+--   diff.diff(models, db [, opts]) -> { ops = {...}, errors = {...} }
+--     'models': name -> model (the project's); 'db': the Database, whose
+--     schema is read (db:introspect()) and which prints the models' checks
+--     and index predicates in a transaction it rolls back;
 --     opts.allow_drops: drop tables and columns the models no longer have
 --     (else each is an error naming it).
 --   diff.describe_column(col, backend) -> the description of a column of
@@ -14,15 +16,16 @@
 -- Columns are compared through one description (loam.migrate.pull's), so a
 -- model and the table its DDL made compare equal on both backends: type
 -- (with length, precision, scale, enum values), null and default.
--- Checks and indexes are compared by name, and an index also by its
--- columns and uniqueness; a check's predicate and an index's WHERE are
--- the database's own text, which PostgreSQL rewrites, so they are not
--- compared.  Renames are never guessed: a model declares them
+-- Checks and indexes are compared by name, then a check by its predicate
+-- and an index by its columns, uniqueness and predicate, each as the
+-- database prints it (see 'printed_parts'), so a model and the table its
+-- DDL made compare equal on both backends.  Foreign keys compare by
+-- their columns, however they are declared.  Renames are never guessed: a model declares them
 -- (renamed_from on the model for its table, on a column for the column),
 -- and a column that disappears while another of the same type appears,
--- undeclared, is an error.  What no operation can change (a primary key,
--- a UNIQUE constraint) is a note: `check` reports it, `generate` says it
--- wrote nothing for it.
+-- undeclared, is an error.  UNIQUE constraints compare by their columns
+-- (added and dropped); a changed primary key is an error naming the
+-- table, since loam does not generate one (see 'primary_key_check').
 
 local core = require "loam.core"
 local pull = require "loam.migrate.pull"
@@ -125,9 +128,215 @@ local function is_loam_table(name)
   return name == core.MIGRATIONS_TABLE or name:match("^loam_migration_") ~= nil
 end
 
+-- {======================================================================
+-- Definitions as the database prints them
+-- =======================================================================
+
+-- A check's predicate or an index's WHERE, for comparing two that the
+-- same database printed: without the parentheses around the whole and
+-- with runs of white space as one.
+local function canonical(sql)
+  return (pull.unwrap(sql):gsub("%s+", " "))
+end
+
+-- The database can print a predicate only once it has read it: PostgreSQL
+-- keeps a parsed tree and prints it back with casts and parentheses of its
+-- own ("(score >= 0)", "((status)::text = ANY (...))"), SQLite keeps the
+-- text.  So the checks and index predicates of the models in 'list' (whose
+-- tables exist) are made on tables of their own (the model's columns
+-- without keys, named 'loam_migration_scratch_<n>': loam's own prefix, so
+-- no table of the project's is in the way) in a transaction that is rolled back, and
+-- read back as the live ones are: what the model declares and what the
+-- database holds then compare as the same printer wrote them, on either
+-- backend.  Returns, by table, { checks = { name = sql }, indexes = { name
+-- = where or false } }.
+local ROLLBACK = setmetatable({}, { __tostring = function() return "rollback" end })
+
+local function printed_parts(db, list)
+  local out, shadows, info, made = {}, {}, {}, {}
+  for _, M in ipairs(list) do
+    out[M.table] = { checks = {}, indexes = {} }
+    if #M.checks > 0 or #M.indexes > 0 then made[#made + 1] = M end
+  end
+  if #made == 0 then return out end
+  local ok, err = pcall(db.transaction, db, function()
+    for i, M in ipairs(made) do
+      local create, indexes = ddl_of(M)
+      local sname = "loam_migration_scratch_" .. i
+      local columns = {}
+      for j, col in ipairs(create.columns) do
+        local c = {}
+        for k, v in pairs(col) do c[k] = v end
+        c.references, c.unique = nil, nil
+        columns[j] = c
+      end
+      db:exec(db:render_ddl { k = "create_table", name = sname, columns = columns,
+                              primary_key = create.primary_key, checks = create.checks })
+      local names = {}
+      for j, ix in ipairs(indexes) do
+        local x = {}
+        for k, v in pairs(ix) do x[k] = v end
+        x.table, x.name = sname, sname .. "_" .. j
+        names[x.name] = index_name(M.table, ix)
+        db:exec(db:render_ddl(x))
+      end
+      shadows[#shadows + 1] = sname
+      info[sname] = { M = M, names = names }
+    end
+    for _, t in ipairs(db:introspect(shadows).tables) do
+      local into, names = out[info[t.name].M.table], info[t.name].names
+      for _, ck in ipairs(t.checks) do
+        if ck.name then into.checks[ck.name] = canonical(ck.sql) end
+      end
+      for _, ix in ipairs(t.indexes) do
+        into.indexes[names[ix.name]] = ix.where and canonical(ix.where) or false
+      end
+    end
+    error(ROLLBACK)
+  end)
+  if not ok and err ~= ROLLBACK then error(err, 0) end
+  return out
+end
+
+-- }======================================================================
+
+-- The foreign keys of a model's CREATE TABLE (its columns' references and
+-- its table-level 'foreign_keys') and those of introspected table 'have',
+-- compared by their columns, whichever way each is declared: one that
+-- differs in its referenced table, columns or actions is dropped and added
+-- again.  Names are not compared (SQLite may have none).  'old_to_new'
+-- renames the live columns; 'new_cols' holds the new columns, whose
+-- add_column makes their references.
+local function key(cols) return table.concat(cols, "\0") end
+
+-- The live columns 'cols' under the names the model gives them.
+local function renamed(cols, old_to_new)
+  local out = {}
+  for i, c in ipairs(cols) do out[i] = old_to_new[c] or c end
+  return out
+end
+
+-- The UNIQUE constraints, compared by their columns as the foreign keys
+-- are: one the model has and the database lacks is added (a new column's
+-- own UNIQUE comes with the column), one the database has and the model
+-- lacks is dropped.
+local function unique_ops(tname, create, have, old_to_new, new_cols, out)
+  local want, order = {}, {}
+  local function add(cols, name, by_column)
+    local k = key(cols)
+    if want[k] == nil then order[#order + 1] = k end
+    want[k] = { columns = cols, name = name or core.constraint_name(tname, cols, "key"),
+                by_column = by_column }
+  end
+  for _, col in ipairs(create.columns) do
+    if col.unique then add({ col.name }, nil, new_cols[col.name]) end
+  end
+  for _, u in ipairs(create.uniques or {}) do add(u.columns, u.name, false) end
+  local seen = {}
+  for _, u in ipairs(have.uniques) do
+    local cols = renamed(u.columns, old_to_new)
+    local k = key(cols)
+    if want[k] ~= nil then
+      seen[k] = true
+    elseif u.name == nil then
+      out.errors[#out.errors + 1] = ("%s: the UNIQUE constraint on (%s) is not in the model and "
+        .. "has no name (SQLite keeps one declared without CONSTRAINT \"name\" so), so no "
+        .. "operation can drop it: declare it in the model, or rebuild the table in a migration "
+        .. "of your own"):format(tname, table.concat(cols, ", "))
+    else
+      out.ops[#out.ops + 1] = { op = "drop_unique", table = tname, name = u.name, columns = cols }
+    end
+  end
+  for _, k in ipairs(order) do
+    local w = want[k]
+    if not seen[k] and not w.by_column then
+      out.ops[#out.ops + 1] = { op = "add_unique", table = tname, name = w.name,
+                                columns = w.columns }
+    end
+  end
+end
+
+-- A primary key that changes is refused, not generated: the key's index
+-- is built again under a lock that blocks the table (on SQLite the whole
+-- table is), and the foreign keys that reference it stand on it.
+local function primary_key_check(M, have, old_to_new, out)
+  local want = {}
+  for i, f in ipairs(M.primary_key) do want[i] = M._column[f] end
+  local live = renamed(have.primary_key and have.primary_key.columns or {}, old_to_new)
+  if not same_list(want, live) then
+    local function show(cols) return #cols == 0 and "none" or "(" .. table.concat(cols, ", ") .. ")" end
+    out.errors[#out.errors + 1] = ("%s: the primary key is %s in the database and %s in the "
+      .. "model; loam does not generate a primary key change, which rebuilds the key's index "
+      .. "(on SQLite the table) under a lock that blocks it while the foreign keys that "
+      .. "reference it stand on it: write that migration yourself (create_table of the new "
+      .. "shape, execute the copy, drop_table, rename_table), or declare the key the database "
+      .. "has"):format(M.table, show(live), show(want))
+  end
+end
+
+local function foreign_key_ops(tname, create, have, old_to_new, new_cols, backend, out)
+  local want, order = {}, {}
+  local function add(fk, by_column)
+    local k = key(fk.columns)
+    if want[k] == nil then order[#order + 1] = k end
+    want[k] = { name = fk.name or core.constraint_name(tname, fk.columns, "fkey"),
+                columns = fk.columns, ref_table = fk.ref_table, ref_columns = fk.ref_columns,
+                on_delete = fk.on_delete or "no action", on_update = fk.on_update or "no action",
+                by_column = by_column }
+  end
+  for _, col in ipairs(create.columns) do
+    local r = col.references
+    if r ~= nil then
+      add({ columns = { col.name }, ref_table = r.table, ref_columns = { r.column },
+            on_delete = r.on_delete, on_update = r.on_update }, new_cols[col.name])
+    end
+  end
+  for _, fk in ipairs(create.foreign_keys or {}) do add(fk, false) end
+  local seen = {}
+  for _, fk in ipairs(have.fks) do
+    local cols = renamed(fk.columns, old_to_new)
+    local k = key(cols)
+    local w = want[k]
+    seen[k] = true
+    if w == nil or w.ref_table ~= fk.ref_table or not same_list(w.ref_columns, fk.ref_columns)
+       or w.on_delete ~= fk.on_delete or w.on_update ~= fk.on_update then
+      out.ops[#out.ops + 1] = { op = "drop_foreign_key", table = tname,
+                                name = fk.name or core.constraint_name(tname, cols, "fkey"),
+                                columns = cols, ref_table = fk.ref_table,
+                                ref_columns = fk.ref_columns, on_delete = fk.on_delete,
+                                on_update = fk.on_update }
+      seen[k] = nil
+    end
+  end
+  for _, k in ipairs(order) do
+    local w = want[k]
+    if not seen[k] and not w.by_column then
+      out.ops[#out.ops + 1] = { op = "add_foreign_key", table = tname, name = w.name,
+                                columns = w.columns, ref_table = w.ref_table,
+                                ref_columns = w.ref_columns, on_delete = w.on_delete,
+                                on_update = w.on_update, not_valid = backend == "postgres" }
+      if backend == "postgres" then
+        out.ops[#out.ops + 1] = { op = "validate_foreign_key", table = tname, name = w.name }
+      end
+    end
+  end
+end
+
+-- The keys of model M against table 'have': primary key, uniques, foreign
+-- keys.  'renames' maps new column names to old ones; 'added' lists the
+-- new columns, whose add_column makes their own UNIQUE and references.
+local function key_ops(M, create, have, renames, added, backend, out)
+  local new_cols, old_to_new = {}, {}
+  for _, col in ipairs(added) do new_cols[col.name] = true end
+  for new, old in pairs(renames) do old_to_new[old] = new end
+  primary_key_check(M, have, old_to_new, out)
+  unique_ops(M.table, create, have, old_to_new, new_cols, out)
+  foreign_key_ops(M.table, create, have, old_to_new, new_cols, backend, out)
+end
+
 -- The operations that make table 'have' (introspected; described) what
 -- model M declares.
-local function table_ops(M, have, desc, backend, opts, out)
+local function table_ops(M, have, desc, printed, backend, opts, out)
   local tname = M.table
   local create, indexes = ddl_of(M)
   local renames = M.column_renames or {}
@@ -161,32 +370,10 @@ local function table_ops(M, have, desc, backend, opts, out)
         out.ops[#out.ops + 1] = { op = "alter_column", table = tname, name = col.name, alter = c,
                                   column = col, before = ast_of(hd) }
       end
-      if (wd.unique or false) ~= (hd.unique or false) then
-        out.notes[#out.notes + 1] = ("%s.%s: UNIQUE %s in the model, not in the database; no "
-          .. "operation changes it"):format(tname, col.name, wd.unique and "is" or "is not")
-      end
-      -- Foreign keys declared by the column.
-      local wr, hr = wd.references, hd.references
-      local fkname = core.constraint_name(tname, { col.name }, "fkey")
-      if hr and (not wr or wr.table ~= hr.table or wr.on_delete ~= hr.on_delete
-                 or wr.on_update ~= hr.on_update) then
-        out.ops[#out.ops + 1] = { op = "drop_foreign_key", table = tname, name = fkname,
-                                  columns = { col.name }, ref_table = hr.table,
-                                  ref_columns = { hr.column }, on_delete = hr.on_delete,
-                                  on_update = hr.on_update }
-      end
-      if wr and (not hr or wr.table ~= hr.table or wr.on_delete ~= hr.on_delete
-                 or wr.on_update ~= hr.on_update) then
-        out.ops[#out.ops + 1] = { op = "add_foreign_key", table = tname, name = fkname,
-                                  columns = { col.name }, ref_table = wr.table,
-                                  ref_columns = { wr.column }, on_delete = wr.on_delete,
-                                  on_update = wr.on_update, not_valid = backend == "postgres" }
-        if backend == "postgres" then
-          out.ops[#out.ops + 1] = { op = "validate_foreign_key", table = tname, name = fkname }
-        end
-      end
     end
   end
+
+  key_ops(M, create, have, renames, added, backend, out)
 
   -- Columns the model no longer has.
   for _, hd in ipairs(desc.columns) do
@@ -212,13 +399,14 @@ local function table_ops(M, have, desc, backend, opts, out)
     end
   end
 
-  -- Checks by name.
+  -- Checks by name, then by their predicates as the database prints them.
   local wchecks = {}
   for _, ck in ipairs(M.checks) do wchecks[ck.name] = ck.sql end
   for _, name in ipairs(sorted_keys(desc.checks)) do
-    if wchecks[name] == nil then
+    if wchecks[name] == nil or printed.checks[name] ~= canonical(desc.checks[name]) then
       out.ops[#out.ops + 1] = { op = "drop_check", table = tname, name = name,
                                 sql = desc.checks[name] }
+      desc.checks[name] = nil
     end
   end
   for _, ck in ipairs(M.checks) do
@@ -228,13 +416,16 @@ local function table_ops(M, have, desc, backend, opts, out)
     end
   end
 
-  -- Indexes by name, then by columns and uniqueness.
+  -- Indexes by name, then by columns, uniqueness and predicate.
   local windex = {}
   for _, ix in ipairs(indexes) do windex[index_name(tname, ix)] = ix end
   for _, name in ipairs(sorted_keys(desc.indexes)) do
     local hx, wx = desc.indexes[name], windex[name]
-    if wx == nil or not same_list(wx.columns, hx.columns) or (wx.unique or false) ~= hx.unique
-       or (wx.where ~= nil) ~= (hx.where ~= nil) then
+    local expr = false
+    for i = 1, #hx.exprs do if hx.exprs[i] then expr = true end end
+    if wx == nil or expr or not same_list(wx.columns, hx.columns)
+       or (wx.unique or false) ~= hx.unique
+       or printed.indexes[name] ~= (hx.where and canonical(hx.where) or false) then
       out.ops[#out.ops + 1] = { op = "drop_index", table = tname, name = name,
                                 concurrently = false,
                                 -- what the writer's down builds again
@@ -261,10 +452,11 @@ local function model_list(models)
   return list
 end
 
-function diff.diff(models, schema, opts)
+function diff.diff(models, db, opts)
   opts = opts or {}
+  local schema = db:introspect()
   local backend = schema.backend
-  local out = { ops = {}, notes = {}, errors = {} }
+  local out = { ops = {}, errors = {} }
   local list = model_list(models)
   local claimed = {}
   local new = {}
@@ -294,12 +486,17 @@ function diff.diff(models, schema, opts)
       end
     end
   end
+  local existing = {}
   for _, M in ipairs(list) do
+    if schema.by_name[M.table] or (M.renamed_from and schema.by_name[M.renamed_from]) then
+      existing[#existing + 1] = M
+    end
+  end
+  local printed = printed_parts(db, existing)
+  for _, M in ipairs(existing) do
     local have = schema.by_name[M.table]
     if have == nil and M.renamed_from then have = schema.by_name[M.renamed_from] end
-    if have ~= nil then
-      table_ops(M, have, pull.describe_table(have, schema), backend, opts, out)
-    end
+    table_ops(M, have, pull.describe_table(have, schema), printed[M.table], backend, opts, out)
   end
   -- Tables no model declares.
   for _, t in ipairs(schema.tables) do
@@ -350,6 +547,10 @@ local SUMMARY = {
   drop_foreign_key = function(op) return ("drop foreign key %s on %s"):format(op.name, op.table) end,
   add_check = function(op) return ("add check %s on %s"):format(op.name, op.table) end,
   drop_check = function(op) return ("drop check %s on %s"):format(op.name, op.table) end,
+  add_unique = function(op)
+    return ("add unique %s on %s (%s)"):format(op.name, op.table, table.concat(op.columns, ", "))
+  end,
+  drop_unique = function(op) return ("drop unique %s on %s"):format(op.name, op.table) end,
 }
 
 function diff.summary(op)

@@ -73,6 +73,19 @@ lint.RULES = {
     end,
   },
   {
+    name = "unique_not_concurrent",
+    backends = { postgres = true },
+    why = "ADD CONSTRAINT ... UNIQUE builds its index while it holds a lock that blocks reads "
+      .. "and writes of the table",
+    safe = "add_index(..., { unique = true, concurrently = true }) in a migration of its own, "
+      .. "then execute \"ALTER TABLE t ADD CONSTRAINT c UNIQUE USING INDEX i\"",
+    test = function(op, m)
+      if op.op == "add_unique" and existing(op, m) then
+        return ("add_unique %s on existing table %s"):format(op.name, op.table)
+      end
+    end,
+  },
+  {
     name = "set_not_null",
     backends = { postgres = true },
     why = "SET NOT NULL reads every row under a lock that blocks reads and writes of the table",

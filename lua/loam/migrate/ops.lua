@@ -10,7 +10,8 @@
 -- column in a migration reads as in a model; they become columns of the
 -- DDL AST here, named as in SQL.
 --
---   ops.create_table(name, { columns..., primary_key =, checks =, uniques = })
+--   ops.create_table(name, { columns..., primary_key =, checks =, uniques =,
+--                            foreign_keys = })
 --   ops.drop_table(name)
 --   ops.rename_table(old, new)
 --   ops.add_column(table, column)
@@ -25,6 +26,8 @@
 --   ops.drop_foreign_key(table, name)
 --   ops.add_check(table, name, predicate_sql, { not_valid = })
 --   ops.drop_check(table, name)
+--   ops.add_unique(table, { cols }, { name = })
+--   ops.drop_unique(table, name)
 --   ops.execute(sql [, params [, { down = sql }]])
 --   ops.backfill(table, { set = { col = value } | set_sql =, where = { col = value } |
 --                where_sql =, batch =, key =, pause_ms = })   (data migrations only)
@@ -44,7 +47,8 @@ local ops = {}
 ops.NAMES = {
   "create_table", "drop_table", "rename_table", "add_column", "drop_column", "rename_column",
   "alter_column", "add_index", "drop_index", "add_foreign_key", "validate_foreign_key",
-  "drop_foreign_key", "add_check", "drop_check", "execute", "backfill",
+  "drop_foreign_key", "add_check", "drop_check", "add_unique", "drop_unique", "execute",
+  "backfill",
 }
 
 -- 'execute' and 'backfill' are the operations a data migration may hold:
@@ -182,6 +186,7 @@ ops.drop_column = table_and_name("drop_column", "column name")
 ops.validate_foreign_key = table_and_name("validate_foreign_key", "constraint name")
 ops.drop_foreign_key = table_and_name("drop_foreign_key", "constraint name")
 ops.drop_check = table_and_name("drop_check", "constraint name")
+ops.drop_unique = table_and_name("drop_unique", "constraint name")
 
 function ops.create_table(name, spec, ...)
   local op = "create_table"
@@ -197,7 +202,8 @@ function ops.create_table(name, spec, ...)
       opts[k] = v
     end
   end
-  options(op, opts, { { "primary_key", "any" }, { "checks", "table" }, { "uniques", "table" } })
+  options(op, opts, { { "primary_key", "any" }, { "checks", "table" }, { "uniques", "table" },
+                     { "foreign_keys", "table" } })
   for i = 1, #spec do decls[i] = spec[i] end
   -- A model of the table, declared on no database, makes the table's
   -- parts (keys, checks, uniques and their names) exactly as a model with
@@ -210,9 +216,17 @@ function ops.create_table(name, spec, ...)
     c.name = M._column[col.name]
     columns[i] = c
   end
+  -- No model is at hand for a referenced table: its columns are as given,
+  -- or its primary key.
+  local fks = {}
+  for i, fk in ipairs(M.foreign_keys) do
+    fks[i] = { name = fk.name, columns = fk.columns, ref_table = fk.ref_table,
+               ref_columns = fk.ref_columns, on_delete = fk.on_delete, on_update = fk.on_update }
+  end
   return op_table { op = op, table = name, def = {
     k = "create_table", name = name, columns = columns, primary_key = M._table_pk,
     checks = M.checks[1] and M.checks or nil, uniques = M.uniques[1] and M.uniques or nil,
+    foreign_keys = fks[1] and fks or nil,
   } }
 end
 
@@ -340,6 +354,13 @@ local function action(op, which, v)
   fail(op, "%s must be one of %s; got %s", which, table.concat(ACTIONS, ", "), show(v))
 end
 
+-- The constraint's name: 'given', checked, or the name PostgreSQL would
+-- give it, so 'down' and later migrations can name it.
+local function constraint_name(op, given, tname, columns, suffix)
+  if given ~= nil then return ident(op, "constraint name", given) end
+  return (core.constraint_name(tname, columns, suffix))
+end
+
 function ops.add_foreign_key(tname, cols, ref_table, ref_cols, opts, ...)
   local op = "add_foreign_key"
   no_extra(op, select("#", ...), 5)
@@ -353,14 +374,7 @@ function ops.add_foreign_key(tname, cols, ref_table, ref_cols, opts, ...)
   end
   opts = options(op, opts, { { "name", "string" }, { "on_delete", "string" },
                              { "on_update", "string" }, { "not_valid", "boolean" } })
-  local name = opts.name
-  if name ~= nil then
-    ident(op, "constraint name", name)
-  else
-    -- The name PostgreSQL would give it, so 'down' and later migrations
-    -- can name it.
-    name = core.constraint_name(tname, columns, "fkey")
-  end
+  local name = constraint_name(op, opts.name, tname, columns, "fkey")
   return op_table { op = op, table = tname, name = name, columns = columns,
                     ref_table = ref_table, ref_columns = ref_columns,
                     on_delete = action(op, "on_delete", opts.on_delete),
@@ -377,6 +391,16 @@ function ops.add_check(tname, name, sql, opts, ...)
   opts = options(op, opts, { { "not_valid", "boolean" } })
   return op_table { op = op, table = tname, name = name, sql = sql,
                     not_valid = opts.not_valid == true }
+end
+
+function ops.add_unique(tname, cols, opts, ...)
+  local op = "add_unique"
+  no_extra(op, select("#", ...), 3)
+  ident(op, "table name", tname)
+  local columns = names(op, "columns", cols)
+  opts = options(op, opts, { { "name", "string" } })
+  local name = constraint_name(op, opts.name, tname, columns, "key")
+  return op_table { op = op, table = tname, name = name, columns = columns }
 end
 
 function ops.execute(sql, params, opts, ...)

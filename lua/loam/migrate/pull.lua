@@ -16,10 +16,11 @@
 -- become the column's type and options again, generated constraint and
 -- index names are left out, a check SQLite keeps without a name gets one,
 -- and defaults become Lua values.  What a model
--- cannot declare (a foreign key over several columns or to columns other
--- than the primary key, an index on an expression, a type loam does not
--- know) is said in a comment of the file and in 'notes': the relation is
--- still declared with explicit keys where one fits.
+-- cannot declare (an index on an expression, a type loam does not
+-- know) is said in a comment of the file and in 'notes'.  A foreign key
+-- over several columns, or to columns other than the primary key, is an
+-- entry of the model's 'foreign_keys', and its relation is declared with
+-- explicit keys.
 
 local core = require "loam.core"
 
@@ -112,6 +113,7 @@ local function unwrap(s)
   end
   return s
 end
+pull.unwrap = unwrap
 
 -- The SQL text of a string literal 'x' (PostgreSQL may add '::type').
 local function literal(sql)
@@ -243,6 +245,27 @@ function pull.column_text(d, prefix)
   return ("%s%s(%s)"):format(prefix, CONSTRUCTOR[d.type] or d.type, table.concat(args, ", "))
 end
 
+-- The entry of a model's 'foreign_keys' that declares 'fk' (introspected,
+-- or of a DDL AST) of table 'tname': its columns, the referenced table,
+-- the referenced columns unless they are 'ref_pk' (that table's primary
+-- key, when known), the actions other than NO ACTION, and the name unless
+-- it is the generated one.
+function pull.foreign_key_text(tname, fk, ref_pk)
+  local parts = {}
+  for i, cn in ipairs(fk.columns) do parts[i] = lstr(cn) end
+  parts[#parts + 1] = "references = " .. lstr(fk.ref_table)
+  if fk.ref_columns and not (ref_pk and same(ref_pk, fk.ref_columns)) then
+    parts[#parts + 1] = "ref_columns = " .. list(fk.ref_columns)
+  end
+  for _, k in ipairs { "on_delete", "on_update" } do
+    if fk[k] and fk[k] ~= "no action" then parts[#parts + 1] = k .. " = " .. lstr(fk[k]) end
+  end
+  if fk.name ~= nil and fk.name ~= generated(tname, fk.columns, "fkey") then
+    parts[#parts + 1] = "name = " .. lstr(fk.name)
+  end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
 -- Reads table 't' into the model's declaration: columns (Lua text each),
 -- table options and notes.  'schema' finds the referenced tables.
 local function declare(t, schema)
@@ -283,11 +306,13 @@ local function declare(t, schema)
       end
     else
       other_fks[#other_fks + 1] = fk
-      notes[#notes + 1] = ("foreign key %s (%s) -> %s (%s) cannot be declared by a model"):format(
-        fk.name or "(unnamed)", table.concat(fk.columns, ", "), fk.ref_table,
-        table.concat(fk.ref_columns, ", "))
     end
   end
+  -- By their columns, not their names: SQLite may have none, and the
+  -- tables the models make have generated ones.
+  table.sort(other_fks, function(a, b)
+    return table.concat(a.columns, "\0") < table.concat(b.columns, "\0")
+  end)
 
   local lines, descs = {}, {}
   local inline_pk = #pk == 1 and not (t.by_name[pk[1]] and t.by_name[pk[1]].generated)
@@ -384,6 +409,14 @@ local function declare(t, schema)
     end
   end
   if #indexes > 0 then topts[#topts + 1] = "indexes = { " .. table.concat(indexes, ", ") .. " }" end
+  if #other_fks > 0 then
+    local items = {}
+    for i, fk in ipairs(other_fks) do
+      local ref = schema.by_name[fk.ref_table]
+      items[i] = pull.foreign_key_text(tname, fk, ref and ref.primary_key and ref.primary_key.columns)
+    end
+    topts[#topts + 1] = "foreign_keys = { " .. table.concat(items, ", ") .. " }"
+  end
   local checks = {}
   for _, ck in ipairs(t.checks) do
     if not (own_checks[ck] or (ck.name and own_checks[ck.name])) then

@@ -69,6 +69,11 @@ function RENDER.create_table(op, ind)
     end
     lines[#lines + 1] = ind .. "  checks = { " .. table.concat(items, ", ") .. " },"
   end
+  if def.foreign_keys and #def.foreign_keys > 0 then
+    local items = {}
+    for i, fk in ipairs(def.foreign_keys) do items[i] = pull.foreign_key_text(op.table, fk) end
+    lines[#lines + 1] = ind .. "  foreign_keys = { " .. table.concat(items, ", ") .. " },"
+  end
   lines[#lines + 1] = ind .. "})"
   return table.concat(lines, "\n")
 end
@@ -140,6 +145,18 @@ function RENDER.drop_check(op)
   return ("drop_check(%s, %s)"):format(lstr(op.table), lstr(op.name))
 end
 
+function RENDER.add_unique(op)
+  local name = ""
+  if op.name ~= core.constraint_name(op.table, op.columns, "key") then
+    name = ", { name = " .. lstr(op.name) .. " }"
+  end
+  return ("add_unique(%s, %s%s)"):format(lstr(op.table), list(op.columns), name)
+end
+
+function RENDER.drop_unique(op)
+  return ("drop_unique(%s, %s)"):format(lstr(op.table), lstr(op.name))
+end
+
 -- The inverse of each operation, as an operation (nil: nothing to undo;
 -- false: none can be written).
 local INVERSE = {
@@ -168,6 +185,11 @@ local INVERSE = {
   end,
   validate_foreign_key = function() return nil end,
   add_check = function(op) return { op = "drop_check", table = op.table, name = op.name } end,
+  add_unique = function(op) return { op = "drop_unique", table = op.table, name = op.name } end,
+  drop_unique = function(op)
+    if op.columns == nil then return false end
+    return { op = "add_unique", table = op.table, name = op.name, columns = op.columns }
+  end,
   drop_column = function(op)
     if op.column == nil then return false end
     return { op = "add_column", table = op.table, column = op.column }
@@ -193,7 +215,7 @@ local INVERSE = {
 -- Operations whose inverse the runner derives for 'change'.
 local DERIVED = {
   create_table = true, rename_table = true, add_column = true, rename_column = true,
-  add_index = true, add_foreign_key = true, add_check = true,
+  add_index = true, add_foreign_key = true, add_check = true, add_unique = true,
 }
 
 function writer.reversible(op)

@@ -19,9 +19,10 @@ Renames are never guessed: a model declares them, renamed_from = "old" on
 a column, or in the model's options for its table.  A column that is gone
 while another of the same type is new, without that declaration, is an
 error naming both.  Tables and columns that no model has any more are
-dropped only with --allow-drops; without it each is an error.  What no
-operation changes (a primary key, a UNIQUE constraint) is printed as a
-note.]],
+dropped only with --allow-drops; without it each is an error.  Checks
+and indexes compare by their definitions as the database prints them,
+UNIQUE constraints and foreign keys by their columns; a changed primary
+key is refused, naming the table.]],
   options = {
     { "--allow-drops", "drop tables and columns the models no longer declare" },
   },
@@ -44,11 +45,10 @@ note.]],
         table.concat(pending, ", "))
     end
     local models = ctx:project():load_models(db)
-    local result = diff.diff(models, db:introspect(), { allow_drops = ctx.opts.allow_drops })
+    local result = diff.diff(models, db, { allow_drops = ctx.opts.allow_drops })
     if #result.errors > 0 then
       ctx:fail("misuse", "%s", table.concat(result.errors, "; "))
     end
-    for _, n in ipairs(result.notes) do ctx:say("note: %s", n) end
     if #result.ops == 0 then
       ctx:say("no changes")
       return
