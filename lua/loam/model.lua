@@ -78,9 +78,9 @@ local model = {}
 local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
--- changed, are its state (loam.instance) under the fields' names.
+-- changed, are its state (loam.instance), by field position.
 local WEAK_KEYS = { __mode = "k" }
-local state = instance.state
+local STATE = instance.KEY
 
 local Model = { __name = "loam.Model" }
 Model.__index = Model
@@ -214,7 +214,7 @@ end
 -- (M._pos).  A table given the instance metatable by hand has none: all
 -- its values count as changed.
 local function snapshot(inst)
-  return state[inst] or {}
+  return rawget(inst, STATE) or {}
 end
 
 -- The primary-key values 'inst' had when loaded or last saved, by field
@@ -606,14 +606,15 @@ end
 -- (or saving) raises.
 function instance_meta(M)
   local methods, rels, map, pos = M.methods, M.relations, M.column_map, M._pos
-  local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring }
+  local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring,
+                 __pairs = instance.pairs }
   meta.__index = function(inst, key)
     local m = methods[key]
     if m ~= nil then return m end
     local rel = rels[key]
     if rel ~= nil then return relation.read(inst, rel) end
     if map[key] ~= nil then
-      local snap = state[inst]
+      local snap = rawget(inst, STATE)
       if snap ~= nil and snap[pos[key]] ~= nil then
         raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
           label(M, key)), { model = M.table, column = key, field = key })
@@ -725,25 +726,26 @@ function loader_maker(M)
     for _ = 1, #M._relation_names do items[#items + 1] = "nil" end
   end
   local snap = "{ " .. table.concat(items, ", ") .. " }"
-  local src = "local state, setmetatable, meta = ...\n"
+  local key = string.format("%q", STATE)
+  local src = "local setmetatable, meta = ...\n"
     .. "local set\n"
     .. "local function one(row)\n"
-    .. "  state[row] = " .. snap .. "\n"
+    .. "  row[" .. key .. "] = " .. snap .. "\n"
     .. "  return setmetatable(row, meta)\n"
     .. "end\n"
     .. "local function all(rows, given)\n"
     .. "  set = given\n"
     .. "  for i = 1, #rows do\n"
     .. "    local row = rows[i]\n"
-    .. "    state[row] = " .. snap .. "\n"
+    .. "    row[" .. key .. "] = " .. snap .. "\n"
     .. "    setmetatable(row, meta)\n"
     .. "  end\n"
     .. "  set = nil\n"
     .. "  return rows\n"
     .. "end\n"
     .. "return one, all\n"
-  M._load_row, M._load_rows = assert(load(src, "=loam.model loader", "t", {}))(state,
-    setmetatable, M._meta)
+  M._load_row, M._load_rows = assert(load(src, "=loam.model loader", "t", {}))(setmetatable,
+    M._meta)
 end
 
 -- The row itself becomes the instance: loading costs its snapshot, which
