@@ -97,6 +97,9 @@ local instance_meta
 -- The makers of a model's loading functions, defined with loading.
 local loader_maker
 
+-- The maker of a model's 'find' for one key value, defined with 'find'.
+local key_finder
+
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
 
@@ -571,6 +574,7 @@ function model.new(db, tname, decls, opts)
   loader_maker(M)
   M._include_options = query.include_options
   M._find = setmetatable({}, WEAK_KEYS)
+  M.find = key_finder(M)
   M._save = setmetatable({}, WEAK_KEYS)
   M._row_coercers = {}
   -- A reference by table name points at the primary key of the model the
@@ -718,6 +722,11 @@ end
 -- size, room for the relations included, so setting them later never
 -- grows it.  Written again whenever a relation is declared.  A field the
 -- row lacks stays absent.
+--
+-- M._shape is the shape of the instances for the rows that the binding
+-- makes instances as it reads them (a stream, see Query:each): { metatable, length of the state array, the
+-- fields in position order, instance.KEY }, one table per model, kept up
+-- to date here.
 function loader_maker(M)
   local items = {}
   for i, name in ipairs(M._names) do items[i] = string.format("row[%q]", name) end
@@ -727,6 +736,9 @@ function loader_maker(M)
   end
   local snap = "{ " .. table.concat(items, ", ") .. " }"
   local key = string.format("%q", STATE)
+  local shape = M._shape or { M._meta, 0, M._names, STATE }
+  shape[2] = #items
+  M._shape = shape
   local src = "local setmetatable, meta = ...\n"
     .. "local set\n"
     .. "local function one(row)\n"
@@ -777,22 +789,6 @@ end
 -- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
 function Model:find(...)
   local pk, n = self.primary_key, select("#", ...)
-  -- The usual call, one key value of a one-column key once the statement
-  -- is prepared, binds the coerced value straight away; every other call
-  -- (a table of keys, a missing value, the first call) takes the way below.
-  if n == 1 and #pk == 1 then
-    local v = ...
-    if v ~= nil and type(v) ~= "table" then
-      local p = self._find[self.db:connection()]
-      if p then
-        local key = pk[1]
-        local k = self._coerce[key](v)
-        if k == nil then k = self:coerce(key, v) end  -- raises the value's error
-        local row = p:first(k)
-        return row and self._load_row(row)
-      end
-    end
-  end
   if #pk == 0 then
     misuse(self, self.table .. ": find needs a primary key, and the model has none")
   end
@@ -841,6 +837,31 @@ function Model:find(...)
     self._find[c] = p
   end
   return rows[1] and self:_load(rows[1]) or nil
+end
+
+-- The usual call, one key value of a one-column key once the statement is
+-- prepared, binds the coerced value straight away: M.find, a function of
+-- the model's own that holds what it needs, so the call makes no lookups
+-- but the connection's statement.  Every other call (a table of keys, a
+-- missing value, a value its coercer refuses, the first call, another
+-- model as 'self') takes Model.find.
+function key_finder(M)
+  if #M.primary_key ~= 1 then return nil end
+  local coerce, cache, db, find = M._coerce[M.primary_key[1]], M._find, M.db, Model.find
+  local first  -- the prepared statements' 'first', found on the first one
+  return function(self, ...)
+    if self == M and select("#", ...) == 1 then
+      local p = cache[db:connection()]
+      local k = p and coerce((...))
+      if k ~= nil and type(k) ~= "table" then
+        first = first or p.first
+        local row = first(p, k)
+        if row == nil then return nil end
+        return M._load_row(row)
+      end
+    end
+    return find(self, ...)
+  end
 end
 
 function Model:find_by(conditions)
