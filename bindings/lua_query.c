@@ -310,7 +310,7 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
     params = v;
   }
   lua_getiuservalue(L, 1, 1);
-  c = (LConn *)luaL_testudata(L, -1, CONN_T);
+  c = (LConn *)loamL_testud(L, -1, &loamL_conn_key);
   if (c != NULL && c->conn == NULL && c->pooled && c->poolref != NULL && !c->closing)
     loamL_lease(L, c, lua_gettop(L), 2, 1);   /* for this call: the slot is to be closed */
   *conn = c != NULL && !c->closing ? c->conn : NULL;
@@ -328,10 +328,9 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
 ** rows the same way and gives its first row, or nil: a lookup by key
 ** makes no array for its one row.
 */
-static int runprepared (lua_State *L, int first) {
+static int runprepared (lua_State *L, LPrepared *p, int first) {
   loam_value local[NPARAMS_LOCAL];
   loam_error err = LOAM_ERROR_INIT;
-  LPrepared *p = toprepared(L);
   loam_conn *conn;
   int np, out, rc;
   const loam_value *params = bindargs(L, p, local, &np, first ? "first" : "run", &conn);
@@ -386,14 +385,15 @@ static int runprepared (lua_State *L, int first) {
 
 
 static int prepared_run (lua_State *L) {
-  return runprepared(L, 0);
+  return runprepared(L, toprepared(L), 0);
 }
 
 
 static int prepared_first (lua_State *L) {
-  if (!toprepared(L)->rows)
+  LPrepared *p = toprepared(L);
+  if (!p->rows)
     return loamL_misuse(L, "first: the statement returns no rows; use run");
-  return runprepared(L, 1);
+  return runprepared(L, p, 1);
 }
 
 

@@ -846,14 +846,16 @@ end
 -- missing value, a value its coercer refuses, the first call, another
 -- model as 'self') takes Model.find.
 function key_finder(M)
-  if #M.primary_key ~= 1 then return nil end
-  local coerce, cache, db, find = M._coerce[M.primary_key[1]], M._find, M.db, Model.find
+  local pk = M.primary_key
+  -- A json key (a table as its value) goes the long way.
+  if #pk ~= 1 or M.column_map[pk[1]].type == "json" then return nil end
+  local coerce, cache, db, find = M._coerce[pk[1]], M._find, M.db, Model.find
   local first  -- the prepared statements' 'first', found on the first one
   return function(self, ...)
     if self == M and select("#", ...) == 1 then
       local p = cache[db:connection()]
       local k = p and coerce((...))
-      if k ~= nil and type(k) ~= "table" then
+      if k ~= nil then
         first = first or p.first
         local row = first(p, k)
         if row == nil then return nil end
