@@ -24,10 +24,9 @@
 -- instances together.
 --
 --   instance.model_of(v)     the model of instance 'v', or nil
---   instance.KEY             the key of the state
---   instance.state           state[inst] reads and sets it for any value
---                            (nil for what is no table); the loops that
---                            load and read use rawget(inst, KEY)
+--   instance.KEY             the key of the state: inst[KEY] reads it (an
+--                            instance without state, made by hand, gives
+--                            nil through its __index)
 --   instance.of(inst)        the state, made empty when missing (a table
 --                            given the instance metatable by hand)
 --   instance.pairs           the instances' '__pairs': their fields only
@@ -38,14 +37,6 @@ local KEY = "\0loam.state"
 instance.KEY = KEY
 
 local rawget, rawset, next, type = rawget, rawset, next, type
-
-instance.state = setmetatable({}, {
-  __index = function(_, inst)
-    if type(inst) == "table" then return rawget(inst, KEY) end
-    return nil
-  end,
-  __newindex = function(_, inst, s) rawset(inst, KEY, s) end,
-})
 
 function instance.model_of(v)
   local mt = getmetatable(v)

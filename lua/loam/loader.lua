@@ -1,5 +1,5 @@
--- loam.loader: loading relations, and the values loaded, kept beside the
--- instances.
+-- loam.loader: loading relations, and the values loaded, kept in the
+-- instances' state.
 --
 -- It runs the plans of loam.include: the rows of a query come back with
 -- their joined relations in extra columns, which are split out into
@@ -9,8 +9,8 @@
 -- parents.  Parents that hold a relation already are skipped.  Each load
 -- sets the inverse relation when it is to-one, and tells loam.track.
 --
--- Loaded values live in the instance's state (loam.instance), never in the
--- instance: columns stay plain fields, to_table and save never see
+-- Loaded values live in the instance's state (loam.instance), never among
+-- its fields: columns stay plain fields, to_table and save never see
 -- relations, and nothing a table of columns holds can clash with them.  A
 -- to-one relation loaded with no row holds NONE.  Every instance also
 -- remembers the result set it came from, so that a lazy read loads the
@@ -42,7 +42,7 @@ local loader = {}
 
 
 -- {======================================================================
--- State kept beside instances
+-- State kept in instances
 -- =======================================================================
 
 -- The state of each instance (loam.instance) holds its loaded relations,

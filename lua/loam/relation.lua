@@ -42,9 +42,9 @@
 -- statement loads); loam.loader runs the statements and keeps what they
 -- loaded.
 --
--- Loaded values live beside the instance, never in it (loam.loader): reads
--- go through the instance's __index (loam.model), which calls
--- relation.read.  Serialization never loads: inst:to_table{ include = ... } adds
+-- Loaded values live in the instance's state, never among its fields
+-- (loam.loader): reads go through the instance's __index (loam.model),
+-- which calls relation.read.  Serialization never loads: inst:to_table{ include = ... } adds
 -- the loaded relations it names (include = true: every loaded one), and
 -- raises not_loaded for one that is not.
 --
