@@ -221,7 +221,8 @@ static int conn_run (lua_State *L) {
 ** value 1 is the 'loam.Conn' it runs on, kept alive while it is reachable;
 ** 2 the names of its result columns, made by its first run and reused as
 ** the keys of every row after; 3 the closed 'loam.Stmt' that 'run' opens
-** and closes each time, instead of a new handle per run.
+** and closes each time, instead of a new handle per run; 4 the instance
+** shape of the rows it streams ('prepared:instances'), or nil.
 */
 typedef struct LPrepared {
   loam_rendered *rs;
@@ -265,7 +266,7 @@ static int conn_prepare (lua_State *L) {
   loam_rendered **rs;
   int n;
   lua_settop(L, 3);
-  p = (LPrepared *)lua_newuserdatauv(L, sizeof(LPrepared), 3);
+  p = (LPrepared *)lua_newuserdatauv(L, sizeof(LPrepared), 4);
   p->rs = NULL;
   luaL_setmetatable(L, PREPARED_T);
   lua_pushvalue(L, 1);
@@ -309,7 +310,7 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
     params = v;
   }
   lua_getiuservalue(L, 1, 1);
-  c = (LConn *)luaL_testudata(L, -1, CONN_T);
+  c = (LConn *)loamL_testud(L, -1, &loamL_conn_key);
   if (c != NULL && c->conn == NULL && c->pooled && c->poolref != NULL && !c->closing)
     loamL_lease(L, c, lua_gettop(L), 2, 1);   /* for this call: the slot is to be closed */
   *conn = c != NULL && !c->closing ? c->conn : NULL;
@@ -327,10 +328,9 @@ static const loam_value *bindargs (lua_State *L, LPrepared *p, loam_value *local
 ** rows the same way and gives its first row, or nil: a lookup by key
 ** makes no array for its one row.
 */
-static int runprepared (lua_State *L, int first) {
+static int runprepared (lua_State *L, LPrepared *p, int first) {
   loam_value local[NPARAMS_LOCAL];
   loam_error err = LOAM_ERROR_INIT;
-  LPrepared *p = toprepared(L);
   loam_conn *conn;
   int np, out, rc;
   const loam_value *params = bindargs(L, p, local, &np, first ? "first" : "run", &conn);
@@ -385,14 +385,15 @@ static int runprepared (lua_State *L, int first) {
 
 
 static int prepared_run (lua_State *L) {
-  return runprepared(L, 0);
+  return runprepared(L, toprepared(L), 0);
 }
 
 
 static int prepared_first (lua_State *L) {
-  if (!toprepared(L)->rows)
+  LPrepared *p = toprepared(L);
+  if (!p->rows)
     return loamL_misuse(L, "first: the statement returns no rows; use run");
-  return runprepared(L, 1);
+  return runprepared(L, p, 1);
 }
 
 
@@ -407,6 +408,8 @@ static int prepared_each (lua_State *L) {
   LConn *c = (LConn *)lua_touserdata(L, -1);
   LStmt *s = loamL_newstmt(L, lua_gettop(L));
   sidx = lua_gettop(L);
+  if (lua_getiuservalue(L, 1, 4) == LUA_TTABLE) lua_setiuservalue(L, sidx, 3);
+  else lua_pop(L, 1);
   if (c->pooled) {  /* the statement keeps the connection until it is finalized */
     loamL_lease(L, c, 0, 2, 0);
     s->lease = c;
@@ -419,6 +422,22 @@ static int prepared_each (lua_State *L) {
   lua_pushnil(L);
   lua_pushvalue(L, sidx);
   return 4;
+}
+
+
+/*
+** prepared:instances(shape): the rows of every later 'each' come as
+** instances of 'shape' (see lua_stmt.c) when the statement's columns are
+** its fields; nil goes back to plain rows.
+*/
+static int prepared_instances (lua_State *L) {
+  toprepared(L);
+  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    return loamL_misuse(L, "instances: the shape must be a table or nil, not a %s",
+                        luaL_typename(L, 2));
+  lua_settop(L, 2);
+  lua_setiuservalue(L, 1, 4);
+  return 0;
 }
 
 
@@ -458,6 +477,7 @@ void loamL_open_query (lua_State *L) {
     {"first", prepared_first},
     {"each", prepared_each},
     {"sql", prepared_sql},
+    {"instances", prepared_instances},
     {"close", prepared_close},
     {NULL, NULL}
   };

@@ -6,6 +6,14 @@
 ** here with column names pushed once per statement, so Lua code receives
 ** finished tables: all at once for 'query' and 'run', or one at a time by
 ** the iterator of 'conn:each'.
+**
+** A prepared statement of a model's own projection may be given the shape
+** of the model's instances (loam.model, 'prepared:instances'): the rows it
+** streams ('each') are then made instances here as they are read, each
+** with its state array (loam.instance) filled from the values on the stack
+** and the instance metatable set, so that no Lua function runs per row to
+** do it.  Rows read all at once are loaded by a generated Lua loop
+** (loam.model), which costs no more than this does.
 */
 #include <stdint.h>
 #include <string.h>
@@ -23,10 +31,10 @@
 
 /*
 ** Statement handles ('LStmt', declared in lua_loam_int.h for 'conn:run')
-** carry two user values: 1 is the 'loam.Conn' the statement runs on, which
-** keeps the connection alive while the statement is reachable; 2 is the
-** array of column names of a streaming statement, made when the first row
-** arrives.
+** carry three user values: 1 is the 'loam.Conn' the statement runs on,
+** which keeps the connection alive while the statement is reachable; 2 is
+** the array of column names of a streaming statement, made when the first
+** row arrives; 3 is the instance shape of its rows (see 'rowshape'), or nil.
 */
 
 /* Pushes column 'i' of the current row; 'nullidx' holds the NULL sentinel. */
@@ -66,7 +74,7 @@ void loamL_closestmt (LStmt *s) {
 ** handle exists before the resource and a raise in between cannot leak it.
 */
 LStmt *loamL_newstmt (lua_State *L, int connidx) {
-  LStmt *s = (LStmt *)lua_newuserdatauv(L, sizeof(LStmt), 2);
+  LStmt *s = (LStmt *)lua_newuserdatauv(L, sizeof(LStmt), 3);
   s->stmt = NULL;
   s->lease = NULL;
   luaL_setmetatable(L, STMT_T);
@@ -108,6 +116,82 @@ static int stmt_tostring (lua_State *L) {
 
 
 /*
+** Instance shapes.  A shape is a Lua table { metatable, size, fields, key }:
+** the metatable of the model's instances, the length of their state array,
+** the array of field names in position order, and the key the state sits
+** under in the instance (instance.KEY).  It applies to a result whose
+** columns are the fields, in order (checked by name, once per statement);
+** any other result gives plain rows.
+*/
+typedef struct RowShape {
+  int meta, key;  /* stack indices of the metatable and the state key */
+  int size;       /* length of the state array; 0: plain rows */
+} RowShape;
+
+/*
+** Fills 'sh' from the shape at 'shape' for the columns whose names are the
+** 'ncols' strings of the array at 'names', pushing its metatable and key.
+** A negative 'ncols' trusts the shape: its columns were checked before.
+*/
+static void rowshape (lua_State *L, int shape, int names, int ncols, RowShape *sh) {
+  int i, same = shape != 0;
+  sh->size = 0;
+  if (!same) return;
+  if (ncols >= 0)
+    same = lua_rawgeti(L, shape, 3) == LUA_TTABLE && lua_rawlen(L, -1) == (lua_Unsigned)ncols;
+  else lua_pushnil(L);
+  for (i = 0; same && i < ncols; i++) {
+    lua_rawgeti(L, -1, i + 1);
+    lua_rawgeti(L, names, i + 1);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  if (!same) return;
+  lua_rawgeti(L, shape, 1);
+  sh->meta = lua_gettop(L);
+  lua_rawgeti(L, shape, 4);
+  sh->key = lua_gettop(L);
+  lua_rawgeti(L, shape, 2);
+  sh->size = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (sh->size < ncols || !lua_istable(L, sh->meta) || lua_type(L, sh->key) != LUA_TSTRING)
+    sh->size = 0;  /* never so for the shapes loam.model makes */
+}
+
+/*
+** Pushes the current row of 'stmt' ('ncols' columns named by the array at
+** 'names'); with a shape, as an instance: the values go into the state
+** array too, by position.
+*/
+static void pushrow (lua_State *L, loam_stmt *stmt, int ncols, int names, int nullidx,
+                     const RowShape *sh) {
+  int i, row, st = 0;
+  lua_createtable(L, 0, ncols + (sh->size > 0));
+  row = lua_gettop(L);
+  if (sh->size > 0) {
+    lua_pushvalue(L, sh->key);
+    lua_createtable(L, sh->size, 0);
+    st = row + 2;
+  }
+  for (i = 0; i < ncols; i++) {
+    lua_rawgeti(L, names, i + 1);
+    pushcolumn(L, stmt, i, nullidx);
+    if (st != 0) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, st, i + 1);
+    }
+    lua_rawset(L, row);
+  }
+  if (st != 0) {
+    lua_rawset(L, row);  /* row[key] = the state */
+    lua_pushvalue(L, sh->meta);
+    lua_setmetatable(L, row);
+  }
+}
+
+
+/*
 ** The iterator of 'conn:each'.  A row is built from the names array in
 ** user value 2, which is filled once, when the first row arrives.  The end
 ** of the rows finalizes the statement at once, so the connection is free
@@ -117,6 +201,7 @@ int loamL_stmtnext (lua_State *L) {
   LStmt *s = tostmt(L, 1);
   loam_error err = LOAM_ERROR_INIT;
   LConn *c;
+  RowShape sh = { 0, 0, 0 };
   int rc, ncols, namesidx, i;
   if (s->stmt == NULL)
     return loamL_misuse(L, "attempt to use a closed statement");
@@ -148,15 +233,22 @@ int loamL_stmtnext (lua_State *L) {
     }
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, 1, 2);
+    /* a shape that does not fit the columns is dropped, once */
+    namesidx = lua_gettop(L);
+    if (lua_getiuservalue(L, 1, 3) == LUA_TTABLE) {
+      rowshape(L, namesidx + 1, namesidx, ncols, &sh);
+      if (sh.size == 0) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, 3);
+      }
+    }
+    lua_settop(L, namesidx);
   }
   namesidx = lua_gettop(L);
+  if (lua_getiuservalue(L, 1, 3) == LUA_TTABLE)
+    rowshape(L, namesidx + 1, namesidx, -1, &sh);
   loamL_pushnull(L);
-  lua_createtable(L, 0, ncols);
-  for (i = 0; i < ncols; i++) {
-    lua_rawgeti(L, namesidx, i + 1);
-    pushcolumn(L, s->stmt, i, namesidx + 1);
-    lua_rawset(L, -3);
-  }
+  pushrow(L, s->stmt, ncols, namesidx, lua_gettop(L), &sh);
   return 1;
 }
 

@@ -106,6 +106,37 @@ for backend in helper.each_backend() do
       assert.are.same({ { name = "c" } }, p:run(2))
     end)
 
+    it("streams the rows of each as instances of a shape whose fields are its columns",
+      function()
+        local p = db:prepare { k = "select", columns = { col("id"), col("name") },
+                               from = { name = "preps" }, where = op(">", col("id"), val(0)),
+                               order = { { expr = col("id") } } }
+        local meta = { __name = "shaped" }
+        p:instances { meta, 3, { "id", "name" }, "\0state" }
+        local rows = {}
+        for row in p:each() do rows[#rows + 1] = row end
+        assert.are.equal(3, #rows)
+        assert.are.equal(meta, getmetatable(rows[3]))
+        assert.are.same({ 2, "b" }, rawget(rows[2], "\0state"))
+        assert.are.equal("c", rows[3].name)
+        -- run and first read plain rows
+        assert.is_nil(getmetatable(p:run()[1]))
+        assert.is_nil(getmetatable(p:first()))
+        -- a shape whose fields are not the columns gives plain rows
+        p:instances { meta, 3, { "id", "n" }, "\0state" }
+        rows = {}
+        for row in p:each(1) do
+          assert.is_nil(getmetatable(row))
+          rows[#rows + 1] = row
+        end
+        assert.are.same({ { id = 2, name = "b" }, { id = 3, name = "c" } }, rows)
+        p:instances(nil)
+        for row in p:each(2) do assert.are.same({ id = 3, name = "c" }, row) end
+        local err = catch(function() return p:instances(5) end)
+        assert.are.equal("misuse", err.code)
+        assert.are.equal("instances: the shape must be a table or nil, not a number", err.message)
+      end)
+
     it("runs through the connection's statement cache", function()
       local p = db:prepare(by_name("a"))
       local before = db:cached_statements()

@@ -938,6 +938,37 @@ for backend, pg in helper.each_backend() do
                                                            after = cursor })))
       end)
 
+      it("streams instances with each that save what changed, joined or not, whole or in part",
+        function()
+          local seen, fields = {}, {}
+          for r in order_q():order_by("id"):each() do
+            assert.are.equal(Order, model.of(r))
+            seen[#seen + 1] = r
+          end
+          assert.are.same({ 1, 2, 3, 4, 5, 6 }, ids(seen))
+          for k in pairs(seen[1]) do fields[#fields + 1] = k end
+          table.sort(fields)
+          assert.are.same({ "customer_id", "id", "note", "score", "status", "total" }, fields)
+          seen[1].note = "streamed"
+          seen[1]:save()
+          assert.are.equal("streamed", Order:find(1).note)
+          assert.are.equal(seen[2].status, Order:find(2).status)
+          local joined = {}
+          for r in order_q():join(Customer, { ["orders.customer_id"] = "customers.id" })
+              :order_by("orders.id"):each() do
+            assert.are.equal(Order, model.of(r))
+            joined[#joined + 1] = r
+          end
+          assert.is_true(#joined > 0)
+          joined[1].total = joined[1].total + 1
+          joined[1]:save()
+          assert.are.equal(joined[1].total, Order:find(joined[1].id).total)
+          for r in order_q():select("id", "status"):order_by("id"):each() do
+            assert.are.equal(Order, model.of(r))
+            assert.is_nil(rawget(r, "total"))
+          end
+        end)
+
       it("returns plain rows for projections that are not plain columns", function()
         local r = order_q():select("id", { raw("total * ?", { 2 }), as = "double" })
           :where { id = 1 }:first()

@@ -4,27 +4,39 @@
 -- those find the model of an instance here, from the instance's
 -- metatable, instead of requiring loam.model.
 --
--- An instance holds only its column values.  Everything else loam knows
--- of it sits in one table kept aside, weakly, in 'instance.state':
---   state[inst]              the instance's state, made by Model:_load
---   state[inst][i]           the value of the model's i-th field (M._pos)
+-- An instance holds its column values as fields, and everything else loam
+-- knows of it in one table under a key of its own (instance.KEY, a string
+-- with a NUL byte, which no field name holds: loam.types refuses it in
+-- identifiers), which the instance's '__pairs' skips:
+--   inst[KEY]                the instance's state, made by Model:_load
+--   inst[KEY][i]             the value of the model's i-th field (M._pos)
 --                            as loaded or last saved: the snapshot save
 --                            compares with, an array
---   state[inst][M._peers]    the result set the instance came from
---   state[inst][rel.slot]    the value of relation 'rel', when loaded
---   state[inst][token]       eager loads recorded by loam.track while its
+--   inst[KEY][M._peers]      the result set the instance came from
+--   inst[KEY][rel.slot]      the value of relation 'rel', when loaded
+--   inst[KEY][token]         eager loads recorded by loam.track while its
 --                            scopes are open, under that period's token
--- One weak entry per instance: loading a row costs one insertion, and the
--- loader makes a row an instance before it sets relations on it.
+-- Kept in the instance rather than in a weakly keyed table aside, loading
+-- a row costs one field more in a table the row already is, and the
+-- collector frees the state with the instance: a weakly keyed table is an
+-- ephemeron table, which every collection cycle traverses whole, and
+-- whose insertions grow and rehash one table as large as all live
+-- instances together.
 --
 --   instance.model_of(v)     the model of instance 'v', or nil
---   instance.state           the table above
---   instance.of(inst)        state[inst], made empty when missing (a table
+--   instance.KEY             the key of the state: inst[KEY] reads it (an
+--                            instance without state, made by hand, gives
+--                            nil through its __index)
+--   instance.of(inst)        the state, made empty when missing (a table
 --                            given the instance metatable by hand)
+--   instance.pairs           the instances' '__pairs': their fields only
 
 local instance = {}
 
-local state = setmetatable({}, { __mode = "k" })
+local KEY = "\0loam.state"
+instance.KEY = KEY
+
+local rawget, rawset, next, type = rawget, rawset, next, type
 
 function instance.model_of(v)
   local mt = getmetatable(v)
@@ -32,14 +44,23 @@ function instance.model_of(v)
 end
 
 function instance.of(inst)
-  local s = state[inst]
+  local s = rawget(inst, KEY)
   if s == nil then
     s = {}
-    state[inst] = s
+    rawset(inst, KEY, s)
   end
   return s
 end
 
-instance.state = state
+local function fields(inst, k)
+  local v
+  k, v = next(inst, k)
+  if k == KEY then k, v = next(inst, k) end
+  return k, v
+end
+
+function instance.pairs(inst)
+  return fields, inst, nil
+end
 
 return instance

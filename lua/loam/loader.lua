@@ -1,5 +1,5 @@
--- loam.loader: loading relations, and the values loaded, kept beside the
--- instances.
+-- loam.loader: loading relations, and the values loaded, kept in the
+-- instances' state.
 --
 -- It runs the plans of loam.include: the rows of a query come back with
 -- their joined relations in extra columns, which are split out into
@@ -9,8 +9,8 @@
 -- parents.  Parents that hold a relation already are skipped.  Each load
 -- sets the inverse relation when it is to-one, and tells loam.track.
 --
--- Loaded values live in the instance's state (loam.instance), never in the
--- instance: columns stay plain fields, to_table and save never see
+-- Loaded values live in the instance's state (loam.instance), never among
+-- its fields: columns stay plain fields, to_table and save never see
 -- relations, and nothing a table of columns holds can clash with them.  A
 -- to-one relation loaded with no row holds NONE.  Every instance also
 -- remembers the result set it came from, so that a lazy read loads the
@@ -42,7 +42,7 @@ local loader = {}
 
 
 -- {======================================================================
--- State kept beside instances
+-- State kept in instances
 -- =======================================================================
 
 -- The state of each instance (loam.instance) holds its loaded relations,
@@ -55,7 +55,7 @@ local loader = {}
 -- list is weak so that one instance kept alive does not keep its peers.
 -- Rows become instances (Model:_load, which makes their state) before
 -- relations are set on them.
-local state = instance.state
+local STATE = instance.KEY
 local state_of = instance.of
 local NONE = setmetatable({}, { __name = "loam.none" })
 local WEAK = { __mode = "v" }
@@ -63,13 +63,13 @@ local WEAK = { __mode = "v" }
 -- Sets relation 'rel' of 'inst'.  An instance made by hand (given the
 -- metatable, never loaded) has no state yet.
 local function set_value(inst, rel, v)
-  local t = state[inst]
+  local t = inst[STATE]
   if t == nil then t = state_of(inst) end
   t[rel.slot] = v
 end
 
 local function is_loaded(inst, rel)
-  local t = state[inst]
+  local t = inst[STATE]
   return t ~= nil and t[rel.slot] ~= nil
 end
 
@@ -189,7 +189,7 @@ local function split(plan, rows, st, firsts)
         if j.collection then
           if child ~= nil and not s.members[parent][child] then
             s.members[parent][child] = true
-            local list = state[parent][rel.slot]
+            local list = parent[STATE][rel.slot]
             list[#list + 1] = child
           end
         else
@@ -218,7 +218,7 @@ local function remember(list, info)
   local set = new_set(M, list, info)
   if set == nil then return end
   local slot = M._peers
-  for i = 1, set.n do state[list[i]][slot] = set end
+  for i = 1, set.n do list[i][STATE][slot] = set end
 end
 
 -- Sets relation 'rel' back on the children of each parent, when the
@@ -227,7 +227,7 @@ local function set_inverse(rel, parents)
   local inv = inverse_of(rel)
   if inv == nil or not inv.one then return end
   for _, p in ipairs(parents) do
-    local v = state[p][rel.slot]
+    local v = p[STATE][rel.slot]
     if rel.one then
       if v ~= NONE then set_value(v, inv, p) end
     else
@@ -389,7 +389,7 @@ local function loaded_children(parents, need, rel, children)
   for _, c in ipairs(children) do have[c] = true end
   for _, p in ipairs(parents) do
     if not skip[p] then
-      local v = state[p][rel.slot]
+      local v = p[STATE][rel.slot]
       local list = type(v) == "table" and getmetatable(v) == nil and v or { v }
       for _, c in ipairs(list) do
         if c ~= NONE and not have[c] then
@@ -417,7 +417,7 @@ local function run(db, queue)
         if not seen[p] then
           seen[p] = true
           parents[#parents + 1] = p
-          local t = state[p]
+          local t = p[STATE]
           if t == nil or t[rel.slot] == nil then
             local k = key_of(p, rel, exact)
             need[#need + 1], keys[#keys + 1] = p, k
@@ -514,7 +514,7 @@ function loader.preload(list, ...)
     return list
   end
   local tree = include.tree(M, nil, ...)
-  local first = state[list[1]]
+  local first = list[1][STATE]
   first = first and first[M._peers]
   local info = { root = first and first.root or M.table, path = first and first.path or {},
                  lazy = first and first.lazy }

@@ -81,9 +81,9 @@ local model = {}
 local MIGRATIONS_TABLE = core.MIGRATIONS_TABLE
 
 -- The values of each instance as loaded or last saved, to find what
--- changed, are its state (loam.instance) under the fields' names.
+-- changed, are its state (loam.instance), by field position.
 local WEAK_KEYS = { __mode = "k" }
-local state = instance.state
+local STATE = instance.KEY
 
 local Model = { __name = "loam.Model" }
 Model.__index = Model
@@ -99,6 +99,9 @@ local instance_meta
 
 -- The makers of a model's loading functions, defined with loading.
 local loader_maker
+
+-- The maker of a model's 'find' for one key value, defined with 'find'.
+local key_finder
 
 -- Column names that would hide these methods are refused.
 local RESERVED = { save = true, update = true, delete = true, reload = true, to_table = true }
@@ -217,7 +220,7 @@ end
 -- (M._pos).  A table given the instance metatable by hand has none: all
 -- its values count as changed.
 local function snapshot(inst)
-  return state[inst] or {}
+  return rawget(inst, STATE) or {}
 end
 
 -- The primary-key values 'inst' had when loaded or last saved, by field
@@ -629,6 +632,7 @@ function model.new(db, tname, decls, opts)
   loader_maker(M)
   M._include_options = query.include_options
   M._find = setmetatable({}, WEAK_KEYS)
+  M.find = key_finder(M)
   M._save = setmetatable({}, WEAK_KEYS)
   M._row_coercers = {}
   -- A reference by table name points at the primary key of the model the
@@ -664,14 +668,15 @@ end
 -- (or saving) raises.
 function instance_meta(M)
   local methods, rels, map, pos = M.methods, M.relations, M.column_map, M._pos
-  local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring }
+  local meta = { __name = "loam.Instance", model = M, __tostring = instance_tostring,
+                 __pairs = instance.pairs }
   meta.__index = function(inst, key)
     local m = methods[key]
     if m ~= nil then return m end
     local rel = rels[key]
     if rel ~= nil then return relation.read(inst, rel) end
     if map[key] ~= nil then
-      local snap = state[inst]
+      local snap = rawget(inst, STATE)
       if snap ~= nil and snap[pos[key]] ~= nil then
         raise("misuse", string.format("%s was assigned nil; assign loam.null to store NULL",
           label(M, key)), { model = M.table, column = key, field = key })
@@ -813,6 +818,11 @@ end
 -- size, room for the relations included, so setting them later never
 -- grows it.  Written again whenever a relation is declared.  A field the
 -- row lacks stays absent.
+--
+-- M._shape is the shape of the instances for the rows that the binding
+-- makes instances as it reads them (a stream, see Query:each): { metatable, length of the state array, the
+-- fields in position order, instance.KEY }, one table per model, kept up
+-- to date here.
 function loader_maker(M)
   local items = {}
   for i, name in ipairs(M._names) do items[i] = string.format("row[%q]", name) end
@@ -821,25 +831,29 @@ function loader_maker(M)
     for _ = 1, #M._relation_names do items[#items + 1] = "nil" end
   end
   local snap = "{ " .. table.concat(items, ", ") .. " }"
-  local src = "local state, setmetatable, meta = ...\n"
+  local key = string.format("%q", STATE)
+  local shape = M._shape or { M._meta, 0, M._names, STATE }
+  shape[2] = #items
+  M._shape = shape
+  local src = "local setmetatable, meta = ...\n"
     .. "local set\n"
     .. "local function one(row)\n"
-    .. "  state[row] = " .. snap .. "\n"
+    .. "  row[" .. key .. "] = " .. snap .. "\n"
     .. "  return setmetatable(row, meta)\n"
     .. "end\n"
     .. "local function all(rows, given)\n"
     .. "  set = given\n"
     .. "  for i = 1, #rows do\n"
     .. "    local row = rows[i]\n"
-    .. "    state[row] = " .. snap .. "\n"
+    .. "    row[" .. key .. "] = " .. snap .. "\n"
     .. "    setmetatable(row, meta)\n"
     .. "  end\n"
     .. "  set = nil\n"
     .. "  return rows\n"
     .. "end\n"
     .. "return one, all\n"
-  M._load_row, M._load_rows = assert(load(src, "=loam.model loader", "t", {}))(state,
-    setmetatable, M._meta)
+  M._load_row, M._load_rows = assert(load(src, "=loam.model loader", "t", {}))(setmetatable,
+    M._meta)
 end
 
 -- The row itself becomes the instance: loading costs its snapshot, which
@@ -871,22 +885,6 @@ end
 -- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
 function Model:find(...)
   local pk, n = self.primary_key, select("#", ...)
-  -- The usual call, one key value of a one-column key once the statement
-  -- is prepared, binds the coerced value straight away; every other call
-  -- (a table of keys, a missing value, the first call) takes the way below.
-  if n == 1 and #pk == 1 then
-    local v = ...
-    if v ~= nil and type(v) ~= "table" then
-      local p = self._find[self.db:reader()]
-      if p then
-        local key = pk[1]
-        local k = self._coerce[key](v)
-        if k == nil then k = self:coerce(key, v) end  -- raises the value's error
-        local row = p:first(k)
-        return row and self._load_row(row)
-      end
-    end
-  end
   if #pk == 0 then
     misuse(self, self.table .. ": find needs a primary key, and the model has none")
   end
@@ -935,6 +933,33 @@ function Model:find(...)
     self._find[c] = p
   end
   return rows[1] and self:_load(rows[1]) or nil
+end
+
+-- The usual call, one key value of a one-column key once the statement is
+-- prepared, binds the coerced value straight away: M.find, a function of
+-- the model's own that holds what it needs, so the call makes no lookups
+-- but the connection's statement.  Every other call (a table of keys, a
+-- missing value, a value its coercer refuses, the first call, another
+-- model as 'self') takes Model.find.
+function key_finder(M)
+  local pk = M.primary_key
+  -- A json key (a table as its value) goes the long way.
+  if #pk ~= 1 or M.column_map[pk[1]].type == "json" then return nil end
+  local coerce, cache, db, find = M._coerce[pk[1]], M._find, M.db, Model.find
+  local first  -- the prepared statements' 'first', found on the first one
+  return function(self, ...)
+    if self == M and select("#", ...) == 1 then
+      local p = cache[db:reader()]
+      local k = p and coerce((...))
+      if k ~= nil then
+        first = first or p.first
+        local row = first(p, k)
+        if row == nil then return nil end
+        return M._load_row(row)
+      end
+    end
+    return find(self, ...)
+  end
 end
 
 function Model:find_by(conditions)

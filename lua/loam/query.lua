@@ -93,10 +93,12 @@ local errors = require "loam.errors"
 local explain = require "loam.explain"
 local expr = require "loam.expr"
 local include = require "loam.include"
+local instance = require "loam.instance"
 local loader = require "loam.loader"
 local paginate = require "loam.paginate"
 
 local null = core.null
+local STATE = instance.KEY
 local misuse = errors.misuse
 local condition = expr.condition
 local is_raw = expr.is_raw
@@ -577,6 +579,13 @@ local function cache_of(q)
   return cache, c
 end
 
+-- The shape of the instances that the rows of a stream of query state
+-- 's' are made into as they are read, or nil: that of the model of a
+-- model query that selects the model's own columns, all of them.
+local function shape_of(s)
+  return s.model ~= nil and s.plain and s.columns == nil and s.model._shape or nil
+end
+
 -- The statement for 'purpose', built by 'build(state)' and prepared (its
 -- rendered form kept in C, see db:prepare) the first time only.
 local function prepared(q, purpose, build, cache, c)
@@ -767,19 +776,28 @@ function Query:each()
     misuse("each: cannot load includes while streaming (a connection runs one statement " ..
            "at a time); use all(), or paginate{...} for pages that each load their includes")
   end
-  local iter, state, ctl, closing = main_statement(self):each()
+  -- A stream of the model's columns reads its rows as instances in C
+  -- ('prepared:instances'): a Lua function per row costs more than making
+  -- the instance does.  Rows read by 'all' are loaded by one generated
+  -- loop instead (loam.model), which builds them as cheaply as C does.
+  local p, shape = main_statement(self), shape_of(s)
+  p:instances(shape)
+  local iter, state, ctl, closing = p:each()
   if not loads(s) then
     return iter, state, ctl, closing
   end
-  local m = s.model
+  local load = s.model._load_row
   -- Streamed instances are each a set of their own, and the query's lazy
   -- flag, when said, goes with them.
   local remember = s.lazy ~= nil and loader.adopt
+  if not remember and shape then
+    return iter, state, ctl, closing
+  end
   -- The statement stays the closing value, so 'break' still finalizes it.
   return function(st_)
     local row = iter(st_)
     if row == nil then return nil end
-    m:_load(row)
+    if row[STATE] == nil then load(row) end
     if remember then remember({ row }, s) end
     return row
   end, state, ctl, closing

@@ -42,9 +42,9 @@
 -- statement loads); loam.loader runs the statements and keeps what they
 -- loaded.
 --
--- Loaded values live beside the instance, never in it (loam.loader): reads
--- go through the instance's __index (loam.model), which calls
--- relation.read.  Serialization never loads: inst:to_table{ include = ... } adds
+-- Loaded values live in the instance's state, never among its fields
+-- (loam.loader): reads go through the instance's __index (loam.model),
+-- which calls relation.read.  Serialization never loads: inst:to_table{ include = ... } adds
 -- the loaded relations it names (include = true: every loaded one), and
 -- raises not_loaded for one that is not.
 --
@@ -72,7 +72,7 @@ local misuse = errors.misuse
 local show_name = include.show_name
 local relation_list = include.relation_list
 local NONE = loader.NONE
-local state = instance.state
+local STATE = instance.KEY
 local model_of = instance.model_of
 
 local relation = {}
@@ -330,7 +330,7 @@ end
 -- The value of relation 'rel' of 'inst' (nil for a to-one relation with no
 -- row), loaded first when lazy loading is on for it.
 function read(inst, rel)
-  local t = state[inst]
+  local t = inst[STATE]
   local v = t and t[rel.slot]
   if v == nil then
     local set = t and t[rel.model._peers]
@@ -338,7 +338,7 @@ function read(inst, rel)
       not_loaded(rel, set)
     end
     loader.load_peers(inst, rel, set)
-    v = state[inst][rel.slot]
+    v = inst[STATE][rel.slot]
   end
   track.relation_read(inst, rel.name)
   if v == NONE then return nil end
@@ -349,7 +349,7 @@ end
 -- on the instance are among the 'changed' columns): they no longer
 -- describe its row.
 function relation.forget(inst, changed)
-  local t = state[inst]
+  local t = inst[STATE]
   if t == nil then return end
   local M = model_of(inst)
   for _, rel in pairs(M.relations) do
@@ -383,7 +383,7 @@ local function loaded_value(inst, M, name)
   if rel == nil then
     misuse("to_table: %s has no relation %s (%s)", M.table, show_name(name), relation_list(M))
   end
-  local t = state[inst]
+  local t = inst[STATE]
   local v = t and t[rel.slot]
   if v == nil then not_loaded(rel, t and t[M._peers]) end
   return v
@@ -470,7 +470,7 @@ function serialize(inst, out, include, nulls, seen)
     if spec ~= nil then
       local v
       if all then
-        local t = state[inst]
+        local t = inst[STATE]
         v = t and t[M.relations[name].slot]
       else
         v = loaded_value(inst, M, name)

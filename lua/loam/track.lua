@@ -223,7 +223,7 @@ local active = 0
 -- time.  The key is new when the last scope closes, so the records of
 -- scopes that were open before are never read again.
 local weak_keys = { __mode = "k" }
-local state, state_of = instance.state, instance.of
+local STATE, state_of = instance.KEY, instance.of
 local uses = {}
 
 local function new_scope(detect, threshold)
@@ -671,7 +671,7 @@ function track.eager_loaded(instances, relname)
     scope.uses[#scope.uses + 1] = use
   end
   for _, inst in ipairs(instances) do
-    local s = state[inst] or state_of(inst)
+    local s = state_of(inst)
     local rels = s[uses]
     if rels == nil then
       rels = {}
@@ -686,7 +686,7 @@ function track.relation_read(instance, relname)
   if active == 0 then
     return
   end
-  local s = state[instance]
+  local s = instance[STATE]
   local rels = s and s[uses]
   local use = rels and rels[relname]
   if use then
