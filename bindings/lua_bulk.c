@@ -153,6 +153,7 @@ enum { QUICK_NONE, QUICK_INTEGER, QUICK_TEXT };
 typedef struct Shaped {
   const char *field;       /* the key of the column's value in a row */
   size_t flen;
+  const void *key;         /* that key as lua_topointer gives it */
   int quick;               /* QUICK_* */
   lua_Integer min, max;    /* QUICK_INTEGER: the range taken */
   lua_Integer length;      /* QUICK_TEXT: at most this many characters, or -1 */
@@ -221,14 +222,18 @@ static int quick (lua_State *L, const Shaped *sc, loam_value *v) {
 
 /* The column whose field is the key at 'idx', or -1. */
 static int field_of (lua_State *L, int idx, const Shaped *cols, int ncols) {
+  const void *same = lua_topointer(L, idx);
   size_t len;
   const char *k;
   int j;
+  /*
+  ** Short strings are interned: the key is most often the shape's own
+  ** string object.  A string first: a light userdata may hold any address.
+  */
   if (lua_type(L, idx) != LUA_TSTRING) return -1;
-  k = lua_tolstring(L, idx, &len);
-  /* Short strings are interned: the key is most often the shape's own string. */
   for (j = 0; j < ncols; j++)
-    if (cols[j].field == k) return j;
+    if (cols[j].key == same) return j;
+  k = lua_tolstring(L, idx, &len);
   for (j = 0; j < ncols; j++)
     if (cols[j].flen == len && memcmp(cols[j].field, k, len) == 0) return j;
   return -1;
@@ -242,9 +247,10 @@ static int field_of (lua_State *L, int idx, const Shaped *cols, int ncols) {
 ** coercer's results are kept in the table at 'keep'.  Else 0, with the
 ** stack as it was: the row goes the full way.
 */
-static int record_row (lua_State *L, const Shaped *cols, const char *const *names, int ncols,
-                       int coerce, int keep, lua_Integer *nkept, loam_value *row, int r) {
-  int top = lua_gettop(L), count = 0;
+static int record_row (lua_State *L, int top, const Shaped *cols, const char *const *names,
+                       int ncols, int coerce, int keep, lua_Integer *nkept, loam_value *row,
+                       int r) {
+  int count = 0;
   if (lua_type(L, top) != LUA_TTABLE) return 0;
   if (lua_getmetatable(L, top)) {
     lua_settop(L, top);
@@ -253,22 +259,24 @@ static int record_row (lua_State *L, const Shaped *cols, const char *const *name
   lua_pushnil(L);
   while (lua_next(L, top) != 0) {   /* the key at top + 1, its value at top + 2 */
     int j = field_of(L, top + 1, cols, ncols);
-    if (j < 0) break;
+    if (j < 0) {   /* a key that is no field */
+      lua_settop(L, top);
+      return 0;
+    }
     count++;
     if (!quick(L, &cols[j], &row[j])) {
       lua_rawgeti(L, coerce, j + 1);
       lua_pushvalue(L, top + 2);
       lua_call(L, 1, 1);
-      if (lua_isnil(L, -1)) break;
+      if (lua_isnil(L, -1)) {   /* refused: the full way raises the error */
+        lua_settop(L, top);
+        return 0;
+      }
       lua_pushvalue(L, -1);
       lua_rawseti(L, keep, ++*nkept);   /* what the coercer made lives as long as the call */
       bulk_value(L, r, names[j], &row[j]);
     }
     lua_settop(L, top + 1);
-  }
-  if (lua_gettop(L) != top) {   /* stopped early: an unknown key or a refused value */
-    lua_settop(L, top);
-    return 0;
   }
   return count == ncols;   /* the keys are distinct, each one of the fields */
 }
@@ -320,6 +328,7 @@ static int l_insert_records (lua_State *L) {
       loamL_misuse(L, "insert_records: field #%d must be a string, not a %s", j + 1,
                    loamL_valuename(L, -1));
     sc->field = lua_tolstring(L, -1, &sc->flen);   /* the shape keeps it alive */
+    sc->key = lua_topointer(L, -1);
     lua_pop(L, 1);
     if (lua_rawgeti(L, coerce, j + 1) != LUA_TFUNCTION)
       loamL_misuse(L, "insert_records: coercer #%d must be a function, not a %s", j + 1,
@@ -358,7 +367,7 @@ static int l_insert_records (lua_State *L) {
   for (r = 2; r <= nrows; r++) {
     loam_value *row = vals + (size_t)(r - 1) * (size_t)ncols;
     lua_rawgeti(L, 4, r);
-    if (!record_row(L, cols, names, ncols, coerce, keep, &nkept, row, (int)r)) {
+    if (!record_row(L, lua_gettop(L), cols, names, ncols, coerce, keep, &nkept, row, (int)r)) {
       lua_pop(L, 1);
       lua_pushvalue(L, 6);
       lua_pushinteger(L, r);
