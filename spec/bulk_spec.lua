@@ -108,6 +108,45 @@ for backend, pg in helper.each_backend() do
       assert.are.equal(0, helper.count(db, "bulk_a"))
     end)
 
+    -- core.insert_records is Model:insert_many's road in: rows keyed by
+    -- field with a row shape; a shape it cannot use is a misuse, before any SQL.
+    it("insert_records refuses a shape it cannot use, before any SQL", function()
+      local core = require "loam.core"
+      local id = function(v) return v end
+      local function shape(over)
+        local sh = { columns = { "k", "t" }, fields = { "k", "t" },
+                     quick = { { kind = "integer" }, false }, coerce = { id, id } }
+        for key, v in pairs(over) do sh[key] = v end
+        return sh
+      end
+      local function full() error("no row goes the full way here") end
+      local list = { { k = 1, t = "a" }, { k = 2, t = "b" } }
+      local texts = statements(function()
+        local cases = {
+          { shape {}, "bulk\0a", "insert_records: the table name holds a NUL byte" },
+          { shape { quick = "x" }, "bulk_a",
+            "insert_records: the shape needs arrays 'fields', 'quick' and 'coerce'" },
+          { shape { fields = { "k", 2 } }, "bulk_a",
+            "insert_records: field #2 must be a string, not a number" },
+          { shape { coerce = { id, "f" } }, "bulk_a",
+            "insert_records: coercer #2 must be a function, not a string" },
+          { shape { quick = { { kind = "float" } } }, "bulk_a",
+            "insert_records: quick test #1 has an unknown kind" },
+          { shape { columns = { "k", 2 } }, "bulk_a",
+            "insert_rows: column #2 must be a string, not a number" },
+        }
+        for i, case in ipairs(cases) do
+          local err = catch(core.insert_records, db, case[2], case[1], list, { 1, "a" }, full)
+          assert.are.equal("misuse", err.code, "case " .. i)
+          assert.are.equal(case[3], err.message, "case " .. i)
+        end
+      end)
+      assert.are.same({}, texts)
+      assert.are.equal(2, core.insert_records(db, "bulk_a", shape {}, list, { 1, "a" }, full))
+      assert.are.same({ { k = 1, t = "a" }, { k = 2, t = "b" } },
+        db:query("SELECT k, t FROM bulk_a ORDER BY k"))
+    end)
+
     it("raises the INSERT's constraint error and leaves no row, in one statement or many",
       function()
         -- 32766 / 6 parameters: 5461 rows a chunk on SQLite; one COPY on PostgreSQL.

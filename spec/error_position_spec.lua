@@ -55,6 +55,8 @@ for backend in helper.each_backend() do
           function() return Item.find_by, Item, { email = "a@example.com" } end },
         { "insert_many", function() here(); Item:insert_many{ { email = "c@example.com" } } end,
           function() return Item.insert_many, Item, { { email = "c@example.com" } } end },
+        { "insert_many of rows read in C", function() here(); Item:insert_many{ { email = "c@example.com" }, { email = "e@example.com" }, { email = "f@example.com" } } end,
+          function() return Item.insert_many, Item, { { email = "c@example.com" }, { email = "e@example.com" }, { email = "f@example.com" } } end },
         { "upsert", function() here(); Item:upsert({ email = "d@example.com" }, { conflict = { "email" } }) end,
           function() return Item.upsert, Item, { email = "d@example.com" }, { conflict = { "email" } } end },
         { "save", function() here(); item.n = 2; item:save() end,

@@ -409,6 +409,95 @@ for backend, pg in helper.each_backend() do
         assert.are.equal(0, helper.count(db, "customers"))
       end)
 
+      -- Rows after the first are checked in C against each column's quick
+      -- test (an integer in range, valid UTF-8 without NUL within the
+      -- length); a value that fails it goes through the column's coercer,
+      -- as in the first row.  Both ways must take and refuse alike.
+      it("takes in a later row what it takes in the first, and stores the same", function()
+        local cases = {
+          { tier = "pro", active = false, name = loam.null, prefs = { a = { 1, 2 } },
+            created_at = "2024-02-29T12:30:00+02:00" },
+          { name = "\u{1F600} and \u{7FF}\u{FFFF}" },
+          { name = "" },
+        }
+        for _, case in ipairs(cases) do
+          db:exec("delete from customers")
+          local rows = {}
+          for k = 1, 3 do
+            -- 255 characters of two bytes each but the last: at the length limit.
+            rows[k] = { email = string.rep("é", 254) .. k }
+            for f, v in pairs(case) do rows[k][f] = v end
+          end
+          assert.are.equal(3, Customer:insert_many(rows))
+          local got = db:query("select email, tier, active, name, prefs, created_at from "
+            .. "customers order by id")
+          for _, f in ipairs { "tier", "active", "name", "prefs", "created_at" } do
+            assert.are.same(got[1][f], got[3][f], f)
+          end
+          assert.are.equal(rows[3].email, got[3].email)
+        end
+        -- An integer column takes an integral float, and a 32-bit column its bounds.
+        local c = Customer:create { email = "o@example.com" }
+        assert.are.equal(3, Order:insert_many {
+          { customer_id = c.id, total_cents = 2147483647 },
+          { customer_id = c.id + 0.0, total_cents = 5.0 },
+          { customer_id = c.id, total_cents = 0 },
+        })
+        assert.are.equal(2147483652, Order:sum("total_cents"))
+      end)
+
+      it("refuses a later value as it refuses the same value first", function()
+        local c = Customer:create { email = "o@example.com" }
+        local texts = {
+          "\xC0\xAF", "\xE0\x80\xAF", "\xF0\x80\x80\xAF",   -- overlong forms
+          "\xED\xA0\x80",                                 -- a surrogate
+          "\xF4\x90\x80\x80", "\xF8\x88\x80\x80\x80",      -- past U+10FFFF
+          "\xE2\x82", "\x80", "\xFF", "ab\xC3",             -- cut short, stray bytes
+          "a\0b",                                           -- NUL
+          string.rep("é", 256),                             -- longer than 255 characters
+        }
+        for i, t in ipairs(texts) do
+          local first = catch(Customer.insert_many, Customer, { { email = t } })
+          local later = catch(Customer.insert_many, Customer,
+            { { email = "a@example.com" }, { email = "b@example.com" }, { email = t } })
+          assert.are.equal("validation_error", first.code, "text " .. i)
+          assert.are.equal(first.message, later.message, "text " .. i)
+          assert.are.equal("email", later.column, "text " .. i)
+        end
+        for i, n in ipairs { 2147483648, -2147483649, 1.5, "7", math.huge, 0 / 0 } do
+          local first = catch(Order.insert_many, Order, { { customer_id = c.id, total_cents = n } })
+          local later = catch(Order.insert_many, Order, {
+            { customer_id = c.id, total_cents = 1 }, { customer_id = c.id, total_cents = n } })
+          assert.are.equal("validation_error", first.code, "number " .. i)
+          assert.are.equal(first.message, later.message, "number " .. i)
+          assert.are.equal("total_cents", later.column, "number " .. i)
+        end
+        -- A key that is no field, after the fields a row sets.
+        local odd = { customer_id = c.id, total_cents = 3, [1] = "x" }
+        local first = catch(Order.insert_many, Order, { odd })
+        local later = catch(Order.insert_many, Order, {
+          { customer_id = c.id, total_cents = 1 }, { customer_id = c.id, total_cents = 2 }, odd })
+        assert.are.equal(first.code, later.code)
+        assert.are.equal(first.message, later.message)
+        assert.are.equal(0, helper.count(db, "orders"))
+      end)
+
+      it("keeps what the coercers make for later rows until the rows are sent", function()
+        -- Every row's timestamp and JSON text is a new string made by its
+        -- coercer while the rows are read; the collector runs meanwhile.
+        local rows = {}
+        for i = 1, 3000 do
+          rows[i] = { email = "u" .. i .. "@example.com", prefs = { n = i, pad = ("p"):rep(i % 50) },
+                      created_at = string.format("2024-01-01 00:%02d:%02d+01:00", i // 60 % 60,
+                                                 i % 60) }
+        end
+        assert.are.equal(3000, Customer:insert_many(rows))
+        local got = Customer:find_by { email = "u2999@example.com" }
+        assert.matches('"n": ?2999', db:query("select prefs from customers where id = ?",
+          { got.id })[1].prefs)
+        assert.matches("^2023%-12%-31 23:49:59", got.created_at)
+      end)
+
       it("inserts the rows up to the first hole of the list", function()
         assert.are.equal(2, Customer:insert_many {
           { email = "a@example.com" }, { email = "b@example.com" }, nil,

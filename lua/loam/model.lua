@@ -72,6 +72,7 @@ local instance = require "loam.instance"
 
 local null = core.null
 local plain_rows = core.plain_rows
+local insert_records = core.insert_records
 local raise = errors.raise
 
 local model = {}
@@ -616,10 +617,11 @@ function model.new(db, tname, decls, opts)
   end
 
   -- Everything below is derived once, so each statement costs no lookups.
-  M._coerce, M._required, M._quick = {}, {}, {}
+  M._coerce, M._required, M._quick, M._quick_shape = {}, {}, {}, {}
   for _, col in ipairs(columns) do
     M._coerce[col.name] = types.coercer(col, db:backend())
     M._quick[col.name] = types.quick(col)
+    M._quick_shape[col.name] = types.quick_shape(col) or false
     M._required[col.name] = col.null == false and col.default == nil and col.type ~= "id"
   end
   M._select = model.projection(M)
@@ -634,7 +636,7 @@ function model.new(db, tname, decls, opts)
   M._find = setmetatable({}, WEAK_KEYS)
   M.find = key_finder(M)
   M._save = setmetatable({}, WEAK_KEYS)
-  M._row_coercers = {}
+  M._row_coercers, M._row_shapes = {}, {}
   -- A reference by table name points at the primary key of the model the
   -- Database holds for that table: the one last declared.
   db._models[tname] = M
@@ -998,6 +1000,24 @@ local function row_coercer(M, cols)
   return f
 end
 
+-- The row shape of the fields 'cols' for core.insert_records: their SQL
+-- names, their coercers and quick tests (types.quick_shape), with which
+-- the core checks and converts the rows after the first in one pass; made
+-- once per model and set.
+local function row_shape(M, cols)
+  local key = table.concat(cols, "\0")
+  local shape = M._row_shapes[key]
+  if shape == nil then
+    shape = { columns = sql_names(M, cols), fields = cols, quick = {}, coerce = {} }
+    for j, name in ipairs(cols) do
+      shape.quick[j] = M._quick_shape[name]
+      shape.coerce[j] = M._coerce[name]
+    end
+    M._row_shapes[key] = shape
+  end
+  return shape
+end
+
 function Model:insert_many(list, opts)
   opts = check_options(self, opts, { returning = true }, "insert_many")
   if type(list) ~= "table" then
@@ -1012,10 +1032,6 @@ function Model:insert_many(list, opts)
   -- takes, is coerced in place; any other row takes the full way again,
   -- which raises the same error a row-by-row check would.
   local cols, vals = columns_and_values(self, list[1], "insert_many", true)
-  local data, n = { vals }, #cols
-  local coerce_row = row_coercer(self, cols)
-  local is_col = {}
-  for j = 1, n do is_col[cols[j]] = true end
   local function full(i)
     local c, row = columns_and_values(self, list[i], "insert_many", true)
     if not same_names(c, cols) then
@@ -1025,6 +1041,19 @@ function Model:insert_many(list, opts)
     end
     return row
   end
+  -- Without RETURNING the core reads the rows (COPY on PostgreSQL): the
+  -- values that pass their column's quick test are taken in C, the others
+  -- go through their coercer, and a row that is not a plain table of
+  -- exactly these fields, or holds a value its coercer refuses, through
+  -- 'full', so every error is the one a row-by-row check raises, raised
+  -- in row order before anything is sent.
+  if not opts.returning then
+    return insert_records(self.db, self.table, row_shape(self, cols), list, vals, full)
+  end
+  local data, n = { vals }, #cols
+  local coerce_row = row_coercer(self, cols)
+  local is_col = {}
+  for j = 1, n do is_col[cols[j]] = true end
   -- Up to the first nil, as ipairs goes: core.plain_rows finds the next
   -- row from 'i' on that is not a plain table of exactly those columns.
   local i = 2
@@ -1036,10 +1065,6 @@ function Model:insert_many(list, opts)
     if list[stop] == nil then break end
     data[stop] = full(stop)
     i = stop + 1
-  end
-  -- Without RETURNING the rows go in through db:insert_rows (COPY on PostgreSQL).
-  if not opts.returning then
-    return self.db:insert_rows(self.table, sql_names(self, cols), data)
   end
   local result = self.db:run { k = "insert", into = self.table, columns = sql_names(self, cols),
                                rows = data, returning = self._select }

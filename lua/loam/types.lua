@@ -462,32 +462,49 @@ function types.coercer(col, backend)
     "=loam.types coercer", "t", {}))(types.quick_env(checked))
 end
 
--- A Lua expression, over a local 'v' and the upvalues 'mtype' (math.type),
--- 'utf8_len' (utf8.len), 'find' (string.find) and 'type' (types.quick_env
--- gives them, in that order), that holds for a value column 'col' takes
--- unchanged (an integer in range; valid UTF-8 text without NUL, within
--- the length), or nil for a type without one.  A
--- value it refuses goes through the column's full checks.  The coercers
--- above and Model:insert_many's row coercers test it inline.
+-- What a value of column 'col' passes to be taken unchanged, without its
+-- coercer: { kind = "integer", min =, max = } (an integer in that range;
+-- no bounds for any 64-bit integer) or { kind = "text", length = }
+-- (valid UTF-8 without NUL, of at most 'length' characters when given),
+-- or nil for a type without a quick test.  A value that fails it goes
+-- through the column's full checks.  'types.quick' writes it as Lua for
+-- the coercers below; Model:insert_many hands it to the core, which tests
+-- it in C.
+function types.quick_shape(col)
+  local t = col.type
+  if t == "id" or t == "bigint" then
+    return { kind = "integer" }
+  elseif t == "integer" then
+    return { kind = "integer", min = INT32_MIN, max = INT32_MAX }
+  elseif t == "text" then
+    return { kind = "text", length = col.length }
+  end
+  return nil
+end
+
 -- The values of the upvalues a quick test reads, then the extra values given.
 function types.quick_env(...)
   return mtype, utf8_len, find, type, ...
 end
 
+-- types.quick_shape(col) as a Lua expression over a local 'v' and the
+-- upvalues 'mtype' (math.type), 'utf8_len' (utf8.len), 'find'
+-- (string.find) and 'type' (types.quick_env gives them, in that order),
+-- or nil.
 function types.quick(col)
-  local t = col.type
-  if t == "id" or t == "bigint" then
-    return 'mtype(v) == "integer"'
-  elseif t == "integer" then
-    return string.format('mtype(v) == "integer" and v >= %d and v <= %d', INT32_MIN, INT32_MAX)
-  elseif t == "text" then
-    if col.length ~= nil then
-      return string.format('type(v) == "string" and (utf8_len(v) or %d) <= %d '
-        .. 'and not find(v, "\\0", 1, true)', col.length + 1, col.length)
+  local q = types.quick_shape(col)
+  if q == nil then
+    return nil
+  elseif q.kind == "integer" then
+    if q.min == nil then
+      return 'mtype(v) == "integer"'
     end
-    return 'type(v) == "string" and utf8_len(v) ~= nil and not find(v, "\\0", 1, true)'
+    return string.format('mtype(v) == "integer" and v >= %d and v <= %d', q.min, q.max)
+  elseif q.length ~= nil then
+    return string.format('type(v) == "string" and (utf8_len(v) or %d) <= %d '
+      .. 'and not find(v, "\\0", 1, true)', q.length + 1, q.length)
   end
-  return nil
+  return 'type(v) == "string" and utf8_len(v) ~= nil and not find(v, "\\0", 1, true)'
 end
 
 -- }======================================================================

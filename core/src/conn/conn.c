@@ -402,7 +402,8 @@ int loam__exec (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_va
   loam_stmt *s;
   int rc, got_id = 0, first = 1;
   int64_t the_id = 0;
-  if (loam__query(c, sql, kind, params, nparams, 0, &s, err) != LOAM_OK) return LOAM_ERROR;
+  if (loam__query(c, sql, kind, params, nparams, LOAM__PARAMS_HELD, &s, err) != LOAM_OK)
+    return LOAM_ERROR;
   while ((rc = loam_step(s, err)) == LOAM_ROW) {
     loam_value v;
     if (first && s->ncols > 0 && loam_column(s, 0, &v) == LOAM_OK && v.type == LOAM_INT) {

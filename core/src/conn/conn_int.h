@@ -74,6 +74,14 @@ LOAMI_FUNC int loam__url_opt_error (const loam__url *u, int i, const char *what,
 /* The kind of raw SQL, read from its first keyword (conn.c). */
 LOAMI_FUNC loam_sql_kind loam__sql_classify (const char *sql);
 
+/*
+** A flag of 'loam__query' beside the public ones: the caller steps the
+** statement to its end and closes it before its parameters go (as
+** 'loam__exec' does), so a driver may bind them where they are instead
+** of copying them.
+*/
+#define LOAM__PARAMS_HELD 0x100
+
 /* 'loam_query' with the kind already known (conn.c). */
 LOAMI_FUNC int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind,
                             const loam_value *params, int nparams, int flags, loam_stmt **out,

@@ -586,7 +586,14 @@ static int prepare (loam_conn *c, const char *sql, sq_stmt *s, loam_error *err) 
 }
 
 
-static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *err) {
+/*
+** Parameters are borrowed for the call only, and rows are stepped later:
+** SQLite copies them ('copy' SQLITE_TRANSIENT), unless the caller holds
+** them until the statement is closed (LOAM__PARAMS_HELD: SQLITE_STATIC),
+** which 'release' does before it returns, clearing the bindings.
+*/
+static int bind (sq_stmt *s, const loam_value *params, int nparams,
+                 void (*copy) (void *), loam_error *err) {
   sqlite3 *db = sqlite3_db_handle(s->st);
   int expected = s->prep->nparams, i, rc = SQLITE_OK;
   if (expected != nparams)
@@ -604,14 +611,13 @@ static int bind (sq_stmt *s, const loam_value *params, int nparams, loam_error *
           return loam__err(err, LOAM_E_DATA_ERROR, "parameter %d: SQLite cannot store NaN", i + 1);
         rc = sqlite3_bind_double(s->st, i + 1, v->u.d);
         break;
-      /* Parameters are borrowed for the call only, and rows are stepped later. */
       case LOAM_TEXT:
         rc = sqlite3_bind_text64(s->st, i + 1, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
-                                 SQLITE_TRANSIENT, SQLITE_UTF8);
+                                 copy, SQLITE_UTF8);
         break;
       case LOAM_BLOB:
         rc = sqlite3_bind_blob64(s->st, i + 1, v->u.s.ptr ? v->u.s.ptr : "", v->u.s.len,
-                                 SQLITE_TRANSIENT);
+                                 copy);
         break;
     }
   }
@@ -642,13 +648,15 @@ static void release (loam_conn *c, sq_stmt *s) {
 static int sq_query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_value *params,
                      int nparams, int flags, loam_stmt **out, loam_error *err) {
   sq_stmt *s;
-  (void)flags;   /* SQLite always steps lazily */
+  /* SQLite always steps lazily: LOAM_STREAM changes nothing. */
   /* Checked first: SQLite would only say "too many SQL variables", as a generic error. */
   if (nparams > sqlite3_limit(dbof(c), SQLITE_LIMIT_VARIABLE_NUMBER, -1))
     return too_many_params(dbof(c), nparams, err);
   s = calloc(1, sizeof *s);
   if (s == NULL) return loam__err_nomem(err);
-  if (prepare(c, sql, s, err) != LOAM_OK || bind(s, params, nparams, err) != LOAM_OK) {
+  if (prepare(c, sql, s, err) != LOAM_OK ||
+      bind(s, params, nparams, (flags & LOAM__PARAMS_HELD) ? SQLITE_STATIC : SQLITE_TRANSIENT,
+           err) != LOAM_OK) {
     release(c, s);
     free(s);
     return LOAM_ERROR;

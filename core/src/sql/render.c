@@ -583,6 +583,19 @@ static void insert_suffix (R *r, const loam_qstmt *st) {
 
 
 /* The text of an INSERT of 'rows' rows, NUL-terminated, into '*t' (offset and length). */
+/* Whether the dialect writes every placeholder alike, whatever its number ('?'). */
+static int same_placeholders (const loam__dialect_desc *d) {
+  loam__buf x = LOAM__BUF_INIT, y = LOAM__BUF_INIT;
+  int same;
+  d->placeholder(&x, 1);
+  d->placeholder(&y, 2);
+  same = !x.oom && !y.oom && x.len == y.len && memcmp(x.p, y.p, x.len) == 0;
+  loam__buf_free(&x);
+  loam__buf_free(&y);
+  return same;
+}
+
+
 static void insert_text (R *r, const loam_qstmt *st, int rows, rchunk *t) {
   int i, c;
   t->text = r->sql.len;
@@ -595,6 +608,7 @@ static void insert_text (R *r, const loam_qstmt *st, int rows, rchunk *t) {
     names(r, &st->names);
     adds(r, ") VALUES ");
     for (i = 0; i < rows; i++) {
+      size_t row = r->sql.len;
       if (i == 0) loam__buf_addc(&r->sql, '(');
       else adds(r, ", (");
       for (c = 0; c < st->names.n; c++) {
@@ -602,6 +616,23 @@ static void insert_text (R *r, const loam_qstmt *st, int rows, rchunk *t) {
         placeholder(r);
       }
       loam__buf_addc(&r->sql, ')');
+      /*
+      ** With placeholders that read alike, every later row is the text of
+      ** the second: copied, not written again (a bulk insert's statement
+      ** holds thousands of rows).
+      */
+      if (i == 1 && rows > 2 && same_placeholders(r->d)) {
+        size_t len = r->sql.len - row, k;
+        if (loam__buf_reserve(&r->sql, len * (size_t)(rows - 2)) == NULL)
+          break;   /* the buffer's own flag reports it */
+        for (k = 2; k < (size_t)rows; k++) {
+          memcpy(r->sql.p + r->sql.len, r->sql.p + row, len);
+          r->sql.len += len;
+        }
+        r->sql.p[r->sql.len] = '\0';
+        r->nph += (rows - 2) * st->names.n;
+        break;
+      }
     }
   }
   insert_suffix(r, st);
