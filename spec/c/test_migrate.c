@@ -325,6 +325,64 @@ TEST(migrate_lock_held_postgres) { check_locked(LOAM_POSTGRES); }
 
 
 /*
+** SQLite: the holder keeps the database's write lock for as long as its
+** migration runs, which may outlast busy_timeout; a migrator waits that out
+** as it waits for the lease, then fails as locked, never as busy.
+*/
+TEST(migrate_lock_waits_out_a_locked_sqlite_file) {
+  loam_error err = LOAM_ERROR_INIT;
+  loam_migrate_opts o = LOAM_MIGRATE_OPTS_INIT;
+  char url[1100];
+  loam_conn *c, *holder;
+  hist3 h;
+  int n = -1, fds[2], status = 0;
+  pid_t pid;
+  char ch = 0;
+  snprintf(url, sizeof url, "%s?busy_timeout=20", t_fresh_url(LOAM_SQLITE, "busywait"));
+  c = open_url(url);
+  holder = open_url(url);
+  if (c == NULL || holder == NULL) { t_fail(__FILE__, __LINE__, "no database"); return; }
+  history(&h);
+  CHECK_OK(loam_migrate_up(c, h.m, 1, NULL, &n, &err), &err);
+  CHECK_OK(exec(holder, "CREATE TABLE held (x integer)", &err), &err);
+  CHECK_OK(exec(holder, "BEGIN IMMEDIATE", &err), &err);
+  CHECK_OK(exec(holder, "INSERT INTO held VALUES (1)", &err), &err);
+  o.lock_wait_ms = 150;
+  CHECK_INT(loam_migrate_up(c, h.m, 3, &o, &n, &err), LOAM_ERROR);
+  CHECK_INT(err.code, LOAM_E_LOCKED);
+  CHECK_HAS(err.message, "the database stayed locked by its migration (waited 150 ms)");
+  CHECK_OK(exec(holder, "ROLLBACK", &err), &err);
+  CHECK_INT(count_history(c), 1);
+  /* the lock is let go while the migrator waits: it goes on */
+  if (pipe(fds) != 0) { t_fail(__FILE__, __LINE__, "pipe"); return; }
+  pid = fork();
+  if (pid == 0) {
+    loam_error e = LOAM_ERROR_INIT;
+    loam_conn *k = open_url(url);
+    int ok = k != NULL && exec(k, "BEGIN IMMEDIATE", &e) == LOAM_OK;
+    if (write(fds[1], ok ? "y" : "n", 1) != 1) ok = 0;
+    sleep_ms(300);
+    if (ok) ok = exec(k, "COMMIT", &e) == LOAM_OK;
+    loam_conn_close(k);
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  CHECK_INT(read(fds[0], &ch, 1), 1);
+  CHECK_INT(ch, 'y');
+  o.lock_wait_ms = 20000;
+  CHECK_OK(loam_migrate_up(c, h.m, 3, &o, &n, &err), &err);
+  CHECK_INT(n, 2);
+  CHECK_INT(count_history(c), 3);
+  waitpid(pid, &status, 0);
+  CHECK_INT(WIFEXITED(status) && WEXITSTATUS(status) == 0, 1);
+  close(fds[0]);
+  loam_conn_close(holder);
+  loam_conn_close(c);
+  loam_error_clear(&err);
+}
+
+
+/*
 ** Two processes migrate at once: each waits for the other's lock, one
 ** applies each migration, nothing is applied twice, and both succeed.  The
 ** second migration sleeps, so the runs overlap.

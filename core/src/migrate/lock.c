@@ -85,8 +85,19 @@ int loam__lock_take (loam_conn *c, const char *owner, int ttl_ms, int wait_ms, l
   int backoff = 20, got = 0;
   char holder[200] = "";
   for (;;) {
-    if (try_take(c, owner, ttl_ms, &got, holder, sizeof holder, &until, err) != LOAM_OK)
-      return LOAM_ERROR;
+    if (try_take(c, owner, ttl_ms, &got, holder, sizeof holder, &until, err) != LOAM_OK) {
+      /* On SQLite the holder keeps the database's write lock for as long as
+      ** a migration's transaction runs, which may outlast busy_timeout:
+      ** that is the lock being held, to be waited for like the lease. */
+      if (err == NULL || err->code != LOAM_E_BUSY) return LOAM_ERROR;
+      if (now_ms() >= deadline)
+        return loam__err(err, LOAM_E_LOCKED, "another migrator holds the migration lock: the "
+                         "database stayed locked by its migration (waited %d ms)", wait_ms);
+      loam_error_clear(err);
+      loam__sleep_ms(backoff);
+      if (backoff < 500) backoff *= 2;
+      continue;
+    }
     if (got) return LOAM_OK;
     if (now_ms() >= deadline) break;
     loam__sleep_ms(backoff);
