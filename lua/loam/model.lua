@@ -158,37 +158,39 @@ end
 model.of = instance.model_of
 
 -- The values of the primary key in 'values' (by field name), in key
--- order; 'what' names the operation that needs them, for errors.
-local function key_values(M, values, what)
+-- order, put in 'out' after position 'at' (a new array from 1 without
+-- them); 'what' names the operation that needs them, for errors.
+local function key_values(M, values, what, out, at)
   local pk = M.primary_key
   if #pk == 0 then
     misuse(M, string.format("%s: %s needs a primary key, and the model has none", M.table, what))
   end
-  local out = {}
+  out, at = out or {}, at or 0
   for i, name in ipairs(pk) do
     local v = values[name]
     if v == nil or v == null then
       misuse(M, string.format("%s: %s needs the primary key, and %s is %s", M.table, what,
         name, v == nil and "not loaded" or "NULL"), name)
     end
-    out[i] = v
+    out[at + i] = v
   end
   return out
 end
 
--- The condition "primary key = keys" (values in key order, key_values).
-local function key_ast(M, keys)
+-- The condition "primary key = the values of 'keys' after position 'at'"
+-- (in key order, as key_values puts them).
+local function key_ast(M, keys, at)
   local cond = { k = "and" }
   for i, name in ipairs(M.primary_key) do
     cond[i] = { k = "op", op = "=", l = { k = "col", name = M._column[name] },
-                r = { k = "val", v = keys[i] } }
+                r = { k = "val", v = keys[at + i] } }
   end
   return cond
 end
 
 -- The condition "primary key = values" for the row 'values' describes.
 local function key_condition(M, values, what)
-  return key_ast(M, key_values(M, values, what))
+  return key_ast(M, key_values(M, values, what), 0)
 end
 
 -- The columns 'values' sets, in declaration order, and their coerced
@@ -1036,14 +1038,15 @@ end
 -- Instances
 -- =======================================================================
 
--- The UPDATE of 'save': the fields 'fields' set to the coerced values
--- 'vals' in the row whose key is 'keys' (values in primary-key order).
-local function update_ast(M, fields, vals, keys)
-  local set = {}
-  for i = 1, #fields do
-    set[i] = { col = M._column[fields[i]], field = fields[i], expr = { k = "val", v = vals[i] } }
+-- The UPDATE of 'save': the fields 'fields' set to the first #fields of
+-- 'values' (coerced), in the row whose key is the rest of them (in
+-- primary-key order).
+local function update_ast(M, fields, values)
+  local set, nset = {}, #fields
+  for i = 1, nset do
+    set[i] = { col = M._column[fields[i]], field = fields[i], expr = { k = "val", v = values[i] } }
   end
-  return { k = "update", table = M.table, set = set, where = key_ast(M, keys),
+  return { k = "update", table = M.table, set = set, where = key_ast(M, values, nset),
            returning = M._select }
 end
 
@@ -1055,16 +1058,14 @@ end
 -- converted or rendered.  Only plain values (numbers, strings) are bound
 -- so; a statement whose parameters are not exactly the values set and the
 -- key, in that order, is never kept.
-local function save_row(M, fields, vals, keys)
-  local nset = #fields
-  local n = nset + #keys
-  local values = table.move(keys, 1, #keys, nset + 1, table.move(vals, 1, nset, 1, {}))
+local function save_row(M, fields, values)
+  local nset, n = #fields, #values
   local db = M.db
   local c = db._c  -- db:connection(), but a closed Database raises as db:run does
   for i = 1, n do
     if not query.plain_value(values[i]) then c = nil end
   end
-  if not c then return db:run(update_ast(M, fields, vals, keys))[1] end
+  if not c then return db:run(update_ast(M, fields, values))[1] end
   local shape = nset == 1 and fields[1] or table.concat(fields, "\0")
   local by_shape = M._save[c]
   if by_shape == nil then
@@ -1075,7 +1076,7 @@ local function save_row(M, fields, vals, keys)
   if p == nil then
     by_shape[shape] = false
   elseif p == false then
-    p = c:prepare(update_ast(M, fields, vals, keys))
+    p = c:prepare(update_ast(M, fields, values))
     local _, rendered = p:sql()
     local same = #rendered == n
     for i = 1, n do
@@ -1090,7 +1091,7 @@ local function save_row(M, fields, vals, keys)
     end
   end
   if p and p ~= true then return p:first(table.unpack(values, 1, n)) end
-  return db:run(update_ast(M, fields, vals, keys))[1]
+  return db:run(update_ast(M, fields, values))[1]
 end
 
 -- Sends the columns whose value differs from the snapshot, and nothing
@@ -1099,7 +1100,7 @@ end
 function Instance:save()
   local M = owner(self, "save")
   local snap = snapshot(self)
-  local names, fields, vals, n = M._names, nil, nil, 0
+  local names, fields, values, n = M._names, nil, nil, 0
   for i = 1, #names do
     local name = names[i]
     local v = rawget(self, name)
@@ -1108,15 +1109,17 @@ function Instance:save()
         misuse(M, string.format("%s is nil; assign loam.null to store NULL", label(M, name)),
           name)
       end
-      if n == 0 then fields, vals = {}, {} end
+      if n == 0 then fields, values = {}, {} end
       n = n + 1
-      fields[n], vals[n] = name, M:coerce(name, v)
+      fields[n], values[n] = name, M:coerce(name, v)
     end
   end
   if n == 0 then
     return self
   end
-  local row = save_row(M, fields, vals, key_values(M, loaded_key(M, self), "save"))
+  -- The key follows the values set, as the UPDATE's parameters do.
+  key_values(M, loaded_key(M, self), "save", values, n)
+  local row = save_row(M, fields, values)
   if row == nil then
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })
