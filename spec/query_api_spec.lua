@@ -723,9 +723,13 @@ for backend, pg in helper.each_backend() do
         assert.are.same({ 2 }, ids(q2:all()))
         assert.are.equal("paid", q2:first().status)
         assert.is_nil(base:where { id = 7 }:first())
-        -- Two pairs, or another value type, take the usual way.
+        -- Two pairs, another value type, or a condition that is no plain table
+        -- take the usual way.
         assert.are.same({ 4 }, ids(base:where { id = 4, status = "refunded" }:all()))
         assert.are.equal("refunded", base:where { id = 4.0 }:first().status)
+        assert.are.same({ 3, 4 }, ids(base:where(op.or_ { { id = 3 }, { id = 4 } }):all()))
+        assert.are.same({ 4 }, ids(base:where { id = op.eq(4) }:all()))
+        assert.are.equal("refunded", base:where { id = op.eq(4) }:first().status)
       end)
     end)
 

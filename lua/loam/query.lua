@@ -375,8 +375,8 @@ function Query:where(cond)
     rawset(q, "_parent", self)
     rawset(q, "_shape", shape)
     rawset(q, "_arg", v)
-    -- A table of one pair: the column's key is its key.
-    local key = next(cond)
+    -- A plain table of one pair: the column's key is its key.
+    local key = getmetatable(cond) == nil and next(cond) or nil
     if type(key) == "string" and next(cond, key) == nil then
       remember_shape(self, key, math.type(v) or type(v), shape)
     end
