@@ -29,6 +29,8 @@ local ROWS = {
   { "W4", ("W4 insert %s rows, one transaction"):format(env "BENCH_INSERTS") },
   { "W4loop", "W4 row by row, prepared" },
   { "M1", ("M1 stream %s rows with each"):format(env "BENCH_STREAM") },
+  -- PostgreSQL only: C is bench/peer_c_w5.c, loam model examples/host_threads.c.
+  { "W5", ("W5 16 threads x %s tx, pool of 4"):format(env "BENCH_W5_TX") },
 }
 
 -- results[backend][workload][peer] = { ms = the best round's, worst =,
@@ -176,7 +178,7 @@ print(("\nThe widest spread: %s on %s %s, worst round %.2fx its best"):format(
   widest[2], widest[3], widest[4], widest[1]))
 
 local summary = {}
-for _, w in ipairs { "W1", "W2", "W3", "W4" } do
+for _, w in ipairs { "W1", "W2", "W3", "W4", "W5" } do
   summary[#summary + 1] = w .. " " .. pair(w, "loam model")
 end
 local m1 = {}

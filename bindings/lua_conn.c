@@ -95,13 +95,18 @@ loam_conn *loamL_checkconn (lua_State *L) {
 
 
 int loamL_lease (lua_State *L, LConn *c, int idx, int level, int toclose) {
+  char tag[LOAML_TAGSIZE];
+  if (c->conn == NULL) loamL_wherebuf(L, level, tag, sizeof tag);
+  return loamL_lease_as(L, c, idx, tag, toclose);
+}
+
+
+int loamL_lease_as (lua_State *L, LConn *c, int idx, const char *tag, int toclose) {
   if (c->conn == NULL) {
     loam_error err = LOAM_ERROR_INIT;
-    char tag[96];
     loam_pool *pool = c->poolref != NULL ? *c->poolref : NULL;
     if (c->poolref == NULL) loamL_misuse(L, "attempt to use a closed connection");
     if (pool == NULL) loamL_misuse(L, "attempt to use a closed pool");
-    loamL_wherebuf(L, level, tag, sizeof tag);
     if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
       return loamL_raise(L, &err, NULL);
     c->pool = pool;

@@ -88,6 +88,8 @@ LOAML_FUNC const char *loamL_sqltext (lua_State *L, int idx, int arg, const char
 ** checkout was made, for the pool's reports.
 */
 LOAML_FUNC void loamL_wherebuf (lua_State *L, int level, char *buf, size_t size);
+/* A buffer for 'loamL_wherebuf' as checkouts use it. */
+#define LOAML_TAGSIZE 96
 
 
 /*
@@ -241,6 +243,8 @@ LOAML_FUNC LConn *loamL_checkhandle (lua_State *L);
 ** acquire's error (pool_timeout).
 */
 LOAML_FUNC int loamL_lease (lua_State *L, LConn *c, int idx, int level, int toclose);
+/* The same with the tag given ('tag', copied by the pool), for a caller that has it already. */
+LOAML_FUNC int loamL_lease_as (lua_State *L, LConn *c, int idx, const char *tag, int toclose);
 LOAML_FUNC void loamL_unlease (LConn *c);
 
 /* The backend of the handle 'c', which need not hold a connection (pooled). */

@@ -28,6 +28,7 @@
 
 
 #define TX_T  "loam.Tx"
+#define LOGREF_T  "loam.TxLogRef"   /* the 'log' option's registry reference, closed with the call */
 
 typedef struct Tx {
   int open;   /* the level is open: '__close' rolls it back */
@@ -389,29 +390,30 @@ static int unref_close (lua_State *L) {
 static int conn_transaction (lua_State *L) {
   loam_tx_opts o = LOAM_TX_OPTS_INIT;
   loam_error err = LOAM_ERROR_INIT;
-  loam_conn *conn = loamL_checkconn(L);
-  int fi = lua_type(L, 2) == LUA_TTABLE ? 3 : 2, n = 0, rc;
-  int *logref;
+  LConn *h = loamL_checkhandle(L);
+  loam_conn *conn;
+  int fi, n = 0, rc;
+  int noref = LUA_NOREF, *logref = &noref;
+  char where[LOAML_TAGSIZE];
   Run r;
+  /* Where the call is: the tag of the transaction and of a pooled handle's checkout. */
+  loamL_wherebuf(L, 1, where, sizeof where);
+  if (h->conn == NULL) loamL_lease_as(L, h, 1, where, 1);
+  conn = h->conn;
+  fi = lua_type(L, 2) == LUA_TTABLE ? 3 : 2;
   if (lua_type(L, fi) != LUA_TFUNCTION)
     loamL_misuse(L, "transaction: expects %sa function, got a %s",
                  fi == 2 ? "an options table or " : "", luaL_typename(L, fi));
   r.nargs = lua_gettop(L) - fi;
-  /* The log's reference, released by a closing value whatever happens next. */
-  logref = (int *)lua_newuserdatauv(L, sizeof(int), 0);
-  *logref = LUA_NOREF;
-  lua_newtable(L);
-  lua_pushcfunction(L, unref_close);
-  lua_setfield(L, -2, "__close");
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
-  if (fi == 3) checkopts(L, &o, logref);
-  if (o.tag == NULL) {
-    size_t len;
-    loamL_pushwhere(L, 1);
-    o.tag = lua_tolstring(L, -1, &len);
-    if (len >= 2 && o.tag[len - 2] == ':') o.tag = lua_pushlstring(L, o.tag, len - 2);
+  if (fi == 3) {
+    /* The log's reference, released by a closing value whatever happens next. */
+    logref = (int *)lua_newuserdatauv(L, sizeof(int), 0);
+    *logref = LUA_NOREF;
+    luaL_setmetatable(L, LOGREF_T);
+    lua_toclose(L, -1);
+    checkopts(L, &o, logref);
   }
+  if (o.tag == NULL) o.tag = where;
   if (*logref != LUA_NOREF) {
     o.log = log_fn;
     o.log_ud = &r;
@@ -474,6 +476,11 @@ void loamL_open_tx (lua_State *L) {
     {NULL, NULL}
   };
   if (luaL_newmetatable(L, TX_T)) luaL_setfuncs(L, metameth, 0);
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, LOGREF_T)) {
+    lua_pushcfunction(L, unref_close);
+    lua_setfield(L, -2, "__close");
+  }
   lua_pop(L, 1);
   lua_getfield(L, -1, "Conn");  /* a transaction needs a connection: methods only */
   lua_pushcfunction(L, conn_transaction);

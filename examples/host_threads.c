@@ -15,6 +15,10 @@
 ** Run (loam's Lua files on LUA_PATH, as 'make env' sets it):
 **   ./host_threads URL [TRANSACTIONS_PER_THREAD [THREADS]]
 ** The defaults are 2000 transactions in each of 16 threads over 4 connections.
+** The transactions a second count from when every thread's state has
+** loaded loam and declared its model (a start line the threads wait at)
+** to the last transaction's end, as bench/peer_c_w5.c counts from when its
+** connections are open and its statements prepared.
 */
 #include <pthread.h>
 #include <stdio.h>
@@ -40,21 +44,27 @@
 */
 #define POOL_OPTIONS "{ size = 4, max_overflow = 0, acquire_timeout_ms = 60000 }"
 
-/* The model script every thread runs: (url, thread number, transactions). */
+/*
+** The model script every thread runs: (url, thread number, transactions).
+** It sets up, then returns the function that runs the transactions.
+*/
 static const char script[] =
   "local loam = require 'loam'\n"
   "local url, thread, n = ...\n"
-  "local db <close> = loam.connect(url, { busy_timeout_ms = 60000, pool = " POOL_OPTIONS " })\n"
+  "local db = loam.connect(url, { busy_timeout_ms = 60000, pool = " POOL_OPTIONS " })\n"
   "local Counter = db:model('host_counters', { loam.id(), loam.integer('hits') })\n"
   "-- PostgreSQL locks the row it reads (SQLite's writers take turns anyway)\n"
   "local locked = db:backend() == 'postgres' and Counter:for_update()\n"
-  "for i = 1, n do\n"
-  "  db:transaction(function()\n"
-  "    local id = (i * 7 + thread) % 64 + 1\n"
-  "    local c = locked and locked:where { id = id }:first() or Counter:find(id)\n"
-  "    c.hits = c.hits + 1\n"
-  "    c:save()\n"
-  "  end)\n"
+  "return function()\n"
+  "  local _ <close> = db\n"
+  "  for i = 1, n do\n"
+  "    db:transaction(function()\n"
+  "      local id = (i * 7 + thread) % 64 + 1\n"
+  "      local c = locked and locked:where { id = id }:first() or Counter:find(id)\n"
+  "      c.hits = c.hits + 1\n"
+  "      c:save()\n"
+  "    end)\n"
+  "  end\n"
   "end\n";
 
 /* The table, made from C before the threads start. */
@@ -71,6 +81,31 @@ typedef struct worker {
   char error[512];
 } worker;
 
+/* The start line: threads set up count themselves in, then wait for 'go'. */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
+static int nready, go;
+
+
+/* A thread at the start line (set up, or failed to): waits for the others. */
+static void at_start (void) {
+  pthread_mutex_lock(&start_mu);
+  nready++;
+  pthread_cond_broadcast(&start_cv);
+  while (!go) pthread_cond_wait(&start_cv, &start_mu);
+  pthread_mutex_unlock(&start_mu);
+}
+
+
+/* Waits until the 'n' threads started are set up, then lets them go. */
+static void start_all (int n) {
+  pthread_mutex_lock(&start_mu);
+  while (nready < n) pthread_cond_wait(&start_cv, &start_mu);
+  go = 1;
+  pthread_cond_broadcast(&start_cv);
+  pthread_mutex_unlock(&start_mu);
+}
+
 
 /* One thread: its own Lua state, from creation to close. */
 static void *run_worker (void *arg) {
@@ -78,6 +113,7 @@ static void *run_worker (void *arg) {
   lua_State *L = luaL_newstate();
   if (L == NULL) {
     snprintf(w->error, sizeof w->error, "no memory for a Lua state");
+    at_start();
     return NULL;
   }
   luaL_openlibs(L);
@@ -87,8 +123,10 @@ static void *run_worker (void *arg) {
     lua_pushstring(L, w->url);
     lua_pushinteger(L, w->number);
     lua_pushinteger(L, w->transactions);
-    w->ok = lua_pcall(L, 3, 0, 0) == LUA_OK;
+    w->ok = lua_pcall(L, 3, 1, 0) == LUA_OK;
   }
+  at_start();
+  if (w->ok) w->ok = lua_pcall(L, 0, 0, 0) == LUA_OK;
   if (!w->ok) snprintf(w->error, sizeof w->error, "%s", luaL_tolstring(L, -1, NULL));
   lua_close(L);
   return NULL;
@@ -181,7 +219,6 @@ int main (int argc, char **argv) {
     loam_pool_close(pool);
     return EXIT_FAILURE;
   }
-  t0 = now_s();
   for (i = 0; i < nthreads; i++) {
     w[i].url = url;
     w[i].number = i;
@@ -193,6 +230,8 @@ int main (int argc, char **argv) {
       break;
     }
   }
+  start_all(nthreads);
+  t0 = now_s();
   for (i = 0; i < nthreads; i++) pthread_join(w[i].tid, NULL);
   elapsed = now_s() - t0;
   for (i = 0; i < nthreads; i++) {

@@ -699,6 +699,38 @@ for backend, pg in helper.each_backend() do
           assert.are.equal('orders.id: expected integer, got string ("3")', err.message)
         end
       end)
+
+      it("gives a query that does all a query does, once the shape is known", function()
+        -- After the first where{ id = ... } of a kept query, the next ones
+        -- make their query's state only when something besides first()
+        -- asks for it: each must still be a whole query of its own.
+        local base = orders():order_by("id")
+        assert.are.same({ "paid" }, statuses(base, "id", { 1 }))
+        local q3, q4 = base:where { id = 3 }, base:where { id = 4 }
+        assert.is_true(query.is_query(q3))
+        assert.are.equal("loam.Query (orders)", tostring(q4))
+        assert.are.same({ 3 }, ids(q3:all()))
+        assert.are.equal(1, q4:count())
+        assert.are.same({ 4 }, ids(q4:where { status = "refunded" }:all()))
+        assert.are.same({}, ids(q4:where { status = "paid" }:all()))
+        local sql, params = base:where { id = 5 }:to_sql()
+        assert.truthy(sql:find("WHERE", 1, true))
+        assert.are.same({ 5 }, params)
+        assert.has_error(function() q3.x = 1 end)
+        -- first() of such a query, and of one made after, read their own rows.
+        assert.are.equal("pending", base:where { id = 6 }:first().status)
+        local q2 = base:where { id = 2 }
+        assert.are.same({ 2 }, ids(q2:all()))
+        assert.are.equal("paid", q2:first().status)
+        assert.is_nil(base:where { id = 7 }:first())
+        -- Two pairs, another value type, or a condition that is no plain table
+        -- take the usual way.
+        assert.are.same({ 4 }, ids(base:where { id = 4, status = "refunded" }:all()))
+        assert.are.equal("refunded", base:where { id = 4.0 }:first().status)
+        assert.are.same({ 3, 4 }, ids(base:where(op.or_ { { id = 3 }, { id = 4 } }):all()))
+        assert.are.same({ 4 }, ids(base:where { id = op.eq(4) }:all()))
+        assert.are.equal("refunded", base:where { id = op.eq(4) }:first().status)
+      end)
     end)
 
     describe("keyset pagination", function()

@@ -91,6 +91,7 @@
 --   _dirty    something ran on the primary since the last read (replicas)
 --   _wlsn     the primary's WAL position reads must see (replicas)
 --   _force    how many db:primary calls are running
+--   _restore  what the outermost db:transaction puts back when it ends
 --   _models   table name -> the model last declared for it: a reference by
 --             table name points at that model's primary key (loam.model)
 --   _lazy     the lazy-loading default of the models (loam.relation)
@@ -373,11 +374,20 @@ local Restore = {
   end,
 }
 
+-- The outermost call keeps its Restore on the Database ('_restore'): one
+-- runs at a time, since a function inside cannot yield out of it.
 function Database:transaction(fn, ...)
   local c = conn_of(self, "transaction")
   self._dirty = true  -- a transaction is taken to write (see "Replicas")
   local depth = self._depth or 0
-  local restore <close> = setmetatable({ db = self, prev = self._c, depth = depth }, Restore)
+  local restore = depth == 0 and self._restore
+  if restore then
+    restore.prev = self._c
+  else
+    restore = setmetatable({ db = self, prev = self._c, depth = depth }, Restore)
+    if depth == 0 then self._restore = restore end
+  end
+  local _ <close> = restore
   self._c, self._depth = c, depth + 1
   return c:transaction(fn, ...)
 end

@@ -164,23 +164,40 @@ end
 
 model.of = instance.model_of
 
--- The condition "primary key = values" for the row 'values' describes.
-local function key_condition(M, values, what)
+-- The values of the primary key in 'values' (by field name), in key
+-- order, put in 'out' after position 'at' (a new array from 1 without
+-- them); 'what' names the operation that needs them, for errors.
+local function key_values(M, values, what, out, at)
   local pk = M.primary_key
   if #pk == 0 then
     misuse(M, string.format("%s: %s needs a primary key, and the model has none", M.table, what))
   end
-  local cond = { k = "and" }
+  out, at = out or {}, at or 0
   for i, name in ipairs(pk) do
     local v = values[name]
     if v == nil or v == null then
       misuse(M, string.format("%s: %s needs the primary key, and %s is %s", M.table, what,
         name, v == nil and "not loaded" or "NULL"), name)
     end
+    out[at + i] = v
+  end
+  return out
+end
+
+-- The condition "primary key = the values of 'keys' after position 'at'"
+-- (in key order, as key_values puts them).
+local function key_ast(M, keys, at)
+  local cond = { k = "and" }
+  for i, name in ipairs(M.primary_key) do
     cond[i] = { k = "op", op = "=", l = { k = "col", name = M._column[name] },
-                r = { k = "val", v = v } }
+                r = { k = "val", v = keys[at + i] } }
   end
   return cond
+end
+
+-- The condition "primary key = values" for the row 'values' describes.
+local function key_condition(M, values, what)
+  return key_ast(M, key_values(M, values, what), 0)
 end
 
 -- The columns 'values' sets, in declaration order, and their coerced
@@ -1167,35 +1184,36 @@ end
 -- Instances
 -- =======================================================================
 
--- The rows of the UPDATE of 'save' setting 'set' where 'where' (the key
--- condition: values in primary-key order).  Its statement has one shape
--- per model and set of columns: the first of a shape on a connection runs
--- by db:run, the second prepares it (in '_save', by connection, then by the
--- columns) and later ones bind their values into its slots, with no AST
+-- The UPDATE of 'save': the fields 'fields' set to the first #fields of
+-- 'values' (coerced), in the row whose key is the rest of them (in
+-- primary-key order).
+local function update_ast(M, fields, values)
+  local set, nset = {}, #fields
+  for i = 1, nset do
+    set[i] = { col = M._column[fields[i]], field = fields[i], expr = { k = "val", v = values[i] } }
+  end
+  return { k = "update", table = M.table, set = set, where = key_ast(M, values, nset),
+           returning = M._select }
+end
+
+-- The row that the UPDATE of 'save' (update_ast) gives back (RETURNING),
+-- or nil when no row has the key.  Its statement has one shape per model
+-- and set of fields: the first of a shape on a connection runs by db:run,
+-- the second prepares it (in '_save', by connection, then by the fields)
+-- and later ones bind their values into its slots, with no AST built,
 -- converted or rendered.  Only plain values (numbers, strings) are bound
 -- so; a statement whose parameters are not exactly the values set and the
 -- key, in that order, is never kept.
-local function save_rows(M, set, where)
-  local ast = { k = "update", table = M.table, set = set, where = where, returning = M._select }
-  local n, nset = #set + #where, #set
-  local values, shape = {}, nil
-  for i = 1, n do
-    local v
-    if i <= nset then v = set[i].expr.v else v = where[i - nset].r.v end
-    if not query.plain_value(v) then return M.db:run(ast) end
-    values[i] = v
-  end
-  if nset == 1 then
-    shape = set[1].field
-  else
-    local fields = {}
-    for i = 1, nset do fields[i] = set[i].field end
-    shape = table.concat(fields, "\0")
-  end
+local function save_row(M, fields, values)
+  local nset, n = #fields, #values
   local db = M.db
   local c = db._c  -- db:connection(), but a closed Database raises as db:run does
-  if not c then return db:run(ast) end
+  for i = 1, n do
+    if not query.plain_value(values[i]) then c = nil end
+  end
+  if not c then return db:run(update_ast(M, fields, values))[1] end
   db._dirty = true  -- reads wait for replicas to replay this (loam.database, "Replicas")
+  local shape = nset == 1 and fields[1] or table.concat(fields, "\0")
   local by_shape = M._save[c]
   if by_shape == nil then
     by_shape = {}
@@ -1204,25 +1222,23 @@ local function save_rows(M, set, where)
   local p = by_shape[shape]
   if p == nil then
     by_shape[shape] = false
-    return db:run(ast)
   elseif p == false then
-    p = c:prepare(ast)
+    p = c:prepare(update_ast(M, fields, values))
     local _, rendered = p:sql()
     local same = #rendered == n
     for i = 1, n do
       local v, r = values[i], rendered[i]
       if math.type(v) ~= math.type(r) or type(v) ~= type(r) or v ~= r then same = false end
     end
-    if not same then
+    if same then
+      by_shape[shape] = p
+    else
       p:close()
       by_shape[shape] = true
-      return db:run(ast)
     end
-    by_shape[shape] = p
-  elseif p == true then
-    return db:run(ast)
   end
-  return p:run(table.unpack(values, 1, n))
+  if p and p ~= true then return p:first(table.unpack(values, 1, n)) end
+  return db:run(update_ast(M, fields, values))[1]
 end
 
 -- Sends the columns whose value differs from the snapshot, and nothing
@@ -1231,31 +1247,37 @@ end
 function Instance:save()
   local M = owner(self, "save")
   local snap = snapshot(self)
-  local set = {}
-  for i, name in ipairs(M._names) do
-    local v, old = rawget(self, name), snap[i]
-    if v ~= old then
+  local names, fields, values, n = M._names, nil, nil, 0
+  for i = 1, #names do
+    local name = names[i]
+    local v = rawget(self, name)
+    if v ~= snap[i] then
       if v == nil then
         misuse(M, string.format("%s is nil; assign loam.null to store NULL", label(M, name)),
           name)
       end
-      set[#set + 1] = { col = M._column[name], field = name,
-                        expr = { k = "val", v = M:coerce(name, v) } }
+      if n == 0 then fields, values = {}, {} end
+      n = n + 1
+      fields[n], values[n] = name, M:coerce(name, v)
     end
   end
-  if #set == 0 then
+  if n == 0 then
     return self
   end
-  local rows = save_rows(M, set, key_condition(M, loaded_key(M, self), "save"))
-  if rows[1] == nil then
+  -- The key follows the values set, as the UPDATE's parameters do.
+  key_values(M, loaded_key(M, self), "save", values, n)
+  local row = save_row(M, fields, values)
+  if row == nil then
     raise("not_found", string.format("%s: save found no row with the instance's key (was it "
       .. "deleted?)", M.table), { model = M.table })
   end
   -- Relations loaded over a key that changed describe another row now.
-  local changed = {}
-  for _, item in ipairs(set) do changed[item.field] = true end
-  relation.forget(self, changed)
-  refresh(M, self, rows[1])
+  if next(M.relations) ~= nil then
+    local changed = {}
+    for i = 1, n do changed[fields[i]] = true end
+    relation.forget(self, changed)
+  end
+  refresh(M, self, row)
   return self
 end
 

@@ -117,9 +117,7 @@ local QueryMT = {
   end,
 }
 
-local function is_query(v)
-  return getmetatable(v) == QueryMT
-end
+local is_query  -- whether a value is a query (after the short way of 'where')
 
 local select_ast  -- the SELECT AST of a state, defined with the rendering
 
@@ -291,15 +289,99 @@ local function equality_shape(node)
   return "first where " .. (node.l.table or "") .. "." .. node.l.name .. " = " .. tv, v
 end
 
+-- A query that 'where' made by the short way (see 'short_where'): its
+-- state is built the first time anything but 'first' asks for it, and it
+-- is then an ordinary query.
+local LazyMT
+
+-- Gives the query 'q' of the short way its state, as the usual way would
+-- have made it, and makes it an ordinary query.
+local function materialize(q)
+  local col = rawget(q, "_col")
+  local s = q._parent._s
+  local node = { k = "op", op = "=", l = { k = "col", table = col.qual, name = col.column },
+                 r = { k = "val", v = rawget(q, "_arg") } }
+  local t = copy(s)
+  t.where = append(s.where, { node })
+  rawset(q, "_s", t)
+  rawset(q, "_cache", {})
+  rawset(q, "_col", nil)
+  setmetatable(q, QueryMT)
+end
+
+LazyMT = {
+  __name = QueryMT.__name,
+  __newindex = QueryMT.__newindex,
+  __index = function(q, key)
+    local m = key == "first" and Query.first or nil
+    if m ~= nil then return m end
+    materialize(q)
+    return q[key]
+  end,
+  __tostring = function(q)
+    materialize(q)
+    return tostring(q)
+  end,
+}
+
+is_query = function(v)
+  local mt = getmetatable(v)
+  return mt == QueryMT or mt == LazyMT
+end
+
+-- The short way of 'where{ col = v }', one column and one number or
+-- string, on a query where the usual way already resolved 'col' and gave
+-- the shape of the coerced value's type ('_eq', by column key): the value
+-- is coerced as the usual way coerces it, and the query that results has
+-- no state until something other than 'first' needs one (LazyMT).  Nil
+-- for anything else, which takes the usual way.
+local function short_where(self, cond)
+  local eq = rawget(self, "_eq")
+  if eq == nil or type(cond) ~= "table" or getmetatable(cond) ~= nil then return nil end
+  local key, v = next(cond)
+  local col = eq[key]
+  if col == nil or next(cond, key) ~= nil then return nil end
+  local tv = math.type(v) or type(v)
+  if tv ~= "integer" and tv ~= "float" and tv ~= "string" then return nil end
+  if col.model ~= nil then v = col.model:coerce(col.name, v) end
+  local shape = col.shapes[math.type(v) or type(v)]
+  if shape == nil then return nil end
+  return setmetatable({ _parent = self, _shape = shape, _arg = v, _col = col }, LazyMT)
+end
+
+-- Remembers on 'self' what the short way needs of column 'key' for the
+-- shape 'shape' of a value of type 'tv' (see 'short_where').
+local function remember_shape(self, key, tv, shape)
+  local eq = rawget(self, "_eq")
+  if eq == nil then
+    eq = {}
+    rawset(self, "_eq", eq)
+  end
+  local col = eq[key]
+  if col == nil then
+    local r = resolve(self._s, key)
+    col = { model = r.model, name = r.name, qual = r.qual, column = r.column, shapes = {} }
+    eq[key] = col
+  end
+  col.shapes[tv] = shape
+end
+
 function Query:where(cond)
+  local q = short_where(self, cond)
+  if q ~= nil then return q end
   local s = self._s
   local node = condition(context(s), cond)
-  local q = derive(self, { where = append(s.where, { node }) })
+  q = derive(self, { where = append(s.where, { node }) })
   local shape, v = equality_shape(node)
   if shape ~= nil then
     rawset(q, "_parent", self)
     rawset(q, "_shape", shape)
     rawset(q, "_arg", v)
+    -- A plain table of one pair: the column's key is its key.
+    local key = getmetatable(cond) == nil and next(cond) or nil
+    if type(key) == "string" and next(cond, key) == nil then
+      remember_shape(self, key, math.type(v) or type(v), shape)
+    end
   end
   return q
 end
@@ -757,7 +839,9 @@ local function shaped_first(q)
   values[st.slot] = q._arg
   local row = st.p:first(table.unpack(values, 1, st.n))
   if row == nil then return nil end
-  return load_rows(q._s, { row })[1]
+  -- Loading reads the model, the projection, the includes and the lazy
+  -- flag of the state, which 'where' leaves as the parent has them.
+  return load_rows(rawget(q, "_s") or q._parent._s, { row })[1]
 end
 
 function Query:first()
