@@ -137,17 +137,17 @@ static void rowshape (lua_State *L, int shape, int names, int ncols, RowShape *s
   int i, same = shape != 0;
   sh->size = 0;
   if (!same) return;
-  if (ncols >= 0)
+  if (ncols >= 0) {
     same = lua_rawgeti(L, shape, 3) == LUA_TTABLE && lua_rawlen(L, -1) == (lua_Unsigned)ncols;
-  else lua_pushnil(L);
-  for (i = 0; same && i < ncols; i++) {
-    lua_rawgeti(L, -1, i + 1);
-    lua_rawgeti(L, names, i + 1);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    for (i = 0; same && i < ncols; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      lua_rawgeti(L, names, i + 1);
+      same = lua_rawequal(L, -1, -2);
+      lua_pop(L, 2);
+    }
+    lua_pop(L, 1);
+    if (!same) return;
   }
-  lua_pop(L, 1);
-  if (!same) return;
   lua_rawgeti(L, shape, 1);
   sh->meta = lua_gettop(L);
   lua_rawgeti(L, shape, 4);

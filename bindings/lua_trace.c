@@ -404,7 +404,6 @@ static int conn_stats (lua_State *L) {
 }
 
 
-/* fingerprint(sql): the fingerprint as 16 hex digits, and the normalised text. */
 /*
 ** clock_ms(): milliseconds on the monotonic clock, as a float, from an
 ** arbitrary origin.  The Lua layer spaces out its checks of replicas with
@@ -418,6 +417,7 @@ static int l_clock_ms (lua_State *L) {
 }
 
 
+/* fingerprint(sql): the fingerprint as 16 hex digits, and the normalised text. */
 static int l_fingerprint (lua_State *L) {
   if (lua_type(L, 1) != LUA_TSTRING)
     return loamL_misuse(L, "bad argument #1 to 'fingerprint' (string expected, got %s)",

@@ -239,9 +239,17 @@ loam_sql_kind loam__sql_classify (const char *sql) {
 }
 
 
+/*
+** The flags a caller of the public API may give: the internal ones (such
+** as LOAM__PARAMS_HELD, which binds without copying and so is safe only
+** for a statement run to its end inside one call) are never theirs.
+*/
+#define PUBLIC(flags) ((flags) & ~LOAM__PARAMS_HELD)
+
+
 int loam_query (loam_conn *c, const char *sql, const loam_value *params, int nparams,
                 int flags, loam_stmt **out, loam_error *err) {
-  return loam__query(c, sql, loam__sql_classify(sql), params, nparams, flags, out, err);
+  return loam__query(c, sql, loam__sql_classify(sql), params, nparams, PUBLIC(flags), out, err);
 }
 
 
@@ -253,7 +261,7 @@ int loam_query_rendered (loam_conn *c, const loam_rendered *rs, int i, int flags
   if (out != NULL) *out = NULL;
   if (sql == NULL)
     return loam__err(err, LOAM_E_MISUSE, "loam_query_rendered: no statement %d", i);
-  return loam__query(c, sql, loam_rendered_kind(rs, i), p, np, flags, out, err);
+  return loam__query(c, sql, loam_rendered_kind(rs, i), p, np, PUBLIC(flags), out, err);
 }
 
 
@@ -270,7 +278,8 @@ int loam_query_rendered_with (loam_conn *c, const loam_rendered *rs, int i,
   if (nparams != np || (np > 0 && params == NULL))
     return loam__err(err, LOAM_E_MISUSE, "the statement takes %d parameter(s), got %d",
                      np, nparams);
-  return loam__query(c, sql, loam_rendered_kind(rs, i), params, nparams, flags, out, err);
+  return loam__query(c, sql, loam_rendered_kind(rs, i), params, nparams, PUBLIC(flags), out,
+                     err);
 }
 
 /*

@@ -69,11 +69,6 @@ static int shape (const loam_op *op, loam_error *err) {
 }
 
 
-static const loam_db_column *column (const loam_db_table *t, const char *name) {
-  return loam_db_table_column(t, name);
-}
-
-
 /* Whether the key 'k' names exactly column 'c'. */
 static int onecol (const loam_db_key *k, const char *c) {
   return k->ncolumns == 1 && strcmp(k->columns[0], c) == 0;
@@ -139,7 +134,7 @@ int loam__fill_start (loam_conn *c, const loam_op *op, loam__fill *f, loam_error
                 ? "no primary key" : "a primary key of several columns");
     else key = t->primary_key.columns[0];
   }
-  else if (column(t, key) == NULL)
+  else if (loam_db_table_column(t, key) == NULL)
     rc = fail(op, err, LOAM_E_UNDEFINED_COLUMN, "the key column '%.80s' does not exist", key);
   else if (!unique(t, key))
     rc = fail(op, err, LOAM_E_MISUSE, "the key column '%.80s' is not unique (no one-column "
@@ -148,7 +143,7 @@ int loam__fill_start (loam_conn *c, const loam_op *op, loam__fill *f, loam_error
   for (k = 0; rc == LOAM_OK && k < 2; k++) {
     const loam_assign *a = k == 0 ? op->set : op->where;
     for (i = 0; rc == LOAM_OK && i < (k == 0 ? op->nset : op->nwhere); i++)
-      if (a[i].column != NULL && column(t, a[i].column) == NULL)
+      if (a[i].column != NULL && loam_db_table_column(t, a[i].column) == NULL)
         rc = fail(op, err, LOAM_E_UNDEFINED_COLUMN, "the %s column '%.80s' does not exist",
                   k == 0 ? "SET" : "WHERE", a[i].column);
   }
@@ -161,9 +156,8 @@ int loam__fill_start (loam_conn *c, const loam_op *op, loam__fill *f, loam_error
 int loam__fill_resume (loam__fill *f, const loam_value *last, loam_error *err) {
   char *copy = NULL;
   if (last->type == LOAM_TEXT || last->type == LOAM_BLOB) {
-    if ((copy = malloc(last->u.s.len + 1)) == NULL) return loam__err_nomem(err);
-    if (last->u.s.len > 0) memcpy(copy, last->u.s.ptr, last->u.s.len);
-    copy[last->u.s.len] = '\0';
+    copy = loam__strndup(last->u.s.len > 0 ? last->u.s.ptr : "", last->u.s.len);
+    if (copy == NULL) return loam__err_nomem(err);
   }
   free(f->owned);
   f->owned = copy;
@@ -265,12 +259,9 @@ static int nextkey (loam_conn *c, const loam__fill *f, loam_rendered **sel, loam
   if (rc == LOAM_ROW && loam_column(st, 0, &v) == LOAM_OK) {
     *hi = v;
     if (v.type == LOAM_TEXT || v.type == LOAM_BLOB) {
-      if ((*hold = malloc(v.u.s.len + 1)) == NULL) rc = loam__err_nomem(err);
-      else {
-        if (v.u.s.len > 0) memcpy(*hold, v.u.s.ptr, v.u.s.len);
-        (*hold)[v.u.s.len] = '\0';
-        hi->u.s.ptr = *hold;
-      }
+      *hold = loam__strndup(v.u.s.len > 0 ? v.u.s.ptr : "", v.u.s.len);
+      if (*hold == NULL) rc = loam__err_nomem(err);
+      else hi->u.s.ptr = *hold;
     }
   }
   loam_stmt_close(st);

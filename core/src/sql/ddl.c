@@ -719,12 +719,13 @@ static int checktablefk (R *r, const loam_table_def *t, int i) {
     return fail(r, "%s: unknown foreign key action (%d)", what,
                 (unsigned)f->on_delete > LOAM_FK_SET_DEFAULT ? (int)f->on_delete
                                                              : (int)f->on_update);
-  for (j = 0; j < f->ncolumns; j++) {
-    const loam_column_def *c = &t->columns[colindex(t, f->columns[j])];
-    if ((f->on_delete == LOAM_FK_SET_NULL || f->on_update == LOAM_FK_SET_NULL) &&
-        (c->not_null || c->primary_key || c->type == LOAM_COL_ID || incomposite(t, c->name)))
-      return fail(r, "%s: foreign key action SET NULL on NOT NULL column '%s'", what, c->name);
-  }
+  if (f->on_delete == LOAM_FK_SET_NULL || f->on_update == LOAM_FK_SET_NULL)
+    for (j = 0; j < f->ncolumns; j++) {
+      const loam_column_def *c = &t->columns[colindex(t, f->columns[j])];
+      if (c->not_null || c->primary_key || c->type == LOAM_COL_ID || incomposite(t, c->name))
+        return fail(r, "%s: foreign key action SET NULL on NOT NULL column '%s'", what,
+                    c->name);
+    }
   return LOAM_OK;
 }
 

@@ -582,7 +582,6 @@ static void insert_suffix (R *r, const loam_qstmt *st) {
 }
 
 
-/* The text of an INSERT of 'rows' rows, NUL-terminated, into '*t' (offset and length). */
 /* Whether the dialect writes every placeholder alike, whatever its number ('?'). */
 static int same_placeholders (const loam__dialect_desc *d) {
   loam__buf x = LOAM__BUF_INIT, y = LOAM__BUF_INIT;
@@ -596,6 +595,7 @@ static int same_placeholders (const loam__dialect_desc *d) {
 }
 
 
+/* The text of an INSERT of 'rows' rows, NUL-terminated, into '*t' (offset and length). */
 static void insert_text (R *r, const loam_qstmt *st, int rows, rchunk *t) {
   int i, c;
   t->text = r->sql.len;
