@@ -291,6 +291,16 @@ describe("read replicas", function()
     db:close()
   end)
 
+  it("takes one replica a read: turns are even, each read counted once", function()
+    local db = connect({}, { replicas = { REPLICA, REPLICA } })
+    local _, Where = models(db)
+    for _ = 1, 6 do assert.is_true(Where:find(1).replica) end
+    for _ = 1, 6 do assert.is_true(Where:where{ id = 1 }:first().replica) end
+    local status = db:replicas()
+    assert.same({ 6, 6, 0 }, { status[1].reads, status[2].reads, status.primary_reads })
+    db:close()
+  end)
+
   it("shows each target in the pool's metrics", function()
     local db = connect({}, { pool = { size = 2 } })
     local _, Where = models(db)

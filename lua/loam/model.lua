@@ -901,8 +901,10 @@ function Model:create(values)
   return self:_load(rows[1])
 end
 
--- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. }.
-function Model:find(...)
+-- find(key) or, for a composite key, find(a, b) or find{ a = .., b = .. },
+-- on connection 'c' when given (the reader M.find picked: one pick a call,
+-- so the statement is prepared on the connection the call runs on).
+local function find_on(self, c, ...)
   local pk, n = self.primary_key, select("#", ...)
   if #pk == 0 then
     misuse(self, self.table .. ": find needs a primary key, and the model has none")
@@ -935,7 +937,7 @@ function Model:find(...)
   -- connection (in '_find', weakly keyed by it) and bind the key values,
   -- in primary-key order, into its slots.  That is cheaper than db:run,
   -- which would build, convert and render the AST each time.
-  local c = self.db:reader()
+  c = c or self.db:reader()
   local p, rows = self._find[c], nil
   if p then
     if #pk == 1 then
@@ -954,6 +956,10 @@ function Model:find(...)
   return rows[1] and self:_load(rows[1]) or nil
 end
 
+function Model:find(...)
+  return find_on(self, nil, ...)
+end
+
 -- The usual call, one key value of a one-column key once the statement is
 -- prepared, binds the coerced value straight away: M.find, a function of
 -- the model's own that holds what it needs, so the call makes no lookups
@@ -964,11 +970,12 @@ function key_finder(M)
   local pk = M.primary_key
   -- A json key (a table as its value) goes the long way.
   if #pk ~= 1 or M.column_map[pk[1]].type == "json" then return nil end
-  local coerce, cache, db, find = M._coerce[pk[1]], M._find, M.db, Model.find
+  local coerce, cache, db = M._coerce[pk[1]], M._find, M.db
   local first  -- the prepared statements' 'first', found on the first one
   return function(self, ...)
     if self == M and select("#", ...) == 1 then
-      local p = cache[db:reader()]
+      local c = db:reader()
+      local p = cache[c]
       local k = p and coerce((...))
       if k ~= nil then
         first = first or p.first
@@ -976,8 +983,9 @@ function key_finder(M)
         if row == nil then return nil end
         return M._load_row(row)
       end
+      return find_on(self, c, ...)
     end
-    return find(self, ...)
+    return find_on(self, nil, ...)
   end
 end
 
@@ -1065,6 +1073,7 @@ function Model:insert_many(list, opts)
   -- 'full', so every error is the one a row-by-row check raises, raised
   -- in row order before anything is sent.
   if not opts.returning then
+    self.db._dirty = true  -- reads wait for replicas to replay this (loam.database, "Replicas")
     return insert_records(self.db, self.table, row_shape(self, cols), list, vals, full)
   end
   local data, n = { vals }, #cols
@@ -1234,6 +1243,7 @@ local function save_row(M, fields, values)
       by_shape[shape] = p
     else
       p:close()
+      p = true
       by_shape[shape] = true
     end
   end

@@ -648,11 +648,12 @@ end
 -- across db:reconnect() (or, later, run on another connection) prepares
 -- afresh there.  '_cache' maps each connection to { purpose -> the
 -- prepared statement, or false: ran once, not prepared (see 'run') }.
-local function cache_of(q)
+local function cache_of(q, c)
   local s = q._s
   -- Reads go where the Database sends them (db:reader()); a locking read
-  -- stays with the writes (a replica cannot lock rows).
-  local c = s.lock == nil and s.db:reader() or s.db:connection()
+  -- stays with the writes (a replica cannot lock rows).  'c', when given,
+  -- is the connection this operation already took.
+  c = c or (s.lock == nil and s.db:reader() or s.db:connection())
   local cache = q._cache[c]
   if cache == nil then
     cache = {}
@@ -689,8 +690,8 @@ end
 -- then skips building, converting and rendering the AST and binds the
 -- rendered values in C.  A query that runs once would prepare a statement
 -- it never reuses.
-local function run(q, purpose, build)
-  local cache, c = cache_of(q)
+local function run(q, purpose, build, conn)
+  local cache, c = cache_of(q, conn)
   if cache[purpose] == nil then
     cache[purpose] = false  -- ran once
     return c:run(build(q._s))
@@ -754,8 +755,10 @@ local function only_filters(s, what)
   end
 end
 
+-- Rendering runs nothing, so it takes no replica's turn: the statement is
+-- prepared on the primary's connection.
 function Query:to_sql()
-  return main_statement(self):sql()
+  return prepared(self, "all", load_ast, cache_of(self, self._s.db:connection())):sql()
 end
 
 -- }======================================================================
@@ -828,13 +831,13 @@ local function shaped_first(q)
   local st = cache[shape]
   if st == nil then
     cache[shape] = false
-    return false
+    return false, c
   elseif st == false then
     local p, values, slot = shape_statement(q, c)
     st = p and { p = p, values = values, slot = slot, n = #values } or true
     cache[shape] = st
   end
-  if st == true then return false end
+  if st == true then return false, c end
   local values = st.values
   values[st.slot] = q._arg
   local row = st.p:first(table.unpack(values, 1, st.n))
@@ -845,11 +848,13 @@ local function shaped_first(q)
 end
 
 function Query:first()
+  local c  -- the connection shaped_first took, when it leaves the query to 'run'
   if self._shape ~= nil then
-    local r = shaped_first(self)
+    local r
+    r, c = shaped_first(self)
     if r ~= false then return r end
   end
-  local rows = run(self, "first", first_ast)
+  local rows = run(self, "first", first_ast, c)
   if rows[1] == nil then return nil end
   return load_rows(self._s, rows)[1]
 end

@@ -269,8 +269,8 @@ function replicas.pick(set, primary, need)
   local n = #targets
   for i = 1, n do
     local t = targets[(set.next + i - 1) % n + 1]
-    if now - t.checked >= set.check_ms then check(set, t, now) end
-    if t.healthy and need ~= nil and not caught_up(t.replay, need) then check(set, t, now) end
+    if now - t.checked >= set.check_ms then check(set, t, now)
+    elseif t.healthy and need ~= nil and not caught_up(t.replay, need) then check(set, t, now) end
     if t.healthy and (need == nil or caught_up(t.replay, need)) then
       set.next = t.index % n
       t.reads = t.reads + 1
