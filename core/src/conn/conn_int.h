@@ -237,6 +237,20 @@ struct loam__driver {
   int (*cancel) (loam_conn *conn, loam_error *err);
   /* The server process of the session (PostgreSQL), or 0. */
   int (*server_pid) (loam_conn *conn);
+  /*
+  ** Runs one of tx.c's own statements ('sql': no parameters, no rows) as
+  ** a simple query, reporting it through 'loam__trace_done'; NULL when
+  ** the driver has no cheaper way than 'loam__exec'.
+  */
+  int (*exec_tx) (loam_conn *conn, const char *sql, loam_error *err);
+  /*
+  ** The outermost BEGIN may wait in 'tx_pending' for the transaction's
+  ** first statement, which the driver sends with it (PostgreSQL: one round
+  ** trip for both).  Such a driver counts a pending BEGIN as an open
+  ** transaction in 'in_transaction', and sends it, alone and first, before
+  ** anything else that reaches the server inside the transaction.
+  */
+  int defers_begin;
 };
 
 /* What a driver's 'copy_rows' returns when the rows must go in as INSERTs. */
@@ -259,6 +273,14 @@ struct loam_conn {
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;
+  /*
+  ** The BEGIN of the outermost level, not sent yet (a driver that
+  ** 'defers_begin'): the dialect's text or 'tx_begin_sql'; NULL when none
+  ** waits.  The driver clears it when it sends it; a COMMIT or ROLLBACK
+  ** finding it still there sends nothing.
+  */
+  const char *tx_pending;
+  char tx_begin_sql[64];
   /* What the outermost level was opened with, and its hooks (tx.c). */
   int tx_internal;           /* tx.c is running a statement of its own */
   int tx_query_only;         /* SQLite: tx.c set 'query_only' for a read-only transaction */

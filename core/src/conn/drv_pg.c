@@ -560,6 +560,9 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
     return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d",
                      want, want == 1 ? "" : "s", nparams);
   if (bind_params(pc, params, nparams, err) != LOAM_OK) return LOAM_ERROR;
+  /* A BEGIN waiting goes first, alone: what follows is a round trip of its own. */
+  if (fresh == NULL && pc->conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK)
+    return LOAM_ERROR;
   if (loam__pg_has_int(params, nparams)) {
     if (!cached && !make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
     if (loam__pg_learn_types(pc, params, nparams, fresh == NULL, err) != LOAM_OK)
@@ -679,10 +682,15 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  if (stream && conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK)
+    return LOAM_ERROR;
+  /* A BEGIN still waiting after this found the statement prepared: the two go together. */
   if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
   if (prep != NULL) loam__pg_prep_name(prep, name, sizeof name);
-  if (!stream) {
+  if (conn->tx_pending != NULL)
+    r = loam__pg_begin_with(pc, name, nparams);
+  else if (!stream) {
     if (prep != NULL)
       r = PQexecPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0);
     else
@@ -831,7 +839,7 @@ void loam__pg_finish (loam_stmt *base) {
 /* ACTIVE (a command running) and UNKNOWN (a broken link) count as inside: no BEGIN could run. */
 static int pg_in_transaction (loam_conn *conn) {
   PGTransactionStatusType ts = PQtransactionStatus(((pgconn *)conn->impl)->pg);
-  if (ts == PQTRANS_IDLE) return LOAM__TX_NONE;
+  if (ts == PQTRANS_IDLE) return conn->tx_pending != NULL ? LOAM__TX_OPEN : LOAM__TX_NONE;
   return ts == PQTRANS_INERROR ? LOAM__TX_FAILED : LOAM__TX_OPEN;
 }
 
@@ -870,6 +878,49 @@ static int pg_server_pid (loam_conn *conn) {
 }
 
 
+/*
+** Runs 'sql' (no parameters, no rows) as a simple query and reports it
+** as a statement: BEGIN, COMMIT, ROLLBACK and savepoints, for which a
+** prepared statement would cost more than the statement itself.
+*/
+static int simple (pgconn *pc, const char *sql, loam_error *err) {
+  loam_error local = LOAM_ERROR_INIT;
+  int64_t t0 = loam__clock_ns();
+  int rc = LOAM_OK;
+  PGresult *r;
+  if (err == NULL) err = &local;
+  atomic_store_explicit(&pc->canceled, 0, memory_order_relaxed);
+  if (PQstatus(pc->pg) != CONNECTION_OK)
+    rc = loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  else {
+    r = PQexec(pc->pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = loam__pg_report(pc, r, err);
+    PQclear(r);
+  }
+  loam__trace_done(pc->conn, sql, NULL, 0, 0, loam__clock_ns() - t0,
+                   rc == LOAM_OK ? LOAM_E_NONE : err->code);
+  loam_error_clear(&local);
+  return rc;
+}
+
+
+int loam__pg_begin_now (pgconn *pc, loam_error *err) {
+  const char *sql = pc->conn->tx_pending;
+  pc->conn->tx_pending = NULL;
+  return simple(pc, sql, err);
+}
+
+
+static int pg_exec_tx (loam_conn *conn, const char *sql, loam_error *err) {
+  pgconn *pc = conn->impl;
+  if (conn->streaming != NULL)
+    return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
+                                         "finish or close that iteration first");
+  if (conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK) return LOAM_ERROR;
+  return simple(pc, sql, err);
+}
+
+
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -884,7 +935,9 @@ const loam__driver loam__pg_driver = {
   loam__pg_copy_rows,
   pg_alive,
   pg_cancel,
-  pg_server_pid
+  pg_server_pid,
+  pg_exec_tx,
+  1            /* BEGIN goes out with the transaction's first statement */
 };
 
 /* }====================================================================== */

@@ -176,6 +176,21 @@ LOAMI_FUNC int loam__pg_copy_rows (loam_conn *conn, const char *copy, const char
                                    const loam_value *v, int nrows, int ncols, int64_t *changes,
                                    loam_error *err);
 
+/*
+** Sends the BEGIN waiting in the connection's 'tx_pending' (which it
+** clears) as a query of its own, reported like a statement (drv_pg.c).
+*/
+LOAMI_FUNC int loam__pg_begin_now (pgconn *pc, loam_error *err);
+
+/*
+** Sends the BEGIN waiting in 'tx_pending' (which it clears) and the
+** prepared statement 'name', bound in the scratch arrays, in one round
+** trip (drv_pg_pipe.c); BEGIN is reported like a statement.  Returns the
+** statement's result, or BEGIN's when that failed, or NULL when the
+** connection failed; the caller clears it.
+*/
+LOAMI_FUNC PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams);
+
 /* The driver's 'pipeline' operation (drv_pg_pipe.c). */
 LOAMI_FUNC int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err);
 
