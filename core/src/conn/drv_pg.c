@@ -184,11 +184,6 @@ void loam__pg_forget_all (pgconn *pc) {
 }
 
 
-const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n) {
-  snprintf(buf, n, "loam_%lu", p->id);
-  return buf;
-}
-
 /* }====================================================================== */
 
 
@@ -570,14 +565,13 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
   }
   if (cached) {
     PGresult *r;
-    char name[32];
     pgprep *p = malloc(sizeof *p);
     if (p == NULL) return loam__err_nomem(err);
     p->id = ++pc->lastid;
+    snprintf(p->name, sizeof p->name, "loam_%lu", p->id);
     if (fresh != NULL) {
       /* The pipeline flushed the queue before it started: no PQexec inside one. */
-      if (!PQsendPrepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams,
-                         pc->types)) {
+      if (!PQsendPrepare(pc->pg, p->name, pc->sql.p, nparams, pc->types)) {
         free(p);
         return loam__pg_report(pc, NULL, err);
       }
@@ -587,7 +581,7 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
       return LOAM_OK;
     }
     loam__pg_flush_dead(pc);
-    r = PQprepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
+    r = PQprepare(pc->pg, p->name, pc->sql.p, nparams, pc->types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
       loam__pg_report(pc, r, err);
       PQclear(r);
@@ -672,7 +666,7 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
   PGresult *r;
   ExecStatusType st;
   pgstmt *s;
-  char name[32];
+  const char *name = NULL;
   int stream = (flags & LOAM_STREAM) != 0, sent = 1;
   *out = NULL;
   /* A cancel that reached no statement is not kept for this one. */
@@ -687,7 +681,7 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
   /* A BEGIN still waiting after this found the statement prepared: the two go together. */
   if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
-  if (prep != NULL) loam__pg_prep_name(prep, name, sizeof name);
+  if (prep != NULL) name = prep->name;
   if (conn->tx_pending != NULL)
     r = loam__pg_begin_with(pc, name, nparams);
   else if (!stream) {

@@ -21,9 +21,13 @@
 #include "sql/sql_int.h"
 
 
-/* A server-side prepared statement, named "loam_<id>". */
+/*
+** A server-side prepared statement, named "loam_<id>": the name is
+** written once, when it is prepared, not at every execution.
+*/
 typedef struct pgprep {
   unsigned long id;
+  char name[24];
 } pgprep;
 
 
@@ -99,8 +103,6 @@ LOAMI_FUNC void loam__pg_flush_dead (pgconn *pc);
 /* Empties the statement cache without a DEALLOCATE for any of its names. */
 LOAMI_FUNC void loam__pg_forget_all (pgconn *pc);
 
-/* Writes the server-side name of 'p' into 'buf' (n bytes) and returns 'buf'. */
-LOAMI_FUNC const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n);
 
 /*
 ** Binds 'params' into the connection's scratch arrays and finds or makes

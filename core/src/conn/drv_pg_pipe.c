@@ -33,7 +33,6 @@ static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *
                       loam_error *err) {
   loam__centry *entry;
   pgprep *prep;
-  char name[32];
   int fresh;
   if (loam__pg_prepare(pc, q->sql, q->kind, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
@@ -45,7 +44,7 @@ static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *
     loam__buf_add(keys, pc->key.p, pc->key.len);
   }
   if (prep != NULL)
-    sl->sent = PQsendQueryPrepared(pc->pg, loam__pg_prep_name(prep, name, sizeof name), q->nparams,
+    sl->sent = PQsendQueryPrepared(pc->pg, prep->name, q->nparams,
                                    pc->vals, pc->lens, pc->fmts, 0);
   else
     sl->sent = PQsendQueryParams(pc->pg, pc->sql.p, q->nparams, pc->types, pc->vals, pc->lens,
