@@ -9,7 +9,8 @@
 ** transaction that ran nothing sending nothing, a failing first statement
 ** aborting the transaction, a raw COMMIT inside still caught, savepoints,
 ** isolation and read-only, a session killed before the first statement,
-** and a connection handed back to its pool with the BEGIN still waiting.
+** a connection handed back to its pool with the BEGIN still waiting, and
+** the pool's reports of a holder whose BEGIN waits.
 ** SQLite sends its BEGIN at once (BEGIN IMMEDIATE takes the write lock);
 ** the same calls are run there where they mean the same.
 */
@@ -457,3 +458,55 @@ static void pool_reset (int pg) {
 }
 
 TEST(tx_defer_pool_reset_with_begin_waiting) { T_ON_BOTH(pool_reset); }
+
+
+/* Counts the pool's reports of a thread asking for a second connection inside a transaction. */
+static void hear (void *ud, loam_pool_event ev, const char *msg) {
+  (void)msg;
+  if (ev == LOAM_POOL_NESTED) (*(int *)ud)++;
+}
+
+/*
+** The pool's timeout report says a holder is in a transaction whose BEGIN
+** was not sent, and its self-deadlock report counts that transaction.
+*/
+static void report (int pg) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  loam_pool *p = NULL;
+  loam_conn *c = NULL, *x = NULL;
+  int nested = 0;
+  const char *url = t_url(pg, "tx_defer_report");
+  if (url == NULL) return;
+  o.size = 1;
+  o.max_overflow = 0;
+  o.acquire_timeout_ms = 100;
+  o.hook = hear;
+  o.hook_ud = &nested;
+  CHECK_OK(loam_pool_open(url, &o, &p, &e), &e);
+  CHECK_OK(loam_pool_acquire(p, "orders.lua:42", &c, &e), &e);
+  CHECK_INT(t_scalar(c, "SELECT 1"), 1);
+  CHECK_OK(loam_tx_begin(c, &e), &e);
+  CHECK_INT(loam_pool_acquire(p, "report.lua:7", &x, &e), LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_POOL_TIMEOUT);
+  CHECK_INT(nested, 1);
+  CHECK_HAS(e.message, "  acquired at orders.lua:42, held 0.");
+  if (pg) {
+    CHECK_HAS(e.message, "; server: idle for 0.");
+    CHECK_HAS(e.message, " s: SELECT 1; in a transaction (its BEGIN goes with its first "
+                         "statement, not run yet)");
+  }
+  else CHECK(strstr(e.message, "BEGIN") == NULL);   /* SQLite's BEGIN went at once */
+  /* Once a statement ran, the server says so itself. */
+  CHECK_INT(t_scalar(c, "SELECT 2"), 2);
+  CHECK_INT(loam_pool_acquire(p, "report.lua:7", &x, &e), LOAM_ERROR);
+  if (pg) CHECK_HAS(e.message, "; server: idle in transaction for 0.");
+  CHECK(strstr(e.message, "its BEGIN") == NULL);
+  CHECK_INT(nested, 2);
+  CHECK_OK(loam_tx_rollback(c, &e), &e);
+  CHECK_OK(loam_pool_release(p, c, &e), &e);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+TEST(tx_defer_pool_report_names_the_waiting_begin) { T_ON_BOTH(report); }

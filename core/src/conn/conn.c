@@ -155,7 +155,7 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
   }
   c->tx_depth = 0;
   c->tx_began = 0;
-  c->tx_pending = NULL;   /* a BEGIN never sent needs no ROLLBACK */
+  loam__tx_pend(c, NULL);   /* a BEGIN never sent needs no ROLLBACK */
   if (!c->drv->alive(c, 0)) {
     loam__tx_end_all(c, 1);
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");

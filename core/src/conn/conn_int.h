@@ -9,6 +9,8 @@
 #ifndef LOAM_CONN_INT_H
 #define LOAM_CONN_INT_H
 
+#include <stdatomic.h>
+
 #include "base/loam_int.h"
 
 
@@ -281,6 +283,12 @@ struct loam_conn {
   */
   const char *tx_pending;
   char tx_begin_sql[64];
+  /*
+  ** Whether a BEGIN waits, for another thread: the pool's report of who
+  ** holds its connections reads it.  Set with 'tx_pending' by
+  ** 'loam__tx_pend'.
+  */
+  atomic_int tx_waiting;
   /* What the outermost level was opened with, and its hooks (tx.c). */
   int tx_internal;           /* tx.c is running a statement of its own */
   int tx_query_only;         /* SQLite: tx.c set 'query_only' for a read-only transaction */
@@ -300,6 +308,12 @@ struct loam_conn {
   int tx_busy;
   int tx_closed;
 };
+
+/* Sets 'tx_pending' to 'sql' (NULL: no BEGIN waits any more), and 'tx_waiting' with it. */
+static inline void loam__tx_pend (loam_conn *c, const char *sql) {
+  c->tx_pending = sql;
+  atomic_store_explicit(&c->tx_waiting, sql != NULL, memory_order_relaxed);
+}
 
 /*
 ** The checks of tx.c on a statement while a level is open ('tx_depth' >

@@ -900,7 +900,7 @@ static int simple (pgconn *pc, const char *sql, loam_error *err) {
 
 int loam__pg_begin_now (pgconn *pc, loam_error *err) {
   const char *sql = pc->conn->tx_pending;
-  pc->conn->tx_pending = NULL;
+  loam__tx_pend(pc->conn, NULL);
   return simple(pc, sql, err);
 }
 

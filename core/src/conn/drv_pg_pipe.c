@@ -111,7 +111,7 @@ PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
   loam_error e = LOAM_ERROR_INIT;
   PGresult *rb = NULL, *rs = NULL, *sync;
   int64_t t0 = loam__clock_ns();
-  conn->tx_pending = NULL;
+  loam__tx_pend(conn, NULL);
   if (!PQenterPipelineMode(pg)) return NULL;
   if (PQsendQueryParams(pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
       PQsendQueryPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0) &&

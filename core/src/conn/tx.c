@@ -299,7 +299,7 @@ static int defer (loam_conn *c, const char *sql) {
   size_t n = strlen(sql);
   if (n >= sizeof c->tx_begin_sql) return 0;
   memcpy(c->tx_begin_sql, sql, n + 1);
-  c->tx_pending = c->tx_begin_sql;
+  loam__tx_pend(c, c->tx_begin_sql);
   return 1;
 }
 
@@ -312,7 +312,7 @@ static int begin (loam_conn *c, const loam_tx_opts *o, loam_error *err) {
   /* The plain BEGIN, most transactions' own, as the dialect writes it. */
   if (!o->read_only && d->isolation[o->isolation][0] == '\0') {
     if (!c->drv->defers_begin) return run(c, d->begin, err);
-    c->tx_pending = d->begin;
+    loam__tx_pend(c, d->begin);
     return LOAM_OK;
   }
   loam__buf_adds(&sql, o->read_only && d->read_only == NULL ? d->begin_read : d->begin);
@@ -398,7 +398,7 @@ int loam_tx_commit (loam_conn *c, loam_error *err) {
                      "loam_tx_commit: a statement failed in this transaction; roll it back");
   if (top_began(c) && c->tx_pending != NULL) {
     /* Nothing reached the server: there is nothing to commit. */
-    c->tx_pending = NULL;
+    loam__tx_pend(c, NULL);
     rc = LOAM_OK;
   }
   else if (top_began(c))
@@ -425,7 +425,7 @@ int loam_tx_rollback (loam_conn *c, loam_error *err) {
   if (c->drv->in_transaction(c) != LOAM__TX_NONE) {
     const loam__dialect_desc *d = loam__dialect(c->backend);
     if (top_began(c) && c->tx_pending != NULL)
-      c->tx_pending = NULL;   /* nothing reached the server: nothing to undo */
+      loam__tx_pend(c, NULL);   /* nothing reached the server: nothing to undo */
     else if (top_began(c))
       rc = run(c, d->rollback, err);
     else if ((rc = savepoint(c, d->rollback_to, c->tx_depth, err)) == LOAM_OK)

@@ -88,6 +88,7 @@ static void sweep (loam_pool *p, int64_t now, work *w) {
         h->pid = s->pid;
         h->out = 1;
         h->abandoned = 0;
+        h->waiting = 0;
         memcpy(h->tag, s->tag, sizeof h->tag);
       }
     }
@@ -253,6 +254,7 @@ static int holders (loam_pool *p, int64_t now, loamP_holder **out) {
     h[n].held_ns = s->out ? now - s->acquired_ns : 0;
     h[n].pid = s->out ? s->pid : 0;
     h[n].abandoned = 0;
+    h[n].waiting = s->out && atomic_load_explicit(&s->conn->tx_waiting, memory_order_relaxed);
     memcpy(h[n].tag, s->tag, sizeof h[n].tag);
     n++;
   }
@@ -467,6 +469,7 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
       h->pid = s->pid;
       h->out = 1;
       h->abandoned = 1;
+      h->waiting = 0;
       memcpy(h->tag, s->tag, sizeof h->tag);
       w.hook = p->hook;
       w.hook_ud = p->hook_ud;
