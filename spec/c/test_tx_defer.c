@@ -140,7 +140,16 @@ static void first_statement (int pg) {
   CHECK_STR(s.sql[0], pg ? "BEGIN" : "BEGIN IMMEDIATE");
   CHECK_STR(s.sql[1], "UPDATE txd SET n = n + 2");
   CHECK_STR(s.sql[2], "COMMIT");
-  /* A stream and a pipeline (the batch loader's) send it alone first too. */
+  /* Raw SQL of no known kind (a COPY, maybe) sends it alone first. */
+  s.n = 0;
+  CHECK_INT(t_scalar(c, "WITH x AS (SELECT 7 AS n) SELECT n FROM x"), 7);
+  CHECK_OK(loam_tx_begin(c, &e), &e);
+  CHECK_INT(t_scalar(c, "WITH x AS (SELECT 7 AS n) SELECT n FROM x"), 7);
+  CHECK_INT(loam_conn_tx_status(c), LOAM_TX_OPEN);
+  CHECK_OK(loam_tx_commit(c, &e), &e);
+  CHECK_STR(s.sql[1], pg ? "BEGIN" : "BEGIN IMMEDIATE");
+  CHECK_STR(s.sql[3], "COMMIT");
+  /* A stream sends it alone first too. */
   s.n = 0;
   CHECK_OK(loam_tx_begin(c, &e), &e);
   {

@@ -676,7 +676,12 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
-  if (stream && conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK)
+  /*
+  ** A stream reads its rows one by one, which a pipeline cannot; raw SQL
+  ** of no known kind may be a COPY, which would leave the pipeline waiting.
+  */
+  if ((stream || kind == LOAM_SQL_UNKNOWN) && conn->tx_pending != NULL &&
+      loam__pg_begin_now(pc, err) != LOAM_OK)
     return LOAM_ERROR;
   /* A BEGIN still waiting after this found the statement prepared: the two go together. */
   if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
