@@ -683,7 +683,10 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
   if ((stream || kind == LOAM_SQL_UNKNOWN) && conn->tx_pending != NULL &&
       loam__pg_begin_now(pc, err) != LOAM_OK)
     return LOAM_ERROR;
-  /* A BEGIN still waiting after this found the statement prepared: the two go together. */
+  /*
+  ** A BEGIN still waiting after this found the statement prepared (every
+  ** other way sends it first): the two go together.
+  */
   if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
   if (prep != NULL) name = prep->name;
