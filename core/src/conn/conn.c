@@ -172,6 +172,12 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
 }
 
 
+int loam__conn_clean (loam_conn *c) {
+  return c->stmts == NULL && c->tx_depth == 0 && c->tx_pending == NULL && c->tx_nhooks == 0 &&
+         !c->tx_query_only && c->drv->alive(c, 0) && c->drv->in_transaction(c) == LOAM__TX_NONE;
+}
+
+
 loam_tx_status loam_conn_tx_status (loam_conn *c) {
   if (c == NULL) return LOAM_TX_IDLE;
   switch (c->drv->in_transaction(c)) {

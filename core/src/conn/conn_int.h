@@ -348,6 +348,13 @@ LOAMI_FUNC int loam__tx_begin (loam_conn *conn, const loam_tx_opts *o, const cha
 LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
 
 /*
+** Whether 'loam__conn_reset' would find nothing to do: no statement
+** open, no level, no hook, no transaction, the connection usable.  Asks
+** nothing of the server, so the pool may call it under its lock.
+*/
+LOAMI_FUNC int loam__conn_clean (loam_conn *conn);
+
+/*
 ** Instrumentation (trace.c): every statement that reached the backend is
 ** reported once, when it finished or failed, whatever path ran it
 ** ('loam_query', a pipeline, the batch loader).  'errcode' is LOAM_E_NONE

@@ -475,12 +475,19 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
       w.hook_ud = p->hook_ud;
     }
   }
-  pthread_mutex_unlock(&p->mu);
-  if (s == NULL) return LOAM_ERROR;
-  ok = loam__conn_reset(c, &local) == LOAM_OK;
-  loam_error_clear(&local);
+  /*
+  ** A connection handed back with nothing open, the usual case, needs no
+  ** reset: it goes back to the idle ones in this same hold of the lock.
+  */
+  ok = s != NULL && loam__conn_clean(c);
+  if (!ok) {
+    pthread_mutex_unlock(&p->mu);
+    if (s == NULL) return LOAM_ERROR;
+    ok = loam__conn_reset(c, &local) == LOAM_OK;
+    loam_error_clear(&local);
+    pthread_mutex_lock(&p->mu);
+  }
   now = loam__clock_ns();
-  pthread_mutex_lock(&p->mu);
   keep = ok && !p->closed && now < s->expires_ns && !(p->nopen > p->o.size && p->nwaiting == 0);
   if (keep) {
     s->state = LOAMP_S_IDLE;
