@@ -45,7 +45,7 @@ static int result_gc (lua_State *L) {
 /* Refuses unknown fields by name: a misspelt 'limit_per_key' would load every row. */
 static void checkfields (lua_State *L, int t, lua_Integer i) {
   static const char *const fields[] = { "query", "key", "keys", "limit_per_key", "one",
-                                        "key_types", NULL };
+                                        "key_types", "key_indexed", NULL };
   lua_pushnil(L);
   while (lua_next(L, t) != 0) {
     int f = 0;
@@ -54,7 +54,7 @@ static void checkfields (lua_State *L, int t, lua_Integer i) {
         ;
     if (lua_type(L, -2) != LUA_TSTRING || fields[f] == NULL)
       loamL_misuse(L, "load_batch: spec %I: unknown field '%s' (expected query, key, keys, "
-                   "limit_per_key, one, key_types)", i, lua_type(L, -2) == LUA_TSTRING
+                   "limit_per_key, one, key_types, key_indexed)", i, lua_type(L, -2) == LUA_TSTRING
                    ? lua_tostring(L, -2) : luaL_typename(L, -2));
     lua_pop(L, 1);
   }
@@ -185,6 +185,10 @@ static void readspec (lua_State *L, int t, lua_Integer i, int builder, loam_batc
   if (loamL_field(L, t, "one") != LUA_TNIL && lua_type(L, -1) != LUA_TBOOLEAN)
     loamL_misuse(L, "load_batch: spec %I: 'one' must be a boolean", i);
   sp->one = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (loamL_field(L, t, "key_indexed") != LUA_TNIL && lua_type(L, -1) != LUA_TBOOLEAN)
+    loamL_misuse(L, "load_batch: spec %I: 'key_indexed' must be a boolean", i);
+  sp->key_indexed = lua_toboolean(L, -1);
   lua_pop(L, 1);
 }
 

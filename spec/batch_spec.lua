@@ -244,6 +244,37 @@ for backend, pg in helper.each_backend() do
       assert.is_true(ok)
     end)
 
+    it("answers the same with key_indexed, which PostgreSQL gets as = ANY", function()
+      db:exec("create index batch_items_order_idx on batch_items (order_id)")
+      local sqls = {}
+      db:on_query(function(ev) sqls[#sqls + 1] = ev.sql end)
+      local keys = { 2, 1, 2, null, 3, 99 }
+      local plain = db:load_batch { { query = items_query(true), key = { col("order_id") },
+                                      keys = keys } }
+      local probed = db:load_batch { { query = items_query(true), key = { col("order_id") },
+                                       keys = keys, key_indexed = true } }
+      local limited = db:load_batch { { query = items_query(true), key = { col("order_id") },
+                                        keys = keys, key_indexed = true, limit_per_key = 1 } }
+      db:on_query(nil)
+      if pg then
+        assert.matches('("order_id" IN (SELECT * FROM unnest($1::int8[])))', sqls[1], 1, true)
+        assert.matches('("order_id" = ANY($1::int8[]))', sqls[2], 1, true)
+        assert.matches('("order_id" = ANY($1::int8[]))', sqls[3], 1, true)
+      else
+        for i = 1, 3 do
+          assert.matches('("order_id" IN (SELECT k1 FROM loam_keys(?)))', sqls[i], 1, true)
+        end
+      end
+      assert.are.same(plain, probed)
+      assert.are.equal("7,6", ids(probed[1][1]))
+      assert.are.equal("5,4,3,2,1", ids(probed[1][2]))
+      assert.are.equal(probed[1][1], probed[1][3])
+      assert.are.same({ {}, {}, {} }, { probed[1][4], probed[1][5], probed[1][6] })
+      assert.are.same({ "7", "5", "7", "", "", "" }, {
+        ids(limited[1][1]), ids(limited[1][2]), ids(limited[1][3]), ids(limited[1][4]),
+        ids(limited[1][5]), ids(limited[1][6]) })
+    end)
+
     it("reports every statement, pipelined ones included", function()
       local sqls = {}
       db:on_query(function(ev) sqls[#sqls + 1] = ev.sql end)
@@ -284,6 +315,11 @@ for backend, pg in helper.each_backend() do
           "'limit_per_key' must be a positive integer" },
         { { { query = q, key = { col("order_id") }, keys = { 1 }, one = 1 } },
           "'one' must be a boolean" },
+        { { { query = q, key = { col("order_id") }, keys = { 1 }, key_indexed = "yes" } },
+          "spec 1: 'key_indexed' must be a boolean" },
+        { { { query = q, key = { col("order_id") }, keys = { 1 }, key_index = true } },
+          "spec 1: unknown field 'key_index' %(expected query, key, keys, limit_per_key, one, "
+          .. "key_types, key_indexed%)" },
         { { { query = { k = "delete", from = "t" }, key = { col("order_id") }, keys = { 1 } } },
           "a subquery must be a 'select'" },
         { { { query = q, key = { col("order_id") }, keys = { 1 }, key_types = { "int" } } },

@@ -488,6 +488,27 @@ function include.root_ast(ast, s)
   return t
 end
 
+-- Whether the keys 'fields' of model M lead an index of its table, as the
+-- model declares it: its primary key, a unique column or unique
+-- constraint, or an index without a predicate (a partial index serves
+-- only the queries that imply its predicate).  For one key column the
+-- core then renders the key list as '= ANY($1)' on PostgreSQL, which
+-- probes that index (loam_qb_in_indexed); composite keys keep the
+-- unnest form either way, so only one column is asked about.
+local function key_indexed(M, fields)
+  if #fields ~= 1 then return false end
+  local field = fields[1]
+  local name = M._column[field]
+  if M.primary_key[1] == field or M.column_map[field].unique then return true end
+  for _, u in ipairs(M.uniques) do
+    if u.columns[1] == name then return true end
+  end
+  for _, ix in ipairs(M.indexes) do
+    if ix.columns[1] == name and ix.where == nil then return true end
+  end
+  return false
+end
+
 -- The load_batch spec of a batched node, without its keys; built once.
 local function spec_of(node)
   local spec = node._spec
@@ -502,7 +523,7 @@ local function spec_of(node)
   for _, c in ipairs(plan.columns) do columns[#columns + 1] = c end
   -- The key columns' types let PostgreSQL compare text keys with dates,
   -- timestamps and numerics (see loader.lua's exact_keys).
-  local joins, key, key_types = {}, {}, {}
+  local joins, key, key_types, indexed = {}, {}, {}, nil
   if rel.through ~= nil then
     local JM = rel.through_model
     joins[1] = { kind = "inner", table = { name = rel.through },
@@ -512,11 +533,13 @@ local function spec_of(node)
       key[i] = { k = "col", table = rel.through, name = c }
       key_types[i] = JM.column_map[rel.through_owner[i]].type
     end
+    indexed = key_indexed(JM, rel.through_owner)
   else
     for i, c in ipairs(sql_cols(T, rel.target_keys)) do
       key[i] = { k = "col", table = tname, name = c }
       key_types[i] = T.column_map[rel.target_keys[i]].type
     end
+    indexed = key_indexed(T, rel.target_keys)
   end
   for _, jn in ipairs(plan.joins) do joins[#joins + 1] = jn end
   local order = qualify_list(node.order, tname)
@@ -532,6 +555,7 @@ local function spec_of(node)
               where = qualify(node.where, tname), order = order },
     key = key,
     key_types = key_types,
+    key_indexed = indexed,
     one = rel.one and plan.collection == nil,
     limit_per_key = node.limit,
   }

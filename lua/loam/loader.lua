@@ -431,7 +431,8 @@ local function run(db, queue)
       if sent then
         task.spec_one = spec.one
         specs[#specs + 1] = { query = spec.query, key = spec.key, keys = keys, one = spec.one,
-                              limit_per_key = spec.limit_per_key, key_types = spec.key_types }
+                              limit_per_key = spec.limit_per_key, key_types = spec.key_types,
+                              key_indexed = spec.key_indexed }
         task.index = #specs
       else
         task.spec_one = true

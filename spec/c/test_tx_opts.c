@@ -563,10 +563,23 @@ TEST(tx_opts_pg_serialization_failure_is_retried) {
 /*
 ** PostgreSQL, a real deadlock: two threads update rows 1 and 2 in opposite
 ** orders, meeting at a barrier in between on their first attempts.  The
-** server picks one as the victim, which is retried once both are free.
+** server picks one as the victim (the one whose deadlock check runs first
+** and finds the cycle; the other's finds none once the victim is gone),
+** which is retried.  The retry waits until the other thread's transaction
+** has ended: without that wait, under load, the retry could take row
+** 'first' again before the survivor, woken by the victim's rollback, took
+** it, and the two would deadlock a second time (4 attempts, not 3).
 */
+typedef struct arena {
+  pthread_barrier_t meet;
+  pthread_mutex_t lock;
+  pthread_cond_t ended;
+  int done;                   /* transactions that have ended, under 'lock' */
+  int retrying;               /* threads on a retry, under 'lock' */
+} arena;
+
 typedef struct duel {
-  pthread_barrier_t *meet;
+  arena *a;
   int first, second;          /* the rows, in this thread's order */
   int calls, attempts, rc;
   loam_errcode code;
@@ -576,10 +589,22 @@ static int crossing (void *ud, loam_conn *c, loam_error *err) {
   duel *d = ud;
   loam_value v;
   d->calls++;
+  if (d->calls > 1) {
+    /*
+    ** The victim's retry: the survivor holds no lock of ours and ends.
+    ** Were both retrying (never the server's choice), neither waits, and
+    ** the count of attempts says so rather than a hang.
+    */
+    pthread_mutex_lock(&d->a->lock);
+    if (d->calls == 2) d->a->retrying++;
+    pthread_cond_broadcast(&d->a->ended);
+    while (d->a->done == 0 && d->a->retrying < 2) pthread_cond_wait(&d->a->ended, &d->a->lock);
+    pthread_mutex_unlock(&d->a->lock);
+  }
   v = loam_int(d->first);
   if (loam_exec(c, "UPDATE txo SET n = n + 1 WHERE id = ?", &v, 1, NULL, NULL, NULL, err))
     return LOAM_ERROR;
-  if (d->calls == 1) pthread_barrier_wait(d->meet);
+  if (d->calls == 1) pthread_barrier_wait(&d->a->meet);
   v = loam_int(d->second);
   return loam_exec(c, "UPDATE txo SET n = n + 1 WHERE id = ?", &v, 1, NULL, NULL, NULL, err);
 }
@@ -599,22 +624,32 @@ static void *duelist (void *arg) {
   d->code = e.code;
   loam_conn_close(c);
   loam_error_clear(&e);
+  pthread_mutex_lock(&d->a->lock);
+  d->a->done++;
+  pthread_cond_broadcast(&d->a->ended);
+  pthread_mutex_unlock(&d->a->lock);
   return NULL;
 }
 
 TEST(tx_opts_pg_deadlock_is_retried) {
   loam_error e = LOAM_ERROR_INIT;
-  pthread_barrier_t meet;
+  arena ar;
   pthread_t t1, t2;
-  duel a = { &meet, 1, 2, 0, 0, 0, LOAM_E_NONE }, b = { &meet, 2, 1, 0, 0, 0, LOAM_E_NONE };
+  duel a = { &ar, 1, 2, 0, 0, 0, LOAM_E_NONE }, b = { &ar, 2, 1, 0, 0, 0, LOAM_E_NONE };
   loam_conn *c = open_db(1, "tx_opts_deadlock", &e);
   if (c == NULL) { loam_error_clear(&e); return; }
-  pthread_barrier_init(&meet, NULL, 2);
+  pthread_barrier_init(&ar.meet, NULL, 2);
+  pthread_mutex_init(&ar.lock, NULL);
+  pthread_cond_init(&ar.ended, NULL);
+  ar.done = 0;
+  ar.retrying = 0;
   pthread_create(&t1, NULL, duelist, &a);
   pthread_create(&t2, NULL, duelist, &b);
   pthread_join(t1, NULL);
   pthread_join(t2, NULL);
-  pthread_barrier_destroy(&meet);
+  pthread_cond_destroy(&ar.ended);
+  pthread_mutex_destroy(&ar.lock);
+  pthread_barrier_destroy(&ar.meet);
   CHECK_INT(a.rc, LOAM_OK);
   CHECK_INT(b.rc, LOAM_OK);
   CHECK_INT(a.attempts + b.attempts, 3);   /* one of them was the victim, once */

@@ -202,6 +202,7 @@ static int build (work *w, loam_backend dialect, loam_error *err) {
   {
     loam_expr *keys = loam_qb_in_tuples(qb, in->key, in->nkey, w->dk, w->out->ngroups, 0);
     if (in->key_coltypes != NULL) keys = loam_qb_in_coltypes(qb, keys, in->key_coltypes, in->nkey);
+    if (in->key_indexed) keys = loam_qb_in_indexed(qb, keys);
     loam_qb_where(st, keys);
   }
   w->hidden = in->nkey;

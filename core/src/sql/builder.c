@@ -584,6 +584,17 @@ loam_expr *loam_qb_in_coltypes (loam_qb *qb, loam_expr *in, const int *coltypes,
 }
 
 
+loam_expr *loam_qb_in_indexed (loam_qb *qb, loam_expr *in) {
+  if (failed(qb) || in == NULL) return NULL;
+  if (in->kind != LOAM__X_INLIST && in->kind != LOAM__X_INTUPLES) {
+    fail(qb, LOAM_E_MISUSE, "IN indexed: needs an IN list or tuples");
+    return NULL;
+  }
+  in->indexed = 1;
+  return in;
+}
+
+
 /*
 ** Every column of the tuples gets its own element type, as an IN list
 ** does; the values are kept row after row, as given.

@@ -76,6 +76,7 @@ struct loam_expr {
   unsigned char sub;       /* OP: operator; AGG: function, and 'negate' means DISTINCT */
   unsigned char ltype;     /* INLIST: LOAM_INT, LOAM_DOUBLE, LOAM_TEXT or LOAM_BOOL */
   unsigned char coltype;   /* INLIST: the column's loam_col_type, or 0 (see 'loam_qb_in_coltype') */
+  unsigned char indexed;   /* INLIST, INTUPLES: the expression leads an index ('loam_qb_in_indexed') */
   int n;                   /* AND/OR items, INLIST values, RAW parameters */
   union {
     loam__text sql;        /* SQL; EXCLUDED: the quoted column */

@@ -68,6 +68,15 @@ typedef struct loam__dialect_desc {
   int (*keys_sql) (loam__buf *b, int first, int ncols, const unsigned char *ltypes,
                    const unsigned char *coltypes);
   /*
+  ** For a one-column key set compared with a column that leads an index:
+  ** appends the operator and its operand (' = ANY($first::T[])', negated
+  ** ' <> ALL(...)') in place of ' IN (subquery)' and returns how many
+  ** placeholders it wrote (numbered and bound as 'keys_param' counts
+  ** them), or writes nothing and returns 0 where the backend keeps its
+  ** subquery.  NULL: always the subquery.
+  */
+  int (*keys_indexed) (loam__buf *b, int first, int ltype, int coltype, int negate);
+  /*
   ** Appends to 'b' the bytes of the key set's parameter 'i' (counted as
   ** 'keys_sql' counts them) for 'nrows' tuples of 'ncols' values ('v',
   ** row after row).  LOAM_E_DATA_ERROR on a value the backend cannot take.

@@ -177,13 +177,25 @@ static void gen_param (R *r, int rc, size_t off) {
 ** The typed key set of an IN: 'nrows' rows of 'ncols' values ('vals',
 ** row after row; column 'c' of element type 'ltypes[c]') as a one-column
 ** or multi-column subquery whose list is bound whole, so the text depends
-** only on 'ncols' and the types.  The dialect writes the subquery and the
-** bytes of its parameters (one blob on SQLite, one array per column on
-** PostgreSQL).
+** only on 'ncols' and the types; ' IN (' or ' NOT IN (' comes before it.
+** For one column that leads an index ('indexed') the dialect may write an
+** operator on the list instead, such as ' = ANY($1::int8[])'.  The dialect
+** writes the text and the bytes of its parameters (one blob on SQLite,
+** one array per column on PostgreSQL), which are the same for both forms.
 */
 static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
-                     const unsigned char *ltypes, const unsigned char *coltypes) {
-  int i, n = r->d->keys_sql(&r->sql, r->nph + 1, ncols, ltypes, coltypes);
+                     const unsigned char *ltypes, const unsigned char *coltypes, int negate,
+                     int indexed) {
+  int i, n = 0;
+  if (ncols == 1 && indexed && r->d->keys_indexed != NULL)
+    n = r->d->keys_indexed(&r->sql, r->nph + 1, ltypes[0], coltypes != NULL ? coltypes[0] : 0,
+                           negate);
+  if (n == 0) {
+    if (negate) adds(r, " NOT IN (");
+    else adds(r, " IN (");
+    n = r->d->keys_sql(&r->sql, r->nph + 1, ncols, ltypes, coltypes);
+    loam__buf_addc(&r->sql, ')');
+  }
   r->nph += n;
   for (i = 0; i < n && r->collect && r->rc == LOAM_OK; i++) {
     size_t off = r->data.len;
@@ -267,10 +279,12 @@ static void raw (R *r, const loam_expr *e) {
 ** (e IN (key set)) for one expression, ((e1, e2) IN (key set)) for
 ** several: matching is exact per tuple, never one IN per column (which
 ** would also match the mixed pairs).  No rows renders (1 = 0), negated
-** (1 = 1), with no parameter.  NOT IN is safe: lists never hold NULL.
+** (1 = 1), with no parameter.  NOT IN is safe: lists never hold NULL,
+** and for the same reason so is '<> ALL'.
 */
 static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals, int nrows,
-                    const unsigned char *ltypes, const unsigned char *coltypes, int negate) {
+                    const unsigned char *ltypes, const unsigned char *coltypes, int negate,
+                    int indexed) {
   int i;
   if (nrows == 0) {
     if (negate) adds(r, "(1 = 1)");
@@ -284,10 +298,8 @@ static void in_set (R *r, loam_expr *const *exprs, int n, const loam_value *vals
     expr(r, exprs[i], OPERAND);
   }
   if (n > 1) loam__buf_addc(&r->sql, ')');
-  if (negate) adds(r, " NOT IN (");
-  else adds(r, " IN (");
-  key_set(r, vals, nrows, n, ltypes, coltypes);
-  adds(r, "))");
+  key_set(r, vals, nrows, n, ltypes, coltypes, negate, indexed);
+  loam__buf_addc(&r->sql, ')');
 }
 
 
@@ -370,11 +382,12 @@ static void expr (R *r, const loam_expr *e, int ctx) {
       loam__buf_addc(&r->sql, ')');
       break;
     case LOAM__X_INLIST:
-      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, &e->coltype, e->negate);
+      in_set(r, &e->u.in.a, 1, e->u.in.vals, e->n, &e->ltype, &e->coltype, e->negate,
+             e->indexed);
       break;
     case LOAM__X_INTUPLES:
       in_set(r, e->u.tup.exprs, e->n, e->u.tup.vals, e->u.tup.ntuples, e->u.tup.ltypes,
-             e->u.tup.coltypes, e->negate);
+             e->u.tup.coltypes, e->negate, e->indexed);
       break;
     case LOAM__X_ROWNUM:
       row_number(r, e);
