@@ -972,13 +972,15 @@ LOAM_API loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype)
 ** 'loam_qb_in_tuples') that its expression is a column leading an index
 ** of its table (a primary key, a unique constraint or an index whose
 ** first column it is), and returns it.  On PostgreSQL a one-expression
-** list of integers, text or booleans then renders
+** list of at most 128 integers, text or booleans then renders
 **   (e = ANY($n::T[]))         negated (e <> ALL($n::T[]))
 ** with the same array parameter and element type T as the unnest form:
 ** the planner probes the index once per key instead of hashing the list
 ** and joining it (a third of the server's time for 100 keys).  Without an
 ** index '= ANY' would compare every row with the whole array, hence the
-** caller's word.  The answers are those of the unnest form (the list holds
+** caller's word; and since a plan may scan the table even with one (a
+** generic plan on a column of few distinct values), longer lists keep the
+** hashed form, which bounds that cost.  The answers are those of the unnest form (the list holds
 ** no NULL, duplicates match once).  Lists of doubles (which would cast an
 ** integer column and lose its index), tuples of two or more expressions
 ** and every SQLite list keep the form of 'loam_qb_in_list'.  Anything but
@@ -2047,8 +2049,8 @@ typedef struct loam_batch_spec {
   int one;                     /* non-zero: a to-one relation, at most one row per key */
   const int *key_coltypes;     /* 'nkey' loam_col_type values of the key columns (0: not
                                   known), or NULL: see 'loam_qb_in_coltypes' */
-  int key_indexed;             /* non-zero: the key columns lead an index of their table,
-                                  see 'loam_qb_in_indexed' */
+  int key_indexed;             /* non-zero: the one key column leads an index of its table,
+                                  see 'loam_qb_in_indexed' (which lists it applies to) */
 } loam_batch_spec;
 
 #define LOAM_BATCH_SPEC_INIT { NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL, 0 }
