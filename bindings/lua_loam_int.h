@@ -193,6 +193,8 @@ typedef struct LConn {
   int pooled;
   int leases;
   int closing;               /* closed while a lease ran: the last lease hands back and closes */
+  uint64_t writes;           /* a pooled handle: 'loam_conn_writes' of its ended leases, summed */
+  uint64_t writes_base;      /* a pooled handle: 'loam_conn_writes' of 'conn' at the lease */
   loam_trace_fn trace;
   void *trace_ud;
 } LConn;

@@ -228,7 +228,26 @@ static const luaL_Reg pool_metameth[] = {
 };
 
 
+/*
+** conn:writes(): 'loam_conn_writes' of the connection; for a pooled
+** handle, of every connection it checked out, summed over its leases, so
+** that a Database over a pool sees its own writes whichever connection
+** ran them (read-your-writes, lua/loam/replicas.lua).
+*/
+static int conn_writes (lua_State *L) {
+  LConn *c = loamL_checkhandle(L);
+  uint64_t n = c->pooled ? c->writes : 0;
+  if (c->conn != NULL) n += loam_conn_writes(c->conn) - (c->pooled ? c->writes_base : 0);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+
 void loamL_open_pool (lua_State *L) {
+  lua_getfield(L, -1, "Conn");   /* the methods of 'loam.Conn' */
+  lua_pushcfunction(L, conn_writes);
+  lua_setfield(L, -2, "writes");
+  lua_pop(L, 1);
   loamL_createmeta(L, POOL_T, pool_meth, pool_metameth);
   lua_pushcfunction(L, l_pool_open);
   lua_setfield(L, -2, "pool_open");

@@ -11,8 +11,10 @@
 -- costs nothing on most reads.  A replica that turns unusable, or usable
 -- again, is reported once through 'log' (stderr by default).
 --
--- Read-your-writes.  The Database marks itself after any statement that
--- may have written on the primary; the next read outside a transaction
+-- Read-your-writes.  The core counts the statements that may have written
+-- on each connection ('conn:writes()': all but SELECTs, a pooled handle
+-- summing its checkouts), hand-prepared ones included, and the Database
+-- also marks itself after raw SQL; the next read outside a transaction
 -- asks the primary for its WAL insert position (one round trip, once per
 -- run of writes) and from then on a replica serves reads only once it has
 -- replayed up to that position: until then they go to the primary.
@@ -26,7 +28,12 @@
 --                                 and reported)
 --   replicas.pick(set, primary, need_lsn)
 --                                 the connection a read uses now
---   replicas.primary_lsn(c)       the primary's WAL insert position, a number
+--   replicas.primary_lsn(set, c)  the primary's WAL insert position, a number
+--                                 (and its WAL page and segment sizes, kept
+--                                 in 'set')
+--   replicas.caught_up(replay, need, block, segment)
+--                                 whether a replica at 'replay' has what was
+--                                 written before the primary's 'need'
 --   replicas.each_conn(set)       the open connections of the set
 --   replicas.set_hook(set, fn)    the query hook of every replica connection
 --   replicas.close(set)
@@ -122,15 +129,25 @@ end
 -- is where the next record will start: when the last record ended at a
 -- page boundary, that is past the page's header (24 bytes, or 40 at the
 -- start of a segment), while the replica's position is the record's end.
--- Pages of 8 kB and segments of 16 MB are PostgreSQL's defaults.
-local function caught_up(replay, need)
+-- 'block' and 'segment' are the primary's WAL page and segment sizes
+-- (wal_block_size, wal_segment_size), read with the position: a server
+-- built or initialised with other sizes than the defaults is compared by
+-- its own.
+function replicas.caught_up(replay, need, block, segment)
   if replay >= need then return true end
-  return (need % 8192 == 24 and replay == need - 24)
-      or (need % 16777216 == 40 and replay == need - 40)
+  return (need % segment == 40 and replay == need - 40)
+      or (need % block == 24 and replay == need - 24)
 end
+local caught_up = replicas.caught_up
 
-function replicas.primary_lsn(c)
-  return lsn(quiet(c, "SELECT pg_current_wal_insert_lsn()::text AS l").l)
+-- The primary's WAL insert position, and its page and segment sizes,
+-- which 'set' keeps for 'caught_up'.
+function replicas.primary_lsn(set, c)
+  local row = quiet(c, "SELECT pg_current_wal_insert_lsn()::text AS l, "
+    .. "current_setting('wal_block_size')::bigint AS block, "
+    .. "pg_size_bytes(current_setting('wal_segment_size')) AS segment")
+  set.block, set.segment = row.block, row.segment
+  return lsn(row.l)
 end
 
 -- What a replica answers about itself: whether it is a standby, the
@@ -270,8 +287,9 @@ function replicas.pick(set, primary, need)
   for i = 1, n do
     local t = targets[(set.next + i - 1) % n + 1]
     if now - t.checked >= set.check_ms then check(set, t, now)
-    elseif t.healthy and need ~= nil and not caught_up(t.replay, need) then check(set, t, now) end
-    if t.healthy and (need == nil or caught_up(t.replay, need)) then
+    elseif t.healthy and need ~= nil and not caught_up(t.replay, need, set.block, set.segment)
+    then check(set, t, now) end
+    if t.healthy and (need == nil or caught_up(t.replay, need, set.block, set.segment)) then
       set.next = t.index % n
       t.reads = t.reads + 1
       return t.conn

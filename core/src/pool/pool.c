@@ -134,8 +134,11 @@ static _Atomic int64_t checkouts;
 
 
 /* Under the lock: the slot is checked out from 'now' on. */
-static void check_out (loam_pool *p, loamP_slot *s, const char *tag, int64_t now, int64_t t0) {
+static void check_out (loam_pool *p, loamP_slot *s, loam_read_token *tok, const char *tag,
+                       int64_t now, int64_t t0) {
   s->out = 1;
+  s->tok = tok;
+  s->writes = s->conn->writes;
   s->leaked = 0;
   s->acquired_ns = now;
   s->conn->pool_wait_ns = now - t0;
@@ -261,8 +264,8 @@ static int holders (loam_pool *p, int64_t now, loamP_holder **out) {
 
 
 /* A pool freed by the last waiter or release to leave it is no longer there: it is asked first. */
-static int last_out (loam_pool *p) {
-  return p->closed && p->nbusy == 0 && p->nwaiting == 0;
+int loamP_last_out (loam_pool *p) {
+  return p->closed && p->nbusy == 0 && p->nwaiting == 0 && p->rout == 0;
 }
 
 
@@ -277,7 +280,7 @@ static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited,
     int64_t now;
     int i;
     if (p->closed) {
-      *freep = last_out(p);
+      *freep = loamP_last_out(p);
       loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
       return NULL;
     }
@@ -309,7 +312,7 @@ static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited,
       free(h);
       pthread_mutex_lock(&p->mu);
       p->nwaiting--;
-      *freep = last_out(p);
+      *freep = loamP_last_out(p);
       return NULL;
     }
     p->nwaiting++;
@@ -365,6 +368,18 @@ static int ready_slot (loam_pool *p, loamP_slot *s, int check, loam_error *err) 
 
 
 int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_error *err) {
+  return loamP_acquire(p, NULL, tag, out, err);
+}
+
+
+int loam_pool_acquire_write (loam_pool *p, loam_read_token *tok, const char *tag,
+                             loam_conn **out, loam_error *err) {
+  return loamP_acquire(p, tok, tag, out, err);
+}
+
+
+int loamP_acquire (loam_pool *p, loam_read_token *tok, const char *tag, loam_conn **out,
+                   loam_error *err) {
   work w;
   loamP_slot *s;
   int64_t t0, now;
@@ -400,7 +415,7 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
                      now - s->idle_since_ns >= MS(p->o.health_check_ms));
   /* The path of nearly every call: an idle connection that needs nothing. */
   if (!fresh && !check && now < s->expires_ns) {
-    check_out(p, s, tag, now, t0);
+    check_out(p, s, tok, tag, now, t0);
     pthread_mutex_unlock(&p->mu);
     remember(p, s);
     if (w.nclose + w.nleak > 0) finish_work(p, &w);
@@ -412,13 +427,13 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
   if (ready_slot(p, s, check, err) != LOAM_OK) {
     pthread_mutex_lock(&p->mu);
     empty_slot(p, s);
-    freep = last_out(p);
+    freep = loamP_last_out(p);
     pthread_mutex_unlock(&p->mu);
     if (freep) loamP_destroy(p);
     return LOAM_ERROR;
   }
   pthread_mutex_lock(&p->mu);
-  check_out(p, s, tag, loam__clock_ns(), t0);
+  check_out(p, s, tok, tag, loam__clock_ns(), t0);
   pthread_mutex_unlock(&p->mu);
   remember(p, s);
   *out = s->conn;
@@ -427,8 +442,12 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
 
 
 /* Under the lock: the slot of 'c' if it is checked out of 'p', else NULL and 'err'. */
-static loamP_slot *slot_of (loam_pool *p, loam_conn *c, loam_error *err) {
+#define NOT_OURS "loam_pool_release: the connection is not one of this pool's " \
+                 "(released twice, to another pool, or never acquired)"
+
+static loamP_slot *slot_of (loam_pool *p, loam_conn *c, int *none, loam_error *err) {
   int i;
+  *none = 0;
   for (i = 0; i < p->nslots; i++) {
     loamP_slot *s = &p->slots[i];
     if (s->conn != c || c == NULL) continue;
@@ -437,8 +456,8 @@ static loamP_slot *slot_of (loam_pool *p, loam_conn *c, loam_error *err) {
               "(released twice?)");
     return NULL;
   }
-  loam__err(err, LOAM_E_MISUSE, "loam_pool_release: the connection is not one of this pool's "
-            "(released twice, to another pool, or never acquired)");
+  *none = 1;
+  if (p->nreplicas == 0) loam__err(err, LOAM_E_MISUSE, NOT_OURS);
   return NULL;
 }
 
@@ -452,14 +471,17 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
   loamP_slot *s;
   work w;
   int64_t now;
-  int ok, keep, freep;
+  int ok, keep, freep, none;
   if (p == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_release: the pool is NULL");
   w.nclose = w.nleak = 0;
   pthread_mutex_lock(&p->mu);
-  s = slot_of(p, c, err);
+  s = slot_of(p, c, &none, err);
   if (s != NULL) {
     forget(p, c);
     s->out = 0;
+    /* Before the reset, whose ROLLBACK is no write of the holder's. */
+    if (s->tok != NULL && c->writes != s->writes) s->tok->wrote = 1;
+    s->tok = NULL;
     if (abandoned && !s->leaked) {
       loamP_holder *h = &w.leak[w.nleak++];
       p->leaks++;
@@ -473,6 +495,8 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
     }
   }
   pthread_mutex_unlock(&p->mu);
+  if (s == NULL && none && p->nreplicas > 0)
+    return loamP_replica_release(p, c, abandoned, NOT_OURS, err);
   if (s == NULL) return LOAM_ERROR;
   ok = loam__conn_reset(c, &local) == LOAM_OK;
   loam_error_clear(&local);
@@ -495,7 +519,7 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
     empty_slot(p, s);
   }
   if (w.nleak == 0) sweep(p, now, &w);
-  freep = last_out(p);
+  freep = loamP_last_out(p);
   pthread_mutex_unlock(&p->mu);
   if (w.nclose + w.nleak > 0) finish_work(p, &w);
   if (freep) loamP_destroy(p);
@@ -558,5 +582,7 @@ void loam_pool_stats (loam_pool *p, loam_pool_metrics *out) {
   out->wait_p50_ns = percentile(p->hist, total, 0.50, p->wait_max_ns);
   out->wait_p90_ns = percentile(p->hist, total, 0.90, p->wait_max_ns);
   out->wait_p99_ns = percentile(p->hist, total, 0.99, p->wait_max_ns);
+  out->replicas = p->nreplicas;
+  out->primary_reads = p->primary_reads;
   pthread_mutex_unlock(&p->mu);
 }

@@ -20,6 +20,7 @@
 #include "conn/conn_int.h"
 
 #define LOAMP_TAG_MAX 96
+#define LOAMP_MAX_REPLICAS 16
 
 /* Buckets of the wait histogram: 8 per power of two (see 'loamP_bucket'). */
 #define LOAMP_NBUCKETS 496
@@ -37,8 +38,30 @@ typedef struct loamP_slot {
   int64_t idle_since_ns;
   int64_t acquired_ns;
   int64_t checkout;          /* the process's number of this checkout (pool.c) */
+  loam_read_token *tok;      /* 'loam_pool_acquire_write': marked at release after a write */
+  uint64_t writes;           /* 'loam_conn_writes' of 'conn' at the checkout */
   char tag[LOAMP_TAG_MAX];
 } loamP_slot;
+
+/*
+** One read replica of a pool (replica.c), guarded by the pool's lock.
+** The thread that set 'checking' checks it without the lock; the others
+** go by the last check meanwhile.
+*/
+typedef struct loamP_replica {
+  char *url;
+  loam_pool *sub;            /* its pool, NULL until a check first reached it */
+  int state;                 /* -1 never checked, 0 skipped, 1 usable */
+  int checking;
+  int64_t checked_ns;        /* when the last check started */
+  uint64_t replay;           /* its replay position at the last check */
+  uint64_t wait_lsn;         /* WAL it had received and not replayed, seen at 'wait_since_ns' */
+  int64_t wait_since_ns;     /* 0: none waiting */
+  int64_t lag_ms;
+  int64_t reads;
+  int out;                   /* its connections checked out through the pool */
+  char error[256];
+} loamP_replica;
 
 struct loam_pool {
   pthread_mutex_t mu;
@@ -68,6 +91,13 @@ struct loam_pool {
   pthread_mutex_t mon_mu;
   loam_conn *mon;
   loam_pool *next;           /* the process's list of pools (pool_open.c) */
+  /* Read replicas (replica.c). */
+  loamP_replica *replicas;
+  int nreplicas;
+  int next_replica;          /* where the next read starts looking: replicas take turns */
+  int rout;                  /* replica connections checked out through this pool */
+  int64_t primary_reads;
+  int64_t wal_block, wal_segment;   /* the primary's WAL page and segment sizes, once read */
 };
 
 /* A checked-out connection as a report shows it, copied under the lock. */
@@ -114,6 +144,44 @@ LOAMI_FUNC void loamP_leak_message (loam_pool *p, const loamP_holder *h, loam__b
 
 /* Calls the hook, or writes to stderr without one; 'fn' and 'ud' read under the lock. */
 LOAMI_FUNC void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, const char *msg);
+
+/* {======================================================================
+** Read replicas (replica.c)
+** ======================================================================= */
+
+/* Checks the replica options of '*o' for a pool over 'url' (LOAM_E_INVALID_URL, LOAM_E_MISUSE). */
+LOAMI_FUNC int loamP_replicas_check (const char *url, const loam_pool_opts *o, loam_error *err);
+/* Copies the replica URLs of '*o' into the new pool 'p' (no I/O). */
+LOAMI_FUNC int loamP_replicas_init (loam_pool *p, const loam_pool_opts *o, loam_error *err);
+/* Whether '*o' names the same replicas as 'p', in the same order. */
+LOAMI_FUNC int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o);
+/*
+** The first check of every replica of a new pool, without any lock: one
+** that is down is only skipped; the pool's options refused by a
+** replica's pool are the error.
+*/
+LOAMI_FUNC int loamP_replicas_start (loam_pool *p, loam_error *err);
+/*
+** Under the lock, at the pool's last close: copies the replicas' pools
+** into 'subs' (LOAMP_MAX_REPLICAS, NULL for one never reached) and
+** returns how many, for the caller to close once it released the lock.
+*/
+LOAMI_FUNC int loamP_replicas_detach (loam_pool *p, loam_pool **subs);
+/* Frees what 'loamP_replicas_init' made. */
+LOAMI_FUNC void loamP_replicas_free (loam_pool *p);
+/*
+** Hands 'c' back to the replica pool it came from; LOAM_E_MISUSE (the
+** message of 'slot_of', 'miss') when it is none of them.  Without the lock.
+*/
+LOAMI_FUNC int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned,
+                                      const char *miss, loam_error *err);
+/* Under the lock: the pool may be freed (closed, nothing out, nobody waiting). */
+LOAMI_FUNC int loamP_last_out (loam_pool *p);
+/* 'loam_pool_acquire_write' (pool.c). */
+LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, const char *tag,
+                              loam_conn **out, loam_error *err);
+
+/* }====================================================================== */
 
 /* Closes the monitoring connection (pool_report.c); the pool is being freed. */
 LOAMI_FUNC void loamP_monitor_close (loam_pool *p);
