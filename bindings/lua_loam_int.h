@@ -18,6 +18,7 @@
 /* The registry names of the module's metatables. */
 #define CONN_T   "loam.Conn"
 #define POOL_T   "loam.Pool"
+#define REPLICAS_T "loam.Replicas"
 #define STMT_T   "loam.Stmt"
 #define PREPARED_T "loam.Prepared"
 #define ERROR_T  "loam.Error"

@@ -403,39 +403,6 @@ describe("read replicas", function()
     db:close()
   end)
 
-  it("compares WAL positions by the primary's own page and segment sizes", function()
-    local replicas = require "loam.replicas"
-    -- The sizes of the test cluster, as the primary reports them, are
-    -- what the Database keeps once a write made it read the position.
-    local db = connect({}, {})
-    local Item = models(db)
-    Item:create { name = "sizes" }
-    assert.is_false(Item:where { name = "sizes" }:first() == nil)
-    local want = direct:query("SELECT current_setting('wal_block_size')::bigint AS b, "
-      .. "pg_size_bytes(current_setting('wal_segment_size')) AS s")[1]
-    assert.same({ want.b, want.s }, { db._replicas.block, db._replicas.segment })
-    db:close()
-    -- An insert position just past a page header is where the replica's
-    -- last record ended, at the page boundary: 24 bytes back, or 40 at the
-    -- start of a segment.  With 4 kB pages and 1 MB segments (initdb
-    -- --wal-segsize=1, a server built --with-wal-blocksize=4), positions
-    -- that the defaults of 8 kB and 16 MB would never call caught up.
-    local kb4, mb1 = 4096, 1048576
-    local page = 3 * kb4           -- a page boundary that is not one of 8 kB
-    local seg = 5 * mb1            -- a segment boundary that is not one of 16 MB
-    assert.is_true(replicas.caught_up(page, page + 24, kb4, mb1))
-    assert.is_true(replicas.caught_up(seg, seg + 40, kb4, mb1))
-    assert.is_false(replicas.caught_up(page - 1, page + 24, kb4, mb1))
-    assert.is_false(replicas.caught_up(page + 8, page + 32, kb4, mb1))
-    -- And the other way: a position 24 bytes into a page of 8 kB is in the
-    -- middle of a 32 kB page, where 24 bytes are a record, not a header.
-    local kb32 = 32768
-    assert.is_false(replicas.caught_up(kb32 + 8192, kb32 + 8192 + 24, kb32, 16777216))
-    assert.is_true(replicas.caught_up(kb32, kb32 + 24, kb32, 16777216))
-    assert.is_true(replicas.caught_up(100, 100, kb32, 16777216))
-    assert.is_true(replicas.caught_up(200, 100, kb32, 16777216))
-  end)
-
   it("changes nothing without replicas, on SQLite too", function()
     for backend in helper.each_backend() do
       local db = helper.connect(backend)

@@ -503,6 +503,73 @@ LOAM_API int loam_pool_replica_stats (loam_pool *pool, int i,
                                       loam_replica_metrics *out,   /* OUT */
                                       loam_error *err);            /* OUT: may be NULL */
 
+/*
+** The routing itself, for a host that keeps its own connection to the
+** primary (the Lua Database does, with or without a pool): the replicas'
+** pools, their checks and reports, and the choice of a read's server,
+** without checking anything out.  A pool with 'replicas' runs on one of
+** these.  It is shared by threads like a pool.
+*/
+typedef struct loam_replicas loam_replicas;
+
+typedef struct loam_replicas_opts {
+  const char *const *urls;  /* 'n' PostgreSQL URLs of streaming replicas (copied) */
+  int n;                    /* 1..16 */
+  int max_lag_ms;           /* as in 'loam_pool_opts'; -1: 1000 */
+  int check_ms;             /* 'replica_check_ms' of 'loam_pool_opts'; -1: 1000 */
+  const loam_pool_opts *pool;   /* the options of each replica's pool (the process's pool
+                                   for its URL; its replica fields are not used); NULL: the
+                                   defaults */
+  loam_pool_hook hook;      /* LOAM_POOL_REPLICA reports; NULL: written to stderr */
+  void *hook_ud;
+} loam_replicas_opts;
+
+#define LOAM_REPLICAS_OPTS_INIT { NULL, 0, -1, -1, NULL, NULL, NULL }
+
+/*
+** Opens the routing and checks each replica once (see the pool's read
+** replicas above for what is an error and what is only skipped); '*out'
+** is freed with 'loam_replicas_close', and is NULL on failure.  The hook
+** is called from inside the routing's calls, in the calling thread, with
+** no lock held.
+*/
+LOAM_API int loam_replicas_open (const loam_replicas_opts *opts,
+                                 loam_replicas **out,          /* OUT */
+                                 loam_error *err);             /* OUT: may be NULL */
+
+/*
+** The server a read takes now: '*replica' is the index (0-based) of a
+** usable replica that has replayed what 'tok' needs, the replicas taking
+** turns, or -1 for the primary.  With 'tok->wrote' the primary's WAL
+** position is read first on 'primary' (a connection to the primary the
+** caller holds, outside a transaction; needed only then), without its
+** trace hook.  Each answer counts as one read of that server.
+*/
+LOAM_API int loam_replicas_route (loam_replicas *rs,
+                                  loam_conn *primary,         /* may be NULL unless tok->wrote */
+                                  loam_read_token *tok,       /* may be NULL */
+                                  int *replica,               /* OUT */
+                                  loam_error *err);           /* OUT: may be NULL */
+
+/*
+** The pool of replica 'i', borrowed: valid until 'loam_replicas_close';
+** NULL while no check has reached the server.  A host that keeps a handle
+** of its own opens the same pool with 'loam_pool_open' (its URL and the
+** options given here).
+*/
+LOAM_API loam_pool *loam_replicas_pool (loam_replicas *rs, int i);
+
+/* 'loam_pool_replica_stats' for the routing's replica 'i'. */
+LOAM_API int loam_replicas_stats (loam_replicas *rs, int i,
+                                  loam_replica_metrics *out,  /* OUT */
+                                  loam_error *err);           /* OUT: may be NULL */
+
+/* The reads the routing answered with the primary (0 for NULL). */
+LOAM_API int64_t loam_replicas_primary_reads (loam_replicas *rs);
+
+/* Closes the replicas' pools (each one open of the process's pool) and frees 'rs'.  NULL is fine. */
+LOAM_API void loam_replicas_close (loam_replicas *rs);
+
 /* }====================================================================== */
 
 

@@ -172,10 +172,10 @@ local POOL_OPTIONS = { "size", "max_overflow", "acquire_timeout_ms", "max_lifeti
 local is_pool_option = {}
 for _, name in ipairs(POOL_OPTIONS) do is_pool_option[name] = true end
 
--- A connection, or with opts.pool a pooled handle and its pool.
-local function open(url, opts)
-  local wanted = type(opts) == "table" and opts.pool
-  if not wanted then return core.connect(url, opts) end
+-- The options of core.pool_open for 'opts' of loam.connect: the
+-- connection's, and those inside 'pool' (true: none), checked.
+local function pool_options(opts)
+  local wanted = opts.pool or true
   if wanted ~= true and (type(wanted) ~= "table" or getmetatable(wanted) ~= nil) then
     errors.misuse("loam.connect: option 'pool' must be true or a table of pool options, got %s",
       errors.show(wanted))
@@ -198,7 +198,13 @@ local function open(url, opts)
       flat[k] = v
     end
   end
-  local pool = core.pool_open(url, flat)
+  return flat
+end
+
+-- A connection, or with opts.pool a pooled handle and its pool.
+local function open(url, opts)
+  if not (type(opts) == "table" and opts.pool) then return core.connect(url, opts) end
+  local pool = core.pool_open(url, pool_options(opts))
   return pool:handle(), pool
 end
 
@@ -228,7 +234,9 @@ local function open_all(db, url, opts)
     ok, set = pcall(errors.misuse, "loam.connect: replicas are PostgreSQL servers, and this "
       .. "database is %s", set)
   else
-    ok, set = pcall(replicas.open, ro, function(u) return open(u, own) end, db._hook)
+    -- Each replica's pool: the process's for its URL, with the Database's
+    -- pool options (the defaults without 'pool') and connection options.
+    ok, set = pcall(function() return replicas.open(ro, pool_options(own), db._hook) end)
   end
   if not ok then
     c:close()
@@ -303,12 +311,7 @@ local crun, cload_batch = core.Conn.run, core.Conn.load_batch
 local function read_conn(db)
   local c = conn_of(db, "reader")
   if (db._depth or 0) > 0 or (db._force or 0) > 0 then return c end
-  local w = c:writes()
-  if db._dirty or w ~= db._seen then
-    db._wlsn = replicas.primary_lsn(db._replicas, c)
-    db._dirty, db._seen = false, w
-  end
-  return replicas.pick(db._replicas, c, db._wlsn)
+  return replicas.pick(db._replicas, c, db)
 end
 
 local function writes(name)

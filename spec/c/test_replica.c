@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "loam.h"
+#include "pool/pool_int.h"
 #include "t.h"
 
 
@@ -189,7 +190,7 @@ TEST(replica_options_refused) {
     CHECK(strstr(e.message, "replicas (this open names others)") != NULL);
   }
   CHECK(loam_pool_replica_stats(p, 0, &(loam_replica_metrics){0}, &e) == LOAM_ERROR);
-  CHECK_STR(e.message, "loam_pool_replica_stats: no replica 0 (the pool has 0)");
+  CHECK_STR(e.message, "loam_pool_replica_stats: no replica 0 (the pool has none)");
   loam_pool_close(p);
   /* A replica's pool is the process's pool for its URL: other options are the error. */
   o = (loam_pool_opts)LOAM_POOL_OPTS_INIT;
@@ -332,6 +333,112 @@ TEST(replica_down_skipped_and_back) {
   loam_pool_close(q);
   loam_pool_close(p);
   loam_error_clear(&e);
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** The routing alone, beside a connection of the host's own
+** ======================================================================= */
+
+TEST(replica_routing_beside_own_primary) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_read_token tok = LOAM_READ_TOKEN_INIT;
+  loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_replica_metrics rm;
+  loam_replicas *rs = (loam_replicas *)&e;
+  loam_conn *primary, *c;
+  loam_pool *sub;
+  const char *urls[2];
+  int i = 7, k, ok = 0;
+  if ((urls[0] = replica_url("replica_routing_beside_own_primary")) == NULL) return;
+  urls[1] = urls[0];
+  CHECK(loam_replicas_open(NULL, &rs, &e) == LOAM_ERROR);
+  CHECK(rs == NULL);
+  o.urls = urls;
+  CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);
+  CHECK_STR(e.message, "loam_replicas_open: 'nreplicas' must be 1 to 16, got 0");
+  o.n = 2;
+  o.check_ms = -3;
+  CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);
+  CHECK_STR(e.message, "loam_replicas_open: 'check_ms' must be 0 to 86400000, got -3");
+  o.check_ms = -1;
+  o.hook = hear;
+  o.hook_ud = &h;
+  CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_OK);
+  CHECK_INT(h.n, 0);
+  CHECK(loam_connect(t_url(1, "replica_routing_beside_own_primary"), NULL, &primary, &e) ==
+        LOAM_OK);
+  /* Two replicas (the same server twice) take turns; each answer is one read. */
+  for (k = 0; k < 4; k++) {
+    CHECK(loam_replicas_route(rs, NULL, &tok, &i, &e) == LOAM_OK);
+    CHECK_INT(i, k % 2);
+  }
+  CHECK(loam_replicas_stats(rs, 1, &rm, &e) == LOAM_OK);
+  CHECK_INT(rm.reads, 2);
+  CHECK(loam_replicas_stats(rs, 2, &rm, &e) == LOAM_ERROR);
+  CHECK_STR(e.message, "loam_replicas_stats: no replica 2 (there are 2)");
+  /* A token that wrote needs the primary for its position, read there. */
+  tok.wrote = 1;
+  CHECK(loam_replicas_route(rs, NULL, &tok, &i, &e) == LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK(exec(primary, "CREATE TEMP TABLE t (n integer)", &e) == LOAM_OK);
+  CHECK(loam_replicas_route(rs, primary, &tok, &i, &e) == LOAM_OK);
+  CHECK_INT(tok.wrote, 0);
+  CHECK(tok.lsn > 0);
+  /* The replica's pool is the process's: the host reads there with its own checkout. */
+  for (k = 0; k < 1200 && !ok; k++) {
+    CHECK(loam_replicas_route(rs, primary, &tok, &i, &e) == LOAM_OK);
+    ok = i >= 0;
+    if (!ok) t_sleep_ms(50);
+  }
+  CHECK(ok);
+  CHECK((sub = loam_replicas_pool(rs, i)) != NULL);
+  CHECK(loam_replicas_pool(rs, 5) == NULL);
+  CHECK(loam_pool_acquire(sub, NULL, &c, &e) == LOAM_OK);
+  CHECK_INT(t_scalar(c, "SELECT pg_is_in_recovery()"), 1);
+  CHECK(loam_pool_release(sub, c, &e) == LOAM_OK);
+  CHECK(loam_replicas_primary_reads(rs) >= 1);
+  CHECK_INT(loam_replicas_primary_reads(NULL), 0);
+  loam_conn_close(primary);
+  loam_replicas_close(rs);
+  loam_replicas_close(NULL);
+  loam_error_clear(&e);
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** WAL positions, by the primary's own page and segment sizes
+** ======================================================================= */
+
+/*
+** An insert position just past a page header is where the replica's last
+** record ended, at the page boundary: 24 bytes back, or 40 at the start
+** of a segment.  With 4 kB pages and 1 MB segments (a server built
+** --with-wal-blocksize=4, initialised --wal-segsize=1), positions that
+** PostgreSQL's default 8 kB and 16 MB would never call caught up; with
+** 32 kB pages, a position 24 bytes into an 8 kB stretch is mid-page,
+** where 24 bytes are a record of someone else's, not a header.
+*/
+TEST(replica_positions_by_server_sizes) {
+  const uint64_t kb4 = 4096, mb1 = 1048576, kb32 = 32768, mb16 = 16777216;
+  const uint64_t page = 3 * kb4, seg = 5 * mb1;
+  CHECK(loamP_caught_up(page, page + 24, kb4, mb1));
+  CHECK(loamP_caught_up(seg, seg + 40, kb4, mb1));
+  CHECK(!loamP_caught_up(page, page + 24, 8192, mb16));
+  CHECK(!loamP_caught_up(seg, seg + 40, 8192, mb16));
+  CHECK(!loamP_caught_up(page - 1, page + 24, kb4, mb1));
+  CHECK(!loamP_caught_up(page + 8, page + 32, kb4, mb1));
+  CHECK(!loamP_caught_up(kb32 + 8192, kb32 + 8192 + 24, kb32, mb16));
+  CHECK(loamP_caught_up(kb32, kb32 + 24, kb32, mb16));
+  CHECK(loamP_caught_up(100, 100, kb32, mb16));
+  CHECK(loamP_caught_up(200, 100, kb32, mb16));
+  /* Sizes not read yet: only a position at or past the need. */
+  CHECK(!loamP_caught_up(page, page + 24, 0, 0));
 }
 
 /* }====================================================================== */

@@ -457,7 +457,7 @@ static loamP_slot *slot_of (loam_pool *p, loam_conn *c, int *none, loam_error *e
     return NULL;
   }
   *none = 1;
-  if (p->nreplicas == 0) loam__err(err, LOAM_E_MISUSE, NOT_OURS);
+  if (p->rs == NULL) loam__err(err, LOAM_E_MISUSE, NOT_OURS);
   return NULL;
 }
 
@@ -471,11 +471,12 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
   loamP_slot *s;
   work w;
   int64_t now;
-  int ok, keep, freep, none;
+  int ok, keep, freep, none, routed;
   if (p == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_release: the pool is NULL");
   w.nclose = w.nleak = 0;
   pthread_mutex_lock(&p->mu);
   s = slot_of(p, c, &none, err);
+  routed = p->rs != NULL;
   if (s != NULL) {
     forget(p, c);
     s->out = 0;
@@ -495,7 +496,7 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
     }
   }
   pthread_mutex_unlock(&p->mu);
-  if (s == NULL && none && p->nreplicas > 0)
+  if (s == NULL && none && routed)
     return loamP_replica_release(p, c, abandoned, NOT_OURS, err);
   if (s == NULL) return LOAM_ERROR;
   ok = loam__conn_reset(c, &local) == LOAM_OK;
@@ -560,6 +561,7 @@ static int64_t percentile (const int64_t *hist, int64_t total, double q, int64_t
 
 
 void loam_pool_stats (loam_pool *p, loam_pool_metrics *out) {
+  loam_replicas *rs;
   int64_t total = 0;
   int b;
   if (out == NULL) return;
@@ -582,7 +584,8 @@ void loam_pool_stats (loam_pool *p, loam_pool_metrics *out) {
   out->wait_p50_ns = percentile(p->hist, total, 0.50, p->wait_max_ns);
   out->wait_p90_ns = percentile(p->hist, total, 0.90, p->wait_max_ns);
   out->wait_p99_ns = percentile(p->hist, total, 0.99, p->wait_max_ns);
-  out->replicas = p->nreplicas;
-  out->primary_reads = p->primary_reads;
+  out->replicas = p->nrurls;
+  rs = p->rs;
   pthread_mutex_unlock(&p->mu);
+  out->primary_reads = loam_replicas_primary_reads(rs);
 }

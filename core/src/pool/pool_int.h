@@ -43,25 +43,7 @@ typedef struct loamP_slot {
   char tag[LOAMP_TAG_MAX];
 } loamP_slot;
 
-/*
-** One read replica of a pool (replica.c), guarded by the pool's lock.
-** The thread that set 'checking' checks it without the lock; the others
-** go by the last check meanwhile.
-*/
-typedef struct loamP_replica {
-  char *url;
-  loam_pool *sub;            /* its pool, NULL until a check first reached it */
-  int state;                 /* -1 never checked, 0 skipped, 1 usable */
-  int checking;
-  int64_t checked_ns;        /* when the last check started */
-  uint64_t replay;           /* its replay position at the last check */
-  uint64_t wait_lsn;         /* WAL it had received and not replayed, seen at 'wait_since_ns' */
-  int64_t wait_since_ns;     /* 0: none waiting */
-  int64_t lag_ms;
-  int64_t reads;
-  int out;                   /* its connections checked out through the pool */
-  char error[256];
-} loamP_replica;
+
 
 struct loam_pool {
   pthread_mutex_t mu;
@@ -92,12 +74,10 @@ struct loam_pool {
   loam_conn *mon;
   loam_pool *next;           /* the process's list of pools (pool_open.c) */
   /* Read replicas (replica.c). */
-  loamP_replica *replicas;
-  int nreplicas;
-  int next_replica;          /* where the next read starts looking: replicas take turns */
+  char **rurls;              /* the replica URLs it was opened with, for a second open */
+  int nrurls;
+  loam_replicas *rs;         /* their routing, NULL until the first checks ran */
   int rout;                  /* replica connections checked out through this pool */
-  int64_t primary_reads;
-  int64_t wal_block, wal_segment;   /* the primary's WAL page and segment sizes, once read */
 };
 
 /* A checked-out connection as a report shows it, copied under the lock. */
@@ -149,32 +129,38 @@ LOAMI_FUNC void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, c
 ** Read replicas (replica.c)
 ** ======================================================================= */
 
-/* Checks the replica options of '*o' for a pool over 'url' (LOAM_E_INVALID_URL, LOAM_E_MISUSE). */
-LOAMI_FUNC int loamP_replicas_check (const char *url, const loam_pool_opts *o, loam_error *err);
-/* Copies the replica URLs of '*o' into the new pool 'p' (no I/O). */
+/*
+** Checks 'n' replica URLs for a database at 'url' (NULL: not known);
+** 'fname' names the caller in the messages.
+*/
+LOAMI_FUNC int loamP_replicas_check (const char *fname, const char *url,
+                                     const char *const *urls, int n, loam_error *err);
+/*
+** A pool's replicas: its copies of the URLs ('loamP_replicas_init', no
+** I/O, at its creation), whether a second open names the same, and their
+** routing, opened once the process's list of pools is free again
+** ('loamP_replicas_start': a replica that is down is only skipped).
+*/
 LOAMI_FUNC int loamP_replicas_init (loam_pool *p, const loam_pool_opts *o, loam_error *err);
-/* Whether '*o' names the same replicas as 'p', in the same order. */
 LOAMI_FUNC int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o);
-/*
-** The first check of every replica of a new pool, without any lock: one
-** that is down is only skipped; the pool's options refused by a
-** replica's pool are the error.
-*/
 LOAMI_FUNC int loamP_replicas_start (loam_pool *p, loam_error *err);
-/*
-** Under the lock, at the pool's last close: copies the replicas' pools
-** into 'subs' (LOAMP_MAX_REPLICAS, NULL for one never reached) and
-** returns how many, for the caller to close once it released the lock.
-*/
-LOAMI_FUNC int loamP_replicas_detach (loam_pool *p, loam_pool **subs);
-/* Frees what 'loamP_replicas_init' made. */
+/* Frees them, with their routing (the pool is being freed: nothing of a replica is out). */
 LOAMI_FUNC void loamP_replicas_free (loam_pool *p);
+/* The hook of the routing follows the pool's. */
+LOAMI_FUNC void loamP_replicas_set_hook (loam_replicas *rs, loam_pool_hook fn, void *ud);
 /*
-** Hands 'c' back to the replica pool it came from; LOAM_E_MISUSE (the
-** message of 'slot_of', 'miss') when it is none of them.  Without the lock.
+** Hands 'c' back to the replica pool it came from through 'p'; LOAM_E_MISUSE
+** ('miss') when it is none of them.  Without the lock.
 */
 LOAMI_FUNC int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned,
                                       const char *miss, loam_error *err);
+/*
+** Whether a replica that replayed up to 'replay' has what was written
+** before the primary's insert position 'need', with the primary's WAL
+** page and segment sizes.
+*/
+LOAMI_FUNC int loamP_caught_up (uint64_t replay, uint64_t need, uint64_t block,
+                                uint64_t segment);
 /* Under the lock: the pool may be freed (closed, nothing out, nobody waiting). */
 LOAMI_FUNC int loamP_last_out (loam_pool *p);
 /* 'loam_pool_acquire_write' (pool.c). */

@@ -276,7 +276,9 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
   *out = NULL;
   if (url == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: the URL is NULL");
   if (opts != NULL) o = *opts;
-  if (normalize(&o, err) != LOAM_OK || loamP_replicas_check(url, &o, err) != LOAM_OK)
+  if (normalize(&o, err) != LOAM_OK ||
+      (o.nreplicas != 0 &&
+       loamP_replicas_check("loam_pool_open", url, o.replicas, o.nreplicas, err) != LOAM_OK))
     return LOAM_ERROR;
   /* 'loam_connect' fills these the same way; compared filled, '-1' and '64' are one. */
   bouncer = behind_pgbouncer(url);
@@ -306,7 +308,7 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
   ** pools are the process's too; until then a read finds them unchecked
   ** and goes to the primary.
   */
-  if (created && p->nreplicas > 0 && loamP_replicas_start(p, err) != LOAM_OK) {
+  if (created && p->nrurls > 0 && loamP_replicas_start(p, err) != LOAM_OK) {
     loam_pool_close(p);
     *out = NULL;
     rc = LOAM_ERROR;
@@ -316,9 +318,8 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
 
 
 void loam_pool_close (loam_pool *p) {
-  loam_pool *subs[LOAMP_MAX_REPLICAS];
   loam_conn **idle;
-  int i, n = 0, freep, nsubs;
+  int i, n = 0, freep;
   if (p == NULL) return;
   pthread_mutex_lock(&pools_mu);
   pthread_mutex_lock(&p->mu);
@@ -347,11 +348,9 @@ void loam_pool_close (loam_pool *p) {
   p->nidle = 0;
   pthread_cond_broadcast(&p->cv);
   freep = loamP_last_out(p);
-  nsubs = loamP_replicas_detach(p, subs);
   pthread_mutex_unlock(&p->mu);
   for (i = 0; i < n; i++) loam_conn_close(idle[i]);
   free(idle);
-  for (i = 0; i < nsubs; i++) loam_pool_close(subs[i]);
   if (freep) loamP_destroy(p);
 }
 
@@ -372,9 +371,12 @@ void loamP_destroy (loam_pool *p) {
 
 
 void loam_pool_set_hook (loam_pool *p, loam_pool_hook fn, void *ud) {
+  loam_replicas *rs;
   if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->hook = fn;
   p->hook_ud = ud;
+  rs = p->rs;
   pthread_mutex_unlock(&p->mu);
+  if (rs != NULL) loamP_replicas_set_hook(rs, fn, ud);
 }

@@ -1,17 +1,18 @@
 /*
-** replica.c: reads routed to the read replicas of a pool.
+** replica.c: reads routed to read replicas ('loam_replicas'), and the
+** pools that route through one ('loam_pool_acquire_read').
 **
-** A pool opened with replica URLs keeps, beside its own connections to
-** the primary, one target per replica: the process's pool for its URL
-** (opened with the primary pool's options, lazily, by the first check
-** that reaches the server) and what the last check saw.  A read asks the
+** The routing keeps one target per replica: the process's pool for its
+** URL (opened lazily, by the first check that reaches the server) and
+** what the last check saw.  A read asks the
 ** replicas in turn, starting after the one that answered the last read,
 ** and takes the first that is usable and has replayed what the caller's
 ** token needs; a replica due for a check, or one behind the token, is
 ** checked first.  A check is one short query on a connection of the
 ** replica's pool, run without the pool's lock by the thread that claimed
 ** it ('checking'): the other threads go by the last check meanwhile, so
-** a slow replica holds up one read, not every thread.
+** a slow replica holds up one read, not every thread.  The routing has a
+** mutex of its own; a pool's lock is never held while it is taken.
 **
 ** Lag is measured by the checks, not by the age of the last replayed
 ** transaction (which grows while the primary is idle): WAL received and
@@ -29,6 +30,7 @@
 #include "pool/pool_int.h"
 
 #define MAX_REPLICAS LOAMP_MAX_REPLICAS
+#define MAX_MS 86400000
 #define MS(ms) ((int64_t)(ms) * 1000000)
 
 /* What a replica answers about itself. */
@@ -43,34 +45,64 @@ static const char LSN_SQL[] =
   "pg_size_bytes(current_setting('wal_segment_size'))";
 
 
+
+/* One replica: guarded by the routing's lock, but for what 'checking' gives its checker. */
+typedef struct target {
+  char *url;
+  loam_pool *sub;            /* its pool, NULL until a check first reached it */
+  int state;                 /* -1 never checked, 0 skipped, 1 usable */
+  int checking;
+  int64_t checked_ns;        /* when the last check started */
+  uint64_t replay;           /* its replay position at the last check */
+  uint64_t wait_lsn;         /* WAL it had received and not replayed, seen at 'wait_since_ns' */
+  int64_t wait_since_ns;     /* 0: none waiting */
+  int64_t lag_ms;
+  int64_t reads;
+  int out;                   /* connections checked out through a pool ('loam_pool_acquire_read') */
+  char error[256];
+} target;
+
+struct loam_replicas {
+  pthread_mutex_t mu;
+  loam_pool_opts popts;      /* the replicas' pools' options */
+  int max_lag_ms, check_ms;
+  loam_pool_hook hook;
+  void *hook_ud;
+  int n;
+  int next;                  /* where the next read starts looking: replicas take turns */
+  int64_t primary_reads;
+  int64_t wal_block, wal_segment;   /* the primary's WAL page and segment sizes, once read */
+  target t[LOAMP_MAX_REPLICAS];
+};
+
+
 /* {======================================================================
-** Options and the life of the targets
+** Options and the life of the routing
 ** ======================================================================= */
 
-int loamP_replicas_check (const char *url, const loam_pool_opts *o, loam_error *err) {
+int loamP_replicas_check (const char *fname, const char *url, const char *const *urls, int n,
+                          loam_error *err) {
   loam__url u;
   int i, rc;
-  if (o->nreplicas == 0) return LOAM_OK;
-  if (o->nreplicas < 0 || o->nreplicas > MAX_REPLICAS)
-    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'nreplicas' must be 0 to %d, got %d",
-                     MAX_REPLICAS, o->nreplicas);
-  if (o->replicas == NULL)
-    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'nreplicas' is %d and 'replicas' "
-                     "is NULL", o->nreplicas);
+  if (n < 1 || n > MAX_REPLICAS)
+    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' must be %s to %d, got %d", fname,
+                     url != NULL ? "0" : "1", MAX_REPLICAS, n);
+  if (urls == NULL)
+    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' is %d and 'replicas' is NULL", fname, n);
   /* A primary URL that does not parse is left to its connection, which says why. */
-  if (loam__url_parse(url, &u, NULL) == LOAM_OK && u.backend == LOAM_SQLITE) {
+  if (url != NULL && loam__url_parse(url, &u, NULL) == LOAM_OK && u.backend == LOAM_SQLITE) {
     loam__url_free(&u);
-    return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: replicas are PostgreSQL servers, "
-                     "and this database is SQLite");
+    return loam__err(err, LOAM_E_MISUSE, "%s: replicas are PostgreSQL servers, and this database "
+                     "is SQLite", fname);
   }
-  loam__url_free(&u);
-  for (i = 0; i < o->nreplicas; i++) {
-    if (o->replicas[i] == NULL)
-      return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: replica %d: the URL is NULL", i + 1);
-    rc = loam__url_parse(o->replicas[i], &u, err);
+  if (url != NULL) loam__url_free(&u);
+  for (i = 0; i < n; i++) {
+    if (urls[i] == NULL)
+      return loam__err(err, LOAM_E_MISUSE, "%s: replica %d: the URL is NULL", fname, i + 1);
+    rc = loam__url_parse(urls[i], &u, err);
     if (rc == LOAM_OK && u.backend == LOAM_SQLITE)
-      rc = loam__err(err, LOAM_E_MISUSE, "loam_pool_open: replica %d is an SQLite URL: "
-                     "replicas are PostgreSQL servers", i + 1);
+      rc = loam__err(err, LOAM_E_MISUSE, "%s: replica %d is an SQLite URL: replicas are "
+                     "PostgreSQL servers", fname, i + 1);
     loam__url_free(&u);
     if (rc != LOAM_OK) return LOAM_ERROR;
   }
@@ -78,47 +110,72 @@ int loamP_replicas_check (const char *url, const loam_pool_opts *o, loam_error *
 }
 
 
-int loamP_replicas_init (loam_pool *p, const loam_pool_opts *o, loam_error *err) {
-  int i;
-  p->o.replicas = NULL;   /* the caller's array: 'p->replicas' keeps copies */
-  if (o->nreplicas == 0) return LOAM_OK;
-  p->replicas = calloc((size_t)o->nreplicas, sizeof *p->replicas);
-  if (p->replicas == NULL) return loam__err_nomem(err);
-  p->nreplicas = o->nreplicas;
-  for (i = 0; i < o->nreplicas; i++) {
-    p->replicas[i].state = -1;
-    if ((p->replicas[i].url = loam__strdup(o->replicas[i])) == NULL) return loam__err_nomem(err);
+static int check (loam_replicas *rs, int i, loam_error *fatal);
+
+
+int loam_replicas_open (const loam_replicas_opts *o, loam_replicas **out, loam_error *err) {
+  loam_pool_opts popts = LOAM_POOL_OPTS_INIT;
+  loam_replicas *rs;
+  int i, lag, every;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_replicas_open: 'out' is NULL");
+  *out = NULL;
+  if (o == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_replicas_open: 'opts' is NULL");
+  if (loamP_replicas_check("loam_replicas_open", NULL, o->urls, o->n, err) != LOAM_OK)
+    return LOAM_ERROR;
+  lag = o->max_lag_ms == -1 ? 1000 : o->max_lag_ms;
+  every = o->check_ms == -1 ? 1000 : o->check_ms;
+  if (lag < 0 || lag > MAX_MS || every < 0 || every > MAX_MS)
+    return loam__err(err, LOAM_E_MISUSE, "loam_replicas_open: '%s' must be 0 to %d, got %d",
+                     lag < 0 || lag > MAX_MS ? "max_lag_ms" : "check_ms", MAX_MS,
+                     lag < 0 || lag > MAX_MS ? lag : every);
+  if ((rs = calloc(1, sizeof *rs)) == NULL) return loam__err_nomem(err);
+  if (o->pool != NULL) popts = *o->pool;
+  popts.replicas = NULL;
+  popts.nreplicas = 0;
+  popts.max_lag_ms = popts.replica_check_ms = -1;
+  rs->popts = popts;
+  rs->max_lag_ms = lag;
+  rs->check_ms = every;
+  rs->hook = o->hook;
+  rs->hook_ud = o->hook_ud;
+  pthread_mutex_init(&rs->mu, NULL);
+  for (i = 0; i < o->n; i++) {
+    rs->t[i].state = -1;
+    if ((rs->t[i].url = loam__strdup(o->urls[i])) == NULL) {
+      loam_replicas_close(rs);
+      return loam__err_nomem(err);
+    }
+    rs->n = i + 1;
   }
+  for (i = 0; i < rs->n; i++) {
+    rs->t[i].checking = 1;
+    if (check(rs, i, err) != LOAM_OK) {
+      loam_replicas_close(rs);
+      return LOAM_ERROR;
+    }
+  }
+  *out = rs;
   return LOAM_OK;
 }
 
 
-int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o) {
+void loam_replicas_close (loam_replicas *rs) {
   int i;
-  if (p->nreplicas != o->nreplicas) return 0;
-  for (i = 0; i < p->nreplicas; i++)
-    if (strcmp(p->replicas[i].url, o->replicas[i]) != 0) return 0;
-  return 1;
+  if (rs == NULL) return;
+  for (i = 0; i < rs->n; i++) {
+    loam_pool_close(rs->t[i].sub);
+    free(rs->t[i].url);
+  }
+  pthread_mutex_destroy(&rs->mu);
+  free(rs);
 }
 
 
-/*
-** The pointers stay: a replica connection still checked out goes back
-** through them, and its pool lives until then.
-*/
-int loamP_replicas_detach (loam_pool *p, loam_pool **subs) {
-  int i;
-  for (i = 0; i < p->nreplicas; i++) subs[i] = p->replicas[i].sub;
-  return p->nreplicas;
-}
-
-
-void loamP_replicas_free (loam_pool *p) {
-  int i;
-  for (i = 0; i < p->nreplicas; i++) free(p->replicas[i].url);
-  free(p->replicas);
-  p->replicas = NULL;
-  p->nreplicas = 0;
+void loamP_replicas_set_hook (loam_replicas *rs, loam_pool_hook fn, void *ud) {
+  pthread_mutex_lock(&rs->mu);
+  rs->hook = fn;
+  rs->hook_ud = ud;
+  pthread_mutex_unlock(&rs->mu);
 }
 
 /* }====================================================================== */
@@ -133,22 +190,6 @@ static uint64_t lsn_of (const loam_value *v) {
   unsigned long long hi, lo;
   if (v->type != LOAM_TEXT || sscanf(v->u.s.ptr, "%llX/%llX", &hi, &lo) != 2) return 0;
   return ((uint64_t)hi << 32) | (uint64_t)lo;
-}
-
-
-/*
-** Whether a replica that has replayed up to 'replay' has what the primary
-** had written when its insert position was 'need'.  The insert position
-** is where the next record will start: when the last record ended at a
-** page boundary, that is past the page's header (24 bytes, or 40 at the
-** start of a segment), while the replica's position is the record's end.
-*/
-static int caught_up (const loam_pool *p, uint64_t replay, uint64_t need) {
-  uint64_t block = (uint64_t)p->wal_block, segment = (uint64_t)p->wal_segment;
-  if (replay >= need) return 1;
-  if (block == 0 || segment == 0) return 0;
-  return (need % segment == 40 && replay == need - 40) ||
-         (need % block == 24 && replay == need - 24);
 }
 
 
@@ -195,6 +236,7 @@ static int one_row (loam_conn *c, const char *sql, loam_value *v, int n, char *t
 }
 
 
+
 /* What one check saw, made without the lock. */
 typedef struct seen {
   int ok;                    /* the server answered */
@@ -205,22 +247,17 @@ typedef struct seen {
 } seen;
 
 
-/* Asks replica 'r' (its pool 'sub', NULL when not yet opened) about itself. */
-static int ask (loam_pool *p, const char *url, loam_pool *sub, seen *w, loam_error *fatal) {
+/* Asks the replica at 'url' (its pool 'sub', NULL when not yet opened) about itself. */
+static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loam_error *fatal) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c;
   loam_value v[3];
   char text[128];
   memset(w, 0, sizeof *w);
   if (sub == NULL) {
-    loam_pool_opts o = p->o;
-    o.replicas = NULL;
-    o.nreplicas = 0;
-    o.max_lag_ms = o.replica_check_ms = -1;
-    if (loam_pool_open(url, &o, &sub, &e) != LOAM_OK) {
+    if (loam_pool_open(url, &rs->popts, &sub, &e) != LOAM_OK) {
       /* Other options for the same URL will never open: the caller's error, not a server down. */
-      int rc = e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL;
-      if (rc && fatal != NULL) {
+      if (fatal != NULL && (e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL)) {
         loam__err(fatal, e.code, "%s", e.message);
         loam_error_clear(&e);
         return LOAM_ERROR;
@@ -251,9 +288,9 @@ static int ask (loam_pool *p, const char *url, loam_pool *sub, seen *w, loam_err
 ** before at 'before') saw of replica 'i', and writes the report of a
 ** change into 'msg' ("" when none).
 */
-static void record (loam_pool *p, int i, const seen *w, int64_t now, int64_t before,
+static void record (loam_replicas *rs, int i, const seen *w, int64_t now, int64_t before,
                     char *msg, size_t size) {
-  loamP_replica *r = &p->replicas[i];
+  target *r = &rs->t[i];
   int was = r->state, now_ok;
   msg[0] = '\0';
   if (w->opened != NULL) r->sub = w->opened;
@@ -282,9 +319,9 @@ static void record (loam_pool *p, int i, const seen *w, int64_t now, int64_t bef
     }
     if (!w->standby)
       snprintf(r->error, sizeof r->error, "it is not in recovery (a primary, not a replica)");
-    else if (r->lag_ms > p->o.max_lag_ms)
+    else if (r->lag_ms > rs->max_lag_ms)
       snprintf(r->error, sizeof r->error, "replay lag %" PRId64 " ms is over max_lag_ms %d",
-               r->lag_ms, p->o.max_lag_ms);
+               r->lag_ms, rs->max_lag_ms);
     now_ok = r->error[0] == '\0';
   }
   r->state = now_ok;
@@ -294,7 +331,7 @@ static void record (loam_pool *p, int i, const seen *w, int64_t now, int64_t bef
     snprintf(msg, size, "replica %d is used again (lag %" PRId64 " ms)", i + 1, r->lag_ms);
   else
     snprintf(msg, size, "replica %d skipped: %s; reads go to %s", i + 1, r->error,
-             p->nreplicas > 1 ? "the other replicas or the primary" : "the primary");
+             rs->n > 1 ? "the other replicas or the primary" : "the primary");
 }
 
 
@@ -303,53 +340,32 @@ static void record (loam_pool *p, int i, const seen *w, int64_t now, int64_t bef
 ** lock; called and returning without it.  'fatal' (may be NULL) receives
 ** an error that no later check can mend, and makes it return LOAM_ERROR.
 */
-static int check (loam_pool *p, int i, loam_error *fatal) {
-  loamP_replica *r = &p->replicas[i];
+static int check (loam_replicas *rs, int i, loam_error *fatal) {
+  target *r = &rs->t[i];
   loam_pool_hook hook;
   void *hook_ud;
-  loam_pool *sub, *drop = NULL;
+  loam_pool *sub;
   int64_t now = loam__clock_ns(), before;
   char msg[400];
   seen w;
-  pthread_mutex_lock(&p->mu);
+  pthread_mutex_lock(&rs->mu);
   sub = r->sub;
   before = r->checked_ns;
   r->checked_ns = now;
-  pthread_mutex_unlock(&p->mu);
-  if (ask(p, r->url, sub, &w, fatal) != LOAM_OK) {
-    pthread_mutex_lock(&p->mu);
+  pthread_mutex_unlock(&rs->mu);
+  if (ask(rs, r->url, sub, &w, fatal) != LOAM_OK) {
+    pthread_mutex_lock(&rs->mu);
     r->checking = 0;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&rs->mu);
     return LOAM_ERROR;
   }
-  pthread_mutex_lock(&p->mu);
-  if (w.opened != NULL && p->closed) {   /* the pool closed meanwhile: its pool goes too */
-    drop = w.opened;
-    w.opened = NULL;
-  }
-  record(p, i, &w, now, before, msg, sizeof msg);
+  pthread_mutex_lock(&rs->mu);
+  record(rs, i, &w, now, before, msg, sizeof msg);
   r->checking = 0;
-  hook = p->hook;
-  hook_ud = p->hook_ud;
-  pthread_mutex_unlock(&p->mu);
-  loam_pool_close(drop);
+  hook = rs->hook;
+  hook_ud = rs->hook_ud;
+  pthread_mutex_unlock(&rs->mu);
   if (msg[0] != '\0') loamP_notify(hook, hook_ud, LOAM_POOL_REPLICA, msg);
-  return LOAM_OK;
-}
-
-
-int loamP_replicas_start (loam_pool *p, loam_error *err) {
-  int i;
-  for (i = 0; i < p->nreplicas; i++) {
-    pthread_mutex_lock(&p->mu);
-    if (p->replicas[i].checking) {   /* another open of the URL got there first */
-      pthread_mutex_unlock(&p->mu);
-      continue;
-    }
-    p->replicas[i].checking = 1;
-    pthread_mutex_unlock(&p->mu);
-    if (check(p, i, err) != LOAM_OK) return LOAM_ERROR;
-  }
   return LOAM_OK;
 }
 
@@ -361,20 +377,49 @@ int loamP_replicas_start (loam_pool *p, loam_error *err) {
 ** ======================================================================= */
 
 /*
-** The primary's insert position for 'tok', read on 'c' (a checkout of
-** the primary), with the sizes it is compared by.
+** Whether a replica that has replayed up to 'replay' has what the primary
+** had written when its insert position was 'need'.  The insert position
+** is where the next record will start: when the last record ended at a
+** page boundary, that is past the page's header (24 bytes, or 40 at the
+** start of a segment), while the replica's position is the record's end.
+** 'block' and 'segment' are the primary's own sizes (wal_block_size,
+** wal_segment_size), read with the position; 0 when not yet read.
 */
-static int read_position (loam_pool *p, loam_conn *c, loam_read_token *tok, loam_error *err) {
+int loamP_caught_up (uint64_t replay, uint64_t need, uint64_t block, uint64_t segment) {
+  if (replay >= need) return 1;
+  if (block == 0 || segment == 0) return 0;
+  return (need % segment == 40 && replay == need - 40) ||
+         (need % block == 24 && replay == need - 24);
+}
+
+
+static int caught_up (const loam_replicas *rs, uint64_t replay, uint64_t need) {
+  return loamP_caught_up(replay, need, (uint64_t)rs->wal_block, (uint64_t)rs->wal_segment);
+}
+
+
+/*
+** The primary's insert position for 'tok', read on 'c', with the sizes it
+** is compared by; the statement is the routing's, not the caller's, so
+** the connection's trace hook is set aside for it.
+*/
+static int read_position (loam_replicas *rs, loam_conn *c, loam_read_token *tok,
+                          loam_error *err) {
+  loam_trace_fn trace = c->trace;
   loam_value v[3];
   char text[64];
   uint64_t lsn;
-  if (one_row(c, LSN_SQL, v, 3, text, sizeof text, err) != LOAM_OK) return LOAM_ERROR;
+  int rc;
+  c->trace = NULL;
+  rc = one_row(c, LSN_SQL, v, 3, text, sizeof text, err);
+  c->trace = trace;
+  if (rc != LOAM_OK) return LOAM_ERROR;
   if ((lsn = lsn_of(&v[0])) == 0 || v[1].type != LOAM_INT || v[2].type != LOAM_INT)
     return loam__err(err, LOAM_E_DATABASE_ERROR, "the primary gave no WAL position");
-  pthread_mutex_lock(&p->mu);
-  p->wal_block = v[1].u.i;
-  p->wal_segment = v[2].u.i;
-  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_lock(&rs->mu);
+  rs->wal_block = v[1].u.i;
+  rs->wal_segment = v[2].u.i;
+  pthread_mutex_unlock(&rs->mu);
   tok->lsn = lsn;
   tok->wrote = 0;
   return LOAM_OK;
@@ -385,80 +430,219 @@ static int read_position (loam_pool *p, loam_conn *c, loam_read_token *tok, loam
 ** The replica a read takes now (-1: the primary): the next usable one in
 ** turn that has replayed 'need' (0: nothing to wait for), checking first
 ** one that is due, or behind 'need' (its position may have moved since).
+** With 'sub', the read checks a connection out of the replica's pool,
+** which is counted and written there.
 */
-static int pick (loam_pool *p, uint64_t need, loam_pool **sub) {
-  int k, n = p->nreplicas;
-  pthread_mutex_lock(&p->mu);
-  for (k = 0; k < n && !p->closed; k++) {
-    int i = (p->next_replica + k) % n;
-    loamP_replica *r = &p->replicas[i];
+static int pick (loam_replicas *rs, uint64_t need, loam_pool **sub) {
+  int k, n = rs->n;
+  pthread_mutex_lock(&rs->mu);
+  for (k = 0; k < n; k++) {
+    int i = (rs->next + k) % n;
+    target *r = &rs->t[i];
     int64_t now = loam__clock_ns();
-    int due = now - r->checked_ns >= MS(p->o.replica_check_ms) ||
-              (r->state == 1 && need != 0 && !caught_up(p, r->replay, need));
+    int due = now - r->checked_ns >= MS(rs->check_ms) ||
+              (r->state == 1 && need != 0 && !caught_up(rs, r->replay, need));
     if (due && !r->checking) {
       r->checking = 1;
-      pthread_mutex_unlock(&p->mu);
-      check(p, i, NULL);
-      pthread_mutex_lock(&p->mu);
+      pthread_mutex_unlock(&rs->mu);
+      check(rs, i, NULL);
+      pthread_mutex_lock(&rs->mu);
     }
-    if (r->state == 1 && r->sub != NULL && (need == 0 || caught_up(p, r->replay, need))) {
-      p->next_replica = (i + 1) % n;
+    if (r->state == 1 && r->sub != NULL && (need == 0 || caught_up(rs, r->replay, need))) {
+      rs->next = (i + 1) % n;
       r->reads++;
-      r->out++;
-      p->rout++;
-      *sub = r->sub;
-      pthread_mutex_unlock(&p->mu);
+      if (sub != NULL) {
+        r->out++;
+        *sub = r->sub;
+      }
+      pthread_mutex_unlock(&rs->mu);
       return i;
     }
   }
-  p->primary_reads++;
-  pthread_mutex_unlock(&p->mu);
+  rs->primary_reads++;
+  pthread_mutex_unlock(&rs->mu);
   return -1;
 }
 
 
-/* Under the lock: a replica checkout of 'i' ended (or never began). */
-static void replica_done (loam_pool *p, int i) {
-  p->replicas[i].out--;
+int loam_replicas_route (loam_replicas *rs, loam_conn *primary, loam_read_token *tok,
+                         int *replica, loam_error *err) {
+  if (replica == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_replicas_route: 'replica' is NULL");
+  *replica = -1;
+  if (rs == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use closed replicas");
+  if (tok != NULL && tok->wrote) {
+    if (primary == NULL)
+      return loam__err(err, LOAM_E_MISUSE, "loam_replicas_route: the token wrote, and the "
+                       "primary's position needs a connection to it ('primary' is NULL)");
+    if (read_position(rs, primary, tok, err) != LOAM_OK) return LOAM_ERROR;
+  }
+  *replica = pick(rs, tok != NULL ? tok->lsn : 0, NULL);
+  return LOAM_OK;
+}
+
+
+loam_pool *loam_replicas_pool (loam_replicas *rs, int i) {
+  loam_pool *sub;
+  if (rs == NULL || i < 0 || i >= rs->n) return NULL;
+  pthread_mutex_lock(&rs->mu);
+  sub = rs->t[i].sub;
+  pthread_mutex_unlock(&rs->mu);
+  return sub;
+}
+
+
+int loam_replicas_stats (loam_replicas *rs, int i, loam_replica_metrics *out, loam_error *err) {
+  target *r;
+  loam_pool *sub;
+  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_replicas_stats: 'out' is NULL");
+  memset(out, 0, sizeof *out);
+  if (rs == NULL || i < 0 || i >= rs->n)
+    return loam__err(err, LOAM_E_MISUSE, "loam_replicas_stats: no replica %d (there are %d)", i,
+                     rs != NULL ? rs->n : 0);
+  pthread_mutex_lock(&rs->mu);
+  r = &rs->t[i];
+  out->healthy = r->state == 1;
+  out->lag_ms = r->lag_ms;
+  out->reads = r->reads;
+  snprintf(out->error, sizeof out->error, "%s", r->error);
+  sub = r->sub;
+  pthread_mutex_unlock(&rs->mu);
+  /* 'sub' stays open while 'rs' is. */
+  loam_pool_stats(sub, &out->pool);
+  return LOAM_OK;
+}
+
+
+int64_t loam_replicas_primary_reads (loam_replicas *rs) {
+  int64_t n;
+  if (rs == NULL) return 0;
+  pthread_mutex_lock(&rs->mu);
+  n = rs->primary_reads;
+  pthread_mutex_unlock(&rs->mu);
+  return n;
+}
+
+/* }====================================================================== */
+
+
+/* {======================================================================
+** A pool's replicas
+** ======================================================================= */
+
+int loamP_replicas_init (loam_pool *p, const loam_pool_opts *o, loam_error *err) {
+  int i;
+  p->o.replicas = NULL;   /* the caller's array: 'p->rurls' keeps copies */
+  if (o->nreplicas == 0) return LOAM_OK;
+  if ((p->rurls = calloc((size_t)o->nreplicas, sizeof *p->rurls)) == NULL)
+    return loam__err_nomem(err);
+  p->nrurls = o->nreplicas;
+  for (i = 0; i < o->nreplicas; i++)
+    if ((p->rurls[i] = loam__strdup(o->replicas[i])) == NULL) return loam__err_nomem(err);
+  return LOAM_OK;
+}
+
+
+int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o) {
+  int i;
+  if (p->nrurls != o->nreplicas) return 0;
+  for (i = 0; i < p->nrurls; i++)
+    if (strcmp(p->rurls[i], o->replicas[i]) != 0) return 0;
+  return 1;
+}
+
+
+int loamP_replicas_start (loam_pool *p, loam_error *err) {
+  loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_replicas *rs;
+  o.urls = (const char *const *)p->rurls;
+  o.n = p->nrurls;
+  o.max_lag_ms = p->o.max_lag_ms;
+  o.check_ms = p->o.replica_check_ms;
+  o.pool = &p->o;
+  pthread_mutex_lock(&p->mu);
+  o.hook = p->hook;
+  o.hook_ud = p->hook_ud;
+  pthread_mutex_unlock(&p->mu);
+  if (loam_replicas_open(&o, &rs, err) != LOAM_OK) return LOAM_ERROR;
+  pthread_mutex_lock(&p->mu);
+  p->rs = rs;
+  pthread_mutex_unlock(&p->mu);
+  return LOAM_OK;
+}
+
+
+void loamP_replicas_free (loam_pool *p) {
+  int i;
+  loam_replicas_close(p->rs);
+  p->rs = NULL;
+  for (i = 0; i < p->nrurls; i++) free(p->rurls[i]);
+  free(p->rurls);
+  p->rurls = NULL;
+  p->nrurls = 0;
+}
+
+
+/* A replica checkout of 'i' through 'p' ended (or never began). */
+static void checked_in (loam_pool *p, loam_replicas *rs, int i, int *freep) {
+  pthread_mutex_lock(&rs->mu);
+  rs->t[i].out--;
+  pthread_mutex_unlock(&rs->mu);
+  pthread_mutex_lock(&p->mu);
   p->rout--;
+  *freep = loamP_last_out(p);
+  pthread_mutex_unlock(&p->mu);
 }
 
 
 int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
                             loam_conn **out, loam_error *err) {
   loam_conn *prim = NULL;
+  loam_replicas *rs;
   loam_pool *sub = NULL;
   int i, freep;
   if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_acquire_read: 'out' is NULL");
   *out = NULL;
   if (p == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
-  if (p->nreplicas == 0) return loamP_acquire(p, tok, tag, out, err);
+  pthread_mutex_lock(&p->mu);
+  rs = p->closed ? NULL : p->rs;
+  if (rs != NULL) p->rout++;   /* keeps the pool while this read may take a replica */
+  pthread_mutex_unlock(&p->mu);
+  if (rs == NULL) return loamP_acquire(p, tok, tag, out, err);
   /* After a write, the primary's position, on the connection a read may then use. */
   if (tok != NULL && tok->wrote) {
-    if (loamP_acquire(p, tok, tag, &prim, err) != LOAM_OK) return LOAM_ERROR;
-    if (read_position(p, prim, tok, err) != LOAM_OK) {
-      loam_pool_release(p, prim, NULL);
+    if (loamP_acquire(p, tok, tag, &prim, err) != LOAM_OK ||
+        read_position(rs, prim, tok, err) != LOAM_OK) {
+      if (prim != NULL) loam_pool_release(p, prim, NULL);
+      pthread_mutex_lock(&p->mu);
+      p->rout--;
+      freep = loamP_last_out(p);
+      pthread_mutex_unlock(&p->mu);
+      if (freep) loamP_destroy(p);
       return LOAM_ERROR;
     }
   }
-  i = pick(p, tok != NULL ? tok->lsn : 0, &sub);
+  i = pick(rs, tok != NULL ? tok->lsn : 0, &sub);
+  if (i >= 0 && loam_pool_acquire(sub, tag, out, NULL) == LOAM_OK) {
+    if (prim != NULL) loam_pool_release(p, prim, NULL);
+    return LOAM_OK;
+  }
   if (i >= 0) {
-    if (loam_pool_acquire(sub, tag, out, NULL) == LOAM_OK) {
-      if (prim != NULL) loam_pool_release(p, prim, NULL);
-      return LOAM_OK;
-    }
     /* A replica that fails here is checked again at its turn; this read takes the primary. */
+    pthread_mutex_lock(&rs->mu);
+    rs->t[i].reads--;
+    rs->primary_reads++;
+    pthread_mutex_unlock(&rs->mu);
+    checked_in(p, rs, i, &freep);
+  }
+  else {
     pthread_mutex_lock(&p->mu);
-    replica_done(p, i);
-    p->replicas[i].reads--;
-    p->primary_reads++;
+    p->rout--;
     freep = loamP_last_out(p);
     pthread_mutex_unlock(&p->mu);
-    if (freep) {   /* closed under this read: nothing more to hand out */
-      if (prim != NULL) loam_pool_release(p, prim, NULL);
-      loamP_destroy(p);
-      return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
-    }
+  }
+  if (freep) {   /* closed under this read: nothing more to hand out */
+    loamP_destroy(p);
+    return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
   }
   if (prim != NULL) {
     *out = prim;
@@ -470,20 +654,21 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
 
 int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned, const char *miss,
                            loam_error *err) {
+  loam_replicas *rs;
   int i, freep;
-  for (i = 0; i < p->nreplicas; i++) {
+  pthread_mutex_lock(&p->mu);
+  rs = p->rs;
+  pthread_mutex_unlock(&p->mu);
+  for (i = 0; rs != NULL && i < rs->n; i++) {
     loam_pool *sub;
     int rc;
-    pthread_mutex_lock(&p->mu);
-    sub = p->replicas[i].out > 0 ? p->replicas[i].sub : NULL;
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_lock(&rs->mu);
+    sub = rs->t[i].out > 0 ? rs->t[i].sub : NULL;
+    pthread_mutex_unlock(&rs->mu);
     if (sub == NULL) continue;
     rc = abandoned ? loam_pool_abandon(sub, c, NULL) : loam_pool_release(sub, c, NULL);
     if (rc != LOAM_OK) continue;   /* another replica's, or none */
-    pthread_mutex_lock(&p->mu);
-    replica_done(p, i);
-    freep = loamP_last_out(p);
-    pthread_mutex_unlock(&p->mu);
+    checked_in(p, rs, i, &freep);
     if (freep) loamP_destroy(p);
     return LOAM_OK;
   }
@@ -492,28 +677,18 @@ int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned, const char
 
 
 int loam_pool_replica_stats (loam_pool *p, int i, loam_replica_metrics *out, loam_error *err) {
-  loamP_replica *r;
-  loam_pool *sub;
-  if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_replica_stats: 'out' is NULL");
-  memset(out, 0, sizeof *out);
-  if (p == NULL) return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
-  pthread_mutex_lock(&p->mu);
-  if (i < 0 || i >= p->nreplicas) {
-    int n = p->nreplicas;
+  loam_replicas *rs = NULL;
+  if (p != NULL) {
+    pthread_mutex_lock(&p->mu);
+    rs = p->rs;
     pthread_mutex_unlock(&p->mu);
-    return loam__err(err, LOAM_E_MISUSE, "loam_pool_replica_stats: no replica %d (the pool "
-                     "has %d)", i, n);
   }
-  r = &p->replicas[i];
-  out->healthy = r->state == 1;
-  out->lag_ms = r->lag_ms;
-  out->reads = r->reads;
-  snprintf(out->error, sizeof out->error, "%s", r->error);
-  sub = r->sub;
-  pthread_mutex_unlock(&p->mu);
-  /* 'sub' stays open while 'p' is: only the last close of 'p' closes it. */
-  loam_pool_stats(sub, &out->pool);
-  return LOAM_OK;
+  if (out != NULL && rs == NULL) {
+    memset(out, 0, sizeof *out);
+    return loam__err(err, LOAM_E_MISUSE, "loam_pool_replica_stats: no replica %d (the pool has "
+                     "none)", i);
+  }
+  return loam_replicas_stats(rs, i, out, err);
 }
 
 /* }====================================================================== */
