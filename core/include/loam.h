@@ -434,7 +434,8 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** and replaying no more than 'max_lag_ms' behind what it has received;
 ** one that cannot be reached, is no standby or lags is skipped, reported
 ** once through the hook (LOAM_POOL_REPLICA), and used again, reported
-** again, once a check passes.  A replica that is down at
+** again, once a check passes.  A check never waits for the replica's
+** pool: with every connection out serving reads, the last check stands.  A replica that is down at
 ** 'loam_pool_open' is only skipped; a malformed replica URL is
 ** LOAM_E_INVALID_URL, an SQLite replica or primary LOAM_E_MISUSE, and
 ** the primary pool's options refused by a replica's pool (another open of

@@ -442,3 +442,153 @@ TEST(replica_positions_by_server_sizes) {
 }
 
 /* }====================================================================== */
+
+
+/* {======================================================================
+** Threads sharing one routed pool
+** ======================================================================= */
+
+#define RT_THREADS 4
+#define RT_ROUNDS 15
+
+typedef struct rt_arg {
+  loam_pool *p;
+  int id;
+  int stale;                 /* reads that missed the thread's own write */
+  int failed;                /* calls that failed */
+  int replica_reads;
+} rt_arg;
+
+/*
+** Each thread writes a row of its own through the primary, then reads it
+** back with its token: from the replica once it has replayed it, else
+** from the primary, never missing it.
+*/
+static void *rt_worker (void *ud) {
+  rt_arg *a = ud;
+  loam_read_token tok = LOAM_READ_TOKEN_INIT;
+  int k;
+  for (k = 0; k < RT_ROUNDS; k++) {
+    loam_value key = loam_int(a->id * 1000 + k);
+    loam_conn *c;
+    loam_stmt *s;
+    loam_value v;
+    if (loam_pool_acquire_write(a->p, &tok, "rt_worker", &c, NULL) != LOAM_OK) {
+      a->failed++;
+      continue;
+    }
+    if (loam_exec(c, "INSERT INTO rep_threads VALUES (?)", &key, 1, NULL, NULL, NULL, NULL) !=
+        LOAM_OK)
+      a->failed++;
+    loam_pool_release(a->p, c, NULL);
+    if (loam_pool_acquire_read(a->p, &tok, "rt_worker", &c, NULL) != LOAM_OK) {
+      a->failed++;
+      continue;
+    }
+    if (loam_query(c, "SELECT count(*), pg_is_in_recovery() FROM rep_threads WHERE id = ?",
+                   &key, 1, 0, &s, NULL) == LOAM_OK) {
+      if (loam_step(s, NULL) == LOAM_ROW && loam_column(s, 0, &v) == LOAM_OK) {
+        if (v.u.i != 1) a->stale++;
+        if (loam_column(s, 1, &v) == LOAM_OK && v.u.b) a->replica_reads++;
+      }
+      else a->failed++;
+      loam_stmt_close(s);
+    }
+    else a->failed++;
+    loam_pool_release(a->p, c, NULL);
+  }
+  return NULL;
+}
+
+
+TEST(replica_threads_read_their_writes) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  pthread_t th[RT_THREADS];
+  rt_arg args[RT_THREADS];
+  loam_pool_metrics pm;
+  loam_replica_metrics rm;
+  loam_conn *direct;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_threads_read_their_writes");
+  const char *urls[2];
+  loam_pool_opts o;
+  int i, stale = 0, failed = 0;
+  int64_t replica_reads = 0;
+  if (pg == NULL || (urls[0] = replica_url("replica_threads_read_their_writes")) == NULL) return;
+  urls[1] = urls[0];
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_threads", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_threads (id integer PRIMARY KEY)", &e) == LOAM_OK);
+  o = replica_opts(urls, 2, &h);
+  o.replica_check_ms = 0;   /* every read checks: the checks race each other */
+  o.max_lag_ms = 600000;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  for (i = 0; i < RT_THREADS; i++) {
+    memset(&args[i], 0, sizeof args[i]);
+    args[i].p = p;
+    args[i].id = i + 1;
+    CHECK(pthread_create(&th[i], NULL, rt_worker, &args[i]) == 0);
+  }
+  for (i = 0; i < RT_THREADS; i++) {
+    pthread_join(th[i], NULL);
+    stale += args[i].stale;
+    failed += args[i].failed;
+    replica_reads += args[i].replica_reads;
+  }
+  CHECK_INT(failed, 0);
+  CHECK_INT(stale, 0);
+  loam_pool_stats(p, &pm);
+  CHECK_INT(pm.in_use, 0);
+  CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+  CHECK_INT(rm.pool.in_use, 0);
+  /* Every read was counted once, on a replica or on the primary. */
+  {
+    loam_replica_metrics r2;
+    CHECK(loam_pool_replica_stats(p, 1, &r2, &e) == LOAM_OK);
+    CHECK_INT(rm.reads + r2.reads, replica_reads);
+    CHECK_INT(rm.reads + r2.reads + pm.primary_reads, RT_THREADS * RT_ROUNDS);
+  }
+  CHECK_INT(h.n, 0);
+  loam_pool_close(p);
+  exec(direct, "DROP TABLE rep_threads", NULL);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+/* }====================================================================== */
+
+
+/*
+** A check does not queue behind the reads: with every connection of the
+** replica's pool out (and an acquire that would wait forever), a read
+** that finds the replica due goes by its last check instead of waiting.
+*/
+TEST(replica_check_skips_a_busy_pool) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_replica_metrics rm;
+  loam_replicas *rs;
+  loam_conn *held;
+  const char *urls[1];
+  int i = -2;
+  if ((urls[0] = replica_url("replica_check_skips_a_busy_pool")) == NULL) return;
+  po.size = 1;
+  po.max_overflow = 0;
+  po.acquire_timeout_ms = LOAM_FOREVER;
+  o.urls = urls;
+  o.n = 1;
+  o.check_ms = 0;
+  o.pool = &po;
+  CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_OK);
+  CHECK(loam_pool_acquire(loam_replicas_pool(rs, 0), NULL, &held, &e) == LOAM_OK);
+  CHECK(loam_replicas_route(rs, NULL, NULL, &i, &e) == LOAM_OK);
+  CHECK_INT(i, 0);
+  CHECK(loam_replicas_stats(rs, 0, &rm, &e) == LOAM_OK);
+  CHECK(rm.healthy);
+  CHECK_INT(rm.pool.timeouts, 0);
+  CHECK(loam_pool_release(loam_replicas_pool(rs, 0), held, &e) == LOAM_OK);
+  loam_replicas_close(rs);
+  loam_error_clear(&e);
+}

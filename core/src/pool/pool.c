@@ -270,11 +270,12 @@ int loamP_last_out (loam_pool *p) {
 
 
 /*
-** Waits for a slot; returns it taken (busy, not yet 'out'), or NULL with
-** 'err' set.  Under the lock on entry and on return.
+** Waits for a slot (with 'nowait', not at all); returns it taken (busy,
+** not yet 'out'), or NULL with 'err' set.  Under the lock on entry and on
+** return.
 */
-static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited, int *freep,
-                              loam_error *err) {
+static loamP_slot *take_slot (loam_pool *p, int64_t t0, int nowait, int *fresh, int *waited,
+                              int *freep, loam_error *err) {
   int64_t deadline = deadline_of(t0, p->o.acquire_timeout_ms);
   for (;;) {
     int64_t now;
@@ -298,6 +299,11 @@ static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited,
       p->nbusy++;
       *fresh = 1;
       return &p->slots[i];
+    }
+    if (nowait) {
+      *freep = loamP_last_out(p);
+      loam__err(err, LOAM_E_POOL_TIMEOUT, "every connection of the pool is in use");
+      return NULL;
     }
     now = loam__clock_ns();
     if (now >= deadline) {
@@ -368,18 +374,18 @@ static int ready_slot (loam_pool *p, loamP_slot *s, int check, loam_error *err) 
 
 
 int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_error *err) {
-  return loamP_acquire(p, NULL, tag, out, err);
+  return loamP_acquire(p, NULL, 0, tag, out, err);
 }
 
 
 int loam_pool_acquire_write (loam_pool *p, loam_read_token *tok, const char *tag,
                              loam_conn **out, loam_error *err) {
-  return loamP_acquire(p, tok, tag, out, err);
+  return loamP_acquire(p, tok, 0, tag, out, err);
 }
 
 
-int loamP_acquire (loam_pool *p, loam_read_token *tok, const char *tag, loam_conn **out,
-                   loam_error *err) {
+int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
+                   loam_conn **out, loam_error *err) {
   work w;
   loamP_slot *s;
   int64_t t0, now;
@@ -403,7 +409,7 @@ int loamP_acquire (loam_pool *p, loam_read_token *tok, const char *tag, loam_con
     }
     loam__buf_free(&b);
   }
-  s = take_slot(p, t0, &fresh, &waited, &freep, err);
+  s = take_slot(p, t0, nowait, &fresh, &waited, &freep, err);
   if (s == NULL) {
     pthread_mutex_unlock(&p->mu);
     finish_work(p, &w);

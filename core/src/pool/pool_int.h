@@ -163,8 +163,12 @@ LOAMI_FUNC int loamP_caught_up (uint64_t replay, uint64_t need, uint64_t block,
                                 uint64_t segment);
 /* Under the lock: the pool may be freed (closed, nothing out, nobody waiting). */
 LOAMI_FUNC int loamP_last_out (loam_pool *p);
-/* 'loam_pool_acquire_write' (pool.c). */
-LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, const char *tag,
+/*
+** 'loam_pool_acquire_write' (pool.c); with 'nowait', a pool with every
+** connection in use fails at once (LOAM_E_POOL_TIMEOUT, nothing counted)
+** instead of waiting: a replica's check does not queue behind its reads.
+*/
+LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
                               loam_conn **out, loam_error *err);
 
 /* }====================================================================== */

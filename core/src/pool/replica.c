@@ -240,6 +240,7 @@ static int one_row (loam_conn *c, const char *sql, loam_value *v, int n, char *t
 /* What one check saw, made without the lock. */
 typedef struct seen {
   int ok;                    /* the server answered */
+  int busy;                  /* its pool had every connection in use: nothing was asked */
   int standby;
   uint64_t replay, received;
   loam_pool *opened;         /* the replica's pool, opened by this check */
@@ -268,7 +269,7 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
     }
     w->opened = sub;
   }
-  if (loam_pool_acquire(sub, "loam: replica check", &c, &e) == LOAM_OK) {
+  if (loamP_acquire(sub, NULL, 1, "loam: replica check", &c, &e) == LOAM_OK) {
     if (one_row(c, CHECK_SQL, v, 3, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL) {
       w->ok = 1;
       w->standby = v[0].u.b;
@@ -277,7 +278,9 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
     }
     loam_pool_release(sub, c, NULL);
   }
-  if (!w->ok) why_of(w->why, sizeof w->why, &e);
+  /* Every connection out serving reads: the replica is no worse than its last check said. */
+  if (!w->ok && e.code == LOAM_E_POOL_TIMEOUT) w->busy = 1;
+  else if (!w->ok) why_of(w->why, sizeof w->why, &e);
   loam_error_clear(&e);
   return LOAM_OK;
 }
@@ -294,6 +297,7 @@ static void record (loam_replicas *rs, int i, const seen *w, int64_t now, int64_
   int was = r->state, now_ok;
   msg[0] = '\0';
   if (w->opened != NULL) r->sub = w->opened;
+  if (w->busy) return;
   if (!w->ok) {
     snprintf(r->error, sizeof r->error, "%s", w->why);
     r->wait_since_ns = 0;
@@ -607,10 +611,10 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   rs = p->closed ? NULL : p->rs;
   if (rs != NULL) p->rout++;   /* keeps the pool while this read may take a replica */
   pthread_mutex_unlock(&p->mu);
-  if (rs == NULL) return loamP_acquire(p, tok, tag, out, err);
+  if (rs == NULL) return loamP_acquire(p, tok, 0, tag, out, err);
   /* After a write, the primary's position, on the connection a read may then use. */
   if (tok != NULL && tok->wrote) {
-    if (loamP_acquire(p, tok, tag, &prim, err) != LOAM_OK ||
+    if (loamP_acquire(p, tok, 0, tag, &prim, err) != LOAM_OK ||
         read_position(rs, prim, tok, err) != LOAM_OK) {
       if (prim != NULL) loam_pool_release(p, prim, NULL);
       pthread_mutex_lock(&p->mu);
@@ -648,7 +652,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
     *out = prim;
     return LOAM_OK;
   }
-  return loamP_acquire(p, tok, tag, out, err);
+  return loamP_acquire(p, tok, 0, tag, out, err);
 }
 
 
