@@ -290,10 +290,11 @@ static void flush_reports (lua_State *L, LReplicas *r) {
 
 
 /*
-** replicas_open(urls, opts, log): the routing over the replicas at 'urls'
-** (a list), each replica's pool opened with 'opts' (those of 'pool_open'
-** with 'max_lag_ms' and 'replica_check_ms'); 'log(message)' hears its
-** reports.  Created closed, then opened.
+** replicas_open(urls, opts, log [, own]): the routing over the replicas at
+** 'urls' (a list), each replica's pool opened with 'opts' (those of
+** 'pool_open' with 'max_lag_ms' and 'replica_check_ms'): the process's
+** pool for its URL, or with 'own' one of the routing's own; 'log(message)'
+** hears its reports.  Created closed, then opened.
 */
 static int l_replicas_open (lua_State *L) {
   loam_pool_opts po = LOAM_POOL_OPTS_INIT;
@@ -313,7 +314,7 @@ static int l_replicas_open (lua_State *L) {
     urls[i] = loamL_checkstring(L, -1, NULL);   /* the list keeps it alive */
     lua_pop(L, 1);
   }
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   r = (LReplicas *)lua_newuserdatauv(L, sizeof(LReplicas), 1);
   r->rs = NULL;
   r->n = n;
@@ -329,6 +330,7 @@ static int l_replicas_open (lua_State *L) {
   o.pool = &po;
   o.hook = queue_report;
   o.hook_ud = r;
+  o.own_pools = lua_toboolean(L, 4);
   rc = loam_replicas_open(&o, &r->rs, &err);
   flush_reports(L, r);
   if (rc != LOAM_OK) return loamL_raise(L, &err, NULL);
@@ -400,6 +402,26 @@ static int replicas_stats (lua_State *L) {
 }
 
 
+/*
+** replicas:pool(i): the pool of replica 'i' as a 'loam.Pool' of its own
+** (an open of it: closing it leaves the routing's), or nil while no check
+** has reached the server.
+*/
+static int replicas_pool (lua_State *L) {
+  LReplicas *r = checkreplicas(L);
+  lua_Integer i = luaL_checkinteger(L, 2);
+  loam_pool *sub = i >= 1 && i <= r->n ? loam_replicas_pool(r->rs, (int)i - 1) : NULL;
+  LPool *p;
+  if (sub == NULL) return 0;
+  p = (LPool *)lua_newuserdatauv(L, sizeof(LPool), 0);
+  p->pool = NULL;
+  luaL_setmetatable(L, POOL_T);
+  loam_pool_retain(sub);
+  p->pool = sub;
+  return 1;
+}
+
+
 /* '__gc', '__close' and 'close': idempotent. */
 static int replicas_gc (lua_State *L) {
   LReplicas *r = checkreplicasany(L);
@@ -419,6 +441,7 @@ static int replicas_close (lua_State *L) {
 
 static const luaL_Reg replicas_meth[] = {
   {"route", replicas_route},
+  {"pool", replicas_pool},
   {"stats", replicas_stats},
   {"close", replicas_close},
   {NULL, NULL}

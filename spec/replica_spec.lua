@@ -403,6 +403,23 @@ describe("read replicas", function()
     db:close()
   end)
 
+  it("reads a Database's replicas through pools of its own without 'pool'", function()
+    -- A pooled Database holds the process's pool of the replica URL; one
+    -- without 'pool' reads through pools of its own, with no options to
+    -- clash, and both read the replica.
+    local pooled = connect({}, { pool = { size = 2 } })
+    local plain = connect({}, {})
+    for _, db in ipairs { pooled, plain } do
+      local _, Where = models(db)
+      assert.is_true(Where:find(1).replica)
+    end
+    local other = loam.connect(REPLICA, { pool = { size = 2 } })
+    assert.same(1, #other:query("SELECT 1 AS one"))
+    other:close()
+    plain:close()
+    pooled:close()
+  end)
+
   it("changes nothing without replicas, on SQLite too", function()
     for backend in helper.each_backend() do
       local db = helper.connect(backend)

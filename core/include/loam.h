@@ -392,6 +392,13 @@ LOAM_API int loam_pool_release (loam_pool *pool, loam_conn *conn, loam_error *er
 */
 LOAM_API int loam_pool_abandon (loam_pool *pool, loam_conn *conn, loam_error *err);
 
+/*
+** One more open of 'pool', matched by one more 'loam_pool_close': for a
+** holder of a borrowed pool (a routing's replica) that keeps it longer.
+** Nothing on a closed pool or NULL.
+*/
+LOAM_API void loam_pool_retain (loam_pool *pool);
+
 /* Replaces the hook ('fn' NULL: stderr again); 'ud' must outlive the pool or the next call. */
 LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
 
@@ -523,9 +530,12 @@ typedef struct loam_replicas_opts {
                                    defaults */
   loam_pool_hook hook;      /* LOAM_POOL_REPLICA reports; NULL: written to stderr */
   void *hook_ud;
+  int own_pools;            /* 1: each replica's pool is the routing's own, which no
+                               'loam_pool_open' finds (and so no other options clash
+                               with); 0: the process's pool for its URL */
 } loam_replicas_opts;
 
-#define LOAM_REPLICAS_OPTS_INIT { NULL, 0, -1, -1, NULL, NULL, NULL }
+#define LOAM_REPLICAS_OPTS_INIT { NULL, 0, -1, -1, NULL, NULL, NULL, 0 }
 
 /*
 ** Opens the routing and checks each replica once (see the pool's read
@@ -554,9 +564,8 @@ LOAM_API int loam_replicas_route (loam_replicas *rs,
 
 /*
 ** The pool of replica 'i', borrowed: valid until 'loam_replicas_close';
-** NULL while no check has reached the server.  A host that keeps a handle
-** of its own opens the same pool with 'loam_pool_open' (its URL and the
-** options given here).
+** NULL while no check has reached the server.  A host that keeps it
+** longer takes an open of its own ('loam_pool_retain').
 */
 LOAM_API loam_pool *loam_replicas_pool (loam_replicas *rs, int i);
 

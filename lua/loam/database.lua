@@ -234,9 +234,11 @@ local function open_all(db, url, opts)
     ok, set = pcall(errors.misuse, "loam.connect: replicas are PostgreSQL servers, and this "
       .. "database is %s", set)
   else
-    -- Each replica's pool: the process's for its URL, with the Database's
-    -- pool options (the defaults without 'pool') and connection options.
-    ok, set = pcall(function() return replicas.open(ro, pool_options(own), db._hook) end)
+    -- Each replica's pool: with 'pool', the process's for its URL, with the
+    -- Database's pool options; without, the Database's own.
+    ok, set = pcall(function()
+      return replicas.open(ro, pool_options(own), pool ~= nil, db._hook)
+    end)
   end
   if not ok then
     c:close()

@@ -3,8 +3,8 @@
 -- core/src/pool/replica.c), which checks them, measures their lag, chooses
 -- the server of each read and reports a replica skipped or used again.
 -- loam.database routes; this module checks the options, keeps one pooled
--- handle per replica (on the process's pool for its URL, the one the core
--- checks) and hands reads the right one.
+-- handle per replica (on the pool the core checks it through) and hands
+-- reads the right one.
 --
 -- Read-your-writes.  The core counts the statements that may have written
 -- on each connection ('conn:writes()': all but SELECTs, a pooled handle
@@ -17,7 +17,7 @@
 --   replicas.options(opts)        the replica options of loam.connect,
 --                                 checked: nil when there are none, else
 --                                 { urls, max_lag_ms, check_ms, log }
---   replicas.open(o, pool_opts, hook)
+--   replicas.open(o, pool_opts, pooled, hook)
 --                                 the set: the core's routing, each replica's
 --                                 pool opened with 'pool_opts' (those of
 --                                 core.pool_open) and checked (one that
@@ -95,23 +95,25 @@ function replicas.options(opts)
 end
 
 -- 'pool_opts' are core.pool_open's options for each replica's pool (the
--- Database's pool options, or none, with its connection options); 'hook'
--- is the Database's query hook, given to each replica handle.
-function replicas.open(o, pool_opts, hook)
+-- Database's pool options and connection options); with 'pooled' each
+-- replica's pool is the process's for its URL, as the primary's is, else
+-- the Database's own (with the pool's defaults), which no other Database
+-- shares or clashes with.  'hook' is the Database's query hook, given to
+-- each replica handle.
+function replicas.open(o, pool_opts, pooled, hook)
   local flat = {}
   for k, v in pairs(pool_opts) do flat[k] = v end
   flat.max_lag_ms, flat.replica_check_ms = o.max_lag_ms, o.check_ms
-  local routing = core.replicas_open(o.urls, flat, o.log)
-  return { routing = routing, urls = o.urls, pool_opts = pool_opts, hook = hook,
-           pools = {}, handles = {} }
+  local routing = core.replicas_open(o.urls, flat, o.log, not pooled)
+  return { routing = routing, hook = hook, pools = {}, handles = {} }
 end
 
--- The handle of replica 'i' on the process's pool for its URL, which the
--- core's check has opened already (it answers a replica only then).
+-- The handle of replica 'i' on its pool, which the core's check has
+-- opened already (it answers a replica only then).
 local function handle(set, i)
   local h = set.handles[i]
   if h == nil then
-    local pool = core.pool_open(set.urls[i], set.pool_opts)
+    local pool = set.routing:pool(i)
     h = pool:handle()
     if set.hook ~= nil then h:on_query(set.hook) end
     set.pools[i], set.handles[i] = pool, h

@@ -52,6 +52,18 @@ static void writes_counted (int pg) {
   /* A statement that failed before it ran wrote nothing. */
   CHECK(exec(c, "INSERT INTO no_such_table VALUES (1)", &e) == LOAM_ERROR);
   CHECK_INT(loam_conn_writes(c), 9);
+  /* Bulk rows: multi-row INSERTs on SQLite, one COPY on PostgreSQL; counted either way. */
+  {
+    static const char *const cols[] = { "n" };
+    loam_value vals[100];
+    int64_t n = 0;
+    int i;
+    for (i = 0; i < 100; i++) vals[i] = loam_int(100 + i);
+    CHECK(loam_insert_rows(c, "writes_counted", cols, 1, vals, 100, &n, &e) == LOAM_OK);
+    CHECK_INT(n, 100);
+    CHECK(loam_conn_writes(c) >= 10);
+    CHECK(exec(c, "DELETE FROM writes_counted WHERE n >= 100", &e) == LOAM_OK);
+  }
   CHECK_INT(t_scalar(c, "SELECT count(*) FROM writes_counted"), 2);
   CHECK(exec(c, "DROP TABLE writes_counted", &e) == LOAM_OK);
   loam_conn_close(c);
@@ -590,5 +602,44 @@ TEST(replica_check_skips_a_busy_pool) {
   CHECK_INT(rm.pool.timeouts, 0);
   CHECK(loam_pool_release(loam_replicas_pool(rs, 0), held, &e) == LOAM_OK);
   loam_replicas_close(rs);
+  loam_error_clear(&e);
+}
+
+
+/*
+** Routings with pools of their own: two over one replica URL with other
+** pool options, and a pool of the process for that URL beside them.
+*/
+TEST(replica_routing_own_pools) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_replicas *a, *b;
+  loam_pool *shared, *kept;
+  loam_conn *c;
+  const char *urls[1];
+  if ((urls[0] = replica_url("replica_routing_own_pools")) == NULL) return;
+  po.size = 3;
+  CHECK(loam_pool_open(urls[0], &po, &shared, &e) == LOAM_OK);
+  o.urls = urls;
+  o.n = 1;
+  o.own_pools = 1;
+  CHECK(loam_replicas_open(&o, &a, &e) == LOAM_OK);   /* the defaults: size 5 */
+  po.size = 1;
+  o.pool = &po;
+  CHECK(loam_replicas_open(&o, &b, &e) == LOAM_OK);
+  CHECK(loam_replicas_pool(a, 0) != shared);
+  CHECK(loam_replicas_pool(b, 0) != loam_replicas_pool(a, 0));
+  /* A pool kept past its routing: one open more, closed by its holder. */
+  kept = loam_replicas_pool(b, 0);
+  loam_pool_retain(kept);
+  loam_pool_retain(NULL);
+  loam_replicas_close(b);
+  CHECK(loam_pool_acquire(kept, NULL, &c, &e) == LOAM_OK);
+  CHECK_INT(t_scalar(c, "SELECT pg_is_in_recovery()"), 1);
+  CHECK(loam_pool_release(kept, c, &e) == LOAM_OK);
+  loam_pool_close(kept);
+  loam_replicas_close(a);
+  loam_pool_close(shared);
   loam_error_clear(&e);
 }

@@ -60,6 +60,7 @@ struct loam_pool {
   int nbusy;                 /* slots checked out, being opened or reset */
   int nwaiting;
   int refs;                  /* opens not yet closed */
+  int own;                   /* a routing's own, in no list: no other open finds it */
   int closed;
   int64_t dead_ns;           /* when a dead connection was last met: idle ones older are tried */
   int64_t next_sweep_ns;
@@ -161,6 +162,13 @@ LOAMI_FUNC int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned,
 */
 LOAMI_FUNC int loamP_caught_up (uint64_t replay, uint64_t need, uint64_t block,
                                 uint64_t segment);
+/*
+** 'loam_pool_open'; with 'own', a pool of the caller's own, which the
+** process's list does not hold, so that no other open finds it (the
+** replicas of a routing with 'own_pools').
+*/
+LOAMI_FUNC int loamP_open (const char *url, const loam_pool_opts *opts, int own,
+                           loam_pool **out, loam_error *err);
 /* Under the lock: the pool may be freed (closed, nothing out, nobody waiting). */
 LOAMI_FUNC int loamP_last_out (loam_pool *p);
 /*

@@ -269,6 +269,12 @@ static int behind_pgbouncer (const char *url) {
 
 int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out,
                     loam_error *err) {
+  return loamP_open(url, opts, 0, out, err);
+}
+
+
+int loamP_open (const char *url, const loam_pool_opts *opts, int own, loam_pool **out,
+                loam_error *err) {
   loam_pool_opts o = LOAM_POOL_OPTS_INIT;
   loam_pool *p;
   int rc = LOAM_OK, bouncer, created = 0;
@@ -286,7 +292,7 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
   if (o.conn.busy_timeout_ms < 0) o.conn.busy_timeout_ms = 5000;
   if (o.conn.connect_timeout_s == -1) o.conn.connect_timeout_s = 10;
   pthread_mutex_lock(&pools_mu);
-  for (p = pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
+  for (p = own ? NULL : pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
   if (p != NULL) {
     if ((rc = compare(p, &o, err)) == LOAM_OK) {
       pthread_mutex_lock(&p->mu);
@@ -296,6 +302,11 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
     }
   }
   else if ((p = create(url, &o, bouncer, err)) == NULL) rc = LOAM_ERROR;
+  else if (own) {
+    p->own = 1;
+    *out = p;
+    created = 1;
+  }
   else {
     p->next = pools;
     pools = p;
@@ -328,7 +339,7 @@ void loam_pool_close (loam_pool *p) {
     pthread_mutex_unlock(&pools_mu);
     return;
   }
-  {
+  if (!p->own) {
     loam_pool **pp;
     for (pp = &pools; *pp != p; pp = &(*pp)->next) {}
     *pp = p->next;
@@ -367,6 +378,14 @@ void loamP_destroy (loam_pool *p) {
   free(p->idle);
   free(p->url);
   free(p);
+}
+
+
+void loam_pool_retain (loam_pool *p) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  if (!p->closed) p->refs++;
+  pthread_mutex_unlock(&p->mu);
 }
 
 

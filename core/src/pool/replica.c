@@ -66,6 +66,7 @@ struct loam_replicas {
   pthread_mutex_t mu;
   loam_pool_opts popts;      /* the replicas' pools' options */
   int max_lag_ms, check_ms;
+  int own_pools;             /* replica pools of its own, not the process's */
   loam_pool_hook hook;
   void *hook_ud;
   int n;
@@ -136,6 +137,7 @@ int loam_replicas_open (const loam_replicas_opts *o, loam_replicas **out, loam_e
   rs->popts = popts;
   rs->max_lag_ms = lag;
   rs->check_ms = every;
+  rs->own_pools = o->own_pools;
   rs->hook = o->hook;
   rs->hook_ud = o->hook_ud;
   pthread_mutex_init(&rs->mu, NULL);
@@ -256,7 +258,7 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
   char text[128];
   memset(w, 0, sizeof *w);
   if (sub == NULL) {
-    if (loam_pool_open(url, &rs->popts, &sub, &e) != LOAM_OK) {
+    if (loamP_open(url, &rs->popts, rs->own_pools, &sub, &e) != LOAM_OK) {
       /* Other options for the same URL will never open: the caller's error, not a server down. */
       if (fatal != NULL && (e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL)) {
         loam__err(fatal, e.code, "%s", e.message);
