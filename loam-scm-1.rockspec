@@ -96,6 +96,7 @@ build = {
         "core/src/pool/pool.c",
         "core/src/pool/pool_open.c",
         "core/src/pool/pool_report.c",
+        "core/src/pool/replica.c",
         "core/src/load/batch.c",
         "core/src/migrate/arena.c",
         "core/src/migrate/backfill.c",

@@ -110,6 +110,7 @@ int loamL_lease_as (lua_State *L, LConn *c, int idx, const char *tag, int toclos
     if (loam_pool_acquire(pool, tag, &c->conn, &err) != LOAM_OK)
       return loamL_raise(L, &err, NULL);
     c->pool = pool;
+    c->writes_base = loam_conn_writes(c->conn);
     if (c->trace != NULL) loam_conn_set_trace(c->conn, c->trace, c->trace_ud);
     c->leases = 1;
     if (toclose) lua_toclose(L, idx);
@@ -129,6 +130,7 @@ void loamL_unlease (LConn *c) {
   if (c->leases > 0 && --c->leases == 0 && c->conn != NULL) {
     loam_conn *conn = c->conn;
     c->conn = NULL;
+    c->writes += loam_conn_writes(conn) - c->writes_base;
     if (c->trace != NULL) loam_conn_set_trace(conn, NULL, NULL);
     loam_pool_release(c->pool, conn, NULL);
     c->pool = NULL;

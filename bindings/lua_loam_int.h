@@ -18,6 +18,7 @@
 /* The registry names of the module's metatables. */
 #define CONN_T   "loam.Conn"
 #define POOL_T   "loam.Pool"
+#define REPLICAS_T "loam.Replicas"
 #define STMT_T   "loam.Stmt"
 #define PREPARED_T "loam.Prepared"
 #define ERROR_T  "loam.Error"
@@ -193,6 +194,8 @@ typedef struct LConn {
   int pooled;
   int leases;
   int closing;               /* closed while a lease ran: the last lease hands back and closes */
+  uint64_t writes;           /* a pooled handle: 'loam_conn_writes' of its ended leases, summed */
+  uint64_t writes_base;      /* a pooled handle: 'loam_conn_writes' of 'conn' at the lease */
   loam_trace_fn trace;
   void *trace_ud;
 } LConn;

@@ -19,7 +19,7 @@ local CONN_METHODS = {
   "exec", "hold", "insert_rows",
   "introspect", "load_batch",
   "on_query", "prepare", "query", "render", "render_ddl", "run", "stats", "table_exists",
-  "transaction", "transaction_status",
+  "transaction", "transaction_status", "writes",
 }
 
 -- Customers and their orders, declared once for every connection the

@@ -188,6 +188,37 @@ describe("read replicas", function()
       db:close()
     end)
 
+    it(label .. "reads a write made through a hand-prepared statement, not a stale replica",
+      function()
+      local log = {}
+      local db = connect(log, opts { max_lag_ms = 600000 })
+      local Item, Where = models(db)
+      local it = Item:create { name = "p1" }
+      -- Prepared before the pause, and before the reads that follow it.
+      local rename = db:prepare { k = "update", table = "rep_items",
+        set = { { col = "name", expr = { k = "val", v = "p2" } } },
+        where = { k = "op", op = "=", l = { k = "col", name = "id" }, r = { k = "val", v = it.id } } }
+      eventually("the replica replays the insert", function()
+        return Where:find(1).replica and Item:find(it.id) ~= nil
+      end)
+      replica:exec("SELECT pg_wal_replay_pause()")
+      local ok, err = pcall(function()
+        assert.same(1, (rename:run()))
+        -- The replica cannot have it: the read goes to the primary.
+        assert.same("p2", Item:find(it.id).name)
+        assert.is_false(Where:find(1).replica)
+        assert.same("p1", replica:query("SELECT name FROM rep_items WHERE id = ?",
+          { it.id })[1].name)
+      end)
+      replica:exec("SELECT pg_wal_replay_resume()")
+      rename:close()
+      assert(ok, err)
+      eventually("the replica replays the update", function() return Where:find(1).replica end)
+      assert.same("p2", Item:find(it.id).name)
+      assert.same({}, log)
+      db:close()
+    end)
+
     it(label .. "skips a stopped replica with a warning and uses it again when it is back",
       function()
       local log = {}
@@ -219,7 +250,10 @@ describe("read replicas", function()
       local log = {}
       local db = connect(log, opts { max_lag_ms = 1, replica_check_ms = 0 })
       local _, Where = models(db)
-      assert.is_true(Where:find(1).replica)
+      -- The set-up's own writes may still be replaying: wait until they
+      -- are, and forget what was said meanwhile.
+      eventually("reads reach the replica", function() return Where:find(1).replica end)
+      for i = #log, 1, -1 do log[i] = nil end
       replica:exec("SELECT pg_wal_replay_pause()")
       local ok, err = pcall(function()
         -- Another client writes; the replica receives it and cannot replay it.
@@ -370,6 +404,23 @@ describe("read replicas", function()
     other:close()
     db = loam.connect(PRIMARY, { pool = { size = 1 } })
     db:close()
+  end)
+
+  it("reads a Database's replicas through pools of its own without 'pool'", function()
+    -- A pooled Database holds the process's pool of the replica URL; one
+    -- without 'pool' reads through pools of its own, with no options to
+    -- clash, and both read the replica.
+    local pooled = connect({}, { pool = { size = 2 } })
+    local plain = connect({}, {})
+    for _, db in ipairs { pooled, plain } do
+      local _, Where = models(db)
+      assert.is_true(Where:find(1).replica)
+    end
+    local other = loam.connect(REPLICA, { pool = { size = 2 } })
+    assert.same(1, #other:query("SELECT 1 AS one"))
+    other:close()
+    plain:close()
+    pooled:close()
   end)
 
   it("changes nothing without replicas, on SQLite too", function()

@@ -277,7 +277,8 @@ typedef struct loam_pool loam_pool;
 typedef enum loam_pool_event {
   LOAM_POOL_LEAK = 1,   /* a connection was held past 'leak_threshold_ms' (once per checkout) */
   LOAM_POOL_WARNING,    /* the pool's settings do not fit the server (max_connections) */
-  LOAM_POOL_NESTED      /* a thread holding a connection in a transaction asks for another */
+  LOAM_POOL_NESTED,     /* a thread holding a connection in a transaction asks for another */
+  LOAM_POOL_REPLICA     /* a replica is skipped by reads, or used again (once per change) */
 } loam_pool_event;
 
 /*
@@ -312,9 +313,17 @@ typedef struct loam_pool_opts {
   void *hook_ud;
   int processes;            /* processes that each open such a pool, for the max_connections
                                warning; 1..10000; default 1 */
+  /* Read replicas ('loam_pool_acquire_read'), PostgreSQL only. */
+  const char *const *replicas;   /* 'nreplicas' URLs of streaming replicas (copied); NULL: none */
+  int nreplicas;            /* 0..16 */
+  int max_lag_ms;           /* a replica replaying further behind is skipped; 0..86400000;
+                               default 1000 */
+  int replica_check_ms;     /* each replica is checked at most this often, when a read wants
+                               it; 0: before every such read; 0..86400000; default 1000 */
 } loam_pool_opts;
 
-#define LOAM_POOL_OPTS_INIT { -1, -1, -1, -1, -1, -1, -1, LOAM_CONN_OPTS_INIT, NULL, NULL, -1 }
+#define LOAM_POOL_OPTS_INIT { -1, -1, -1, -1, -1, -1, -1, LOAM_CONN_OPTS_INIT, NULL, NULL, -1, \
+                              NULL, 0, -1, -1 }
 
 /*
 ** Opens the pool for 'url', or finds the one this process already has:
@@ -383,6 +392,13 @@ LOAM_API int loam_pool_release (loam_pool *pool, loam_conn *conn, loam_error *er
 */
 LOAM_API int loam_pool_abandon (loam_pool *pool, loam_conn *conn, loam_error *err);
 
+/*
+** One more open of 'pool', matched by one more 'loam_pool_close': for a
+** holder of a borrowed pool (a routing's replica) that keeps it longer.
+** Nothing on a closed pool or NULL.
+*/
+LOAM_API void loam_pool_retain (loam_pool *pool);
+
 /* Replaces the hook ('fn' NULL: stderr again); 'ud' must outlive the pool or the next call. */
 LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
 
@@ -403,6 +419,8 @@ typedef struct loam_pool_metrics {
   int64_t opened;       /* connections opened */
   int64_t discarded;    /* closed because they were dead, broken or could not be reset */
   int64_t wait_max_ns, wait_p50_ns, wait_p90_ns, wait_p99_ns;
+  int replicas;         /* the replicas of 'loam_pool_opts' ('loam_pool_replica_stats') */
+  int64_t primary_reads;   /* 'loam_pool_acquire_read' calls answered by the primary */
 } loam_pool_metrics;
 
 /* Writes the snapshot of 'pool' into '*out' (all zero for NULL). */
@@ -410,6 +428,157 @@ LOAM_API void loam_pool_stats (loam_pool *pool, loam_pool_metrics *out /* OUT */
 
 /* The backend of the pool's connections, known from its opening on (0 for NULL). */
 LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
+
+/*
+** Read replicas.  A pool opened with 'replicas' (PostgreSQL streaming
+** replicas of its server) serves reads from them: 'loam_pool_acquire_read'
+** checks out a connection of a replica that is usable and has replayed
+** what the caller wrote, the replicas taking turns, or else one of the
+** primary.  Each replica has a pool of its own, the process's pool for
+** its URL, opened with the primary pool's options.  A replica is usable
+** when its last check (one short query, at most every
+** 'replica_check_ms', run by a read that wants it) found it in recovery
+** and replaying no more than 'max_lag_ms' behind what it has received;
+** one that cannot be reached, is no standby or lags is skipped, reported
+** once through the hook (LOAM_POOL_REPLICA), and used again, reported
+** again, once a check passes.  A check never waits for the replica's
+** pool: with every connection out serving reads, the last check stands.  A replica that is down at
+** 'loam_pool_open' is only skipped; a malformed replica URL is
+** LOAM_E_INVALID_URL, an SQLite replica or primary LOAM_E_MISUSE, and
+** the primary pool's options refused by a replica's pool (another open of
+** that URL with other options) LOAM_E_MISUSE, with nothing left open.
+**
+** Read-your-writes.  A caller keeps a token, its own (a request, a
+** session, a thread), starting at LOAM_READ_TOKEN_INIT, and passes it to
+** both acquires.  A checkout of 'loam_pool_acquire_write' that ran a
+** statement that may have written ('loam_conn_writes': raw or rendered,
+** prepared or not, COPY, a transaction) marks the token when it is
+** released; the next read with the token asks the primary for its WAL
+** insert position (one round trip, on the primary connection it then
+** returns when no replica has it), and reads go to a replica only once it
+** has replayed up to there, compared with the primary's own WAL page and
+** segment sizes.  A token belongs to one caller at a time, like a
+** checkout, and must stay valid until the checkouts made with it are
+** released.
+** ======================================================================= */
+
+typedef struct loam_read_token {
+  uint64_t lsn;         /* the primary's WAL position the holder's reads must see; 0: none */
+  int wrote;            /* written since 'lsn' was read: the next read asks the primary */
+} loam_read_token;
+
+#define LOAM_READ_TOKEN_INIT { 0, 0 }
+
+/*
+** 'loam_pool_acquire' (a connection of the primary) that marks 'tok' (may
+** be NULL) at release when the checkout wrote.
+*/
+LOAM_API int loam_pool_acquire_write (loam_pool *pool,
+                                      loam_read_token *tok,     /* may be NULL */
+                                      const char *tag,          /* may be NULL */
+                                      loam_conn **out,          /* OUT */
+                                      loam_error *err);         /* OUT: may be NULL */
+
+/*
+** A connection for reads outside a transaction: a replica's (see above),
+** or the primary's, checked out as 'loam_pool_acquire_write' does, when
+** no replica is usable and caught up with 'tok' (NULL: no writes to
+** wait for), or the pool has no replicas.  Hand it back with
+** 'loam_pool_release' (or 'loam_pool_abandon') on this pool, whichever
+** server it came from.  The errors are those of 'loam_pool_acquire' on
+** the primary; a replica that fails is skipped for the primary instead.
+*/
+LOAM_API int loam_pool_acquire_read (loam_pool *pool,
+                                     loam_read_token *tok,      /* may be NULL */
+                                     const char *tag,           /* may be NULL */
+                                     loam_conn **out,           /* OUT */
+                                     loam_error *err);          /* OUT: may be NULL */
+
+/* What 'loam_pool_replica_stats' tells of one replica. */
+typedef struct loam_replica_metrics {
+  int healthy;          /* reads may use it (its last check passed) */
+  int64_t lag_ms;       /* its replay lag at the last check that reached it */
+  int64_t reads;        /* 'loam_pool_acquire_read' calls it answered */
+  char error[256];      /* why it is skipped ("" when healthy), cut to fit */
+  loam_pool_metrics pool;   /* its pool's ('open' 0 while it was never reached) */
+} loam_replica_metrics;
+
+/*
+** Writes the state of replica 'i' (0-based, in the order of the options)
+** into '*out'; LOAM_E_MISUSE when 'pool' has no such replica.
+*/
+LOAM_API int loam_pool_replica_stats (loam_pool *pool, int i,
+                                      loam_replica_metrics *out,   /* OUT */
+                                      loam_error *err);            /* OUT: may be NULL */
+
+/*
+** The routing itself, for a host that keeps its own connection to the
+** primary (the Lua Database does, with or without a pool): the replicas'
+** pools, their checks and reports, and the choice of a read's server,
+** without checking anything out.  A pool with 'replicas' runs on one of
+** these.  It is shared by threads like a pool.
+*/
+typedef struct loam_replicas loam_replicas;
+
+typedef struct loam_replicas_opts {
+  const char *const *urls;  /* 'n' PostgreSQL URLs of streaming replicas (copied) */
+  int n;                    /* 1..16 */
+  int max_lag_ms;           /* as in 'loam_pool_opts'; -1: 1000 */
+  int check_ms;             /* 'replica_check_ms' of 'loam_pool_opts'; -1: 1000 */
+  const loam_pool_opts *pool;   /* the options of each replica's pool (the process's pool
+                                   for its URL; its replica fields are not used); NULL: the
+                                   defaults */
+  loam_pool_hook hook;      /* LOAM_POOL_REPLICA reports; NULL: written to stderr */
+  void *hook_ud;
+  int own_pools;            /* 1: each replica's pool is the routing's own, which no
+                               'loam_pool_open' finds (and so no other options clash
+                               with); 0: the process's pool for its URL */
+} loam_replicas_opts;
+
+#define LOAM_REPLICAS_OPTS_INIT { NULL, 0, -1, -1, NULL, NULL, NULL, 0 }
+
+/*
+** Opens the routing and checks each replica once (see the pool's read
+** replicas above for what is an error and what is only skipped); '*out'
+** is freed with 'loam_replicas_close', and is NULL on failure.  The hook
+** is called from inside the routing's calls, in the calling thread, with
+** no lock held.
+*/
+LOAM_API int loam_replicas_open (const loam_replicas_opts *opts,
+                                 loam_replicas **out,          /* OUT */
+                                 loam_error *err);             /* OUT: may be NULL */
+
+/*
+** The server a read takes now: '*replica' is the index (0-based) of a
+** usable replica that has replayed what 'tok' needs, the replicas taking
+** turns, or -1 for the primary.  With 'tok->wrote' the primary's WAL
+** position is read first on 'primary' (a connection to the primary the
+** caller holds, outside a transaction; needed only then), without its
+** trace hook.  Each answer counts as one read of that server.
+*/
+LOAM_API int loam_replicas_route (loam_replicas *rs,
+                                  loam_conn *primary,         /* may be NULL unless tok->wrote */
+                                  loam_read_token *tok,       /* may be NULL */
+                                  int *replica,               /* OUT */
+                                  loam_error *err);           /* OUT: may be NULL */
+
+/*
+** The pool of replica 'i', borrowed: valid until 'loam_replicas_close';
+** NULL while no check has reached the server.  A host that keeps it
+** longer takes an open of its own ('loam_pool_retain').
+*/
+LOAM_API loam_pool *loam_replicas_pool (loam_replicas *rs, int i);
+
+/* 'loam_pool_replica_stats' for the routing's replica 'i'. */
+LOAM_API int loam_replicas_stats (loam_replicas *rs, int i,
+                                  loam_replica_metrics *out,  /* OUT */
+                                  loam_error *err);           /* OUT: may be NULL */
+
+/* The reads the routing answered with the primary (0 for NULL). */
+LOAM_API int64_t loam_replicas_primary_reads (loam_replicas *rs);
+
+/* Closes the replicas' pools (each one open of the process's pool) and frees 'rs'.  NULL is fine. */
+LOAM_API void loam_replicas_close (loam_replicas *rs);
 
 /* }====================================================================== */
 
@@ -972,13 +1141,15 @@ LOAM_API loam_expr *loam_qb_in_coltype (loam_qb *qb, loam_expr *in, int coltype)
 ** 'loam_qb_in_tuples') that its expression is a column leading an index
 ** of its table (a primary key, a unique constraint or an index whose
 ** first column it is), and returns it.  On PostgreSQL a one-expression
-** list of integers, text or booleans then renders
+** list of at most 128 integers, text or booleans then renders
 **   (e = ANY($n::T[]))         negated (e <> ALL($n::T[]))
 ** with the same array parameter and element type T as the unnest form:
 ** the planner probes the index once per key instead of hashing the list
 ** and joining it (a third of the server's time for 100 keys).  Without an
 ** index '= ANY' would compare every row with the whole array, hence the
-** caller's word.  The answers are those of the unnest form (the list holds
+** caller's word; and since a plan may scan the table even with one (a
+** generic plan on a column of few distinct values), longer lists keep the
+** hashed form, which bounds that cost.  The answers are those of the unnest form (the list holds
 ** no NULL, duplicates match once).  Lists of doubles (which would cast an
 ** integer column and lose its index), tuples of two or more expressions
 ** and every SQLite list keep the form of 'loam_qb_in_list'.  Anything but
@@ -2047,8 +2218,8 @@ typedef struct loam_batch_spec {
   int one;                     /* non-zero: a to-one relation, at most one row per key */
   const int *key_coltypes;     /* 'nkey' loam_col_type values of the key columns (0: not
                                   known), or NULL: see 'loam_qb_in_coltypes' */
-  int key_indexed;             /* non-zero: the key columns lead an index of their table,
-                                  see 'loam_qb_in_indexed' */
+  int key_indexed;             /* non-zero: the one key column leads an index of its table,
+                                  see 'loam_qb_in_indexed' (which lists it applies to) */
 } loam_batch_spec;
 
 #define LOAM_BATCH_SPEC_INIT { NULL, NULL, NULL, 0, NULL, 0, 0, 0, NULL, 0 }
@@ -2175,6 +2346,18 @@ typedef struct loam_stats {
 
 /* Writes the counters of 'conn' into '*out' (all zero for a NULL 'conn'). */
 LOAM_API void loam_conn_stats (const loam_conn *conn, loam_stats *out /* OUT */);
+
+/*
+** How many statements that may have written ran on 'conn' since it
+** opened (0 for NULL): every statement of a kind other than
+** LOAM_SQL_SELECT that reached the backend (raw or rendered INSERT,
+** UPDATE, DELETE, DDL, BEGIN and COMMIT, and text of no known kind such
+** as 'WITH'), and each COPY of 'loam_insert_rows'.  A SELECT is taken as
+** a read: one that calls a function that writes is not counted (run it
+** in a transaction).  It only grows; read-your-writes on replicas
+** compares it before and after a checkout ('loam_pool_acquire_write').
+*/
+LOAM_API uint64_t loam_conn_writes (const loam_conn *conn);
 
 /*
 ** What a trace hook receives about one statement.  The structure and

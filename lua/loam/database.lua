@@ -44,7 +44,7 @@
 -- Methods, on the connection in use (see db:connection()):
 --   db:query, exec, each, run, insert_rows, render, render_ddl, prepare, load_batch,
 --   stats, cached_statements, table_exists, exact_numeric, backend, hold,
---   transaction_status, introspect
+--   transaction_status, introspect, writes
 --                               the connection's own, unchanged: the
 --                               core's C functions themselves, which
 --                               accept a Database as self
@@ -88,7 +88,8 @@
 --             connection from it, so its name is fixed in both places
 --   _depth    how many db:transaction calls are running
 --   _replicas the replica set (loam.replicas), or nil
---   _dirty    something ran on the primary since the last read (replicas)
+--   _dirty    raw SQL ran on the primary since the last read (replicas)
+--   _seen     the primary's 'writes()' when '_wlsn' was read (replicas)
 --   _wlsn     the primary's WAL position reads must see (replicas)
 --   _force    how many db:primary calls are running
 --   _restore  what the outermost db:transaction puts back when it ends
@@ -161,6 +162,7 @@ local route  -- see "Replicas"
 local function attach(db, c, pool, set)
   if db._hook ~= nil then c:on_query(db._hook) end
   db._conn, db._c, db._pool, db._replicas = c, c, pool, set
+  if set ~= nil then db._seen = c:writes() end
   route(db, set ~= nil)
 end
 
@@ -170,10 +172,10 @@ local POOL_OPTIONS = { "size", "max_overflow", "acquire_timeout_ms", "max_lifeti
 local is_pool_option = {}
 for _, name in ipairs(POOL_OPTIONS) do is_pool_option[name] = true end
 
--- A connection, or with opts.pool a pooled handle and its pool.
-local function open(url, opts)
-  local wanted = type(opts) == "table" and opts.pool
-  if not wanted then return core.connect(url, opts) end
+-- The options of core.pool_open for 'opts' of loam.connect: the
+-- connection's, and those inside 'pool' (true: none), checked.
+local function pool_options(opts)
+  local wanted = opts.pool or true
   if wanted ~= true and (type(wanted) ~= "table" or getmetatable(wanted) ~= nil) then
     errors.misuse("loam.connect: option 'pool' must be true or a table of pool options, got %s",
       errors.show(wanted))
@@ -196,7 +198,13 @@ local function open(url, opts)
       flat[k] = v
     end
   end
-  local pool = core.pool_open(url, flat)
+  return flat
+end
+
+-- A connection, or with opts.pool a pooled handle and its pool.
+local function open(url, opts)
+  if not (type(opts) == "table" and opts.pool) then return core.connect(url, opts) end
+  local pool = core.pool_open(url, pool_options(opts))
   return pool:handle(), pool
 end
 
@@ -226,7 +234,11 @@ local function open_all(db, url, opts)
     ok, set = pcall(errors.misuse, "loam.connect: replicas are PostgreSQL servers, and this "
       .. "database is %s", set)
   else
-    ok, set = pcall(replicas.open, ro, function(u) return open(u, own) end, db._hook)
+    -- Each replica's pool: with 'pool', the process's for its URL, with the
+    -- Database's pool options; without, the Database's own.
+    ok, set = pcall(function()
+      return replicas.open(ro, pool_options(own), pool ~= nil, db._hook)
+    end)
   end
   if not ok then
     c:close()
@@ -276,7 +288,7 @@ Database.reader = conn_of
 -- of the function that wrote it.  They raise misuse as 'unusable' does.
 for _, name in ipairs { "query", "exec", "each", "run", "render", "render_ddl", "prepare",
   "load_batch", "stats", "cached_statements", "table_exists", "exact_numeric", "backend",
-  "insert_rows", "hold", "transaction_status", "introspect" } do
+  "insert_rows", "hold", "transaction_status", "introspect", "writes" } do
   Database[name] = core.Conn[name]
 end
 core.set_database(Database)
@@ -289,9 +301,11 @@ core.set_database(Database)
 -- A Database with replicas (loam.replicas) sends reads to them: model
 -- reads ask db:reader() for their connection, and db:run of a SELECT and
 -- db:load_batch go there themselves.  Everything else (writes, raw SQL,
--- DDL, migrations) runs on the primary, and marks the Database ('_dirty'),
--- so the next read waits for a replica that has replayed it (see
--- loam.replicas).  Inside db:transaction and db:primary reads stay on the
+-- DDL, migrations, hand-prepared statements) runs on the primary, where
+-- the core counts each statement that may write ('writes()', whatever
+-- path ran it); raw SQL also marks the Database ('_dirty'), since a
+-- SELECT may call a function that writes.  The next read then waits for
+-- a replica that has replayed it (see loam.replicas).  Inside db:transaction and db:primary reads stay on the
 -- primary.  These functions are fields of such a Database only; one
 -- without replicas runs the core's functions with no check at all.
 local crun, cload_batch = core.Conn.run, core.Conn.load_batch
@@ -299,11 +313,7 @@ local crun, cload_batch = core.Conn.run, core.Conn.load_batch
 local function read_conn(db)
   local c = conn_of(db, "reader")
   if (db._depth or 0) > 0 or (db._force or 0) > 0 then return c end
-  if db._dirty then
-    db._wlsn = replicas.primary_lsn(c)
-    db._dirty = false
-  end
-  return replicas.pick(db._replicas, c, db._wlsn)
+  return replicas.pick(db._replicas, c, db)
 end
 
 local function writes(name)
@@ -321,14 +331,12 @@ local routed = {
     if type(ast) == "table" and ast.k == "select" and ast.lock == nil then
       return crun(read_conn(db), ast, ...)
     end
-    db._dirty = true
     return crun(db, ast, ...)
   end,
   load_batch = function(db, ...)
     return cload_batch(read_conn(db), ...)
   end,
   query = writes("query"), exec = writes("exec"), each = writes("each"),
-  insert_rows = writes("insert_rows"), prepare = writes("prepare"),
 }
 
 -- Puts the routed methods on a Database with replicas, or takes them off.

@@ -1,42 +1,36 @@
 -- loam.replicas: the read replicas of a Database (PostgreSQL streaming
--- replicas), which of them a read may use now, and what the Database
--- reports about them.  loam.database routes; this module keeps the state.
+-- replicas), as glue over the core's routing ('loam.Replicas',
+-- core/src/pool/replica.c), which checks them, measures their lag, chooses
+-- the server of each read and reports a replica skipped or used again.
+-- loam.database routes; this module checks the options, keeps one pooled
+-- handle per replica (on the pool the core checks it through) and hands
+-- reads the right one.
 --
--- A replica is usable when its last check found it in recovery (a standby,
--- not a promoted primary) and replaying no more than 'max_lag_ms' behind
--- what it has received (see 'lag'); a failed check (server down,
--- connection lost) makes it unusable until a later check passes, and a
--- connection that was never opened is opened then.  Checks are one short
--- query each, spaced 'check_ms' apart per replica, so a healthy replica
--- costs nothing on most reads.  A replica that turns unusable, or usable
--- again, is reported once through 'log' (stderr by default).
---
--- Read-your-writes.  The Database marks itself after any statement that
--- may have written on the primary; the next read outside a transaction
--- asks the primary for its WAL insert position (one round trip, once per
--- run of writes) and from then on a replica serves reads only once it has
--- replayed up to that position: until then they go to the primary.
+-- Read-your-writes.  The core counts the statements that may have written
+-- on each connection ('conn:writes()': all but SELECTs, a pooled handle
+-- summing its checkouts), hand-prepared ones included, and the Database
+-- also marks itself after raw SQL; the next read outside a transaction
+-- has the core read the primary's WAL position (one round trip, once per
+-- run of writes), and from then on a replica serves reads only once it
+-- has replayed up to that position: until then they go to the primary.
 --
 --   replicas.options(opts)        the replica options of loam.connect,
 --                                 checked: nil when there are none, else
 --                                 { urls, max_lag_ms, check_ms, log }
---   replicas.open(o, open_target, hook)
---                                 the set, each replica opened and checked
---                                 (one that cannot be reached is skipped
---                                 and reported)
---   replicas.pick(set, primary, need_lsn)
---                                 the connection a read uses now
---   replicas.primary_lsn(c)       the primary's WAL insert position, a number
---   replicas.each_conn(set)       the open connections of the set
---   replicas.set_hook(set, fn)    the query hook of every replica connection
+--   replicas.open(o, pool_opts, pooled, hook)
+--                                 the set: the core's routing, each replica's
+--                                 pool opened with 'pool_opts' (those of
+--                                 core.pool_open) and checked (one that
+--                                 cannot be reached is skipped and reported)
+--   replicas.pick(set, primary, db)
+--                                 the connection a read of 'db' uses now
+--   replicas.set_hook(set, fn)    the query hook of every replica handle
 --   replicas.close(set)
 --   replicas.status(set, pooled)  one table per replica (and the primary's
 --                                 reads), for db:replicas() and pool_stats
 
 local core = require "loam.core"
 local errors = require "loam.errors"
-
-local clock = core.clock_ms
 
 local replicas = {}
 
@@ -100,211 +94,57 @@ function replicas.options(opts)
            check_ms = ms_option(opts, "replica_check_ms", 1000), log = log or stderr_log }
 end
 
--- "X/Y", PostgreSQL's text of a WAL position, as one integer.
-local function lsn(text)
-  local hi, lo = text:match("^(%x+)/(%x+)$")
-  return (tonumber(hi, 16) << 32) | tonumber(lo, 16)
+-- 'pool_opts' are core.pool_open's options for each replica's pool (the
+-- Database's pool options and connection options); with 'pooled' each
+-- replica's pool is the process's for its URL, as the primary's is, else
+-- the Database's own (with the pool's defaults), which no other Database
+-- shares or clashes with.  'hook' is the Database's query hook, given to
+-- each replica handle.
+function replicas.open(o, pool_opts, pooled, hook)
+  local flat = {}
+  for k, v in pairs(pool_opts) do flat[k] = v end
+  flat.max_lag_ms, flat.replica_check_ms = o.max_lag_ms, o.check_ms
+  local routing = core.replicas_open(o.urls, flat, o.log, not pooled)
+  return { routing = routing, hook = hook, pools = {}, handles = {} }
 end
 
--- Runs 'sql' on 'c' with its query hook set aside, so that the checks made
--- here are not counted as the application's statements (loam.track, the
--- query log).  Returns the first row.
-local function quiet(c, sql)
-  local hook = c:on_query(nil)
-  local ok, rows = pcall(c.query, c, sql)
-  if hook ~= nil then c:on_query(hook) end
-  if not ok then error(rows, 0) end
-  return rows[1]
+-- The handle of replica 'i' on its pool, which the core's check has
+-- opened already (it answers a replica only then).
+local function handle(set, i)
+  local h = set.handles[i]
+  if h == nil then
+    local pool = set.routing:pool(i)
+    h = pool:handle()
+    if set.hook ~= nil then h:on_query(set.hook) end
+    set.pools[i], set.handles[i] = pool, h
+  end
+  return h
 end
 
--- Whether a replica that has replayed up to 'replay' has what the primary
--- had written when its insert position was 'need'.  The insert position
--- is where the next record will start: when the last record ended at a
--- page boundary, that is past the page's header (24 bytes, or 40 at the
--- start of a segment), while the replica's position is the record's end.
--- Pages of 8 kB and segments of 16 MB are PostgreSQL's defaults.
-local function caught_up(replay, need)
-  if replay >= need then return true end
-  return (need % 8192 == 24 and replay == need - 24)
-      or (need % 16777216 == 40 and replay == need - 40)
-end
-
-function replicas.primary_lsn(c)
-  return lsn(quiet(c, "SELECT pg_current_wal_insert_lsn()::text AS l").l)
-end
-
--- What a replica answers about itself: whether it is a standby, the
--- position it has replayed to and the position it has received to.
-local CHECK = [[
-SELECT pg_is_in_recovery() AS standby,
-       COALESCE(pg_last_wal_replay_lsn(), '0/0')::text AS replay,
-       COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text AS received]]
-
--- The lag of 't', from what its checks saw.  Nothing received and not yet
--- replayed is no lag.  WAL waiting to be replayed is remembered with the
--- time it was first seen waiting ('wait_lsn', 'wait_since'); while the
--- replica has not replayed past it, its lag is at least the time since.
--- Once it has, the lag was at least until the check before, and the WAL
--- waiting now is remembered in its place.  So a replica that falls behind
--- is seen at its second check, and a replica that was merely replaying
--- what had just arrived is never counted as lagging: the age of its last
--- replayed transaction (pg_last_xact_replay_timestamp) would be, after
--- the primary was idle.
-local function lag(t, replay, received, now, before)
-  if replay >= received then
-    t.wait_lsn, t.wait_since = nil, nil
-    return 0
-  end
-  local since = t.wait_since
-  if since == nil then
-    t.wait_lsn, t.wait_since = received, now
-    return 0
-  end
-  if replay < t.wait_lsn then return now - since end
-  t.wait_lsn, t.wait_since = received, now
-  return before - since
-end
-
--- The first check of a replica reports only a failure.
-local function report(set, t, healthy, why)
-  local was = t.healthy
-  if was == healthy then return end
-  t.healthy = healthy
-  if healthy then
-    if was == nil then return end
-    set.log(string.format("replica %d is used again (lag %d ms)", t.index, t.lag_ms))
-  else
-    set.log(string.format("replica %d skipped: %s; reads go to %s", t.index, why,
-      #set.targets > 1 and "the other replicas or the primary" or "the primary"))
-  end
-end
-
--- An error as one line: libpq's messages can run over several.
-local function message(err)
-  local text = tostring(err)
-  if type(err) == "table" and err.code then
-    text = err.code .. ": " .. tostring(err.message)
-  end
-  return (text:gsub("%s*\n%s*", " "))
-end
-
--- Opens the connection of 't' (or its pool's handle) when it has none;
--- false and a message when that fails.
-local function ensure(set, t)
-  if t.conn ~= nil then return true end
-  local ok, c, pool = pcall(set.open_target, t.url)
-  if not ok then
-    -- A URL that cannot be read, or options its pool refuses, will never
-    -- open: that is the caller's error, not a replica that is down.
-    if type(c) == "table" and (c.code == "invalid_url" or c.code == "misuse") then
-      error(c, 0)
-    end
-    return false, message(c)
-  end
-  if set.hook ~= nil then c:on_query(set.hook) end
-  t.conn, t.pool = c, pool
-  return true
-end
-
--- Checks 't' now: opens it if needed, asks it the CHECK query, and
--- records (and reports a change of) whether it is usable.
-local function check(set, t, now)
-  local before = t.checked
-  t.checked = now
-  local ok, why = ensure(set, t)
-  local row
-  if ok then
-    ok, row = pcall(quiet, t.conn, CHECK)
-    if not ok then
-      why = message(row)
-      -- A connection of its own is replaced at the next check; a pool
-      -- already drops a dead connection and opens another when asked.
-      if t.pool == nil then
-        pcall(t.conn.close, t.conn)
-        t.conn = nil
-      end
-    end
-  end
-  if not ok then
-    t.error, t.wait_lsn, t.wait_since = why, nil, nil
-    return report(set, t, false, why)
-  end
-  local replay = lsn(row.replay)
-  t.replay, t.error = replay, nil
-  t.lag_ms = math.floor(lag(t, replay, lsn(row.received), now, before))
-  if not row.standby then
-    t.error = "it is not in recovery (a primary, not a replica)"
-  elseif t.lag_ms > set.max_lag_ms then
-    t.error = string.format("replay lag %d ms is over max_lag_ms %d", t.lag_ms, set.max_lag_ms)
-  end
-  report(set, t, t.error == nil, t.error)
-end
-
--- 'open_target(url)' opens a connection (or a pool and its handle) to one
--- replica; 'hook' is the Database's query hook, given to each.
-function replicas.open(o, open_target, hook)
-  local set = { targets = {}, max_lag_ms = o.max_lag_ms, check_ms = o.check_ms, log = o.log,
-                open_target = open_target, hook = hook, next = 0, primary_reads = 0 }
-  local now = clock()
-  for i, url in ipairs(o.urls) do
-    set.targets[i] = { index = i, url = url, reads = 0, checked = now }
-  end
-  for _, t in ipairs(set.targets) do
-    local ok, err = pcall(check, set, t, now)
-    if not ok then
-      replicas.close(set)
-      error(err, 0)
-    end
-  end
-  return set
-end
-
--- The connection for a read: the next usable replica in turn that has
--- replayed 'need' (the primary's position after this Database's last
--- write, or nil), else 'primary'.  A replica due for a check is checked
--- first, and one behind 'need' is asked again, as its position may have
--- moved since.
-function replicas.pick(set, primary, need)
-  local targets, now = set.targets, clock()
-  local n = #targets
-  for i = 1, n do
-    local t = targets[(set.next + i - 1) % n + 1]
-    if now - t.checked >= set.check_ms then check(set, t, now)
-    elseif t.healthy and need ~= nil and not caught_up(t.replay, need) then check(set, t, now) end
-    if t.healthy and (need == nil or caught_up(t.replay, need)) then
-      set.next = t.index % n
-      t.reads = t.reads + 1
-      return t.conn
-    end
-  end
-  set.primary_reads = set.primary_reads + 1
-  return primary
-end
-
-function replicas.each_conn(set)
-  local i = 0
-  return function()
-    repeat
-      i = i + 1
-      local t = set.targets[i]
-      if t == nil then return nil end
-      if t.conn ~= nil then return t.conn end
-    until false
-  end
+-- The connection for a read of 'db' (reads outside a transaction): a
+-- replica's handle, or 'primary'.  The primary's position is read again
+-- after anything that may have written since it was last read: raw SQL
+-- ('_dirty') or a statement counted by the core.
+function replicas.pick(set, primary, db)
+  local w = primary:writes()
+  local wrote = db._dirty or w ~= db._seen
+  local target, lsn = set.routing:route(primary, db._wlsn or 0, wrote)
+  if wrote then db._wlsn, db._dirty, db._seen = lsn, false, w end
+  if target == 0 then return primary end
+  return handle(set, target)
 end
 
 function replicas.set_hook(set, fn)
   set.hook = fn
-  for c in replicas.each_conn(set) do c:on_query(fn) end
+  for _, h in pairs(set.handles) do h:on_query(fn) end
 end
 
 function replicas.close(set)
-  for _, t in ipairs(set.targets) do
-    local c, pool = t.conn, t.pool
-    t.conn, t.pool, t.healthy = nil, nil, false
-    if c ~= nil then pcall(c.close, c) end
-    if pool ~= nil then pcall(pool.close, pool) end
-  end
+  local handles, pools = set.handles, set.pools
+  set.handles, set.pools = {}, {}
+  for _, h in pairs(handles) do pcall(h.close, h) end
+  for _, pool in pairs(pools) do pcall(pool.close, pool) end
+  set.routing:close()
 end
 
 -- One table per replica: its index, whether reads may use it, its replay
@@ -312,14 +152,7 @@ end
 -- with 'pooled', its pool's metrics too.  'primary_reads' is the reads that
 -- went to the primary instead.
 function replicas.status(set, pooled)
-  local out = { primary_reads = set.primary_reads }
-  for i, t in ipairs(set.targets) do
-    local s = { index = i, healthy = t.healthy == true, lag_ms = t.lag_ms, reads = t.reads,
-                error = t.error }
-    if pooled and t.pool ~= nil then s.pool = t.pool:stats() end
-    out[i] = s
-  end
-  return out
+  return set.routing:stats(pooled)
 end
 
 return replicas

@@ -105,6 +105,34 @@ TEST(keys_indexed_doubles_keep_the_subquery) {
 }
 
 
+/*
+** Up to 128 keys go as '= ANY'; a longer list keeps the hashed subquery,
+** whose cost stays bounded where a plan scans the table anyway.
+*/
+TEST(keys_indexed_long_lists_keep_the_subquery) {
+  static const struct { int n; const char *sql; } cases[] = {
+    { 128, "SELECT * FROM \"t\" WHERE (\"x\" = ANY($1::int8[]))" },
+    { 129, "SELECT * FROM \"t\" WHERE (\"x\" IN (SELECT * FROM unnest($1::int8[])))" },
+  };
+  loam_value v[129];
+  size_t k;
+  int i;
+  for (i = 0; i < 129; i++) v[i] = loam_int(i);
+  for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    loam_qb *qb = loam_qb_new();
+    loam_rendered *rs = NULL;
+    loam_error err;
+    loam_qstmt *st = indexed_where(qb, loam_qb_in_list(qb, col("x"), v, cases[k].n, 0));
+    int np = 0;
+    CHECK_OK(loam_qb_render(qb, st, P, 0, &rs, &err), &err);
+    CHECK_STR(loam_rendered_sql(rs, 0, NULL), cases[k].sql);
+    CHECK(loam_rendered_params(rs, 0, &np) != NULL && np == 1);
+    loam_rendered_free(rs);
+    loam_qb_free(qb);
+  }
+}
+
+
 /* Tuples: one expression renders as a list does; two or more keep the unnest form. */
 TEST(keys_indexed_tuples) {
   loam_qb *qb = loam_qb_new();

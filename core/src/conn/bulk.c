@@ -68,9 +68,11 @@ static int copy_rows (loam_conn *c, loam_qb *qb, loam_qstmt *st, const loam_valu
   }
   t0 = loam__clock_ns();
   rc = c->drv->copy_rows(c, copy.p, one.p, v, nrows, ncols, changes, err);
-  if (rc != LOAM__DECLINED)
+  if (rc != LOAM__DECLINED) {
+    c->writes++;  /* see 'loam_conn_writes' */
     loam__trace_done(c, copy.p, NULL, 0, 0, loam__clock_ns() - t0,
                      rc == LOAM_OK ? LOAM_E_NONE : err->code);
+  }
   loam__buf_free(&copy);
   loam__buf_free(&one);
   return rc;

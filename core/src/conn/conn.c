@@ -311,6 +311,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
     loam_error_clear(&local);
     return LOAM_ERROR;
   }
+  if (kind != LOAM_SQL_SELECT) c->writes++;  /* see 'loam_conn_writes' */
   s->conn = c;
   s->state = LOAM__ST_READY;
   s->prev = NULL;

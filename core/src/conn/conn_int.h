@@ -272,6 +272,12 @@ struct loam_conn {
   loam_trace_fn trace;       /* the trace hook, or NULL */
   void *trace_ud;
   int64_t pool_wait_ns;      /* the wait of its pool checkout, until its first statement ends */
+  /*
+  ** Statements that may have written ('loam_conn_writes'): every one that
+  ** reached the driver but a SELECT, and each COPY.  Read-your-writes on
+  ** replicas (pool/replica.c) compares it across a checkout.
+  */
+  uint64_t writes;
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;

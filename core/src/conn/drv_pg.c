@@ -897,6 +897,7 @@ static int simple (pgconn *pc, const char *sql, loam_error *err) {
   else {
     r = PQexec(pc->pg, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = loam__pg_report(pc, r, err);
+    else pc->conn->writes++;   /* no SELECT: counted as 'loam__query' counts ('loam_conn_writes') */
     PQclear(r);
   }
   loam__trace_done(pc->conn, sql, NULL, 0, 0, loam__clock_ns() - t0,

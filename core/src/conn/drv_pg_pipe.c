@@ -130,6 +130,7 @@ PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
   }
   else {
     PQclear(rb);
+    conn->writes++;   /* BEGIN ran: counted as any statement but a SELECT ('loam_conn_writes') */
     if (PQresultStatus(rs) == PGRES_PIPELINE_SYNC) {
       PQclear(rs);
       rs = NULL;

@@ -125,6 +125,11 @@ void loam_conn_stats (const loam_conn *conn, loam_stats *out) {
 }
 
 
+uint64_t loam_conn_writes (const loam_conn *conn) {
+  return conn != NULL ? conn->writes : 0;
+}
+
+
 void loam_conn_set_trace (loam_conn *conn, loam_trace_fn fn, void *ud) {
   if (conn == NULL) return;
   conn->trace = fn;

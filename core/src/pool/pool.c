@@ -135,8 +135,11 @@ static _Atomic int64_t checkouts;
 
 
 /* Under the lock: the slot is checked out from 'now' on. */
-static void check_out (loam_pool *p, loamP_slot *s, const char *tag, int64_t now, int64_t t0) {
+static void check_out (loam_pool *p, loamP_slot *s, loam_read_token *tok, const char *tag,
+                       int64_t now, int64_t t0) {
   s->out = 1;
+  s->tok = tok;
+  s->writes = s->conn->writes;
   s->leaked = 0;
   s->acquired_ns = now;
   s->conn->pool_wait_ns = now - t0;
@@ -263,23 +266,24 @@ static int holders (loam_pool *p, int64_t now, loamP_holder **out) {
 
 
 /* A pool freed by the last waiter or release to leave it is no longer there: it is asked first. */
-static int last_out (loam_pool *p) {
-  return p->closed && p->nbusy == 0 && p->nwaiting == 0;
+int loamP_last_out (loam_pool *p) {
+  return p->closed && p->nbusy == 0 && p->nwaiting == 0 && p->rout == 0;
 }
 
 
 /*
-** Waits for a slot; returns it taken (busy, not yet 'out'), or NULL with
-** 'err' set.  Under the lock on entry and on return.
+** Waits for a slot (with 'nowait', not at all); returns it taken (busy,
+** not yet 'out'), or NULL with 'err' set.  Under the lock on entry and on
+** return.
 */
-static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited, int *freep,
-                              loam_error *err) {
+static loamP_slot *take_slot (loam_pool *p, int64_t t0, int nowait, int *fresh, int *waited,
+                              int *freep, loam_error *err) {
   int64_t deadline = deadline_of(t0, p->o.acquire_timeout_ms);
   for (;;) {
     int64_t now;
     int i;
     if (p->closed) {
-      *freep = last_out(p);
+      *freep = loamP_last_out(p);
       loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
       return NULL;
     }
@@ -298,6 +302,11 @@ static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited,
       *fresh = 1;
       return &p->slots[i];
     }
+    if (nowait) {
+      *freep = loamP_last_out(p);
+      loam__err(err, LOAM_E_POOL_TIMEOUT, "every connection of the pool is in use");
+      return NULL;
+    }
     now = loam__clock_ns();
     if (now >= deadline) {
       loamP_holder *h;
@@ -311,7 +320,7 @@ static loamP_slot *take_slot (loam_pool *p, int64_t t0, int *fresh, int *waited,
       free(h);
       pthread_mutex_lock(&p->mu);
       p->nwaiting--;
-      *freep = last_out(p);
+      *freep = loamP_last_out(p);
       return NULL;
     }
     p->nwaiting++;
@@ -367,6 +376,18 @@ static int ready_slot (loam_pool *p, loamP_slot *s, int check, loam_error *err) 
 
 
 int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_error *err) {
+  return loamP_acquire(p, NULL, 0, tag, out, err);
+}
+
+
+int loam_pool_acquire_write (loam_pool *p, loam_read_token *tok, const char *tag,
+                             loam_conn **out, loam_error *err) {
+  return loamP_acquire(p, tok, 0, tag, out, err);
+}
+
+
+int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
+                   loam_conn **out, loam_error *err) {
   work w;
   loamP_slot *s;
   int64_t t0, now;
@@ -390,7 +411,7 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
     }
     loam__buf_free(&b);
   }
-  s = take_slot(p, t0, &fresh, &waited, &freep, err);
+  s = take_slot(p, t0, nowait, &fresh, &waited, &freep, err);
   if (s == NULL) {
     pthread_mutex_unlock(&p->mu);
     finish_work(p, &w);
@@ -402,7 +423,7 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
                      now - s->idle_since_ns >= MS(p->o.health_check_ms));
   /* The path of nearly every call: an idle connection that needs nothing. */
   if (!fresh && !check && now < s->expires_ns) {
-    check_out(p, s, tag, now, t0);
+    check_out(p, s, tok, tag, now, t0);
     pthread_mutex_unlock(&p->mu);
     remember(p, s);
     if (w.nclose + w.nleak > 0) finish_work(p, &w);
@@ -414,13 +435,13 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
   if (ready_slot(p, s, check, err) != LOAM_OK) {
     pthread_mutex_lock(&p->mu);
     empty_slot(p, s);
-    freep = last_out(p);
+    freep = loamP_last_out(p);
     pthread_mutex_unlock(&p->mu);
     if (freep) loamP_destroy(p);
     return LOAM_ERROR;
   }
   pthread_mutex_lock(&p->mu);
-  check_out(p, s, tag, loam__clock_ns(), t0);
+  check_out(p, s, tok, tag, loam__clock_ns(), t0);
   pthread_mutex_unlock(&p->mu);
   remember(p, s);
   *out = s->conn;
@@ -429,8 +450,12 @@ int loam_pool_acquire (loam_pool *p, const char *tag, loam_conn **out, loam_erro
 
 
 /* Under the lock: the slot of 'c' if it is checked out of 'p', else NULL and 'err'. */
-static loamP_slot *slot_of (loam_pool *p, loam_conn *c, loam_error *err) {
+#define NOT_OURS "loam_pool_release: the connection is not one of this pool's " \
+                 "(released twice, to another pool, or never acquired)"
+
+static loamP_slot *slot_of (loam_pool *p, loam_conn *c, int *none, loam_error *err) {
   int i;
+  *none = 0;
   for (i = 0; i < p->nslots; i++) {
     loamP_slot *s = &p->slots[i];
     if (s->conn != c || c == NULL) continue;
@@ -439,8 +464,8 @@ static loamP_slot *slot_of (loam_pool *p, loam_conn *c, loam_error *err) {
               "(released twice?)");
     return NULL;
   }
-  loam__err(err, LOAM_E_MISUSE, "loam_pool_release: the connection is not one of this pool's "
-            "(released twice, to another pool, or never acquired)");
+  *none = 1;
+  if (p->rs == NULL) loam__err(err, LOAM_E_MISUSE, NOT_OURS);
   return NULL;
 }
 
@@ -454,14 +479,18 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
   loamP_slot *s;
   work w;
   int64_t now;
-  int ok, keep, freep;
+  int ok, keep, freep, none, routed;
   if (p == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_release: the pool is NULL");
   w.nclose = w.nleak = 0;
   pthread_mutex_lock(&p->mu);
-  s = slot_of(p, c, err);
+  s = slot_of(p, c, &none, err);
+  routed = p->rs != NULL;
   if (s != NULL) {
     forget(p, c);
     s->out = 0;
+    /* Before the reset, whose ROLLBACK is no write of the holder's. */
+    if (s->tok != NULL && c->writes != s->writes) s->tok->wrote = 1;
+    s->tok = NULL;
     if (abandoned && !s->leaked) {
       loamP_holder *h = &w.leak[w.nleak++];
       p->leaks++;
@@ -482,6 +511,8 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
   ok = s != NULL && loam__conn_clean(c);
   if (!ok) {
     pthread_mutex_unlock(&p->mu);
+    if (s == NULL && none && routed)
+      return loamP_replica_release(p, c, abandoned, NOT_OURS, err);
     if (s == NULL) return LOAM_ERROR;
     ok = loam__conn_reset(c, &local) == LOAM_OK;
     loam_error_clear(&local);
@@ -505,7 +536,7 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
     empty_slot(p, s);
   }
   if (w.nleak == 0) sweep(p, now, &w);
-  freep = last_out(p);
+  freep = loamP_last_out(p);
   pthread_mutex_unlock(&p->mu);
   if (w.nclose + w.nleak > 0) finish_work(p, &w);
   if (freep) loamP_destroy(p);
@@ -546,6 +577,7 @@ static int64_t percentile (const int64_t *hist, int64_t total, double q, int64_t
 
 
 void loam_pool_stats (loam_pool *p, loam_pool_metrics *out) {
+  loam_replicas *rs;
   int64_t total = 0;
   int b;
   if (out == NULL) return;
@@ -568,5 +600,8 @@ void loam_pool_stats (loam_pool *p, loam_pool_metrics *out) {
   out->wait_p50_ns = percentile(p->hist, total, 0.50, p->wait_max_ns);
   out->wait_p90_ns = percentile(p->hist, total, 0.90, p->wait_max_ns);
   out->wait_p99_ns = percentile(p->hist, total, 0.99, p->wait_max_ns);
+  out->replicas = p->nrurls;
+  rs = p->rs;
   pthread_mutex_unlock(&p->mu);
+  out->primary_reads = loam_replicas_primary_reads(rs);
 }

@@ -20,6 +20,7 @@
 #include "conn/conn_int.h"
 
 #define LOAMP_TAG_MAX 96
+#define LOAMP_MAX_REPLICAS 16
 
 /* Buckets of the wait histogram: 8 per power of two (see 'loamP_bucket'). */
 #define LOAMP_NBUCKETS 496
@@ -37,8 +38,12 @@ typedef struct loamP_slot {
   int64_t idle_since_ns;
   int64_t acquired_ns;
   int64_t checkout;          /* the process's number of this checkout (pool.c) */
+  loam_read_token *tok;      /* 'loam_pool_acquire_write': marked at release after a write */
+  uint64_t writes;           /* 'loam_conn_writes' of 'conn' at the checkout */
   char tag[LOAMP_TAG_MAX];
 } loamP_slot;
+
+
 
 struct loam_pool {
   pthread_mutex_t mu;
@@ -55,6 +60,7 @@ struct loam_pool {
   int nbusy;                 /* slots checked out, being opened or reset */
   int nwaiting;
   int refs;                  /* opens not yet closed */
+  int own;                   /* a routing's own, in no list: no other open finds it */
   int closed;
   int64_t dead_ns;           /* when a dead connection was last met: idle ones older are tried */
   int64_t next_sweep_ns;
@@ -68,6 +74,11 @@ struct loam_pool {
   pthread_mutex_t mon_mu;
   loam_conn *mon;
   loam_pool *next;           /* the process's list of pools (pool_open.c) */
+  /* Read replicas (replica.c). */
+  char **rurls;              /* the replica URLs it was opened with, for a second open */
+  int nrurls;
+  loam_replicas *rs;         /* their routing, NULL until the first checks ran */
+  int rout;                  /* replica connections checked out through this pool */
 };
 
 /* A checked-out connection as a report shows it, copied under the lock. */
@@ -115,6 +126,61 @@ LOAMI_FUNC void loamP_leak_message (loam_pool *p, const loamP_holder *h, loam__b
 
 /* Calls the hook, or writes to stderr without one; 'fn' and 'ud' read under the lock. */
 LOAMI_FUNC void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, const char *msg);
+
+/* {======================================================================
+** Read replicas (replica.c)
+** ======================================================================= */
+
+/*
+** Checks 'n' replica URLs for a database at 'url' (NULL: not known);
+** 'fname' names the caller in the messages.
+*/
+LOAMI_FUNC int loamP_replicas_check (const char *fname, const char *url,
+                                     const char *const *urls, int n, loam_error *err);
+/*
+** A pool's replicas: its copies of the URLs ('loamP_replicas_init', no
+** I/O, at its creation), whether a second open names the same, and their
+** routing, opened once the process's list of pools is free again
+** ('loamP_replicas_start': a replica that is down is only skipped).
+*/
+LOAMI_FUNC int loamP_replicas_init (loam_pool *p, const loam_pool_opts *o, loam_error *err);
+LOAMI_FUNC int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o);
+LOAMI_FUNC int loamP_replicas_start (loam_pool *p, loam_error *err);
+/* Frees them, with their routing (the pool is being freed: nothing of a replica is out). */
+LOAMI_FUNC void loamP_replicas_free (loam_pool *p);
+/* The hook of the routing follows the pool's. */
+LOAMI_FUNC void loamP_replicas_set_hook (loam_replicas *rs, loam_pool_hook fn, void *ud);
+/*
+** Hands 'c' back to the replica pool it came from through 'p'; LOAM_E_MISUSE
+** ('miss') when it is none of them.  Without the lock.
+*/
+LOAMI_FUNC int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned,
+                                      const char *miss, loam_error *err);
+/*
+** Whether a replica that replayed up to 'replay' has what was written
+** before the primary's insert position 'need', with the primary's WAL
+** page and segment sizes.
+*/
+LOAMI_FUNC int loamP_caught_up (uint64_t replay, uint64_t need, uint64_t block,
+                                uint64_t segment);
+/*
+** 'loam_pool_open'; with 'own', a pool of the caller's own, which the
+** process's list does not hold, so that no other open finds it (the
+** replicas of a routing with 'own_pools').
+*/
+LOAMI_FUNC int loamP_open (const char *url, const loam_pool_opts *opts, int own,
+                           loam_pool **out, loam_error *err);
+/* Under the lock: the pool may be freed (closed, nothing out, nobody waiting). */
+LOAMI_FUNC int loamP_last_out (loam_pool *p);
+/*
+** 'loam_pool_acquire_write' (pool.c); with 'nowait', a pool with every
+** connection in use fails at once (LOAM_E_POOL_TIMEOUT, nothing counted)
+** instead of waiting: a replica's check does not queue behind its reads.
+*/
+LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
+                              loam_conn **out, loam_error *err);
+
+/* }====================================================================== */
 
 /* Closes the monitoring connection (pool_report.c); the pool is being freed. */
 LOAMI_FUNC void loamP_monitor_close (loam_pool *p);

@@ -24,6 +24,9 @@
 #define DEFAULT_LEAK_MS 60000
 #define MAX_CONNECTIONS 1000
 #define MAX_PROCESSES 10000
+#define DEFAULT_LAG_MS 1000
+#define DEFAULT_CHECK_MS 1000
+#define MAX_REPLICA_MS 86400000
 
 static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
 static loam_pool *pools;
@@ -46,6 +49,8 @@ static const optdesc optdescs[] = {
   { OPT(health_check_ms), DEFAULT_HEALTH_MS, 0, 0, 0 },
   { OPT(leak_threshold_ms), DEFAULT_LEAK_MS, 1, 0, 1 },
   { OPT(processes), 1, 1, MAX_PROCESSES, 0 },
+  { OPT(max_lag_ms), DEFAULT_LAG_MS, 0, MAX_REPLICA_MS, 0 },
+  { OPT(replica_check_ms), DEFAULT_CHECK_MS, 0, MAX_REPLICA_MS, 0 },
 };
 #undef OPT
 
@@ -123,6 +128,10 @@ static int compare (const loam_pool *p, const loam_pool_opts *want, loam_error *
       add_difference(&b, &n, conndescs[i].name, CFIELD(&p->o.conn, &conndescs[i]),
                      CFIELD(&want->conn, &conndescs[i]));
   }
+  if (!loamP_replicas_same(p, want)) {
+    loam__buf_adds(&b, n++ > 0 ? ", " : "");
+    loam__buf_adds(&b, "replicas (this open names others)");
+  }
   if (n == 0) return LOAM_OK;
   if (loam__buf_cstr(&b) == NULL) return loam__err_nomem(err);
   loam__err(err, LOAM_E_MISUSE, "loam_pool_open: this process already has a pool for that URL "
@@ -134,6 +143,7 @@ static int compare (const loam_pool *p, const loam_pool_opts *want, loam_error *
 
 void loamP_notify (loam_pool_hook fn, void *ud, loam_pool_event ev, const char *msg) {
   if (fn != NULL) fn(ud, ev, msg);
+  else if (ev == LOAM_POOL_REPLICA) fprintf(stderr, "loam: %s\n", msg);
   else fprintf(stderr, "loam: pool %s: %s\n", ev == LOAM_POOL_LEAK ? "leak" : "warning", msg);
 }
 
@@ -214,7 +224,7 @@ static loam_pool *create (const char *url, const loam_pool_opts *o, int bouncer,
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&p->cv, &ca);
   pthread_condattr_destroy(&ca);
-  if (loam_connect(url, &o->conn, &c, err) != LOAM_OK) {
+  if (loamP_replicas_init(p, o, err) != LOAM_OK || loam_connect(url, &o->conn, &c, err) != LOAM_OK) {
     loamP_destroy(p);
     return NULL;
   }
@@ -259,21 +269,30 @@ static int behind_pgbouncer (const char *url) {
 
 int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out,
                     loam_error *err) {
+  return loamP_open(url, opts, 0, out, err);
+}
+
+
+int loamP_open (const char *url, const loam_pool_opts *opts, int own, loam_pool **out,
+                loam_error *err) {
   loam_pool_opts o = LOAM_POOL_OPTS_INIT;
   loam_pool *p;
-  int rc = LOAM_OK, bouncer;
+  int rc = LOAM_OK, bouncer, created = 0;
   if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: 'out' is NULL");
   *out = NULL;
   if (url == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_open: the URL is NULL");
   if (opts != NULL) o = *opts;
-  if (normalize(&o, err) != LOAM_OK) return LOAM_ERROR;
+  if (normalize(&o, err) != LOAM_OK ||
+      (o.nreplicas != 0 &&
+       loamP_replicas_check("loam_pool_open", url, o.replicas, o.nreplicas, err) != LOAM_OK))
+    return LOAM_ERROR;
   /* 'loam_connect' fills these the same way; compared filled, '-1' and '64' are one. */
   bouncer = behind_pgbouncer(url);
   if (o.conn.statement_cache < 0) o.conn.statement_cache = bouncer ? 0 : 64;
   if (o.conn.busy_timeout_ms < 0) o.conn.busy_timeout_ms = 5000;
   if (o.conn.connect_timeout_s == -1) o.conn.connect_timeout_s = 10;
   pthread_mutex_lock(&pools_mu);
-  for (p = pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
+  for (p = own ? NULL : pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
   if (p != NULL) {
     if ((rc = compare(p, &o, err)) == LOAM_OK) {
       pthread_mutex_lock(&p->mu);
@@ -283,12 +302,28 @@ int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out
     }
   }
   else if ((p = create(url, &o, bouncer, err)) == NULL) rc = LOAM_ERROR;
+  else if (own) {
+    p->own = 1;
+    *out = p;
+    created = 1;
+  }
   else {
     p->next = pools;
     pools = p;
     *out = p;
+    created = 1;
   }
   pthread_mutex_unlock(&pools_mu);
+  /*
+  ** The replicas are checked once the list is free again, since their
+  ** pools are the process's too; until then a read finds them unchecked
+  ** and goes to the primary.
+  */
+  if (created && p->nrurls > 0 && loamP_replicas_start(p, err) != LOAM_OK) {
+    loam_pool_close(p);
+    *out = NULL;
+    rc = LOAM_ERROR;
+  }
   return rc;
 }
 
@@ -304,7 +339,7 @@ void loam_pool_close (loam_pool *p) {
     pthread_mutex_unlock(&pools_mu);
     return;
   }
-  {
+  if (!p->own) {
     loam_pool **pp;
     for (pp = &pools; *pp != p; pp = &(*pp)->next) {}
     *pp = p->next;
@@ -323,7 +358,7 @@ void loam_pool_close (loam_pool *p) {
   }
   p->nidle = 0;
   pthread_cond_broadcast(&p->cv);
-  freep = p->nbusy == 0 && p->nwaiting == 0;
+  freep = loamP_last_out(p);
   pthread_mutex_unlock(&p->mu);
   for (i = 0; i < n; i++) loam_conn_close(idle[i]);
   free(idle);
@@ -335,6 +370,7 @@ void loamP_destroy (loam_pool *p) {
   int i;
   for (i = 0; i < p->nslots; i++) loam_conn_close(p->slots[i].conn);
   loamP_monitor_close(p);
+  loamP_replicas_free(p);
   pthread_cond_destroy(&p->cv);
   pthread_mutex_destroy(&p->mu);
   pthread_mutex_destroy(&p->mon_mu);
@@ -345,10 +381,21 @@ void loamP_destroy (loam_pool *p) {
 }
 
 
+void loam_pool_retain (loam_pool *p) {
+  if (p == NULL) return;
+  pthread_mutex_lock(&p->mu);
+  if (!p->closed) p->refs++;
+  pthread_mutex_unlock(&p->mu);
+}
+
+
 void loam_pool_set_hook (loam_pool *p, loam_pool_hook fn, void *ud) {
+  loam_replicas *rs;
   if (p == NULL) return;
   pthread_mutex_lock(&p->mu);
   p->hook = fn;
   p->hook_ud = ud;
+  rs = p->rs;
   pthread_mutex_unlock(&p->mu);
+  if (rs != NULL) loamP_replicas_set_hook(rs, fn, ud);
 }

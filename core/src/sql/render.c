@@ -178,16 +178,23 @@ static void gen_param (R *r, int rc, size_t off) {
 ** row after row; column 'c' of element type 'ltypes[c]') as a one-column
 ** or multi-column subquery whose list is bound whole, so the text depends
 ** only on 'ncols' and the types; ' IN (' or ' NOT IN (' comes before it.
-** For one column that leads an index ('indexed') the dialect may write an
-** operator on the list instead, such as ' = ANY($1::int8[])'.  The dialect
+** For one column that leads an index ('indexed') and a list of at most
+** ANY_MAX_KEYS keys the dialect may write an operator on the list instead,
+** such as ' = ANY($1::int8[])'.  The bound keeps the worst case of that
+** form small: a plan that scans the table anyway (a generic plan on a
+** column of few distinct values) compares each row with the whole array,
+** which for thousands of keys costs seconds where the hashed subquery
+** costs milliseconds (bench/RESULTS.md).  The dialect
 ** writes the text and the bytes of its parameters (one blob on SQLite,
 ** one array per column on PostgreSQL), which are the same for both forms.
 */
+#define ANY_MAX_KEYS 128
+
 static void key_set (R *r, const loam_value *vals, int nrows, int ncols,
                      const unsigned char *ltypes, const unsigned char *coltypes, int negate,
                      int indexed) {
   int i, n = 0;
-  if (ncols == 1 && indexed && r->d->keys_indexed != NULL)
+  if (ncols == 1 && indexed && nrows <= ANY_MAX_KEYS && r->d->keys_indexed != NULL)
     n = r->d->keys_indexed(&r->sql, r->nph + 1, ltypes[0], coltypes != NULL ? coltypes[0] : 0,
                            negate);
   if (n == 0) {
