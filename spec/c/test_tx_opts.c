@@ -122,6 +122,8 @@ static void isolation (int pg) {
     CHECK_STR(s.sql[0], "BEGIN ISOLATION LEVEL REPEATABLE READ");
     o.isolation = LOAM_READ_COMMITTED;
     CHECK_OK(loam_tx_begin_with(c, &o, &e), &e);
+    CHECK_INT(t_scalar(c, "SELECT current_setting('transaction_isolation') = "
+                          "'read committed'"), 1);
     CHECK_OK(loam_tx_rollback(c, &e), &e);
     CHECK_STR(s.sql[3], "BEGIN ISOLATION LEVEL READ COMMITTED");
   }

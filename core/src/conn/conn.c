@@ -155,6 +155,7 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
   }
   c->tx_depth = 0;
   c->tx_began = 0;
+  loam__tx_pend(c, NULL);   /* a BEGIN never sent needs no ROLLBACK */
   if (!c->drv->alive(c, 0)) {
     loam__tx_end_all(c, 1);
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
@@ -168,6 +169,12 @@ int loam__conn_reset (loam_conn *c, loam_error *err) {
   loam__tx_end_all(c, 0);
   return c->drv->alive(c, 0) ? LOAM_OK
          : loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection was lost");
+}
+
+
+int loam__conn_clean (loam_conn *c) {
+  return c->stmts == NULL && c->tx_depth == 0 && c->tx_pending == NULL && c->tx_nhooks == 0 &&
+         !c->tx_query_only && c->drv->alive(c, 0) && c->drv->in_transaction(c) == LOAM__TX_NONE;
 }
 
 

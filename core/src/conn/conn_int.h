@@ -9,6 +9,8 @@
 #ifndef LOAM_CONN_INT_H
 #define LOAM_CONN_INT_H
 
+#include <stdatomic.h>
+
 #include "base/loam_int.h"
 
 
@@ -237,6 +239,20 @@ struct loam__driver {
   int (*cancel) (loam_conn *conn, loam_error *err);
   /* The server process of the session (PostgreSQL), or 0. */
   int (*server_pid) (loam_conn *conn);
+  /*
+  ** Runs one of tx.c's own statements ('sql': no parameters, no rows) as
+  ** a simple query, reporting it through 'loam__trace_done'; NULL when
+  ** the driver has no cheaper way than 'loam__exec'.
+  */
+  int (*exec_tx) (loam_conn *conn, const char *sql, loam_error *err);
+  /*
+  ** The outermost BEGIN may wait in 'tx_pending' for the transaction's
+  ** first statement, which the driver sends with it (PostgreSQL: one round
+  ** trip for both).  Such a driver counts a pending BEGIN as an open
+  ** transaction in 'in_transaction', and sends it, alone and first, before
+  ** anything else that reaches the server inside the transaction.
+  */
+  int defers_begin;
 };
 
 /* What a driver's 'copy_rows' returns when the rows must go in as INSERTs. */
@@ -265,6 +281,20 @@ struct loam_conn {
   /* Transaction levels (tx.c): bit i of 'tx_began' says level i+1 began the transaction. */
   int tx_depth;
   uint32_t tx_began;
+  /*
+  ** The BEGIN of the outermost level, not sent yet (a driver that
+  ** 'defers_begin'): the dialect's text or 'tx_begin_sql'; NULL when none
+  ** waits.  The driver clears it when it sends it; a COMMIT or ROLLBACK
+  ** finding it still there sends nothing.
+  */
+  const char *tx_pending;
+  char tx_begin_sql[64];
+  /*
+  ** Whether a BEGIN waits, for another thread: the pool's report of who
+  ** holds its connections reads it.  Set with 'tx_pending' by
+  ** 'loam__tx_pend'.
+  */
+  atomic_int tx_waiting;
   /* What the outermost level was opened with, and its hooks (tx.c). */
   int tx_internal;           /* tx.c is running a statement of its own */
   int tx_query_only;         /* SQLite: tx.c set 'query_only' for a read-only transaction */
@@ -284,6 +314,12 @@ struct loam_conn {
   int tx_busy;
   int tx_closed;
 };
+
+/* Sets 'tx_pending' to 'sql' (NULL: no BEGIN waits any more), and 'tx_waiting' with it. */
+static inline void loam__tx_pend (loam_conn *c, const char *sql) {
+  c->tx_pending = sql;
+  atomic_store_explicit(&c->tx_waiting, sql != NULL, memory_order_relaxed);
+}
 
 /*
 ** The checks of tx.c on a statement while a level is open ('tx_depth' >
@@ -316,6 +352,13 @@ LOAMI_FUNC int loam__tx_begin (loam_conn *conn, const loam_tx_opts *o, const cha
 ** connection is no longer usable: the caller then closes it.
 */
 LOAMI_FUNC int loam__conn_reset (loam_conn *conn, loam_error *err);
+
+/*
+** Whether 'loam__conn_reset' would find nothing to do: no statement
+** open, no level, no hook, no transaction, the connection usable.  Asks
+** nothing of the server, so the pool may call it under its lock.
+*/
+LOAMI_FUNC int loam__conn_clean (loam_conn *conn);
 
 /*
 ** Instrumentation (trace.c): every statement that reached the backend is

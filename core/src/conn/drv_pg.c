@@ -184,11 +184,6 @@ void loam__pg_forget_all (pgconn *pc) {
 }
 
 
-const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n) {
-  snprintf(buf, n, "loam_%lu", p->id);
-  return buf;
-}
-
 /* }====================================================================== */
 
 
@@ -560,6 +555,9 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
     return loam__err(err, LOAM_E_MISUSE, "statement takes %d parameter%s, got %d",
                      want, want == 1 ? "" : "s", nparams);
   if (bind_params(pc, params, nparams, err) != LOAM_OK) return LOAM_ERROR;
+  /* A BEGIN waiting goes first, alone: what follows is a round trip of its own. */
+  if (fresh == NULL && pc->conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK)
+    return LOAM_ERROR;
   if (loam__pg_has_int(params, nparams)) {
     if (!cached && !make_key(pc, sql, params, nparams)) return loam__err_nomem(err);
     if (loam__pg_learn_types(pc, params, nparams, fresh == NULL, err) != LOAM_OK)
@@ -567,14 +565,13 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
   }
   if (cached) {
     PGresult *r;
-    char name[32];
     pgprep *p = malloc(sizeof *p);
     if (p == NULL) return loam__err_nomem(err);
     p->id = ++pc->lastid;
+    snprintf(p->name, sizeof p->name, "loam_%lu", p->id);
     if (fresh != NULL) {
       /* The pipeline flushed the queue before it started: no PQexec inside one. */
-      if (!PQsendPrepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams,
-                         pc->types)) {
+      if (!PQsendPrepare(pc->pg, p->name, pc->sql.p, nparams, pc->types)) {
         free(p);
         return loam__pg_report(pc, NULL, err);
       }
@@ -584,7 +581,7 @@ int loam__pg_prepare (pgconn *pc, const char *sql, loam_sql_kind kind, const loa
       return LOAM_OK;
     }
     loam__pg_flush_dead(pc);
-    r = PQprepare(pc->pg, loam__pg_prep_name(p, name, sizeof name), pc->sql.p, nparams, pc->types);
+    r = PQprepare(pc->pg, p->name, pc->sql.p, nparams, pc->types);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
       loam__pg_report(pc, r, err);
       PQclear(r);
@@ -669,7 +666,7 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
   PGresult *r;
   ExecStatusType st;
   pgstmt *s;
-  char name[32];
+  const char *name = NULL;
   int stream = (flags & LOAM_STREAM) != 0, sent = 1;
   *out = NULL;
   /* A cancel that reached no statement is not kept for this one. */
@@ -679,10 +676,23 @@ static int pg_query (loam_conn *conn, const char *sql, loam_sql_kind kind,
                                          "finish or close that iteration first");
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  /*
+  ** A stream reads its rows one by one, which a pipeline cannot; raw SQL
+  ** of no known kind may be a COPY, which would leave the pipeline waiting.
+  */
+  if ((stream || kind == LOAM_SQL_UNKNOWN) && conn->tx_pending != NULL &&
+      loam__pg_begin_now(pc, err) != LOAM_OK)
+    return LOAM_ERROR;
+  /*
+  ** A BEGIN still waiting after this found the statement prepared (every
+  ** other way sends it first): the two go together.
+  */
   if (loam__pg_prepare(pc, sql, kind, params, nparams, NULL, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
-  if (prep != NULL) loam__pg_prep_name(prep, name, sizeof name);
-  if (!stream) {
+  if (prep != NULL) name = prep->name;
+  if (conn->tx_pending != NULL)
+    r = loam__pg_begin_with(pc, name, nparams);
+  else if (!stream) {
     if (prep != NULL)
       r = PQexecPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0);
     else
@@ -831,7 +841,7 @@ void loam__pg_finish (loam_stmt *base) {
 /* ACTIVE (a command running) and UNKNOWN (a broken link) count as inside: no BEGIN could run. */
 static int pg_in_transaction (loam_conn *conn) {
   PGTransactionStatusType ts = PQtransactionStatus(((pgconn *)conn->impl)->pg);
-  if (ts == PQTRANS_IDLE) return LOAM__TX_NONE;
+  if (ts == PQTRANS_IDLE) return conn->tx_pending != NULL ? LOAM__TX_OPEN : LOAM__TX_NONE;
   return ts == PQTRANS_INERROR ? LOAM__TX_FAILED : LOAM__TX_OPEN;
 }
 
@@ -870,6 +880,50 @@ static int pg_server_pid (loam_conn *conn) {
 }
 
 
+/*
+** Runs 'sql' (no parameters, no rows) as a simple query and reports it
+** as a statement: BEGIN, COMMIT, ROLLBACK and savepoints, for which a
+** prepared statement would cost more than the statement itself.
+*/
+static int simple (pgconn *pc, const char *sql, loam_error *err) {
+  loam_error local = LOAM_ERROR_INIT;
+  int64_t t0 = loam__clock_ns();
+  int rc = LOAM_OK;
+  PGresult *r;
+  if (err == NULL) err = &local;
+  atomic_store_explicit(&pc->canceled, 0, memory_order_relaxed);
+  if (PQstatus(pc->pg) != CONNECTION_OK)
+    rc = loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  else {
+    r = PQexec(pc->pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) rc = loam__pg_report(pc, r, err);
+    else pc->conn->writes++;   /* no SELECT: counted as 'loam__query' counts ('loam_conn_writes') */
+    PQclear(r);
+  }
+  loam__trace_done(pc->conn, sql, NULL, 0, 0, loam__clock_ns() - t0,
+                   rc == LOAM_OK ? LOAM_E_NONE : err->code);
+  loam_error_clear(&local);
+  return rc;
+}
+
+
+int loam__pg_begin_now (pgconn *pc, loam_error *err) {
+  const char *sql = pc->conn->tx_pending;
+  loam__tx_pend(pc->conn, NULL);
+  return simple(pc, sql, err);
+}
+
+
+static int pg_exec_tx (loam_conn *conn, const char *sql, loam_error *err) {
+  pgconn *pc = conn->impl;
+  if (conn->streaming != NULL)
+    return loam__err(err, LOAM_E_MISUSE, "connection is busy streaming another result; "
+                                         "finish or close that iteration first");
+  if (conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK) return LOAM_ERROR;
+  return simple(pc, sql, err);
+}
+
+
 const loam__driver loam__pg_driver = {
   "postgresql",
   pg_open,
@@ -884,7 +938,9 @@ const loam__driver loam__pg_driver = {
   loam__pg_copy_rows,
   pg_alive,
   pg_cancel,
-  pg_server_pid
+  pg_server_pid,
+  pg_exec_tx,
+  1            /* BEGIN goes out with the transaction's first statement */
 };
 
 /* }====================================================================== */

@@ -169,6 +169,7 @@ int loam__pg_copy_rows (loam_conn *conn, const char *copy, const char *one, cons
   PGresult *r;
   if (PQstatus(pg) != CONNECTION_OK)
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
+  if (conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK) return LOAM_ERROR;
   if (loam__pg_param_types(pc, one, ncols, &known, err) != LOAM_OK) return LOAM_ERROR;
   if (!known) return LOAM__DECLINED;
   for (i = 0; i < n; i++)

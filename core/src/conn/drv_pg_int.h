@@ -21,9 +21,13 @@
 #include "sql/sql_int.h"
 
 
-/* A server-side prepared statement, named "loam_<id>". */
+/*
+** A server-side prepared statement, named "loam_<id>": the name is
+** written once, when it is prepared, not at every execution.
+*/
 typedef struct pgprep {
   unsigned long id;
+  char name[24];
 } pgprep;
 
 
@@ -99,8 +103,6 @@ LOAMI_FUNC void loam__pg_flush_dead (pgconn *pc);
 /* Empties the statement cache without a DEALLOCATE for any of its names. */
 LOAMI_FUNC void loam__pg_forget_all (pgconn *pc);
 
-/* Writes the server-side name of 'p' into 'buf' (n bytes) and returns 'buf'. */
-LOAMI_FUNC const char *loam__pg_prep_name (const pgprep *p, char *buf, size_t n);
 
 /*
 ** Binds 'params' into the connection's scratch arrays and finds or makes
@@ -175,6 +177,21 @@ LOAMI_FUNC int loam__pg_param_types (pgconn *pc, const char *sql, int n, int *kn
 LOAMI_FUNC int loam__pg_copy_rows (loam_conn *conn, const char *copy, const char *one,
                                    const loam_value *v, int nrows, int ncols, int64_t *changes,
                                    loam_error *err);
+
+/*
+** Sends the BEGIN waiting in the connection's 'tx_pending' (which it
+** clears) as a query of its own, reported like a statement (drv_pg.c).
+*/
+LOAMI_FUNC int loam__pg_begin_now (pgconn *pc, loam_error *err);
+
+/*
+** Sends the BEGIN waiting in 'tx_pending' (which it clears) and the
+** prepared statement 'name', bound in the scratch arrays, in one round
+** trip (drv_pg_pipe.c); BEGIN is reported like a statement.  Returns the
+** statement's result, or BEGIN's when that failed, or NULL when the
+** connection failed; the caller clears it.
+*/
+LOAMI_FUNC PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams);
 
 /* The driver's 'pipeline' operation (drv_pg_pipe.c). */
 LOAMI_FUNC int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err);

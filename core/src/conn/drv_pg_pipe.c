@@ -33,7 +33,6 @@ static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *
                       loam_error *err) {
   loam__centry *entry;
   pgprep *prep;
-  char name[32];
   int fresh;
   if (loam__pg_prepare(pc, q->sql, q->kind, q->params, q->nparams, &fresh, &prep, &entry, err) != LOAM_OK)
     return LOAM_ERROR;
@@ -45,7 +44,7 @@ static int pipe_send (pgconn *pc, const loam__pipe *q, pipeslot *sl, loam__buf *
     loam__buf_add(keys, pc->key.p, pc->key.len);
   }
   if (prep != NULL)
-    sl->sent = PQsendQueryPrepared(pc->pg, loam__pg_prep_name(prep, name, sizeof name), q->nparams,
+    sl->sent = PQsendQueryPrepared(pc->pg, prep->name, q->nparams,
                                    pc->vals, pc->lens, pc->fmts, 0);
   else
     sl->sent = PQsendQueryParams(pc->pg, pc->sql.p, q->nparams, pc->types, pc->vals, pc->lens,
@@ -96,6 +95,50 @@ static int pipe_read (pgconn *pc, const loam__pipe *q, pipeslot *sl, int parse, 
   }
   PQclear(r);
   return 1;
+}
+
+
+/*
+** BEGIN and the first statement of a transaction, with one Sync: a
+** failure of the statement aborts the transaction BEGIN opened, exactly
+** as when the two went one after the other, and one of BEGIN (only a lost
+** connection, in practice) skips the statement.
+*/
+PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
+  loam_conn *conn = pc->conn;
+  PGconn *pg = pc->pg;
+  const char *begin = conn->tx_pending;
+  loam_error e = LOAM_ERROR_INIT;
+  PGresult *rb = NULL, *rs = NULL, *sync;
+  int64_t t0 = loam__clock_ns();
+  loam__tx_pend(conn, NULL);
+  if (!PQenterPipelineMode(pg)) return NULL;
+  if (PQsendQueryParams(pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
+      PQsendQueryPrepared(pg, name, nparams, pc->vals, pc->lens, pc->fmts, 0) &&
+      PQpipelineSync(pg) && (rb = pipe_result(pg)) != NULL &&
+      PQresultStatus(rb) != PGRES_PIPELINE_SYNC && (rs = pipe_result(pg)) != NULL &&
+      PQresultStatus(rs) != PGRES_PIPELINE_SYNC) {
+    sync = PQgetResult(pg);
+    PQclear(sync);
+  }
+  PQexitPipelineMode(pg);
+  if (PQresultStatus(rb) != PGRES_COMMAND_OK) {
+    loam__pg_report(pc, rb, &e);
+    PQclear(rs);
+    rs = PQresultStatus(rb) == PGRES_PIPELINE_SYNC ? NULL : rb;
+    if (rs == NULL) PQclear(rb);
+  }
+  else {
+    PQclear(rb);
+    conn->writes++;   /* BEGIN ran: counted as any statement but a SELECT ('loam_conn_writes') */
+    if (PQresultStatus(rs) == PGRES_PIPELINE_SYNC) {
+      PQclear(rs);
+      rs = NULL;
+    }
+  }
+  loam__trace_done(conn, begin, NULL, 0, 0, loam__clock_ns() - t0, e.code);
+  loam_error_clear(&e);
+  return rs;
 }
 
 
@@ -163,6 +206,7 @@ int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err) {
     return loam__err(err, LOAM_E_CONNECTION_FAILED, "the connection to the server was lost");
   if (n <= 0) return LOAM_OK;   /* nothing to send */
   for (i = 0; i < n; i++) q[i].stmt = NULL;
+  if (conn->tx_pending != NULL && loam__pg_begin_now(pc, err) != LOAM_OK) return LOAM_ERROR;
   if ((sl = calloc((size_t)n, sizeof *sl)) == NULL) return loam__err_nomem(err);
   /* Integer parameter types are learned outside the pipeline, which cannot wait for them. */
   for (i = 0; i < n; i++) loam__pg_warm_types(pc, q[i].sql, q[i].params, q[i].nparams);

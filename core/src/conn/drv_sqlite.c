@@ -809,5 +809,7 @@ const loam__driver loam__sqlite_driver = {
   NULL,        /* no COPY: multi-row INSERTs are SQLite's fastest way in */
   sq_alive,
   sq_cancel,
-  sq_server_pid
+  sq_server_pid,
+  NULL,        /* tx.c's statements go through the statement cache like any other */
+  0            /* BEGIN IMMEDIATE takes the write lock: it is sent when asked for */
 };

@@ -14,6 +14,13 @@
 ** the statements after it in autocommit.  The statements themselves are
 ** the dialect's (dialect.c).
 **
+** On a driver that 'defers_begin' (PostgreSQL) the outermost BEGIN is only
+** recorded ('tx_pending') and goes out with the transaction's first
+** statement, in the same round trip; the driver counts it as an open
+** transaction meanwhile, so every check above reads the same, and a
+** transaction that ran nothing commits or rolls back without a word to
+** the server.
+**
 ** Hooks ('loam_tx_on_end') are kept in registration order with the depth
 ** they belong to.  Since a hook can only be registered at the innermost
 ** level, which is the deepest, depths never decrease along the list: the
@@ -87,11 +94,17 @@ static int lost_error (loam_conn *c, int this_one, loam_error *err) {
 }
 
 
-/* Runs one of tx.c's own statements, which the checks on statements leave alone. */
+/*
+** Runs one of tx.c's own statements, which the checks on statements leave
+** alone: as the driver's simple query when it has one (a prepared
+** statement costs the statement cache, a statement object and its
+** result's description, three times what BEGIN itself costs libpq).
+*/
 static int run (loam_conn *c, const char *sql, loam_error *err) {
   int rc;
   c->tx_internal++;
-  rc = loam__exec(c, sql, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err);
+  if (c->drv->exec_tx != NULL) rc = c->drv->exec_tx(c, sql, err);
+  else rc = loam__exec(c, sql, LOAM_SQL_TX, NULL, 0, NULL, NULL, NULL, err);
   c->tx_internal--;
   return rc;
 }
@@ -275,17 +288,38 @@ static int check_opts (loam_conn *c, const loam_tx_opts *o, int began, const cha
 }
 
 
+/*
+** The BEGIN of a driver that sends it with the first statement, recorded
+** in 'tx_pending'.  The server takes a transaction's snapshot at its
+** first statement, not at BEGIN, so waiting changes nothing it sees; the
+** dialect's texts fit 'tx_begin_sql' (checked, so a longer one is sent at
+** once instead).
+*/
+static int defer (loam_conn *c, const char *sql) {
+  size_t n = strlen(sql);
+  if (n >= sizeof c->tx_begin_sql) return 0;
+  memcpy(c->tx_begin_sql, sql, n + 1);
+  loam__tx_pend(c, c->tx_begin_sql);
+  return 1;
+}
+
+
 /* BEGIN with the options, and SQLite's 'query_only' for a read-only transaction. */
 static int begin (loam_conn *c, const loam_tx_opts *o, loam_error *err) {
   const loam__dialect_desc *d = loam__dialect(c->backend);
   loam__buf sql = LOAM__BUF_INIT;
   int rc;
   /* The plain BEGIN, most transactions' own, as the dialect writes it. */
-  if (!o->read_only && d->isolation[o->isolation][0] == '\0') return run(c, d->begin, err);
+  if (!o->read_only && d->isolation[o->isolation][0] == '\0') {
+    if (!c->drv->defers_begin) return run(c, d->begin, err);
+    loam__tx_pend(c, d->begin);
+    return LOAM_OK;
+  }
   loam__buf_adds(&sql, o->read_only && d->read_only == NULL ? d->begin_read : d->begin);
   loam__buf_adds(&sql, d->isolation[o->isolation]);
   if (o->read_only && d->read_only != NULL) loam__buf_adds(&sql, d->read_only);
   if (loam__buf_cstr(&sql) == NULL) rc = loam__err_nomem(err);
+  else if (c->drv->defers_begin && d->read_only != NULL && defer(c, sql.p)) rc = LOAM_OK;
   else rc = run(c, sql.p, err);
   loam__buf_free(&sql);
   if (rc == LOAM_OK && o->read_only && d->read_only == NULL) {
@@ -362,7 +396,12 @@ int loam_tx_commit (loam_conn *c, loam_error *err) {
   if (state == LOAM__TX_FAILED)
     return loam__err(err, LOAM_E_TRANSACTION_ABORTED,
                      "loam_tx_commit: a statement failed in this transaction; roll it back");
-  if (top_began(c))
+  if (top_began(c) && c->tx_pending != NULL) {
+    /* Nothing reached the server: there is nothing to commit. */
+    loam__tx_pend(c, NULL);
+    rc = LOAM_OK;
+  }
+  else if (top_began(c))
     rc = run(c, loam__dialect(c->backend)->commit, err);
   else
     rc = savepoint(c, loam__dialect(c->backend)->release, c->tx_depth, err);
@@ -385,7 +424,9 @@ int loam_tx_rollback (loam_conn *c, loam_error *err) {
   /* Without a transaction the level's work ended with it: nothing to undo here. */
   if (c->drv->in_transaction(c) != LOAM__TX_NONE) {
     const loam__dialect_desc *d = loam__dialect(c->backend);
-    if (top_began(c))
+    if (top_began(c) && c->tx_pending != NULL)
+      loam__tx_pend(c, NULL);   /* nothing reached the server: nothing to undo */
+    else if (top_began(c))
       rc = run(c, d->rollback, err);
     else if ((rc = savepoint(c, d->rollback_to, c->tx_depth, err)) == LOAM_OK)
       /* ROLLBACK TO keeps the savepoint; releasing it ends the level for good. */

@@ -88,6 +88,7 @@ static void sweep (loam_pool *p, int64_t now, work *w) {
         h->pid = s->pid;
         h->out = 1;
         h->abandoned = 0;
+        h->waiting = 0;
         memcpy(h->tag, s->tag, sizeof h->tag);
       }
     }
@@ -256,6 +257,7 @@ static int holders (loam_pool *p, int64_t now, loamP_holder **out) {
     h[n].held_ns = s->out ? now - s->acquired_ns : 0;
     h[n].pid = s->out ? s->pid : 0;
     h[n].abandoned = 0;
+    h[n].waiting = s->out && atomic_load_explicit(&s->conn->tx_waiting, memory_order_relaxed);
     memcpy(h[n].tag, s->tag, sizeof h[n].tag);
     n++;
   }
@@ -496,19 +498,27 @@ static int release (loam_pool *p, loam_conn *c, int abandoned, loam_error *err) 
       h->pid = s->pid;
       h->out = 1;
       h->abandoned = 1;
+      h->waiting = 0;
       memcpy(h->tag, s->tag, sizeof h->tag);
       w.hook = p->hook;
       w.hook_ud = p->hook_ud;
     }
   }
-  pthread_mutex_unlock(&p->mu);
-  if (s == NULL && none && routed)
-    return loamP_replica_release(p, c, abandoned, NOT_OURS, err);
-  if (s == NULL) return LOAM_ERROR;
-  ok = loam__conn_reset(c, &local) == LOAM_OK;
-  loam_error_clear(&local);
+  /*
+  ** A connection handed back with nothing open, the usual case, needs no
+  ** reset: it goes back to the idle ones in this same hold of the lock.
+  */
+  ok = s != NULL && loam__conn_clean(c);
+  if (!ok) {
+    pthread_mutex_unlock(&p->mu);
+    if (s == NULL && none && routed)
+      return loamP_replica_release(p, c, abandoned, NOT_OURS, err);
+    if (s == NULL) return LOAM_ERROR;
+    ok = loam__conn_reset(c, &local) == LOAM_OK;
+    loam_error_clear(&local);
+    pthread_mutex_lock(&p->mu);
+  }
   now = loam__clock_ns();
-  pthread_mutex_lock(&p->mu);
   keep = ok && !p->closed && now < s->expires_ns && !(p->nopen > p->o.size && p->nwaiting == 0);
   if (keep) {
     s->state = LOAMP_S_IDLE;

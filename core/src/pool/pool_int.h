@@ -87,6 +87,7 @@ typedef struct loamP_holder {
   int64_t held_ns;
   int pid;
   int abandoned;             /* a leak report: handed back by 'loam_pool_abandon' */
+  int waiting;               /* in a transaction whose BEGIN waits for its first statement */
   char tag[LOAMP_TAG_MAX];
 } loamP_holder;
 

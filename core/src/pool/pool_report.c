@@ -176,6 +176,10 @@ int loamP_timeout_error (loam_pool *p, int64_t waited_ns, int inuse, int waiting
       if (srv[i].len == 0) loam__buf_adds(&msg, "no session (it ended)");
       else if (loam__buf_cstr(&srv[i]) != NULL) loam__buf_add(&msg, srv[i].p, srv[i].len);
     }
+    /* The server cannot know of a BEGIN that waits for its transaction's first statement. */
+    if (h[i].out && h[i].waiting)
+      loam__buf_adds(&msg, "; in a transaction (its BEGIN goes with its first statement, "
+                     "not run yet)");
     loam__buf_free(&srv[i]);
   }
   if (unavailable != NULL) {
