@@ -29,6 +29,7 @@ typedef struct seen {
   int n;
   char sql[NSQL][96];
   loam_errcode code[NSQL];
+  int64_t ns[NSQL];
 } seen;
 
 static void record (void *ud, const loam_trace_event *ev) {
@@ -36,6 +37,7 @@ static void record (void *ud, const loam_trace_event *ev) {
   if (s->n < NSQL) {
     snprintf(s->sql[s->n], sizeof s->sql[0], "%s", ev->sql);
     s->code[s->n] = ev->errcode;
+    s->ns[s->n] = ev->elapsed_ns;
   }
   s->n++;
 }
@@ -128,6 +130,9 @@ static void first_statement (int pg) {
   CHECK_INT(s.n, 4 + 1);
   CHECK_STR(s.sql[0], pg ? "BEGIN" : "BEGIN IMMEDIATE");
   CHECK_INT(s.code[0], LOAM_E_NONE);
+  /* The two share one round trip, which is the statement's time. */
+  if (pg) CHECK_INT(s.ns[0], 0);
+  CHECK(s.ns[1] > 0);
   CHECK_STR(s.sql[1], bump);
   CHECK_STR(s.sql[3], "ROLLBACK");
   /* A statement new to the cache: BEGIN goes alone first, then its Parse. */
@@ -519,3 +524,46 @@ static void report (int pg) {
 }
 
 TEST(tx_defer_pool_report_names_the_waiting_begin) { T_ON_BOTH(report); }
+
+
+/*
+** A BEGIN the server refuses (SERIALIZABLE on a hot standby, the
+** harness's replica) fails with the first statement, prepared or not, with
+** BEGIN's own error; the level then reads as ended and rolls back, and the
+** connection goes on.
+*/
+TEST(tx_defer_pg_begin_refused_by_a_standby) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_tx_opts o = LOAM_TX_OPTS_INIT;
+  loam_conn *c = NULL;
+  const char *u = getenv("LOAM_TEST_PG_REPLICA");
+  const char *sqls[2] = { "SELECT 1 AS x", "SELECT 2 AS x" };
+  int i;
+  seen s;
+  if (u == NULL || *u == '\0') {
+    t_fail(__FILE__, __LINE__, "LOAM_TEST_PG_REPLICA is not set; this test needs the replica");
+    return;
+  }
+  CHECK_OK(loam_connect(u, NULL, &c, &e), &e);
+  CHECK_INT(t_scalar(c, sqls[0]), 1);   /* in the cache: BEGIN goes with it */
+  memset(&s, 0, sizeof s);
+  loam_conn_set_trace(c, record, &s);
+  o.isolation = LOAM_SERIALIZABLE;
+  for (i = 0; i < 2; i++) {
+    loam_stmt *st = NULL;
+    s.n = 0;
+    CHECK_OK(loam_tx_begin_with(c, &o, &e), &e);
+    CHECK_INT(loam_query(c, sqls[i], NULL, 0, 0, &st, &e), LOAM_ERROR);
+    CHECK(st == NULL);
+    CHECK_STR(e.sqlstate, "0A000");
+    CHECK_HAS(e.message, "serializable");
+    CHECK_STR(s.sql[0], "BEGIN ISOLATION LEVEL SERIALIZABLE");
+    CHECK(s.code[0] != LOAM_E_NONE);
+    loam_error_clear(&e);
+    CHECK_OK(loam_tx_rollback(c, &e), &e);
+    CHECK_INT(loam_conn_tx_status(c), LOAM_TX_IDLE);
+  }
+  CHECK_INT(t_scalar(c, sqls[1]), 2);
+  loam_conn_close(c);
+  loam_error_clear(&e);
+}

@@ -88,16 +88,21 @@ loam_errcode loam__pg_code_of_sqlstate (const char *state) {
 ** loss) is reported as a lost connection, since that is what the caller
 ** must act on; the SQLSTATE itself is kept.
 */
+loam_errcode loam__pg_code (pgconn *pc, const PGresult *r) {
+  const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+  if (pc->broken || PQstatus(pc->pg) == CONNECTION_BAD) return LOAM_E_CONNECTION_FAILED;
+  if (state != NULL && strlen(state) == 5) return loam__pg_code_of_sqlstate(state);
+  return r == NULL ? LOAM_E_NOMEM : LOAM_E_DATABASE_ERROR;
+}
+
+
 int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err) {
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   loam_errcode code;
   const char *f;
   if (err == NULL) return LOAM_ERROR;
-  if (PQstatus(pc->pg) == CONNECTION_BAD) code = LOAM_E_CONNECTION_FAILED;
-  else if (state != NULL && strlen(state) == 5) code = loam__pg_code_of_sqlstate(state);
-  else if (r == NULL) code = LOAM_E_NOMEM;
-  else code = LOAM_E_DATABASE_ERROR;
+  code = loam__pg_code(pc, r);
   if (msg == NULL && r != NULL) msg = PQresultErrorMessage(r);
   if (msg == NULL || *msg == '\0') msg = PQerrorMessage(pc->pg);
   if (*msg == '\0') msg = (code == LOAM_E_NOMEM) ? "out of memory" : "unknown error";
@@ -852,7 +857,9 @@ static int pg_in_transaction (loam_conn *conn) {
 ** fine until the round trip of 'ping' (an empty query) tries it.
 */
 static int pg_alive (loam_conn *conn, int ping) {
-  PGconn *pg = ((pgconn *)conn->impl)->pg;
+  pgconn *pc = conn->impl;
+  PGconn *pg = pc->pg;
+  if (pc->broken) return 0;
   if (ping && PQstatus(pg) == CONNECTION_OK && conn->streaming == NULL) {
     PGresult *r = PQexec(pg, "");
     PQclear(r);

@@ -27,7 +27,7 @@
 */
 typedef struct pgprep {
   unsigned long id;
-  char name[24];
+  char name[32];
 } pgprep;
 
 
@@ -57,6 +57,12 @@ typedef struct pgconn {
   */
   PGcancel *cancel;
   atomic_int canceled;
+  /*
+  ** Stuck in pipeline mode (a send failed halfway and the queue could not
+  ** be synced away): libpq would refuse every later call while reporting
+  ** the connection fine, so the driver reports it lost itself.
+  */
+  int broken;
 } pgconn;
 
 
@@ -90,6 +96,12 @@ LOAMI_FUNC loam_errcode loam__pg_code_of_sqlstate (const char *state);
 ** connection when 'r' is NULL.  Returns LOAM_ERROR.
 */
 LOAMI_FUNC int loam__pg_report (pgconn *pc, const PGresult *r, loam_error *err);
+
+/* The error code 'loam__pg_report' gives 'r', without its side effects (none for a cancel). */
+LOAMI_FUNC loam_errcode loam__pg_code (pgconn *pc, const PGresult *r);
+
+/* Leaves pipeline mode, marking the connection 'broken' when libpq cannot. */
+LOAMI_FUNC void loam__pg_leave_pipeline (pgconn *pc);
 
 /*
 ** The statement cache's destroy callback ('ud' is the pgconn): frees the

@@ -99,18 +99,50 @@ static int pipe_read (pgconn *pc, const loam__pipe *q, pipeslot *sl, int parse, 
 
 
 /*
+** libpq refuses to leave pipeline mode while results are pending, which
+** only a send that failed halfway leaves behind (commands queued with no
+** Sync): they are synced and read away.  A connection that still cannot
+** leave would refuse every later call while looking healthy, so it is
+** marked broken: reported lost, and discarded by a pool.
+*/
+void loam__pg_leave_pipeline (pgconn *pc) {
+  PGconn *pg = pc->pg;
+  int idle = 0;
+  if (PQexitPipelineMode(pg)) return;
+  if (PQstatus(pg) == CONNECTION_OK && PQpipelineSync(pg)) {
+    while (idle < 2) {
+      PGresult *r = PQgetResult(pg);
+      ExecStatusType st = PQresultStatus(r);
+      if (r == NULL) {
+        if (PQstatus(pg) != CONNECTION_OK) break;
+        idle++;
+        continue;
+      }
+      idle = 0;
+      PQclear(r);
+      if (st == PGRES_PIPELINE_SYNC) break;
+    }
+    if (PQexitPipelineMode(pg)) return;
+  }
+  pc->broken = 1;
+}
+
+
+/*
 ** BEGIN and the first statement of a transaction, with one Sync: a
 ** failure of the statement aborts the transaction BEGIN opened, exactly
-** as when the two went one after the other, and one of BEGIN (only a lost
-** connection, in practice) skips the statement.
+** as when the two went one after the other, and one of BEGIN (a lost
+** connection, or a BEGIN the server refuses, such as SERIALIZABLE on a
+** hot standby) skips the statement and is the caller's error.  Both
+** answers come back together, so BEGIN's trace event has no time of its
+** own: the round trip is the statement's.
 */
 PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
   loam_conn *conn = pc->conn;
   PGconn *pg = pc->pg;
   const char *begin = conn->tx_pending;
-  loam_error e = LOAM_ERROR_INIT;
+  loam_errcode code = LOAM_E_NONE;
   PGresult *rb = NULL, *rs = NULL, *sync;
-  int64_t t0 = loam__clock_ns();
   loam__tx_pend(conn, NULL);
   if (!PQenterPipelineMode(pg)) return NULL;
   if (PQsendQueryParams(pg, begin, 0, NULL, NULL, NULL, NULL, 0) &&
@@ -121,9 +153,9 @@ PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
     sync = PQgetResult(pg);
     PQclear(sync);
   }
-  PQexitPipelineMode(pg);
+  loam__pg_leave_pipeline(pc);
   if (PQresultStatus(rb) != PGRES_COMMAND_OK) {
-    loam__pg_report(pc, rb, &e);
+    code = loam__pg_code(pc, rb);
     PQclear(rs);
     rs = PQresultStatus(rb) == PGRES_PIPELINE_SYNC ? NULL : rb;
     if (rs == NULL) PQclear(rb);
@@ -136,8 +168,7 @@ PGresult *loam__pg_begin_with (pgconn *pc, const char *name, int nparams) {
       rs = NULL;
     }
   }
-  loam__trace_done(conn, begin, NULL, 0, 0, loam__clock_ns() - t0, e.code);
-  loam_error_clear(&e);
+  loam__trace_done(conn, begin, NULL, 0, 0, 0, code);
   return rs;
 }
 
@@ -233,7 +264,7 @@ int loam__pg_pipeline (loam_conn *conn, loam__pipe *q, int n, loam_error *err) {
       loam__pg_report(pc, r, &first);
     PQclear(r);
   }
-  PQexitPipelineMode(pg);
+  loam__pg_leave_pipeline(pc);
   for (i = 0; i < nslots; i++) pipe_settle(pc, &sl[i], keys.oom ? NULL : keys.p);
   if (keys.oom) loam__pg_forget_all(pc);
   if (first.code == LOAM_E_NONE) move_error(&first, &local);

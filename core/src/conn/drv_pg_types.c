@@ -154,7 +154,7 @@ static int probe (pgconn *pc, int n, PGresult **desc, char state[6], loam_error 
                                   NULL, 0)) ||
       !PQpipelineSync(pg)) {
     loam__pg_report(pc, NULL, err);
-    PQexitPipelineMode(pg);
+    loam__pg_leave_pipeline(pc);
     return LOAM_ERROR;
   }
   if (intx) {
@@ -187,7 +187,7 @@ static int probe (pgconn *pc, int n, PGresult **desc, char state[6], loam_error 
     alive = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
     PQclear(r);
   }
-  PQexitPipelineMode(pg);
+  loam__pg_leave_pipeline(pc);
   if (!alive) {
     PQclear(*desc);
     *desc = NULL;

@@ -44,7 +44,12 @@ static uint64_t hashkey (const char *k, size_t n) {
     memcpy(&w, k + i, n - i);
     h = (h ^ w) * 0x9e3779b97f4a7c15u;
   }
-  return h ^ (h >> 32);
+  /* A finisher, so that the last word's high bytes (where keys of one SQL
+  ** text but other parameter classes differ) reach the low bits too. */
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdu;
+  h ^= h >> 33;
+  return h;
 }
 
 
