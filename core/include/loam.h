@@ -437,9 +437,13 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** primary.  Each replica has a pool of its own, the process's pool for
 ** its URL, opened with the primary pool's options.  A replica is usable
 ** when its last check (one short query, at most every
-** 'replica_check_ms', run by a read that wants it) found it in recovery
-** and replaying no more than 'max_lag_ms' behind what it has received;
-** one that cannot be reached, is no standby or lags is skipped, reported
+** 'replica_check_ms', run by a read that wants it) found it in recovery,
+** streaming from its primary, and no more than 'max_lag_ms' behind: with
+** WAL received and not yet replayed, its lag is the age of the last
+** transaction it replayed (by its clock, the primary's stamp), a lag
+** not known when it replayed none since it started (over any limit);
+** with nothing waiting, 0.  One that cannot be reached, is no standby,
+** does not stream from the primary or lags is skipped, reported
 ** once through the hook (LOAM_POOL_REPLICA), and used again, reported
 ** again, once a check passes.  A check never waits for the replica's
 ** pool: with every connection out serving reads, the last check stands.  A replica that is down at
@@ -497,7 +501,7 @@ LOAM_API int loam_pool_acquire_read (loam_pool *pool,
 /* What 'loam_pool_replica_stats' tells of one replica. */
 typedef struct loam_replica_metrics {
   int healthy;          /* reads may use it (its last check passed) */
-  int64_t lag_ms;       /* its replay lag at the last check that reached it */
+  int64_t lag_ms;       /* its replay lag at the last check that reached it; -1: not known */
   int64_t reads;        /* 'loam_pool_acquire_read' calls it answered */
   char error[256];      /* why it is skipped ("" when healthy), cut to fit */
   loam_pool_metrics pool;   /* its pool's ('open' 0 while it was never reached) */

@@ -347,6 +347,139 @@ TEST(replica_down_skipped_and_back) {
   loam_error_clear(&e);
 }
 
+/* Polls 'sql' (one boolean) on 'c' until it is true; bounded, and no timing is asserted. */
+static int eventually_true (loam_conn *c, const char *sql) {
+  int i;
+  for (i = 0; i < 1200; i++) {
+    if (t_scalar(c, sql) == 1) return 1;
+    t_sleep_ms(50);
+  }
+  return 0;
+}
+
+
+/*
+** Lag is the age of the last replayed transaction while WAL waits, seen
+** by the very first check: a pool opened while the replica's replay is
+** paused behind a write skips it at once, and uses it again once it has
+** replayed.
+*/
+TEST(replica_lag_on_the_first_check) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_replica_metrics rm;
+  loam_conn *direct, *standby;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_lag_on_the_first_check");
+  const char *urls[1];
+  loam_pool_opts o;
+  int ok;
+  if (pg == NULL || (urls[0] = replica_url("replica_lag_on_the_first_check")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 200;
+  o.replica_check_ms = 0;
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_lag", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_lag (n integer)", &e) == LOAM_OK);
+  CHECK(exec(standby, "SELECT pg_wal_replay_pause()", &e) == LOAM_OK);
+  /* WAL waits, and what the replica replayed last is older than max_lag_ms. */
+  ok = exec(direct, "INSERT INTO rep_lag VALUES (1)", &e) == LOAM_OK &&
+       eventually_true(standby, "SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()") &&
+       eventually_true(standby, "SELECT clock_timestamp() - pg_last_xact_replay_timestamp() > "
+                                "interval '300 ms'") &&
+       loam_pool_open(pg, &o, &p, &e) == LOAM_OK;
+  if (ok) {
+    ok = read_where(p, NULL) == 0;
+    CHECK(ok);
+    CHECK_INT(h.n, 1);
+    CHECK(strncmp(h.msg[0], "replica 1 skipped: replay lag ", 30) == 0);
+    CHECK(strstr(h.msg[0], " ms is over max_lag_ms 200; reads go to the primary") != NULL);
+    CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+    CHECK(!rm.healthy);
+    CHECK(rm.lag_ms > 200);
+  }
+  exec(standby, "SELECT pg_wal_replay_resume()", NULL);
+  CHECK(ok);
+  if (ok) {
+    CHECK(eventually_reads(p, NULL, 1));
+    CHECK(h.n >= 2);
+    CHECK(strncmp(h.msg[1], "replica 1 is used again (lag ", 29) == 0);
+    loam_pool_close(p);
+  }
+  exec(direct, "DROP TABLE rep_lag", NULL);
+  loam_conn_close(standby);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+
+/* Sets the replica's primary_conninfo to 'v' and reloads its configuration. */
+static int set_conninfo (loam_conn *standby, const char *v) {
+  loam__buf b = LOAM__BUF_INIT;
+  int ok;
+  loam__buf_adds(&b, "ALTER SYSTEM SET primary_conninfo = ");
+  loam__buf_literal(&b, v, strlen(v));
+  ok = !b.oom && exec(standby, loam__buf_cstr(&b), NULL) == LOAM_OK &&
+       exec(standby, "SELECT pg_reload_conf()", NULL) == LOAM_OK;
+  loam__buf_free(&b);
+  return ok;
+}
+
+
+/*
+** A standby cut off from its primary has replayed all it received, and
+** falls behind all the same: it is skipped while its WAL receiver does not
+** stream, and used again once it does.  Its primary_conninfo is restored
+** whatever happened.
+*/
+TEST(replica_not_streaming_skipped) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_conn *standby;
+  loam_stmt *s;
+  loam_pool *p = NULL;
+  const char *pg = t_url(1, "replica_not_streaming_skipped");
+  const char *urls[1];
+  char saved[1024] = "";
+  loam_pool_opts o;
+  int ok;
+  if (pg == NULL || (urls[0] = replica_url("replica_not_streaming_skipped")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  o.replica_check_ms = 0;
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(loam_query(standby, "SHOW primary_conninfo", NULL, 0, 0, &s, &e) == LOAM_OK);
+  if (loam_step(s, &e) == LOAM_ROW) {
+    loam_value v;
+    loam_column(s, 0, &v);
+    if (v.type == LOAM_TEXT) snprintf(saved, sizeof saved, "%s", v.u.s.ptr);
+  }
+  loam_stmt_close(s);
+  CHECK(saved[0] != '\0');
+  if (saved[0] == '\0') { loam_conn_close(standby); return; }
+  ok = set_conninfo(standby, "host=/tmp/loam-no-such-primary user=postgres") &&
+       eventually_true(standby, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver "
+                                "WHERE status = 'streaming')") &&
+       loam_pool_open(pg, &o, &p, &e) == LOAM_OK;
+  if (ok) {
+    ok = read_where(p, NULL) == 0;
+    CHECK_INT(h.n, 1);
+    CHECK_STR(h.msg[0], "replica 1 skipped: it is not streaming from the primary; reads go to "
+                        "the primary");
+  }
+  CHECK(set_conninfo(standby, saved));
+  CHECK(ok);
+  if (p != NULL) {
+    CHECK(eventually_reads(p, NULL, 1));
+    CHECK(h.n >= 2);
+    CHECK(strncmp(h.msg[1], "replica 1 is used again (lag ", 29) == 0);
+    loam_pool_close(p);
+  }
+  loam_conn_close(standby);
+  loam_error_clear(&e);
+}
+
 /* }====================================================================== */
 
 

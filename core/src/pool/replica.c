@@ -14,13 +14,18 @@
 ** a slow replica holds up one read, not every thread.  The routing has a
 ** mutex of its own; a pool's lock is never held while it is taken.
 **
-** Lag is measured by the checks, not by the age of the last replayed
-** transaction (which grows while the primary is idle): WAL received and
-** not yet replayed is remembered with the time a check first saw it
-** waiting, and while the replica has not replayed past it, its lag is at
-** least the time since.  So a replica that falls behind is seen at its
-** second check, and one that merely replays what has just arrived never
-** counts as lagging.
+** Lag is measured on the replica, as PostgreSQL's own tools do: while
+** it has WAL received and not yet replayed, its lag is the age of the
+** last transaction it replayed (by its clock; the primary stamped the
+** transaction, so the two clocks are taken to agree, as for any use of
+** 'pg_last_xact_replay_timestamp'); WAL waiting and no transaction
+** replayed since the replica started is a lag not known, and counts as
+** over the limit.  With nothing waiting the lag is 0, but only while
+** its WAL receiver streams from the primary: a standby cut off from it
+** has replayed all it has and falls further behind all the same, so it
+** is skipped until it streams again.  A primary idle for a while then
+** writing makes a replica look that old for the moment the WAL waits:
+** it is skipped until its next check, which errs on the safe side.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,11 +38,18 @@
 #define MAX_MS 86400000
 #define MS(ms) ((int64_t)(ms) * 1000000)
 
-/* What a replica answers about itself. */
+/*
+** What a replica answers about itself: whether it is a standby, its
+** replay and receive positions, whether its WAL receiver streams (a role
+** without pg_read_all_stats sees no status, only that a receiver runs)
+** and the age in ms of the last transaction it replayed (NULL: none).
+*/
 static const char CHECK_SQL[] =
   "SELECT pg_is_in_recovery(), "
   "COALESCE(pg_last_wal_replay_lsn(), '0/0')::text, "
-  "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text";
+  "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text, "
+  "COALESCE((SELECT COALESCE(status = 'streaming', true) FROM pg_stat_wal_receiver), false), "
+  "(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::bigint";
 
 /* The primary's insert position, with the page and segment sizes it is counted in. */
 static const char LSN_SQL[] =
@@ -54,9 +66,7 @@ typedef struct target {
   int checking;
   int64_t checked_ns;        /* when the last check started */
   uint64_t replay;           /* its replay position at the last check */
-  uint64_t wait_lsn;         /* WAL it had received and not replayed, seen at 'wait_since_ns' */
-  int64_t wait_since_ns;     /* 0: none waiting */
-  int64_t lag_ms;
+  int64_t lag_ms;            /* -1: not known */
   int64_t reads;
   int out;                   /* connections checked out through a pool ('loam_pool_acquire_read') */
   char error[256];
@@ -244,7 +254,9 @@ typedef struct seen {
   int ok;                    /* the server answered */
   int busy;                  /* its pool had every connection in use: nothing was asked */
   int standby;
+  int streaming;             /* its WAL receiver streams from the primary */
   uint64_t replay, received;
+  int64_t age_ms;            /* of the last transaction it replayed; -1: none */
   loam_pool *opened;         /* the replica's pool, opened by this check */
   char why[256];
 } seen;
@@ -254,7 +266,7 @@ typedef struct seen {
 static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loam_error *fatal) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c;
-  loam_value v[3];
+  loam_value v[5];
   char text[128];
   memset(w, 0, sizeof *w);
   if (sub == NULL) {
@@ -272,11 +284,15 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
     w->opened = sub;
   }
   if (loamP_acquire(sub, NULL, 1, "loam: replica check", &c, &e) == LOAM_OK) {
-    if (one_row(c, CHECK_SQL, v, 3, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL) {
+    if (one_row(c, CHECK_SQL, v, 5, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL &&
+        v[3].type == LOAM_BOOL) {
       w->ok = 1;
       w->standby = v[0].u.b;
       w->replay = lsn_of(&v[1]);
       w->received = lsn_of(&v[2]);
+      w->streaming = v[3].u.b;
+      /* A clock a little behind the primary's makes a fresh transaction look younger than 0. */
+      w->age_ms = v[4].type != LOAM_INT ? -1 : v[4].u.i < 0 ? 0 : v[4].u.i;
     }
     loam_pool_release(sub, c, NULL);
   }
@@ -289,12 +305,10 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
 
 
 /*
-** Under the lock: records what check 'w' (started at 'now', the one
-** before at 'before') saw of replica 'i', and writes the report of a
-** change into 'msg' ("" when none).
+** Under the lock: records what check 'w' saw of replica 'i', and writes
+** the report of a change into 'msg' ("" when none).
 */
-static void record (loam_replicas *rs, int i, const seen *w, int64_t now, int64_t before,
-                    char *msg, size_t size) {
+static void record (loam_replicas *rs, int i, const seen *w, char *msg, size_t size) {
   target *r = &rs->t[i];
   int was = r->state, now_ok;
   msg[0] = '\0';
@@ -302,32 +316,23 @@ static void record (loam_replicas *rs, int i, const seen *w, int64_t now, int64_
   if (w->busy) return;
   if (!w->ok) {
     snprintf(r->error, sizeof r->error, "%s", w->why);
-    r->wait_since_ns = 0;
     now_ok = 0;
   }
   else {
     r->replay = w->replay;
     r->error[0] = '\0';
-    if (w->replay >= w->received) {
-      r->wait_since_ns = 0;
-      r->lag_ms = 0;
-    }
-    else if (r->wait_since_ns == 0) {
-      r->wait_lsn = w->received;
-      r->wait_since_ns = now;
-      r->lag_ms = 0;
-    }
-    else if (w->replay < r->wait_lsn) r->lag_ms = (now - r->wait_since_ns) / 1000000;
-    else {
-      r->lag_ms = (before - r->wait_since_ns) / 1000000;
-      r->wait_lsn = w->received;
-      r->wait_since_ns = now;
-    }
+    /* WAL waiting: as old as the last transaction replayed; nothing waiting: up to date. */
+    r->lag_ms = w->replay < w->received ? w->age_ms : 0;
     if (!w->standby)
       snprintf(r->error, sizeof r->error, "it is not in recovery (a primary, not a replica)");
+    else if (r->lag_ms < 0)
+      snprintf(r->error, sizeof r->error, "replay lag not known (WAL waits, and no transaction "
+               "was replayed since the replica started)");
     else if (r->lag_ms > rs->max_lag_ms)
       snprintf(r->error, sizeof r->error, "replay lag %" PRId64 " ms is over max_lag_ms %d",
                r->lag_ms, rs->max_lag_ms);
+    else if (w->replay >= w->received && !w->streaming)
+      snprintf(r->error, sizeof r->error, "it is not streaming from the primary");
     now_ok = r->error[0] == '\0';
   }
   r->state = now_ok;
@@ -351,12 +356,11 @@ static int check (loam_replicas *rs, int i, loam_error *fatal) {
   loam_pool_hook hook;
   void *hook_ud;
   loam_pool *sub;
-  int64_t now = loam__clock_ns(), before;
+  int64_t now = loam__clock_ns();
   char msg[400];
   seen w;
   pthread_mutex_lock(&rs->mu);
   sub = r->sub;
-  before = r->checked_ns;
   r->checked_ns = now;
   pthread_mutex_unlock(&rs->mu);
   if (ask(rs, r->url, sub, &w, fatal) != LOAM_OK) {
@@ -366,7 +370,7 @@ static int check (loam_replicas *rs, int i, loam_error *fatal) {
     return LOAM_ERROR;
   }
   pthread_mutex_lock(&rs->mu);
-  record(rs, i, &w, now, before, msg, sizeof msg);
+  record(rs, i, &w, msg, sizeof msg);
   r->checking = 0;
   hook = rs->hook;
   hook_ud = rs->hook_ud;
