@@ -457,7 +457,8 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** both acquires.  A checkout of 'loam_pool_acquire_write' that ran a
 ** statement that may have written ('loam_conn_writes': raw or rendered,
 ** prepared or not, COPY, a transaction) marks the token when it is
-** released; the next read with the token asks the primary for its WAL
+** released, or at a read with the token while it is still held (of the
+** same pool); the next read with the token asks the primary for its WAL
 ** insert position (one round trip, on the primary connection it then
 ** returns when no replica has it), and reads go to a replica only once it
 ** has replayed up to there, compared with the primary's own WAL page and

@@ -347,6 +347,59 @@ TEST(replica_down_skipped_and_back) {
   loam_error_clear(&e);
 }
 
+/*
+** A read with a token whose write checkout is still held sees that
+** checkout's writes: with the replica's replay paused, it reads the
+** primary, before and after the write checkout goes back.
+*/
+TEST(replica_token_sees_held_writes) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_read_token tok = LOAM_READ_TOKEN_INIT;
+  loam_conn *w, *r, *direct, *standby;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_token_sees_held_writes");
+  const char *urls[1];
+  loam_pool_opts o;
+  int ok, where = -1, seen = -1, after = -1;
+  if (pg == NULL || (urls[0] = replica_url("replica_token_sees_held_writes")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_held", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_held (n integer)", &e) == LOAM_OK);
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(exec(standby, "SELECT pg_wal_replay_pause()", &e) == LOAM_OK);
+  ok = loam_pool_acquire_write(p, &tok, NULL, &w, &e) == LOAM_OK;
+  if (ok) {
+    ok = exec(w, "INSERT INTO rep_held VALUES (1)", &e) == LOAM_OK &&
+         loam_pool_acquire_read(p, &tok, NULL, &r, &e) == LOAM_OK;
+    if (ok) {
+      where = (int)t_scalar(r, "SELECT pg_is_in_recovery()");
+      seen = (int)t_scalar(r, "SELECT count(*) FROM rep_held");
+      loam_pool_release(p, r, NULL);
+    }
+    loam_pool_release(p, w, NULL);
+    /* The release marks nothing more: the read after it still goes by the primary's position. */
+    after = read_where(p, &tok);
+  }
+  exec(standby, "SELECT pg_wal_replay_resume()", NULL);
+  CHECK(ok);
+  CHECK_INT(where, 0);
+  CHECK_INT(seen, 1);
+  CHECK_INT(after, 0);
+  CHECK(eventually_reads(p, &tok, 1));
+  CHECK_INT(h.n, 0);
+  loam_pool_close(p);
+  exec(direct, "DROP TABLE rep_held", NULL);
+  loam_conn_close(standby);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+
 /* Polls 'sql' (one boolean) on 'c' until it is true; bounded, and no timing is asserted. */
 static int eventually_true (loam_conn *c, const char *sql) {
   int i;

@@ -468,6 +468,21 @@ static loamP_slot *slot_of (loam_pool *p, loam_conn *c, int *none, loam_error *e
 }
 
 
+void loamP_held_writes (loam_pool *p, loam_read_token *tok) {
+  int i;
+  pthread_mutex_lock(&p->mu);
+  for (i = 0; i < p->nslots; i++) {
+    loamP_slot *s = &p->slots[i];
+    /* The token's holder is the caller, so its connection's count is the caller's own. */
+    if (s->out && s->tok == tok && s->conn->writes != s->writes) {
+      tok->wrote = 1;
+      s->writes = s->conn->writes;   /* the release marks only what comes after */
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+
 /*
 ** Hands 'c' back; with 'abandoned', the holder lost it, and it is
 ** reported as a leak unless the sweep already did.

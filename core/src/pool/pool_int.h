@@ -179,6 +179,13 @@ LOAMI_FUNC int loamP_last_out (loam_pool *p);
 LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
                               loam_conn **out, loam_error *err);
 
+/*
+** Marks 'tok' when a checkout made with it and still held has run a
+** statement that may have written since it was checked out (pool.c):
+** a read with the token sees them before the write checkout goes back.
+*/
+LOAMI_FUNC void loamP_held_writes (loam_pool *p, loam_read_token *tok);
+
 /* }====================================================================== */
 
 /* Closes the monitoring connection (pool_report.c); the pool is being freed. */

@@ -618,6 +618,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   if (rs != NULL) p->rout++;   /* keeps the pool while this read may take a replica */
   pthread_mutex_unlock(&p->mu);
   if (rs == NULL) return loamP_acquire(p, tok, 0, tag, out, err);
+  if (tok != NULL) loamP_held_writes(p, tok);
   /* After a write, the primary's position, on the connection a read may then use. */
   if (tok != NULL && tok->wrote) {
     if (loamP_acquire(p, tok, 0, tag, &prim, err) != LOAM_OK ||
