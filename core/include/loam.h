@@ -399,7 +399,11 @@ LOAM_API int loam_pool_abandon (loam_pool *pool, loam_conn *conn, loam_error *er
 */
 LOAM_API void loam_pool_retain (loam_pool *pool);
 
-/* Replaces the hook ('fn' NULL: stderr again); 'ud' must outlive the pool or the next call. */
+/*
+** Replaces the hook ('fn' NULL: stderr again), the pool's and its
+** replicas' pools' (those that report to the hook they were opened with);
+** 'ud' must outlive the pool or the next call.
+*/
 LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
 
 /*

@@ -400,6 +400,47 @@ TEST(replica_token_sees_held_writes) {
 }
 
 
+/* Counts every report of the pool hook, whatever its kind. */
+static void count_reports (void *ud, loam_pool_event ev, const char *msg) {
+  (void)ev;
+  (void)msg;
+  (*(int *)ud)++;
+}
+
+
+/*
+** 'loam_pool_set_hook' reaches the replicas' pools: a replica connection
+** abandoned after it is reported to the new hook, never to the old one,
+** whose 'ud' the caller may have freed.
+*/
+TEST(replica_pools_follow_set_hook) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool *p;
+  loam_conn *c;
+  const char *pg = t_url(1, "replica_pools_follow_set_hook");
+  const char *urls[1];
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  int before = 0, after = 0;
+  if (pg == NULL || (urls[0] = replica_url("replica_pools_follow_set_hook")) == NULL) return;
+  o.size = 2;
+  o.replicas = urls;
+  o.nreplicas = 1;
+  o.max_lag_ms = 600000;
+  o.hook = count_reports;
+  o.hook_ud = &before;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  loam_pool_set_hook(p, count_reports, &after);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &c, &e) == LOAM_OK);
+  CHECK_INT(t_scalar(c, "SELECT pg_is_in_recovery()"), 1);
+  CHECK(loam_pool_abandon(p, c, &e) == LOAM_OK);
+  CHECK_INT(before, 0);
+  CHECK_INT(after, 1);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+
 /* Polls 'sql' (one boolean) on 'c' until it is true; bounded, and no timing is asserted. */
 static int eventually_true (loam_conn *c, const char *sql) {
   int i;

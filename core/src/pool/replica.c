@@ -183,10 +183,32 @@ void loam_replicas_close (loam_replicas *rs) {
 }
 
 
+/*
+** A replica pool 'sub' that reports to 'old' ('old_ud'), the hook its
+** routing opened it with, reports to 'fn' ('ud') from now on; one that
+** another open gave a hook of its own keeps it.  Takes the pool's lock.
+*/
+static void follow_hook (loam_pool *sub, loam_pool_hook old, void *old_ud, loam_pool_hook fn,
+                         void *ud) {
+  pthread_mutex_lock(&sub->mu);
+  if (sub->hook == old && sub->hook_ud == old_ud) {
+    sub->hook = fn;
+    sub->hook_ud = ud;
+  }
+  pthread_mutex_unlock(&sub->mu);
+}
+
+
 void loamP_replicas_set_hook (loam_replicas *rs, loam_pool_hook fn, void *ud) {
+  int i;
   pthread_mutex_lock(&rs->mu);
   rs->hook = fn;
   rs->hook_ud = ud;
+  /* The replicas' pools too: the caller may free the old 'ud' once this returns. */
+  for (i = 0; i < rs->n; i++)
+    if (rs->t[i].sub != NULL) follow_hook(rs->t[i].sub, rs->popts.hook, rs->popts.hook_ud, fn, ud);
+  rs->popts.hook = fn;
+  rs->popts.hook_ud = ud;
   pthread_mutex_unlock(&rs->mu);
 }
 
@@ -257,20 +279,26 @@ typedef struct seen {
   int streaming;             /* its WAL receiver streams from the primary */
   uint64_t replay, received;
   int64_t age_ms;            /* of the last transaction it replayed; -1: none */
-  loam_pool *opened;         /* the replica's pool, opened by this check */
+  loam_pool *opened;         /* the replica's pool, opened by this check ... */
+  loam_pool_hook hook;       /* ... with this hook */
+  void *hook_ud;
   char why[256];
 } seen;
 
 
-/* Asks the replica at 'url' (its pool 'sub', NULL when not yet opened) about itself. */
-static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loam_error *fatal) {
+/*
+** Asks the replica at 'url' (its pool 'sub', NULL when not yet opened with
+** options 'popts', a copy made under the lock) about itself.
+*/
+static int ask (loam_replicas *rs, const char *url, const loam_pool_opts *popts, loam_pool *sub,
+                seen *w, loam_error *fatal) {
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c;
   loam_value v[5];
   char text[128];
   memset(w, 0, sizeof *w);
   if (sub == NULL) {
-    if (loamP_open(url, &rs->popts, rs->own_pools, &sub, &e) != LOAM_OK) {
+    if (loamP_open(url, popts, rs->own_pools, &sub, &e) != LOAM_OK) {
       /* Other options for the same URL will never open: the caller's error, not a server down. */
       if (fatal != NULL && (e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL)) {
         loam__err(fatal, e.code, "%s", e.message);
@@ -282,6 +310,8 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
       return LOAM_OK;
     }
     w->opened = sub;
+    w->hook = popts->hook;
+    w->hook_ud = popts->hook_ud;
   }
   if (loamP_acquire(sub, NULL, 1, "loam: replica check", &c, &e) == LOAM_OK) {
     if (one_row(c, CHECK_SQL, v, 5, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL &&
@@ -312,7 +342,12 @@ static void record (loam_replicas *rs, int i, const seen *w, char *msg, size_t s
   target *r = &rs->t[i];
   int was = r->state, now_ok;
   msg[0] = '\0';
-  if (w->opened != NULL) r->sub = w->opened;
+  if (w->opened != NULL) {
+    r->sub = w->opened;
+    /* The hook changed while the pool was being opened. */
+    if (w->hook != rs->popts.hook || w->hook_ud != rs->popts.hook_ud)
+      follow_hook(r->sub, w->hook, w->hook_ud, rs->popts.hook, rs->popts.hook_ud);
+  }
   if (w->busy) return;
   if (!w->ok) {
     snprintf(r->error, sizeof r->error, "%s", w->why);
@@ -356,14 +391,16 @@ static int check (loam_replicas *rs, int i, loam_error *fatal) {
   loam_pool_hook hook;
   void *hook_ud;
   loam_pool *sub;
+  loam_pool_opts popts;
   int64_t now = loam__clock_ns();
   char msg[400];
   seen w;
   pthread_mutex_lock(&rs->mu);
   sub = r->sub;
+  popts = rs->popts;
   r->checked_ns = now;
   pthread_mutex_unlock(&rs->mu);
-  if (ask(rs, r->url, sub, &w, fatal) != LOAM_OK) {
+  if (ask(rs, r->url, &popts, sub, &w, fatal) != LOAM_OK) {
     pthread_mutex_lock(&rs->mu);
     r->checking = 0;
     pthread_mutex_unlock(&rs->mu);
@@ -563,20 +600,29 @@ int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o) {
 
 int loamP_replicas_start (loam_pool *p, loam_error *err) {
   loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_pool_opts po;
   loam_replicas *rs;
+  loam_pool_hook fn;
+  void *ud;
   o.urls = (const char *const *)p->rurls;
   o.n = p->nrurls;
   o.max_lag_ms = p->o.max_lag_ms;
   o.check_ms = p->o.replica_check_ms;
-  o.pool = &p->o;
+  /* The replicas' pools report where the pool does now, not where it did when opened. */
   pthread_mutex_lock(&p->mu);
-  o.hook = p->hook;
-  o.hook_ud = p->hook_ud;
+  po = p->o;
+  po.hook = o.hook = p->hook;
+  po.hook_ud = o.hook_ud = p->hook_ud;
   pthread_mutex_unlock(&p->mu);
+  o.pool = &po;
   if (loam_replicas_open(&o, &rs, err) != LOAM_OK) return LOAM_ERROR;
   pthread_mutex_lock(&p->mu);
   p->rs = rs;
+  fn = p->hook;
+  ud = p->hook_ud;
   pthread_mutex_unlock(&p->mu);
+  /* 'loam_pool_set_hook' ran meanwhile, and found no routing to pass it to. */
+  if (fn != o.hook || ud != o.hook_ud) loamP_replicas_set_hook(rs, fn, ud);
   return LOAM_OK;
 }
 
