@@ -449,7 +449,9 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** with nothing waiting, 0.  One that cannot be reached, is no standby,
 ** does not stream from the primary or lags is skipped, reported
 ** once through the hook (LOAM_POOL_REPLICA), and used again, reported
-** again, once a check passes.  A check never waits for the replica's
+** again, once a check passes.  A read never waits for a replica's pool:
+** one with every connection out is passed over for the next replica or
+** the primary.  A check never waits for the replica's
 ** pool: with every connection out serving reads, the last check stands.  A replica that is down at
 ** 'loam_pool_open' is only skipped; a malformed replica URL is
 ** LOAM_E_INVALID_URL, an SQLite replica or primary LOAM_E_MISUSE, and

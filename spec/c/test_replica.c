@@ -441,6 +441,51 @@ TEST(replica_pools_follow_set_hook) {
 }
 
 
+/*
+** A read never waits for a replica's pool: with both of its connections
+** out, the third read takes the primary, and the replica's pool counts
+** no timeout (a wait would have ended in one).
+*/
+TEST(replica_full_pool_passed_over) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_replica_metrics rm;
+  loam_pool_metrics pm;
+  loam_conn *a = NULL, *b = NULL, *c = NULL;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_full_pool_passed_over");
+  const char *urls[1];
+  loam_pool_opts o;
+  if (pg == NULL || (urls[0] = replica_url("replica_full_pool_passed_over")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_overflow = 0;
+  o.max_lag_ms = 600000;
+  o.acquire_timeout_ms = 20000;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &a, &e) == LOAM_OK);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &b, &e) == LOAM_OK);
+  CHECK(a != NULL && b != NULL && t_scalar(a, "SELECT pg_is_in_recovery()") == 1 &&
+        t_scalar(b, "SELECT pg_is_in_recovery()") == 1);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &c, &e) == LOAM_OK);
+  CHECK(c != NULL && t_scalar(c, "SELECT pg_is_in_recovery()") == 0);
+  CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+  CHECK_INT(rm.pool.timeouts, 0);
+  CHECK_INT(rm.pool.in_use, 2);
+  CHECK(rm.healthy);
+  loam_pool_stats(p, &pm);
+  CHECK(pm.primary_reads >= 1);
+  /* Each goes back through the pool it was asked of. */
+  CHECK(loam_pool_release(p, c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, b, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, a, &e) == LOAM_OK);
+  CHECK_INT(read_where(p, NULL), 1);
+  CHECK_INT(h.n, 0);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+
 /* Polls 'sql' (one boolean) on 'c' until it is true; bounded, and no timing is asserted. */
 static int eventually_true (loam_conn *c, const char *sql) {
   int i;

@@ -475,20 +475,23 @@ static int read_position (loam_replicas *rs, loam_conn *c, loam_read_token *tok,
 
 /*
 ** The replica a read takes now (-1: the primary): the next usable one in
-** turn that has replayed 'need' (0: nothing to wait for), checking first
-** one that is due, or behind 'need' (its position may have moved since).
-** With 'sub', the read checks a connection out of the replica's pool,
-** which is counted and written there.
+** turn that has replayed 'need' (0: nothing to wait for) and is not in
+** 'tried' (a bit per replica), checking first one that is due, or behind
+** 'need' (its position may have moved since).  With 'sub', the read
+** checks a connection out of the replica's pool, which is counted and
+** written there.
 */
-static int pick (loam_replicas *rs, uint64_t need, loam_pool **sub) {
+static int pick (loam_replicas *rs, uint64_t need, unsigned tried, loam_pool **sub) {
   int k, n = rs->n;
   pthread_mutex_lock(&rs->mu);
   for (k = 0; k < n; k++) {
     int i = (rs->next + k) % n;
     target *r = &rs->t[i];
     int64_t now = loam__clock_ns();
-    int due = now - r->checked_ns >= MS(rs->check_ms) ||
-              (r->state == 1 && need != 0 && !caught_up(rs, r->replay, need));
+    int due;
+    if (tried & (1u << i)) continue;
+    due = now - r->checked_ns >= MS(rs->check_ms) ||
+          (r->state == 1 && need != 0 && !caught_up(rs, r->replay, need));
     if (due && !r->checking) {
       r->checking = 1;
       pthread_mutex_unlock(&rs->mu);
@@ -523,7 +526,7 @@ int loam_replicas_route (loam_replicas *rs, loam_conn *primary, loam_read_token 
                        "primary's position needs a connection to it ('primary' is NULL)");
     if (read_position(rs, primary, tok, err) != LOAM_OK) return LOAM_ERROR;
   }
-  *replica = pick(rs, tok != NULL ? tok->lsn : 0, NULL);
+  *replica = pick(rs, tok != NULL ? tok->lsn : 0, 0, NULL);
   return LOAM_OK;
 }
 
@@ -655,6 +658,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   loam_conn *prim = NULL;
   loam_replicas *rs;
   loam_pool *sub = NULL;
+  unsigned tried = 0;
   int i, freep;
   if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_acquire_read: 'out' is NULL");
   *out = NULL;
@@ -678,25 +682,26 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
       return LOAM_ERROR;
     }
   }
-  i = pick(rs, tok != NULL ? tok->lsn : 0, &sub);
-  if (i >= 0 && loam_pool_acquire(sub, tag, out, NULL) == LOAM_OK) {
-    if (prim != NULL) loam_pool_release(p, prim, NULL);
-    return LOAM_OK;
-  }
-  if (i >= 0) {
-    /* A replica that fails here is checked again at its turn; this read takes the primary. */
+  /*
+  ** A replica whose pool has every connection out, or that fails here, is
+  ** passed over without waiting (and checked again at its turn): the read
+  ** tries the next one, then takes the primary.
+  */
+  while ((i = pick(rs, tok != NULL ? tok->lsn : 0, tried, &sub)) >= 0) {
+    if (loamP_acquire(sub, NULL, 1, tag, out, NULL) == LOAM_OK) {
+      if (prim != NULL) loam_pool_release(p, prim, NULL);
+      return LOAM_OK;
+    }
+    tried |= 1u << i;
     pthread_mutex_lock(&rs->mu);
     rs->t[i].reads--;
-    rs->primary_reads++;
+    rs->t[i].out--;
     pthread_mutex_unlock(&rs->mu);
-    checked_in(p, rs, i, &freep);
   }
-  else {
-    pthread_mutex_lock(&p->mu);
-    p->rout--;
-    freep = loamP_last_out(p);
-    pthread_mutex_unlock(&p->mu);
-  }
+  pthread_mutex_lock(&p->mu);
+  p->rout--;
+  freep = loamP_last_out(p);
+  pthread_mutex_unlock(&p->mu);
   if (freep) {   /* closed under this read: nothing more to hand out */
     loamP_destroy(p);
     return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
