@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "loam.h"
 #include "pool/pool_int.h"
@@ -482,6 +485,74 @@ TEST(replica_full_pool_passed_over) {
   CHECK_INT(read_where(p, NULL), 1);
   CHECK_INT(h.n, 0);
   loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+
+/* A pool opened in a thread of its own, and whether that open has returned. */
+typedef struct opener {
+  pthread_mutex_t mu;
+  const char *url;
+  int done, rc;
+} opener;
+
+static void *open_in_thread (void *ud) {
+  opener *o = ud;
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_pool *p = NULL;
+  int rc;
+  po.conn.connect_timeout_s = 30;
+  rc = loam_pool_open(o->url, &po, &p, &e);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+  pthread_mutex_lock(&o->mu);
+  o->done = 1;
+  o->rc = rc;
+  pthread_mutex_unlock(&o->mu);
+  return NULL;
+}
+
+
+/*
+** A server that takes the connection and never answers (a socket that
+** listens and never accepts) holds up the pool open that connects to it,
+** and no other: another URL opens meanwhile.  Closing the socket ends the
+** first open with an error.
+*/
+TEST(replica_open_connects_outside_the_list_lock) {
+  loam_error e = LOAM_ERROR_INIT;
+  opener o = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+  struct sockaddr_un sa;
+  char dir[] = "/tmp/loam-silent-XXXXXX", url[256];
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_pool *p;
+  pthread_t th;
+  int fd, done;
+  CHECK(mkdtemp(dir) != NULL);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.5432", dir);
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 8) == 0);
+  snprintf(url, sizeof url, "postgresql:///loam_test?host=%s&user=postgres", dir);
+  o.url = url;
+  CHECK(pthread_create(&th, NULL, open_in_thread, &o) == 0);
+  t_sleep_ms(300);   /* lets the thread reach its connect; sooner, the check below proves less */
+  po.size = 1;
+  po.max_overflow = 0;
+  CHECK(loam_pool_open("sqlite::memory:", &po, &p, &e) == LOAM_OK);
+  pthread_mutex_lock(&o.mu);
+  done = o.done;
+  pthread_mutex_unlock(&o.mu);
+  CHECK_INT(done, 0);
+  loam_pool_close(p);
+  close(fd);
+  pthread_join(th, NULL);
+  CHECK_INT(o.done, 1);
+  CHECK_INT(o.rc, LOAM_ERROR);
+  unlink(sa.sun_path);
+  rmdir(dir);
   loam_error_clear(&e);
 }
 
