@@ -2363,9 +2363,10 @@ LOAM_API void loam_conn_stats (const loam_conn *conn, loam_stats *out /* OUT */)
 ** opened (0 for NULL): every statement of a kind other than
 ** LOAM_SQL_SELECT that reached the backend (raw or rendered INSERT,
 ** UPDATE, DELETE, DDL, BEGIN and COMMIT, and text of no known kind such
-** as 'WITH'), and each COPY of 'loam_insert_rows'.  A SELECT is taken as
-** a read: one that calls a function that writes is not counted (run it
-** in a transaction).  It only grows; read-your-writes on replicas
+** as 'WITH'), each COPY of 'loam_insert_rows', and a SELECT with the
+** word INTO outside quotes (PostgreSQL's 'SELECT ... INTO t').  Another
+** SELECT is taken as a read: one that calls a function that writes is not
+** counted (run it in a transaction).  It only grows; read-your-writes on replicas
 ** compares it before and after a checkout ('loam_pool_acquire_write').
 */
 LOAM_API uint64_t loam_conn_writes (const loam_conn *conn);

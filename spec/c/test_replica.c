@@ -68,6 +68,20 @@ static void writes_counted (int pg) {
     CHECK(exec(c, "DELETE FROM writes_counted WHERE n >= 100", &e) == LOAM_OK);
   }
   CHECK_INT(t_scalar(c, "SELECT count(*) FROM writes_counted"), 2);
+  /* A SELECT that names INTO only in a string or an identifier reads. */
+  {
+    uint64_t w = loam_conn_writes(c);
+    CHECK_INT(t_scalar(c, "SELECT count(*) FROM (SELECT 'into' AS \"into\", 1 AS into_x) x"), 1);
+    CHECK_INT(loam_conn_writes(c), w);
+    /* PostgreSQL's SELECT ... INTO creates a table: a write. */
+    if (pg) {
+      CHECK(exec(c, "SELECT n INTO TEMP writes_counted_into FROM writes_counted", &e) == LOAM_OK);
+      CHECK_INT(loam_conn_writes(c), w + 1);
+      CHECK_INT(t_scalar(c, "SELECT count(*) FROM writes_counted_into"), 2);
+      CHECK(exec(c, "select n into temp writes_counted_lower from writes_counted", &e) == LOAM_OK);
+      CHECK_INT(loam_conn_writes(c), w + 2);
+    }
+  }
   CHECK(exec(c, "DROP TABLE writes_counted", &e) == LOAM_OK);
   loam_conn_close(c);
   loam_error_clear(&e);
