@@ -233,6 +233,7 @@ TEST(replica_options_refused) {
     CHECK(loam_pool_open(pg, &o, &q, &e) == LOAM_ERROR);
     CHECK_INT(e.code, LOAM_E_MISUSE);
     CHECK(strstr(e.message, "size 1 (this open asks for 2)") != NULL);
+    CHECK(strstr(e.message, "(the URL of replica 1)") != NULL);
     CHECK(q == NULL);
   }
   loam_pool_close(p);
@@ -240,6 +241,55 @@ TEST(replica_options_refused) {
   o.size = 3;
   CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);   /* the failed open left nothing */
   loam_pool_close(p);
+  /* The routing alone names its own fields. */
+  {
+    loam_replicas_opts ro = LOAM_REPLICAS_OPTS_INIT;
+    loam_replicas *rs = (loam_replicas *)&e;
+    ro.n = 0;
+    CHECK(loam_replicas_open(&ro, &rs, &e) == LOAM_ERROR);
+    CHECK(rs == NULL);
+    CHECK_STR(e.message, "loam_replicas_open: 'n' must be 1 to 16, got 0");
+    ro.n = 1;
+    CHECK(loam_replicas_open(&ro, &rs, &e) == LOAM_ERROR);
+    CHECK_STR(e.message, "loam_replicas_open: 'n' is 1 and 'urls' is NULL");
+  }
+  loam_error_clear(&e);
+}
+
+
+/*
+** A replica's pool may be the process's for its URL: a connection taken
+** from it directly is not one of the routing pool's, and handing it back
+** there is the misuse error, with nothing counted.
+*/
+TEST(replica_release_through_the_wrong_pool) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_pool_opts o, so = LOAM_POOL_OPTS_INIT;
+  loam_pool_metrics pm;
+  loam_pool *p, *shared;
+  loam_conn *c, *r;
+  const char *pg = t_url(1, "replica_release_through_the_wrong_pool");
+  const char *urls[1];
+  if (pg == NULL || (urls[0] = replica_url("replica_release_through_the_wrong_pool")) == NULL)
+    return;
+  so.size = 2;
+  CHECK(loam_pool_open(urls[0], &so, &shared, &e) == LOAM_OK);
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &r, &e) == LOAM_OK);
+  CHECK(loam_pool_acquire(shared, NULL, &c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, c, &e) == LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK(strstr(e.message, "not one of this pool's") != NULL);
+  CHECK(loam_pool_release(shared, c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, r, &e) == LOAM_OK);
+  loam_pool_stats(shared, &pm);
+  CHECK_INT(pm.in_use, 0);
+  loam_pool_close(p);
+  loam_pool_close(shared);
   loam_error_clear(&e);
 }
 
@@ -728,7 +778,7 @@ TEST(replica_routing_beside_own_primary) {
   CHECK(rs == NULL);
   o.urls = urls;
   CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);
-  CHECK_STR(e.message, "loam_replicas_open: 'nreplicas' must be 1 to 16, got 0");
+  CHECK_STR(e.message, "loam_replicas_open: 'n' must be 1 to 16, got 0");
   o.n = 2;
   o.check_ms = -3;
   CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);

@@ -138,6 +138,7 @@ static void check_out (loam_pool *p, loamP_slot *s, loam_read_token *tok, const 
                        int64_t now, int64_t t0) {
   s->out = 1;
   s->tok = tok;
+  s->via = NULL;
   s->writes = s->conn->writes;
   s->leaked = 0;
   s->acquired_ns = now;
@@ -480,6 +481,21 @@ void loamP_held_writes (loam_pool *p, loam_read_token *tok) {
     }
   }
   pthread_mutex_unlock(&p->mu);
+}
+
+
+int loamP_via (loam_pool *sub, loam_conn *c, const loam_pool *via, int set) {
+  int i, yes = 0;
+  pthread_mutex_lock(&sub->mu);
+  for (i = 0; i < sub->nslots; i++) {
+    loamP_slot *s = &sub->slots[i];
+    if (c == NULL || s->conn != c || !s->out) continue;
+    if (set) s->via = via;
+    yes = s->via == via;
+    break;
+  }
+  pthread_mutex_unlock(&sub->mu);
+  return yes;
 }
 
 

@@ -95,11 +95,13 @@ int loamP_replicas_check (const char *fname, const char *url, const char *const 
                           loam_error *err) {
   loam__url u;
   int i, rc;
+  /* The fields as the caller's struct names them: 'loam_pool_opts' or 'loam_replicas_opts'. */
+  const char *nf = url != NULL ? "nreplicas" : "n", *uf = url != NULL ? "replicas" : "urls";
   if (n < 1 || n > MAX_REPLICAS)
-    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' must be %s to %d, got %d", fname,
+    return loam__err(err, LOAM_E_MISUSE, "%s: '%s' must be %s to %d, got %d", fname, nf,
                      url != NULL ? "0" : "1", MAX_REPLICAS, n);
   if (urls == NULL)
-    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' is %d and 'replicas' is NULL", fname, n);
+    return loam__err(err, LOAM_E_MISUSE, "%s: '%s' is %d and '%s' is NULL", fname, nf, n, uf);
   /* A primary URL that does not parse is left to its connection, which says why. */
   if (url != NULL && loam__url_parse(url, &u, NULL) == LOAM_OK && u.backend == LOAM_SQLITE) {
     loam__url_free(&u);
@@ -287,11 +289,12 @@ typedef struct seen {
 
 
 /*
-** Asks the replica at 'url' (its pool 'sub', NULL when not yet opened with
+** Asks replica 'i' (its pool 'sub', NULL when not yet opened with
 ** options 'popts', a copy made under the lock) about itself.
 */
-static int ask (loam_replicas *rs, const char *url, const loam_pool_opts *popts, loam_pool *sub,
-                seen *w, loam_error *fatal) {
+static int ask (loam_replicas *rs, int i, const loam_pool_opts *popts, loam_pool *sub, seen *w,
+                loam_error *fatal) {
+  const char *url = rs->t[i].url;   /* set at the open, read-only after */
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c;
   loam_value v[5];
@@ -301,7 +304,7 @@ static int ask (loam_replicas *rs, const char *url, const loam_pool_opts *popts,
     if (loamP_open(url, popts, rs->own_pools, &sub, &e) != LOAM_OK) {
       /* Other options for the same URL will never open: the caller's error, not a server down. */
       if (fatal != NULL && (e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL)) {
-        loam__err(fatal, e.code, "%s", e.message);
+        loam__err(fatal, e.code, "%s (the URL of replica %d)", e.message, i + 1);
         loam_error_clear(&e);
         return LOAM_ERROR;
       }
@@ -400,7 +403,7 @@ static int check (loam_replicas *rs, int i, loam_error *fatal) {
   popts = rs->popts;
   r->checked_ns = now;
   pthread_mutex_unlock(&rs->mu);
-  if (ask(rs, r->url, &popts, sub, &w, fatal) != LOAM_OK) {
+  if (ask(rs, i, &popts, sub, &w, fatal) != LOAM_OK) {
     pthread_mutex_lock(&rs->mu);
     r->checking = 0;
     pthread_mutex_unlock(&rs->mu);
@@ -689,6 +692,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   */
   while ((i = pick(rs, tok != NULL ? tok->lsn : 0, tried, &sub)) >= 0) {
     if (loamP_acquire(sub, NULL, 1, tag, out, NULL) == LOAM_OK) {
+      loamP_via(sub, *out, p, 1);
       if (prim != NULL) loam_pool_release(p, prim, NULL);
       return LOAM_OK;
     }
@@ -727,7 +731,8 @@ int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned, const char
     pthread_mutex_lock(&rs->mu);
     sub = rs->t[i].out > 0 ? rs->t[i].sub : NULL;
     pthread_mutex_unlock(&rs->mu);
-    if (sub == NULL) continue;
+    /* A replica pool may be the process's: another of its connections is not this pool's. */
+    if (sub == NULL || !loamP_via(sub, c, p, 0)) continue;
     rc = abandoned ? loam_pool_abandon(sub, c, NULL) : loam_pool_release(sub, c, NULL);
     if (rc != LOAM_OK) continue;   /* another replica's, or none */
     checked_in(p, rs, i, &freep);
