@@ -188,6 +188,30 @@ describe("read replicas", function()
       db:close()
     end)
 
+    it(label .. "reads its own writes after db:reconnect and after db:close", function()
+      local log = {}
+      local db = connect(log, opts { max_lag_ms = 600000 })
+      local Item, Where = models(db)
+      eventually("reads go to the replica", function() return Where:find(1).replica end)
+      replica:exec("SELECT pg_wal_replay_pause()")
+      local ok, err = pcall(function()
+        -- The write ran on the connection that reconnect closes: it is still unseen.
+        local a = Item:create { name = "before reconnect" }
+        db:reconnect()
+        assert.same("before reconnect", Item:find(a.id).name)
+        local b = Item:create { name = "before close" }
+        db:close()
+        db:reconnect()
+        assert.same("before close", Item:find(b.id).name)
+        assert.is_false(Where:find(1).replica)
+      end)
+      replica:exec("SELECT pg_wal_replay_resume()")
+      assert(ok, err)
+      eventually("the replica replays the inserts", function() return Where:find(1).replica end)
+      assert.same({}, log)
+      db:close()
+    end)
+
     it(label .. "reads a write made through a hand-prepared statement, not a stale replica",
       function()
       local log = {}

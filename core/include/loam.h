@@ -399,7 +399,11 @@ LOAM_API int loam_pool_abandon (loam_pool *pool, loam_conn *conn, loam_error *er
 */
 LOAM_API void loam_pool_retain (loam_pool *pool);
 
-/* Replaces the hook ('fn' NULL: stderr again); 'ud' must outlive the pool or the next call. */
+/*
+** Replaces the hook ('fn' NULL: stderr again), the pool's and its
+** replicas' pools' (those that report to the hook they were opened with);
+** 'ud' must outlive the pool or the next call.
+*/
 LOAM_API void loam_pool_set_hook (loam_pool *pool, loam_pool_hook fn, void *ud);
 
 /*
@@ -437,11 +441,17 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** primary.  Each replica has a pool of its own, the process's pool for
 ** its URL, opened with the primary pool's options.  A replica is usable
 ** when its last check (one short query, at most every
-** 'replica_check_ms', run by a read that wants it) found it in recovery
-** and replaying no more than 'max_lag_ms' behind what it has received;
-** one that cannot be reached, is no standby or lags is skipped, reported
+** 'replica_check_ms', run by a read that wants it) found it in recovery,
+** streaming from its primary, and no more than 'max_lag_ms' behind: with
+** WAL received and not yet replayed, its lag is the age of the last
+** transaction it replayed (by its clock, the primary's stamp), a lag
+** not known when it replayed none since it started (over any limit);
+** with nothing waiting, 0.  One that cannot be reached, is no standby,
+** does not stream from the primary or lags is skipped, reported
 ** once through the hook (LOAM_POOL_REPLICA), and used again, reported
-** again, once a check passes.  A check never waits for the replica's
+** again, once a check passes.  A read never waits for a replica's pool:
+** one with every connection out is passed over for the next replica or
+** the primary.  A check never waits for the replica's
 ** pool: with every connection out serving reads, the last check stands.  A replica that is down at
 ** 'loam_pool_open' is only skipped; a malformed replica URL is
 ** LOAM_E_INVALID_URL, an SQLite replica or primary LOAM_E_MISUSE, and
@@ -453,7 +463,8 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** both acquires.  A checkout of 'loam_pool_acquire_write' that ran a
 ** statement that may have written ('loam_conn_writes': raw or rendered,
 ** prepared or not, COPY, a transaction) marks the token when it is
-** released; the next read with the token asks the primary for its WAL
+** released, or at a read with the token while it is still held (of the
+** same pool); the next read with the token asks the primary for its WAL
 ** insert position (one round trip, on the primary connection it then
 ** returns when no replica has it), and reads go to a replica only once it
 ** has replayed up to there, compared with the primary's own WAL page and
@@ -497,7 +508,7 @@ LOAM_API int loam_pool_acquire_read (loam_pool *pool,
 /* What 'loam_pool_replica_stats' tells of one replica. */
 typedef struct loam_replica_metrics {
   int healthy;          /* reads may use it (its last check passed) */
-  int64_t lag_ms;       /* its replay lag at the last check that reached it */
+  int64_t lag_ms;       /* its replay lag at the last check that reached it; -1: not known */
   int64_t reads;        /* 'loam_pool_acquire_read' calls it answered */
   char error[256];      /* why it is skipped ("" when healthy), cut to fit */
   loam_pool_metrics pool;   /* its pool's ('open' 0 while it was never reached) */
@@ -2352,9 +2363,10 @@ LOAM_API void loam_conn_stats (const loam_conn *conn, loam_stats *out /* OUT */)
 ** opened (0 for NULL): every statement of a kind other than
 ** LOAM_SQL_SELECT that reached the backend (raw or rendered INSERT,
 ** UPDATE, DELETE, DDL, BEGIN and COMMIT, and text of no known kind such
-** as 'WITH'), and each COPY of 'loam_insert_rows'.  A SELECT is taken as
-** a read: one that calls a function that writes is not counted (run it
-** in a transaction).  It only grows; read-your-writes on replicas
+** as 'WITH'), each COPY of 'loam_insert_rows', and a SELECT with the
+** word INTO outside quotes (PostgreSQL's 'SELECT ... INTO t').  Another
+** SELECT is taken as a read: one that calls a function that writes is not
+** counted (run it in a transaction).  It only grows; read-your-writes on replicas
 ** compares it before and after a checkout ('loam_pool_acquire_write').
 */
 LOAM_API uint64_t loam_conn_writes (const loam_conn *conn);

@@ -418,6 +418,9 @@ end
 function Database:close()
   if not is_database(self) then unusable(self, "close") end
   local c, pool, set = self._conn, self._pool, self._replicas
+  -- Writes of this connection that no read has waited for yet are not
+  -- forgotten with it: a reconnected Database reads them (see "Replicas").
+  if set ~= nil and c ~= nil and c:writes() ~= self._seen then self._dirty = true end
   self._conn, self._c, self._pool, self._replicas = nil, nil, nil, nil
   if set ~= nil then replicas.close(set) end
   if c ~= nil then c:close() end

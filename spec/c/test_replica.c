@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "loam.h"
 #include "pool/pool_int.h"
@@ -65,6 +68,20 @@ static void writes_counted (int pg) {
     CHECK(exec(c, "DELETE FROM writes_counted WHERE n >= 100", &e) == LOAM_OK);
   }
   CHECK_INT(t_scalar(c, "SELECT count(*) FROM writes_counted"), 2);
+  /* A SELECT that names INTO only in a string or an identifier reads. */
+  {
+    uint64_t w = loam_conn_writes(c);
+    CHECK_INT(t_scalar(c, "SELECT count(*) FROM (SELECT 'into' AS \"into\", 1 AS into_x) x"), 1);
+    CHECK_INT(loam_conn_writes(c), w);
+    /* PostgreSQL's SELECT ... INTO creates a table: a write. */
+    if (pg) {
+      CHECK(exec(c, "SELECT n INTO TEMP writes_counted_into FROM writes_counted", &e) == LOAM_OK);
+      CHECK_INT(loam_conn_writes(c), w + 1);
+      CHECK_INT(t_scalar(c, "SELECT count(*) FROM writes_counted_into"), 2);
+      CHECK(exec(c, "select n into temp writes_counted_lower from writes_counted", &e) == LOAM_OK);
+      CHECK_INT(loam_conn_writes(c), w + 2);
+    }
+  }
   CHECK(exec(c, "DROP TABLE writes_counted", &e) == LOAM_OK);
   loam_conn_close(c);
   loam_error_clear(&e);
@@ -216,6 +233,7 @@ TEST(replica_options_refused) {
     CHECK(loam_pool_open(pg, &o, &q, &e) == LOAM_ERROR);
     CHECK_INT(e.code, LOAM_E_MISUSE);
     CHECK(strstr(e.message, "size 1 (this open asks for 2)") != NULL);
+    CHECK(strstr(e.message, "(the URL of replica 1)") != NULL);
     CHECK(q == NULL);
   }
   loam_pool_close(p);
@@ -223,6 +241,55 @@ TEST(replica_options_refused) {
   o.size = 3;
   CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);   /* the failed open left nothing */
   loam_pool_close(p);
+  /* The routing alone names its own fields. */
+  {
+    loam_replicas_opts ro = LOAM_REPLICAS_OPTS_INIT;
+    loam_replicas *rs = (loam_replicas *)&e;
+    ro.n = 0;
+    CHECK(loam_replicas_open(&ro, &rs, &e) == LOAM_ERROR);
+    CHECK(rs == NULL);
+    CHECK_STR(e.message, "loam_replicas_open: 'n' must be 1 to 16, got 0");
+    ro.n = 1;
+    CHECK(loam_replicas_open(&ro, &rs, &e) == LOAM_ERROR);
+    CHECK_STR(e.message, "loam_replicas_open: 'n' is 1 and 'urls' is NULL");
+  }
+  loam_error_clear(&e);
+}
+
+
+/*
+** A replica's pool may be the process's for its URL: a connection taken
+** from it directly is not one of the routing pool's, and handing it back
+** there is the misuse error, with nothing counted.
+*/
+TEST(replica_release_through_the_wrong_pool) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_pool_opts o, so = LOAM_POOL_OPTS_INIT;
+  loam_pool_metrics pm;
+  loam_pool *p, *shared;
+  loam_conn *c, *r;
+  const char *pg = t_url(1, "replica_release_through_the_wrong_pool");
+  const char *urls[1];
+  if (pg == NULL || (urls[0] = replica_url("replica_release_through_the_wrong_pool")) == NULL)
+    return;
+  so.size = 2;
+  CHECK(loam_pool_open(urls[0], &so, &shared, &e) == LOAM_OK);
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &r, &e) == LOAM_OK);
+  CHECK(loam_pool_acquire(shared, NULL, &c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, c, &e) == LOAM_ERROR);
+  CHECK_INT(e.code, LOAM_E_MISUSE);
+  CHECK(strstr(e.message, "not one of this pool's") != NULL);
+  CHECK(loam_pool_release(shared, c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, r, &e) == LOAM_OK);
+  loam_pool_stats(shared, &pm);
+  CHECK_INT(pm.in_use, 0);
+  loam_pool_close(p);
+  loam_pool_close(shared);
   loam_error_clear(&e);
 }
 
@@ -347,6 +414,346 @@ TEST(replica_down_skipped_and_back) {
   loam_error_clear(&e);
 }
 
+/*
+** A read with a token whose write checkout is still held sees that
+** checkout's writes: with the replica's replay paused, it reads the
+** primary, before and after the write checkout goes back.
+*/
+TEST(replica_token_sees_held_writes) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_read_token tok = LOAM_READ_TOKEN_INIT;
+  loam_conn *w, *r, *direct, *standby;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_token_sees_held_writes");
+  const char *urls[1];
+  loam_pool_opts o;
+  int ok, where = -1, seen = -1, after = -1;
+  if (pg == NULL || (urls[0] = replica_url("replica_token_sees_held_writes")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_held", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_held (n integer)", &e) == LOAM_OK);
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(exec(standby, "SELECT pg_wal_replay_pause()", &e) == LOAM_OK);
+  ok = loam_pool_acquire_write(p, &tok, NULL, &w, &e) == LOAM_OK;
+  if (ok) {
+    ok = exec(w, "INSERT INTO rep_held VALUES (1)", &e) == LOAM_OK &&
+         loam_pool_acquire_read(p, &tok, NULL, &r, &e) == LOAM_OK;
+    if (ok) {
+      where = (int)t_scalar(r, "SELECT pg_is_in_recovery()");
+      seen = (int)t_scalar(r, "SELECT count(*) FROM rep_held");
+      loam_pool_release(p, r, NULL);
+    }
+    loam_pool_release(p, w, NULL);
+    /* The release marks nothing more: the read after it still goes by the primary's position. */
+    after = read_where(p, &tok);
+  }
+  exec(standby, "SELECT pg_wal_replay_resume()", NULL);
+  CHECK(ok);
+  CHECK_INT(where, 0);
+  CHECK_INT(seen, 1);
+  CHECK_INT(after, 0);
+  CHECK(eventually_reads(p, &tok, 1));
+  CHECK_INT(h.n, 0);
+  loam_pool_close(p);
+  exec(direct, "DROP TABLE rep_held", NULL);
+  loam_conn_close(standby);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+
+/* Counts every report of the pool hook, whatever its kind. */
+static void count_reports (void *ud, loam_pool_event ev, const char *msg) {
+  (void)ev;
+  (void)msg;
+  (*(int *)ud)++;
+}
+
+
+/*
+** 'loam_pool_set_hook' reaches the replicas' pools: a replica connection
+** abandoned after it is reported to the new hook, never to the old one,
+** whose 'ud' the caller may have freed.
+*/
+TEST(replica_pools_follow_set_hook) {
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool *p;
+  loam_conn *c;
+  const char *pg = t_url(1, "replica_pools_follow_set_hook");
+  const char *urls[1];
+  loam_pool_opts o = LOAM_POOL_OPTS_INIT;
+  int before = 0, after = 0;
+  if (pg == NULL || (urls[0] = replica_url("replica_pools_follow_set_hook")) == NULL) return;
+  o.size = 2;
+  o.replicas = urls;
+  o.nreplicas = 1;
+  o.max_lag_ms = 600000;
+  o.hook = count_reports;
+  o.hook_ud = &before;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  loam_pool_set_hook(p, count_reports, &after);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &c, &e) == LOAM_OK);
+  CHECK_INT(t_scalar(c, "SELECT pg_is_in_recovery()"), 1);
+  CHECK(loam_pool_abandon(p, c, &e) == LOAM_OK);
+  CHECK_INT(before, 0);
+  CHECK_INT(after, 1);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+
+/*
+** A read never waits for a replica's pool: with both of its connections
+** out, the third read takes the primary, and the replica's pool counts
+** no timeout (a wait would have ended in one).
+*/
+TEST(replica_full_pool_passed_over) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_replica_metrics rm;
+  loam_pool_metrics pm;
+  loam_conn *a = NULL, *b = NULL, *c = NULL;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_full_pool_passed_over");
+  const char *urls[1];
+  loam_pool_opts o;
+  if (pg == NULL || (urls[0] = replica_url("replica_full_pool_passed_over")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_overflow = 0;
+  o.max_lag_ms = 600000;
+  o.acquire_timeout_ms = 20000;
+  CHECK(loam_pool_open(pg, &o, &p, &e) == LOAM_OK);
+  CHECK(eventually_reads(p, NULL, 1));
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &a, &e) == LOAM_OK);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &b, &e) == LOAM_OK);
+  CHECK(a != NULL && b != NULL && t_scalar(a, "SELECT pg_is_in_recovery()") == 1 &&
+        t_scalar(b, "SELECT pg_is_in_recovery()") == 1);
+  CHECK(loam_pool_acquire_read(p, NULL, NULL, &c, &e) == LOAM_OK);
+  CHECK(c != NULL && t_scalar(c, "SELECT pg_is_in_recovery()") == 0);
+  CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+  CHECK_INT(rm.pool.timeouts, 0);
+  CHECK_INT(rm.pool.in_use, 2);
+  CHECK(rm.healthy);
+  loam_pool_stats(p, &pm);
+  CHECK(pm.primary_reads >= 1);
+  /* Each goes back through the pool it was asked of. */
+  CHECK(loam_pool_release(p, c, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, b, &e) == LOAM_OK);
+  CHECK(loam_pool_release(p, a, &e) == LOAM_OK);
+  CHECK_INT(read_where(p, NULL), 1);
+  CHECK_INT(h.n, 0);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+}
+
+
+/* A pool opened in a thread of its own, and whether that open has returned. */
+typedef struct opener {
+  pthread_mutex_t mu;
+  const char *url;
+  int done, rc;
+} opener;
+
+static void *open_in_thread (void *ud) {
+  opener *o = ud;
+  loam_error e = LOAM_ERROR_INIT;
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_pool *p = NULL;
+  int rc;
+  po.conn.connect_timeout_s = 30;
+  rc = loam_pool_open(o->url, &po, &p, &e);
+  loam_pool_close(p);
+  loam_error_clear(&e);
+  pthread_mutex_lock(&o->mu);
+  o->done = 1;
+  o->rc = rc;
+  pthread_mutex_unlock(&o->mu);
+  return NULL;
+}
+
+
+/*
+** A server that takes the connection and never answers (a socket that
+** listens and never accepts) holds up the pool open that connects to it,
+** and no other: another URL opens meanwhile.  Closing the socket ends the
+** first open with an error.
+*/
+TEST(replica_open_connects_outside_the_list_lock) {
+  loam_error e = LOAM_ERROR_INIT;
+  opener o = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
+  struct sockaddr_un sa;
+  char dir[] = "/tmp/loam-silent-XXXXXX", url[256];
+  loam_pool_opts po = LOAM_POOL_OPTS_INIT;
+  loam_pool *p;
+  pthread_t th;
+  int fd, done;
+  CHECK(mkdtemp(dir) != NULL);
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s/.s.PGSQL.5432", dir);
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 8) == 0);
+  snprintf(url, sizeof url, "postgresql:///loam_test?host=%s&user=postgres", dir);
+  o.url = url;
+  CHECK(pthread_create(&th, NULL, open_in_thread, &o) == 0);
+  t_sleep_ms(300);   /* lets the thread reach its connect; sooner, the check below proves less */
+  po.size = 1;
+  po.max_overflow = 0;
+  CHECK(loam_pool_open("sqlite::memory:", &po, &p, &e) == LOAM_OK);
+  pthread_mutex_lock(&o.mu);
+  done = o.done;
+  pthread_mutex_unlock(&o.mu);
+  CHECK_INT(done, 0);
+  loam_pool_close(p);
+  close(fd);
+  pthread_join(th, NULL);
+  CHECK_INT(o.done, 1);
+  CHECK_INT(o.rc, LOAM_ERROR);
+  unlink(sa.sun_path);
+  rmdir(dir);
+  loam_error_clear(&e);
+}
+
+
+/* Polls 'sql' (one boolean) on 'c' until it is true; bounded, and no timing is asserted. */
+static int eventually_true (loam_conn *c, const char *sql) {
+  int i;
+  for (i = 0; i < 1200; i++) {
+    if (t_scalar(c, sql) == 1) return 1;
+    t_sleep_ms(50);
+  }
+  return 0;
+}
+
+
+/*
+** Lag is the age of the last replayed transaction while WAL waits, seen
+** by the very first check: a pool opened while the replica's replay is
+** paused behind a write skips it at once, and uses it again once it has
+** replayed.
+*/
+TEST(replica_lag_on_the_first_check) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_replica_metrics rm;
+  loam_conn *direct, *standby;
+  loam_pool *p;
+  const char *pg = t_url(1, "replica_lag_on_the_first_check");
+  const char *urls[1];
+  loam_pool_opts o;
+  int ok;
+  if (pg == NULL || (urls[0] = replica_url("replica_lag_on_the_first_check")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 200;
+  o.replica_check_ms = 0;
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_lag", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_lag (n integer)", &e) == LOAM_OK);
+  CHECK(exec(standby, "SELECT pg_wal_replay_pause()", &e) == LOAM_OK);
+  /* WAL waits, and what the replica replayed last is older than max_lag_ms. */
+  ok = exec(direct, "INSERT INTO rep_lag VALUES (1)", &e) == LOAM_OK &&
+       eventually_true(standby, "SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()") &&
+       eventually_true(standby, "SELECT clock_timestamp() - pg_last_xact_replay_timestamp() > "
+                                "interval '300 ms'") &&
+       loam_pool_open(pg, &o, &p, &e) == LOAM_OK;
+  if (ok) {
+    ok = read_where(p, NULL) == 0;
+    CHECK(ok);
+    CHECK_INT(h.n, 1);
+    CHECK(strncmp(h.msg[0], "replica 1 skipped: replay lag ", 30) == 0);
+    CHECK(strstr(h.msg[0], " ms is over max_lag_ms 200; reads go to the primary") != NULL);
+    CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+    CHECK(!rm.healthy);
+    CHECK(rm.lag_ms > 200);
+  }
+  exec(standby, "SELECT pg_wal_replay_resume()", NULL);
+  CHECK(ok);
+  if (ok) {
+    CHECK(eventually_reads(p, NULL, 1));
+    CHECK(h.n >= 2);
+    CHECK(strncmp(h.msg[1], "replica 1 is used again (lag ", 29) == 0);
+    loam_pool_close(p);
+  }
+  exec(direct, "DROP TABLE rep_lag", NULL);
+  loam_conn_close(standby);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+
+/* Sets the replica's primary_conninfo to 'v' and reloads its configuration. */
+static int set_conninfo (loam_conn *standby, const char *v) {
+  loam__buf b = LOAM__BUF_INIT;
+  int ok;
+  loam__buf_adds(&b, "ALTER SYSTEM SET primary_conninfo = ");
+  loam__buf_literal(&b, v, strlen(v));
+  ok = !b.oom && exec(standby, loam__buf_cstr(&b), NULL) == LOAM_OK &&
+       exec(standby, "SELECT pg_reload_conf()", NULL) == LOAM_OK;
+  loam__buf_free(&b);
+  return ok;
+}
+
+
+/*
+** A standby cut off from its primary has replayed all it received, and
+** falls behind all the same: it is skipped while its WAL receiver does not
+** stream, and used again once it does.  Its primary_conninfo is restored
+** whatever happened.
+*/
+TEST(replica_not_streaming_skipped) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_conn *standby;
+  loam_stmt *s;
+  loam_pool *p = NULL;
+  const char *pg = t_url(1, "replica_not_streaming_skipped");
+  const char *urls[1];
+  char saved[1024] = "";
+  loam_pool_opts o;
+  int ok;
+  if (pg == NULL || (urls[0] = replica_url("replica_not_streaming_skipped")) == NULL) return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 600000;
+  o.replica_check_ms = 0;
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(loam_query(standby, "SHOW primary_conninfo", NULL, 0, 0, &s, &e) == LOAM_OK);
+  if (loam_step(s, &e) == LOAM_ROW) {
+    loam_value v;
+    loam_column(s, 0, &v);
+    if (v.type == LOAM_TEXT) snprintf(saved, sizeof saved, "%s", v.u.s.ptr);
+  }
+  loam_stmt_close(s);
+  CHECK(saved[0] != '\0');
+  if (saved[0] == '\0') { loam_conn_close(standby); return; }
+  ok = set_conninfo(standby, "host=/tmp/loam-no-such-primary user=postgres") &&
+       eventually_true(standby, "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver "
+                                "WHERE status = 'streaming')") &&
+       loam_pool_open(pg, &o, &p, &e) == LOAM_OK;
+  if (ok) {
+    ok = read_where(p, NULL) == 0;
+    CHECK_INT(h.n, 1);
+    CHECK_STR(h.msg[0], "replica 1 skipped: it is not streaming from the primary; reads go to "
+                        "the primary");
+  }
+  CHECK(set_conninfo(standby, saved));
+  CHECK(ok);
+  if (p != NULL) {
+    CHECK(eventually_reads(p, NULL, 1));
+    CHECK(h.n >= 2);
+    CHECK(strncmp(h.msg[1], "replica 1 is used again (lag ", 29) == 0);
+    loam_pool_close(p);
+  }
+  loam_conn_close(standby);
+  loam_error_clear(&e);
+}
+
 /* }====================================================================== */
 
 
@@ -371,7 +778,7 @@ TEST(replica_routing_beside_own_primary) {
   CHECK(rs == NULL);
   o.urls = urls;
   CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);
-  CHECK_STR(e.message, "loam_replicas_open: 'nreplicas' must be 1 to 16, got 0");
+  CHECK_STR(e.message, "loam_replicas_open: 'n' must be 1 to 16, got 0");
   o.n = 2;
   o.check_ms = -3;
   CHECK(loam_replicas_open(&o, &rs, &e) == LOAM_ERROR);

@@ -15,6 +15,7 @@
 ** looks at the text to decide, so rendered SQL is never read twice and
 ** two drivers cannot disagree about one text.
 */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,6 +291,30 @@ int loam_query_rendered_with (loam_conn *c, const loam_rendered *rs, int i,
 }
 
 /*
+** Whether SELECT text 'sql' has the word INTO outside quotes: PostgreSQL's
+** 'SELECT ... INTO t' creates a table.  An INTO inside a comment counts
+** too, which only makes a read after it ask where the primary is.
+*/
+#define WORDCH(ch) (isalnum((unsigned char)(ch)) || (ch) == '_')
+
+static int selects_into (const char *sql) {
+  const char *p;
+  char q = 0;
+  for (p = sql; *p; p++) {
+    if (q != 0) { if (*p == q) q = 0; continue; }
+    if (*p == '\'' || *p == '"') { q = *p; continue; }
+    if (toupper((unsigned char)p[0]) == 'I' && (p == sql || !WORDCH(p[-1])) &&
+        toupper((unsigned char)p[1]) == 'N' && toupper((unsigned char)p[2]) == 'T' &&
+        toupper((unsigned char)p[3]) == 'O' && !WORDCH(p[4]))
+      return 1;
+  }
+  return 0;
+}
+
+#undef WORDCH
+
+
+/*
 ** A failure here is a statement that ended at once, and is reported as
 ** one; its code comes from a local error when the caller passed none.
 */
@@ -311,7 +336,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
     loam_error_clear(&local);
     return LOAM_ERROR;
   }
-  if (kind != LOAM_SQL_SELECT) c->writes++;  /* see 'loam_conn_writes' */
+  if (kind != LOAM_SQL_SELECT || selects_into(sql)) c->writes++;  /* see 'loam_conn_writes' */
   s->conn = c;
   s->state = LOAM__ST_READY;
   s->prev = NULL;

@@ -139,6 +139,7 @@ static void check_out (loam_pool *p, loamP_slot *s, loam_read_token *tok, const 
                        int64_t now, int64_t t0) {
   s->out = 1;
   s->tok = tok;
+  s->via = NULL;
   s->writes = s->conn->writes;
   s->leaked = 0;
   s->acquired_ns = now;
@@ -467,6 +468,36 @@ static loamP_slot *slot_of (loam_pool *p, loam_conn *c, int *none, loam_error *e
   *none = 1;
   if (p->rs == NULL) loam__err(err, LOAM_E_MISUSE, NOT_OURS);
   return NULL;
+}
+
+
+void loamP_held_writes (loam_pool *p, loam_read_token *tok) {
+  int i;
+  pthread_mutex_lock(&p->mu);
+  for (i = 0; i < p->nslots; i++) {
+    loamP_slot *s = &p->slots[i];
+    /* The token's holder is the caller, so its connection's count is the caller's own. */
+    if (s->out && s->tok == tok && s->conn->writes != s->writes) {
+      tok->wrote = 1;
+      s->writes = s->conn->writes;   /* the release marks only what comes after */
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+}
+
+
+int loamP_via (loam_pool *sub, loam_conn *c, const loam_pool *via, int set) {
+  int i, yes = 0;
+  pthread_mutex_lock(&sub->mu);
+  for (i = 0; i < sub->nslots; i++) {
+    loamP_slot *s = &sub->slots[i];
+    if (c == NULL || s->conn != c || !s->out) continue;
+    if (set) s->via = via;
+    yes = s->via == via;
+    break;
+  }
+  pthread_mutex_unlock(&sub->mu);
+  return yes;
 }
 
 

@@ -40,6 +40,7 @@ typedef struct loamP_slot {
   int64_t checkout;          /* the process's number of this checkout (pool.c) */
   loam_read_token *tok;      /* 'loam_pool_acquire_write': marked at release after a write */
   uint64_t writes;           /* 'loam_conn_writes' of 'conn' at the checkout */
+  const loam_pool *via;      /* a replica's: the pool it was checked out through, else NULL */
   char tag[LOAMP_TAG_MAX];
 } loamP_slot;
 
@@ -179,6 +180,18 @@ LOAMI_FUNC int loamP_last_out (loam_pool *p);
 */
 LOAMI_FUNC int loamP_acquire (loam_pool *p, loam_read_token *tok, int nowait, const char *tag,
                               loam_conn **out, loam_error *err);
+
+/*
+** Marks 'tok' when a checkout made with it and still held has run a
+** statement that may have written since it was checked out (pool.c):
+** a read with the token sees them before the write checkout goes back.
+*/
+LOAMI_FUNC void loamP_held_writes (loam_pool *p, loam_read_token *tok);
+/*
+** Whether 'c' is checked out of replica pool 'sub' through pool 'via'
+** (pool.c); with 'set', records first that it was.  Takes 'sub''s lock.
+*/
+LOAMI_FUNC int loamP_via (loam_pool *sub, loam_conn *c, const loam_pool *via, int set);
 
 /* }====================================================================== */
 

@@ -3,9 +3,12 @@
 **
 ** Options are checked and their defaults filled in first, so that two
 ** opens of one URL compare what they mean rather than how they were
-** written.  The process's pools are a list under one mutex, held while a
-** new pool opens its first connection: two threads opening the same URL
-** at once must end with one pool, and a pool opens rarely.  A pool lives
+** written.  The process's pools are a list under one mutex, never held
+** while a new pool opens its first connection (a server that does not
+** answer would hold up every open in the process): a thread that finds
+** no pool for its URL opens one without the lock, then looks again, and
+** when another thread's pool came first it takes that one and drops its
+** own, so two threads opening the same URL at once end with one pool.  A pool lives
 ** while it has opens or anything checked out or waiting; whichever of
 ** 'loam_pool_close', a release and a waiter's exit comes last frees it.
 */
@@ -267,6 +270,14 @@ static int behind_pgbouncer (const char *url) {
 }
 
 
+/* Under 'pools_mu': the process's open pool for 'url', or NULL. */
+static loam_pool *find (const char *url) {
+  loam_pool *p;
+  for (p = pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
+  return p;
+}
+
+
 int loam_pool_open (const char *url, const loam_pool_opts *opts, loam_pool **out,
                     loam_error *err) {
   return loamP_open(url, opts, 0, out, err);
@@ -291,29 +302,41 @@ int loamP_open (const char *url, const loam_pool_opts *opts, int own, loam_pool 
   if (o.conn.statement_cache < 0) o.conn.statement_cache = bouncer ? 0 : 64;
   if (o.conn.busy_timeout_ms < 0) o.conn.busy_timeout_ms = 5000;
   if (o.conn.connect_timeout_s == -1) o.conn.connect_timeout_s = 10;
-  pthread_mutex_lock(&pools_mu);
-  for (p = own ? NULL : pools; p != NULL && strcmp(p->url, url) != 0; p = p->next) {}
-  if (p != NULL) {
-    if ((rc = compare(p, &o, err)) == LOAM_OK) {
-      pthread_mutex_lock(&p->mu);
-      p->refs++;
-      pthread_mutex_unlock(&p->mu);
-      *out = p;
-    }
-  }
-  else if ((p = create(url, &o, bouncer, err)) == NULL) rc = LOAM_ERROR;
-  else if (own) {
+  if (own) {
+    if ((p = create(url, &o, bouncer, err)) == NULL) return LOAM_ERROR;
     p->own = 1;
     *out = p;
     created = 1;
   }
   else {
-    p->next = pools;
-    pools = p;
-    *out = p;
-    created = 1;
+    loam_pool *mine = NULL;
+    pthread_mutex_lock(&pools_mu);
+    p = find(url);
+    if (p == NULL) {
+      pthread_mutex_unlock(&pools_mu);
+      if ((mine = create(url, &o, bouncer, err)) == NULL) return LOAM_ERROR;
+      pthread_mutex_lock(&pools_mu);
+      p = find(url);
+    }
+    if (p != NULL) {
+      if ((rc = compare(p, &o, err)) == LOAM_OK) {
+        pthread_mutex_lock(&p->mu);
+        p->refs++;
+        pthread_mutex_unlock(&p->mu);
+        *out = p;
+      }
+    }
+    else {
+      p = mine;
+      mine = NULL;
+      p->next = pools;
+      pools = p;
+      *out = p;
+      created = 1;
+    }
+    pthread_mutex_unlock(&pools_mu);
+    if (mine != NULL) loamP_destroy(mine);   /* another thread's pool came first */
   }
-  pthread_mutex_unlock(&pools_mu);
   /*
   ** The replicas are checked once the list is free again, since their
   ** pools are the process's too; until then a read finds them unchecked

@@ -14,13 +14,18 @@
 ** a slow replica holds up one read, not every thread.  The routing has a
 ** mutex of its own; a pool's lock is never held while it is taken.
 **
-** Lag is measured by the checks, not by the age of the last replayed
-** transaction (which grows while the primary is idle): WAL received and
-** not yet replayed is remembered with the time a check first saw it
-** waiting, and while the replica has not replayed past it, its lag is at
-** least the time since.  So a replica that falls behind is seen at its
-** second check, and one that merely replays what has just arrived never
-** counts as lagging.
+** Lag is measured on the replica, as PostgreSQL's own tools do: while
+** it has WAL received and not yet replayed, its lag is the age of the
+** last transaction it replayed (by its clock; the primary stamped the
+** transaction, so the two clocks are taken to agree, as for any use of
+** 'pg_last_xact_replay_timestamp'); WAL waiting and no transaction
+** replayed since the replica started is a lag not known, and counts as
+** over the limit.  With nothing waiting the lag is 0, but only while
+** its WAL receiver streams from the primary: a standby cut off from it
+** has replayed all it has and falls further behind all the same, so it
+** is skipped until it streams again.  A primary idle for a while then
+** writing makes a replica look that old for the moment the WAL waits:
+** it is skipped until its next check, which errs on the safe side.
 */
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,11 +38,18 @@
 #define MAX_MS 86400000
 #define MS(ms) ((int64_t)(ms) * 1000000)
 
-/* What a replica answers about itself. */
+/*
+** What a replica answers about itself: whether it is a standby, its
+** replay and receive positions, whether its WAL receiver streams (a role
+** without pg_read_all_stats sees no status, only that a receiver runs)
+** and the age in ms of the last transaction it replayed (NULL: none).
+*/
 static const char CHECK_SQL[] =
   "SELECT pg_is_in_recovery(), "
   "COALESCE(pg_last_wal_replay_lsn(), '0/0')::text, "
-  "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text";
+  "COALESCE(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), '0/0')::text, "
+  "COALESCE((SELECT COALESCE(status = 'streaming', true) FROM pg_stat_wal_receiver), false), "
+  "(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::bigint";
 
 /* The primary's insert position, with the page and segment sizes it is counted in. */
 static const char LSN_SQL[] =
@@ -54,9 +66,7 @@ typedef struct target {
   int checking;
   int64_t checked_ns;        /* when the last check started */
   uint64_t replay;           /* its replay position at the last check */
-  uint64_t wait_lsn;         /* WAL it had received and not replayed, seen at 'wait_since_ns' */
-  int64_t wait_since_ns;     /* 0: none waiting */
-  int64_t lag_ms;
+  int64_t lag_ms;            /* -1: not known */
   int64_t reads;
   int out;                   /* connections checked out through a pool ('loam_pool_acquire_read') */
   char error[256];
@@ -85,11 +95,13 @@ int loamP_replicas_check (const char *fname, const char *url, const char *const 
                           loam_error *err) {
   loam__url u;
   int i, rc;
+  /* The fields as the caller's struct names them: 'loam_pool_opts' or 'loam_replicas_opts'. */
+  const char *nf = url != NULL ? "nreplicas" : "n", *uf = url != NULL ? "replicas" : "urls";
   if (n < 1 || n > MAX_REPLICAS)
-    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' must be %s to %d, got %d", fname,
+    return loam__err(err, LOAM_E_MISUSE, "%s: '%s' must be %s to %d, got %d", fname, nf,
                      url != NULL ? "0" : "1", MAX_REPLICAS, n);
   if (urls == NULL)
-    return loam__err(err, LOAM_E_MISUSE, "%s: 'nreplicas' is %d and 'replicas' is NULL", fname, n);
+    return loam__err(err, LOAM_E_MISUSE, "%s: '%s' is %d and '%s' is NULL", fname, nf, n, uf);
   /* A primary URL that does not parse is left to its connection, which says why. */
   if (url != NULL && loam__url_parse(url, &u, NULL) == LOAM_OK && u.backend == LOAM_SQLITE) {
     loam__url_free(&u);
@@ -173,10 +185,32 @@ void loam_replicas_close (loam_replicas *rs) {
 }
 
 
+/*
+** A replica pool 'sub' that reports to 'old' ('old_ud'), the hook its
+** routing opened it with, reports to 'fn' ('ud') from now on; one that
+** another open gave a hook of its own keeps it.  Takes the pool's lock.
+*/
+static void follow_hook (loam_pool *sub, loam_pool_hook old, void *old_ud, loam_pool_hook fn,
+                         void *ud) {
+  pthread_mutex_lock(&sub->mu);
+  if (sub->hook == old && sub->hook_ud == old_ud) {
+    sub->hook = fn;
+    sub->hook_ud = ud;
+  }
+  pthread_mutex_unlock(&sub->mu);
+}
+
+
 void loamP_replicas_set_hook (loam_replicas *rs, loam_pool_hook fn, void *ud) {
+  int i;
   pthread_mutex_lock(&rs->mu);
   rs->hook = fn;
   rs->hook_ud = ud;
+  /* The replicas' pools too: the caller may free the old 'ud' once this returns. */
+  for (i = 0; i < rs->n; i++)
+    if (rs->t[i].sub != NULL) follow_hook(rs->t[i].sub, rs->popts.hook, rs->popts.hook_ud, fn, ud);
+  rs->popts.hook = fn;
+  rs->popts.hook_ud = ud;
   pthread_mutex_unlock(&rs->mu);
 }
 
@@ -244,24 +278,33 @@ typedef struct seen {
   int ok;                    /* the server answered */
   int busy;                  /* its pool had every connection in use: nothing was asked */
   int standby;
+  int streaming;             /* its WAL receiver streams from the primary */
   uint64_t replay, received;
-  loam_pool *opened;         /* the replica's pool, opened by this check */
+  int64_t age_ms;            /* of the last transaction it replayed; -1: none */
+  loam_pool *opened;         /* the replica's pool, opened by this check ... */
+  loam_pool_hook hook;       /* ... with this hook */
+  void *hook_ud;
   char why[256];
 } seen;
 
 
-/* Asks the replica at 'url' (its pool 'sub', NULL when not yet opened) about itself. */
-static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loam_error *fatal) {
+/*
+** Asks replica 'i' (its pool 'sub', NULL when not yet opened with
+** options 'popts', a copy made under the lock) about itself.
+*/
+static int ask (loam_replicas *rs, int i, const loam_pool_opts *popts, loam_pool *sub, seen *w,
+                loam_error *fatal) {
+  const char *url = rs->t[i].url;   /* set at the open, read-only after */
   loam_error e = LOAM_ERROR_INIT;
   loam_conn *c;
-  loam_value v[3];
+  loam_value v[5];
   char text[128];
   memset(w, 0, sizeof *w);
   if (sub == NULL) {
-    if (loamP_open(url, &rs->popts, rs->own_pools, &sub, &e) != LOAM_OK) {
+    if (loamP_open(url, popts, rs->own_pools, &sub, &e) != LOAM_OK) {
       /* Other options for the same URL will never open: the caller's error, not a server down. */
       if (fatal != NULL && (e.code == LOAM_E_MISUSE || e.code == LOAM_E_INVALID_URL)) {
-        loam__err(fatal, e.code, "%s", e.message);
+        loam__err(fatal, e.code, "%s (the URL of replica %d)", e.message, i + 1);
         loam_error_clear(&e);
         return LOAM_ERROR;
       }
@@ -270,13 +313,19 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
       return LOAM_OK;
     }
     w->opened = sub;
+    w->hook = popts->hook;
+    w->hook_ud = popts->hook_ud;
   }
   if (loamP_acquire(sub, NULL, 1, "loam: replica check", &c, &e) == LOAM_OK) {
-    if (one_row(c, CHECK_SQL, v, 3, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL) {
+    if (one_row(c, CHECK_SQL, v, 5, text, sizeof text, &e) == LOAM_OK && v[0].type == LOAM_BOOL &&
+        v[3].type == LOAM_BOOL) {
       w->ok = 1;
       w->standby = v[0].u.b;
       w->replay = lsn_of(&v[1]);
       w->received = lsn_of(&v[2]);
+      w->streaming = v[3].u.b;
+      /* A clock a little behind the primary's makes a fresh transaction look younger than 0. */
+      w->age_ms = v[4].type != LOAM_INT ? -1 : v[4].u.i < 0 ? 0 : v[4].u.i;
     }
     loam_pool_release(sub, c, NULL);
   }
@@ -289,45 +338,39 @@ static int ask (loam_replicas *rs, const char *url, loam_pool *sub, seen *w, loa
 
 
 /*
-** Under the lock: records what check 'w' (started at 'now', the one
-** before at 'before') saw of replica 'i', and writes the report of a
-** change into 'msg' ("" when none).
+** Under the lock: records what check 'w' saw of replica 'i', and writes
+** the report of a change into 'msg' ("" when none).
 */
-static void record (loam_replicas *rs, int i, const seen *w, int64_t now, int64_t before,
-                    char *msg, size_t size) {
+static void record (loam_replicas *rs, int i, const seen *w, char *msg, size_t size) {
   target *r = &rs->t[i];
   int was = r->state, now_ok;
   msg[0] = '\0';
-  if (w->opened != NULL) r->sub = w->opened;
+  if (w->opened != NULL) {
+    r->sub = w->opened;
+    /* The hook changed while the pool was being opened. */
+    if (w->hook != rs->popts.hook || w->hook_ud != rs->popts.hook_ud)
+      follow_hook(r->sub, w->hook, w->hook_ud, rs->popts.hook, rs->popts.hook_ud);
+  }
   if (w->busy) return;
   if (!w->ok) {
     snprintf(r->error, sizeof r->error, "%s", w->why);
-    r->wait_since_ns = 0;
     now_ok = 0;
   }
   else {
     r->replay = w->replay;
     r->error[0] = '\0';
-    if (w->replay >= w->received) {
-      r->wait_since_ns = 0;
-      r->lag_ms = 0;
-    }
-    else if (r->wait_since_ns == 0) {
-      r->wait_lsn = w->received;
-      r->wait_since_ns = now;
-      r->lag_ms = 0;
-    }
-    else if (w->replay < r->wait_lsn) r->lag_ms = (now - r->wait_since_ns) / 1000000;
-    else {
-      r->lag_ms = (before - r->wait_since_ns) / 1000000;
-      r->wait_lsn = w->received;
-      r->wait_since_ns = now;
-    }
+    /* WAL waiting: as old as the last transaction replayed; nothing waiting: up to date. */
+    r->lag_ms = w->replay < w->received ? w->age_ms : 0;
     if (!w->standby)
       snprintf(r->error, sizeof r->error, "it is not in recovery (a primary, not a replica)");
+    else if (r->lag_ms < 0)
+      snprintf(r->error, sizeof r->error, "replay lag not known (WAL waits, and no transaction "
+               "was replayed since the replica started)");
     else if (r->lag_ms > rs->max_lag_ms)
       snprintf(r->error, sizeof r->error, "replay lag %" PRId64 " ms is over max_lag_ms %d",
                r->lag_ms, rs->max_lag_ms);
+    else if (w->replay >= w->received && !w->streaming)
+      snprintf(r->error, sizeof r->error, "it is not streaming from the primary");
     now_ok = r->error[0] == '\0';
   }
   r->state = now_ok;
@@ -351,22 +394,23 @@ static int check (loam_replicas *rs, int i, loam_error *fatal) {
   loam_pool_hook hook;
   void *hook_ud;
   loam_pool *sub;
-  int64_t now = loam__clock_ns(), before;
+  loam_pool_opts popts;
+  int64_t now = loam__clock_ns();
   char msg[400];
   seen w;
   pthread_mutex_lock(&rs->mu);
   sub = r->sub;
-  before = r->checked_ns;
+  popts = rs->popts;
   r->checked_ns = now;
   pthread_mutex_unlock(&rs->mu);
-  if (ask(rs, r->url, sub, &w, fatal) != LOAM_OK) {
+  if (ask(rs, i, &popts, sub, &w, fatal) != LOAM_OK) {
     pthread_mutex_lock(&rs->mu);
     r->checking = 0;
     pthread_mutex_unlock(&rs->mu);
     return LOAM_ERROR;
   }
   pthread_mutex_lock(&rs->mu);
-  record(rs, i, &w, now, before, msg, sizeof msg);
+  record(rs, i, &w, msg, sizeof msg);
   r->checking = 0;
   hook = rs->hook;
   hook_ud = rs->hook_ud;
@@ -434,20 +478,23 @@ static int read_position (loam_replicas *rs, loam_conn *c, loam_read_token *tok,
 
 /*
 ** The replica a read takes now (-1: the primary): the next usable one in
-** turn that has replayed 'need' (0: nothing to wait for), checking first
-** one that is due, or behind 'need' (its position may have moved since).
-** With 'sub', the read checks a connection out of the replica's pool,
-** which is counted and written there.
+** turn that has replayed 'need' (0: nothing to wait for) and is not in
+** 'tried' (a bit per replica), checking first one that is due, or behind
+** 'need' (its position may have moved since).  With 'sub', the read
+** checks a connection out of the replica's pool, which is counted and
+** written there.
 */
-static int pick (loam_replicas *rs, uint64_t need, loam_pool **sub) {
+static int pick (loam_replicas *rs, uint64_t need, unsigned tried, loam_pool **sub) {
   int k, n = rs->n;
   pthread_mutex_lock(&rs->mu);
   for (k = 0; k < n; k++) {
     int i = (rs->next + k) % n;
     target *r = &rs->t[i];
     int64_t now = loam__clock_ns();
-    int due = now - r->checked_ns >= MS(rs->check_ms) ||
-              (r->state == 1 && need != 0 && !caught_up(rs, r->replay, need));
+    int due;
+    if (tried & (1u << i)) continue;
+    due = now - r->checked_ns >= MS(rs->check_ms) ||
+          (r->state == 1 && need != 0 && !caught_up(rs, r->replay, need));
     if (due && !r->checking) {
       r->checking = 1;
       pthread_mutex_unlock(&rs->mu);
@@ -482,7 +529,7 @@ int loam_replicas_route (loam_replicas *rs, loam_conn *primary, loam_read_token 
                        "primary's position needs a connection to it ('primary' is NULL)");
     if (read_position(rs, primary, tok, err) != LOAM_OK) return LOAM_ERROR;
   }
-  *replica = pick(rs, tok != NULL ? tok->lsn : 0, NULL);
+  *replica = pick(rs, tok != NULL ? tok->lsn : 0, 0, NULL);
   return LOAM_OK;
 }
 
@@ -559,20 +606,29 @@ int loamP_replicas_same (const loam_pool *p, const loam_pool_opts *o) {
 
 int loamP_replicas_start (loam_pool *p, loam_error *err) {
   loam_replicas_opts o = LOAM_REPLICAS_OPTS_INIT;
+  loam_pool_opts po;
   loam_replicas *rs;
+  loam_pool_hook fn;
+  void *ud;
   o.urls = (const char *const *)p->rurls;
   o.n = p->nrurls;
   o.max_lag_ms = p->o.max_lag_ms;
   o.check_ms = p->o.replica_check_ms;
-  o.pool = &p->o;
+  /* The replicas' pools report where the pool does now, not where it did when opened. */
   pthread_mutex_lock(&p->mu);
-  o.hook = p->hook;
-  o.hook_ud = p->hook_ud;
+  po = p->o;
+  po.hook = o.hook = p->hook;
+  po.hook_ud = o.hook_ud = p->hook_ud;
   pthread_mutex_unlock(&p->mu);
+  o.pool = &po;
   if (loam_replicas_open(&o, &rs, err) != LOAM_OK) return LOAM_ERROR;
   pthread_mutex_lock(&p->mu);
   p->rs = rs;
+  fn = p->hook;
+  ud = p->hook_ud;
   pthread_mutex_unlock(&p->mu);
+  /* 'loam_pool_set_hook' ran meanwhile, and found no routing to pass it to. */
+  if (fn != o.hook || ud != o.hook_ud) loamP_replicas_set_hook(rs, fn, ud);
   return LOAM_OK;
 }
 
@@ -605,6 +661,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   loam_conn *prim = NULL;
   loam_replicas *rs;
   loam_pool *sub = NULL;
+  unsigned tried = 0;
   int i, freep;
   if (out == NULL) return loam__err(err, LOAM_E_MISUSE, "loam_pool_acquire_read: 'out' is NULL");
   *out = NULL;
@@ -614,6 +671,7 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
   if (rs != NULL) p->rout++;   /* keeps the pool while this read may take a replica */
   pthread_mutex_unlock(&p->mu);
   if (rs == NULL) return loamP_acquire(p, tok, 0, tag, out, err);
+  if (tok != NULL) loamP_held_writes(p, tok);
   /* After a write, the primary's position, on the connection a read may then use. */
   if (tok != NULL && tok->wrote) {
     if (loamP_acquire(p, tok, 0, tag, &prim, err) != LOAM_OK ||
@@ -627,25 +685,27 @@ int loam_pool_acquire_read (loam_pool *p, loam_read_token *tok, const char *tag,
       return LOAM_ERROR;
     }
   }
-  i = pick(rs, tok != NULL ? tok->lsn : 0, &sub);
-  if (i >= 0 && loam_pool_acquire(sub, tag, out, NULL) == LOAM_OK) {
-    if (prim != NULL) loam_pool_release(p, prim, NULL);
-    return LOAM_OK;
-  }
-  if (i >= 0) {
-    /* A replica that fails here is checked again at its turn; this read takes the primary. */
+  /*
+  ** A replica whose pool has every connection out, or that fails here, is
+  ** passed over without waiting (and checked again at its turn): the read
+  ** tries the next one, then takes the primary.
+  */
+  while ((i = pick(rs, tok != NULL ? tok->lsn : 0, tried, &sub)) >= 0) {
+    if (loamP_acquire(sub, NULL, 1, tag, out, NULL) == LOAM_OK) {
+      loamP_via(sub, *out, p, 1);
+      if (prim != NULL) loam_pool_release(p, prim, NULL);
+      return LOAM_OK;
+    }
+    tried |= 1u << i;
     pthread_mutex_lock(&rs->mu);
     rs->t[i].reads--;
-    rs->primary_reads++;
+    rs->t[i].out--;
     pthread_mutex_unlock(&rs->mu);
-    checked_in(p, rs, i, &freep);
   }
-  else {
-    pthread_mutex_lock(&p->mu);
-    p->rout--;
-    freep = loamP_last_out(p);
-    pthread_mutex_unlock(&p->mu);
-  }
+  pthread_mutex_lock(&p->mu);
+  p->rout--;
+  freep = loamP_last_out(p);
+  pthread_mutex_unlock(&p->mu);
   if (freep) {   /* closed under this read: nothing more to hand out */
     loamP_destroy(p);
     return loam__err(err, LOAM_E_MISUSE, "attempt to use a closed pool");
@@ -671,7 +731,8 @@ int loamP_replica_release (loam_pool *p, loam_conn *c, int abandoned, const char
     pthread_mutex_lock(&rs->mu);
     sub = rs->t[i].out > 0 ? rs->t[i].sub : NULL;
     pthread_mutex_unlock(&rs->mu);
-    if (sub == NULL) continue;
+    /* A replica pool may be the process's: another of its connections is not this pool's. */
+    if (sub == NULL || !loamP_via(sub, c, p, 0)) continue;
     rc = abandoned ? loam_pool_abandon(sub, c, NULL) : loam_pool_release(sub, c, NULL);
     if (rc != LOAM_OK) continue;   /* another replica's, or none */
     checked_in(p, rs, i, &freep);
