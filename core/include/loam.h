@@ -444,9 +444,9 @@ LOAM_API loam_backend loam_pool_backend (const loam_pool *pool);
 ** 'replica_check_ms', run by a read that wants it) found it in recovery,
 ** streaming from its primary, and no more than 'max_lag_ms' behind: with
 ** WAL received and not yet replayed, its lag is the age of the last
-** transaction it replayed (by its clock, the primary's stamp), a lag
-** not known when it replayed none since it started (over any limit);
-** with nothing waiting, 0.  One that cannot be reached, is no standby,
+** transaction it replayed (by its clock, the primary's stamp) but no
+** more than the time since a check found nothing waiting, a lag not
+** known when neither is (over any limit); with nothing waiting, 0.  One that cannot be reached, is no standby,
 ** does not stream from the primary or lags is skipped, reported
 ** once through the hook (LOAM_POOL_REPLICA), and used again, reported
 ** again, once a check passes.  A read never waits for a replica's pool:

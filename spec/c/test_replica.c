@@ -688,6 +688,68 @@ TEST(replica_lag_on_the_first_check) {
 }
 
 
+/*
+** After a quiet spell the last replayed transaction is as old as the
+** spell, but WAL that arrives then came after the last check that found
+** nothing waiting: the lag counts from that check, so a replica is not
+** skipped for the primary's silence.  What the test measures around the
+** two checks bounds the lag; the spell alone would exceed it.
+*/
+TEST(replica_lag_counts_from_the_last_caught_up_check) {
+  loam_error e = LOAM_ERROR_INIT;
+  heard h = { PTHREAD_MUTEX_INITIALIZER, 0, {{0}} };
+  loam_replica_metrics rm;
+  loam_conn *direct, *standby;
+  loam_pool *p = NULL;
+  const char *pg = t_url(1, "replica_lag_counts_from_the_last_caught_up_check");
+  const char *urls[1];
+  loam_pool_opts o;
+  int64_t t1 = 0, t3;
+  int ok, i;
+  if (pg == NULL ||
+      (urls[0] = replica_url("replica_lag_counts_from_the_last_caught_up_check")) == NULL)
+    return;
+  o = replica_opts(urls, 1, &h);
+  o.max_lag_ms = 60000;
+  o.replica_check_ms = 0;
+  CHECK(loam_connect(pg, NULL, &direct, &e) == LOAM_OK);
+  CHECK(loam_connect(urls[0], NULL, &standby, &e) == LOAM_OK);
+  CHECK(exec(direct, "DROP TABLE IF EXISTS rep_quiet", &e) == LOAM_OK);
+  CHECK(exec(direct, "CREATE TABLE rep_quiet (n integer)", &e) == LOAM_OK);
+  CHECK(exec(direct, "INSERT INTO rep_quiet VALUES (0)", &e) == LOAM_OK);
+  ok = loam_pool_open(pg, &o, &p, &e) == LOAM_OK &&
+       eventually_true(standby, "SELECT clock_timestamp() - pg_last_xact_replay_timestamp() > "
+                                "interval '3 s' AND pg_last_wal_receive_lsn() <= "
+                                "pg_last_wal_replay_lsn()");
+  /* A check that finds nothing waiting (every read checks: replica_check_ms 0). */
+  for (i = 0; ok && i < 100; i++) {
+    t1 = loam__clock_ns();
+    ok = read_where(p, NULL) == 1 && loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK;
+    if (ok && rm.lag_ms == 0) break;
+  }
+  CHECK(ok && rm.lag_ms == 0);
+  ok = ok && exec(standby, "SELECT pg_wal_replay_pause()", &e) == LOAM_OK;
+  if (ok) {
+    ok = exec(direct, "INSERT INTO rep_quiet VALUES (1)", &e) == LOAM_OK &&
+         eventually_true(standby, "SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()");
+    CHECK(ok);
+    CHECK(ok && read_where(p, NULL) == 1);
+    t3 = loam__clock_ns();
+    CHECK(loam_pool_replica_stats(p, 0, &rm, &e) == LOAM_OK);
+    CHECK(rm.healthy);
+    CHECK(rm.lag_ms >= 0 && rm.lag_ms <= (t3 - t1) / 1000000);
+    CHECK_INT(h.n, 0);
+    exec(standby, "SELECT pg_wal_replay_resume()", NULL);
+  }
+  CHECK(ok);
+  loam_pool_close(p);
+  exec(direct, "DROP TABLE rep_quiet", NULL);
+  loam_conn_close(standby);
+  loam_conn_close(direct);
+  loam_error_clear(&e);
+}
+
+
 /* Sets the replica's primary_conninfo to 'v' and reloads its configuration. */
 static int set_conninfo (loam_conn *standby, const char *v) {
   loam__buf b = LOAM__BUF_INIT;

@@ -110,19 +110,18 @@ void loam__pg_leave_pipeline (pgconn *pc) {
   int idle = 0;
   if (PQexitPipelineMode(pg)) return;
   if (PQstatus(pg) == CONNECTION_OK && PQpipelineSync(pg)) {
-    while (idle < 2) {
+    while (idle < 2 && PQstatus(pg) == CONNECTION_OK) {
       PGresult *r = PQgetResult(pg);
       ExecStatusType st = PQresultStatus(r);
       if (r == NULL) {
-        if (PQstatus(pg) != CONNECTION_OK) break;
         idle++;
         continue;
       }
       idle = 0;
       PQclear(r);
-      if (st == PGRES_PIPELINE_SYNC) break;
+      /* An earlier Sync may answer first: leave at the first that lets go. */
+      if (st == PGRES_PIPELINE_SYNC && PQexitPipelineMode(pg)) return;
     }
-    if (PQexitPipelineMode(pg)) return;
   }
   pc->broken = 1;
 }

@@ -66,6 +66,7 @@ typedef struct target {
   int checking;
   int64_t checked_ns;        /* when the last check started */
   uint64_t replay;           /* its replay position at the last check */
+  int64_t caught_ns;         /* when the last check that found no WAL waiting ended; 0: none */
   int64_t lag_ms;            /* -1: not known */
   int64_t reads;
   int out;                   /* connections checked out through a pool ('loam_pool_acquire_read') */
@@ -281,6 +282,7 @@ typedef struct seen {
   int streaming;             /* its WAL receiver streams from the primary */
   uint64_t replay, received;
   int64_t age_ms;            /* of the last transaction it replayed; -1: none */
+  int64_t at_ns;             /* when it answered */
   loam_pool *opened;         /* the replica's pool, opened by this check ... */
   loam_pool_hook hook;       /* ... with this hook */
   void *hook_ud;
@@ -326,6 +328,7 @@ static int ask (loam_replicas *rs, int i, const loam_pool_opts *popts, loam_pool
       w->streaming = v[3].u.b;
       /* A clock a little behind the primary's makes a fresh transaction look younger than 0. */
       w->age_ms = v[4].type != LOAM_INT ? -1 : v[4].u.i < 0 ? 0 : v[4].u.i;
+      w->at_ns = loam__clock_ns();
     }
     loam_pool_release(sub, c, NULL);
   }
@@ -359,8 +362,22 @@ static void record (loam_replicas *rs, int i, const seen *w, char *msg, size_t s
   else {
     r->replay = w->replay;
     r->error[0] = '\0';
-    /* WAL waiting: as old as the last transaction replayed; nothing waiting: up to date. */
-    r->lag_ms = w->replay < w->received ? w->age_ms : 0;
+    /*
+    ** Nothing waiting: up to date.  WAL waiting: as old as the last
+    ** transaction replayed, but no older than the time since a check
+    ** found nothing waiting, since what waits came after that check:
+    ** after a quiet spell the last transaction replayed is as old as the
+    ** spell, while the replica misses only what the primary wrote since.
+    */
+    if (w->replay >= w->received) {
+      r->lag_ms = 0;
+      r->caught_ns = w->at_ns;
+    }
+    else {
+      int64_t since = r->caught_ns != 0 ? (w->at_ns - r->caught_ns) / 1000000 : -1;
+      r->lag_ms = w->age_ms;
+      if (since >= 0 && (r->lag_ms < 0 || r->lag_ms > since)) r->lag_ms = since;
+    }
     if (!w->standby)
       snprintf(r->error, sizeof r->error, "it is not in recovery (a primary, not a replica)");
     else if (r->lag_ms < 0)
