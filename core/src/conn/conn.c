@@ -234,15 +234,43 @@ static const struct { const char *kw; loam_sql_kind kind; } keywords[] = {
 
 
 /*
+** Whether SELECT text 'sql' has the word INTO outside quotes: PostgreSQL's
+** 'SELECT ... INTO t' creates a table.  An INTO inside a comment counts
+** too, which only makes a read after it ask where the primary is.
+*/
+#define WORDCH(ch) (isalnum((unsigned char)(ch)) || (ch) == '_')
+
+static int selects_into (const char *sql) {
+  const char *p;
+  char q = 0;
+  for (p = sql; *p; p++) {
+    if (q != 0) { if (*p == q) q = 0; continue; }
+    if (*p == '\'' || *p == '"') { q = *p; continue; }
+    if (toupper((unsigned char)p[0]) == 'I' && (p == sql || !WORDCH(p[-1])) &&
+        toupper((unsigned char)p[1]) == 'N' && toupper((unsigned char)p[2]) == 'T' &&
+        toupper((unsigned char)p[3]) == 'O' && !WORDCH(p[4]))
+      return 1;
+  }
+  return 0;
+}
+
+#undef WORDCH
+
+
+/*
 ** The kind of raw SQL, from its first keyword only: a statement that
 ** starts otherwise ('WITH', 'PRAGMA', ...) is LOAM_SQL_UNKNOWN, which the
 ** drivers treat as a plain statement (no rowid, cached), and so is NULL.
+** So is a SELECT with INTO, which writes ('loam_conn_writes'); rendered
+** text never has one, so only raw text is read for it, once a call.
 */
 loam_sql_kind loam__sql_classify (const char *sql) {
   size_t i;
   if (sql == NULL) return LOAM_SQL_UNKNOWN;
   for (i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-    if (loam__sql_starts_with(sql, keywords[i].kw)) return keywords[i].kind;
+    if (loam__sql_starts_with(sql, keywords[i].kw))
+      return keywords[i].kind == LOAM_SQL_SELECT && selects_into(sql) ? LOAM_SQL_UNKNOWN
+                                                                       : keywords[i].kind;
   return LOAM_SQL_UNKNOWN;
 }
 
@@ -291,30 +319,6 @@ int loam_query_rendered_with (loam_conn *c, const loam_rendered *rs, int i,
 }
 
 /*
-** Whether SELECT text 'sql' has the word INTO outside quotes: PostgreSQL's
-** 'SELECT ... INTO t' creates a table.  An INTO inside a comment counts
-** too, which only makes a read after it ask where the primary is.
-*/
-#define WORDCH(ch) (isalnum((unsigned char)(ch)) || (ch) == '_')
-
-static int selects_into (const char *sql) {
-  const char *p;
-  char q = 0;
-  for (p = sql; *p; p++) {
-    if (q != 0) { if (*p == q) q = 0; continue; }
-    if (*p == '\'' || *p == '"') { q = *p; continue; }
-    if (toupper((unsigned char)p[0]) == 'I' && (p == sql || !WORDCH(p[-1])) &&
-        toupper((unsigned char)p[1]) == 'N' && toupper((unsigned char)p[2]) == 'T' &&
-        toupper((unsigned char)p[3]) == 'O' && !WORDCH(p[4]))
-      return 1;
-  }
-  return 0;
-}
-
-#undef WORDCH
-
-
-/*
 ** A failure here is a statement that ended at once, and is reported as
 ** one; its code comes from a local error when the caller passed none.
 */
@@ -336,7 +340,7 @@ int loam__query (loam_conn *c, const char *sql, loam_sql_kind kind, const loam_v
     loam_error_clear(&local);
     return LOAM_ERROR;
   }
-  if (kind != LOAM_SQL_SELECT || selects_into(sql)) c->writes++;  /* see 'loam_conn_writes' */
+  if (kind != LOAM_SQL_SELECT) c->writes++;  /* see 'loam_conn_writes' */
   s->conn = c;
   s->state = LOAM__ST_READY;
   s->prev = NULL;
