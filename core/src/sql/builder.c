@@ -623,7 +623,8 @@ loam_expr *loam_qb_in_tuples (loam_qb *qb, loam_expr *const *exprs, int nexprs,
   x = node(qb, LOAM__X_INTUPLES);
   if (ev == NULL || types == NULL || x == NULL) return NULL;
   for (i = 0; i < nexprs; i++) {
-    types[i] = (unsigned char)list_type(qb, vals + i, ntuples, nexprs, i);
+    /* No tuples may come with 'vals' NULL, which takes no offset. */
+    types[i] = (unsigned char)list_type(qb, ntuples > 0 ? vals + i : vals, ntuples, nexprs, i);
     if (failed(qb)) return NULL;
   }
   memcpy(ev, exprs, (size_t)nexprs * sizeof *ev);
